@@ -1,0 +1,139 @@
+"""The PierError tree. Each class carries its error code and HTTP status.
+
+    PierError                 code                  HTTP
+    ├── Unauthorized          unauthorized          401
+    ├── Forbidden             forbidden             403
+    ├── NotFound              not_found             404
+    │   ├── NodeNotFound, ModelNotFound, AliasNotFound, ConfigurationNotFound
+    │   └── InstanceNotFound
+    ├── Conflict              conflict              409
+    │   └── NameTaken
+    ├── InvalidSpec           invalid_spec          422   .field names the offending field
+    ├── BodyTooLarge          body_too_large        413
+    ├── RuntimeUnavailable    runtime_unavailable   503
+    └── IllegalTransition     internal              500   a pier bug
+
+Messages are built from arguments here; callers never format them. The client maps
+``code`` back to these classes, so SDK users catch ``pier.NodeNotFound``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class PierError(Exception):
+    """Base of every error pier reports to a user."""
+
+    code: ClassVar[str] = "internal"
+    http_status: ClassVar[int] = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message}
+
+
+class Unauthorized(PierError):
+    code = "unauthorized"
+    http_status = 401
+
+    def __init__(self, message: str = "missing or invalid bearer token") -> None:
+        super().__init__(message)
+
+
+class Forbidden(PierError):
+    code = "forbidden"
+    http_status = 403
+
+
+class NotFound(PierError):
+    code = "not_found"
+    http_status = 404
+
+
+class NodeNotFound(NotFound):
+    def __init__(self, project: str, node: str) -> None:
+        super().__init__(f"node {node!r} not found in project {project!r}")
+
+
+class ModelNotFound(NotFound):
+    def __init__(self, project: str, model: str, version: int | None = None) -> None:
+        what = f"model {model!r}" if version is None else f"model {model!r} version {version}"
+        super().__init__(f"{what} not found in project {project!r}")
+
+
+class AliasNotFound(NotFound):
+    def __init__(self, project: str, alias: str) -> None:
+        super().__init__(f"alias {alias!r} not found in project {project!r}")
+
+
+class ProjectNotFound(NotFound):
+    def __init__(self, project: str) -> None:
+        super().__init__(f"project {project!r} not found")
+
+
+class InstanceNotFound(NotFound):
+    def __init__(self, node: str, instance: str) -> None:
+        super().__init__(f"instance {instance!r} not found in node {node!r}")
+
+
+class Conflict(PierError):
+    code = "conflict"
+    http_status = 409
+
+
+class NameTaken(Conflict):
+    def __init__(self, kind: str, project: str, name: str) -> None:
+        super().__init__(f"{kind} {name!r} already exists in project {project!r}")
+
+
+class InvalidSpec(PierError):
+    """A user-supplied value is wrong; ``field`` is its dotted path (``min_instances``)."""
+
+    code = "invalid_spec"
+    http_status = 422
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "field": self.field}
+
+
+class ConfigurationNotFound(InvalidSpec):
+    def __init__(self, name: str, known: list[str]) -> None:
+        super().__init__(
+            "configuration", f"unknown configuration {name!r}; choose one of {', '.join(known)}"
+        )
+
+
+class BodyTooLarge(PierError):
+    code = "body_too_large"
+    http_status = 413
+
+    def __init__(self, limit_bytes: int) -> None:
+        super().__init__(f"request body is over the limit of {limit_bytes} bytes")
+
+
+class RuntimeUnavailable(PierError):
+    code = "runtime_unavailable"
+    http_status = 503
+
+
+class IllegalTransition(PierError):
+    """An instance status move outside the table: a bug in pier, never user error."""
+
+    def __init__(self, current: str, new: str) -> None:
+        super().__init__(f"illegal instance status transition {current} -> {new}")
+
+
+ERRORS_BY_CODE: dict[str, type[PierError]] = {
+    cls.code: cls
+    for cls in (Unauthorized, Forbidden, NotFound, Conflict, InvalidSpec, BodyTooLarge,
+                RuntimeUnavailable, PierError)
+}
+"""Most general class per code, for clients mapping a JSON error back to an exception."""

@@ -1,0 +1,47 @@
+"""Ids and name validation shared by every layer."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import NewType
+
+from pier.domain.errors import InvalidSpec
+
+ProjectName = NewType("ProjectName", str)
+NodeName = NewType("NodeName", str)
+ModelName = NewType("ModelName", str)
+AliasName = NewType("AliasName", str)
+InstanceId = NewType("InstanceId", str)
+
+NAME_PATTERN = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+"""DNS-label style, so a name is valid in a URL path, a container label and a pod name."""
+
+DEFAULT_PROJECT = ProjectName("default")
+
+
+def validate_name(value: str, *, field: str) -> str:
+    """Return ``value`` if it is a valid pier name, else raise InvalidSpec naming ``field``."""
+    if not NAME_PATTERN.match(value):
+        raise InvalidSpec(
+            field,
+            f"{value!r} is not a valid name: use 1-63 lowercase letters, digits and '-', "
+            "starting and ending with a letter or digit",
+        )
+    return value
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class NodeKey:
+    """A node's identity across pier: project and node name."""
+
+    project: ProjectName
+    node: NodeName
+
+    def __str__(self) -> str:
+        return f"{self.project}/{self.node}"
+
+    @classmethod
+    def parse(cls, text: str) -> NodeKey:
+        project, _, node = text.partition("/")
+        return cls(ProjectName(project), NodeName(node))

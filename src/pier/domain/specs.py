@@ -1,0 +1,177 @@
+"""NodeSpec and its parts: the public shape of what a user asks for.
+
+Validation errors become InvalidSpec naming the field by its dotted path, so the API,
+the CLI and the SDK all tell the user which value to fix.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pier.domain.configurations import DEFAULT_CONFIGURATION, get_configuration
+from pier.domain.errors import InvalidSpec
+from pier.domain.names import NAME_PATTERN
+
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class Access(StrEnum):
+    PRIVATE = "private"
+    PUBLIC = "public"
+
+
+class ModelFormat(StrEnum):
+    ONNX = "onnx"
+    SKLEARN = "sklearn"
+    PYTHON = "python"
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+
+class HealthCheck(_Spec):
+    """How pier decides an instance may take traffic."""
+
+    protocol: Literal["http", "tcp", "grpc"] = "http"
+    """http: GET path answers 2xx; tcp: the port accepts; grpc: grpc.health.v1 SERVING."""
+    port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    """Default: the node's port."""
+    path: str = "/v2/health/ready"
+    """HTTP path, or the gRPC service name for protocol grpc."""
+    interval_s: Annotated[float, Field(gt=0, le=3600)] = 2.0
+    timeout_s: Annotated[float, Field(gt=0, le=600)] = 1.0
+    healthy_threshold: Annotated[int, Field(ge=1, le=100)] = 1
+    """Consecutive passes that make an instance Healthy."""
+    unhealthy_threshold: Annotated[int, Field(ge=1, le=100)] = 2
+    """Consecutive failures that make an instance Unhealthy (out of balancing)."""
+    grace_s: Annotated[float, Field(ge=0, le=86400)] = 30.0
+    """How long an instance may stay Unhealthy, or Preparing, before it is replaced."""
+    start_timeout_s: Annotated[float, Field(gt=0, le=86400)] = 300.0
+    """How long an instance may take to become Healthy the first time."""
+
+    @field_validator("path")
+    @classmethod
+    def _path_is_absolute(cls, value: str) -> str:
+        if not value.startswith("/") and value and "." not in value:
+            raise ValueError("must start with '/'")
+        return value
+
+
+class Telemetry(_Spec):
+    format: Literal["prometheus"] = "prometheus"
+    path: str | None = None
+    """Metrics path on the instance; model nodes expose /metrics."""
+    port: Annotated[int, Field(ge=1, le=65535)] | None = None
+
+
+class NodeSpec(_Spec):
+    """What a user asks for: the source, the endpoint, health, telemetry, provisioning."""
+
+    model: str | None = None
+    """Model name in the node's project (a model node)."""
+    model_version: Annotated[int, Field(ge=1)] | None = None
+    """Default: the newest version when the node is created (then pinned)."""
+    image: str | None = None
+    """Container image reference (an image node)."""
+    registry_secret: str | None = None
+    """Project secret holding registry credentials for ``image``."""
+    protocol: Literal["http"] = "http"
+    port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    """Port the instance listens on inside its container (image nodes)."""
+    timeout_s: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    """Whole-request timeout at the gateway; 504 past it."""
+    idle_timeout_s: Annotated[float, Field(gt=0, le=86400)] | None = None
+    health: HealthCheck = Field(default_factory=HealthCheck)
+    telemetry: Telemetry = Field(default_factory=Telemetry)
+    configuration: str = DEFAULT_CONFIGURATION
+    min_instances: Annotated[int, Field(ge=0, le=1000)] = 1
+    max_instances: Annotated[int, Field(ge=0, le=1000)] | None = None
+    """Default: min_instances."""
+    target_in_flight: Annotated[float, Field(gt=0)] = 4.0
+    """Autoscaling target: in-flight requests per instance."""
+    maintenance_limit: Annotated[int, Field(ge=1)] = 1
+    env: dict[str, str] = Field(default_factory=dict)
+    secret_env: dict[str, str] = Field(default_factory=dict)
+    """Environment values that are never printed back (shown as '***')."""
+    command: list[str] | None = None
+    args: list[str] | None = None
+    access: Access = Access.PRIVATE
+
+    @field_validator("configuration")
+    @classmethod
+    def _known_configuration(cls, value: str) -> str:
+        get_configuration(value)
+        return value
+
+    @field_validator("model")
+    @classmethod
+    def _model_name(cls, value: str | None) -> str | None:
+        if value is not None and not NAME_PATTERN.match(value):
+            raise ValueError(f"{value!r} is not a valid model name")
+        return value
+
+    @field_validator("env", "secret_env")
+    @classmethod
+    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if not ENV_NAME.match(key):
+                raise ValueError(f"{key!r} is not a valid environment variable name")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> NodeSpec:
+        if (self.model is None) == (self.image is None):
+            raise _FieldError("model", "give exactly one of model or image")
+        if self.max_instances is not None and self.max_instances < self.min_instances:
+            raise _FieldError(
+                "max_instances",
+                f"max_instances ({self.max_instances}) is below min_instances "
+                f"({self.min_instances})",
+            )
+        if self.image is not None and self.port is None:
+            raise _FieldError("port", "an image node needs the port its server listens on")
+        return self
+
+    @property
+    def effective_max(self) -> int:
+        return self.min_instances if self.max_instances is None else self.max_instances
+
+    def redacted(self) -> dict[str, Any]:
+        """The spec as shown to users: secret values replaced by '***'."""
+        data = self.model_dump(mode="json")
+        data["secret_env"] = {key: "***" for key in self.secret_env}
+        return data
+
+
+class _FieldError(ValueError):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def parse_node_spec(data: dict[str, Any]) -> NodeSpec:
+    """Validate user input into a NodeSpec, raising InvalidSpec naming the first bad field."""
+    try:
+        return NodeSpec.model_validate(data)
+    except ValidationError as exc:
+        raise invalid_spec_from(exc) from None
+
+
+def invalid_spec_from(exc: ValidationError) -> InvalidSpec:
+    """The first pydantic error as an InvalidSpec with a dotted field path."""
+    first = exc.errors()[0]
+    field = ".".join(str(part) for part in first["loc"]) or "spec"
+    cause = (first.get("ctx") or {}).get("error")
+    if isinstance(cause, InvalidSpec):
+        return cause
+    if isinstance(cause, _FieldError):
+        return InvalidSpec(cause.field, str(cause))
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        message = "unknown field"
+    return InvalidSpec(field, message)

@@ -1,0 +1,75 @@
+"""The Runtime interface: where instances run. Runtimes report facts; the controller
+turns facts into pier statuses.
+
+Every method is idempotent: deleting a gone instance is fine, listing after a restart
+finds what an earlier pier process created (adoption).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from pier.domain.configurations import Configuration
+from pier.domain.names import InstanceId, NodeKey
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceSpec:
+    """Everything a runtime needs to start one instance."""
+
+    instance_id: InstanceId
+    node: NodeKey
+    command: tuple[str, ...]
+    """Process runtimes: argv to run. Container runtimes: command override (may be empty)."""
+    env: Mapping[str, str] = field(default_factory=dict)
+    configuration: Configuration | None = None
+    image: str | None = None
+    port: int | None = None
+    """Container port the server listens on; process runtimes pass it via argv/env."""
+    args: tuple[str, ...] = ()
+    generation: int = 1
+    """The node spec generation this instance was made from (rolling updates)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Observed:
+    """What a runtime sees of one instance right now. No pier opinions in here."""
+
+    instance_id: InstanceId
+    node: NodeKey
+    phase: Literal["created", "running", "exited"]
+    endpoint: str | None
+    """Base URL once known, e.g. http://127.0.0.1:41235."""
+    exit_code: int | None = None
+    generation: int = 1
+    limits_applied: tuple[str, ...] = ()
+    limits_not_applied: tuple[str, ...] = ()
+    """Human-readable, e.g. "gpus=1: no GPU on this machine"."""
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceStats:
+    cpu_percent: float | None = None
+    memory_bytes: int | None = None
+
+
+class Runtime(Protocol):
+    """Where instances run."""
+
+    name: str
+
+    async def create(self, spec: InstanceSpec) -> Observed: ...
+
+    async def delete(self, instance_id: InstanceId, *, grace_s: float) -> None: ...
+
+    def logs(
+        self, instance_id: InstanceId, *, follow: bool, tail: int | None = None
+    ) -> AsyncIterator[str]: ...
+
+    async def stats(self, instance_id: InstanceId) -> InstanceStats: ...
+
+    async def close(self) -> None: ...
+
+    async def list(self, *, node: NodeKey | None = None) -> list[Observed]: ...

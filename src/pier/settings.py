@@ -1,0 +1,69 @@
+"""Settings: the one configuration object, built once by `pier up` and passed down.
+
+CLI flags map one-to-one onto fields: ``--gateway-port`` and ``PIER_GATEWAY__PORT``
+set the same value.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class GatewaySettings(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    """Where clients send inference requests."""
+    max_body_bytes: int = 16 * 2**20
+    """Larger requests get 413; larger responses become 502 with a JSON error."""
+    workers: int = 1
+    """Gateway processes sharing the port (SO_REUSEPORT)."""
+
+
+class ControllerSettings(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    tick_s: float = 0.5
+    """How often every node is reconciled."""
+    backoff_base_s: float = 1.0
+    """First delay after an instance crashes; doubles per crash in a row."""
+    backoff_max_s: float = 60.0
+    stop_grace_s: float = 5.0
+    """How long an instance gets to exit after SIGTERM before SIGKILL."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="PIER_", env_nested_delimiter="__", use_attribute_docstrings=True
+    )
+
+    host: str = "127.0.0.1"
+    """Address of the control plane (REST API and web UI)."""
+    port: int = 8080
+    data_dir: Path = Path(".pier")
+    """Models, instance logs, the SQLite store and admin.token live here."""
+    database_url: str | None = None
+    """Default: SQLite (WAL) under data_dir."""
+    runtime: Literal["local", "docker"] = "local"
+    """Where model nodes run; image nodes use docker whenever an engine answers."""
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    controller: ControllerSettings = Field(default_factory=ControllerSettings)
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'pier.db').resolve()}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def token_path(self) -> Path:
+        return self.data_dir / "admin.token"
