@@ -133,7 +133,15 @@ class IllegalTransition(PierError):
 
 ERRORS_BY_CODE: dict[str, type[PierError]] = {
     cls.code: cls
-    for cls in (Unauthorized, Forbidden, NotFound, Conflict, InvalidSpec, BodyTooLarge,
-                RuntimeUnavailable, PierError)
+    for cls in (
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        Conflict,
+        InvalidSpec,
+        BodyTooLarge,
+        RuntimeUnavailable,
+        PierError,
+    )
 }
 """Most general class per code, for clients mapping a JSON error back to an exception."""

@@ -1,0 +1,38 @@
+"""What routes need, held on app.state and handed over as FastAPI dependencies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from pier.services.models import ModelService
+from pier.services.nodes import NodeService
+from pier.services.routes import LogSource, RouteSource
+from pier.store.repository import Repository
+
+
+@dataclass(frozen=True)
+class Services:
+    repo: Repository
+    nodes: NodeService
+    models: ModelService
+    routes: RouteSource
+    logs: LogSource
+    gateway_url: str
+    runtimes: tuple[str, ...]
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+def get_actor(request: Request) -> str:
+    actor: str = request.state.actor
+    return actor
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+ActorDep = Annotated[str, Depends(get_actor)]

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from pier.api.deps import ActorDep, ServicesDep
+
+router = APIRouter(prefix="/api/v1/projects/{project}/models", tags=["models"])
+
+
+@router.post("/{name}", status_code=201)
+async def push_model(
+    project: str,
+    name: str,
+    request: Request,
+    services: ServicesDep,
+    actor: ActorDep,
+    format: str,
+    trust: bool = False,
+    filename: str | None = None,
+) -> dict[str, Any]:
+    """Upload a model file (raw body) as the next version of ``name``."""
+    return await services.models.push(
+        project, name, request.stream(), fmt=format, trust=trust, actor=actor
+    )
+
+
+@router.get("")
+def list_models(project: str, services: ServicesDep) -> dict[str, Any]:
+    return {"models": services.models.list(project)}
+
+
+@router.get("/{name}")
+def get_model(project: str, name: str, services: ServicesDep) -> dict[str, Any]:
+    return {"name": name, "versions": services.models.list(project, name)}

@@ -1,0 +1,363 @@
+"""The reconcile loop.
+
+Level-triggered: each tick compares the desired node specs (store) with the instances
+the runtimes report and moves every node one step closer. Nodes are reconciled
+concurrently, each under its own lock; one failing node never stops the loop.
+
+Restart safety: runtimes label every instance with its project, node and id, and
+``adopt()`` matches what they report to the store's rows before the first tick, so a
+restarted control plane neither duplicates nor orphans instances.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import httpx
+import structlog
+
+from pier.controller.backoff import CrashBackoff
+from pier.controller.instance_specs import instance_spec
+from pier.controller.observe import observe_status
+from pier.controller.plan import Plan, plan_node
+from pier.controller.probes import Probe
+from pier.controller.route_table import build_route_table
+from pier.controller.routes import RouteBoard
+from pier.controller.tracked import TrackedInstance
+from pier.domain.errors import PierError
+from pier.domain.instance_status import InstanceStatus, path_to
+from pier.domain.names import InstanceId, NodeKey
+from pier.domain.records import NodeRecord
+from pier.runtimes.base import Observed, Runtime
+from pier.settings import ControllerSettings
+from pier.store.repository import Repository
+
+log = structlog.get_logger("pier.controller")
+S = InstanceStatus
+LOG_TAIL_LINES = 20
+
+
+class Controller:
+    def __init__(
+        self,
+        repo: Repository,
+        runtimes: Mapping[str, Runtime],
+        *,
+        settings: ControllerSettings,
+        models_dir: Path,
+        board: RouteBoard,
+        max_body_bytes: int | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._repo = repo
+        self._runtimes = dict(runtimes)
+        self._settings = settings
+        self._models_dir = models_dir
+        self._board = board
+        self._clock = clock
+        self._instances: dict[InstanceId, TrackedInstance] = {}
+        self._backoff: dict[NodeKey, CrashBackoff] = {}
+        self._locks: defaultdict[NodeKey, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._http = httpx.AsyncClient(trust_env=False)
+        self._task: asyncio.Task[None] | None = None
+        self._max_body_bytes = max_body_bytes
+
+    # life cycle
+
+    async def start(self) -> int:
+        """Adopt running instances, then start ticking; returns how many were adopted."""
+        adopted = await self.adopt()
+        self._task = asyncio.create_task(self._run(), name="controller loop")
+        return adopted
+
+    async def stop(self, *, stop_instances: bool) -> None:
+        """Stop the loop; with ``stop_instances`` also stop every instance (Ctrl-C)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if stop_instances:
+            await asyncio.gather(
+                *(self._remove(t, reason=None) for t in list(self._instances.values()))
+            )
+        for tracked in self._instances.values():
+            if tracked.probe:
+                await tracked.probe.stop()
+        await self._http.aclose()
+
+    async def _run(self) -> None:
+        while True:
+            started = self._clock()
+            try:
+                await self.tick()
+            except Exception:
+                log.exception("controller tick failed")
+            elapsed_s = self._clock() - started
+            await asyncio.sleep(max(0.05, self._settings.tick_s - elapsed_s))
+
+    # adoption
+
+    async def adopt(self) -> int:
+        """Match running instances to the store after a restart: keep, never duplicate."""
+        nodes = {n.key: n for n in self._repo.list_nodes()}
+        rows = {r.id: r for r in self._repo.list_instances()}
+        now = self._clock()
+        adopted = 0
+        for name, runtime in self._runtimes.items():
+            for seen in await runtime.list():
+                node = nodes.get(seen.node)
+                if node is None:
+                    log.info("orphan instance removed", instance=seen.instance_id)
+                    await runtime.delete(seen.instance_id, grace_s=self._settings.stop_grace_s)
+                    continue
+                row = rows.pop(seen.instance_id, None)
+                tracked = TrackedInstance(
+                    instance_id=seen.instance_id, key=seen.node, runtime=name,
+                    generation=seen.generation,
+                    created_at=row.created_at.timestamp() if row else now,
+                    status=row.status if row else S.CREATED,
+                    since=row.since.timestamp() if row else now,
+                    restarts=row.restarts if row else 0,
+                )  # fmt: skip
+                self._track(tracked, seen, node)
+                adopted += 1
+                self._event(
+                    node,
+                    "instance_adopted",
+                    f"instance {seen.instance_id} adopted after a restart",
+                    instance=seen.instance_id,
+                )
+        for row in rows.values():
+            self._repo.remove_instance(row.id)
+            self._repo.add_event(
+                row.project,
+                node=row.node,
+                instance=row.id,
+                kind="instance_lost",
+                message=f"instance {row.id} was gone after a restart",
+            )
+
+    def _track(self, tracked: TrackedInstance, seen: Observed, node: NodeRecord) -> None:
+        self._instances[tracked.instance_id] = tracked
+        self._update_from(tracked, seen, node)
+
+    def _update_from(self, tracked: TrackedInstance, seen: Observed, node: NodeRecord) -> None:
+        tracked.exited = seen.phase == "exited"
+        tracked.exit_code = seen.exit_code
+        tracked.limits_applied = seen.limits_applied
+        tracked.limits_not_applied = seen.limits_not_applied
+        if seen.endpoint and seen.endpoint != tracked.endpoint:
+            tracked.endpoint = seen.endpoint
+            if tracked.probe is None and tracked.status is not S.DELETING:
+                tracked.probe = Probe(seen.endpoint, node.spec.health, self._http)
+                tracked.probe.start()
+
+    # the tick
+
+    async def tick(self) -> None:
+        """Reconcile every node once, then publish the routes."""
+        nodes = self._repo.list_nodes()
+        seen_by_node: dict[NodeKey, dict[InstanceId, Observed]] = defaultdict(dict)
+        for runtime in self._runtimes.values():
+            for seen in await runtime.list():
+                seen_by_node[seen.node][seen.instance_id] = seen
+        await asyncio.gather(*(self._reconcile_guarded(n, seen_by_node[n.key]) for n in nodes))
+        await self._board.publish(build_route_table(
+            nodes, self._instances.values(), token_sha256=self._repo.token_digests(),
+            max_body_bytes=self._max_body_bytes,
+        ))  # fmt: skip
+
+    async def _reconcile_guarded(self, node: NodeRecord, seen: dict[InstanceId, Observed]) -> None:
+        try:
+            async with self._locks[node.key]:
+                await self.reconcile(node, seen)
+        except Exception as exc:
+            log.exception("reconcile failed", node=str(node.key))
+            self._event(node, "reconcile_failed", f"reconcile failed: {exc}")
+
+    async def reconcile(self, node: NodeRecord, seen: dict[InstanceId, Observed]) -> None:
+        now = self._clock()
+        mine = [t for t in self._instances.values() if t.key == node.key]
+        for tracked in mine:
+            observed = seen.get(tracked.instance_id)
+            if observed is None:
+                if tracked.status not in (S.UNDEFINED, S.DELETING):
+                    tracked.exited = True  # removed behind pier's back
+            else:
+                self._update_from(tracked, observed, node)
+            self._observe(tracked, node, now)
+        backoff = self._backoff_for(node.key)
+        plan = plan_node(
+            node.spec, node.spec.min_instances, [t.planned() for t in mine],
+            generation=node.generation, now=now, backoff_until=backoff.until,
+            deleting=node.deleting,
+        )  # fmt: skip
+        await self._apply(node, plan, now)
+        self._update_node_state(node, backoff)
+
+    def _observe(self, tracked: TrackedInstance, node: NodeRecord, now: float) -> None:
+        new = observe_status(
+            tracked.status,
+            running=not tracked.exited,
+            window=tracked.window,
+            health=node.spec.health,
+        )
+        if new is tracked.status:
+            return
+        for step in path_to(tracked.status, new):
+            self._event(
+                node,
+                "instance_status",
+                f"instance {tracked.instance_id}: {tracked.status} -> {step}",
+                instance=tracked.instance_id,
+            )
+            tracked.status = step
+        tracked.since = now
+        tracked.last_error = tracked.window.last_error if new is S.UNHEALTHY else None
+        if new is S.HEALTHY:
+            self._backoff_for(node.key).record_healthy()
+        self._repo.upsert_instance(tracked.record())
+
+    async def _apply(self, node: NodeRecord, plan: Plan, now: float) -> None:
+        for reason in plan.reasons:
+            log.info("reconcile", node=str(node.key), reason=reason)
+        by_id = {t.instance_id: t for t in self._instances.values()}
+        for instance_id in plan.failed:
+            await self._record_failure(node, by_id[InstanceId(instance_id)], now)
+        removals = [
+            self._remove(
+                by_id[InstanceId(i)], reason="replaced" if i in plan.failed else "not needed"
+            )
+            for i in plan.delete
+        ]
+        await asyncio.gather(*removals)
+        for _ in range(plan.create):
+            await self._create(node, now)
+        if node.deleting and not any(t.key == node.key for t in self._instances.values()):
+            self._repo.remove_node(node.project, node.name)
+            self._repo.remove_events(node.project, node.name)
+            self._backoff.pop(node.key, None)
+            log.info("node deleted", node=str(node.key))
+
+    async def _record_failure(self, node: NodeRecord, tracked: TrackedInstance, now: float) -> None:
+        tail = await self._log_tail(tracked)
+        why = "exited" if tracked.exited else (tracked.window.last_error or "failed")
+        if tracked.exited and tracked.exit_code is not None:
+            why = f"exited with code {tracked.exit_code}"
+        delay_s = self._backoff_for(node.key).record_failure(now=now)
+        message = f"instance {tracked.instance_id} {why}; next start in {delay_s:g} s"
+        if tail:
+            message += "\nlast log lines:\n" + "\n".join(tail)
+        self._event(node, "instance_failed", message, instance=tracked.instance_id)
+
+    async def _log_tail(self, tracked: TrackedInstance) -> list[str]:
+        runtime = self._runtimes[tracked.runtime]
+        lines: list[str] = []
+        with contextlib.suppress(PierError, OSError):
+            async for line in runtime.logs(tracked.instance_id, follow=False, tail=LOG_TAIL_LINES):
+                lines.append(line)
+        return lines
+
+    async def _create(self, node: NodeRecord, now: float) -> None:
+        instance_id = InstanceId(f"{node.name}-{secrets.token_hex(3)}")
+        runtime_name = self._runtime_name(node)
+        tracked = TrackedInstance(
+            instance_id=instance_id,
+            key=node.key,
+            runtime=runtime_name,
+            generation=node.generation,
+            created_at=now,
+            since=now,
+        )
+        model = None
+        if node.spec.model is not None:
+            model = self._repo.get_model(node.project, node.spec.model, node.spec.model_version)
+        spec = instance_spec(node, instance_id, model=model, models_dir=self._models_dir)
+        self._instances[instance_id] = tracked
+        self._repo.upsert_instance(tracked.record())
+        try:
+            seen = await self._runtimes[runtime_name].create(spec)
+        except Exception as exc:
+            del self._instances[instance_id]
+            self._repo.remove_instance(instance_id)
+            delay_s = self._backoff_for(node.key).record_failure(now=now)
+            self._event(
+                node,
+                "instance_create_failed",
+                f"could not start an instance: {exc}; next try in {delay_s:g} s",
+            )
+            return
+        self._update_from(tracked, seen, node)
+        self._observe(tracked, node, self._clock())
+        self._event(
+            node, "instance_created", f"instance {instance_id} created", instance=instance_id
+        )
+
+    async def _remove(self, tracked: TrackedInstance, *, reason: str | None) -> None:
+        if tracked.status is not S.DELETING:
+            tracked.status, tracked.since = S.DELETING, self._clock()
+            self._repo.upsert_instance(tracked.record())
+        if tracked.probe:
+            await tracked.probe.stop()
+            tracked.probe = None
+        runtime = self._runtimes[tracked.runtime]
+        await runtime.delete(tracked.instance_id, grace_s=self._settings.stop_grace_s)
+        self._instances.pop(tracked.instance_id, None)
+        self._repo.remove_instance(tracked.instance_id)
+        if reason is not None:
+            self._repo.add_event(
+                tracked.key.project,
+                node=tracked.key.node,
+                instance=tracked.instance_id,
+                kind="instance_deleted",
+                message=f"instance {tracked.instance_id} deleted ({reason})",
+            )
+
+    def _update_node_state(self, node: NodeRecord, backoff: CrashBackoff) -> None:
+        healthy = sum(
+            1 for t in self._instances.values() if t.key == node.key and t.status is S.HEALTHY
+        )
+        reached = node.reached_minimum or healthy >= node.spec.min_instances
+        message = None
+        if backoff.is_crash_looping:
+            last = self._repo.list_events(node.project, node.name, limit=20)
+            failures = [e.message for e in last if e.kind.endswith("failed")]
+            message = failures[-1] if failures else "instances keep failing"
+        self._repo.set_node_state(
+            node.project,
+            node.name,
+            reached_minimum=reached,
+            message=message,
+            crash_looping=backoff.is_crash_looping,
+        )
+
+    # helpers of the tick
+
+    def _backoff_for(self, key: NodeKey) -> CrashBackoff:
+        if key not in self._backoff:
+            self._backoff[key] = CrashBackoff(
+                self._settings.backoff_base_s, self._settings.backoff_max_s
+            )
+        return self._backoff[key]
+
+    def _runtime_name(self, node: NodeRecord) -> str:
+        if node.spec.image is not None and "docker" in self._runtimes:
+            return "docker"
+        return next(iter(self._runtimes))
+
+    def _event(
+        self, node: NodeRecord, kind: str, message: str, *, instance: str | None = None
+    ) -> None:
+        self._repo.add_event(
+            node.project, node=node.name, instance=instance, kind=kind, message=message
+        )
+
+    def logs_runtime(self, instance_id: str) -> Runtime | None:
+        tracked = self._instances.get(InstanceId(instance_id))
+        return self._runtimes[tracked.runtime] if tracked else None

@@ -1,0 +1,91 @@
+"""Health probes: one task per instance, never inside a reconcile tick.
+
+Each probe task keeps a ProbeWindow that the tick reads; a slow or hung instance
+therefore never slows the loop for other nodes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import replace
+from urllib.parse import urlsplit
+
+import httpx
+
+from pier.controller.observe import ProbeWindow
+from pier.domain.specs import HealthCheck
+
+
+class Probe:
+    """Probes one instance at the health check's interval until stopped."""
+
+    def __init__(self, endpoint: str, health: HealthCheck, client: httpx.AsyncClient) -> None:
+        self._endpoint = endpoint.rstrip("/")
+        self._health = health
+        self._client = client
+        self.window = ProbeWindow()
+        self._task: asyncio.Task[None] | None = None
+        self._ever_passed = False
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"probe {self._endpoint}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        # Probe quickly while an instance is coming up, then at the configured interval.
+        while True:
+            ok, error = await self._check()
+            self._record(ok, error)
+            self._ever_passed = self._ever_passed or ok
+            interval_s = self._health.interval_s
+            delay_s = interval_s if self._ever_passed else min(0.2, interval_s)
+            await asyncio.sleep(delay_s)
+
+    async def _check(self) -> tuple[bool, str | None]:
+        if self._health.protocol == "tcp" or self._health.protocol == "grpc":
+            return await self._check_tcp()
+        url = self._url()
+        try:
+            response = await self._client.get(url, timeout=self._health.timeout_s)
+        except httpx.ConnectError as exc:
+            return False, f"cannot connect to {url}: {exc or 'refused'}"
+        except httpx.HTTPError as exc:
+            self.window = replace(self.window, connected=True)
+            return False, f"health check {url} failed: {type(exc).__name__}"
+        self.window = replace(self.window, connected=True, answered=True)
+        if 200 <= response.status_code < 300:
+            return True, None
+        return False, f"health check {url} answered {response.status_code}"
+
+    async def _check_tcp(self) -> tuple[bool, str | None]:
+        parts = urlsplit(self._endpoint)
+        port = self._health.port or parts.port
+        try:
+            _, writer = await asyncio.wait_for(
+                asyncio.open_connection(parts.hostname, port), self._health.timeout_s
+            )
+        except (OSError, TimeoutError) as exc:
+            return False, f"cannot connect to {parts.hostname}:{port}: {exc}"
+        writer.close()
+        self.window = replace(self.window, connected=True, answered=True)
+        return True, None
+
+    def _url(self) -> str:
+        base = self._endpoint
+        if self._health.port is not None:
+            parts = urlsplit(base)
+            base = f"{parts.scheme}://{parts.hostname}:{self._health.port}"
+        return base + self._health.path
+
+    def _record(self, ok: bool, error: str | None) -> None:
+        w = self.window
+        if ok:
+            self.window = replace(w, passes=w.passes + 1, failures=0, last_error=None)
+        else:
+            self.window = replace(w, passes=0, failures=w.failures + 1, last_error=error)

@@ -1,0 +1,45 @@
+"""The route board: the current RouteTable and a way to wait for a newer one.
+
+The controller publishes after every tick; a new version is made only when the
+table's content changed, so gateways long-polling ``wait_newer`` wake up only for
+real changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+from pier.domain.routes import RouteTable
+
+
+class RouteBoard:
+    def __init__(self) -> None:
+        # Versions start from the clock so they keep going up across control-plane
+        # restarts: a gateway that saw version N before a restart still gets news.
+        self._table = RouteTable(version=time.time_ns() // 1_000_000)
+        self._changed = asyncio.Condition()
+
+    @property
+    def table(self) -> RouteTable:
+        return self._table
+
+    async def publish(self, table: RouteTable) -> None:
+        """Make ``table`` current if its content differs; versions only go up."""
+        if table.model_copy(update={"version": self._table.version}) == self._table:
+            return
+        self._table = table.model_copy(update={"version": self._table.version + 1})
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def wait_newer(self, after: int, *, wait_s: float) -> RouteTable:
+        """The table as soon as its version is above ``after``, or after ``wait_s``."""
+        if self._table.version > after:
+            return self._table
+        async with self._changed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._changed.wait_for(lambda: self._table.version > after), wait_s
+                )
+        return self._table

@@ -1,0 +1,55 @@
+"""The controller's in-memory view of one instance, and its persistence as a store row."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from pier.controller.observe import ProbeWindow
+from pier.controller.plan import PlannedInstance
+from pier.controller.probes import Probe
+from pier.domain.instance_status import InstanceStatus
+from pier.domain.names import InstanceId, NodeKey
+from pier.domain.records import InstanceRecord
+
+
+@dataclass(slots=True)
+class TrackedInstance:
+    instance_id: InstanceId
+    key: NodeKey
+    runtime: str
+    generation: int
+    created_at: float
+    status: InstanceStatus = InstanceStatus.UNDEFINED
+    since: float = 0.0
+    endpoint: str | None = None
+    exited: bool = False
+    exit_code: int | None = None
+    restarts: int = 0
+    last_error: str | None = None
+    limits_applied: tuple[str, ...] = ()
+    limits_not_applied: tuple[str, ...] = ()
+    probe: Probe | None = field(default=None, repr=False)
+
+    @property
+    def window(self) -> ProbeWindow:
+        return self.probe.window if self.probe else ProbeWindow()
+
+    def planned(self) -> PlannedInstance:
+        return PlannedInstance(
+            instance_id=self.instance_id, status=self.status, since=self.since,
+            created_at=self.created_at, generation=self.generation, exited=self.exited,
+        )  # fmt: skip
+
+    def record(self) -> InstanceRecord:
+        return InstanceRecord(
+            id=self.instance_id, project=self.key.project, node=self.key.node,
+            status=self.status, since=_dt(self.since), endpoint=self.endpoint,
+            restarts=self.restarts, last_error=self.last_error, generation=self.generation,
+            runtime=self.runtime, limits_applied=self.limits_applied,
+            limits_not_applied=self.limits_not_applied, created_at=_dt(self.created_at),
+        )  # fmt: skip
+
+
+def _dt(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, UTC)

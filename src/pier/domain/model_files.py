@@ -1,0 +1,16 @@
+"""Where an uploaded model lives under the data dir: content-addressed by SHA-256."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pier.domain.specs import ModelFormat
+
+_SUFFIX = {ModelFormat.ONNX: ".onnx", ModelFormat.SKLEARN: ".joblib", ModelFormat.PYTHON: ""}
+
+
+def model_path(models_dir: Path, sha256: str, fmt: ModelFormat) -> Path:
+    """The file (ONNX, scikit-learn) or directory (Python model) a model server loads."""
+    if fmt is ModelFormat.PYTHON:
+        return models_dir / "unpacked" / sha256
+    return models_dir / "blobs" / f"{sha256}{_SUFFIX[fmt]}"

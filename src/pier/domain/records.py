@@ -1,0 +1,73 @@
+"""Plain records of what pier keeps: models, nodes, instances, events.
+
+The store returns these; services and the API shape them for users.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pier.domain.instance_status import InstanceStatus
+from pier.domain.names import NodeKey
+from pier.domain.specs import ModelFormat, NodeSpec
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRecord:
+    project: str
+    name: str
+    version: int
+    format: ModelFormat
+    sha256: str
+    size_bytes: int
+    created_at: datetime
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRecord:
+    project: str
+    name: str
+    spec: NodeSpec
+    generation: int
+    deleting: bool
+    reached_minimum: bool
+    message: str | None
+    crash_looping: bool
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def key(self) -> NodeKey:
+        return NodeKey.parse(f"{self.project}/{self.name}")
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceRecord:
+    id: str
+    project: str
+    node: str
+    status: InstanceStatus
+    since: datetime
+    endpoint: str | None
+    restarts: int
+    last_error: str | None
+    generation: int
+    runtime: str
+    limits_applied: tuple[str, ...]
+    limits_not_applied: tuple[str, ...]
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    id: int
+    time: datetime
+    project: str
+    node: str | None
+    instance: str | None
+    kind: str
+    message: str
+    actor: str | None

@@ -1,0 +1,180 @@
+"""The composition root: Settings -> store, runtimes, controller, API, gateway.
+
+`pier up` calls ``run(settings)``. Start-up order matters for restart safety: take the
+data dir's lock (one `pier up` per data dir), bind the API port (fail before touching
+anything), migrate, adopt running instances, then serve.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import socket
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import IO
+
+import structlog
+import uvicorn
+
+from pier.admin_token import digest, ensure_admin_token
+from pier.api.app import create_app
+from pier.api.deps import Services
+from pier.controller.loop import Controller
+from pier.controller.routes import RouteBoard
+from pier.domain.errors import NotFound, RuntimeUnavailable
+from pier.gateway_process import GatewayProcess
+from pier.runtimes import load_runtime
+from pier.runtimes.base import Runtime
+from pier.services.models import ModelService
+from pier.services.nodes import NodeService
+from pier.settings import Settings
+from pier.store import Repository, create_store_engine, migrate
+
+log = structlog.get_logger("pier.server")
+
+Say = Callable[[str], None]
+
+
+class RuntimeLogs:
+    """LogSource over the runtimes: finds which runtime holds an instance."""
+
+    def __init__(self, repo: Repository, runtimes: dict[str, Runtime]) -> None:
+        self._repo = repo
+        self._runtimes = runtimes
+
+    async def logs(
+        self, instance_id: str, *, follow: bool, tail: int | None = None
+    ) -> AsyncIterator[str]:
+        names = [i.runtime for i in self._repo.list_instances() if i.id == instance_id]
+        runtime = self._runtimes.get(names[0]) if names else None
+        if runtime is None:
+            raise NotFound(f"instance {instance_id!r} has no logs")
+        async for line in runtime.logs(instance_id, follow=follow, tail=tail):  # type: ignore[arg-type]
+            yield line
+
+
+def lock_data_dir(data_dir: Path) -> IO[str]:
+    """Hold an exclusive lock on the data dir for as long as this process lives."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    handle = (data_dir / "pier.lock").open("w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise RuntimeUnavailable(
+            f"another `pier up` is already running with data dir {data_dir.resolve()}"
+        ) from None
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
+def bind_socket(host: str, port: int, *, what: str) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise RuntimeUnavailable(
+            f"cannot listen on {host}:{port} for the {what}: {exc.strerror}; choose another port"
+        ) from None
+    sock.listen(2048)
+    return sock
+
+
+async def run(settings: Settings, say: Say = print) -> None:
+    """Run the control plane and the gateway until Ctrl-C/SIGTERM, then stop cleanly."""
+    data_dir = settings.data_dir
+    lock = lock_data_dir(data_dir)
+    sock = bind_socket(settings.host, settings.port, what="API")
+    engine = create_store_engine(settings.resolved_database_url)
+    migrate(engine)
+    repo = Repository(engine)
+    repo.ensure_default_project()
+    token, created = ensure_admin_token(settings.token_path)
+    if digest(token) not in repo.token_digests():
+        repo.replace_admin_token(digest(token))
+
+    runtimes: dict[str, Runtime] = {
+        "local": load_runtime("local", state_dir=(data_dir / "instances").resolve())
+    }
+    board = RouteBoard()
+    controller = Controller(
+        repo, runtimes, settings=settings.controller, models_dir=(data_dir / "models").resolve(),
+        board=board, max_body_bytes=settings.gateway.max_body_bytes,
+    )  # fmt: skip
+    gateway = GatewayProcess(settings)
+    services = Services(
+        repo=repo,
+        nodes=NodeService(
+            repo,
+            image_nodes_refusal=(
+                "image nodes need a Docker engine and none answers; start one (e.g. "
+                "`dockerd &`) and restart `pier up`"
+            ),
+        ),
+        models=ModelService(repo, (data_dir / "models").resolve()),
+        routes=board,
+        logs=RuntimeLogs(repo, runtimes),
+        gateway_url=gateway.url,
+        runtimes=tuple(runtimes),
+    )
+    app = create_app(services)
+    adopted = await controller.start()
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=2)
+    )
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        gateway_adopted = await asyncio.to_thread(gateway.ensure_running)
+        _say_started(
+            settings,
+            say,
+            gateway=gateway,
+            token_created=created,
+            gateway_adopted=gateway_adopted,
+            runtimes=tuple(runtimes),
+            adopted=adopted,
+        )
+        while not serving.done():
+            await asyncio.sleep(1.0)
+            if await asyncio.to_thread(gateway.restart_if_dead):
+                log.warning("gateway restarted after it exited")
+    finally:
+        say("pier: stopping instances and the gateway...")
+        server.should_exit = True
+        with contextlib.suppress(Exception):
+            await serving
+        await controller.stop(stop_instances=True)
+        for runtime in runtimes.values():
+            await runtime.close()
+        await asyncio.to_thread(gateway.stop)
+        engine.dispose()
+        lock.close()
+        say("pier: stopped; nothing left running.")
+
+
+def _say_started(
+    settings: Settings,
+    say: Say,
+    *,
+    gateway: GatewayProcess,
+    token_created: bool,
+    gateway_adopted: bool,
+    runtimes: tuple[str, ...],
+    adopted: int,
+) -> None:
+    data = settings.data_dir.resolve()
+    token_note = "created now, mode 0600" if token_created else "existing"
+    say(f"pier is up (data dir {data})")
+    say(f"  API      {settings.api_url}   OpenAPI {settings.api_url}/openapi.json")
+    say(f"  gateway  {gateway.url}" + ("   (adopted: it kept running)" if gateway_adopted else ""))
+    say(f"  store    {settings.resolved_database_url}")
+    say(f"  runtime  {', '.join(runtimes)}")
+    say(f"  token    {settings.token_path.resolve()} ({token_note})")
+    if adopted:
+        say(f"  adopted  {adopted} running instance(s) left by the previous `pier up`")
+    say("Press Ctrl-C to stop; nodes come back from the store at the next `pier up`.")

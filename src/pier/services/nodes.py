@@ -1,0 +1,101 @@
+"""Node use cases: create, read, update, delete. The controller does the rest."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pier.domain.errors import InvalidSpec
+from pier.domain.names import validate_name
+from pier.domain.specs import NodeSpec, parse_node_spec
+from pier.services.views import event_view, instance_view, node_view
+from pier.store.repository import Repository
+
+
+class NodeService:
+    def __init__(self, repo: Repository, *, image_nodes_refusal: str | None = None) -> None:
+        self._repo = repo
+        self._image_nodes_refusal = image_nodes_refusal
+        """Why image nodes cannot be created here (no container engine), or None."""
+
+    def create(
+        self, project: str, name: str, spec: dict[str, Any], *, actor: str
+    ) -> dict[str, Any]:
+        """Validate and store a new node; its instances follow from the controller."""
+        self._repo.require_project(project)
+        validate_name(name, field="name")
+        parsed = self._validated(project, spec)
+        node = self._repo.add_node(project, name, parsed)
+        self._repo.add_event(
+            project,
+            node=name,
+            kind="node_created",
+            actor=actor,
+            message=f"node {name} created by {actor}",
+        )
+        return node_view(node, [])
+
+    def _validated(self, project: str, spec: dict[str, Any]) -> NodeSpec:
+        parsed = parse_node_spec(spec)
+        if parsed.model is not None:
+            model = self._repo.get_model(project, parsed.model, parsed.model_version)
+            parsed = parsed.model_copy(update={"model_version": model.version})
+        elif self._image_nodes_refusal is not None:
+            raise InvalidSpec("image", self._image_nodes_refusal)
+        return parsed
+
+    def list(self, project: str) -> list[dict[str, Any]]:
+        self._repo.require_project(project)
+        instances = self._repo.list_instances(project)
+        return [
+            node_view(n, [i for i in instances if i.node == n.name])
+            for n in self._repo.list_nodes(project)
+        ]
+
+    def get(self, project: str, name: str) -> dict[str, Any]:
+        node = self._repo.get_node(project, name)
+        return node_view(node, self._repo.list_instances(project, name))
+
+    def update(
+        self, project: str, name: str, changes: dict[str, Any], *, actor: str
+    ) -> dict[str, Any]:
+        """Merge ``changes`` into the spec; instances are replaced in a rolling update."""
+        node = self._repo.get_node(project, name)
+        current = node.spec.model_dump(mode="json")
+        merged = {**current, **changes}
+        for group in ("health", "telemetry"):
+            if isinstance(changes.get(group), dict):
+                merged[group] = {**current[group], **changes[group]}
+        parsed = self._validated(project, merged)
+        if parsed == node.spec:
+            return node_view(node, self._repo.list_instances(project, name))
+        updated = self._repo.update_node(project, name, spec=parsed)
+        fields = ", ".join(sorted(changes)) or "nothing"
+        self._repo.add_event(
+            project,
+            node=name,
+            kind="node_updated",
+            actor=actor,
+            message=f"node {name} updated by {actor}: {fields}",
+        )
+        return node_view(updated, self._repo.list_instances(project, name))
+
+    def delete(self, project: str, name: str, *, actor: str) -> dict[str, Any]:
+        """Mark the node Deleting; the controller stops its instances and forgets it."""
+        self._repo.get_node(project, name)
+        node = self._repo.update_node(project, name, deleting=True)
+        self._repo.add_event(
+            project,
+            node=name,
+            kind="node_deleting",
+            actor=actor,
+            message=f"node {name} deleted by {actor}",
+        )
+        return node_view(node, self._repo.list_instances(project, name))
+
+    def instances(self, project: str, name: str) -> list[dict[str, Any]]:
+        self._repo.get_node(project, name)
+        return [instance_view(i) for i in self._repo.list_instances(project, name)]
+
+    def events(self, project: str, name: str, *, limit: int) -> list[dict[str, Any]]:
+        self._repo.get_node(project, name)
+        return [event_view(e) for e in self._repo.list_events(project, name, limit=limit)]

@@ -1,0 +1,18 @@
+"""How the API gets routes and logs from the controller without importing it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+from pier.domain.routes import RouteTable
+
+
+class RouteSource(Protocol):
+    async def wait_newer(self, after: int, *, wait_s: float) -> RouteTable: ...
+
+
+class LogSource(Protocol):
+    def logs(
+        self, instance_id: str, *, follow: bool, tail: int | None = None
+    ) -> AsyncIterator[str]: ...

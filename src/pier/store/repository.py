@@ -1,0 +1,344 @@
+"""The Repository: the only module that speaks SQL. Returns domain records.
+
+Calls are short and synchronous; on SQLite they take well under a millisecond, so
+async callers use them directly rather than paying a thread hop per query.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from pier.domain.errors import ModelNotFound, NameTaken, NodeNotFound, ProjectNotFound
+from pier.domain.instance_status import InstanceStatus
+from pier.domain.names import DEFAULT_PROJECT
+from pier.domain.records import EventRecord, InstanceRecord, ModelRecord, NodeRecord
+from pier.domain.specs import ModelFormat, NodeSpec
+from pier.store.tables import EventRow, InstanceRow, ModelRow, NodeRow, ProjectRow, TokenRow
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class Repository:
+    """Projects, tokens, models, nodes, instances and events."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        with self._sessions.begin() as session:
+            yield session
+
+    # projects and tokens
+
+    def ensure_default_project(self) -> None:
+        with self._session() as s:
+            if s.get(ProjectRow, DEFAULT_PROJECT) is None:
+                s.add(ProjectRow(name=DEFAULT_PROJECT, created_at=utcnow()))
+
+    def require_project(self, project: str) -> None:
+        with self._session() as s:
+            if s.get(ProjectRow, project) is None:
+                raise ProjectNotFound(project)
+
+    def add_token(self, *, name: str, sha256: str, role: str, project: str | None = None) -> None:
+        with self._session() as s:
+            s.add(
+                TokenRow(name=name, sha256=sha256, role=role, project=project, created_at=utcnow())
+            )
+
+    def token_digests(self) -> frozenset[str]:
+        with self._session() as s:
+            return frozenset(s.scalars(select(TokenRow.sha256)))
+
+    def has_admin_token(self) -> bool:
+        with self._session() as s:
+            return s.scalar(select(func.count()).where(TokenRow.role == "admin")) > 0
+
+    def replace_admin_token(self, sha256: str) -> None:
+        with self._session() as s:
+            s.execute(delete(TokenRow).where(TokenRow.role == "admin"))
+            s.add(TokenRow(name="admin", sha256=sha256, role="admin", created_at=utcnow()))
+
+    # models
+
+    def add_model(
+        self,
+        project: str,
+        name: str,
+        *,
+        fmt: ModelFormat,
+        sha256: str,
+        size_bytes: int,
+        metadata: dict[str, Any],
+    ) -> ModelRecord:
+        with self._session() as s:
+            newest = s.scalar(
+                select(func.max(ModelRow.version)).where(
+                    ModelRow.project == project, ModelRow.name == name
+                )
+            )
+            row = ModelRow(
+                project=project,
+                name=name,
+                version=(newest or 0) + 1,
+                format=fmt,
+                sha256=sha256,
+                size_bytes=size_bytes,
+                meta=metadata,
+                created_at=utcnow(),
+            )
+            s.add(row)
+            s.flush()
+            return _model(row)
+
+    def list_models(self, project: str, name: str | None = None) -> list[ModelRecord]:
+        query = select(ModelRow).where(ModelRow.project == project)
+        if name is not None:
+            query = query.where(ModelRow.name == name)
+        with self._session() as s:
+            return [_model(r) for r in s.scalars(query.order_by(ModelRow.name, ModelRow.version))]
+
+    def get_model(self, project: str, name: str, version: int | None = None) -> ModelRecord:
+        query = select(ModelRow).where(ModelRow.project == project, ModelRow.name == name)
+        query = (
+            query.where(ModelRow.version == version)
+            if version is not None
+            else query.order_by(ModelRow.version.desc()).limit(1)
+        )
+        with self._session() as s:
+            row = s.scalar(query)
+            if row is None:
+                raise ModelNotFound(project, name, version)
+            return _model(row)
+
+    # nodes
+
+    def add_node(self, project: str, name: str, spec: NodeSpec) -> NodeRecord:
+        now = utcnow()
+        try:
+            with self._session() as s:
+                row = NodeRow(
+                    project=project,
+                    name=name,
+                    spec=spec.model_dump(mode="json"),
+                    generation=1,
+                    deleting=False,
+                    reached_minimum=False,
+                    crash_looping=False,
+                    created_at=now,
+                    updated_at=now,
+                )
+                s.add(row)
+                s.flush()
+                return _node(row)
+        except IntegrityError:
+            raise NameTaken("node", project, name) from None
+
+    def list_nodes(self, project: str | None = None) -> list[NodeRecord]:
+        query = select(NodeRow).order_by(NodeRow.project, NodeRow.name)
+        if project is not None:
+            query = query.where(NodeRow.project == project)
+        with self._session() as s:
+            return [_node(r) for r in s.scalars(query)]
+
+    def get_node(self, project: str, name: str) -> NodeRecord:
+        with self._session() as s:
+            return _node(self._node_row(s, project, name))
+
+    def update_node(self, project: str, name: str, **values: Any) -> NodeRecord:
+        """Set columns of a node; a new ``spec`` bumps the generation (rolling update)."""
+        with self._session() as s:
+            row = self._node_row(s, project, name)
+            if "spec" in values:
+                spec: NodeSpec = values.pop("spec")
+                row.spec = spec.model_dump(mode="json")
+                row.generation += 1
+            for key, value in values.items():
+                setattr(row, key, value)
+            row.updated_at = utcnow()
+            return _node(row)
+
+    def set_node_state(
+        self,
+        project: str,
+        name: str,
+        *,
+        reached_minimum: bool,
+        message: str | None,
+        crash_looping: bool,
+    ) -> None:
+        """Controller-owned columns; no audit event, no generation bump."""
+        with self._session() as s:
+            row = s.scalar(select(NodeRow).where(NodeRow.project == project, NodeRow.name == name))
+            if row is None:
+                return
+            if (row.reached_minimum, row.message, row.crash_looping) != (
+                reached_minimum,
+                message,
+                crash_looping,
+            ):
+                row.reached_minimum, row.message, row.crash_looping = (
+                    reached_minimum,
+                    message,
+                    crash_looping,
+                )
+
+    def remove_node(self, project: str, name: str) -> None:
+        with self._session() as s:
+            s.execute(delete(NodeRow).where(NodeRow.project == project, NodeRow.name == name))
+            s.execute(
+                delete(InstanceRow).where(InstanceRow.project == project, InstanceRow.node == name)
+            )
+
+    @staticmethod
+    def _node_row(s: Session, project: str, name: str) -> NodeRow:
+        row = s.scalar(select(NodeRow).where(NodeRow.project == project, NodeRow.name == name))
+        if row is None:
+            raise NodeNotFound(project, name)
+        return row
+
+    # instances
+
+    def upsert_instance(self, record: InstanceRecord) -> None:
+        with self._session() as s:
+            row = s.get(InstanceRow, record.id) or InstanceRow(id=record.id)
+            row.project, row.node, row.status = record.project, record.node, record.status
+            row.since, row.endpoint, row.restarts = record.since, record.endpoint, record.restarts
+            row.last_error, row.generation, row.runtime = (
+                record.last_error,
+                record.generation,
+                record.runtime,
+            )
+            row.limits_applied = list(record.limits_applied)
+            row.limits_not_applied = list(record.limits_not_applied)
+            row.created_at = record.created_at
+            s.add(row)
+
+    def remove_instance(self, instance_id: str) -> None:
+        with self._session() as s:
+            s.execute(delete(InstanceRow).where(InstanceRow.id == instance_id))
+
+    def list_instances(
+        self, project: str | None = None, node: str | None = None
+    ) -> list[InstanceRecord]:
+        query = select(InstanceRow).order_by(InstanceRow.created_at, InstanceRow.id)
+        if project is not None:
+            query = query.where(InstanceRow.project == project)
+        if node is not None:
+            query = query.where(InstanceRow.node == node)
+        with self._session() as s:
+            return [_instance(r) for r in s.scalars(query)]
+
+    # events
+
+    def add_event(
+        self,
+        project: str,
+        *,
+        kind: str,
+        message: str,
+        node: str | None = None,
+        instance: str | None = None,
+        actor: str | None = None,
+    ) -> None:
+        with self._session() as s:
+            s.add(
+                EventRow(
+                    time=utcnow(),
+                    project=project,
+                    node=node,
+                    instance=instance,
+                    kind=kind,
+                    message=message,
+                    actor=actor,
+                )
+            )
+
+    def list_events(
+        self, project: str, node: str | None = None, *, limit: int = 100
+    ) -> list[EventRecord]:
+        query = select(EventRow).where(EventRow.project == project)
+        if node is not None:
+            query = query.where(EventRow.node == node)
+        with self._session() as s:
+            rows: Sequence[EventRow] = s.scalars(
+                query.order_by(EventRow.id.desc()).limit(limit)
+            ).all()
+            return [_event(r) for r in reversed(rows)]
+
+    def remove_events(self, project: str, node: str) -> None:
+        with self._session() as s:
+            s.execute(delete(EventRow).where(EventRow.project == project, EventRow.node == node))
+
+
+def _model(row: ModelRow) -> ModelRecord:
+    return ModelRecord(
+        project=row.project,
+        name=row.name,
+        version=row.version,
+        format=ModelFormat(row.format),
+        sha256=row.sha256,
+        size_bytes=row.size_bytes,
+        created_at=_utc(row.created_at),
+        metadata=row.meta or {},
+    )
+
+
+def _node(row: NodeRow) -> NodeRecord:
+    return NodeRecord(
+        project=row.project,
+        name=row.name,
+        spec=NodeSpec.model_validate(row.spec),
+        generation=row.generation,
+        deleting=row.deleting,
+        reached_minimum=row.reached_minimum,
+        message=row.message,
+        crash_looping=row.crash_looping,
+        created_at=_utc(row.created_at),
+        updated_at=_utc(row.updated_at),
+    )
+
+
+def _instance(row: InstanceRow) -> InstanceRecord:
+    return InstanceRecord(
+        id=row.id,
+        project=row.project,
+        node=row.node,
+        status=InstanceStatus(row.status),
+        since=_utc(row.since),
+        endpoint=row.endpoint,
+        restarts=row.restarts,
+        last_error=row.last_error,
+        generation=row.generation,
+        runtime=row.runtime,
+        limits_applied=tuple(row.limits_applied),
+        limits_not_applied=tuple(row.limits_not_applied),
+        created_at=_utc(row.created_at),
+    )
+
+
+def _event(row: EventRow) -> EventRecord:
+    return EventRecord(
+        id=row.id,
+        time=_utc(row.time),
+        project=row.project,
+        node=row.node,
+        instance=row.instance,
+        kind=row.kind,
+        message=row.message,
+        actor=row.actor,
+    )

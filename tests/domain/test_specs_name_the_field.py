@@ -1,0 +1,46 @@
+from typing import Any
+
+import pytest
+
+from pier.domain.errors import InvalidSpec
+from pier.domain.names import validate_name
+from pier.domain.specs import parse_node_spec
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        ({"model": "iris", "min_instances": 3, "max_instances": 2}, "max_instances"),
+        ({"model": "iris", "configuration": "huge"}, "configuration"),
+        ({"model": "iris", "colour": "red"}, "colour"),
+        ({"model": "iris", "health": {"interval_s": 0}}, "health.interval_s"),
+        ({"model": "iris", "min_instances": -1}, "min_instances"),
+        ({"image": "example:1"}, "port"),
+        ({}, "model"),
+        ({"model": "iris", "image": "example:1", "port": 80}, "model"),
+        ({"model": "Iris!"}, "model"),
+        ({"model": "iris", "env": {"1BAD": "x"}}, "env"),
+    ],
+)
+def test_bad_spec_names_the_field(spec: dict[str, Any], field: str) -> None:
+    with pytest.raises(InvalidSpec) as caught:
+        parse_node_spec(spec)
+    assert caught.value.field == field
+    assert caught.value.http_status == 422
+
+
+def test_secret_env_is_never_shown() -> None:
+    spec = parse_node_spec({"model": "iris", "secret_env": {"API_KEY": "hunter2"}})
+    assert "hunter2" not in str(spec.redacted())
+    assert spec.redacted()["secret_env"] == {"API_KEY": "***"}
+
+
+@pytest.mark.parametrize("name", ["Iris", "-a", "a-", "a_b", "", "x" * 64])
+def test_bad_names_are_refused(name: str) -> None:
+    with pytest.raises(InvalidSpec) as caught:
+        validate_name(name, field="name")
+    assert caught.value.field == "name"
+
+
+def test_max_defaults_to_min() -> None:
+    assert parse_node_spec({"model": "iris", "min_instances": 3}).effective_max == 3
