@@ -1,0 +1,43 @@
+# pier: `make up` runs it on this machine; `make test` installs what the tests need and runs them.
+SHELL := /bin/bash
+PYTHON ?= python3
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: up test lint bench install system-packages clean
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet "uv>=0.5"
+
+$(BIN)/pier: $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen --python $(PYTHON)
+	@touch $@
+
+install: $(BIN)/pier  ## install pier and its locked dependencies into .venv
+
+up: install  ## run pier with embedded defaults (SQLite, local processes)
+	$(BIN)/pier up
+
+system-packages:  ## Debian packages the tests need (a container engine, static busybox)
+	./scripts/install-system-packages.sh test
+
+lint: install  ## ruff, the import layering, mypy
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/lint-imports
+	$(BIN)/mypy src
+
+test: install system-packages  ## everything: lint, then the whole test suite
+	$(MAKE) lint
+	$(BIN)/pytest
+
+bench: install  ## gateway and model-node benchmarks (installs wrk and nginx)
+	./scripts/install-system-packages.sh bench
+	$(BIN)/python bench/gateway.py
+	$(BIN)/python bench/modelnode.py
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .ruff_cache .mypy_cache

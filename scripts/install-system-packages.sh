@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Install the Debian packages a purpose needs, only where they are missing.
+#   test:  (none yet beyond Python)      bench: wrk, nginx
+set -euo pipefail
+purpose=${1:-test}
+case "$purpose" in
+  test) packages=() ;;
+  bench) packages=(wrk nginx-light) ;;
+  *) echo "usage: $0 test|bench" >&2; exit 2 ;;
+esac
+missing=()
+for pkg in "${packages[@]}"; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null; then SUDO=sudo; else
+    echo "need root to install: ${missing[*]} (apt-get install -y ${missing[*]})" >&2; exit 1
+  fi
+fi
+echo "installing ${missing[*]}..."
+${SUDO:-} apt-get update -qq
+DEBIAN_FRONTEND=noninteractive ${SUDO:-} apt-get install -y -qq "${missing[@]}" >/dev/null

@@ -1,0 +1,188 @@
+"""Shared fixtures: free ports, a tiny ONNX model, and `pier up` as a real process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import psutil
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class IrisModel:
+    path: Path
+    features: np.ndarray
+    labels: np.ndarray
+    probabilities: np.ndarray
+
+
+@pytest.fixture(scope="session")
+def iris_onnx(tmp_path_factory: pytest.TempPathFactory) -> IrisModel:
+    """A logistic regression on iris, exported to ONNX with plain tensor outputs."""
+    from skl2onnx import to_onnx
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = load_iris(return_X_y=True)
+    x = x.astype(np.float32)
+    clf = LogisticRegression(max_iter=500).fit(x, y)
+    onnx_model = to_onnx(clf, x[:1], options={id(clf): {"zipmap": False}}, target_opset=17)
+    path = tmp_path_factory.mktemp("models") / "iris.onnx"
+    path.write_bytes(onnx_model.SerializeToString())
+    return IrisModel(path, x, clf.predict(x), clf.predict_proba(x))
+
+
+@dataclass
+class PierProcess:
+    """A real `pier up` on free ports in its own data dir."""
+
+    data_dir: Path
+    port: int
+    gateway_port: int
+    proc: subprocess.Popen[bytes] | None = None
+    log_path: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log_path = self.data_dir.parent / f"{self.data_dir.name}-pier-up.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.gateway_port}"
+
+    @property
+    def token(self) -> str:
+        return (self.data_dir / "admin.token").read_text().strip()
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Environment for the CLI: URL, data dir (for the token), no proxies."""
+        env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+        env.update(PIER_URL=self.url, PIER_DATA_DIR=str(self.data_dir))
+        env.pop("PIER_TOKEN", None)
+        return env
+
+    def start(self, timeout_s: float = 30.0) -> None:
+        argv = [sys.executable, "-m", "pier", "up", "--port", str(self.port),
+                "--gateway-port", str(self.gateway_port), "--data-dir", str(self.data_dir)]
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                         env=self.env, start_new_session=True)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"pier up exited:\n{self.log_path.read_text()}")
+            if b"pier is up" in self.log_path.read_bytes():
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"pier up did not start:\n{self.log_path.read_text()}")
+
+    def stop(self, sig: int = signal.SIGINT, timeout_s: float = 30.0) -> None:
+        """Stop `pier up` (SIGINT is Ctrl-C); SIGKILL leaves instances running."""
+        if self.proc is None:
+            return
+        self.proc.send_signal(sig)
+        self.proc.wait(timeout_s)
+        self.proc = None
+
+    def api(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.token}"},
+                            timeout=30, trust_env=False)
+
+    def gateway(self) -> httpx.Client:
+        return httpx.Client(base_url=self.gateway_url, timeout=30, trust_env=False,
+                            headers={"Authorization": f"Bearer {self.token}"})
+
+    def cli(self, *args: str, check: bool = True,
+            timeout_s: float = 120.0) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run([sys.executable, "-m", "pier", *args], env=self.env, text=True,
+                                capture_output=True, timeout=timeout_s)
+        if check and result.returncode != 0:
+            raise AssertionError(f"pier {' '.join(args)} failed ({result.returncode}):\n"
+                                 f"{result.stdout}\n{result.stderr}")
+        return result
+
+    def instance_pids(self) -> list[int]:
+        """PIDs of instance processes recorded by the local runtime."""
+        pids = []
+        for state in (self.data_dir / "instances").glob("*.json"):
+            pids.append(int(json.loads(state.read_text())["pid"]))
+        return pids
+
+    def wait_for(self, predicate: Callable[[], Any], *, timeout_s: float = 60.0,
+                 what: str = "condition") -> Any:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.1)
+        raise AssertionError(f"timed out waiting for {what}; pier up log:\n"
+                             f"{self.log_path.read_text()[-4000:]}")
+
+
+def _kill_leftovers(data_dir: Path) -> list[str]:
+    """Kill whatever a test left running under data_dir; return what was found."""
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if str(data_dir) in cmdline and proc.pid != os.getpid():
+            found.append(cmdline)
+            with_suppress_kill(proc)
+    return found
+
+
+def with_suppress_kill(proc: psutil.Process) -> None:
+    try:
+        proc.kill()
+    except psutil.Error:
+        pass
+
+
+@pytest.fixture
+def pier_factory(tmp_path: Path) -> Iterator[Callable[..., PierProcess]]:
+    """Start real `pier up` processes; each is stopped and checked for leftovers."""
+    started: list[PierProcess] = []
+
+    def make(name: str = "data", *, start: bool = True) -> PierProcess:
+        pier = PierProcess(tmp_path / name, free_port(), free_port())
+        if start:
+            pier.start()
+        started.append(pier)
+        return pier
+
+    yield make
+    for pier in started:
+        if pier.proc is not None:
+            try:
+                pier.stop()
+            except subprocess.TimeoutExpired:
+                pier.proc.kill()
+        _kill_leftovers(pier.data_dir)
+
+
+@pytest.fixture
+def pier(pier_factory: Callable[..., PierProcess]) -> PierProcess:
+    return pier_factory()
