@@ -62,7 +62,8 @@ class NodeService:
         node = self._repo.get_node(project, name)
         current = node.spec.model_dump(mode="json")
         merged = {**current, **changes}
-        for group in ("health", "telemetry"):
+        # Groups merge field by field; secrets key by key, since users only ever see '***'.
+        for group in ("health", "telemetry", "secret_env"):
             if isinstance(changes.get(group), dict):
                 merged[group] = {**current[group], **changes[group]}
         parsed = self._validated(project, merged)

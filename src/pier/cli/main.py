@@ -1,0 +1,139 @@
+"""The `pier` command line: global options, one sub-app per noun, one error line per failure.
+
+`pier up` lives in `cli/up.py` and is imported only when asked for (or listed in --help):
+it pulls in the whole server, which no other command needs.
+"""
+
+import importlib.util
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from pier import __version__
+from pier.cli import call, configuration, model, node
+from pier.cli.context import CliState, OutputOpt, cli_state
+from pier.cli.output import OutputFormat, print_error, print_fields, print_json
+from pier.client import DEFAULT_PROJECT
+from pier.domain.errors import PierError
+
+
+class PierGroup(TyperGroup):
+    """The top-level group: adds `pier up` lazily and turns a PierError into one line."""
+
+    _up: Any = None
+
+    def list_commands(self, ctx: typer.Context) -> list[str]:  # type: ignore[override]
+        names = super().list_commands(ctx)
+        if "up" not in names and importlib.util.find_spec("pier.cli.up") is not None:
+            names.insert(0, "up")
+        return names
+
+    def get_command(self, ctx: typer.Context, cmd_name: str) -> Any:  # type: ignore[override]
+        if cmd_name == "up" and cmd_name not in self.commands:
+            return _up_command()
+        return super().get_command(ctx, cmd_name)
+
+    def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except PierError as exc:
+            print_error(exc.message)
+            raise typer.Exit(1) from None
+
+
+def _up_command() -> Any:
+    """`pier up` as a command, or None while cli/up.py does not exist."""
+    if PierGroup._up is None:
+        if importlib.util.find_spec("pier.cli.up") is None:
+            return None
+        from pier.cli import up
+
+        single = typer.Typer(add_completion=False)
+        single.command("up")(up.up)
+        PierGroup._up = typer.main.get_command(single)
+    return PierGroup._up
+
+
+app = typer.Typer(
+    cls=PierGroup,
+    name="pier",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(model.app, name="model")
+app.add_typer(node.app, name="node")
+app.add_typer(configuration.app, name="configuration")
+app.command("call")(call.call)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"pier {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    project: Annotated[
+        str, typer.Option("--project", "-p", envvar="PIER_PROJECT", help="Project to work in.")
+    ] = DEFAULT_PROJECT,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url",
+            envvar="PIER_URL",
+            help="Control-plane URL. Default: http://127.0.0.1:8080.",
+            show_default=False,
+        ),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            envvar="PIER_TOKEN",
+            help="Bearer token. Default: <data dir>/admin.token, written by `pier up`.",
+            show_default=False,
+        ),
+    ] = None,
+    output: Annotated[
+        OutputFormat, typer.Option("--output", "-o", help="Tables for people, JSON for scripts.")
+    ] = OutputFormat.TABLE,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print pier's version."
+        ),
+    ] = False,
+) -> None:
+    """pier: deploy models and container images as autoscaled, monitored nodes."""
+    state = CliState(project=project, url=url, token=token, output=output)
+    ctx.obj = state
+    ctx.call_on_close(state.close)
+
+
+@app.command()
+def info(ctx: typer.Context, output: OutputOpt = None) -> None:
+    """Show the control plane's version, gateway URL and runtimes."""
+    state = cli_state(ctx, output=output)
+    client = state.client()
+    data = client.info()
+    if state.is_json:
+        print_json(data)
+        return
+    print_fields(
+        [
+            ("url", client.url),
+            ("project", state.project),
+            ("version", data.get("version")),
+            ("gateway", data.get("gateway_url")),
+            ("runtimes", data.get("runtimes")),
+        ]
+    )
+
+
+def main() -> None:
+    """Entry point of the `pier` console script."""
+    app(prog_name="pier")

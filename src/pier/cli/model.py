@@ -1,0 +1,135 @@
+"""`pier model ...`: push model artifacts and list their versions."""
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from pier.cli.context import OutputOpt, ProjectOpt, cli_state
+from pier.cli.output import age, human_bytes, print_json, print_line, print_table, stderr
+from pier.client import FORMATS, Client, detect_format
+from pier.domain.errors import InvalidSpec
+
+app = typer.Typer(no_args_is_help=True, help="Push models and list their versions.")
+
+PROGRESS_FROM_BYTES = 1 << 20
+"""Smaller uploads finish before a progress bar would help."""
+
+MODEL_COLUMNS = ("NAME", "VERSION", "FORMAT", "SIZE", "SHA256", "CREATED")
+
+
+@app.command()
+def push(
+    ctx: typer.Context,
+    path: Annotated[
+        Path,
+        typer.Argument(
+            exists=True,
+            help="Model file (.onnx, .joblib/.pkl/.pickle) or a Python model directory.",
+        ),
+    ],
+    name: Annotated[str, typer.Option("--name", "-n", help="Model name in the project.")],
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help=f"One of {', '.join(FORMATS)}. Default: told by the path.",
+            show_default=False,
+        ),
+    ] = None,
+    trust: Annotated[
+        bool,
+        typer.Option(
+            "--trust", help="Allow a pickle (scikit-learn): loading it runs code from the file."
+        ),
+    ] = False,
+    output: OutputOpt = None,
+    project: ProjectOpt = None,
+) -> None:
+    """Upload a model file or Python model directory as a new version."""
+    state = cli_state(ctx, output=output, project=project)
+    if fmt is not None and fmt not in FORMATS:
+        raise typer.BadParameter(f"choose one of {', '.join(FORMATS)}", param_hint="--format")
+    if fmt is None:
+        try:
+            fmt = detect_format(path)
+        except InvalidSpec as exc:
+            raise typer.BadParameter(
+                exc.message.removeprefix("format: "), param_hint="--format"
+            ) from None
+    model = _push_with_progress(state.client(), path, name, fmt, trust)
+    if state.is_json:
+        print_json(model)
+        return
+    print_line(
+        f"pushed model [bold]{model.get('name', name)}[/] version {model.get('version')} "
+        f"({model.get('format', fmt)}, {human_bytes(model.get('size_bytes'))}, "
+        f"sha256 {str(model.get('sha256', ''))[:12]})"
+    )
+
+
+def _push_with_progress(
+    client: Client, path: Path, name: str, fmt: str, trust: bool
+) -> dict[str, Any]:
+    columns = (
+        TextColumn("uploading {task.description}"),
+        BarColumn(),
+        DownloadColumn(binary_units=True),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(
+        *columns, console=stderr, transient=True, disable=not stderr.is_terminal
+    ) as progress:
+        task = progress.add_task(path.name, total=None, visible=False)
+
+        def on_progress(sent: int, total: int) -> None:
+            progress.update(task, completed=sent, total=total, visible=total >= PROGRESS_FROM_BYTES)
+
+        return client.push_model(path, name, fmt=fmt, trust=trust, on_progress=on_progress)
+
+
+@app.command("list")
+def list_models(ctx: typer.Context, output: OutputOpt = None, project: ProjectOpt = None) -> None:
+    """List every version of every model in the project."""
+    state = cli_state(ctx, output=output, project=project)
+    models = state.client().list_models()
+    if state.is_json:
+        print_json({"models": models})
+        return
+    print_table(MODEL_COLUMNS, (_model_row(model) for model in models))
+
+
+@app.command()
+def get(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Model name.", show_default=False)],
+    output: OutputOpt = None,
+    project: ProjectOpt = None,
+) -> None:
+    """Show the versions of one model."""
+    state = cli_state(ctx, output=output, project=project)
+    model = state.client().get_model(name)
+    if state.is_json:
+        print_json(model)
+        return
+    print_table(MODEL_COLUMNS, (_model_row(version) for version in model.get("versions", [])))
+
+
+def _model_row(model: dict[str, Any]) -> tuple[object, ...]:
+    return (
+        model.get("name"),
+        model.get("version"),
+        model.get("format"),
+        human_bytes(model.get("size_bytes")),
+        str(model.get("sha256") or "")[:12],
+        age(model.get("created_at")),
+    )

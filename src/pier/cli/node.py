@@ -1,0 +1,472 @@
+"""`pier node ...`: create, inspect, change and delete nodes, and follow their instances."""
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+import typer
+
+from pier.cli.context import OutputOpt, ProjectOpt, cli_state
+from pier.cli.output import age, clock, print_fields, print_json, print_line, print_table, stderr
+from pier.client import Client, NodeProgress
+from pier.domain.instance_status import InstanceStatus
+
+app = typer.Typer(no_args_is_help=True, help="Create, inspect, update and delete nodes.")
+
+JSON = dict[str, Any]
+
+_S = InstanceStatus
+PROGRESS_ORDER = tuple(
+    status.value
+    for status in (
+        _S.HEALTHY,
+        _S.UNHEALTHY,
+        _S.PREPARING,
+        _S.STARTED,
+        _S.CREATED,
+        _S.UNDEFINED,
+        _S.DELETING,
+    )
+)
+"""Instance statuses as `--wait` lists them: the goal first."""
+
+NameArg = Annotated[str, typer.Argument(help="Node name.", show_default=False)]
+MinOpt = Annotated[
+    int | None, typer.Option("--min", min=0, help="Minimum instances.", show_default=False)
+]
+MaxOpt = Annotated[
+    int | None,
+    typer.Option("--max", min=0, help="Maximum instances (autoscaling).", show_default=False),
+]
+ConfigOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--config",
+        metavar="NAME",
+        help="Configuration (compute profile) such as c1.4; see `pier configuration list`.",
+        show_default=False,
+    ),
+]
+EnvOpt = Annotated[
+    list[str] | None,
+    typer.Option("--env", metavar="KEY=VALUE", help="Environment variable; repeat for more."),
+]
+SecretEnvOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--secret-env",
+        metavar="KEY=VALUE",
+        help="Environment variable whose value is never printed back; repeat for more.",
+    ),
+]
+TimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--timeout",
+        min=0,
+        metavar="SECONDS",
+        help="Whole-request timeout at the gateway (504 past it).",
+        show_default=False,
+    ),
+]
+HealthOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--health",
+        metavar="PATH",
+        help="HTTP health-check path (model nodes: /v2/health/ready).",
+        show_default=False,
+    ),
+]
+WaitOpt = Annotated[bool, typer.Option("--wait", help="Show progress until the node is Healthy.")]
+WaitTimeoutOpt = Annotated[
+    float, typer.Option("--wait-timeout", min=0, metavar="SECONDS", help="How long --wait waits.")
+]
+
+
+@app.command()
+def create(
+    ctx: typer.Context,
+    name: NameArg,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            metavar="MODEL[:VERSION]",
+            help="Serve a pushed model (its newest version unless VERSION is given).",
+            show_default=False,
+        ),
+    ] = None,
+    image: Annotated[
+        str | None,
+        typer.Option("--image", metavar="REF", help="Run a container image.", show_default=False),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            "--port",
+            min=1,
+            max=65535,
+            help="Port the image's server listens on.",
+            show_default=False,
+        ),
+    ] = None,
+    health: HealthOpt = None,
+    min_instances: MinOpt = None,
+    max_instances: MaxOpt = None,
+    configuration: ConfigOpt = None,
+    env: EnvOpt = None,
+    secret_env: SecretEnvOpt = None,
+    timeout: TimeoutOpt = None,
+    metrics: Annotated[
+        str | None,
+        typer.Option(
+            "--metrics",
+            metavar="PATH",
+            help="Prometheus metrics path on the instance.",
+            show_default=False,
+        ),
+    ] = None,
+    public: Annotated[
+        bool, typer.Option("--public", help="Let anyone call the node, without a token.")
+    ] = False,
+    wait: WaitOpt = False,
+    wait_timeout: WaitTimeoutOpt = 300.0,
+    output: OutputOpt = None,
+    project: ProjectOpt = None,
+) -> None:
+    """Create a node from a model or a container image."""
+    if (model is None) == (image is None):
+        ctx.fail("give exactly one of --model MODEL[:VERSION] or --image REF")
+    spec: JSON = parse_model_ref(model) if model is not None else {"image": image}
+    spec.update(
+        _provisioning(min_instances, max_instances, configuration, timeout),
+        **_optional(
+            port=port, env=parse_env(env, "--env"), secret_env=parse_env(secret_env, "--secret-env")
+        ),
+    )
+    if health is not None:
+        spec["health"] = {"path": health}
+    if metrics is not None:
+        spec["telemetry"] = {"path": metrics}
+    if public:
+        spec["access"] = "public"
+    state = cli_state(ctx, output=output, project=project)
+    client = state.client()
+    node = client.create_node(name, spec=spec)
+    if not state.is_json:
+        print_line(f"created node [bold]{name}[/] in project {state.project}: {node.get('status')}")
+    if wait:
+        node = wait_healthy(client, name, timeout_s=wait_timeout)
+    if state.is_json:
+        print_json(node)
+
+
+@app.command("list")
+def list_nodes(ctx: typer.Context, output: OutputOpt = None, project: ProjectOpt = None) -> None:
+    """List the nodes of the project."""
+    state = cli_state(ctx, output=output, project=project)
+    nodes = state.client().list_nodes()
+    if state.is_json:
+        print_json({"nodes": nodes})
+        return
+    columns = ("NAME", "STATUS", "INSTANCES", "SOURCE", "CONFIG", "MIN-MAX", "AGE", "MESSAGE")
+    print_table(columns, (_node_row(node) for node in nodes))
+
+
+@app.command()
+def get(
+    ctx: typer.Context, name: NameArg, output: OutputOpt = None, project: ProjectOpt = None
+) -> None:
+    """Show a node: status, spec (secrets hidden) and why it is not Healthy."""
+    state = cli_state(ctx, output=output, project=project)
+    node = state.client().get_node(name)
+    if state.is_json:
+        print_json(node)
+        return
+    spec = node.get("spec") or {}
+    print_fields(
+        [
+            ("name", node.get("name")),
+            ("project", node.get("project")),
+            ("status", node.get("status")),
+            ("instances", _instance_counts(node)),
+            ("source", _source(spec)),
+            ("configuration", spec.get("configuration")),
+            ("min-max", _range(spec)),
+            ("access", spec.get("access")),
+            ("port", spec.get("port")),
+            ("timeout", f"{spec['timeout_s']:g}s" if spec.get("timeout_s") else None),
+            ("health", (spec.get("health") or {}).get("path")),
+            ("metrics", (spec.get("telemetry") or {}).get("path")),
+            ("env", spec.get("env")),
+            ("secret env", spec.get("secret_env")),
+            ("generation", node.get("generation")),
+            ("created", node.get("created_at")),
+            ("updated", node.get("updated_at")),
+            *([("crash looping", "yes")] if node.get("crash_looping") else []),
+            ("message", node.get("message")),
+        ]
+    )
+
+
+@app.command()
+def update(
+    ctx: typer.Context,
+    name: NameArg,
+    min_instances: MinOpt = None,
+    max_instances: MaxOpt = None,
+    configuration: ConfigOpt = None,
+    env: EnvOpt = None,
+    secret_env: SecretEnvOpt = None,
+    timeout: TimeoutOpt = None,
+    health: HealthOpt = None,
+    output: OutputOpt = None,
+    project: ProjectOpt = None,
+) -> None:
+    """Change a node's instance range, configuration, env or health check."""
+    changes = _provisioning(min_instances, max_instances, configuration, timeout)
+    changes.update(_optional(secret_env=parse_env(secret_env, "--secret-env")))
+    new_env = parse_env(env, "--env")
+    if not changes and new_env is None and health is None:
+        ctx.fail("nothing to update: give at least one option (see --help)")
+    state = cli_state(ctx, output=output, project=project)
+    client = state.client()
+    if new_env is not None or health is not None:
+        # Send whole objects, so the result is the same whether the server merges or replaces.
+        current = client.get_node(name).get("spec") or {}
+        if new_env is not None:
+            changes["env"] = {**(current.get("env") or {}), **new_env}
+        if health is not None:
+            changes["health"] = {**(current.get("health") or {}), "path": health}
+    node = client.update_node(name, spec=changes)
+    if state.is_json:
+        print_json(node)
+        return
+    print_line(
+        f"updated node [bold]{name}[/] (generation {node.get('generation')}): {node.get('status')}"
+    )
+
+
+@app.command()
+def delete(
+    ctx: typer.Context,
+    name: NameArg,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait until the node is gone.")] = False,
+    wait_timeout: WaitTimeoutOpt = 120.0,
+    output: OutputOpt = None,
+    project: ProjectOpt = None,
+) -> None:
+    """Delete a node; its instances are stopped first."""
+    state = cli_state(ctx, output=output, project=project)
+    client = state.client()
+    node = client.delete_node(name)
+    if wait:
+        with stderr.status(f"{name}: Deleting — waiting for its instances to stop"):
+            client.wait_node_deleted(name, timeout_s=wait_timeout)
+    if state.is_json:
+        print_json(node)
+    elif wait:
+        print_line(f"deleted node [bold]{name}[/]")
+    else:
+        print_line(f"node [bold]{name}[/]: {node.get('status')} (gone once its instances stop)")
+
+
+@app.command()
+def instances(
+    ctx: typer.Context, name: NameArg, output: OutputOpt = None, project: ProjectOpt = None
+) -> None:
+    """List a node's instances with their statuses."""
+    state = cli_state(ctx, output=output, project=project)
+    items = state.client().instances(name)
+    if state.is_json:
+        print_json({"instances": items})
+        return
+    columns = (
+        "ID",
+        "STATUS",
+        "SINCE",
+        "RESTARTS",
+        "ENDPOINT",
+        "LIMITS",
+        "NOT ENFORCED",
+        "LAST ERROR",
+    )
+    print_table(
+        columns,
+        (
+            (
+                item.get("id"),
+                item.get("status"),
+                age(item.get("since")),
+                item.get("restarts"),
+                item.get("endpoint"),
+                item.get("limits_applied"),
+                item.get("limits_not_applied"),
+                _first_line(item.get("last_error")),
+            )
+            for item in items
+        ),
+    )
+
+
+@app.command()
+def events(
+    ctx: typer.Context,
+    name: NameArg,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="How many, newest last.")] = 100,
+    output: OutputOpt = None,
+    project: ProjectOpt = None,
+) -> None:
+    """Show a node's events (who did what, and what happened to its instances)."""
+    state = cli_state(ctx, output=output, project=project)
+    items = state.client().events(name, limit=limit)
+    if state.is_json:
+        print_json({"events": items})
+        return
+    print_table(
+        ("TIME", "KIND", "INSTANCE", "ACTOR", "MESSAGE"),
+        (
+            (
+                clock(e.get("time")),
+                e.get("kind"),
+                e.get("instance"),
+                e.get("actor"),
+                e.get("message"),
+            )
+            for e in items
+        ),
+    )
+
+
+@app.command()
+def logs(
+    ctx: typer.Context,
+    name: NameArg,
+    instance: Annotated[
+        str | None,
+        typer.Option("--instance", "-i", help="One instance's logs only.", show_default=False),
+    ] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
+    ] = False,
+    tail: Annotated[
+        int | None,
+        typer.Option("--tail", min=0, help="Only the last N lines.", show_default=False),
+    ] = None,
+    project: ProjectOpt = None,
+) -> None:
+    """Print the logs of a node's instances, each line prefixed by its instance."""
+    client = cli_state(ctx, project=project).client()
+    for line in client.logs(name, instance=instance, follow=follow, tail=tail):
+        typer.echo(line)
+
+
+def wait_healthy(client: Client, name: str, *, timeout_s: float) -> JSON:
+    """Wait for a node to be Healthy with a live status line on stderr; its last state."""
+    with stderr.status(f"{name}: waiting to be Healthy") as status:
+
+        def on_progress(progress: NodeProgress) -> None:
+            for event in progress.new_events:
+                stderr.print(describe_event(event), markup=False)
+            status.update(describe_progress(progress.node, progress.instances))
+
+        node = client.wait_node(name, timeout_s=timeout_s, on_progress=on_progress)
+    stderr.print(f"[green]✓[/] {describe_progress(node, client.instances(name))}")
+    return node
+
+
+def describe_progress(node: JSON, instances: Sequence[JSON]) -> str:
+    """'iris: Created — instances: 1 Healthy, 1 Preparing'."""
+    counts = Counter(str(item.get("status")) for item in instances)
+    parts = [f"{counts[status]} {status}" for status in PROGRESS_ORDER if counts[status]]
+    parts += [f"{n} {status}" for status, n in counts.items() if status not in PROGRESS_ORDER]
+    return f"{node.get('name')}: {node.get('status')} — instances: {', '.join(parts) or 'none yet'}"
+
+
+def describe_event(event: JSON) -> str:
+    """'12:00:01 [i-abc] instance_created: message'."""
+    instance = f" [{event['instance']}]" if event.get("instance") else ""
+    return f"  {clock(event.get('time'))}{instance} {event.get('kind')}: {event.get('message')}"
+
+
+def parse_model_ref(ref: str) -> JSON:
+    """'iris' -> {model: iris}; 'iris:3' -> {model: iris, model_version: 3}."""
+    model, sep, version = ref.partition(":")
+    if not sep:
+        return {"model": model}
+    if not version.isdigit() or int(version) < 1:
+        raise typer.BadParameter(
+            f"expected MODEL[:VERSION] with a version number, got {ref!r}", param_hint="--model"
+        )
+    return {"model": model, "model_version": int(version)}
+
+
+def parse_env(pairs: Sequence[str] | None, option: str) -> dict[str, str] | None:
+    """['A=1', 'B=x=y'] -> {'A': '1', 'B': 'x=y'}; None when the option was not given."""
+    if not pairs:
+        return None
+    env: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint=option)
+        env[key] = value
+    return env
+
+
+def _provisioning(
+    min_instances: int | None,
+    max_instances: int | None,
+    configuration: str | None,
+    timeout_s: float | None,
+) -> JSON:
+    return _optional(
+        min_instances=min_instances,
+        max_instances=max_instances,
+        configuration=configuration,
+        timeout_s=timeout_s,
+    )
+
+
+def _optional(**fields: Any) -> JSON:
+    return {key: value for key, value in fields.items() if value is not None}
+
+
+def _node_row(node: JSON) -> tuple[object, ...]:
+    spec = node.get("spec") or {}
+    return (
+        node.get("name"),
+        node.get("status"),
+        _instance_counts(node),
+        _source(spec),
+        spec.get("configuration"),
+        _range(spec),
+        age(node.get("created_at")),
+        _first_line(node.get("message")),
+    )
+
+
+def _instance_counts(node: JSON) -> str:
+    counts = node.get("instances") or {}
+    return f"{counts.get('healthy', 0)}/{counts.get('total', 0)} Healthy"
+
+
+def _source(spec: JSON) -> str:
+    if spec.get("image"):
+        return f"image {spec['image']}"
+    version = spec.get("model_version")
+    return f"model {spec.get('model')}" + (f":{version}" if version else "")
+
+
+def _range(spec: JSON) -> str:
+    low = spec.get("min_instances")
+    high = spec.get("max_instances")
+    return f"{low}-{low if high is None else high}"
+
+
+def _first_line(text: str | None) -> str | None:
+    if not text:
+        return None
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return first if len(first) <= 80 else first[:79] + "…"

@@ -1,0 +1,498 @@
+"""The Python SDK: a synchronous client for pier's control plane and gateway, on httpx.
+
+Errors come back as the classes the server raised (``pier.NotFound``, ``pier.InvalidSpec``
+with ``.field``, ...): the server sends ``{"error": {"code", "message"}}`` and the code
+maps back through ``ERRORS_BY_CODE``, so callers catch pier's own names, never HTTP
+statuses. The CLI is built on this module only, which keeps the SDK sufficient.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Final
+from urllib.parse import quote
+
+import httpx
+
+from pier.domain.errors import ERRORS_BY_CODE, InvalidSpec, NotFound, PierError, Unauthorized
+
+DEFAULT_URL: Final = "http://127.0.0.1:8080"
+DEFAULT_PROJECT: Final = "default"
+DEFAULT_TIMEOUT_S: Final = 30.0
+UPLOAD_CHUNK_BYTES: Final = 1 << 20
+UPLOAD_READ_TIMEOUT_S: Final = 300.0
+"""How long the server may take to check an uploaded model before it answers."""
+
+FORMATS_BY_SUFFIX: Final[Mapping[str, str]] = {
+    ".onnx": "onnx",
+    ".joblib": "sklearn",
+    ".pkl": "sklearn",
+    ".pickle": "sklearn",
+}
+FORMATS: Final = ("onnx", "sklearn", "python")
+PICKLE_WARNING: Final = (
+    "a scikit-learn model is a pickle, and loading a pickle runs code from it: "
+    "push it with trust=True (--trust) only if you trust where it came from"
+)
+
+JSON = dict[str, Any]
+
+
+class ControlPlaneUnreachable(PierError):
+    """Nothing answers at the control-plane URL."""
+
+    code = "unreachable"
+    http_status = 503
+
+    def __init__(self, url: str) -> None:
+        super().__init__(f"cannot reach pier at {url}: is `pier up` running?")
+        self.url = url
+
+
+class GatewayUnreachable(PierError):
+    """Nothing answers at the gateway URL."""
+
+    code = "unreachable"
+    http_status = 503
+
+    def __init__(self, url: str) -> None:
+        super().__init__(
+            f"cannot reach the pier gateway at {url}: is `pier up` running? "
+            "(set the gateway URL with --gateway-url or PIER_GATEWAY_URL)"
+        )
+        self.url = url
+
+
+class NodeNotHealthy(PierError):
+    """Waiting for a node gave up; ``node`` is the last state seen."""
+
+    def __init__(self, name: str, reason: str, node: JSON | None = None) -> None:
+        super().__init__(f"node {name!r} {reason}")
+        self.node = node
+
+
+class NodeCrashLooping(NodeNotHealthy):
+    def __init__(self, name: str, node: JSON) -> None:
+        why = node.get("message") or "its instances keep exiting"
+        super().__init__(name, f"is crash looping: {why}", node)
+
+
+class WaitTimedOut(NodeNotHealthy):
+    def __init__(self, name: str, goal: str, timeout_s: float, node: JSON | None) -> None:
+        last = ""
+        if node is not None:
+            last = f" (last status: {node.get('status')}"
+            last += f": {node['message']})" if node.get("message") else ")"
+        super().__init__(name, f"did not {goal} within {timeout_s:g}s{last}", node)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeProgress:
+    """One poll of ``Client.wait_node``: the node, its instances, events not seen before."""
+
+    node: JSON
+    instances: list[JSON]
+    new_events: list[JSON] = field(default_factory=list)
+
+
+def resolve_url(url: str | None = None, *, env: Mapping[str, str] | None = None) -> str:
+    """The control-plane URL: explicit, else $PIER_URL, else http://127.0.0.1:8080."""
+    env = os.environ if env is None else env
+    return (url or env.get("PIER_URL") or DEFAULT_URL).rstrip("/")
+
+
+def token_path(*, env: Mapping[str, str] | None = None) -> Path:
+    """Where `pier up` writes the admin token: <$PIER_DATA_DIR or ./.pier>/admin.token."""
+    env = os.environ if env is None else env
+    return Path(env.get("PIER_DATA_DIR") or ".pier") / "admin.token"
+
+
+def resolve_token(token: str | None = None, *, env: Mapping[str, str] | None = None) -> str:
+    """The bearer token: explicit, else $PIER_TOKEN, else the admin.token `pier up` wrote."""
+    env = os.environ if env is None else env
+    if token:
+        return token
+    if env.get("PIER_TOKEN"):
+        return env["PIER_TOKEN"]
+    path = token_path(env=env)
+    with contextlib.suppress(OSError):
+        if text := path.read_text(encoding="utf-8").strip():
+            return text
+    raise Unauthorized(
+        f"no token: pass --token, set PIER_TOKEN, or run where `pier up` keeps its data; "
+        f"`pier up` writes the admin token to {path.absolute()} on first start "
+        "(set PIER_DATA_DIR if its data dir is elsewhere)"
+    )
+
+
+def detect_format(path: Path) -> str:
+    """The model format told by a path: .onnx, .joblib/.pkl/.pickle, or a directory."""
+    if path.is_dir():
+        return "python"
+    if fmt := FORMATS_BY_SUFFIX.get(path.suffix.lower()):
+        return fmt
+    raise InvalidSpec(
+        "format",
+        f"cannot tell the model format of {str(path)!r} from its name; "
+        f"give it as one of {', '.join(FORMATS)} (--format)",
+    )
+
+
+def error_from_response(response: httpx.Response) -> PierError:
+    """The PierError that an error response from pier stands for."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        return make_error(
+            str(error.get("code") or ""),
+            error["message"],
+            field=error.get("field"),
+            http_status=response.status_code,
+        )
+    detail = body.get("detail") if isinstance(body, dict) else None
+    if isinstance(detail, list) and detail and isinstance(detail[0], dict):
+        # A validation error that reached FastAPI's default handler.
+        loc = [str(part) for part in detail[0].get("loc", ()) if part != "body"]
+        name = ".".join(loc) or "spec"
+        return make_error("invalid_spec", f"{name}: {detail[0].get('msg')}", field=name)
+    message = detail if isinstance(detail, str) else response.text.strip()
+    return make_error(
+        "",
+        f"HTTP {response.status_code} from {response.request.url}: "
+        f"{message or response.reason_phrase}",
+        http_status=response.status_code,
+    )
+
+
+def make_error(
+    code: str, message: str, *, field: str | None = None, http_status: int = 500
+) -> PierError:
+    """An instance of the most general PierError class for ``code`` (or the HTTP status)."""
+    cls = ERRORS_BY_CODE.get(code) or _ERRORS_BY_STATUS.get(http_status, PierError)
+    exc = cls.__new__(cls)
+    PierError.__init__(exc, message)
+    if isinstance(exc, InvalidSpec):
+        exc.field = field or "spec"
+    return exc
+
+
+_ERRORS_BY_STATUS: Final = {cls.http_status: cls for cls in reversed(ERRORS_BY_CODE.values())}
+
+
+@contextlib.contextmanager
+def _reaching(url: str, unreachable: Callable[[str], PierError]) -> Iterator[None]:
+    """Turn httpx transport failures into PierErrors that name ``url``."""
+    try:
+        yield
+    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+        raise unreachable(url) from exc
+    except httpx.TimeoutException as exc:
+        raise PierError(f"{url} did not answer in time ({type(exc).__name__})") from exc
+    except httpx.TransportError as exc:
+        raise PierError(f"request to {url} failed: {exc or type(exc).__name__}") from exc
+
+
+class Client:
+    """pier's control plane (REST) and gateway (inference) for one project."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        project: str = DEFAULT_PROJECT,
+        *,
+        gateway_url: str | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.url = resolve_url(url)
+        self.project = project
+        self.timeout_s = timeout_s
+        self._token_arg = token
+        self._token: str | None = None
+        gateway = gateway_url or os.environ.get("PIER_GATEWAY_URL")
+        self._gateway_url = gateway.rstrip("/") if gateway else None
+        self._http = httpx.Client(base_url=self.url, timeout=timeout_s, transport=transport)
+
+    # -- plumbing -------------------------------------------------------------------
+
+    @property
+    def token(self) -> str:
+        """The bearer token, resolved on first use (see ``resolve_token``)."""
+        if self._token is None:
+            self._token = resolve_token(self._token_arg)
+        return self._token
+
+    @property
+    def gateway_url(self) -> str:
+        """Where inference goes: explicit, else $PIER_GATEWAY_URL, else what pier reports."""
+        if self._gateway_url is None:
+            self._gateway_url = str(self.info()["gateway_url"]).rstrip("/")
+        return self._gateway_url
+
+    def _project_path(self, *parts: str) -> str:
+        tail = "".join(f"/{quote(part, safe='')}" for part in parts)
+        return f"/api/v1/projects/{quote(self.project, safe='')}{tail}"
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
+        with _reaching(self.url, ControlPlaneUnreachable):
+            response = self._http.request(method, path, headers=headers, **kwargs)
+        if response.is_error:
+            raise error_from_response(response)
+        return response
+
+    @contextlib.contextmanager
+    def _stream(self, method: str, path: str, **kwargs: Any) -> Iterator[httpx.Response]:
+        headers = {"Authorization": f"Bearer {self.token}"}
+        with (
+            _reaching(self.url, ControlPlaneUnreachable),
+            self._http.stream(method, path, headers=headers, **kwargs) as response,
+        ):
+            if response.is_error:
+                response.read()
+                raise error_from_response(response)
+            yield response
+
+    def close(self) -> None:
+        """Close the connections."""
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- platform -------------------------------------------------------------------
+
+    def info(self) -> JSON:
+        """pier's version, gateway URL and runtimes."""
+        return _object(self._request("GET", "/api/v1/info"))
+
+    def configurations(self) -> list[JSON]:
+        """The configurations (compute profiles) a node can use."""
+        return _items(self._request("GET", "/api/v1/configurations"), "configurations")
+
+    # -- models ---------------------------------------------------------------------
+
+    def push_model(
+        self,
+        path: str | os.PathLike[str],
+        name: str,
+        *,
+        fmt: str | None = None,
+        trust: bool = False,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> JSON:
+        """Upload a model file (or a Python model directory) as a new version of ``name``."""
+        path = Path(path)
+        if not path.exists():
+            raise InvalidSpec("path", f"{str(path)!r} does not exist")
+        fmt = fmt or detect_format(path)
+        if fmt == "sklearn" and not trust:
+            raise InvalidSpec("trust", PICKLE_WARNING)
+        with _upload_body(path, fmt) as (body, size, filename):
+            response = self._request(
+                "POST",
+                self._project_path("models", name),
+                params={"format": fmt, "trust": str(trust).lower(), "filename": filename},
+                content=_read_chunks(body, size, on_progress),
+                headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
+                timeout=httpx.Timeout(
+                    self.timeout_s, read=max(self.timeout_s, UPLOAD_READ_TIMEOUT_S)
+                ),
+            )
+        return _object(response)
+
+    def list_models(self) -> list[JSON]:
+        """Every version of every model in the project."""
+        return _items(self._request("GET", self._project_path("models")), "models")
+
+    def get_model(self, name: str) -> JSON:
+        """A model with all its versions: ``{"name", "versions": [...]}``."""
+        return _object(self._request("GET", self._project_path("models", name)))
+
+    # -- nodes ----------------------------------------------------------------------
+
+    def create_node(self, name: str, spec: Mapping[str, Any] | None = None, **fields: Any) -> JSON:
+        """Create a node from spec fields (model or image, port, min_instances, ...)."""
+        body = {"name": name, "spec": {**(spec or {}), **fields}}
+        return _object(self._request("POST", self._project_path("nodes"), json=body))
+
+    def list_nodes(self) -> list[JSON]:
+        """The nodes of the project."""
+        return _items(self._request("GET", self._project_path("nodes")), "nodes")
+
+    def get_node(self, name: str) -> JSON:
+        """A node: spec (secrets as '***'), status, instance counts, message."""
+        return _object(self._request("GET", self._project_path("nodes", name)))
+
+    def update_node(self, name: str, spec: Mapping[str, Any] | None = None, **fields: Any) -> JSON:
+        """Change some spec fields; pier replaces instances as needed."""
+        body = {"spec": {**(spec or {}), **fields}}
+        return _object(self._request("PATCH", self._project_path("nodes", name), json=body))
+
+    def delete_node(self, name: str) -> JSON:
+        """Start deleting a node; it disappears once its instances are gone."""
+        return _object(self._request("DELETE", self._project_path("nodes", name)))
+
+    def instances(self, name: str) -> list[JSON]:
+        """The instances of a node with their statuses."""
+        path = self._project_path("nodes", name, "instances")
+        return _items(self._request("GET", path), "instances")
+
+    def events(self, name: str, *, limit: int = 100) -> list[JSON]:
+        """The latest events of a node, oldest first."""
+        path = self._project_path("nodes", name, "events")
+        return _items(self._request("GET", path, params={"limit": limit}), "events")
+
+    def logs(
+        self, name: str, instance: str | None = None, follow: bool = False, tail: int | None = None
+    ) -> Iterator[str]:
+        """Log lines of a node's instances (each prefixed ``[instance-id]``) or of one."""
+        params: dict[str, Any] = {"follow": str(follow).lower()}
+        if instance is not None:
+            params["instance"] = instance
+        if tail is not None:
+            params["tail"] = tail
+        timeout = httpx.Timeout(self.timeout_s, read=None) if follow else self.timeout_s
+        path = self._project_path("nodes", name, "logs")
+        with self._stream("GET", path, params=params, timeout=timeout) as response:
+            yield from response.iter_lines()
+
+    def wait_node(
+        self,
+        name: str,
+        *,
+        timeout_s: float = 300.0,
+        poll_s: float = 0.5,
+        on_progress: Callable[[NodeProgress], None] | None = None,
+    ) -> JSON:
+        """Poll until the node is Healthy; NodeCrashLooping or WaitTimedOut if it is not."""
+        deadline = time.monotonic() + timeout_s
+        seen: set[Any] = set()
+        while True:
+            node = self.get_node(name)
+            if on_progress is not None:
+                events = [e for e in self.events(name) if e.get("id") not in seen]
+                seen.update(e.get("id") for e in events)
+                on_progress(NodeProgress(node, self.instances(name), events))
+            if node.get("status") == "Healthy":
+                return node
+            if node.get("crash_looping"):
+                raise NodeCrashLooping(name, node)
+            if node.get("status") == "Deleting":
+                raise NodeNotHealthy(name, "is being deleted", node)
+            if time.monotonic() >= deadline:
+                raise WaitTimedOut(name, "become Healthy", timeout_s, node)
+            time.sleep(poll_s)
+
+    def wait_node_deleted(
+        self, name: str, *, timeout_s: float = 120.0, poll_s: float = 0.5
+    ) -> None:
+        """Poll until the node is gone (its instances are deleted)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                node = self.get_node(name)
+            except NotFound:
+                return
+            if time.monotonic() >= deadline:
+                raise WaitTimedOut(name, "disappear", timeout_s, node)
+            time.sleep(poll_s)
+
+    # -- inference ------------------------------------------------------------------
+
+    def target_url(self, target: str, path: str = "/") -> str:
+        """The gateway URL of ``path`` on a node (``NAME``) or an alias (``alias/NAME``)."""
+        kind, name = "nodes", target.removeprefix("node/")
+        if target.startswith("alias/"):
+            kind, name = "aliases", target.removeprefix("alias/")
+        project = quote(self.project, safe="")
+        return f"{self.gateway_url}/{project}/{kind}/{quote(name, safe='')}/{path.lstrip('/')}"
+
+    def call(
+        self,
+        target: str,
+        path: str = "/",
+        *,
+        method: str | None = None,
+        json: Any = None,
+        data: bytes | str | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout_s: float | None = None,
+    ) -> httpx.Response:
+        """Send a request to a node or alias through the gateway; any status comes back."""
+        url = self.target_url(target, path)
+        all_headers = dict(headers or {})
+        with contextlib.suppress(Unauthorized):  # public nodes need no token
+            all_headers.setdefault("Authorization", f"Bearer {self.token}")
+        if method is None:
+            method = "GET" if json is None and data is None else "POST"
+        timeout = httpx.Timeout(self.timeout_s, read=timeout_s)
+        with _reaching(self.gateway_url, GatewayUnreachable):
+            return self._http.request(
+                method, url, json=json, content=data, headers=all_headers, timeout=timeout
+            )
+
+
+def _object(response: httpx.Response) -> JSON:
+    data = response.json()
+    if not isinstance(data, dict):
+        raise PierError(f"unexpected answer from {response.request.url}: {response.text[:200]}")
+    return data
+
+
+def _items(response: httpx.Response, key: str) -> list[JSON]:
+    items = _object(response).get(key)
+    if not isinstance(items, list):
+        raise PierError(f"unexpected answer from {response.request.url}: no {key!r} list")
+    return items
+
+
+@contextlib.contextmanager
+def _upload_body(path: Path, fmt: str) -> Iterator[tuple[IO[bytes], int, str]]:
+    """The bytes to upload: the file itself, or a gzip tar for a Python model."""
+    if fmt != "python" or (path.is_file() and path.suffix in (".gz", ".tgz")):
+        with path.open("rb") as file:
+            yield file, path.stat().st_size, path.name
+        return
+    with tempfile.TemporaryFile() as archive:
+        with tarfile.open(fileobj=archive, mode="w:gz") as tar:
+            members = sorted(path.iterdir()) if path.is_dir() else [path]
+            for member in members:
+                tar.add(member, arcname=member.name, filter=_skip_caches)
+        size = archive.tell()
+        archive.seek(0)
+        yield archive, size, f"{path.stem if path.is_file() else path.name}.tar.gz"
+
+
+def _skip_caches(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+    parts = Path(info.name).parts
+    if "__pycache__" in parts or info.name.endswith(".pyc") or ".git" in parts:
+        return None
+    return info
+
+
+def _read_chunks(
+    file: IO[bytes], size: int, on_progress: Callable[[int, int], None] | None
+) -> Iterator[bytes]:
+    sent = 0
+    if on_progress is not None:
+        on_progress(0, size)
+    while chunk := file.read(UPLOAD_CHUNK_BYTES):
+        yield chunk
+        sent += len(chunk)
+        if on_progress is not None:
+            on_progress(sent, size)

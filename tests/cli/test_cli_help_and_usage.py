@@ -1,0 +1,110 @@
+"""Every command explains itself in --help; wrong combinations are usage errors (exit 2)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from pier.cli.main import app
+
+runner = CliRunner()
+
+
+def command_paths(command: Any = None, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    """Every command and group of the CLI as its argv prefix, the root included."""
+    command = command or typer.main.get_command(app)
+    yield prefix
+    ctx = typer.Context(command)
+    for name in getattr(command, "list_commands", lambda ctx: [])(ctx):
+        sub = command.get_command(ctx, name)
+        if sub is not None:
+            yield from command_paths(sub, (*prefix, name))
+
+
+ALL_COMMANDS = sorted(command_paths())
+
+
+def test_the_cli_has_the_documented_commands() -> None:
+    for path in [
+        ("model", "push"),
+        ("model", "list"),
+        ("node", "create"),
+        ("node", "list"),
+        ("node", "get"),
+        ("node", "update"),
+        ("node", "delete"),
+        ("node", "instances"),
+        ("node", "logs"),
+        ("call",),
+    ]:
+        assert path in ALL_COMMANDS
+
+
+@pytest.mark.parametrize("path", ALL_COMMANDS, ids=lambda path: " ".join(path) or "pier")
+def test_help_of_every_command_works(path: tuple[str, ...]) -> None:
+    result = runner.invoke(app, [*path, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage:" in result.output
+    root = typer.main.get_command(app)
+    command: Any = root
+    for name in path:
+        command = command.get_command(typer.Context(command), name)
+    first_line = (command.help or "").strip().splitlines()[0]
+    assert first_line, f"pier {' '.join(path)} has no docstring"
+    assert first_line.split()[0] in result.output
+
+
+def test_python_dash_m_pier_runs_the_same_cli() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "pier", "node", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert "create" in result.stdout and "instances" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "source", [[], ["--model", "iris", "--image", "nginx:1.27"]], ids=["neither", "both"]
+)
+def test_node_create_needs_exactly_one_of_model_or_image(source: list[str]) -> None:
+    result = runner.invoke(app, ["node", "create", "iris", *source])
+    assert result.exit_code == 2
+    assert "exactly one of --model" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["node", "create", "web", "--image", "nginx", "--env", "NOVALUE"], "KEY=VALUE"),
+        (["node", "create", "iris", "--model", "iris:latest"], "MODEL[:VERSION]"),
+        (["node", "update", "iris"], "nothing to update"),
+        (["call", "iris", "-H", "no-colon"], "KEY:VALUE"),
+    ],
+)
+def test_bad_option_values_are_usage_errors(args: list[str], says: str) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert says in result.output
+
+
+def test_model_push_asks_for_a_format_it_cannot_tell(tmp_path: Path) -> None:
+    path = tmp_path / "model.bin"
+    path.write_bytes(b"?")
+    result = runner.invoke(app, ["model", "push", str(path), "--name", "thing"])
+    assert result.exit_code == 2
+    assert "--format" in result.output
+
+
+def test_model_push_of_a_pickle_needs_trust(tmp_path: Path) -> None:
+    path = tmp_path / "tree.joblib"
+    path.write_bytes(b"pickle")
+    result = runner.invoke(app, ["model", "push", str(path), "--name", "tree"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: ")
+    assert "--trust" in result.stderr and "runs code" in result.stderr

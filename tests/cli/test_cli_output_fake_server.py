@@ -1,0 +1,153 @@
+"""What the CLI prints for people and for scripts, against a fake control plane."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+from typer.testing import CliRunner
+
+from pier.cli.main import app
+from pier.cli.node import describe_progress
+from pier.cli.output import age, human_bytes
+from tests.cli.conftest import FakePier, body_of, error_response
+
+runner = CliRunner()
+NODES = "/api/v1/projects/default/nodes"
+NODE = {
+    "project": "default",
+    "name": "iris",
+    "spec": {"model": "iris", "model_version": 1, "configuration": "c1.2", "min_instances": 2,
+             "max_instances": None, "env": {"A": "1"}, "secret_env": {"KEY": "***"}},
+    "status": "Healthy",
+    "generation": 1,
+    "instances": {"healthy": 2, "total": 2},
+    "message": None,
+    "crash_looping": False,
+    "created_at": "2025-01-01T00:00:00+00:00",
+    "updated_at": "2025-01-01T00:00:00+00:00",
+}  # fmt: skip
+
+
+def test_node_list_prints_a_table_fake_server(cli_on_fake_pier: FakePier) -> None:
+    cli_on_fake_pier.on("GET", NODES, {"nodes": [NODE]})
+    result = runner.invoke(app, ["node", "list"])
+    assert result.exit_code == 0, result.output
+    header, row = result.stdout.splitlines()
+    assert header.split() == [
+        "NAME", "STATUS", "INSTANCES", "SOURCE", "CONFIG", "MIN-MAX", "AGE", "MESSAGE"
+    ]  # fmt: skip
+    assert row.split()[:7] == ["iris", "Healthy", "2/2", "Healthy", "model", "iris:1", "c1.2"]
+
+
+def test_output_json_prints_the_api_shape_before_or_after_the_command_fake_server(
+    cli_on_fake_pier: FakePier,
+) -> None:
+    instances = {"instances": [{"id": "i-1", "status": "Healthy"}]}
+    cli_on_fake_pier.on("GET", f"{NODES}/iris/instances", instances)
+    before = runner.invoke(app, ["--output", "json", "node", "instances", "iris"])
+    after = runner.invoke(app, ["node", "instances", "iris", "-o", "json"])
+    assert json.loads(before.stdout) == json.loads(after.stdout) == instances
+
+
+def test_node_get_shows_secrets_hidden_and_the_message_fake_server(
+    cli_on_fake_pier: FakePier,
+) -> None:
+    unhealthy = {**NODE, "status": "Unhealthy", "message": "crash loop: ImportError"}
+    cli_on_fake_pier.on("GET", f"{NODES}/iris", unhealthy)
+    result = runner.invoke(app, ["node", "get", "iris"])
+    assert result.exit_code == 0, result.output
+    assert "KEY=***" in result.stdout and "crash loop: ImportError" in result.stdout
+
+
+def test_errors_are_one_line_on_stderr_with_exit_1_fake_server(
+    cli_on_fake_pier: FakePier,
+) -> None:
+    message = "node 'ghost' not found in project 'default'"
+    cli_on_fake_pier.on("GET", f"{NODES}/ghost", error_response(404, "not_found", message))
+    result = runner.invoke(app, ["node", "get", "ghost"])
+    assert result.exit_code == 1
+    assert result.stderr == f"error: {message}\n"
+    assert "Traceback" not in result.output
+
+
+def test_node_create_builds_the_spec_from_options_fake_server(
+    cli_on_fake_pier: FakePier,
+) -> None:
+    cli_on_fake_pier.on("POST", NODES, httpx.Response(201, json={**NODE, "status": "Created"}))
+    options = (
+        "--image nginx:1.27 --port 80 --health / --min 1 --max 3 --config c1.4 --env A=1 "
+        "--env B=x=y --secret-env KEY=v --timeout 5 --metrics /metrics --public"
+    )
+    result = runner.invoke(app, ["node", "create", "web", *options.split()])
+    assert result.exit_code == 0, result.output
+    assert body_of(cli_on_fake_pier.requests[0]) == {
+        "name": "web",
+        "spec": {
+            "image": "nginx:1.27", "port": 80, "health": {"path": "/"}, "min_instances": 1,
+            "max_instances": 3, "configuration": "c1.4", "env": {"A": "1", "B": "x=y"},
+            "secret_env": {"KEY": "v"}, "timeout_s": 5.0, "telemetry": {"path": "/metrics"},
+            "access": "public",
+        },
+    }  # fmt: skip
+
+
+def test_node_create_wait_exits_1_with_the_crash_loop_reason_fake_server(
+    cli_on_fake_pier: FakePier,
+) -> None:
+    crashing = {**NODE, "status": "Created", "crash_looping": True,
+                "message": "instance exited 3 times: ModuleNotFoundError: x"}  # fmt: skip
+    cli_on_fake_pier.on("POST", NODES, httpx.Response(201, json={**NODE, "status": "Created"}))
+    cli_on_fake_pier.on("GET", f"{NODES}/iris", crashing)
+    cli_on_fake_pier.on("GET", f"{NODES}/iris/instances", {"instances": []})
+    cli_on_fake_pier.on("GET", f"{NODES}/iris/events", {"events": []})
+    result = runner.invoke(app, ["node", "create", "iris", "--model", "iris:1", "--wait"])
+    assert result.exit_code == 1
+    assert "crash looping" in result.stderr and "ModuleNotFoundError: x" in result.stderr
+    assert body_of(cli_on_fake_pier.requests[0])["spec"] == {"model": "iris", "model_version": 1}
+
+
+def test_node_update_merges_env_with_the_current_one_fake_server(
+    cli_on_fake_pier: FakePier,
+) -> None:
+    cli_on_fake_pier.on("GET", f"{NODES}/iris", NODE)
+    cli_on_fake_pier.on("PATCH", f"{NODES}/iris", {**NODE, "generation": 2})
+    result = runner.invoke(app, ["node", "update", "iris", "--env", "B=2", "--max", "4"])
+    assert result.exit_code == 0, result.output
+    patch = body_of(cli_on_fake_pier.requests[-1])
+    assert patch == {"spec": {"max_instances": 4, "env": {"A": "1", "B": "2"}}}
+    assert "generation 2" in result.stdout
+
+
+def test_call_prints_the_body_or_fails_with_the_error_fake_server(
+    cli_on_fake_pier: FakePier, tmp_path: Path
+) -> None:
+    request = tmp_path / "req.json"
+    request.write_text('{"inputs": []}')
+    infer = "/default/nodes/iris/v2/models/iris/infer"
+    cli_on_fake_pier.on("POST", infer, {"outputs": [1]})
+    cli_on_fake_pier.on("GET", "/default/nodes/down/", error_response(503, "no_instance", "down"))
+    ok = runner.invoke(app, ["call", "iris", "/v2/models/iris/infer", "--data", f"@{request}"])
+    failed = runner.invoke(app, ["call", "down"])
+    assert ok.exit_code == 0 and json.loads(ok.stdout) == {"outputs": [1]}
+    sent = cli_on_fake_pier.requests[0]
+    assert sent.headers["content-type"] == "application/json"
+    assert sent.content == b'{"inputs": []}'
+    assert failed.exit_code == 1 and failed.stdout == ""
+    assert json.loads(failed.stderr)["error"]["code"] == "no_instance"
+
+
+def test_progress_line_counts_instances_by_status() -> None:
+    instances = [{"status": "Preparing"}, {"status": "Healthy"}, {"status": "Preparing"}]
+    line = describe_progress({"name": "iris", "status": "Created"}, instances)
+    assert line == "iris: Created — instances: 1 Healthy, 2 Preparing"
+    assert describe_progress({"name": "iris", "status": "Created"}, []).endswith("none yet")
+
+
+def test_sizes_and_ages_read_like_a_person_wrote_them() -> None:
+    now = datetime(2025, 1, 1, 12, tzinfo=UTC)
+    assert human_bytes(512) == "512 B" and human_bytes(3 * 2**20 // 2) == "1.5 MiB"
+    assert age((now - timedelta(seconds=42)).isoformat(), now=now) == "42s"
+    assert age((now - timedelta(hours=5)).isoformat(), now=now) == "5h"

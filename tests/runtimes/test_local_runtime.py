@@ -1,0 +1,204 @@
+"""What only the local runtime promises: process groups, state files, surviving pier's
+death, and how limits are planned. The shared behaviour is in test_runtime_contract.py."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from pier.domain.configurations import GIB, Configuration
+from pier.domain.errors import InvalidSpec
+from pier.domain.names import InstanceId, NodeKey, NodeName, ProjectName
+from pier.runtimes import InstanceSpec
+from pier.runtimes.local import (
+    LOG_CHUNK_BYTES,
+    LocalRuntime,
+    _LogReader,
+    format_bytes,
+    format_cpus,
+    plan_limits,
+)
+
+NODE = NodeKey(ProjectName("default"), NodeName("node-a"))
+SLEEPER = (sys.executable, "-c", "import time; time.sleep(120)")
+
+PIER_KILLED_AFTER_CREATE = """
+import asyncio, os, signal, sys
+from pathlib import Path
+from pier.domain.names import InstanceId, NodeKey
+from pier.runtimes.base import InstanceSpec
+from pier.runtimes.local import LocalRuntime
+
+async def main():
+    runtime = LocalRuntime(Path(sys.argv[1]))
+    node = NodeKey.parse("default/node-a")
+    spec = InstanceSpec(InstanceId("i-orphan"), node, tuple(sys.argv[2:]))
+    observed = await runtime.create(spec)
+    print("ENDPOINT", observed.endpoint, flush=True)
+
+asyncio.run(main())
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+@pytest.fixture
+async def runtime(tmp_path: Path) -> AsyncIterator[LocalRuntime]:
+    runtime = LocalRuntime(tmp_path / "instances")
+    yield runtime
+    for seen in await runtime.list():
+        await runtime.delete(seen.instance_id, grace_s=1.0)
+    await runtime.close()
+
+
+def make_spec(instance_id: str, command: tuple[str, ...] = SLEEPER) -> InstanceSpec:
+    return InstanceSpec(InstanceId(instance_id), NODE, command)
+
+
+async def wait_for_exit(runtime: LocalRuntime, instance_id: str) -> int | None:
+    for _ in range(200):
+        [seen] = [o for o in await runtime.list() if o.instance_id == instance_id]
+        if seen.phase == "exited":
+            return seen.exit_code
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{instance_id} did not exit")
+
+
+async def test_instances_run_in_a_process_group_and_session_of_their_own(
+    runtime: LocalRuntime, tmp_path: Path
+) -> None:
+    await runtime.create(make_spec("i-group"))
+    state = json.loads((tmp_path / "instances" / "i-group.json").read_text())
+    pid = state["pid"]
+
+    assert os.getpgid(pid) == pid != os.getpgid(0)
+    assert os.getsid(pid) == pid
+    assert state["create_time"] == psutil.Process(pid).create_time()
+    assert {"instance_id", "project", "node", "generation", "port"} <= state.keys()
+    assert not list((tmp_path / "instances").glob("*.tmp")), "state written by rename"
+
+
+async def test_instances_survive_pier_being_killed_and_are_adopted(
+    tmp_path: Path, runtime: LocalRuntime
+) -> None:
+    server = (sys.executable, "-m", "http.server", "{port}", "--bind", "127.0.0.1")
+    pier = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", PIER_KILLED_AFTER_CREATE, str(tmp_path / "instances"), *server],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert pier.returncode == -signal.SIGKILL, pier.stderr
+    [endpoint] = [line.split()[1] for line in pier.stdout.splitlines() if "ENDPOINT" in line]
+
+    [adopted] = await runtime.list()
+    assert (adopted.instance_id, adopted.phase, adopted.endpoint) == (
+        "i-orphan",
+        "running",
+        endpoint,
+    )
+    state = json.loads((tmp_path / "instances" / "i-orphan.json").read_text())
+    os.kill(state["pid"], signal.SIGKILL)
+    assert await wait_for_exit(runtime, "i-orphan") is None, "not our child: code unknown"
+
+
+async def test_creating_a_running_instance_again_returns_it(runtime: LocalRuntime) -> None:
+    first = await runtime.create(make_spec("i-twice"))
+    second = await runtime.create(make_spec("i-twice"))
+
+    assert second == first
+    assert len(await runtime.list()) == 1
+
+
+async def test_a_command_that_cannot_start_is_invalid(runtime: LocalRuntime) -> None:
+    with pytest.raises(InvalidSpec) as caught:
+        await runtime.create(make_spec("i-missing", ("/nonexistent/server",)))
+
+    assert caught.value.field == "command"
+    assert await runtime.list() == []
+    lines = [line async for line in runtime.logs(InstanceId("i-missing"), follow=False)]
+    assert "cannot start /nonexistent/server" in lines[-1]
+
+
+async def test_an_instance_id_cannot_escape_the_state_dir(runtime: LocalRuntime) -> None:
+    with pytest.raises(InvalidSpec) as caught:
+        await runtime.create(make_spec("../escape"))
+
+    assert caught.value.field == "instance_id"
+
+
+async def test_logs_stay_after_delete_until_removed(runtime: LocalRuntime, tmp_path: Path) -> None:
+    await runtime.create(make_spec("i-logged", (sys.executable, "-c", "print('bye')")))
+    assert await wait_for_exit(runtime, "i-logged") == 0
+    await runtime.delete(InstanceId("i-logged"), grace_s=1.0)
+
+    assert [line async for line in runtime.logs(InstanceId("i-logged"), follow=True)] == ["bye"]
+    await runtime.remove_logs(InstanceId("i-logged"))
+    await runtime.remove_logs(InstanceId("i-logged"))
+    assert not (tmp_path / "instances" / "i-logged.log").exists()
+
+
+def test_log_tail_counts_a_last_line_without_newline(tmp_path: Path) -> None:
+    path = tmp_path / "x.log"
+    path.write_bytes(b"one\ntwo\nthree\npart")
+    reader = _LogReader(path)
+
+    assert reader.read_tail(2) == ["three"]
+    with path.open("ab") as f:
+        f.write(b"ial\nfour\n")
+    assert reader.read_lines() == (["partial", "four"], True)
+    assert reader.flush() is None
+
+
+def test_log_tail_reads_back_over_chunks(tmp_path: Path) -> None:
+    path = tmp_path / "big.log"
+    line = "x" * 999
+    path.write_text(f"{line}\n" * (3 * LOG_CHUNK_BYTES // 1000) + "last\n")
+    reader = _LogReader(path)
+
+    assert reader.read_tail(1) == ["last"]
+    assert reader.read_tail(2500) == [line] * 2499 + ["last"]
+    assert reader.read_tail(0) == []
+    assert reader.read_lines() == ([], True)
+
+
+def test_limits_are_planned_and_described() -> None:
+    configuration = Configuration(name="c", vcpu=2, memory_bytes=8 * GIB, gpus=1)
+
+    plan = plan_limits(configuration, available_cpus=[0, 1, 2, 3], first_cpu_index=3)
+
+    assert plan.cpus == (0, 3)
+    assert plan.memory_bytes == 8 * GIB
+    assert plan.applied == ("cpus=2 (affinity 0,3)", "memory=8 GiB (RLIMIT_DATA)")
+    assert plan.not_applied == ("gpus=1: not applied: the local runtime has no GPU isolation",)
+
+
+def test_limits_are_capped_by_what_the_machine_allows() -> None:
+    configuration = Configuration(name="c", vcpu=8, memory_bytes=8 * GIB)
+
+    plan = plan_limits(configuration, available_cpus=[0, 1], memory_hard_limit_bytes=4 * GIB)
+
+    assert plan.cpus is None
+    assert plan.not_applied == ("vcpu=8: only 2 CPUs on this machine, affinity to all of them",)
+    assert plan.memory_bytes == 4 * GIB
+    assert plan.applied == (
+        "memory=4 GiB (RLIMIT_DATA; 8 GiB asked, capped by pier's own hard limit)",
+    )
+    assert plan_limits(None, available_cpus=[0]).preexec() is None
+
+
+def test_cpus_and_bytes_read_like_the_tools_write_them() -> None:
+    assert format_cpus([5, 0, 1, 2, 7, 8]) == "0-2,5,7-8"
+    assert format_cpus([3]) == "3"
+    assert format_bytes(200 * 2**20) == "200 MiB"
+    assert format_bytes(3 * 2**29) == "1.5 GiB"
+    assert format_bytes(512) == "512 B"
