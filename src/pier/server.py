@@ -11,8 +11,9 @@ import asyncio
 import contextlib
 import fcntl
 import os
+import signal
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -36,6 +37,14 @@ from pier.store import Repository, create_store_engine, migrate
 log = structlog.get_logger("pier.server")
 
 Say = Callable[[str], None]
+
+
+class _ApiServer(uvicorn.Server):
+    """uvicorn without its own signal handling: `pier up` stops in order itself."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 class RuntimeLogs:
@@ -124,9 +133,13 @@ async def run(settings: Settings, say: Say = print) -> None:
     )
     app = create_app(services)
     adopted = await controller.start()
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=2)
+    server = _ApiServer(
+        uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1)
     )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     serving = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         gateway_adopted = await asyncio.to_thread(gateway.ensure_running)
@@ -139,12 +152,14 @@ async def run(settings: Settings, say: Say = print) -> None:
             runtimes=tuple(runtimes),
             adopted=adopted,
         )
-        while not serving.done():
-            await asyncio.sleep(1.0)
+        while not serving.done() and not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
             if await asyncio.to_thread(gateway.restart_if_dead):
                 log.warning("gateway restarted after it exited")
     finally:
         say("pier: stopping instances and the gateway...")
+        await board.close()
         server.should_exit = True
         with contextlib.suppress(Exception):
             await serving

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
 
 import pier
 from pier.api.auth import bearer_guard
 from pier.api.deps import Services
-from pier.api.errors import error_response, install_error_handlers
+from pier.api.errors import install_error_handlers
 from pier.api.routes import models, nodes, system
-from pier.domain.errors import PierError
 
 
 def create_app(services: Services) -> FastAPI:
@@ -35,15 +32,6 @@ def create_app(services: Services) -> FastAPI:
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
-
-    @app.middleware("http")
-    async def pier_errors(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        try:
-            return await call_next(request)
-        except PierError as exc:  # raised while a streaming body starts
-            return error_response(exc)
 
     @app.get("/", include_in_schema=False)
     def root() -> JSONResponse:

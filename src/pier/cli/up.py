@@ -54,7 +54,7 @@ def up(
 
 
 def _configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,

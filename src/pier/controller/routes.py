@@ -20,6 +20,7 @@ class RouteBoard:
         # restarts: a gateway that saw version N before a restart still gets news.
         self._table = RouteTable(version=time.time_ns() // 1_000_000)
         self._changed = asyncio.Condition()
+        self._closed = False
 
     @property
     def table(self) -> RouteTable:
@@ -35,11 +36,18 @@ class RouteBoard:
 
     async def wait_newer(self, after: int, *, wait_s: float) -> RouteTable:
         """The table as soon as its version is above ``after``, or after ``wait_s``."""
-        if self._table.version > after:
+        if self._table.version > after or self._closed:
             return self._table
         async with self._changed:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
-                    self._changed.wait_for(lambda: self._table.version > after), wait_s
+                    self._changed.wait_for(lambda: self._table.version > after or self._closed),
+                    wait_s,
                 )
         return self._table
+
+    async def close(self) -> None:
+        """Answer every waiting long poll now: the control plane is stopping."""
+        self._closed = True
+        async with self._changed:
+            self._changed.notify_all()
