@@ -87,6 +87,7 @@ class PierProcess:
     def start(self, timeout_s: float = 30.0) -> None:
         argv = [sys.executable, "-m", "pier", "up", "--port", str(self.port),
                 "--gateway-port", str(self.gateway_port), "--data-dir", str(self.data_dir)]
+        seen_bytes = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
                                          env=self.env, start_new_session=True)
@@ -94,7 +95,7 @@ class PierProcess:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(f"pier up exited:\n{self.log_path.read_text()}")
-            if b"pier is up" in self.log_path.read_bytes():
+            if b"pier is up" in self.log_path.read_bytes()[seen_bytes:]:
                 return
             time.sleep(0.05)
         raise AssertionError(f"pier up did not start:\n{self.log_path.read_text()}")

@@ -28,7 +28,8 @@ def infer(client: triton.InferenceServerClient, x: np.ndarray,
 def test_tritonclient_through_the_gateway_matches_sklearn(pier: PierProcess,
                                                           iris_onnx: IrisModel) -> None:
     push_and_create(pier, iris_onnx)
-    node = pier.api().get("/api/v1/projects/default/nodes/iris").json()
+    with pier.api() as api:
+        node = api.get("/api/v1/projects/default/nodes/iris").json()
     assert node["status"] == "Healthy"
     assert node["instances"] == {"healthy": 2, "total": 2}
     auth = {"Authorization": f"Bearer {pier.token}"}
@@ -44,6 +45,8 @@ def test_tritonclient_through_the_gateway_matches_sklearn(pier: PierProcess,
     np.testing.assert_array_equal(labels, iris_onnx.labels[:10])
     metadata = by_header.get_model_metadata("iris", headers={**auth, "x-node-id": "iris"})
     assert metadata["inputs"][0]["name"] == "X"
+    by_path.close()
+    by_header.close()
 
 
 def test_load_is_spread_over_both_instances(pier: PierProcess, iris_onnx: IrisModel) -> None:

@@ -1,0 +1,220 @@
+"""``python -m pier.modelserver``: serve one model over the V2 protocol (HTTP).
+
+    python -m pier.modelserver --name NAME --format onnx|sklearn|python --path PATH
+        [--version 1] [--host 127.0.0.1] [--port 0]
+        [--http builtin|uvicorn] [--max-body-bytes 67108864]
+
+``--format`` may be left out when the path tells it (see
+:func:`pier.modelserver.loaders.detect_format`). The socket is bound first (``--port
+0`` picks a free port; the log line ``model server listening ... port=N`` says which),
+then the model loads in a background thread while the server already answers
+``/v2/health/live``; ``/v2/health/ready`` turns 200 once the model is loaded and a
+warm-up inference on zeros passed.
+
+Exit status: 0 after SIGTERM or SIGINT, within about a second (idle connections close
+at once, requests still arriving get up to a second); 1 when the model fails to load
+(the reason is logged as ``model load failed``); 2 for bad arguments. Logs are
+structlog lines on stderr; nothing goes to stdout and there is no access log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+
+import structlog
+import uvloop
+
+from pier.modelserver import protocol
+from pier.modelserver.app import DEFAULT_MAX_BODY_BYTES, ModelServerApp
+from pier.modelserver.dataplane import DataPlane
+from pier.modelserver.loaders import FORMATS, describe_model, detect_format
+from pier.modelserver.metrics import ModelServerMetrics
+
+log = structlog.get_logger("pier.modelserver")
+
+GRACEFUL_SHUTDOWN_S = 1
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line described in the module docstring."""
+    parser = argparse.ArgumentParser(
+        prog="python -m pier.modelserver",
+        description="Serve one model over the KServe V2 / Open Inference Protocol (HTTP).",
+    )
+    parser.add_argument("--name", required=True, help="model name used in /v2/models/{name}")
+    parser.add_argument(
+        "--format",
+        choices=sorted(FORMATS),
+        help="saved model format; guessed from --path when left out",
+    )
+    parser.add_argument("--path", required=True, type=Path, help="model file or directory")
+    parser.add_argument("--version", default="1", help="model version (default: 1)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, help="port to bind; 0 picks a free one")
+    parser.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=DEFAULT_MAX_BODY_BYTES,
+        help="larger request bodies get 413 (default: 64 MiB)",
+    )
+    parser.add_argument(
+        "--http",
+        choices=("builtin", "uvicorn"),
+        default="builtin",
+        help="HTTP server: the built-in asyncio/httptools one (default, faster) or uvicorn",
+    )
+    parser.add_argument(
+        "--describe",
+        action="store_true",
+        help="print the model's V2 metadata as JSON and exit (the control plane's upload check)",
+    )
+    args = parser.parse_args(argv)
+    if args.format is None:
+        args.format = detect_format(args.path)
+        if args.format is None:
+            parser.error(f"cannot tell the format of {args.path}; pass --format")
+    return args
+
+
+def configure_logging() -> None:
+    """structlog key-value lines on stderr, INFO and up; no colours (logs are collected)."""
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.dev.ConsoleRenderer(
+                colors=False, exception_formatter=structlog.dev.plain_traceback
+            ),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket; bound before loading so that liveness answers early."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    return sock
+
+
+def start_loading(dataplane: DataPlane, on_failure: Callable[[], object]) -> threading.Thread:
+    """Load the model in a daemon thread; on failure, log it and call ``on_failure``."""
+
+    def load() -> None:
+        try:
+            dataplane.load()
+        except BaseException:
+            log.exception("model load failed", model=dataplane.name, path=str(dataplane.path))
+            on_failure()
+
+    thread = threading.Thread(target=load, name="model-load", daemon=True)
+    thread.start()
+    return thread
+
+
+def serve_builtin(app: ModelServerApp, sock: socket.socket, dataplane: DataPlane) -> None:
+    """Serve with :mod:`pier.modelserver.protocol` on uvloop until SIGTERM/SIGINT."""
+    stop_requested = threading.Event()
+
+    def stop_early(signum: int, frame: FrameType | None) -> None:
+        stop_requested.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, stop_early)
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        if stop_requested.is_set():
+            stop.set()
+        start_loading(dataplane, lambda: loop.call_soon_threadsafe(stop.set))
+        await protocol.serve(app, sock, stop, grace_s=GRACEFUL_SHUTDOWN_S)
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(run())
+
+
+def serve_uvicorn(app: ModelServerApp, sock: socket.socket, dataplane: DataPlane) -> None:
+    """Serve the ASGI app with uvicorn (uvloop, httptools) until SIGTERM/SIGINT."""
+    import uvicorn  # only here: it takes a tenth of a second to import
+
+    config = uvicorn.Config(
+        app,
+        loop="uvloop",
+        http="httptools",
+        lifespan="off",
+        access_log=False,
+        log_level="warning",
+        server_header=False,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+    )
+    server = uvicorn.Server(config)
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        # Until uvicorn installs its handlers, and when it re-raises the signal after
+        # its graceful shutdown: ask it to stop instead of dying with the signal.
+        server.should_exit = True
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, stop)
+    start_loading(dataplane, lambda: setattr(server, "should_exit", True))
+    server.run(sockets=[sock])
+
+
+def describe(path: Path, fmt: str) -> int:
+    """Print the metadata of the model at ``path`` as JSON; 1 with the reason if it fails."""
+    try:
+        metadata = describe_model(path, fmt)
+    except Exception as exc:
+        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(metadata))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the model server until SIGTERM/SIGINT; return the exit status."""
+    args = parse_args(argv)
+    configure_logging()
+    if args.describe:
+        return describe(args.path, args.format)
+    metrics = ModelServerMetrics(args.name)
+    dataplane = DataPlane(
+        name=args.name, version=args.version, fmt=args.format, path=args.path, metrics=metrics
+    )
+    app = ModelServerApp(dataplane, max_body_bytes=args.max_body_bytes)
+    sock = bind_socket(args.host, args.port)
+    host, port = sock.getsockname()[:2]
+    log.info("model server listening", host=host, port=port, model=args.name, http=args.http)
+    serve = serve_uvicorn if args.http == "uvicorn" else serve_builtin
+    serve(app, sock, dataplane)
+    is_loading = dataplane.state == "loading"
+    status = 1 if dataplane.state == "failed" else 0
+    log.info("model server stopped", model=args.name, status=status)
+    if is_loading:
+        # Never wait for (or tear the interpreter down under) a half-loaded model.
+        sys.stderr.flush()
+        os._exit(status)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,265 @@
+"""The HTTP adapter: a plain ASGI app over :class:`~pier.modelserver.dataplane.DataPlane`.
+
+No framework on purpose. A small model answers in microseconds, so per-request
+plumbing is the cost that matters: FastAPI/Starlette's routing, request objects and
+middleware cost several times the inference itself (see the project's performance
+notes). Here a request is one dict lookup or one ``split`` to route and one pass over
+the headers. :meth:`ModelServerApp.handle` does the work synchronously and is shared
+by the two HTTP servers: the built-in one (:mod:`pier.modelserver.protocol`, the
+default, which calls it from its parser callbacks) and any ASGI server (``__call__``).
+
+Routes (Triton's HTTP API):
+
+=========================================================  ======  ====================
+path                                                       method  answer
+=========================================================  ======  ====================
+``/v2/health/live``                                        GET     200 once serving
+``/v2/health/ready``                                       GET     200 once the model is
+                                                                   loaded and warm, else 503
+``/v2``                                                    GET     server metadata
+``/v2/models/{name}[/versions/{v}]``                       GET     model metadata
+``/v2/models/{name}[/versions/{v}]/ready``                 GET     200, 503 while loading
+``/v2/models/{name}[/versions/{v}]/infer``                 POST    inference
+``/metrics``                                               GET     Prometheus text
+=========================================================  ======  ====================
+
+Every error is ``{"error": "..."}``: 400 bad input, 404 unknown model or path, 405
+wrong method, 413 body too large, 503 not ready, 500 only for a model or server fault.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import structlog
+
+from pier.modelserver.dataplane import DataPlane
+from pier.modelserver.v2 import BadRequest, V2Error, error_body
+
+log = structlog.get_logger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+_JSON = b"application/json"
+_BINARY = b"application/octet-stream"
+_MODELS_PREFIX = "/v2/models/"
+_ENDPOINTS = frozenset({"infer", "metadata", "ready"})
+_HEADER_LENGTH = b"inference-header-content-length"
+_CONTENT_ENCODING = b"content-encoding"
+_WBITS = {b"gzip": 16 + zlib.MAX_WBITS, b"deflate": zlib.MAX_WBITS}
+DEFAULT_MAX_BODY_BYTES = 64 * 2**20
+
+
+class BodyTooLarge(V2Error):
+    status = 413
+
+    def __init__(self, limit_bytes: int) -> None:
+        super().__init__(f"request body is larger than {limit_bytes} bytes")
+
+
+Response = tuple[int, bytes, bytes, int | None]
+"""(status, body, content type, Inference-Header-Content-Length or None)."""
+
+
+class ModelServerApp:
+    """The V2 routes over one :class:`DataPlane`, as an ASGI app and as :meth:`handle`.
+
+    :meth:`handle` is synchronous: every answer, inference included, is computed
+    inline, so the raw protocol server (:mod:`pier.modelserver.protocol`) calls it
+    straight from its parser callbacks, and the ASGI adapter only reads the body first.
+    """
+
+    def __init__(
+        self, dataplane: DataPlane, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    ) -> None:
+        self.dataplane = dataplane
+        self.metrics = dataplane.metrics
+        self.max_body_bytes = max_body_bytes
+        self._static: dict[str, Callable[[], Response]] = {
+            "/v2/health/live": lambda: (200, b'{"live":true}', _JSON, None),
+            "/v2/health/ready": self._health_ready,
+            "/v2": lambda: (200, self.dataplane.server_metadata, _JSON, None),
+            "/metrics": self._metrics,
+        }
+
+    def handle(
+        self,
+        method: str,
+        path: str,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        started_s: float,
+    ) -> Response:
+        """Answer one request; ``started_s`` (``time.perf_counter()``) is its arrival."""
+        if path.startswith(_MODELS_PREFIX):
+            return self._model_request(method, path, headers, body, started_s)
+        handler = self._static.get(path.rstrip("/") or path)
+        if handler is None:
+            return 404, error_body(f"no route for {path}"), _JSON, None
+        if method not in ("GET", "HEAD"):
+            return 405, error_body(f"{method} is not allowed on {path}"), _JSON, None
+        return handler()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            started_s = time.perf_counter()
+            self.metrics.in_flight += 1
+            try:
+                body = await self._read_body(receive)
+                if body is None:
+                    response = self.too_large()
+                else:
+                    response = self.handle(
+                        scope["method"], scope["path"], scope["headers"], body, started_s
+                    )
+                await _send(send, *response)
+            finally:
+                self.metrics.in_flight -= 1
+        elif scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+
+    def _health_ready(self) -> Response:
+        if self.dataplane.is_ready:
+            return 200, b'{"ready":true}', _JSON, None
+        return 503, b'{"ready":false}', _JSON, None
+
+    def _metrics(self) -> Response:
+        return 200, self.metrics.render(), self.metrics.content_type.encode(), None
+
+    def _model_request(
+        self,
+        method: str,
+        path: str,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        started_s: float,
+    ) -> Response:
+        name, endpoint, version = _parse_model_path(path[len(_MODELS_PREFIX) :].split("/"))
+        response = self._model_answer(name, endpoint, version, method, headers, body)
+        label = endpoint if endpoint in _ENDPOINTS else "other"  # paths are user input
+        self.metrics.observe_request(name, label, response[0], time.perf_counter() - started_s)
+        return response
+
+    def _model_answer(
+        self,
+        name: str,
+        endpoint: str,
+        version: str | None,
+        method: str,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+    ) -> Response:
+        dataplane = self.dataplane
+        try:
+            if endpoint == "infer":
+                if method != "POST":
+                    return 405, error_body("use POST for inference"), _JSON, None
+                header_length, encoding = _infer_headers(headers)
+                if encoding is not None:
+                    body = self._decompress(body, encoding)
+                response, length = dataplane.infer(name, version, body, header_length)
+                return 200, response, (_JSON if length is None else _BINARY), length
+            if method not in ("GET", "HEAD"):
+                return 405, error_body(f"{method} is not allowed here"), _JSON, None
+            if endpoint == "metadata":
+                return 200, dataplane.model_metadata(name, version), _JSON, None
+            if endpoint == "ready":
+                if dataplane.is_model_ready(name, version):
+                    return 200, b'{"ready":true}', _JSON, None
+                return 503, b'{"ready":false}', _JSON, None
+            return 404, error_body(f"no route for /v2/models/{name}/{endpoint}"), _JSON, None
+        except V2Error as e:
+            return e.status, error_body(e.message), _JSON, None
+        except Exception as e:
+            log.exception("request failed", model=name, endpoint=endpoint)
+            return 500, error_body(f"internal error: {type(e).__name__}: {e}"), _JSON, None
+
+    def too_large(self) -> Response:
+        """The answer to a body over ``max_body_bytes``, which adapters enforce."""
+        return 413, error_body(BodyTooLarge(self.max_body_bytes).message), _JSON, None
+
+    async def _read_body(self, receive: Receive) -> bytes | None:
+        """The whole body, or None when it is over ``max_body_bytes`` (then drained)."""
+        message = await receive()
+        body: bytes = message.get("body", b"")
+        if not message.get("more_body", False):
+            return body if len(body) <= self.max_body_bytes else None
+        chunks = [body]
+        size = len(body)
+        while message.get("more_body", False):
+            message = await receive()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size <= self.max_body_bytes:  # past it, drain without keeping
+                chunks.append(chunk)
+        return b"".join(chunks) if size <= self.max_body_bytes else None
+
+    def _decompress(self, body: bytes, encoding: bytes) -> bytes:
+        wbits = _WBITS.get(encoding.strip().lower())
+        if wbits is None:
+            raise BadRequest(f"unsupported Content-Encoding {encoding.decode(errors='replace')}")
+        inflater = zlib.decompressobj(wbits)
+        try:
+            out = inflater.decompress(body, self.max_body_bytes)
+        except zlib.error as e:
+            raise BadRequest(f"cannot decompress the request body: {e}") from None
+        if inflater.unconsumed_tail:
+            raise BodyTooLarge(self.max_body_bytes)
+        return out
+
+
+def _parse_model_path(parts: list[str]) -> tuple[str, str, str | None]:
+    """(model name, endpoint, version) from the path after ``/v2/models/``."""
+    name = parts[0]
+    version = None
+    rest = parts[1:]
+    if len(rest) >= 2 and rest[0] == "versions":
+        version, rest = rest[1], rest[2:]
+    if rest and rest[-1] == "":
+        rest = rest[:-1]  # a trailing slash
+    if not rest:
+        return name, "metadata", version
+    if len(rest) == 1 and rest[0] in ("infer", "ready"):
+        return name, rest[0], version
+    return name, "/".join(rest), version
+
+
+def _infer_headers(headers: list[tuple[bytes, bytes]]) -> tuple[int | None, bytes | None]:
+    header_length: int | None = None
+    encoding: bytes | None = None
+    for key, value in headers:
+        if key == _HEADER_LENGTH:
+            try:
+                header_length = int(value)
+            except ValueError:
+                raise BadRequest("Inference-Header-Content-Length is not a number") from None
+        elif key == _CONTENT_ENCODING and value.strip().lower() != b"identity":
+            encoding = value
+    return header_length, encoding
+
+
+async def _send(
+    send: Send, status: int, body: bytes, content_type: bytes, header_length: int | None = None
+) -> None:
+    headers = [(b"content-type", content_type), (b"content-length", b"%d" % len(body))]
+    if header_length is not None:
+        headers.append((b"inference-header-content-length", b"%d" % header_length))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    """Acknowledge lifespan events; loading is started by ``__main__``, not here."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

@@ -1,0 +1,285 @@
+"""What the model server does, independent of HTTP: metadata, readiness, inference.
+
+One process serves one model version. :meth:`DataPlane.load` runs once, off the event
+loop, while the server already answers liveness probes; the model only becomes
+visible to requests (ready) after a warm-up inference on synthetic input passed.
+
+The infer path is the hot path: a tiny model answers in microseconds, so the JSON and
+numpy work around it dominates. Everything that can be known per model (specs by name,
+output names, the metadata document) is computed at load time, and requests are
+checked against the specs before the model sees them, so that bad input is a 400 with
+a message rather than an error deep inside the runtime.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import orjson
+import structlog
+
+from pier import __version__
+from pier.modelserver.loaders import LoadedModel, describe, load_model
+from pier.modelserver.metrics import ModelServerMetrics
+from pier.modelserver.v2 import (
+    BadRequest,
+    InferenceFailed,
+    ModelNotFound,
+    ModelNotReady,
+    TensorSpec,
+    V2Error,
+    encode_response,
+    tensor_from_binary,
+    tensor_from_json,
+)
+
+log = structlog.get_logger(__name__)
+
+_INPUT_ERRORS = (ValueError, TypeError, KeyError, IndexError, OverflowError)
+
+
+@dataclass(frozen=True, slots=True)
+class OutputChoice:
+    names: tuple[str, ...]
+    binary: tuple[bool, ...]
+
+
+class ServedModel:
+    """A loaded model with everything the infer path needs precomputed."""
+
+    def __init__(self, name: str, version: str, model: LoadedModel) -> None:
+        self.name = name
+        self.version = version
+        self.model = model
+        self.inputs: dict[str, TensorSpec] = {spec.name: spec for spec in model.inputs}
+        self.outputs: dict[str, TensorSpec] = {spec.name: spec for spec in model.outputs}
+        self.output_names = tuple(self.outputs)
+        self._output_types = {  # BYTES outputs may hold str or bytes: no cast
+            spec.name: (spec.datatype, None if spec.datatype == "BYTES" else spec.dtype)
+            for spec in model.outputs
+        }
+        self._all_json = OutputChoice(self.output_names, (False,) * len(self.outputs))
+        self._all_binary = OutputChoice(self.output_names, (True,) * len(self.outputs))
+        self.is_batched = all(spec.shape[:1] == (-1,) for spec in model.inputs)
+        self.metadata = orjson.dumps({"name": name, "versions": [version], **describe(model)})
+
+    def decode_inputs(self, tensors: Any, body: memoryview, offset: int) -> dict[str, np.ndarray]:
+        """The request's input tensors as arrays, checked against the model's inputs."""
+        if not isinstance(tensors, list) or not tensors:
+            raise BadRequest("request must have a non-empty 'inputs' list")
+        feed: dict[str, np.ndarray] = {}
+        for tensor in tensors:
+            if not isinstance(tensor, dict):
+                raise BadRequest("each input must be an object")
+            name = tensor.get("name")
+            spec = self.inputs.get(name) if isinstance(name, str) else None
+            if spec is None:
+                raise BadRequest(
+                    f"unknown input {name!r} for model {self.name!r}; "
+                    f"expected {', '.join(map(repr, self.inputs))}"
+                )
+            if name in feed:
+                raise BadRequest(f"input {name!r} given twice")
+            feed[spec.name], offset = self._decode(spec, tensor, body, offset)
+        if len(feed) != len(self.inputs):
+            missing = [name for name in self.inputs if name not in feed]
+            raise BadRequest(f"missing input(s) {', '.join(map(repr, missing))}")
+        return feed
+
+    def _decode(
+        self, spec: TensorSpec, tensor: dict[str, Any], body: memoryview, offset: int
+    ) -> tuple[np.ndarray, int]:
+        datatype, shape = tensor.get("datatype"), tensor.get("shape")
+        if datatype != spec.datatype:
+            raise BadRequest(
+                f"input {spec.name!r} has datatype {datatype!r}, model expects {spec.datatype}"
+            )
+        if not (
+            isinstance(shape, list)
+            and all(type(dim) is int and dim >= 0 for dim in shape)
+            and spec.accepts_shape(shape)
+        ):
+            raise BadRequest(
+                f"input {spec.name!r} has shape {shape!r}, model expects {list(spec.shape)}"
+            )
+        parameters = tensor.get("parameters")
+        if parameters is not None and not isinstance(parameters, dict):
+            raise BadRequest(f"input {spec.name!r} has 'parameters' that are not an object")
+        size = parameters.get("binary_data_size") if parameters else None
+        try:
+            if size is not None:
+                if type(size) is not int or size < 0:
+                    raise BadRequest(f"has invalid binary_data_size {size!r}")
+                if offset < 0:
+                    raise BadRequest("has binary data but no Inference-Header-Content-Length")
+                return tensor_from_binary(datatype, shape, body, offset, size), offset + size
+            if parameters and "shared_memory_region" in parameters:
+                raise BadRequest("uses shared memory, which this server does not support")
+            if "data" not in tensor:
+                raise BadRequest("has neither 'data' nor binary_data_size")
+            return tensor_from_json(datatype, shape, tensor["data"]), offset
+        except BadRequest as e:
+            raise BadRequest(f"input {spec.name!r} {e.message}") from None
+        except _INPUT_ERRORS as e:
+            raise BadRequest(f"input {spec.name!r}: data is not {datatype}: {e}") from None
+
+    def choose_outputs(self, request: dict[str, Any]) -> OutputChoice:
+        """Which outputs to compute, and which of them to return as binary."""
+        parameters = request.get("parameters")
+        if parameters is not None and not isinstance(parameters, dict):
+            raise BadRequest("request 'parameters' must be an object")
+        default_binary = bool(parameters.get("binary_data_output", False)) if parameters else False
+        requested = request.get("outputs")
+        if not requested:
+            return self._all_binary if default_binary else self._all_json
+        if not isinstance(requested, list):
+            raise BadRequest("'outputs' must be a list")
+        names: list[str] = []
+        binary: list[bool] = []
+        for output in requested:
+            name = output.get("name") if isinstance(output, dict) else None
+            if not isinstance(name, str) or name not in self.outputs:
+                raise BadRequest(
+                    f"unknown output {name!r} for model {self.name!r}; "
+                    f"expected {', '.join(map(repr, self.outputs))}"
+                )
+            options = output.get("parameters") or {}
+            if not isinstance(options, dict):
+                raise BadRequest(f"output {name!r} has 'parameters' that are not an object")
+            if "classification" in options or "shared_memory_region" in options:
+                raise BadRequest(
+                    f"output {name!r}: classification and shared memory are not supported"
+                )
+            names.append(name)
+            binary.append(bool(options.get("binary_data", default_binary)))
+        return OutputChoice(tuple(names), tuple(binary))
+
+    def predict(
+        self, feed: Mapping[str, np.ndarray], names: Sequence[str]
+    ) -> Mapping[str, np.ndarray]:
+        """Run the model, turning its failures into V2 errors."""
+        try:
+            return self.model.predict(feed, names)
+        except V2Error:
+            raise
+        except _INPUT_ERRORS as e:
+            raise BadRequest(f"inference failed: {e}") from None
+        except Exception as e:
+            log.exception("inference failed", model=self.name)
+            raise InferenceFailed(f"inference failed: {type(e).__name__}: {e}") from None
+
+    def typed_outputs(
+        self, results: Mapping[str, np.ndarray], choice: OutputChoice
+    ) -> list[tuple[str, str, np.ndarray, bool]]:
+        """(name, datatype, array, binary) per chosen output, cast to the declared dtype."""
+        outputs = []
+        for name, binary in zip(choice.names, choice.binary, strict=True):
+            datatype, dtype = self._output_types[name]
+            array = results[name]
+            if dtype is not None and array.dtype is not dtype and array.dtype != dtype:
+                array = array.astype(dtype)
+            outputs.append((name, datatype, array, binary))
+        return outputs
+
+    def samples(self, feed: Mapping[str, np.ndarray]) -> int:
+        if not self.is_batched:
+            return 1
+        return int(next(iter(feed.values())).shape[0])
+
+    def warm_up(self) -> None:
+        """One inference on zeros, to fail early and to get lazy initialisation done."""
+        feed = {spec.name: spec.example() for spec in self.inputs.values()}
+        results = self.predict(feed, self.output_names)
+        missing = set(self.output_names) - set(results)
+        if missing:
+            raise InferenceFailed(f"warm-up returned no output(s) {sorted(missing)}")
+
+
+class DataPlane:
+    """The one model this server serves, from load to inference."""
+
+    def __init__(
+        self, *, name: str, version: str, fmt: str, path: Path, metrics: ModelServerMetrics
+    ) -> None:
+        self.name = name
+        self.version = version
+        self.fmt = fmt
+        self.path = path
+        self.metrics = metrics
+        self._served: ServedModel | None = None
+        self.state: Literal["loading", "ready", "failed"] = "loading"
+        self.server_metadata = orjson.dumps(
+            {"name": "pier", "version": __version__, "extensions": ["binary_tensor_data"]}
+        )
+
+    @property
+    def is_ready(self) -> bool:
+        return self._served is not None
+
+    def load(self) -> None:
+        """Load and warm up the model (blocking); it serves requests only once this returns."""
+        started = time.perf_counter()
+        try:
+            served = ServedModel(self.name, self.version, load_model(self.path, self.fmt))
+            served.warm_up()
+        except BaseException:
+            self.state = "failed"
+            raise
+        self._served = served
+        self.state = "ready"
+        log.info(
+            "model loaded",
+            model=self.name,
+            version=self.version,
+            format=self.fmt,
+            load_s=round(time.perf_counter() - started, 3),
+        )
+
+    def served(self, name: str, version: str | None) -> ServedModel:
+        """The model a request names, or the V2 error that says why not."""
+        if name != self.name or (version is not None and version != self.version):
+            raise ModelNotFound(name, version)
+        served = self._served
+        if served is None:
+            raise ModelNotReady(name)
+        return served
+
+    def is_model_ready(self, name: str, version: str | None) -> bool:
+        if name != self.name or (version is not None and version != self.version):
+            raise ModelNotFound(name, version)
+        return self._served is not None
+
+    def model_metadata(self, name: str, version: str | None) -> bytes:
+        return self.served(name, version).metadata
+
+    def infer(
+        self, name: str, version: str | None, body: bytes, header_length: int | None
+    ) -> tuple[bytes, int | None]:
+        """Answer one inference request: the response body and its JSON header's length."""
+        served = self.served(name, version)
+        view = memoryview(body)
+        if header_length is None:
+            header, offset = view, -1
+        elif 0 <= header_length <= len(body):
+            header, offset = view[:header_length], header_length
+        else:
+            raise BadRequest(f"Inference-Header-Content-Length {header_length} exceeds the body")
+        try:
+            request = orjson.loads(header)
+        except orjson.JSONDecodeError as e:
+            raise BadRequest(f"request is not valid JSON: {e}") from None
+        if not isinstance(request, dict):
+            raise BadRequest("request must be a JSON object")
+        feed = served.decode_inputs(request.get("inputs"), view, offset)
+        choice = served.choose_outputs(request)
+        results = served.predict(feed, choice.names)
+        self.metrics.observe_inference(served.samples(feed))
+        head: dict[str, Any] = {"model_name": served.name, "model_version": served.version}
+        if "id" in request:
+            head["id"] = request["id"]
+        return encode_response(head, served.typed_outputs(results, choice))
