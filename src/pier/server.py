@@ -31,6 +31,7 @@ from pier.runtimes import load_runtime
 from pier.runtimes.base import Runtime
 from pier.services.models import ModelService
 from pier.services.nodes import NodeService
+from pier.services.secrets import SecretService
 from pier.settings import Settings
 from pier.store import Repository, create_store_engine, migrate
 
@@ -107,9 +108,7 @@ async def run(settings: Settings, say: Say = print) -> None:
     if digest(token) not in repo.token_digests():
         repo.replace_admin_token(digest(token))
 
-    runtimes: dict[str, Runtime] = {
-        "local": load_runtime("local", state_dir=(data_dir / "instances").resolve())
-    }
+    runtimes = load_runtimes(settings)
     board = RouteBoard()
     controller = Controller(
         repo, runtimes, settings=settings.controller, models_dir=(data_dir / "models").resolve(),
@@ -118,13 +117,8 @@ async def run(settings: Settings, say: Say = print) -> None:
     gateway = GatewayProcess(settings)
     services = Services(
         repo=repo,
-        nodes=NodeService(
-            repo,
-            image_nodes_refusal=(
-                "image nodes need a Docker engine and none answers; start one (e.g. "
-                "`dockerd &`) and restart `pier up`"
-            ),
-        ),
+        nodes=NodeService(repo, image_nodes_refusal=_image_nodes_refusal(runtimes)),
+        secrets=SecretService(repo),
         models=ModelService(repo, (data_dir / "models").resolve()),
         routes=board,
         logs=RuntimeLogs(repo, runtimes),
@@ -170,6 +164,34 @@ async def run(settings: Settings, say: Say = print) -> None:
         engine.dispose()
         lock.close()
         say("pier: stopped; nothing left running.")
+
+
+def load_runtimes(settings: Settings) -> dict[str, Runtime]:
+    """The local runtime always; docker whenever an engine answers (required by
+    ``--runtime docker``)."""
+    from pier.runtimes.docker import probe_engine
+
+    runtimes: dict[str, Runtime] = {
+        "local": load_runtime("local", state_dir=(settings.data_dir / "instances").resolve())
+    }
+    problem = probe_engine()
+    if problem is None:
+        runtimes["docker"] = load_runtime("docker")
+    elif settings.runtime == "docker":
+        raise RuntimeUnavailable(problem)
+    else:
+        log.info("docker runtime unavailable", reason=problem)
+    return runtimes
+
+
+def _image_nodes_refusal(runtimes: dict[str, Runtime]) -> str | None:
+    if "docker" in runtimes:
+        return None
+    return (
+        "image nodes need a Docker engine and none answers; start one (e.g. "
+        "`sudo dockerd &`, or set DOCKER_HOST) and restart `pier up`; model nodes "
+        "work without it"
+    )
 
 
 def _say_started(

@@ -17,6 +17,7 @@ from pier.domain.specs import parse_node_spec
         ({"model": "iris", "min_instances": -1}, "min_instances"),
         ({"image": "example:1"}, "port"),
         ({}, "model"),
+        ({"model": "iris", "port": 80}, "port"),
         ({"model": "iris", "image": "example:1", "port": 80}, "model"),
         ({"model": "Iris!"}, "model"),
         ({"model": "iris", "env": {"1BAD": "x"}}, "env"),

@@ -9,7 +9,7 @@ import pier
 from pier.api.auth import bearer_guard
 from pier.api.deps import Services
 from pier.api.errors import install_error_handlers
-from pier.api.routes import models, nodes, system
+from pier.api.routes import models, nodes, secrets, system
 
 
 def create_app(services: Services) -> FastAPI:
@@ -26,7 +26,7 @@ def create_app(services: Services) -> FastAPI:
     )
     app.state.services = services
     install_error_handlers(app)
-    for module in (system, models, nodes):
+    for module in (system, models, nodes, secrets):
         app.include_router(module.router, dependencies=[Depends(authenticate)])
 
     @app.get("/healthz", include_in_schema=False)

@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from pier.services.models import ModelService
 from pier.services.nodes import NodeService
 from pier.services.routes import LogSource, RouteSource
+from pier.services.secrets import SecretService
 from pier.store.repository import Repository
 
 
@@ -18,6 +19,7 @@ class Services:
     repo: Repository
     nodes: NodeService
     models: ModelService
+    secrets: SecretService
     routes: RouteSource
     logs: LogSource
     gateway_url: str

@@ -46,7 +46,7 @@ def instance_spec(
         args=tuple(spec.args or ()),
         env=env,
         configuration=get_configuration(spec.configuration),
-        image=spec.image,
+        image=node.pinned_image or spec.image,
         port=spec.port,
         generation=node.generation,
     )

@@ -30,11 +30,11 @@ from pier.controller.probes import Probe
 from pier.controller.route_table import build_route_table
 from pier.controller.routes import RouteBoard
 from pier.controller.tracked import TrackedInstance
-from pier.domain.errors import PierError
+from pier.domain.errors import PierError, RuntimeUnavailable
 from pier.domain.instance_status import InstanceStatus, path_to
 from pier.domain.names import InstanceId, NodeKey
 from pier.domain.records import NodeRecord
-from pier.runtimes.base import Observed, Runtime
+from pier.runtimes.base import ImageRuntime, Observed, Runtime
 from pier.settings import ControllerSettings
 from pier.store.repository import Repository
 
@@ -67,6 +67,9 @@ class Controller:
         self._http = httpx.AsyncClient(trust_env=False)
         self._task: asyncio.Task[None] | None = None
         self._max_body_bytes = max_body_bytes
+        self._pulls: dict[NodeKey, asyncio.Task[None]] = {}
+        self._pull_progress: dict[NodeKey, str] = {}
+        self._pull_errors: dict[NodeKey, str] = {}
 
     # life cycle
 
@@ -78,6 +81,8 @@ class Controller:
 
     async def stop(self, *, stop_instances: bool) -> None:
         """Stop the loop; with ``stop_instances`` also stop every instance (Ctrl-C)."""
+        for pull in self._pulls.values():
+            pull.cancel()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -193,6 +198,8 @@ class Controller:
                 self._update_from(tracked, observed, node)
             self._observe(tracked, node, now)
         backoff = self._backoff_for(node.key)
+        if node.spec.image is not None and node.pinned_image is None and not node.deleting:
+            self._ensure_pull(node, backoff, now)
         plan = plan_node(
             node.spec, node.spec.min_instances, [t.planned() for t in mine],
             generation=node.generation, now=now, backoff_until=backoff.until,
@@ -237,7 +244,8 @@ class Controller:
             for i in plan.delete
         ]
         await asyncio.gather(*removals)
-        for _ in range(plan.create):
+        waiting_for_image = node.spec.image is not None and node.pinned_image is None
+        for _ in range(0 if waiting_for_image else plan.create):
             await self._create(node, now)
         if node.deleting and not any(t.key == node.key for t in self._instances.values()):
             self._repo.remove_node(node.project, node.name)
@@ -325,7 +333,11 @@ class Controller:
         )
         reached = node.reached_minimum or healthy >= node.spec.min_instances
         message = None
-        if backoff.is_crash_looping:
+        if node.key in self._pull_progress:
+            message = self._pull_progress[node.key]
+        elif node.key in self._pull_errors:
+            message = self._pull_errors[node.key]
+        elif backoff.is_crash_looping:
             last = self._repo.list_events(node.project, node.name, limit=20)
             failures = [e.message for e in last if e.kind.endswith("failed")]
             message = failures[-1] if failures else "instances keep failing"
@@ -336,6 +348,46 @@ class Controller:
             message=message,
             crash_looping=backoff.is_crash_looping,
         )
+
+    # images
+
+    def _ensure_pull(self, node: NodeRecord, backoff: CrashBackoff, now: float) -> None:
+        """Pull and pin the node's image in the background, honouring the backoff."""
+        running = self._pulls.get(node.key)
+        if (running is not None and not running.done()) or backoff.until > now:
+            return
+        self._pulls[node.key] = asyncio.create_task(self._pull(node), name=f"pull {node.key}")
+
+    async def _pull(self, node: NodeRecord) -> None:
+        assert node.spec.image is not None
+        runtime = self._runtimes.get(self._runtime_name(node))
+        key = node.key
+
+        def progress(line: str) -> None:
+            self._pull_progress[key] = line
+
+        try:
+            if not isinstance(runtime, ImageRuntime):
+                raise RuntimeUnavailable(
+                    "no container runtime: start a Docker engine and restart `pier up`"
+                )
+            auth = (
+                self._repo.get_secret(node.project, node.spec.registry_secret)
+                if node.spec.registry_secret
+                else None
+            )
+            progress(f"pulling {node.spec.image}")
+            pinned = await runtime.resolve_image(node.spec.image, auth=auth, on_progress=progress)
+        except PierError as exc:
+            delay_s = self._backoff_for(key).record_failure(now=self._clock())
+            self._pull_errors[key] = exc.message
+            self._event(node, "image_pull_failed", f"{exc.message}; next try in {delay_s:g} s")
+        else:
+            self._pull_errors.pop(key, None)
+            self._repo.pin_image(node.project, node.name, pinned)
+            self._event(node, "image_pinned", f"image {node.spec.image} pinned as {pinned}")
+        finally:
+            self._pull_progress.pop(key, None)
 
     # helpers of the tick
 

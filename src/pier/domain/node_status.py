@@ -13,16 +13,23 @@ class NodeStatus(StrEnum):
 
 
 def derive_node_status(
-    *, healthy: int, minimum: int, reached_minimum_once: bool, deleting: bool
+    *,
+    healthy: int,
+    minimum: int,
+    reached_minimum_once: bool,
+    deleting: bool,
+    failing: bool = False,
 ) -> NodeStatus:
     """Created until the node first reaches its minimum; then Healthy or Unhealthy.
 
+    ``failing`` (its instances keep crashing, or its image cannot be pulled) makes a node
+    below its minimum Unhealthy even before it ever reached it: it started and failed.
     A node with a minimum of 0 is Healthy as soon as it exists: nothing is missing.
     """
     if deleting:
         return NodeStatus.DELETING
     if healthy >= minimum:
         return NodeStatus.HEALTHY
-    if reached_minimum_once:
+    if reached_minimum_once or failing:
         return NodeStatus.UNHEALTHY
     return NodeStatus.CREATED

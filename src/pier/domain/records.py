@@ -38,6 +38,7 @@ class NodeRecord:
     crash_looping: bool
     created_at: datetime
     updated_at: datetime
+    pinned_image: str | None = None
 
     @property
     def key(self) -> NodeKey:

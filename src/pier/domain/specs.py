@@ -41,8 +41,9 @@ class HealthCheck(_Spec):
     """http: GET path answers 2xx; tcp: the port accepts; grpc: grpc.health.v1 SERVING."""
     port: Annotated[int, Field(ge=1, le=65535)] | None = None
     """Default: the node's port."""
-    path: str = "/v2/health/ready"
-    """HTTP path, or the gRPC service name for protocol grpc."""
+    path: str | None = None
+    """HTTP path, or the gRPC service name for protocol grpc. Default: /v2/health/ready
+    for model nodes; image nodes without a path are checked over TCP."""
     interval_s: Annotated[float, Field(gt=0, le=3600)] = 2.0
     timeout_s: Annotated[float, Field(gt=0, le=600)] = 1.0
     healthy_threshold: Annotated[int, Field(ge=1, le=100)] = 1
@@ -56,8 +57,8 @@ class HealthCheck(_Spec):
 
     @field_validator("path")
     @classmethod
-    def _path_is_absolute(cls, value: str) -> str:
-        if not value.startswith("/") and value and "." not in value:
+    def _path_is_absolute(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("/"):
             raise ValueError("must start with '/'")
         return value
 
@@ -127,14 +128,31 @@ class NodeSpec(_Spec):
     def _consistent(self) -> NodeSpec:
         if (self.model is None) == (self.image is None):
             raise _FieldError("model", "give exactly one of model or image")
+        if self.model is not None and self.port is not None:
+            raise _FieldError("port", "a model node's port is chosen by pier")
+        if self.image is not None and self.port is None:
+            raise _FieldError("port", "an image node needs the port its server listens on")
         if self.max_instances is not None and self.max_instances < self.min_instances:
             raise _FieldError(
                 "max_instances",
                 f"max_instances ({self.max_instances}) is below min_instances "
                 f"({self.min_instances})",
             )
-        if self.image is not None and self.port is None:
-            raise _FieldError("port", "an image node needs the port its server listens on")
+        for field, port in (
+            ("health.port", self.health.port),
+            ("telemetry.port", self.telemetry.port),
+        ):
+            if port is not None and port != self.port:
+                raise _FieldError(
+                    field,
+                    "health checks and metrics are served on the node's "
+                    "port; a separate port is not supported yet",
+                )
+        if self.health.path is None and self.health.protocol == "http":
+            if self.model is not None:
+                self.health.path = "/v2/health/ready"
+            else:
+                self.health.protocol = "tcp"
         return self
 
     @property

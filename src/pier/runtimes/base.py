@@ -7,9 +7,9 @@ finds what an earlier pier process created (adoption).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 from pier.domain.configurations import Configuration
 from pier.domain.names import InstanceId, NodeKey
@@ -73,3 +73,16 @@ class Runtime(Protocol):
     async def close(self) -> None: ...
 
     async def list(self, *, node: NodeKey | None = None) -> list[Observed]: ...
+
+
+@runtime_checkable
+class ImageRuntime(Runtime, Protocol):
+    """A runtime that runs container images: it can pull one and pin it by digest."""
+
+    async def resolve_image(
+        self,
+        ref: str,
+        *,
+        auth: dict[str, str] | None = None,
+        on_progress: Callable[[str], None] | None = None,
+    ) -> str: ...

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pier.domain.errors import InvalidSpec
+from pier.domain.errors import InvalidSpec, NotFound
 from pier.domain.names import validate_name
 from pier.domain.specs import NodeSpec, parse_node_spec
 from pier.services.views import event_view, instance_view, node_view
@@ -41,6 +41,14 @@ class NodeService:
             parsed = parsed.model_copy(update={"model_version": model.version})
         elif self._image_nodes_refusal is not None:
             raise InvalidSpec("image", self._image_nodes_refusal)
+        if parsed.registry_secret is not None:
+            try:
+                self._repo.get_secret(project, parsed.registry_secret)
+            except NotFound:
+                raise InvalidSpec(
+                    "registry_secret",
+                    f"no secret {parsed.registry_secret!r} in project {project!r}; create it first",
+                ) from None
         return parsed
 
     def list(self, project: str) -> list[dict[str, Any]]:
@@ -69,7 +77,8 @@ class NodeService:
         parsed = self._validated(project, merged)
         if parsed == node.spec:
             return node_view(node, self._repo.list_instances(project, name))
-        updated = self._repo.update_node(project, name, spec=parsed)
+        repin = {"pinned_image": None} if parsed.image != node.spec.image else {}
+        updated = self._repo.update_node(project, name, spec=parsed, **repin)
         fields = ", ".join(sorted(changes)) or "nothing"
         self._repo.add_event(
             project,

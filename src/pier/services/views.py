@@ -17,12 +17,14 @@ def node_view(node: NodeRecord, instances: Sequence[InstanceRecord]) -> dict[str
         minimum=node.spec.min_instances,
         reached_minimum_once=node.reached_minimum,
         deleting=node.deleting,
+        failing=node.crash_looping,
     )
     return {
         "project": node.project,
         "name": node.name,
         "kind": "model" if node.spec.model else "image",
         "spec": node.spec.redacted(),
+        "pinned_image": node.pinned_image,
         "status": status.value,
         "generation": node.generation,
         "instances": {"healthy": healthy, "total": len(instances)},

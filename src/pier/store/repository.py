@@ -15,12 +15,20 @@ from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from pier.domain.errors import ModelNotFound, NameTaken, NodeNotFound, ProjectNotFound
+from pier.domain.errors import ModelNotFound, NameTaken, NodeNotFound, NotFound, ProjectNotFound
 from pier.domain.instance_status import InstanceStatus
 from pier.domain.names import DEFAULT_PROJECT
 from pier.domain.records import EventRecord, InstanceRecord, ModelRecord, NodeRecord
 from pier.domain.specs import ModelFormat, NodeSpec
-from pier.store.tables import EventRow, InstanceRow, ModelRow, NodeRow, ProjectRow, TokenRow
+from pier.store.tables import (
+    EventRow,
+    InstanceRow,
+    ModelRow,
+    NodeRow,
+    ProjectRow,
+    SecretRow,
+    TokenRow,
+)
 
 
 def utcnow() -> datetime:
@@ -197,6 +205,12 @@ class Repository:
                     crash_looping,
                 )
 
+    def pin_image(self, project: str, name: str, image: str) -> None:
+        with self._session() as s:
+            row = s.scalar(select(NodeRow).where(NodeRow.project == project, NodeRow.name == name))
+            if row is not None:
+                row.pinned_image = image
+
     def remove_node(self, project: str, name: str) -> None:
         with self._session() as s:
             s.execute(delete(NodeRow).where(NodeRow.project == project, NodeRow.name == name))
@@ -242,6 +256,47 @@ class Repository:
             query = query.where(InstanceRow.node == node)
         with self._session() as s:
             return [_instance(r) for r in s.scalars(query)]
+
+    # secrets
+
+    def put_secret(self, project: str, name: str, value: dict[str, Any]) -> bool:
+        """Create or replace a secret; True if it was created."""
+        with self._session() as s:
+            row = s.scalar(
+                select(SecretRow).where(SecretRow.project == project, SecretRow.name == name)
+            )
+            now = utcnow()
+            if row is None:
+                s.add(
+                    SecretRow(
+                        project=project, name=name, value=value, created_at=now, updated_at=now
+                    )
+                )
+                return True
+            row.value, row.updated_at = value, now
+            return False
+
+    def get_secret(self, project: str, name: str) -> dict[str, Any]:
+        with self._session() as s:
+            row = s.scalar(
+                select(SecretRow).where(SecretRow.project == project, SecretRow.name == name)
+            )
+            if row is None:
+                raise NotFound(f"secret {name!r} not found in project {project!r}")
+            return dict(row.value)
+
+    def list_secrets(self, project: str) -> list[tuple[str, list[str], datetime]]:
+        """(name, keys, updated_at) of each secret: never the values."""
+        with self._session() as s:
+            rows = s.scalars(
+                select(SecretRow).where(SecretRow.project == project).order_by(SecretRow.name)
+            )
+            return [(r.name, sorted(r.value), _utc(r.updated_at)) for r in rows]
+
+    def delete_secret(self, project: str, name: str) -> None:
+        self.get_secret(project, name)
+        with self._session() as s:
+            s.execute(delete(SecretRow).where(SecretRow.project == project, SecretRow.name == name))
 
     # events
 

@@ -55,6 +55,8 @@ class NodeRow(Base):
     reached_minimum: Mapped[bool] = mapped_column(default=False)
     message: Mapped[str | None] = mapped_column(Text, nullable=True)
     crash_looping: Mapped[bool] = mapped_column(default=False)
+    pinned_image: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    """The image by digest, fixed when the first instance is made: every instance runs it."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
@@ -88,3 +90,16 @@ class EventRow(Base):
     kind: Mapped[str] = mapped_column(String(40))
     message: Mapped[str] = mapped_column(Text)
     actor: Mapped[str | None] = mapped_column(String(63), nullable=True)
+
+
+class SecretRow(Base):
+    """A project secret (e.g. registry credentials); its value never leaves the server."""
+
+    __tablename__ = "secrets"
+    __table_args__ = (UniqueConstraint("project", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project: Mapped[str] = mapped_column(ForeignKey("projects.name"))
+    name: Mapped[str] = mapped_column(String(63))
+    value: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -3,11 +3,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from fastapi.responses import StreamingResponse
+from fastapi.responses import PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict
 
 from pier.api.deps import ActorDep, ServicesDep
 from pier.services.logs import node_logs
+from pier.services.telemetry import scrape_node
 
 router = APIRouter(prefix="/api/v1/projects/{project}/nodes", tags=["nodes"])
 
@@ -92,3 +93,10 @@ async def get_logs(
                 yield line + "\n"
 
     return StreamingResponse(body(), media_type="text/plain; charset=utf-8")
+
+
+@router.get("/{name}/metrics", response_class=PlainTextResponse)
+async def get_metrics(project: str, name: str, services: ServicesDep) -> PlainTextResponse:
+    """Prometheus text scraped from the node's Healthy instances, labelled node/instance."""
+    text = await scrape_node(services.repo, project, name)
+    return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
