@@ -357,6 +357,23 @@ class Client:
         path = self._project_path("nodes", name, "events")
         return _items(self._request("GET", path, params={"limit": limit}), "events")
 
+    def metrics(self, name: str) -> str:
+        """Prometheus text of the node's Healthy instances, labelled node and instance."""
+        return self._request("GET", self._project_path("nodes", name, "metrics")).text
+
+    def put_secret(self, name: str, value: Mapping[str, str]) -> JSON:
+        """Create or replace a project secret (e.g. registry username and password)."""
+        path = self._project_path("secrets", name)
+        return _object(self._request("PUT", path, json={"value": dict(value)}))
+
+    def list_secrets(self) -> list[JSON]:
+        """Names and keys of the project's secrets; values never come back."""
+        return _items(self._request("GET", self._project_path("secrets")), "secrets")
+
+    def delete_secret(self, name: str) -> None:
+        """Delete a project secret."""
+        self._request("DELETE", self._project_path("secrets", name))
+
     def logs(
         self, name: str, instance: str | None = None, follow: bool = False, tail: int | None = None
     ) -> Iterator[str]:

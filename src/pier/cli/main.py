@@ -11,7 +11,7 @@ import typer
 from typer.core import TyperGroup
 
 from pier import __version__
-from pier.cli import call, configuration, model, node
+from pier.cli import call, configuration, model, node, secret
 from pier.cli.context import CliState, OutputOpt, cli_state
 from pier.cli.output import OutputFormat, print_error, print_fields, print_json
 from pier.client import DEFAULT_PROJECT
@@ -65,6 +65,7 @@ app = typer.Typer(
 app.add_typer(model.app, name="model")
 app.add_typer(node.app, name="node")
 app.add_typer(configuration.app, name="configuration")
+app.add_typer(secret.app, name="secret")
 app.command("call")(call.call)
 
 

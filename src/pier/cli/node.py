@@ -1,5 +1,6 @@
 """`pier node ...`: create, inspect, change and delete nodes, and follow their instances."""
 
+import shlex
 from collections import Counter
 from collections.abc import Sequence
 from typing import Annotated, Any
@@ -130,6 +131,92 @@ def create(
     public: Annotated[
         bool, typer.Option("--public", help="Let anyone call the node, without a token.")
     ] = False,
+    registry_secret: Annotated[
+        str | None,
+        typer.Option(
+            "--registry-secret",
+            metavar="SECRET",
+            help="Project secret with the registry's username and password.",
+            show_default=False,
+        ),
+    ] = None,
+    command: Annotated[
+        str | None,
+        typer.Option(
+            "--command",
+            metavar="'CMD ARGS'",
+            help="Replace the image's entrypoint (split like a shell would).",
+            show_default=False,
+        ),
+    ] = None,
+    arg: Annotated[
+        list[str] | None,
+        typer.Option("--arg", metavar="ARG", help="Replace the image's arguments; repeat."),
+    ] = None,
+    idle_timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--idle-timeout",
+            min=0,
+            metavar="SECONDS",
+            help="Close idle connections to an instance after this long.",
+            show_default=False,
+        ),
+    ] = None,
+    health_protocol: Annotated[
+        str | None,
+        typer.Option(
+            "--health-protocol",
+            metavar="http|tcp|grpc",
+            help="How to check health (image nodes without --health: tcp).",
+            show_default=False,
+        ),
+    ] = None,
+    health_interval: Annotated[
+        float | None,
+        typer.Option(
+            "--health-interval",
+            metavar="SECONDS",
+            show_default=False,
+            help="Seconds between health checks.",
+        ),
+    ] = None,
+    health_timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--health-timeout",
+            metavar="SECONDS",
+            show_default=False,
+            help="Timeout of one health check.",
+        ),
+    ] = None,
+    healthy_threshold: Annotated[
+        int | None,
+        typer.Option(
+            "--healthy-threshold",
+            metavar="N",
+            show_default=False,
+            help="Passes in a row that make an instance Healthy.",
+        ),
+    ] = None,
+    unhealthy_threshold: Annotated[
+        int | None,
+        typer.Option(
+            "--unhealthy-threshold",
+            metavar="N",
+            show_default=False,
+            help="Failures in a row that make an instance Unhealthy.",
+        ),
+    ] = None,
+    health_grace: Annotated[
+        float | None,
+        typer.Option(
+            "--health-grace",
+            metavar="SECONDS",
+            show_default=False,
+            help="How long an instance may stay Unhealthy before it is replaced.",
+        ),
+    ] = None,
     wait: WaitOpt = False,
     wait_timeout: WaitTimeoutOpt = 300.0,
     output: OutputOpt = None,
@@ -145,8 +232,21 @@ def create(
             port=port, env=parse_env(env, "--env"), secret_env=parse_env(secret_env, "--secret-env")
         ),
     )
-    if health is not None:
-        spec["health"] = {"path": health}
+    health_spec = _optional(
+        path=health, protocol=health_protocol, interval_s=health_interval,
+        timeout_s=health_timeout, healthy_threshold=healthy_threshold,
+        unhealthy_threshold=unhealthy_threshold, grace_s=health_grace,
+    )  # fmt: skip
+    if health_spec:
+        spec["health"] = health_spec
+    spec.update(
+        _optional(
+            registry_secret=registry_secret,
+            command=shlex.split(command) if command is not None else None,
+            args=arg or None,
+            idle_timeout_s=idle_timeout,
+        )
+    )
     if metrics is not None:
         spec["telemetry"] = {"path": metrics}
     if public:
