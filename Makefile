@@ -21,8 +21,8 @@ install: $(BIN)/pier  ## install pier and its locked dependencies into .venv
 up: install  ## run pier with embedded defaults (SQLite, local processes)
 	$(BIN)/pier up
 
-system-packages:  ## Debian packages the tests need (a container engine, static busybox)
-	./scripts/install-system-packages.sh test
+system-packages:  ## a Docker engine, static busybox and a local registry, started if needed
+	./scripts/start-docker.sh
 
 lint: install  ## ruff, the import layering, mypy
 	$(BIN)/ruff check src tests bench

@@ -1,12 +1,10 @@
 #!/usr/bin/env bash
 # Install the Debian packages a purpose needs, only where they are missing.
-#   test:  (none yet beyond Python)      bench: wrk, nginx
+#   bench: wrk, nginx   (the test needs: scripts/start-docker.sh)
 set -euo pipefail
 purpose=${1:-test}
 case "$purpose" in
-  test) packages=() ;;
-  bench) packages=(wrk nginx-light) ;;
-  *) echo "usage: $0 test|bench" >&2; exit 2 ;;
+  *) echo "usage: $0 bench" >&2; exit 2 ;;
 esac
 missing=()
 for pkg in "${packages[@]}"; do

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import fcntl
 import os
+import secrets
 import signal
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -176,12 +177,20 @@ def load_runtimes(settings: Settings) -> dict[str, Runtime]:
     }
     problem = probe_engine()
     if problem is None:
-        runtimes["docker"] = load_runtime("docker")
+        runtimes["docker"] = load_runtime("docker", installation=installation_id(settings.data_dir))
     elif settings.runtime == "docker":
         raise RuntimeUnavailable(problem)
     else:
         log.info("docker runtime unavailable", reason=problem)
     return runtimes
+
+
+def installation_id(data_dir: Path) -> str:
+    """A stable id of this data dir, created once: it labels the containers pier makes."""
+    path = data_dir / "installation.id"
+    if not path.exists():
+        path.write_text(secrets.token_hex(6) + "\n")
+    return path.read_text().strip()
 
 
 def _image_nodes_refusal(runtimes: dict[str, Runtime]) -> str | None:

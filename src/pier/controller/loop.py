@@ -232,8 +232,6 @@ class Controller:
         self._repo.upsert_instance(tracked.record())
 
     async def _apply(self, node: NodeRecord, plan: Plan, now: float) -> None:
-        for reason in plan.reasons:
-            log.info("reconcile", node=str(node.key), reason=reason)
         by_id = {t.instance_id: t for t in self._instances.values()}
         for instance_id in plan.failed:
             await self._record_failure(node, by_id[InstanceId(instance_id)], now)
@@ -245,6 +243,9 @@ class Controller:
         ]
         await asyncio.gather(*removals)
         waiting_for_image = node.spec.image is not None and node.pinned_image is None
+        if plan.delete or (plan.create and not waiting_for_image):
+            for reason in plan.reasons:
+                log.info("reconcile", node=str(node.key), reason=reason)
         for _ in range(0 if waiting_for_image else plan.create):
             await self._create(node, now)
         if node.deleting and not any(t.key == node.key for t in self._instances.values()):

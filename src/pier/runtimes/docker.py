@@ -69,6 +69,7 @@ DEFAULT_DOCKER_HOST: Final = "unix:///var/run/docker.sock"
 UNIX_CONNECT_TIMEOUT_S: Final = 5.0
 NAME_PREFIX: Final = "pier-"
 MANAGED_LABEL: Final = "pier.managed"
+INSTALLATION_LABEL: Final = "pier.installation"
 PORT_WAIT_S: Final = 2.0
 """After start, how long ``create`` waits for the engine to show the published port."""
 PORT_POLL_PERIOD_S: Final = 0.05
@@ -290,9 +291,10 @@ def _phase(state: str) -> Phase:
     return "exited"  # exited, dead, removing
 
 
-def _labels(spec: InstanceSpec, limits: LimitPlan) -> dict[str, str]:
+def _labels(spec: InstanceSpec, limits: LimitPlan, installation: str) -> dict[str, str]:
     return {
         MANAGED_LABEL: "true",
+        INSTALLATION_LABEL: installation,
         "pier.project": spec.node.project,
         "pier.node": spec.node.node,
         "pier.instance": spec.instance_id,
@@ -361,7 +363,17 @@ class DockerRuntime:
 
     name = "docker"
 
-    def __init__(self, *, docker_host: str | None = None, state_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        docker_host: str | None = None,
+        state_dir: Path | None = None,
+        installation: str = "default",
+    ) -> None:
+        """``installation`` labels every container, and ``list`` sees only its own: pier
+        processes with different data dirs can share one engine without adopting, or
+        removing as orphans, each other's containers."""
+        self._installation = installation
         self._client = _connect(docker_host)
         self._where = str(self._client.api.base_url).replace("http+unix://", "unix://")
         self._engine: EngineFacts | None = None
@@ -513,7 +525,7 @@ class DockerRuntime:
                 entrypoint=fill(spec.command),
                 command=fill(spec.args),
                 environment=env,
-                labels=_labels(spec, limits),
+                labels=_labels(spec, limits, self._installation),
                 name=name,
                 init=True,
                 detach=True,
@@ -566,7 +578,7 @@ class DockerRuntime:
         return await self._call(self._list_sync, node)
 
     def _list_sync(self, node: NodeKey | None) -> builtins.list[Observed]:
-        filters = [f"{MANAGED_LABEL}=true"]
+        filters = [f"{MANAGED_LABEL}=true", f"{INSTALLATION_LABEL}={self._installation}"]
         if node is not None:
             filters += [f"pier.project={node.project}", f"pier.node={node.node}"]
         seen: builtins.list[Observed] = []

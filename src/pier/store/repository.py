@@ -365,6 +365,7 @@ def _node(row: NodeRow) -> NodeRecord:
         crash_looping=row.crash_looping,
         created_at=_utc(row.created_at),
         updated_at=_utc(row.updated_at),
+        pinned_image=row.pinned_image,
     )
 
 

@@ -1,0 +1,228 @@
+"""Image nodes on a real Docker engine: a busybox httpd image from the local registry."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+
+import docker
+import pytest
+
+from tests.conftest import PierProcess
+from tests.docker.images import build_and_push, missing_prerequisite
+
+
+@pytest.fixture(scope="module")
+def echo_image() -> Iterator[str]:
+    from pier.runtimes.docker import probe_engine
+
+    problem = probe_engine() or missing_prerequisite()
+    if problem is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI needs a Docker engine and registry: {problem}")
+        pytest.skip(problem)
+    yield build_and_push("echo:1")
+
+
+@pytest.fixture
+def engine() -> Iterator[docker.DockerClient]:
+    client = docker.from_env()
+    yield client
+    client.close()
+
+
+def node(pier: PierProcess, name: str = "web") -> dict:
+    with pier.api() as api:
+        return api.get(f"/api/v1/projects/default/nodes/{name}").json()
+
+
+def instances(pier: PierProcess, name: str = "web") -> list[dict]:
+    with pier.api() as api:
+        r = api.get(f"/api/v1/projects/default/nodes/{name}/instances")
+        return r.json()["instances"]
+
+
+def events(pier: PierProcess, name: str = "web") -> list[dict]:
+    with pier.api() as api:
+        return api.get(f"/api/v1/projects/default/nodes/{name}/events").json()["events"]
+
+
+def containers(engine: docker.DockerClient, name: str = "web") -> list:
+    return engine.containers.list(all=True, filters={"label": [f"pier.node={name}"]})
+
+
+def create_web(pier: PierProcess, image: str, *extra: str, instances_min: int = 2) -> None:
+    pier.cli(
+        "node",
+        "create",
+        "web",
+        "--image",
+        image,
+        "--port",
+        "8080",
+        "--health",
+        "/healthz",
+        "--min",
+        str(instances_min),
+        "--max",
+        "4",
+        "--timeout",
+        "30",
+        "--env",
+        "GREETING=hi",
+        "--metrics",
+        "/cgi-bin/metrics",
+        "--health-interval",
+        "0.5",
+        *extra,
+        "--wait",
+    )
+
+
+def test_image_node_serves_through_the_gateway(
+    pier: PierProcess, echo_image: str, engine: docker.DockerClient
+) -> None:
+    create_web(pier, echo_image, "--secret-env", "API_KEY=s3cret-value")
+    state = node(pier)
+    assert state["status"] == "Healthy"
+    assert "@sha256:" in state["pinned_image"]
+    with pier.gateway() as gw:
+        by_path = gw.post("/default/nodes/web/cgi-bin/echo/hello?x=1", content=b"ping")
+        by_header = gw.get("/cgi-bin/echo/there", headers={"x-node-id": "web"})
+        env = gw.get("/default/nodes/web/cgi-bin/env").text
+    assert by_path.status_code == 200, by_path.text
+    echoed = json.loads(by_path.text)
+    assert (echoed["path_info"], echoed["query"], echoed["body"]) == ("/hello", "x=1", "ping")
+    assert json.loads(by_header.text)["path_info"] == "/there"
+    assert "GREETING=hi" in env and "API_KEY=s3cret-value" in env
+
+    # every instance runs the pinned digest, with the configuration's limits
+    running = containers(engine)
+    assert len(running) == 2
+    for container in running:
+        host = container.attrs["HostConfig"]
+        assert host["NanoCpus"] == 2 * 10**9
+        assert host["Memory"] == 8 * 2**30
+        assert container.attrs["Config"]["Image"] == state["pinned_image"]
+        assert all(
+            b[0]["HostIp"] == "127.0.0.1"
+            for b in container.attrs["NetworkSettings"]["Ports"].values()
+            if b
+        )
+
+    logs = pier.cli("node", "logs", "web").stdout
+    assert "echo: POST" in logs
+    with pier.api() as api:
+        metrics = api.get("/api/v1/projects/default/nodes/web/metrics").text
+    assert 'node="web"' in metrics and "testimage_up" in metrics
+    ids = {i["id"] for i in instances(pier)}
+    assert all(f'instance="{i}"' in metrics for i in ids)
+
+    # the secret value never comes back from the API, the CLI or pier's own log
+    with pier.api() as api:
+        shown = [
+            api.get(p).text
+            for p in (
+                "/api/v1/projects/default/nodes/web",
+                "/api/v1/projects/default/nodes",
+                "/api/v1/projects/default/nodes/web/instances",
+                "/api/v1/projects/default/nodes/web/events",
+            )
+        ]
+    shown.append(pier.cli("node", "get", "web", "--output", "json").stdout)
+    shown.append(pier.log_path.read_text())
+    assert not [text for text in shown if "s3cret-value" in text]
+
+
+def test_failing_health_check_takes_instance_out_and_replaces_it(
+    pier: PierProcess, echo_image: str
+) -> None:
+    create_web(
+        pier, echo_image, "--unhealthy-threshold", "2", "--health-grace", "2", instances_min=1
+    )
+    [first] = instances(pier)
+    with pier.gateway() as gw:
+        assert gw.get("/default/nodes/web/cgi-bin/set-health?fail").status_code == 200
+        pier.wait_for(
+            lambda: instances(pier)[0]["status"] == "Unhealthy" if instances(pier) else False,
+            what="instance Unhealthy",
+            timeout_s=30,
+        )
+        out = gw.get("/default/nodes/web/cgi-bin/echo")
+        assert out.status_code == 503  # out of balancing
+        assert out.json()["error"]["node"] == "web"
+    pier.wait_for(
+        lambda: (
+            [i["status"] for i in instances(pier)] == ["Healthy"]
+            and instances(pier)[0]["id"] != first["id"]
+        ),
+        what="replacement",
+        timeout_s=60,
+    )
+    assert any(e["kind"] == "instance_failed" for e in events(pier))
+
+
+def test_missing_image_is_a_clear_event_without_a_tight_loop(
+    pier: PierProcess, echo_image: str
+) -> None:
+    missing = echo_image.rsplit("/", 1)[0] + "/does-not-exist:1"
+    result = pier.cli(
+        "node",
+        "create",
+        "web",
+        "--image",
+        missing,
+        "--port",
+        "8080",
+        "--wait",
+        "--wait-timeout",
+        "60",
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "does-not-exist" in result.stderr
+    time.sleep(3)
+    failures = [e for e in events(pier) if e["kind"] == "image_pull_failed"]
+    assert failures, events(pier)
+    assert "manifest unknown" in failures[0]["message"] or "not found" in failures[0]["message"]
+    assert len(failures) <= 6, "pulls must back off exponentially"
+    assert node(pier)["status"] == "Unhealthy"
+    assert instances(pier) == []
+
+
+def test_restart_adopts_containers_and_replaces_one_removed_out_of_band(
+    pier: PierProcess, echo_image: str, engine: docker.DockerClient
+) -> None:
+    create_web(pier, echo_image)
+    before = sorted(i["id"] for i in instances(pier))
+    container_ids = sorted(c.id for c in containers(engine))
+    pier.stop(signal.SIGKILL)
+    pier.start()
+    pier.wait_for(lambda: node(pier)["status"] == "Healthy", what="Healthy after restart")
+    time.sleep(2)
+    assert sorted(i["id"] for i in instances(pier)) == before
+    assert sorted(c.id for c in containers(engine)) == container_ids
+
+    engine.containers.get(container_ids[0]).remove(force=True)
+    pier.wait_for(
+        lambda: (
+            len(instances(pier)) == 2
+            and set(before) - {i["id"] for i in instances(pier)}
+            and all(i["status"] == "Healthy" for i in instances(pier))
+        ),
+        what="the removed container replaced",
+        timeout_s=60,
+    )
+    assert len(containers(engine)) == 2
+
+
+def test_image_node_stops_with_pier(
+    pier: PierProcess, echo_image: str, engine: docker.DockerClient
+) -> None:
+    create_web(pier, echo_image, instances_min=1)
+    assert len(containers(engine)) == 1
+    pier.stop(signal.SIGINT)
+    assert containers(engine) == []
