@@ -105,7 +105,7 @@ class GatewayProcess:
         if self._proc is None:
             return False
         try:
-            return self._proc.is_running() and self._proc.status() != psutil.STATUS_ZOMBIE
+            return bool(self._proc.is_running() and self._proc.status() != psutil.STATUS_ZOMBIE)
         except psutil.Error:
             return False
 

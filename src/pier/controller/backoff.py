@@ -18,7 +18,7 @@ class CrashBackoff:
     def record_failure(self, *, now: float) -> float:
         """Count one failure; return the delay before the next start."""
         self.failures += 1
-        delay_s = min(self.max_s, self.base_s * 2 ** (self.failures - 1))
+        delay_s = float(min(self.max_s, self.base_s * 2 ** (self.failures - 1)))
         self.until = now + delay_s
         return delay_s
 

@@ -147,6 +147,7 @@ class Controller:
                 kind="instance_lost",
                 message=f"instance {row.id} was gone after a restart",
             )
+        return adopted
 
     def _track(self, tracked: TrackedInstance, seen: Observed, node: NodeRecord) -> None:
         self._instances[tracked.instance_id] = tracked

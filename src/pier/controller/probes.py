@@ -81,7 +81,7 @@ class Probe:
         if self._health.port is not None:
             parts = urlsplit(base)
             base = f"{parts.scheme}://{parts.hostname}:{self._health.port}"
-        return base + self._health.path
+        return base + (self._health.path or "/")
 
     def _record(self, ok: bool, error: str | None) -> None:
         w = self.window

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from typing import Any
 
 from pier.domain.errors import InvalidSpec, NotFound
@@ -102,10 +103,10 @@ class NodeService:
         )
         return node_view(node, self._repo.list_instances(project, name))
 
-    def instances(self, project: str, name: str) -> list[dict[str, Any]]:
+    def instances(self, project: str, name: str) -> builtins.list[dict[str, Any]]:
         self._repo.get_node(project, name)
         return [instance_view(i) for i in self._repo.list_instances(project, name)]
 
-    def events(self, project: str, name: str, *, limit: int) -> list[dict[str, Any]]:
+    def events(self, project: str, name: str, *, limit: int) -> builtins.list[dict[str, Any]]:
         self._repo.get_node(project, name)
         return [event_view(e) for e in self._repo.list_events(project, name, limit=limit)]

@@ -72,10 +72,6 @@ class Repository:
         with self._session() as s:
             return frozenset(s.scalars(select(TokenRow.sha256)))
 
-    def has_admin_token(self) -> bool:
-        with self._session() as s:
-            return s.scalar(select(func.count()).where(TokenRow.role == "admin")) > 0
-
     def replace_admin_token(self, sha256: str) -> None:
         with self._session() as s:
             s.execute(delete(TokenRow).where(TokenRow.role == "admin"))

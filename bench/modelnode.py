@@ -1,0 +1,157 @@
+"""Model nodes through pier's gateway: requests/s and p50/p99 at concurrency 1 and 32.
+
+Two models: the ONNX logistic regression on iris of the tests, and a 64→256→10 MLP
+(scikit-learn, exported to ONNX). `pier up` and everything it starts (gateway, model
+server instances) run on CPU 0; wrk, with a Lua POST script carrying a V2 JSON request,
+runs on CPU 1. Each model is measured directly against its instance and through the
+gateway in the same run, so the ratio says what the gateway costs.
+
+    python bench/modelnode.py [--duration 10] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _wrk import free_port, pinned, require_tools, run_wrk
+from pier.client import Client
+
+CONCURRENCY = (1, 32)
+
+
+def iris_model() -> tuple[bytes, list[float]]:
+    from skl2onnx import to_onnx
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = load_iris(return_X_y=True)
+    x = x.astype(np.float32)
+    clf = LogisticRegression(max_iter=500).fit(x, y)
+    onnx = to_onnx(clf, x[:1], options={id(clf): {"zipmap": False}}, target_opset=17)
+    return onnx.SerializeToString(), x[0].tolist()
+
+
+def mlp_model() -> tuple[bytes, list[float]]:
+    from skl2onnx import to_onnx
+    from sklearn.neural_network import MLPClassifier
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2000, 64)).astype(np.float32)
+    y = rng.integers(0, 10, size=2000)
+    clf = MLPClassifier(hidden_layer_sizes=(256,), max_iter=20).fit(x, y)
+    onnx = to_onnx(clf, x[:1], options={id(clf): {"zipmap": False}}, target_opset=17)
+    return onnx.SerializeToString(), x[0].tolist()
+
+
+def lua_script(path: Path, body: dict, token: str) -> Path:
+    path.write_text(
+        'wrk.method = "POST"\n'
+        f"wrk.body = {json.dumps(json.dumps(body))}\n"
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        f'wrk.headers["Authorization"] = "Bearer {token}"\n'
+    )
+    return path
+
+
+def start_pier(data_dir: Path) -> tuple[subprocess.Popen[bytes], int, int]:
+    port, gateway_port = free_port(), free_port()
+    log = (data_dir.parent / "pier-up.log").open("wb")
+    argv = [sys.executable, "-m", "pier", "up", "--data-dir", str(data_dir), "--port",
+            str(port), "--gateway-port", str(gateway_port)]  # fmt: skip
+    proc = subprocess.Popen(pinned(0, argv), stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while b"pier is up" not in (data_dir.parent / "pier-up.log").read_bytes():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            sys.exit("pier up did not start:\n" + (data_dir.parent / "pier-up.log").read_text())
+        time.sleep(0.1)
+    return proc, port, gateway_port
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run")
+    parser.add_argument("--quick", action="store_true", help="3 s runs")
+    args = parser.parse_args()
+    duration_s = 3.0 if args.quick else args.duration
+    require_tools("wrk", "taskset")
+    with tempfile.TemporaryDirectory(prefix="pier-bench-") as tmp:
+        tmp_path = Path(tmp)
+        data_dir = tmp_path / "data"
+        proc, port, gateway_port = start_pier(data_dir)
+        rows = []
+        try:
+            token = (data_dir / "admin.token").read_text().strip()
+            client = Client(url=f"http://127.0.0.1:{port}", token=token)
+            models = {"iris": iris_model(), "mlp": mlp_model()}
+            for name, (blob, _row) in models.items():
+                path = tmp_path / f"{name}.onnx"
+                path.write_bytes(blob)
+                client.push_model(path, name)
+                client.create_node(name, model=name, min_instances=1)
+            for name, (_, row) in models.items():
+                client.wait_node(name, timeout_s=120)
+                [instance] = client.instances(name)
+                body = {
+                    "inputs": [
+                        {"name": "X", "shape": [1, len(row)], "datatype": "FP32", "data": row}
+                    ]
+                }
+                script = lua_script(tmp_path / f"{name}.lua", body, token)
+                targets = {
+                    "direct": f"{instance['endpoint']}/v2/models/{name}/infer",
+                    "gateway": f"http://127.0.0.1:{gateway_port}/default/nodes/{name}"
+                               f"/v2/models/{name}/infer",
+                }  # fmt: skip
+                for connections in CONCURRENCY:
+                    results = {}
+                    for target, url in targets.items():
+                        run_wrk(url, connections=connections, duration_s=1.0, script=script)
+                        results[target] = run_wrk(
+                            url, connections=connections, duration_s=duration_s, script=script
+                        )
+                    direct = results["direct"]
+                    for target, r in results.items():
+                        rows.append((name, target, connections, r, direct))
+            client.close()
+        finally:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(60)
+    print_table(rows, duration_s)
+
+
+def print_table(rows: list, duration_s: float) -> None:
+    print(
+        f"\nmodel nodes, {duration_s:g} s per run; pier on CPU 0, wrk on CPU 1 "
+        f"({os.cpu_count()} CPUs)"
+    )
+    header = (
+        f"{'model':6} {'path':8} {'conc':>4} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'x direct':>9} {'+p50 ms':>8} {'errors':>6}"
+    )
+    print(header)
+    print("-" * len(header))
+    for name, target, conc, r, direct in rows:
+        ratio = r.requests_per_s / direct.requests_per_s
+        print(
+            f"{name:6} {target:8} {conc:>4} {r.requests_per_s:>9.0f} {r.p50_ms:>8.3f} "
+            f"{r.p99_ms:>8.3f} {ratio:>9.2f} {r.p50_ms - direct.p50_ms:>8.3f} {r.errors:>6}"
+        )
+    print(
+        "\nreference, measured here with their defaults on one core, MLP at concurrency 32: "
+        "PyTriton ~1950 req/s, MLServer ~860, BentoML ~750, Ray Serve <100; target > 3000"
+    )
+
+
+if __name__ == "__main__":
+    main()
