@@ -1,0 +1,96 @@
+"""Which instance takes a request, and which node of an alias.
+
+Instances: least outstanding requests by the power of two choices. The gateway counts
+the requests it has in flight to each instance endpoint (``Upstream.in_flight``). Picking
+the global minimum would send every gateway worker's next request to the same instance
+(each worker only sees its own counts, and they all agree which one is idle); picking at
+random ignores that inference requests vary a lot in cost. Sampling two instances and
+taking the less loaded one gets almost all of the benefit of the minimum (Mitzenmacher,
+"The Power of Two Choices in Randomized Load Balancing") at O(1) cost and without the herd.
+Ties break at random, so a lightly loaded node still spreads its requests.
+
+An instance that just refused a connection is marked down for a moment: it only wins
+a choice against another instance that is also down. This keeps a crashed instance
+from costing a failed connect on every other request until the control plane removes it
+from the routes, without the gateway keeping health state of its own.
+
+Aliases: a weighted random choice over the alias's nodes that have a weight above zero
+and at least one Healthy instance. It is random (not round-robin by weight) so gateway
+workers need no shared counter, and it is recomputed whenever the route table changes,
+so a node whose last instance went away stops receiving its share at once.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Sequence
+from itertools import accumulate
+from random import random
+from typing import Generic, Protocol, TypeVar
+
+DOWN_FOR_S = 1.0
+"""How long an instance that refused a connection loses every tie."""
+
+
+class Balanced(Protocol):
+    in_flight: int
+    down_until: float
+
+
+B = TypeVar("B", bound=Balanced)
+T = TypeVar("T")
+
+
+def pick_instance(instances: Sequence[B], now: float) -> B:
+    """Least outstanding requests of two sampled instances (``instances`` is not empty)."""
+    n = len(instances)
+    if n == 1:
+        return instances[0]
+    if n == 2:
+        a, b = instances
+    else:
+        i = int(random() * n)
+        j = int(random() * (n - 1))
+        if j >= i:
+            j += 1
+        a, b = instances[i], instances[j]
+    load_a = a.in_flight
+    load_b = b.in_flight
+    if a.down_until > now:
+        load_a += 1_000_000
+    if b.down_until > now:
+        load_b += 1_000_000
+    if load_a < load_b:
+        return a
+    if load_b < load_a:
+        return b
+    return a if random() < 0.5 else b
+
+
+def mark_down(instance: Balanced, now: float) -> None:
+    """Record that ``instance`` refused a connection: it loses choices for a moment."""
+    instance.down_until = now + DOWN_FOR_S
+
+
+class WeightedChoice(Generic[T]):
+    """Pick one of ``items`` with probability proportional to its weight (all > 0)."""
+
+    __slots__ = ("_cumulative", "_items", "_total")
+
+    def __init__(self, items: Sequence[T], weights: Sequence[int]) -> None:
+        if not items or len(items) != len(weights) or min(weights) <= 0:
+            raise ValueError("WeightedChoice needs items with positive weights")
+        self._items = tuple(items)
+        self._cumulative = list(accumulate(weights))
+        self._total = self._cumulative[-1]
+
+    def pick(self) -> T:
+        """One item, chosen by weight."""
+        if len(self._items) == 1:
+            return self._items[0]
+        index = bisect_right(self._cumulative, random() * self._total)
+        return self._items[min(index, len(self._items) - 1)]
+
+    @property
+    def items(self) -> tuple[T, ...]:
+        return self._items

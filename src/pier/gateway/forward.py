@@ -1,0 +1,262 @@
+"""One request through the gateway: pick an instance, send, relay the response.
+
+The common path is synchronous: the request is complete, an idle pooled connection to
+the chosen instance exists, so the request goes out in one write from inside the
+client's parser callback, and each read from the instance becomes one write to the
+client. Tasks are only created to open a new connection (with a retry on another
+instance when the connection is refused) or to wait for routes.
+
+Retries: only while no byte of the request was written. A refused or timed-out connect
+moves on to another instance of the node (each at most once); a pooled connection found
+closed is simply not used. After the request was written, a lost connection is a 502
+``upstream_disconnected``: the instance may have acted on the request.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import TYPE_CHECKING, Final
+
+from pier.domain.errors import AliasNotFound, NodeNotFound, PierError
+from pier.gateway.balance import mark_down, pick_instance
+from pier.gateway.errors import (
+    NoHealthyInstance,
+    UpstreamConnectFailed,
+    UpstreamTimeout,
+    render_error,
+)
+from pier.gateway.relay import UpstreamConnection
+from pier.gateway.routes import split_key
+
+_HTTP11_HOST: Final = b" HTTP/1.1\r\nhost: "
+
+if TYPE_CHECKING:
+    from pier.gateway.app import Gateway
+    from pier.gateway.metrics import NodeStats
+    from pier.gateway.pool import Upstream
+    from pier.gateway.routes import NodeTarget
+    from pier.gateway.server import ClientConnection
+
+
+class Exchange:
+    """A request the client sent completely, and the state of its response."""
+
+    __slots__ = (
+        "alias",
+        "body",
+        "client",
+        "conn",
+        "gateway",
+        "head",
+        "http11",
+        "is_done",
+        "is_head",
+        "keep_alive",
+        "key",
+        "limit",
+        "method",
+        "node",
+        "response_started",
+        "sent_at",
+        "stats",
+        "status",
+        "target",
+        "upstream",
+    )
+
+    def __init__(
+        self,
+        client: ClientConnection,
+        node: NodeTarget | None,
+        alias: str | None,
+        key: bytes,
+        method: bytes,
+        target: bytes,
+        head: bytes,
+        body: bytes,
+        keep_alive: bool,
+        http11: bool,
+        limit: int,
+    ) -> None:
+        self.client = client
+        self.gateway: Gateway = client.gateway
+        self.node = node
+        self.alias = alias
+        self.key = key
+        self.method = method
+        self.target = target
+        self.is_head = method == b"HEAD"
+        self.head = head
+        self.body = body
+        self.keep_alive = keep_alive
+        self.http11 = http11
+        self.limit = limit
+        self.upstream: Upstream | None = None
+        self.conn: UpstreamConnection | None = None
+        self.stats: NodeStats | None = None
+        self.status = 0
+        self.sent_at = 0.0
+        self.is_done = False
+        self.response_started = False
+
+    def start(self) -> None:
+        """Send the request to an instance, or wait briefly for one to appear."""
+        node = self.node
+        if node is None or not node.instances:
+            self.gateway.loop.create_task(self._wait_for_instances())
+            return
+        gateway = self.gateway
+        now = gateway.loop.time()
+        self.stats = stats = node.stats
+        stats.in_flight += 1
+        gateway.deadlines.pending[self] = now + node.timeout_s
+        instances = node.instances
+        upstream = instances[0] if len(instances) == 1 else pick_instance(instances, now)
+        upstream.in_flight += 1
+        self.upstream = upstream
+        conn = upstream.take_idle(now)
+        if conn is None:
+            gateway.loop.create_task(self._connect(upstream))
+        else:
+            self._send(conn, now)
+
+    def _send(self, conn: UpstreamConnection, now: float) -> None:
+        self.conn = conn
+        conn.exchange = self
+        conn.limit = self.limit
+        upstream = conn.upstream
+        self.sent_at = now
+        conn.transport.write(
+            b"".join(
+                (
+                    self.method,
+                    b" ",
+                    upstream.path_prefix,
+                    self.target,
+                    _HTTP11_HOST,
+                    upstream.host_header,
+                    self.head,
+                    self.body,
+                )
+            )
+        )
+
+    async def _connect(self, upstream: Upstream) -> None:
+        loop = self.gateway.loop
+        tried = [upstream]
+        while True:
+            try:
+                conn = await upstream.connect(loop, partial(UpstreamConnection, upstream))
+                break
+            except (OSError, TimeoutError) as e:
+                now = loop.time()
+                mark_down(upstream, now)
+                if self.upstream is upstream:
+                    upstream.in_flight -= 1
+                    self.upstream = None
+                node = self.node
+                if self.is_done or node is None:
+                    return
+                others = [u for u in node.instances if u not in tried]
+                if not others:
+                    reason = str(e) or type(e).__name__
+                    self.fail(UpstreamConnectFailed(len(tried), reason))
+                    return
+                upstream = pick_instance(others, now)
+                upstream.in_flight += 1
+                self.upstream = upstream
+                tried.append(upstream)
+                idle = upstream.take_idle(now)
+                if idle is not None:
+                    conn = idle
+                    break
+        if self.is_done:
+            upstream.release(conn, loop.time())
+        else:
+            self._send(conn, loop.time())
+
+    async def _wait_for_instances(self) -> None:
+        gateway = self.gateway
+        loop = gateway.loop
+        wait_s = gateway.no_instance_wait_s
+        deadline = loop.time() + wait_s
+        while not self.is_done:
+            router = gateway.router
+            if self.alias is not None:
+                alias = router.aliases.get(self.key)
+                if alias is None:
+                    self.fail(AliasNotFound(*split_key(self.key)))
+                    return
+                self.node = alias.pick()
+            else:
+                self.node = router.nodes.get(self.key)
+                if self.node is None:
+                    self.fail(NodeNotFound(*split_key(self.key)))
+                    return
+            if self.node is not None and self.node.instances:
+                self.start()
+                return
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                self.fail(NoHealthyInstance(wait_s))
+                return
+            await gateway.wait_for_routes(remaining)
+
+    def fail(self, error: PierError) -> None:
+        """Answer with ``error``, or cut the client off if the response had started."""
+        if self.is_done:
+            return
+        conn = self.conn
+        if conn is not None:
+            conn.detach()
+        self.keep_alive = self.keep_alive and not self.response_started
+        if self.response_started:
+            self.client.cut()
+        else:
+            project, name = split_key(self.key)
+            node = self.node.node if self.node is not None else None
+            self.client.write(
+                render_error(
+                    error,
+                    project=project,
+                    alias=name if self.alias is not None else None,
+                    node=name if self.alias is None else node,
+                    keep_alive=self.keep_alive,
+                    http11=self.http11,
+                )
+            )
+        self.finish(error.http_status, None)
+
+    def expire(self) -> None:
+        """The node's timeout_s passed (called by the deadline sweep)."""
+        node = self.node
+        self.fail(UpstreamTimeout(node.timeout_s if node is not None else 0.0))
+
+    def abandon(self) -> None:
+        """The client went away: stop working on its request."""
+        if self.is_done:
+            return
+        if self.conn is not None:
+            self.conn.detach()
+        self.keep_alive = False
+        self.finish(499, None)
+
+    def finish(self, status: int, latency_s: float | None) -> None:
+        """Account for the exchange and let the client connection go on."""
+        self.is_done = True
+        self.conn = None
+        gateway = self.gateway
+        gateway.deadlines.pending.pop(self, None)
+        upstream = self.upstream
+        if upstream is not None:
+            upstream.in_flight -= 1
+            self.upstream = None
+        stats = self.stats
+        if stats is not None:
+            stats.in_flight -= 1
+        elif self.node is not None:
+            stats = self.node.stats
+        else:
+            stats = gateway.metrics.unrouted
+        stats.record(status, latency_s)
+        self.client.exchange_done(self)

@@ -1,0 +1,67 @@
+"""Body size limits and whole-request timeouts.
+
+Request bodies are buffered whole (at most the limit, 16 MiB by default) before anything
+is sent to an instance. That is what lets the gateway refuse an oversize chunked body with
+413 before an instance sees a byte of it, and retry a refused connection on another
+instance with the same body. A ``Content-Length`` over the limit is refused as soon as
+the headers arrive (and ``Expect: 100-continue`` is only answered for bodies that fit);
+the body is then read and thrown away so the client can read the 413 instead of hitting
+a reset, and the connection is closed after it (or after ``LINGER_S``).
+
+Response bodies are streamed: each read from the instance is written to the client at
+once. A ``Content-Length`` over the limit becomes a 502 ``response_too_large`` before any
+byte is relayed; a chunked or close-delimited response is counted as it streams, and one
+that goes over the limit after its headers were sent can only be cut off: the client sees
+the connection close before the response is complete.
+
+A node's ``timeout_s`` covers the whole request, from the moment the gateway has the
+request until the response is complete: 504 ``upstream_timeout`` if no byte of the
+response was sent yet, else the client connection is cut. Timeouts are checked by one
+sweep every ``SWEEP_S`` instead of a timer per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Final, Protocol
+
+DEFAULT_MAX_BODY_BYTES: Final = 16 * 2**20
+LINGER_S: Final = 10.0
+"""How long a refused body may keep arriving before the connection is closed anyway."""
+SWEEP_S: Final = 0.05
+
+
+class Expiring(Protocol):
+    def expire(self) -> None:
+        """The deadline passed."""
+
+
+class Deadlines:
+    """Whole-request deadlines of the exchanges in flight, checked every SWEEP_S."""
+
+    __slots__ = ("_loop", "pending")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.pending: dict[Expiring, float] = {}
+        """Exchange -> loop time its deadline passes. The hot path adds and deletes here."""
+
+    def expired(self, now: float) -> list[Expiring]:
+        """Remove and return the entries whose deadline is at or before ``now``."""
+        done = [item for item, deadline in self.pending.items() if deadline <= now]
+        for item in done:
+            del self.pending[item]
+        return done
+
+    async def run(self) -> None:
+        """Expire overdue exchanges forever."""
+        while True:
+            await asyncio.sleep(SWEEP_S)
+            if self.pending:
+                for item in self.expired(self._loop.time()):
+                    item.expire()
+
+
+def body_limit(node_limit: int | None, default_limit: int) -> int:
+    """The limit that applies to a node's request and response bodies."""
+    return node_limit if node_limit is not None else default_limit

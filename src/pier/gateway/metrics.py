@@ -1,0 +1,131 @@
+"""The gateway's Prometheus metrics, per node: requests by status class, upstream latency,
+requests in flight.
+
+The hot path only increments plain integers on a ``NodeStats`` (no locks, no label
+lookups); ``GET /metrics`` turns them into Prometheus text through a custom collector.
+With ``--workers N`` each worker process reports its own requests.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterator
+from typing import Final
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+
+LATENCY_BUCKETS_S: Final = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+)
+CONTENT_TYPE: Final = b"text/plain; version=0.0.4; charset=utf-8"
+_CLASSES: Final = tuple(f"{i}xx" for i in range(1, 10))
+
+
+class NodeStats:
+    """Counters of one node (``project``/``node`` empty for requests that matched no node)."""
+
+    __slots__ = ("by_class", "in_flight", "latency_counts", "latency_sum_s", "node", "project")
+
+    def __init__(self, project: str, node: str) -> None:
+        self.project = project
+        self.node = node
+        self.by_class = [0] * 10
+        self.latency_counts = [0] * (len(LATENCY_BUCKETS_S) + 1)
+        self.latency_sum_s = 0.0
+        self.in_flight = 0
+
+    def record(self, status: int, latency_s: float | None) -> None:
+        """Count one finished request; ``latency_s`` is None when no instance answered."""
+        self.by_class[status // 100] += 1  # statuses are 100..999
+        if latency_s is not None:
+            self.latency_counts[bisect_left(LATENCY_BUCKETS_S, latency_s)] += 1
+            self.latency_sum_s += latency_s
+
+
+class GatewayMetrics:
+    """All NodeStats of this process, kept across route table versions."""
+
+    def __init__(self) -> None:
+        self._nodes: dict[tuple[str, str], NodeStats] = {}
+        self.unrouted = self.node("", "")
+        self._registry = CollectorRegistry(auto_describe=False)
+        self._registry.register(_Collector(self))
+
+    def node(self, project: str, node: str) -> NodeStats:
+        """The stats of ``project/node``, created on first use."""
+        stats = self._nodes.get((project, node))
+        if stats is None:
+            stats = self._nodes[(project, node)] = NodeStats(project, node)
+        return stats
+
+    def all(self) -> list[NodeStats]:
+        return list(self._nodes.values())
+
+    def render(self) -> bytes:
+        """Prometheus text exposition of every counter."""
+        return generate_latest(self._registry)
+
+
+class _Collector:
+    def __init__(self, metrics: GatewayMetrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["project", "node"]
+        requests = CounterMetricFamily(
+            "pier_gateway_requests",
+            "Requests answered by the gateway, by node and status class.",
+            labels=[*labels, "code"],
+        )
+        latency = HistogramMetricFamily(
+            "pier_gateway_upstream_latency_seconds",
+            "From sending a request to an instance until its response was complete.",
+            labels=labels,
+        )
+        in_flight = GaugeMetricFamily(
+            "pier_gateway_in_flight_requests", "Requests being forwarded now.", labels=labels
+        )
+        for stats in self._metrics.all():
+            names = [stats.project, stats.node]
+            for index, code in enumerate(_CLASSES, start=1):
+                if stats.by_class[index]:
+                    requests.add_metric([*names, code], stats.by_class[index])
+            in_flight.add_metric(names, stats.in_flight)
+            count = sum(stats.latency_counts)
+            if count:
+                latency.add_metric(
+                    names, _cumulative(stats.latency_counts), sum_value=stats.latency_sum_s
+                )
+        yield requests
+        yield latency
+        yield in_flight
+
+
+def _cumulative(counts: list[int]) -> list[tuple[str, float]]:
+    buckets: list[tuple[str, float]] = []
+    total = 0
+    for bound, count in zip((*LATENCY_BUCKETS_S, float("inf")), counts, strict=True):
+        total += count
+        buckets.append(("+Inf" if bound == float("inf") else repr(bound), total))
+    return buckets

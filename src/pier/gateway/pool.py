@@ -1,0 +1,133 @@
+"""Instance endpoints and their pools of keep-alive connections.
+
+An ``Upstream`` outlives route table versions: the registry hands the same object to
+every table that lists the instance, so in-flight counts (for balancing) and pooled
+connections survive a route update. An instance that leaves the table is retired: its
+idle connections close now, the busy ones when their response is complete (draining).
+
+Idle connections are reused newest first and dropped after ``IDLE_S``, below the
+keep-alive timeout of common servers (uvicorn's is 5 s), so the gateway closes an idle
+connection before the instance does and rarely writes into one that is closing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Final
+from urllib.parse import urlsplit
+
+from pier.domain.routes import RouteInstance
+
+if TYPE_CHECKING:
+    from pier.gateway.relay import UpstreamConnection
+
+IDLE_S: Final = 4.0
+"""Pooled connections idle longer than this are closed instead of reused."""
+CONNECT_TIMEOUT_S: Final = 3.0
+
+
+class Upstream:
+    """One instance endpoint: where to connect, its pool, and its requests in flight."""
+
+    __slots__ = (
+        "down_until",
+        "endpoint",
+        "host",
+        "host_header",
+        "idle",
+        "in_flight",
+        "instance_header",
+        "instance_id",
+        "is_retired",
+        "path_prefix",
+        "port",
+        "ssl",
+    )
+
+    def __init__(self, instance: RouteInstance) -> None:
+        parts = urlsplit(instance.endpoint)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"instance endpoint {instance.endpoint!r} is not an http(s) URL")
+        is_https = parts.scheme == "https"
+        self.instance_id = instance.instance_id
+        self.endpoint = instance.endpoint
+        self.host = parts.hostname
+        self.port = parts.port or (443 if is_https else 80)
+        self.ssl: ssl.SSLContext | None = ssl.create_default_context() if is_https else None
+        self.host_header = parts.netloc.rsplit("@", 1)[-1].encode("latin-1")
+        self.path_prefix = parts.path.rstrip("/").encode("latin-1")
+        self.instance_header = b"x-pier-instance: %s\r\n" % self.instance_id.encode("latin-1")
+        self.idle: list[UpstreamConnection] = []
+        self.in_flight = 0
+        self.down_until = 0.0
+        self.is_retired = False
+
+    def take_idle(self, now: float) -> UpstreamConnection | None:
+        """A pooled connection that is still open and fresh, or None."""
+        idle = self.idle
+        while idle:
+            conn = idle.pop()
+            if conn.is_open and now - conn.idle_since < IDLE_S:
+                return conn
+            conn.close()
+        return None
+
+    async def connect(
+        self, loop: asyncio.AbstractEventLoop, factory: Callable[[], UpstreamConnection]
+    ) -> UpstreamConnection:
+        """A new connection to this instance; raises OSError or TimeoutError."""
+        async with asyncio.timeout(CONNECT_TIMEOUT_S):
+            _, conn = await loop.create_connection(factory, self.host, self.port, ssl=self.ssl)
+        return conn
+
+    def release(self, conn: UpstreamConnection, now: float) -> None:
+        """Put a connection whose response is complete back into the pool."""
+        if self.is_retired or not conn.is_open:
+            conn.close()
+            return
+        conn.idle_since = now
+        self.idle.append(conn)
+
+    def close_expired(self, now: float) -> None:
+        """Close idle connections past IDLE_S (called now and then, not per request)."""
+        keep = [c for c in self.idle if c.is_open and now - c.idle_since < IDLE_S]
+        for conn in self.idle:
+            if conn not in keep:
+                conn.close()
+        self.idle[:] = keep
+
+    def retire(self) -> None:
+        """The instance left the routes: close idle connections, busy ones after use."""
+        self.is_retired = True
+        for conn in self.idle:
+            conn.close()
+        self.idle.clear()
+
+
+class UpstreamRegistry:
+    """Upstreams by (instance id, endpoint), shared by successive route tables."""
+
+    def __init__(self) -> None:
+        self._by_key: dict[tuple[str, str], Upstream] = {}
+
+    def get(self, instance: RouteInstance) -> Upstream:
+        """The Upstream for ``instance``, created on first sight."""
+        key = (instance.instance_id, instance.endpoint)
+        upstream = self._by_key.get(key)
+        if upstream is None:
+            upstream = self._by_key[key] = Upstream(instance)
+        return upstream
+
+    def retire_all_but(self, keep: Iterable[Upstream]) -> None:
+        """Retire every Upstream not in ``keep`` (the ones the new table no longer lists)."""
+        kept = {id(u) for u in keep}
+        for key, upstream in list(self._by_key.items()):
+            if id(upstream) not in kept:
+                upstream.retire()
+                del self._by_key[key]
+
+    def close_expired(self, now: float) -> None:
+        for upstream in self._by_key.values():
+            upstream.close_expired(now)

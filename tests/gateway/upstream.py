@@ -1,0 +1,108 @@
+"""A tiny HTTP/1.1 instance for the gateway tests, on raw asyncio streams.
+
+    python tests/gateway/upstream.py PORT NAME
+
+Paths (any method, query strings kept):
+  /sleep?s=S          answer after S seconds
+  /big?n=N            a Content-Length body of N bytes
+  /chunked?n=N&parts=P  a chunked body of N bytes in P chunks
+  /drop               close the connection without answering
+  /count              how many requests this instance has seen (not counting /count)
+  anything else       JSON: instance name, method, target, headers, body size
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from urllib.parse import parse_qs, urlsplit
+
+NAME = "upstream"
+SEEN = 0
+
+
+async def read_request(reader: asyncio.StreamReader) -> tuple[str, str, dict[str, str], bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    method, target, _ = lines[0].split(" ", 2)
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        if line:
+            name, _, value = line.partition(":")
+            key = name.strip().lower()
+            headers[key] = f"{headers[key]}, {value.strip()}" if key in headers else value.strip()
+    length = int(headers.get("content-length", "0"))
+    body = await reader.readexactly(length) if length else b""
+    return method, target, headers, body
+
+
+def respond(status: int, body: bytes, content_type: str = "application/json") -> bytes:
+    head = (
+        f"HTTP/1.1 {status} OK\r\ncontent-type: {content_type}\r\n"
+        f"content-length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    global SEEN
+    try:
+        while True:
+            method, target, headers, body = await read_request(reader)
+            url = urlsplit(target)
+            query = {k: v[0] for k, v in parse_qs(url.query).items()}
+            if url.path != "/count":
+                SEEN += 1
+            if url.path == "/count":
+                writer.write(respond(200, json.dumps({"count": SEEN}).encode()))
+            elif url.path == "/sleep":
+                await asyncio.sleep(float(query.get("s", "1")))
+                writer.write(respond(200, b'{"slept": true}'))
+            elif url.path == "/big":
+                writer.write(respond(200, b"x" * int(query["n"]), "text/plain"))
+            elif url.path == "/chunked":
+                await write_chunked(writer, int(query["n"]), int(query.get("parts", "4")))
+            elif url.path == "/drop":
+                writer.close()
+                return
+            else:
+                echo = {
+                    "instance": NAME,
+                    "method": method,
+                    "target": target,
+                    "headers": headers,
+                    "body_bytes": len(body),
+                }
+                writer.write(respond(200, json.dumps(echo).encode()))
+            await writer.drain()
+    except (asyncio.IncompleteReadError, ConnectionError):
+        pass
+    finally:
+        writer.close()
+
+
+async def write_chunked(writer: asyncio.StreamWriter, size: int, parts: int) -> None:
+    writer.write(
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ntransfer-encoding: chunked\r\n\r\n"
+    )
+    step = max(1, size // parts)
+    sent = 0
+    while sent < size:
+        n = min(step, size - sent)
+        writer.write(b"%x\r\n%s\r\n" % (n, b"y" * n))
+        sent += n
+        await writer.drain()
+        await asyncio.sleep(0.01)
+    writer.write(b"0\r\n\r\n")
+
+
+async def main(port: int) -> None:
+    server = await asyncio.start_server(handle, "127.0.0.1", port, limit=2**20)
+    async with server:
+        await server.serve_forever()
+
+
+if __name__ == "__main__":
+    NAME = sys.argv[2]
+    asyncio.run(main(int(sys.argv[1])))
