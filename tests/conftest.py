@@ -85,12 +85,23 @@ class PierProcess:
         return env
 
     def start(self, timeout_s: float = 30.0) -> None:
-        argv = [sys.executable, "-m", "pier", "up", "--port", str(self.port),
-                "--gateway-port", str(self.gateway_port), "--data-dir", str(self.data_dir)]
+        argv = [
+            sys.executable,
+            "-m",
+            "pier",
+            "up",
+            "--port",
+            str(self.port),
+            "--gateway-port",
+            str(self.gateway_port),
+            "--data-dir",
+            str(self.data_dir),
+        ]
         seen_bytes = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                                         env=self.env, start_new_session=True)
+            self.proc = subprocess.Popen(
+                argv, stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True
+            )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -109,20 +120,36 @@ class PierProcess:
         self.proc = None
 
     def api(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.token}"},
-                            timeout=30, trust_env=False)
+        return httpx.Client(
+            base_url=self.url,
+            headers={"Authorization": f"Bearer {self.token}"},
+            timeout=30,
+            trust_env=False,
+        )
 
     def gateway(self) -> httpx.Client:
-        return httpx.Client(base_url=self.gateway_url, timeout=30, trust_env=False,
-                            headers={"Authorization": f"Bearer {self.token}"})
+        return httpx.Client(
+            base_url=self.gateway_url,
+            timeout=30,
+            trust_env=False,
+            headers={"Authorization": f"Bearer {self.token}"},
+        )
 
-    def cli(self, *args: str, check: bool = True,
-            timeout_s: float = 120.0) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([sys.executable, "-m", "pier", *args], env=self.env, text=True,
-                                capture_output=True, timeout=timeout_s)
+    def cli(
+        self, *args: str, check: bool = True, timeout_s: float = 120.0
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "pier", *args],
+            env=self.env,
+            text=True,
+            capture_output=True,
+            timeout=timeout_s,
+        )
         if check and result.returncode != 0:
-            raise AssertionError(f"pier {' '.join(args)} failed ({result.returncode}):\n"
-                                 f"{result.stdout}\n{result.stderr}")
+            raise AssertionError(
+                f"pier {' '.join(args)} failed ({result.returncode}):\n"
+                f"{result.stdout}\n{result.stderr}"
+            )
         return result
 
     def instance_pids(self) -> list[int]:
@@ -132,16 +159,18 @@ class PierProcess:
             pids.append(int(json.loads(state.read_text())["pid"]))
         return pids
 
-    def wait_for(self, predicate: Callable[[], Any], *, timeout_s: float = 60.0,
-                 what: str = "condition") -> Any:
+    def wait_for(
+        self, predicate: Callable[[], Any], *, timeout_s: float = 60.0, what: str = "condition"
+    ) -> Any:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             value = predicate()
             if value:
                 return value
             time.sleep(0.1)
-        raise AssertionError(f"timed out waiting for {what}; pier up log:\n"
-                             f"{self.log_path.read_text()[-4000:]}")
+        raise AssertionError(
+            f"timed out waiting for {what}; pier up log:\n{self.log_path.read_text()[-4000:]}"
+        )
 
 
 def _kill_leftovers(data_dir: Path) -> list[str]:

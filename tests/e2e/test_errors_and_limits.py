@@ -19,10 +19,12 @@ def test_admin_token_file_is_private(pier: PierProcess) -> None:
     assert mode == 0o600
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"},
-                                     {"Authorization": "Basic abc"}])
-def test_api_and_gateway_refuse_missing_or_wrong_token(pier: PierProcess,
-                                                       headers: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    "headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic abc"}]
+)
+def test_api_and_gateway_refuse_missing_or_wrong_token(
+    pier: PierProcess, headers: dict[str, str]
+) -> None:
     with httpx.Client(trust_env=False) as c:
         api = c.get(f"{pier.url}/api/v1/projects/default/nodes", headers=headers)
         gw = c.get(f"{pier.gateway_url}/default/nodes/iris/v2/health/ready", headers=headers)
@@ -39,8 +41,9 @@ def test_api_and_gateway_refuse_missing_or_wrong_token(pier: PierProcess,
         ({"model": "iris", "replicas": 2}, "replicas"),
     ],
 )
-def test_bad_specs_are_422_naming_the_field(pier: PierProcess, iris_onnx: IrisModel,
-                                             spec: dict, field: str) -> None:
+def test_bad_specs_are_422_naming_the_field(
+    pier: PierProcess, iris_onnx: IrisModel, spec: dict, field: str
+) -> None:
     pier.cli("model", "push", str(iris_onnx.path), "--name", "iris")
     with pier.api() as api:
         r = api.post("/api/v1/projects/default/nodes", json={"name": "iris", "spec": spec})
@@ -50,10 +53,12 @@ def test_bad_specs_are_422_naming_the_field(pier: PierProcess, iris_onnx: IrisMo
 
 def test_unknown_model_and_bad_name_are_4xx(pier: PierProcess) -> None:
     with pier.api() as api:
-        unknown = api.post("/api/v1/projects/default/nodes",
-                           json={"name": "iris", "spec": {"model": "nope"}})
-        bad_name = api.post("/api/v1/projects/default/nodes",
-                            json={"name": "Bad_Name", "spec": {"model": "nope"}})
+        unknown = api.post(
+            "/api/v1/projects/default/nodes", json={"name": "iris", "spec": {"model": "nope"}}
+        )
+        bad_name = api.post(
+            "/api/v1/projects/default/nodes", json={"name": "Bad_Name", "spec": {"model": "nope"}}
+        )
         missing = api.get("/api/v1/projects/default/nodes/ghost")
     assert unknown.status_code == 404 and "nope" in unknown.json()["error"]["message"]
     assert bad_name.status_code == 422 and bad_name.json()["error"]["field"] == "name"
@@ -62,20 +67,21 @@ def test_unknown_model_and_bad_name_are_4xx(pier: PierProcess) -> None:
 
 def test_cli_names_the_field(pier: PierProcess, iris_onnx: IrisModel) -> None:
     pier.cli("model", "push", str(iris_onnx.path), "--name", "iris")
-    result = pier.cli("node", "create", "iris", "--model", "iris", "--min", "3", "--max", "1",
-                      check=False)
+    result = pier.cli(
+        "node", "create", "iris", "--model", "iris", "--min", "3", "--max", "1", check=False
+    )
     assert result.returncode == 1
     assert "max_instances" in result.stderr
     assert "Traceback" not in result.stderr
 
 
-def test_body_over_16_mib_is_413_before_reaching_an_instance(pier: PierProcess,
-                                                               iris_onnx: IrisModel) -> None:
+def test_body_over_16_mib_is_413_before_reaching_an_instance(
+    pier: PierProcess, iris_onnx: IrisModel
+) -> None:
     push_and_create(pier, iris_onnx, instances=1)
     with pier.gateway() as gw:
         r = gw.post("/default/nodes/iris/v2/models/iris/infer", content=b"x" * (16 * MiB + 1))
-        at_limit = gw.post("/default/nodes/iris/v2/models/iris/infer",
-                           content=b"x" * (16 * MiB))
+        at_limit = gw.post("/default/nodes/iris/v2/models/iris/infer", content=b"x" * (16 * MiB))
     assert r.status_code == 413
     assert r.json()["error"]["code"] == "body_too_large"
     assert at_limit.status_code == 400  # reached the model server, which refused bad JSON

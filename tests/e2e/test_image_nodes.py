@@ -207,15 +207,15 @@ def test_restart_adopts_containers_and_replaces_one_removed_out_of_band(
     assert sorted(c.id for c in containers(engine)) == container_ids
 
     engine.containers.get(container_ids[0]).remove(force=True)
-    pier.wait_for(
-        lambda: (
-            len(instances(pier)) == 2
-            and set(before) - {i["id"] for i in instances(pier)}
-            and all(i["status"] == "Healthy" for i in instances(pier))
-        ),
-        what="the removed container replaced",
-        timeout_s=60,
-    )
+
+    def replaced() -> bool:
+        now = instances(pier)  # one snapshot: the checks must agree with each other
+        ids = {i["id"] for i in now}
+        return (
+            len(now) == 2 and bool(set(before) - ids) and all(i["status"] == "Healthy" for i in now)
+        )
+
+    pier.wait_for(replaced, what="the removed container replaced", timeout_s=60)
     assert len(containers(engine)) == 2
 
 

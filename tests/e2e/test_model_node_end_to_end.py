@@ -17,16 +17,18 @@ def push_and_create(pier: PierProcess, iris: IrisModel, *, instances: int = 2) -
     pier.cli("node", "create", "iris", "--model", "iris", "--min", str(instances), "--wait")
 
 
-def infer(client: triton.InferenceServerClient, x: np.ndarray,
-          headers: dict[str, str]) -> tuple[np.ndarray, np.ndarray]:
+def infer(
+    client: triton.InferenceServerClient, x: np.ndarray, headers: dict[str, str]
+) -> tuple[np.ndarray, np.ndarray]:
     inp = triton.InferInput("X", list(x.shape), "FP32")
     inp.set_data_from_numpy(x)
     result = client.infer("iris", [inp], headers=headers)
     return result.as_numpy("label"), result.as_numpy("probabilities")
 
 
-def test_tritonclient_through_the_gateway_matches_sklearn(pier: PierProcess,
-                                                          iris_onnx: IrisModel) -> None:
+def test_tritonclient_through_the_gateway_matches_sklearn(
+    pier: PierProcess, iris_onnx: IrisModel
+) -> None:
     push_and_create(pier, iris_onnx)
     with pier.api() as api:
         node = api.get("/api/v1/projects/default/nodes/iris").json()
@@ -66,8 +68,16 @@ def test_cli_operates_the_node(pier: PierProcess, iris_onnx: IrisModel, tmp_path
     assert "iris" in listing and "Healthy" in listing
     instances = json.loads(pier.cli("node", "instances", "iris", "--output", "json").stdout)
     assert [i["status"] for i in instances["instances"]] == ["Healthy"]
-    request = {"inputs": [{"name": "X", "shape": [1, 4], "datatype": "FP32",
-                           "data": iris_onnx.features[0].tolist()}]}
+    request = {
+        "inputs": [
+            {
+                "name": "X",
+                "shape": [1, 4],
+                "datatype": "FP32",
+                "data": iris_onnx.features[0].tolist(),
+            }
+        ]
+    }
     (tmp_path / "req.json").write_text(json.dumps(request))
     called = pier.cli("call", "iris", "/v2/models/iris/infer", "--data", f"@{tmp_path}/req.json")
     outputs = {o["name"]: o for o in json.loads(called.stdout)["outputs"]}

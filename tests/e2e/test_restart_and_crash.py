@@ -25,15 +25,24 @@ def node_status(pier: PierProcess) -> str:
         return api.get("/api/v1/projects/default/nodes/iris").json()["status"]
 
 
-def test_killed_instance_is_replaced_while_requests_flow(pier: PierProcess,
-                                                         iris_onnx: IrisModel) -> None:
+def test_killed_instance_is_replaced_while_requests_flow(
+    pier: PierProcess, iris_onnx: IrisModel
+) -> None:
     push_and_create(pier, iris_onnx)
     before = {i["id"] for i in instances(pier)}
     failures: list[str] = []
     ok = 0
     stop = threading.Event()
-    body = {"inputs": [{"name": "X", "shape": [1, 4], "datatype": "FP32",
-                        "data": iris_onnx.features[0].tolist()}]}
+    body = {
+        "inputs": [
+            {
+                "name": "X",
+                "shape": [1, 4],
+                "datatype": "FP32",
+                "data": iris_onnx.features[0].tolist(),
+            }
+        ]
+    }
 
     def load() -> None:
         nonlocal ok
@@ -52,11 +61,17 @@ def test_killed_instance_is_replaced_while_requests_flow(pier: PierProcess,
         time.sleep(0.5)
         victim = pier.instance_pids()[0]
         os.kill(victim, signal.SIGKILL)
-        pier.wait_for(lambda: {i["id"] for i in instances(pier)} - before
-                      and node_status(pier) == "Healthy"
-                      and all(i["status"] == "Healthy" for i in instances(pier))
-                      and len(instances(pier)) == 2,
-                      what="a replacement instance and a Healthy node")
+
+        def replaced() -> bool:
+            now = instances(pier)  # one snapshot: the checks must agree with each other
+            return (
+                bool({i["id"] for i in now} - before)
+                and len(now) == 2
+                and all(i["status"] == "Healthy" for i in now)
+                and node_status(pier) == "Healthy"
+            )
+
+        pier.wait_for(replaced, what="a replacement instance and a Healthy node")
         time.sleep(0.5)
     finally:
         stop.set()
@@ -72,8 +87,9 @@ def test_killed_instance_is_replaced_while_requests_flow(pier: PierProcess,
     assert any(e["kind"] == "instance_failed" for e in events)
 
 
-def test_sigkill_of_pier_up_then_restart_adopts_instances(pier: PierProcess,
-                                                          iris_onnx: IrisModel) -> None:
+def test_sigkill_of_pier_up_then_restart_adopts_instances(
+    pier: PierProcess, iris_onnx: IrisModel
+) -> None:
     push_and_create(pier, iris_onnx)
     before = sorted(i["id"] for i in instances(pier))
     pids = sorted(pier.instance_pids())
@@ -89,18 +105,20 @@ def test_sigkill_of_pier_up_then_restart_adopts_instances(pier: PierProcess,
     assert all(psutil.pid_exists(p) for p in pids)
 
 
-def test_ctrl_c_stops_everything_and_up_restores_nodes(pier: PierProcess,
-                                                       iris_onnx: IrisModel) -> None:
+def test_ctrl_c_stops_everything_and_up_restores_nodes(
+    pier: PierProcess, iris_onnx: IrisModel
+) -> None:
     push_and_create(pier, iris_onnx, instances=1)
     pids = pier.instance_pids()
-    gateway_pid = int(__import__("json").loads(
-        (pier.data_dir / "gateway.json").read_text())["pid"])
+    gateway_pid = int(__import__("json").loads((pier.data_dir / "gateway.json").read_text())["pid"])
     pier.stop(signal.SIGINT)
     for pid in [*pids, gateway_pid]:
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
     pier.start()
     pier.wait_for(lambda: node_status(pier) == "Healthy", what="node back after restart")
     with httpx.Client(trust_env=False) as c:
-        r = c.get(f"{pier.gateway_url}/default/nodes/iris/v2/health/ready",
-                  headers={"Authorization": f"Bearer {pier.token}"})
+        r = c.get(
+            f"{pier.gateway_url}/default/nodes/iris/v2/health/ready",
+            headers={"Authorization": f"Bearer {pier.token}"},
+        )
     assert r.status_code == 200

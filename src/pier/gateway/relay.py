@@ -117,7 +117,10 @@ class UpstreamConnection(asyncio.Protocol):
         """Count the response if its head allows it, else hand it to the parser."""
         end = data.find(b"\r\n\r\n")
         if end < 0:
-            if len(data) > MAX_HEAD_BYTES:
+            if data.find(b"\n\n") >= 0:  # a head ending in bare LFs (CGI): the parser copes
+                self.is_parsing = True
+                self._parse(exchange, data)
+            elif len(data) > MAX_HEAD_BYTES:
                 self._fail(exchange, BadUpstreamResponse(self.upstream.instance_id, "head"))
             else:
                 self.head_buf = data
@@ -192,6 +195,9 @@ class UpstreamConnection(asyncio.Protocol):
     def _parse(self, exchange: Exchange, data: bytes) -> None:
         if self.parser is None:
             self.parser = httptools.HttpResponseParser(self)
+            # Servers such as busybox httpd end CGI header lines with a bare LF; nginx
+            # accepts that from upstreams too. Requests from clients stay strict.
+            self.parser.set_dangerous_leniencies(lenient_optional_cr_before_lf=True)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as e:
