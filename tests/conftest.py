@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -180,15 +181,9 @@ def _kill_leftovers(data_dir: Path) -> list[str]:
         cmdline = " ".join(proc.info["cmdline"] or [])
         if str(data_dir) in cmdline and proc.pid != os.getpid():
             found.append(cmdline)
-            with_suppress_kill(proc)
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
     return found
-
-
-def with_suppress_kill(proc: psutil.Process) -> None:
-    try:
-        proc.kill()
-    except psutil.Error:
-        pass
 
 
 @pytest.fixture
