@@ -357,6 +357,10 @@ class Client:
         path = self._project_path("nodes", name, "events")
         return _items(self._request("GET", path, params={"limit": limit}), "events")
 
+    def stats(self, name: str) -> list[JSON]:
+        """CPU percent and memory bytes of each instance of a node, measured now."""
+        return _items(self._request("GET", self._project_path("nodes", name, "stats")), "instances")
+
     def metrics(self, name: str) -> str:
         """Prometheus text of the node's Healthy instances, labelled node and instance."""
         return self._request("GET", self._project_path("nodes", name, "metrics")).text

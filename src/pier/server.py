@@ -27,6 +27,7 @@ from pier.api.deps import Services
 from pier.controller.loop import Controller
 from pier.controller.routes import RouteBoard
 from pier.domain.errors import NotFound, RuntimeUnavailable
+from pier.domain.names import InstanceId
 from pier.gateway_process import GatewayProcess
 from pier.runtimes import load_runtime
 from pier.runtimes.base import Runtime
@@ -49,18 +50,28 @@ class _ApiServer(uvicorn.Server):
         yield
 
 
-class RuntimeLogs:
-    """LogSource over the runtimes: finds which runtime holds an instance."""
+class RuntimeAccess:
+    """Logs and stats of instances over the runtimes: finds which runtime holds one."""
 
     def __init__(self, repo: Repository, runtimes: dict[str, Runtime]) -> None:
         self._repo = repo
         self._runtimes = runtimes
 
+    def _runtime_of(self, instance_id: str) -> Runtime | None:
+        names = [i.runtime for i in self._repo.list_instances() if i.id == instance_id]
+        return self._runtimes.get(names[0]) if names else None
+
+    async def stats(self, instance_id: str) -> tuple[float | None, int | None]:
+        runtime = self._runtime_of(instance_id)
+        if runtime is None:
+            return None, None
+        seen = await runtime.stats(InstanceId(instance_id))
+        return seen.cpu_percent, seen.memory_bytes
+
     async def logs(
         self, instance_id: str, *, follow: bool, tail: int | None = None
     ) -> AsyncIterator[str]:
-        names = [i.runtime for i in self._repo.list_instances() if i.id == instance_id]
-        runtime = self._runtimes.get(names[0]) if names else None
+        runtime = self._runtime_of(instance_id)
         if runtime is None:
             raise NotFound(f"instance {instance_id!r} has no logs")
         async for line in runtime.logs(instance_id, follow=follow, tail=tail):  # type: ignore[arg-type]
@@ -116,13 +127,15 @@ async def run(settings: Settings, say: Say = print) -> None:
         board=board, max_body_bytes=settings.gateway.max_body_bytes,
     )  # fmt: skip
     gateway = GatewayProcess(settings)
+    access = RuntimeAccess(repo, runtimes)
     services = Services(
         repo=repo,
         nodes=NodeService(repo, image_nodes_refusal=_image_nodes_refusal(runtimes)),
         secrets=SecretService(repo),
         models=ModelService(repo, (data_dir / "models").resolve()),
         routes=board,
-        logs=RuntimeLogs(repo, runtimes),
+        logs=access,
+        stats=access,
         gateway_url=gateway.url,
         runtimes=tuple(runtimes),
     )

@@ -120,6 +120,10 @@ def test_image_node_serves_through_the_gateway(
     assert 'node="web"' in metrics and "testimage_up" in metrics
     ids = {i["id"] for i in instances(pier)}
     assert all(f'instance="{i}"' in metrics for i in ids)
+    with pier.api() as api:
+        stats = api.get("/api/v1/projects/default/nodes/web/stats").json()["instances"]
+    assert {s["id"] for s in stats} == ids
+    assert all(s["memory_bytes"] > 0 for s in stats)
 
     # the secret value never comes back from the API, the CLI or pier's own log
     with pier.api() as api:

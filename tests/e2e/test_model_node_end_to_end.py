@@ -60,6 +60,10 @@ def test_load_is_spread_over_both_instances(pier: PierProcess, iris_onnx: IrisMo
             assert r.status_code == 200
             seen.add(r.headers["x-pier-instance"])
     assert len(seen) == 2
+    with pier.api() as api:
+        stats = api.get("/api/v1/projects/default/nodes/iris/stats").json()["instances"]
+    assert sorted(s["id"] for s in stats) == sorted(seen)
+    assert all(s["memory_bytes"] > 10 * 2**20 for s in stats)  # a Python process with a model
 
 
 def test_cli_operates_the_node(pier: PierProcess, iris_onnx: IrisModel, tmp_path) -> None:
@@ -82,6 +86,7 @@ def test_cli_operates_the_node(pier: PierProcess, iris_onnx: IrisModel, tmp_path
     called = pier.cli("call", "iris", "/v2/models/iris/infer", "--data", f"@{tmp_path}/req.json")
     outputs = {o["name"]: o for o in json.loads(called.stdout)["outputs"]}
     assert outputs["label"]["data"] == [int(iris_onnx.labels[0])]
+    assert "MEMORY" in pier.cli("node", "stats", "iris").stdout
     logs = pier.cli("node", "logs", "iris").stdout
     assert logs.strip(), "instance logs are empty"
     models = pier.cli("model", "list").stdout

@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 
 from pier.services.models import ModelService
 from pier.services.nodes import NodeService
-from pier.services.routes import LogSource, RouteSource
+from pier.services.routes import InstanceStatsSource, LogSource, RouteSource
 from pier.services.secrets import SecretService
 from pier.store.repository import Repository
 
@@ -22,6 +22,7 @@ class Services:
     secrets: SecretService
     routes: RouteSource
     logs: LogSource
+    stats: InstanceStatsSource
     gateway_url: str
     runtimes: tuple[str, ...]
 

@@ -570,3 +570,27 @@ def _first_line(text: str | None) -> str | None:
         return None
     first = text.strip().splitlines()[0] if text.strip() else ""
     return first if len(first) <= 80 else first[:79] + "…"
+
+
+@app.command()
+def stats(
+    ctx: typer.Context, name: NameArg, output: OutputOpt = None, project: ProjectOpt = None
+) -> None:
+    """Show the CPU and memory each instance of a node uses now."""
+    state = cli_state(ctx, output=output, project=project)
+    measured = state.client().stats(name)
+    if state.is_json:
+        print_json({"instances": measured})
+        return
+    print_table(
+        ("INSTANCE", "STATUS", "CPU %", "MEMORY MiB"),
+        (
+            (
+                s.get("id"),
+                s.get("status"),
+                "-" if s.get("cpu_percent") is None else f"{s['cpu_percent']:.1f}",
+                "-" if s.get("memory_bytes") is None else f"{s['memory_bytes'] / 2**20:.1f}",
+            )
+            for s in measured
+        ),
+    )

@@ -12,6 +12,12 @@ class RouteSource(Protocol):
     async def wait_newer(self, after: int, *, wait_s: float) -> RouteTable: ...
 
 
+class InstanceStatsSource(Protocol):
+    async def stats(self, instance_id: str) -> tuple[float | None, int | None]: ...
+
+    """(cpu_percent, memory_bytes) of one instance, None where unknown."""
+
+
 class LogSource(Protocol):
     def logs(
         self, instance_id: str, *, follow: bool, tail: int | None = None

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -59,6 +60,19 @@ def delete_node(project: str, name: str, services: ServicesDep, actor: ActorDep)
 @router.get("/{name}/instances")
 def list_instances(project: str, name: str, services: ServicesDep) -> dict[str, Any]:
     return {"instances": services.nodes.instances(project, name)}
+
+
+@router.get("/{name}/stats")
+async def get_stats(project: str, name: str, services: ServicesDep) -> dict[str, Any]:
+    """CPU and memory of each instance, as the runtime measures them now."""
+    instances = services.nodes.instances(project, name)
+    measured = await asyncio.gather(*(services.stats.stats(i["id"]) for i in instances))
+    return {
+        "instances": [
+            {"id": i["id"], "status": i["status"], "cpu_percent": cpu, "memory_bytes": memory}
+            for i, (cpu, memory) in zip(instances, measured, strict=True)
+        ]
+    }
 
 
 @router.get("/{name}/events")
