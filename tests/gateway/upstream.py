@@ -7,6 +7,7 @@ Paths (any method, query strings kept):
   /big?n=N            a Content-Length body of N bytes
   /chunked?n=N&parts=P  a chunked body of N bytes in P chunks
   /drop               close the connection without answering
+  /cgi                a CGI-style answer: header lines ending in bare LF, body until close
   /count              how many requests this instance has seen (not counting /count)
   anything else       JSON: instance name, method, target, headers, body size
 """
@@ -66,6 +67,11 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
             elif url.path == "/drop":
                 writer.close()
                 return
+            elif url.path == "/cgi":  # as busybox httpd's CGI: bare LFs, body until close
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\n\ncgi says hi\n")
+                await writer.drain()
+                writer.close()
+                return
             else:
                 echo = {
                     "instance": NAME,
@@ -73,6 +79,7 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
                     "target": target,
                     "headers": headers,
                     "body_bytes": len(body),
+                    "peer_port": writer.get_extra_info("peername")[1],
                 }
                 writer.write(respond(200, json.dumps(echo).encode()))
             await writer.drain()

@@ -33,6 +33,7 @@ def build_route_table(
             node=node.name,
             instances=tuple(sorted(healthy.get(key, []), key=lambda i: i.instance_id)),
             timeout_s=node.spec.timeout_s,
+            idle_timeout_s=node.spec.idle_timeout_s,
             access=node.spec.access,
             max_body_bytes=max_body_bytes,
         )

@@ -28,6 +28,8 @@ class NodeRoute(_Frozen):
     instances: tuple[RouteInstance, ...] = ()
     """Healthy instances only: the ones in load balancing."""
     timeout_s: float = 60.0
+    idle_timeout_s: float | None = None
+    """Pooled connections to an instance idle longer than this are closed (None: 4 s)."""
     access: Access = Access.PRIVATE
     max_body_bytes: int | None = None
     """None: the gateway's default limit."""

@@ -87,6 +87,8 @@ class NodeSpec(_Spec):
     timeout_s: Annotated[float, Field(gt=0, le=3600)] = 60.0
     """Whole-request timeout at the gateway; 504 past it."""
     idle_timeout_s: Annotated[float, Field(gt=0, le=86400)] | None = None
+    """The gateway closes a pooled connection to an instance after this long unused
+    (default 4 s): set it below the instance server's own keep-alive timeout."""
     health: HealthCheck = Field(default_factory=HealthCheck)
     telemetry: Telemetry = Field(default_factory=Telemetry)
     configuration: str = DEFAULT_CONFIGURATION

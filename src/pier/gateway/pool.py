@@ -37,6 +37,7 @@ class Upstream:
         "host",
         "host_header",
         "idle",
+        "idle_s",
         "in_flight",
         "instance_header",
         "instance_id",
@@ -60,6 +61,8 @@ class Upstream:
         self.path_prefix = parts.path.rstrip("/").encode("latin-1")
         self.instance_header = b"x-pier-instance: %s\r\n" % self.instance_id.encode("latin-1")
         self.idle: list[UpstreamConnection] = []
+        self.idle_s = IDLE_S
+        """The node's idle timeout when it sets one: pooled connections older are closed."""
         self.in_flight = 0
         self.down_until = 0.0
         self.is_retired = False
@@ -69,7 +72,7 @@ class Upstream:
         idle = self.idle
         while idle:
             conn = idle.pop()
-            if conn.is_open and now - conn.idle_since < IDLE_S:
+            if conn.is_open and now - conn.idle_since < self.idle_s:
                 return conn
             conn.close()
         return None
@@ -91,8 +94,8 @@ class Upstream:
         self.idle.append(conn)
 
     def close_expired(self, now: float) -> None:
-        """Close idle connections past IDLE_S (called now and then, not per request)."""
-        keep = [c for c in self.idle if c.is_open and now - c.idle_since < IDLE_S]
+        """Close idle connections past ``idle_s`` (called now and then, not per request)."""
+        keep = [c for c in self.idle if c.is_open and now - c.idle_since < self.idle_s]
         for conn in self.idle:
             if conn not in keep:
                 conn.close()

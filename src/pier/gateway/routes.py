@@ -28,7 +28,7 @@ from pier.domain.specs import Access
 from pier.gateway.balance import WeightedChoice
 from pier.gateway.limits import body_limit
 from pier.gateway.metrics import GatewayMetrics, NodeStats
-from pier.gateway.pool import Upstream, UpstreamRegistry
+from pier.gateway.pool import IDLE_S, Upstream, UpstreamRegistry
 
 log = structlog.get_logger("pier.gateway")
 
@@ -193,10 +193,13 @@ def _upstream(upstreams: UpstreamRegistry, instance: RouteInstance) -> Upstream 
 def _compile_node(
     route: NodeRoute, upstreams: UpstreamRegistry, metrics: GatewayMetrics, default_limit: int
 ) -> NodeTarget:
+    instances = tuple(u for i in route.instances if (u := _upstream(upstreams, i)) is not None)
+    for upstream in instances:
+        upstream.idle_s = route.idle_timeout_s or IDLE_S
     return NodeTarget(
         project=route.project,
         node=route.node,
-        instances=tuple(u for i in route.instances if (u := _upstream(upstreams, i)) is not None),
+        instances=instances,
         timeout_s=route.timeout_s,
         is_public=route.access == Access.PUBLIC,
         max_body_bytes=body_limit(route.max_body_bytes, default_limit),
