@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import replace
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -27,6 +28,7 @@ class Probe:
         self.window = ProbeWindow()
         self._task: asyncio.Task[None] | None = None
         self._ever_passed = False
+        self._channel: Any = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"probe {self._endpoint}")
@@ -36,6 +38,9 @@ class Probe:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._channel is not None:
+            await self._channel.close()
+            self._channel = None
 
     async def _run(self) -> None:
         # Probe quickly while an instance is coming up, then at the configured interval.
@@ -48,8 +53,10 @@ class Probe:
             await asyncio.sleep(delay_s)
 
     async def _check(self) -> tuple[bool, str | None]:
-        if self._health.protocol == "tcp" or self._health.protocol == "grpc":
+        if self._health.protocol == "tcp":
             return await self._check_tcp()
+        if self._health.protocol == "grpc":
+            return await self._check_grpc()
         url = self._url()
         try:
             response = await self._client.get(url, timeout=self._health.timeout_s)
@@ -75,6 +82,29 @@ class Probe:
         writer.close()
         self.window = replace(self.window, connected=True, answered=True)
         return True, None
+
+    async def _check_grpc(self) -> tuple[bool, str | None]:
+        """The standard grpc.health.v1 Check; ``path`` names the service ("" = server)."""
+        import grpc
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        parts = urlsplit(self._endpoint)
+        target = f"{parts.hostname}:{self._health.port or parts.port}"
+        if self._channel is None:
+            self._channel = grpc.aio.insecure_channel(target)
+        stub = health_pb2_grpc.HealthStub(self._channel)
+        request = health_pb2.HealthCheckRequest(service=self._health.path or "")
+        try:
+            reply = await stub.Check(request, timeout=self._health.timeout_s)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() is not grpc.StatusCode.UNAVAILABLE:
+                self.window = replace(self.window, connected=True, answered=True)
+            return False, f"gRPC health check of {target}: {exc.code().name}: {exc.details()}"
+        self.window = replace(self.window, connected=True, answered=True)
+        if reply.status == health_pb2.HealthCheckResponse.SERVING:
+            return True, None
+        status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+        return False, f"gRPC health check of {target}: {status}"
 
     def _url(self) -> str:
         base = self._endpoint

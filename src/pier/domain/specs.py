@@ -55,12 +55,11 @@ class HealthCheck(_Spec):
     start_timeout_s: Annotated[float, Field(gt=0, le=86400)] = 300.0
     """How long an instance may take to become Healthy the first time."""
 
-    @field_validator("path")
-    @classmethod
-    def _path_is_absolute(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith("/"):
-            raise ValueError("must start with '/'")
-        return value
+    @model_validator(mode="after")
+    def _http_path_is_absolute(self) -> HealthCheck:
+        if self.protocol == "http" and self.path is not None and not self.path.startswith("/"):
+            raise _FieldError("health.path", "an HTTP health path must start with '/'")
+        return self
 
 
 class Telemetry(_Spec):

@@ -1,0 +1,104 @@
+"""Health probes against real servers on 127.0.0.1: HTTP, TCP and the gRPC health protocol."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Callable
+
+import grpc
+import httpx
+import pytest
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from pier.controller.observe import ProbeWindow
+from pier.controller.probes import Probe
+from pier.domain.specs import HealthCheck
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def window_after(
+    probe: Probe, predicate: Callable[[ProbeWindow], bool], timeout_s: float = 5.0
+) -> ProbeWindow:
+    for _ in range(int(timeout_s / 0.02)):
+        if predicate(probe.window):
+            return probe.window
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"probe window never matched: {probe.window}")
+
+
+@pytest.fixture
+async def grpc_health_server() -> AsyncIterator[tuple[int, health.aio.HealthServicer]]:
+    port = free_port()
+    server = grpc.aio.server()
+    servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    yield port, servicer
+    await server.stop(grace=None)
+
+
+async def test_grpc_probe_follows_the_serving_status(
+    grpc_health_server: tuple[int, health.aio.HealthServicer],
+) -> None:
+    port, servicer = grpc_health_server
+    serving = health_pb2.HealthCheckResponse.SERVING
+    not_serving = health_pb2.HealthCheckResponse.NOT_SERVING
+    await servicer.set("pier.Echo", serving)
+    async with httpx.AsyncClient() as client:
+        probe = Probe(
+            f"http://127.0.0.1:{port}",
+            HealthCheck(protocol="grpc", path="pier.Echo", interval_s=0.05),
+            client,
+        )
+        probe.start()
+        try:
+            passing = await window_after(probe, lambda w: w.passes >= 2)
+            assert passing.connected and passing.answered
+            await servicer.set("pier.Echo", not_serving)
+            failing = await window_after(probe, lambda w: w.failures >= 2)
+            assert "NOT_SERVING" in (failing.last_error or "")
+        finally:
+            await probe.stop()
+
+
+async def test_grpc_probe_of_an_unknown_service_fails(
+    grpc_health_server: tuple[int, health.aio.HealthServicer],
+) -> None:
+    port, _ = grpc_health_server
+    async with httpx.AsyncClient() as client:
+        probe = Probe(
+            f"http://127.0.0.1:{port}",
+            HealthCheck(protocol="grpc", path="nope", interval_s=0.05),
+            client,
+        )
+        probe.start()
+        try:
+            failing = await window_after(probe, lambda w: w.failures >= 1)
+            assert "NOT_FOUND" in (failing.last_error or "")
+        finally:
+            await probe.stop()
+
+
+async def test_tcp_probe_passes_while_the_port_accepts() -> None:
+    server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with httpx.AsyncClient() as client:
+        probe = Probe(
+            f"http://127.0.0.1:{port}", HealthCheck(protocol="tcp", interval_s=0.05), client
+        )
+        probe.start()
+        try:
+            await window_after(probe, lambda w: w.passes >= 1)
+            server.close()
+            await server.wait_closed()
+            failing = await window_after(probe, lambda w: w.failures >= 1)
+            assert not failing.passes
+        finally:
+            await probe.stop()
