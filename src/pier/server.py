@@ -58,8 +58,8 @@ class RuntimeAccess:
         self._runtimes = runtimes
 
     def _runtime_of(self, instance_id: str) -> Runtime | None:
-        names = [i.runtime for i in self._repo.list_instances() if i.id == instance_id]
-        return self._runtimes.get(names[0]) if names else None
+        name = self._repo.instance_runtime(instance_id)
+        return self._runtimes.get(name) if name else None
 
     async def stats(self, instance_id: str) -> tuple[float | None, int | None]:
         runtime = self._runtime_of(instance_id)

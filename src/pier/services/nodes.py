@@ -92,7 +92,6 @@ class NodeService:
 
     def delete(self, project: str, name: str, *, actor: str) -> dict[str, Any]:
         """Mark the node Deleting; the controller stops its instances and forgets it."""
-        self._repo.get_node(project, name)
         node = self._repo.update_node(project, name, deleting=True)
         self._repo.add_event(
             project,

@@ -242,6 +242,11 @@ class Repository:
         with self._session() as s:
             s.execute(delete(InstanceRow).where(InstanceRow.id == instance_id))
 
+    def instance_runtime(self, instance_id: str) -> str | None:
+        """The runtime an instance runs on, or None for an unknown instance."""
+        with self._session() as s:
+            return s.scalar(select(InstanceRow.runtime).where(InstanceRow.id == instance_id))
+
     def list_instances(
         self, project: str | None = None, node: str | None = None
     ) -> list[InstanceRecord]:
