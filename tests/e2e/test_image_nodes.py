@@ -145,23 +145,26 @@ def test_failing_health_check_takes_instance_out_and_replaces_it(
     pier: PierProcess, echo_image: str
 ) -> None:
     create_web(
-        pier, echo_image, "--unhealthy-threshold", "2", "--health-grace", "2", instances_min=1
+        pier, echo_image, "--unhealthy-threshold", "2", "--health-grace", "4", instances_min=1
     )
     [first] = instances(pier)
     with pier.gateway() as gw:
         assert gw.get("/default/nodes/web/cgi-bin/set-health?fail").status_code == 200
         pier.wait_for(
-            lambda: instances(pier)[0]["status"] == "Unhealthy" if instances(pier) else False,
+            lambda: [i["status"] for i in instances(pier)] == ["Unhealthy"],
             what="instance Unhealthy",
             timeout_s=30,
         )
-        out = gw.get("/default/nodes/web/cgi-bin/echo")
-        assert out.status_code == 503  # out of balancing
+        # out of balancing as soon as the gateway has the controller's next routes
+        out = pier.wait_for(
+            lambda: (r := gw.get("/default/nodes/web/cgi-bin/echo")).status_code == 503 and r,
+            what="the gateway answering 503",
+            timeout_s=10,
+        )
         assert out.json()["error"]["node"] == "web"
     pier.wait_for(
         lambda: (
-            [i["status"] for i in instances(pier)] == ["Healthy"]
-            and instances(pier)[0]["id"] != first["id"]
+            [(i["id"] != first["id"], i["status"]) for i in instances(pier)] == [(True, "Healthy")]
         ),
         what="replacement",
         timeout_s=60,

@@ -481,7 +481,11 @@ def describe_progress(node: JSON, instances: Sequence[JSON]) -> str:
     counts = Counter(str(item.get("status")) for item in instances)
     parts = [f"{counts[status]} {status}" for status in PROGRESS_ORDER if counts[status]]
     parts += [f"{n} {status}" for status, n in counts.items() if status not in PROGRESS_ORDER]
-    return f"{node.get('name')}: {node.get('status')} — instances: {', '.join(parts) or 'none yet'}"
+    line = f"{node.get('name')}: {node.get('status')} — instances: {', '.join(parts) or 'none yet'}"
+    message = _first_line(node.get("message"))
+    if message and node.get("status") != "Healthy":
+        line += f" — {message}"  # e.g. the image pull's progress
+    return line
 
 
 def describe_event(event: JSON) -> str:
