@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import secrets
 from pathlib import Path
@@ -21,7 +20,3 @@ def ensure_admin_token(path: Path) -> tuple[str, bool]:
         out.write(token + "\n")
     os.chmod(path, 0o600)
     return token, True
-
-
-def digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()

@@ -21,13 +21,14 @@ from typing import IO
 import structlog
 import uvicorn
 
-from pier.admin_token import digest, ensure_admin_token
+from pier.admin_token import ensure_admin_token
 from pier.api.app import create_app
 from pier.api.deps import Services
 from pier.controller.loop import Controller
 from pier.controller.routes import RouteBoard
 from pier.domain.errors import NotFound, RuntimeUnavailable
 from pier.domain.names import InstanceId
+from pier.domain.tokens import token_digest
 from pier.gateway_process import GatewayProcess
 from pier.runtimes import load_runtime
 from pier.runtimes.base import Runtime
@@ -117,8 +118,8 @@ async def run(settings: Settings, say: Say = print) -> None:
     repo = Repository(engine)
     repo.ensure_default_project()
     token, created = ensure_admin_token(settings.token_path)
-    if digest(token) not in repo.token_digests():
-        repo.replace_admin_token(digest(token))
+    if token_digest(token) not in repo.token_digests():
+        repo.replace_admin_token(token_digest(token))
 
     runtimes = load_runtimes(settings)
     board = RouteBoard()

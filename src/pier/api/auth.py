@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 
 from fastapi import Request
 
 from pier.domain.errors import Unauthorized
-
-
-def token_digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+from pier.domain.tokens import token_digest
 
 
 def bearer_guard(digests: Callable[[], frozenset[str]]) -> Callable[[Request], str]:

@@ -411,7 +411,3 @@ class Controller:
         self._repo.add_event(
             node.project, node=node.name, instance=instance, kind=kind, message=message
         )
-
-    def logs_runtime(self, instance_id: str) -> Runtime | None:
-        tracked = self._instances.get(InstanceId(instance_id))
-        return self._runtimes[tracked.runtime] if tracked else None

@@ -16,7 +16,6 @@ Routing, in order:
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final, TypeAlias
@@ -25,6 +24,7 @@ import structlog
 
 from pier.domain.routes import AliasRoute, NodeRoute, RouteInstance, RouteTable
 from pier.domain.specs import Access
+from pier.domain.tokens import token_digest
 from pier.gateway.balance import WeightedChoice
 from pier.gateway.limits import body_limit
 from pier.gateway.metrics import GatewayMetrics, NodeStats
@@ -110,7 +110,7 @@ class Router:
         token = authorization[7:].strip()
         known = self._token_cache.get(token)
         if known is None:
-            known = hashlib.sha256(token).hexdigest() in self._tokens
+            known = token_digest(token) in self._tokens
             if len(self._token_cache) >= _TOKEN_CACHE_SIZE:
                 self._token_cache.clear()
             self._token_cache[token] = known
