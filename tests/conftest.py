@@ -136,6 +136,9 @@ class PierProcess:
             headers={"Authorization": f"Bearer {self.token}"},
         )
 
+    def cli_argv(self) -> list[str]:
+        return [sys.executable, "-m", "pier"]
+
     def cli(
         self, *args: str, check: bool = True, timeout_s: float = 120.0
     ) -> subprocess.CompletedProcess[str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import time
 from collections.abc import Iterator
@@ -12,19 +11,6 @@ import docker
 import pytest
 
 from tests.conftest import PierProcess
-from tests.docker.images import build_and_push, missing_prerequisite
-
-
-@pytest.fixture(scope="module")
-def echo_image() -> Iterator[str]:
-    from pier.runtimes.docker import probe_engine
-
-    problem = probe_engine() or missing_prerequisite()
-    if problem is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI needs a Docker engine and registry: {problem}")
-        pytest.skip(problem)
-    yield build_and_push("echo:1")
 
 
 @pytest.fixture
