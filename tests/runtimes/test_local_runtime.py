@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from pier.domain.configurations import GIB, Configuration
+from pier.domain.configurations import GIB, Configuration, format_bytes
 from pier.domain.errors import InvalidSpec
 from pier.domain.names import InstanceId, NodeKey, NodeName, ProjectName
 from pier.runtimes import InstanceSpec
@@ -23,7 +23,6 @@ from pier.runtimes.local import (
     LOG_CHUNK_BYTES,
     LocalRuntime,
     _LogReader,
-    format_bytes,
     format_cpus,
     plan_limits,
 )

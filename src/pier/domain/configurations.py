@@ -41,6 +41,14 @@ CONFIGURATIONS: Final[dict[str, Configuration]] = {
 DEFAULT_CONFIGURATION: Final = "c1.2"
 
 
+def format_bytes(size_bytes: int) -> str:
+    """A byte count for people: "8 GiB", "200 MiB", "1.5 GiB"."""
+    for unit, unit_bytes in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size_bytes >= unit_bytes:
+            return f"{size_bytes / unit_bytes:.4g} {unit}"
+    return f"{size_bytes} B"
+
+
 def get_configuration(name: str) -> Configuration:
     """The configuration called ``name``; InvalidSpec naming ``configuration`` if unknown."""
     try:

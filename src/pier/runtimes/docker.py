@@ -56,11 +56,10 @@ import structlog
 from docker.types import DeviceRequest
 from docker.utils import parse_repository_tag
 
-from pier.domain.configurations import Configuration
+from pier.domain.configurations import Configuration, format_bytes
 from pier.domain.errors import InvalidSpec, NotFound, PierError, RuntimeUnavailable
 from pier.domain.names import InstanceId, NodeKey, NodeName, ProjectName
 from pier.runtimes.base import InstanceSpec, InstanceStats, Observed
-from pier.runtimes.local import format_bytes
 
 log = structlog.get_logger(__name__)
 

@@ -50,7 +50,7 @@ from typing import Any, Final, Literal
 import psutil
 import structlog
 
-from pier.domain.configurations import Configuration
+from pier.domain.configurations import Configuration, format_bytes
 from pier.domain.errors import InvalidSpec, NotFound
 from pier.domain.names import InstanceId, NodeKey, NodeName, ProjectName
 from pier.runtimes.base import InstanceSpec, InstanceStats, Observed
@@ -223,14 +223,6 @@ def format_cpus(cpus: Sequence[int]) -> str:
         else:
             ranges.append([cpu, cpu])
     return ",".join(str(first) if first == last else f"{first}-{last}" for first, last in ranges)
-
-
-def format_bytes(size_bytes: int) -> str:
-    """A byte count for people: "8 GiB", "200 MiB", "1.5 GiB"."""
-    for unit, unit_bytes in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if size_bytes >= unit_bytes:
-            return f"{size_bytes / unit_bytes:.4g} {unit}"
-    return f"{size_bytes} B"
 
 
 def _available_cpus() -> list[int]:
