@@ -128,6 +128,24 @@ class PierProcess:
             trust_env=False,
         )
 
+    def node(self, name: str) -> dict[str, Any]:
+        """The node as the API shows it."""
+        with self.api() as api:
+            node: dict[str, Any] = api.get(f"/api/v1/projects/default/nodes/{name}").json()
+            return node
+
+    def instances(self, name: str) -> list[dict[str, Any]]:
+        with self.api() as api:
+            r = api.get(f"/api/v1/projects/default/nodes/{name}/instances")
+            items: list[dict[str, Any]] = r.json()["instances"]
+            return items
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        with self.api() as api:
+            r = api.get(f"/api/v1/projects/default/nodes/{name}/events")
+            items: list[dict[str, Any]] = r.json()["events"]
+            return items
+
     def gateway(self) -> httpx.Client:
         return httpx.Client(
             base_url=self.gateway_url,
@@ -143,7 +161,7 @@ class PierProcess:
         self, *args: str, check: bool = True, timeout_s: float = 120.0
     ) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            [sys.executable, "-m", "pier", *args],
+            [*self.cli_argv(), *args],
             env=self.env,
             text=True,
             capture_output=True,

@@ -20,22 +20,6 @@ def engine() -> Iterator[docker.DockerClient]:
     client.close()
 
 
-def node(pier: PierProcess, name: str = "web") -> dict:
-    with pier.api() as api:
-        return api.get(f"/api/v1/projects/default/nodes/{name}").json()
-
-
-def instances(pier: PierProcess, name: str = "web") -> list[dict]:
-    with pier.api() as api:
-        r = api.get(f"/api/v1/projects/default/nodes/{name}/instances")
-        return r.json()["instances"]
-
-
-def events(pier: PierProcess, name: str = "web") -> list[dict]:
-    with pier.api() as api:
-        return api.get(f"/api/v1/projects/default/nodes/{name}/events").json()["events"]
-
-
 def containers(engine: docker.DockerClient, name: str = "web") -> list:
     return engine.containers.list(all=True, filters={"label": [f"pier.node={name}"]})
 
@@ -72,7 +56,7 @@ def test_image_node_serves_through_the_gateway(
     pier: PierProcess, echo_image: str, engine: docker.DockerClient
 ) -> None:
     create_web(pier, echo_image, "--secret-env", "API_KEY=s3cret-value")
-    state = node(pier)
+    state = pier.node("web")
     assert state["status"] == "Healthy"
     assert "@sha256:" in state["pinned_image"]
     with pier.gateway() as gw:
@@ -104,7 +88,7 @@ def test_image_node_serves_through_the_gateway(
     with pier.api() as api:
         metrics = api.get("/api/v1/projects/default/nodes/web/metrics").text
     assert 'node="web"' in metrics and "testimage_up" in metrics
-    ids = {i["id"] for i in instances(pier)}
+    ids = {i["id"] for i in pier.instances("web")}
     assert all(f'instance="{i}"' in metrics for i in ids)
     with pier.api() as api:
         stats = api.get("/api/v1/projects/default/nodes/web/stats").json()["instances"]
@@ -133,11 +117,11 @@ def test_failing_health_check_takes_instance_out_and_replaces_it(
     create_web(
         pier, echo_image, "--unhealthy-threshold", "2", "--health-grace", "4", instances_min=1
     )
-    [first] = instances(pier)
+    [first] = pier.instances("web")
     with pier.gateway() as gw:
         assert gw.get("/default/nodes/web/cgi-bin/set-health?fail").status_code == 200
         pier.wait_for(
-            lambda: [i["status"] for i in instances(pier)] == ["Unhealthy"],
+            lambda: [i["status"] for i in pier.instances("web")] == ["Unhealthy"],
             what="instance Unhealthy",
             timeout_s=30,
         )
@@ -150,12 +134,13 @@ def test_failing_health_check_takes_instance_out_and_replaces_it(
         assert out.json()["error"]["node"] == "web"
     pier.wait_for(
         lambda: (
-            [(i["id"] != first["id"], i["status"]) for i in instances(pier)] == [(True, "Healthy")]
+            [(i["id"] != first["id"], i["status"]) for i in pier.instances("web")]
+            == [(True, "Healthy")]
         ),
         what="replacement",
         timeout_s=60,
     )
-    assert any(e["kind"] == "instance_failed" for e in events(pier))
+    assert any(e["kind"] == "instance_failed" for e in pier.events("web"))
 
 
 def test_missing_image_is_a_clear_event_without_a_tight_loop(
@@ -178,31 +163,31 @@ def test_missing_image_is_a_clear_event_without_a_tight_loop(
     assert result.returncode == 1
     assert "does-not-exist" in result.stderr
     time.sleep(3)
-    failures = [e for e in events(pier) if e["kind"] == "image_pull_failed"]
-    assert failures, events(pier)
+    failures = [e for e in pier.events("web") if e["kind"] == "image_pull_failed"]
+    assert failures, pier.events("web")
     assert "manifest unknown" in failures[0]["message"] or "not found" in failures[0]["message"]
     assert len(failures) <= 6, "pulls must back off exponentially"
-    assert node(pier)["status"] == "Unhealthy"
-    assert instances(pier) == []
+    assert pier.node("web")["status"] == "Unhealthy"
+    assert pier.instances("web") == []
 
 
 def test_restart_adopts_containers_and_replaces_one_removed_out_of_band(
     pier: PierProcess, echo_image: str, engine: docker.DockerClient
 ) -> None:
     create_web(pier, echo_image)
-    before = sorted(i["id"] for i in instances(pier))
+    before = sorted(i["id"] for i in pier.instances("web"))
     container_ids = sorted(c.id for c in containers(engine))
     pier.stop(signal.SIGKILL)
     pier.start()
-    pier.wait_for(lambda: node(pier)["status"] == "Healthy", what="Healthy after restart")
+    pier.wait_for(lambda: pier.node("web")["status"] == "Healthy", what="Healthy after restart")
     time.sleep(2)
-    assert sorted(i["id"] for i in instances(pier)) == before
+    assert sorted(i["id"] for i in pier.instances("web")) == before
     assert sorted(c.id for c in containers(engine)) == container_ids
 
     engine.containers.get(container_ids[0]).remove(force=True)
 
     def replaced() -> bool:
-        now = instances(pier)  # one snapshot: the checks must agree with each other
+        now = pier.instances("web")  # one snapshot: the checks must agree with each other
         ids = {i["id"] for i in now}
         return (
             len(now) == 2 and bool(set(before) - ids) and all(i["status"] == "Healthy" for i in now)

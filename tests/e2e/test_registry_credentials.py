@@ -14,7 +14,6 @@ import docker
 import pytest
 
 from tests.conftest import PierProcess, free_port
-from tests.e2e.test_image_nodes import events, node
 
 USER, PASSWORD = "pier", "s3cret-registry-password"
 
@@ -124,9 +123,9 @@ def test_pull_with_the_project_secret_and_a_clear_error_without(
         check=False,
     )
     assert refused.returncode == 1
-    failures = [e["message"] for e in events(pier, "bad") if e["kind"] == "image_pull_failed"]
+    failures = [e["message"] for e in pier.events("bad") if e["kind"] == "image_pull_failed"]
     assert failures and any("auth" in m.lower() or "denied" in m.lower() for m in failures)
-    assert node(pier, "bad")["status"] == "Unhealthy"
+    assert pier.node("bad")["status"] == "Unhealthy"
 
     missing = pier.cli(
         "node",

@@ -15,21 +15,11 @@ from tests.conftest import IrisModel, PierProcess
 from tests.e2e.test_model_node_end_to_end import push_and_create
 
 
-def instances(pier: PierProcess) -> list[dict]:
-    with pier.api() as api:
-        return api.get("/api/v1/projects/default/nodes/iris/instances").json()["instances"]
-
-
-def node_status(pier: PierProcess) -> str:
-    with pier.api() as api:
-        return api.get("/api/v1/projects/default/nodes/iris").json()["status"]
-
-
 def test_killed_instance_is_replaced_while_requests_flow(
     pier: PierProcess, iris_onnx: IrisModel
 ) -> None:
     push_and_create(pier, iris_onnx)
-    before = {i["id"] for i in instances(pier)}
+    before = {i["id"] for i in pier.instances("iris")}
     failures: list[str] = []
     ok = 0
     stop = threading.Event()
@@ -63,12 +53,12 @@ def test_killed_instance_is_replaced_while_requests_flow(
         os.kill(victim, signal.SIGKILL)
 
         def replaced() -> bool:
-            now = instances(pier)  # one snapshot: the checks must agree with each other
+            now = pier.instances("iris")  # one snapshot: the checks must agree with each other
             return (
                 bool({i["id"] for i in now} - before)
                 and len(now) == 2
                 and all(i["status"] == "Healthy" for i in now)
-                and node_status(pier) == "Healthy"
+                and pier.node("iris")["status"] == "Healthy"
             )
 
         pier.wait_for(replaced, what="a replacement instance and a Healthy node")
@@ -91,16 +81,18 @@ def test_sigkill_of_pier_up_then_restart_adopts_instances(
     pier: PierProcess, iris_onnx: IrisModel
 ) -> None:
     push_and_create(pier, iris_onnx)
-    before = sorted(i["id"] for i in instances(pier))
+    before = sorted(i["id"] for i in pier.instances("iris"))
     pids = sorted(pier.instance_pids())
     pier.stop(signal.SIGKILL)
     # the gateway keeps serving on its last routes while the control plane is down
     with pier.gateway() as gw:
         assert gw.get("/default/nodes/iris/v2/health/ready").status_code == 200
     pier.start()
-    pier.wait_for(lambda: node_status(pier) == "Healthy", what="node Healthy after restart")
+    pier.wait_for(
+        lambda: pier.node("iris")["status"] == "Healthy", what="node Healthy after restart"
+    )
     time.sleep(2.0)  # a few ticks: nothing may be created or deleted
-    assert sorted(i["id"] for i in instances(pier)) == before
+    assert sorted(i["id"] for i in pier.instances("iris")) == before
     assert sorted(pier.instance_pids()) == pids
     assert all(psutil.pid_exists(p) for p in pids)
 
@@ -115,7 +107,7 @@ def test_ctrl_c_stops_everything_and_up_restores_nodes(
     for pid in [*pids, gateway_pid]:
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
     pier.start()
-    pier.wait_for(lambda: node_status(pier) == "Healthy", what="node back after restart")
+    pier.wait_for(lambda: pier.node("iris")["status"] == "Healthy", what="node back after restart")
     with httpx.Client(trust_env=False) as c:
         r = c.get(
             f"{pier.gateway_url}/default/nodes/iris/v2/health/ready",
