@@ -18,7 +18,10 @@ from pier.domain.specs import parse_node_spec
         ({"image": "example:1"}, "port"),
         ({}, "model"),
         ({"model": "iris", "port": 80}, "port"),
-        ({"model": "iris", "image": "example:1", "port": 80}, "model"),
+        ({"model": "iris", "image": "example:1", "port": 80}, "port"),
+        ({"model": "iris", "command": ["python3"]}, "command"),
+        ({"model": "iris", "image": "example:1", "health": {"port": 9000}}, "health.port"),
+        ({"model": "iris", "telemetry": {"port": 9000}}, "telemetry.port"),
         ({"model": "Iris!"}, "model"),
         ({"model": "iris", "env": {"1BAD": "x"}}, "env"),
     ],
@@ -45,3 +48,25 @@ def test_bad_names_are_refused(name: str) -> None:
 
 def test_max_defaults_to_min() -> None:
     assert parse_node_spec({"model": "iris", "min_instances": 3}).effective_max == 3
+
+
+def test_a_model_in_an_image_is_checked_like_a_model_node() -> None:
+    spec = parse_node_spec({"model": "iris", "image": "example:1"})
+    assert spec.model_in_image
+    assert spec.health.protocol == "http"
+    assert spec.health.path == "/v2/health/ready"
+    assert spec.port is None
+
+
+def test_an_image_node_may_check_health_and_serve_metrics_on_other_ports() -> None:
+    spec = parse_node_spec(
+        {
+            "image": "example:1",
+            "port": 8080,
+            "health": {"path": "/healthz", "port": 8081},
+            "telemetry": {"path": "/metrics", "port": 9100},
+        }
+    )
+    assert spec.extra_ports == (8081, 9100)
+    same = parse_node_spec({"image": "example:1", "port": 8080, "health": {"port": 8080}})
+    assert same.extra_ports == ()

@@ -100,7 +100,13 @@ def create(
     ] = None,
     image: Annotated[
         str | None,
-        typer.Option("--image", metavar="REF", help="Run a container image.", show_default=False),
+        typer.Option(
+            "--image",
+            metavar="REF",
+            help="Run a container image. With --model: an image that has pier's model server "
+            "(python3 -m pier.modelserver), which serves the model mounted into it.",
+            show_default=False,
+        ),
     ] = None,
     port: Annotated[
         int | None,
@@ -172,6 +178,26 @@ def create(
             show_default=False,
         ),
     ] = None,
+    health_port: Annotated[
+        int | None,
+        typer.Option(
+            "--health-port",
+            min=1,
+            max=65535,
+            help="Port the health check uses, when not --port (image nodes).",
+            show_default=False,
+        ),
+    ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            min=1,
+            max=65535,
+            help="Port the metrics path is served on, when not --port (image nodes).",
+            show_default=False,
+        ),
+    ] = None,
     health_interval: Annotated[
         float | None,
         typer.Option(
@@ -222,10 +248,10 @@ def create(
     output: OutputOpt = None,
     project: ProjectOpt = None,
 ) -> None:
-    """Create a node from a model or a container image."""
-    if (model is None) == (image is None):
-        ctx.fail("give exactly one of --model MODEL[:VERSION] or --image REF")
-    spec: JSON = parse_model_ref(model) if model is not None else {"image": image}
+    """Create a node from a model, a container image, or a model served from an image."""
+    if model is None and image is None:
+        ctx.fail("give --model MODEL[:VERSION], --image REF, or both")
+    spec: JSON = {**(parse_model_ref(model) if model else {}), **_optional(image=image)}
     spec.update(
         _provisioning(min_instances, max_instances, configuration, timeout),
         **_optional(
@@ -233,7 +259,7 @@ def create(
         ),
     )
     health_spec = _optional(
-        path=health, protocol=health_protocol, interval_s=health_interval,
+        path=health, protocol=health_protocol, port=health_port, interval_s=health_interval,
         timeout_s=health_timeout, healthy_threshold=healthy_threshold,
         unhealthy_threshold=unhealthy_threshold, grace_s=health_grace,
     )  # fmt: skip
@@ -247,8 +273,9 @@ def create(
             idle_timeout_s=idle_timeout,
         )
     )
-    if metrics is not None:
-        spec["telemetry"] = {"path": metrics}
+    telemetry = _optional(path=metrics, port=metrics_port)
+    if telemetry:
+        spec["telemetry"] = telemetry
     if public:
         spec["access"] = "public"
     state = cli_state(ctx, output=output, project=project)
@@ -557,10 +584,13 @@ def _instance_counts(node: JSON) -> str:
 
 
 def _source(spec: JSON) -> str:
+    version = spec.get("model_version")
+    model = f"model {spec.get('model')}" + (f":{version}" if version else "")
+    if spec.get("image") and spec.get("model"):
+        return f"{model} in image {spec['image']}"
     if spec.get("image"):
         return f"image {spec['image']}"
-    version = spec.get("model_version")
-    return f"model {spec.get('model')}" + (f":{version}" if version else "")
+    return model
 
 
 def _range(spec: JSON) -> str:

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Final
 
 from pier.domain.configurations import get_configuration
 from pier.domain.model_files import model_path
 from pier.domain.names import InstanceId, NodeKey
 from pier.domain.records import ModelRecord, NodeRecord
-from pier.runtimes.base import InstanceSpec
+from pier.runtimes.base import InstanceSpec, Mount
+
+DEFAULT_LAUNCHER: Final = ("python3", "-m", "pier.modelserver")
+"""How a model in an image starts pier's model server unless the node says otherwise."""
+CONTAINER_MODEL_DIR: Final = "/pier/model"
+"""Where a model served from an image is mounted (read-only) inside its containers."""
+CONTAINER_MODEL_PORT: Final = 8080
 
 
 def model_server_command(model: ModelRecord, models_dir: Path) -> tuple[str, ...]:
@@ -25,6 +33,23 @@ def model_server_command(model: ModelRecord, models_dir: Path) -> tuple[str, ...
     )  # fmt: skip
 
 
+def model_in_image_command(
+    model: ModelRecord, launcher: Sequence[str] | None, args: Sequence[str] | None
+) -> tuple[str, ...]:
+    """argv of pier's model server inside a container, serving the mounted model."""
+    filename = model_path(Path("/"), model.sha256, model.format).name
+    return (
+        *(launcher or DEFAULT_LAUNCHER),
+        "--name", model.name,
+        "--version", str(model.version),
+        "--format", model.format.value,
+        "--path", f"{CONTAINER_MODEL_DIR}/{filename}",
+        "--host", "0.0.0.0",
+        "--port", str(CONTAINER_MODEL_PORT),
+        *(args or ()),
+    )  # fmt: skip
+
+
 def instance_spec(
     node: NodeRecord, instance_id: InstanceId, *, model: ModelRecord | None, models_dir: Path
 ) -> InstanceSpec:
@@ -37,16 +62,26 @@ def instance_spec(
         "PIER_INSTANCE_ID": instance_id,
     }
     command: tuple[str, ...] = tuple(spec.command or ())
-    if model is not None:
+    args: tuple[str, ...] = tuple(spec.args or ())
+    port = spec.port
+    mounts: tuple[Mount, ...] = ()
+    if model is not None and spec.image is not None:
+        source = model_path(models_dir, model.sha256, model.format).resolve()
+        command = model_in_image_command(model, spec.command, spec.args)
+        args, port = (), CONTAINER_MODEL_PORT
+        mounts = (Mount(source, f"{CONTAINER_MODEL_DIR}/{source.name}"),)
+    elif model is not None:
         command = model_server_command(model, models_dir)
     return InstanceSpec(
         instance_id=instance_id,
         node=NodeKey.parse(f"{node.project}/{node.name}"),
         command=command,
-        args=tuple(spec.args or ()),
+        args=args,
         env=env,
         configuration=get_configuration(spec.configuration),
         image=node.pinned_image or spec.image,
-        port=spec.port,
+        port=port,
         generation=node.generation,
+        extra_ports=spec.extra_ports,
+        mounts=mounts,
     )

@@ -158,11 +158,16 @@ class Controller:
         tracked.exit_code = seen.exit_code
         tracked.limits_applied = seen.limits_applied
         tracked.limits_not_applied = seen.limits_not_applied
+        tracked.port_endpoints = dict(seen.port_endpoints)
         if seen.endpoint and seen.endpoint != tracked.endpoint:
             tracked.endpoint = seen.endpoint
-            if tracked.probe is None and tracked.status is not S.DELETING:
-                tracked.probe = Probe(seen.endpoint, node.spec.health, self._http)
-                tracked.probe.start()
+        health_port = node.spec.health.port
+        probed = tracked.endpoint
+        if health_port is not None and health_port != node.spec.port:
+            probed = tracked.port_endpoints.get(health_port)
+        if probed and tracked.probe is None and tracked.status is not S.DELETING:
+            tracked.probe = Probe(probed, node.spec.health, self._http)
+            tracked.probe.start()
 
     # the tick
 

@@ -23,6 +23,7 @@ class TrackedInstance:
     status: InstanceStatus = InstanceStatus.UNDEFINED
     since: float = 0.0
     endpoint: str | None = None
+    port_endpoints: dict[int, str] = field(default_factory=dict)
     exited: bool = False
     exit_code: int | None = None
     restarts: int = 0
@@ -48,6 +49,7 @@ class TrackedInstance:
             restarts=self.restarts, last_error=self.last_error, generation=self.generation,
             runtime=self.runtime, limits_applied=self.limits_applied,
             limits_not_applied=self.limits_not_applied, created_at=_dt(self.created_at),
+            port_endpoints=dict(self.port_endpoints),
         )  # fmt: skip
 
 

@@ -5,6 +5,7 @@ The store returns these; services and the API shape them for users.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -60,6 +61,8 @@ class InstanceRecord:
     limits_applied: tuple[str, ...]
     limits_not_applied: tuple[str, ...]
     created_at: datetime
+    port_endpoints: Mapping[int, str] = field(default_factory=dict)
+    """Base URLs of a separate health or metrics port, by container port."""
 
 
 @dataclass(frozen=True, slots=True)

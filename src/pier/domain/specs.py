@@ -77,7 +77,8 @@ class NodeSpec(_Spec):
     model_version: Annotated[int, Field(ge=1)] | None = None
     """Default: the newest version when the node is created (then pinned)."""
     image: str | None = None
-    """Container image reference (an image node)."""
+    """Container image reference (an image node). With ``model`` too: an image that has
+    pier's model server, which serves the model mounted read-only into each container."""
     registry_secret: str | None = None
     """Project secret holding registry credentials for ``image``."""
     protocol: Literal["http"] = "http"
@@ -101,7 +102,11 @@ class NodeSpec(_Spec):
     secret_env: dict[str, str] = Field(default_factory=dict)
     """Environment values that are never printed back (shown as '***')."""
     command: list[str] | None = None
+    """Image nodes: replaces the image's entrypoint. A model in an image: how to start
+    pier's model server there (default ``python3 -m pier.modelserver``)."""
     args: list[str] | None = None
+    """Image nodes: replaces the image's arguments. A model in an image: added after the
+    model server's own arguments."""
     access: Access = Access.PRIVATE
 
     @field_validator("configuration")
@@ -127,11 +132,17 @@ class NodeSpec(_Spec):
 
     @model_validator(mode="after")
     def _consistent(self) -> NodeSpec:
-        if (self.model is None) == (self.image is None):
-            raise _FieldError("model", "give exactly one of model or image")
+        if self.model is None and self.image is None:
+            raise _FieldError("model", "give a model, an image, or both")
         if self.model is not None and self.port is not None:
             raise _FieldError("port", "a model node's port is chosen by pier")
-        if self.image is not None and self.port is None:
+        if self.model is not None and self.image is None:
+            for field in ("command", "args"):
+                if getattr(self, field) is not None:
+                    raise _FieldError(
+                        field, f"{field} applies to image nodes (or a model in an image)"
+                    )
+        if self.image is not None and self.model is None and self.port is None:
             raise _FieldError("port", "an image node needs the port its server listens on")
         if self.max_instances is not None and self.max_instances < self.min_instances:
             raise _FieldError(
@@ -139,22 +150,32 @@ class NodeSpec(_Spec):
                 f"max_instances ({self.max_instances}) is below min_instances "
                 f"({self.min_instances})",
             )
-        for field, port in (
-            ("health.port", self.health.port),
-            ("telemetry.port", self.telemetry.port),
-        ):
-            if port is not None and port != self.port:
-                raise _FieldError(
-                    field,
-                    "health checks and metrics are served on the node's "
-                    "port; a separate port is not supported yet",
-                )
+        if self.model is not None:
+            for field, port in (
+                ("health.port", self.health.port),
+                ("telemetry.port", self.telemetry.port),
+            ):
+                if port is not None:
+                    raise _FieldError(
+                        field, "pier's model server answers health and metrics on its own port"
+                    )
         if self.health.path is None and self.health.protocol == "http":
             if self.model is not None:
                 self.health.path = "/v2/health/ready"
             else:
                 self.health.protocol = "tcp"
         return self
+
+    @property
+    def model_in_image(self) -> bool:
+        """A model served by the model server inside the user's image."""
+        return self.model is not None and self.image is not None
+
+    @property
+    def extra_ports(self) -> tuple[int, ...]:
+        """Container ports other than the node's that pier must reach (health, metrics)."""
+        ports = {self.health.port, self.telemetry.port} - {None, self.port}
+        return tuple(sorted(p for p in ports if p is not None))
 
     @property
     def effective_max(self) -> int:

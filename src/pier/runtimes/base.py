@@ -9,10 +9,20 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
 from pier.domain.configurations import Configuration
 from pier.domain.names import InstanceId, NodeKey
+
+
+@dataclass(frozen=True, slots=True)
+class Mount:
+    """A host file or directory made visible inside a container instance."""
+
+    source: Path
+    target: str
+    read_only: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +41,11 @@ class InstanceSpec:
     args: tuple[str, ...] = ()
     generation: int = 1
     """The node spec generation this instance was made from (rolling updates)."""
+    extra_ports: tuple[int, ...] = ()
+    """Container ports besides ``port`` that pier reaches (a separate health or metrics
+    port); container runtimes publish them too."""
+    mounts: tuple[Mount, ...] = ()
+    """Container runtimes: host paths to mount (a model served from an image)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +57,8 @@ class Observed:
     phase: Literal["created", "running", "exited"]
     endpoint: str | None
     """Base URL once known, e.g. http://127.0.0.1:41235."""
+    port_endpoints: Mapping[int, str] = field(default_factory=dict)
+    """Base URLs of the spec's ``extra_ports``, by container port, once known."""
     exit_code: int | None = None
     generation: int = 1
     limits_applied: tuple[str, ...] = ()

@@ -299,19 +299,27 @@ def _labels(spec: InstanceSpec, limits: LimitPlan, installation: str) -> dict[st
         "pier.instance": spec.instance_id,
         "pier.generation": str(spec.generation),
         "pier.port": str(spec.port or ""),
+        "pier.extra-ports": json.dumps(list(spec.extra_ports)),
         "pier.limits-applied": json.dumps(list(limits.applied)),
         "pier.limits-not-applied": json.dumps(list(limits.not_applied)),
     }
 
 
 def _observed(
-    labels: Mapping[str, str], phase: Phase, endpoint: str | None, exit_code: int | None
+    labels: Mapping[str, str],
+    phase: Phase,
+    host_ports: Mapping[int, int],
+    exit_code: int | None,
 ) -> Observed:
+    """``host_ports``: published container port -> host port (empty unless running)."""
+    port = int(labels.get("pier.port") or 0)
+    extra = json.loads(labels.get("pier.extra-ports") or "[]")
     return Observed(
         instance_id=InstanceId(labels["pier.instance"]),
         node=NodeKey(ProjectName(labels["pier.project"]), NodeName(labels["pier.node"])),
         phase=phase,
-        endpoint=endpoint,
+        endpoint=_url(host_ports[port]) if port in host_ports else None,
+        port_endpoints={int(p): _url(host_ports[p]) for p in extra if p in host_ports},
         exit_code=exit_code,
         generation=int(labels.get("pier.generation") or 1),
         limits_applied=tuple(json.loads(labels.get("pier.limits-applied") or "[]")),
@@ -323,21 +331,26 @@ def _observed_from_inspect(info: Mapping[str, Any]) -> Observed:
     labels = info["Config"]["Labels"] or {}
     state = info["State"]
     phase = _phase(state["Status"])
-    endpoint = None
-    port = labels.get("pier.port")
-    bindings = (info["NetworkSettings"].get("Ports") or {}).get(f"{port}/tcp") if port else None
-    if phase == "running" and bindings:
-        endpoint = f"http://{HOST}:{bindings[0]['HostPort']}"
+    host_ports: dict[int, int] = {}
+    if phase == "running":
+        for key, bindings in (info["NetworkSettings"].get("Ports") or {}).items():
+            container_port, _, proto = str(key).partition("/")
+            if proto == "tcp" and bindings:
+                host_ports[int(container_port)] = int(bindings[0]["HostPort"])
     exit_code = int(state["ExitCode"]) if phase == "exited" else None
-    return _observed(labels, phase, endpoint, exit_code)
+    return _observed(labels, phase, host_ports, exit_code)
 
 
-def _endpoint_from_summary(summary: Mapping[str, Any]) -> str | None:
-    port = (summary.get("Labels") or {}).get("pier.port")
-    for mapping in summary.get("Ports") or ():
-        if str(mapping.get("PrivatePort")) == port and mapping.get("PublicPort"):
-            return f"http://{HOST}:{mapping['PublicPort']}"
-    return None
+def _host_ports_from_summary(summary: Mapping[str, Any]) -> dict[int, int]:
+    return {
+        int(mapping["PrivatePort"]): int(mapping["PublicPort"])
+        for mapping in summary.get("Ports") or ()
+        if mapping.get("PublicPort") and mapping.get("Type", "tcp") == "tcp"
+    }
+
+
+def _url(host_port: int) -> str:
+    return f"http://{HOST}:{host_port}"
 
 
 def _container_name(instance_id: InstanceId) -> str:
@@ -518,6 +531,7 @@ class DockerRuntime:
             return [arg.replace("{port}", port or "") for arg in argv] or None
 
         env = {**spec.env, **({"PIER_PORT": port} if port else {})}
+        published = [p for p in (spec.port, *spec.extra_ports) if p]
         try:
             return self._client.containers.create(
                 image,
@@ -528,7 +542,12 @@ class DockerRuntime:
                 name=name,
                 init=True,
                 detach=True,
-                ports={f"{port}/tcp": (HOST, None)} if port else None,
+                ports={f"{p}/tcp": (HOST, None) for p in published} or None,
+                volumes={
+                    str(m.source): {"bind": m.target, "mode": "ro" if m.read_only else "rw"}
+                    for m in spec.mounts
+                }
+                or None,
                 **limits.host_config(),
             )
         except docker.errors.ImageNotFound as e:
@@ -591,8 +610,8 @@ class DockerRuntime:
                 if info is not None:
                     seen.append(_observed_from_inspect(info))
                 continue
-            endpoint = _endpoint_from_summary(summary) if phase == "running" else None
-            seen.append(_observed(labels, phase, endpoint, None))
+            host_ports = _host_ports_from_summary(summary) if phase == "running" else {}
+            seen.append(_observed(labels, phase, host_ports, None))
         return sorted(seen, key=lambda o: o.instance_id)
 
     # -- delete --------------------------------------------------------------------------

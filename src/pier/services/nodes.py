@@ -40,7 +40,7 @@ class NodeService:
         if parsed.model is not None:
             model = self._repo.get_model(project, parsed.model, parsed.model_version)
             parsed = parsed.model_copy(update={"model_version": model.version})
-        elif self._image_nodes_refusal is not None:
+        if parsed.image is not None and self._image_nodes_refusal is not None:
             raise InvalidSpec("image", self._image_nodes_refusal)
         if parsed.registry_secret is not None:
             try:

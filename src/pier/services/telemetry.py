@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from pier.domain.instance_status import InstanceStatus
 from pier.domain.records import InstanceRecord
+from pier.domain.specs import NodeSpec
 from pier.store.repository import Repository
 
 SCRAPE_TIMEOUT_S = 5.0
@@ -23,15 +24,16 @@ async def scrape_node(repo: Repository, project: str, node: str) -> str:
     path = record.spec.telemetry.path or (MODEL_METRICS_PATH if record.spec.model else None)
     if path is None:
         return f"# node {node} has no metrics path (set telemetry.path)\n"
-    healthy = [
-        i
-        for i in repo.list_instances(project, node)
-        if i.status is InstanceStatus.HEALTHY and i.endpoint
+    targets = [
+        (inst, base)
+        for inst in repo.list_instances(project, node)
+        if inst.status is InstanceStatus.HEALTHY
+        and (base := _metrics_base(inst, record.spec)) is not None
     ]
     async with httpx.AsyncClient(timeout=SCRAPE_TIMEOUT_S, trust_env=False) as client:
-        texts = await asyncio.gather(*(_scrape(client, i, path) for i in healthy))
+        texts = await asyncio.gather(*(_scrape(client, f"{base}{path}") for _, base in targets))
     lines: list[str] = []
-    for inst, text in zip(healthy, texts, strict=True):
+    for (inst, _), text in zip(targets, texts, strict=True):
         if text is None:
             lines.append(f"# instance {inst.id}: scrape of {path} failed")
             continue
@@ -39,9 +41,17 @@ async def scrape_node(repo: Repository, project: str, node: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-async def _scrape(client: httpx.AsyncClient, inst: InstanceRecord, path: str) -> str | None:
+def _metrics_base(inst: InstanceRecord, spec: NodeSpec) -> str | None:
+    """The instance's base URL for metrics: its separate metrics port's, else its own."""
+    port = spec.telemetry.port
+    if port is not None and port != spec.port:
+        return inst.port_endpoints.get(port)
+    return inst.endpoint
+
+
+async def _scrape(client: httpx.AsyncClient, url: str) -> str | None:
     try:
-        response = await client.get(f"{inst.endpoint}{path}")
+        response = await client.get(url)
     except httpx.HTTPError:
         return None
     return response.text if response.is_success else None

@@ -236,6 +236,7 @@ class Repository:
             row.limits_applied = list(record.limits_applied)
             row.limits_not_applied = list(record.limits_not_applied)
             row.created_at = record.created_at
+            row.port_endpoints = {str(p): url for p, url in record.port_endpoints.items()}
             s.add(row)
 
     def remove_instance(self, instance_id: str) -> None:
@@ -385,6 +386,7 @@ def _instance(row: InstanceRow) -> InstanceRecord:
         limits_applied=tuple(row.limits_applied),
         limits_not_applied=tuple(row.limits_not_applied),
         created_at=_utc(row.created_at),
+        port_endpoints={int(p): url for p, url in (row.port_endpoints or {}).items()},
     )
 
 

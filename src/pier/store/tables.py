@@ -77,6 +77,8 @@ class InstanceRow(Base):
     limits_applied: Mapped[list[str]] = mapped_column(JSON)
     limits_not_applied: Mapped[list[str]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    port_endpoints: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    """Container port (as text: JSON keys) -> base URL, for a separate health/metrics port."""
 
 
 class EventRow(Base):
