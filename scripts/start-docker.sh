@@ -11,7 +11,8 @@ dockerd_log=${PIER_DOCKERD_LOG:-/tmp/pier-dockerd.log}
 registry_log=${PIER_REGISTRY_LOG:-/tmp/pier-registry.log}
 wait_s=${PIER_DOCKER_WAIT_S:-30}
 registry_url=http://127.0.0.1:5000/v2/
-packages=(docker.io busybox-static docker-registry)
+# debootstrap: the Debian base of the test image that has Python and pier in it.
+packages=(docker.io busybox-static docker-registry debootstrap)
 
 say() { echo "start-docker: $*"; }
 die() { echo "start-docker: error: $*" >&2; exit 1; }

@@ -23,7 +23,7 @@ import httpx
 import structlog
 
 from pier.controller.backoff import CrashBackoff
-from pier.controller.instance_specs import instance_spec
+from pier.controller.instance_specs import DEFAULT_LAUNCHER, instance_spec
 from pier.controller.observe import observe_status
 from pier.controller.plan import Plan, plan_node
 from pier.controller.probes import Probe
@@ -41,6 +41,8 @@ from pier.store.repository import Repository
 log = structlog.get_logger("pier.controller")
 S = InstanceStatus
 LOG_TAIL_LINES = 20
+COMMAND_NOT_RUNNABLE = frozenset({126, 127})
+"""Exit codes of a shell or init that could not run the command (not executable, not found)."""
 
 
 class Controller:
@@ -265,6 +267,11 @@ class Controller:
         why = "exited" if tracked.exited else (tracked.window.last_error or "failed")
         if tracked.exited and tracked.exit_code is not None:
             why = f"exited with code {tracked.exit_code}"
+            if tracked.exit_code in COMMAND_NOT_RUNNABLE and node.spec.model_in_image:
+                why += (
+                    f" (the image could not run {' '.join(node.spec.command or DEFAULT_LAUNCHER)}"
+                    ": a model in an image needs Python and pier's model server in it)"
+                )
         delay_s = self._backoff_for(node.key).record_failure(now=now)
         message = f"instance {tracked.instance_id} {why}; next start in {delay_s:g} s"
         if tail:

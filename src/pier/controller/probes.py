@@ -22,6 +22,8 @@ class Probe:
     """Probes one instance at the health check's interval until stopped."""
 
     def __init__(self, endpoint: str, health: HealthCheck, client: httpx.AsyncClient) -> None:
+        """``endpoint``: where the check goes, already on the health port (the runtime
+        maps a container's health port to a host port of its own)."""
         self._endpoint = endpoint.rstrip("/")
         self._health = health
         self._client = client
@@ -72,7 +74,7 @@ class Probe:
 
     async def _check_tcp(self) -> tuple[bool, str | None]:
         parts = urlsplit(self._endpoint)
-        port = self._health.port or parts.port
+        port = parts.port
         try:
             _, writer = await asyncio.wait_for(
                 asyncio.open_connection(parts.hostname, port), self._health.timeout_s
@@ -89,7 +91,7 @@ class Probe:
         from grpc_health.v1 import health_pb2, health_pb2_grpc
 
         parts = urlsplit(self._endpoint)
-        target = f"{parts.hostname}:{self._health.port or parts.port}"
+        target = f"{parts.hostname}:{parts.port}"
         if self._channel is None:
             self._channel = grpc.aio.insecure_channel(target)
         stub = health_pb2_grpc.HealthStub(self._channel)
@@ -107,11 +109,7 @@ class Probe:
         return False, f"gRPC health check of {target}: {status}"
 
     def _url(self) -> str:
-        base = self._endpoint
-        if self._health.port is not None:
-            parts = urlsplit(base)
-            base = f"{parts.scheme}://{parts.hostname}:{self._health.port}"
-        return base + (self._health.path or "/")
+        return self._endpoint + (self._health.path or "/")
 
     def _record(self, ok: bool, error: str | None) -> None:
         w = self.window

@@ -23,9 +23,15 @@ handlers; ``docker stop`` then waits its whole timeout before SIGKILL. Docker's 
 (tini) as PID 1 forwards signals and reaps zombies, so stops take a fraction of a second
 and crashed children do not pile up.
 
-Ports. The instance's port is published on 127.0.0.1 only, with a host port the engine
-picks, so two instances of one node never collide and nothing is exposed beyond this
-machine: clients reach instances through pier's gateway, which runs here.
+Ports. The instance's port, and a separate health or metrics port when the node has one
+(``extra_ports``, labelled ``pier.extra-ports``), are published on 127.0.0.1 only, with
+host ports the engine picks, so two instances of one node never collide and nothing is
+exposed beyond this machine: clients reach instances through pier's gateway, which runs
+here.
+
+Mounts. A model served from an image is bind-mounted read-only from pier's model store,
+so the engine must run on the machine that holds pier's data dir (a local engine, or
+DOCKER_HOST pointing at this machine's engine).
 
 Command and args follow Kubernetes: ``spec.command`` replaces the image's ENTRYPOINT,
 ``spec.args`` its CMD, and empty means the image's own. ``{port}`` in either is replaced
