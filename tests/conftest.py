@@ -158,11 +158,12 @@ class PierProcess:
         return [sys.executable, "-m", "pier"]
 
     def cli(
-        self, *args: str, check: bool = True, timeout_s: float = 120.0
+        self, *args: str, check: bool = True, timeout_s: float = 120.0, input: str | None = None
     ) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
             [*self.cli_argv(), *args],
             env=self.env,
+            input=input,
             text=True,
             capture_output=True,
             timeout=timeout_s,

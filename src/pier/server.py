@@ -80,8 +80,11 @@ class RuntimeAccess:
 
 
 def lock_data_dir(data_dir: Path) -> IO[str]:
-    """Hold an exclusive lock on the data dir for as long as this process lives."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    """Hold an exclusive lock on the data dir for as long as this process lives.
+
+    A data dir pier creates is private to its user (0700): the store in it holds secret
+    values and registry credentials."""
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     handle = (data_dir / "pier.lock").open("w")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -92,6 +95,13 @@ def lock_data_dir(data_dir: Path) -> IO[str]:
     handle.write(str(os.getpid()))
     handle.flush()
     return handle
+
+
+def private_file(path: Path) -> None:
+    """Create ``path`` readable by its owner only (SQLite gives its WAL the same mode), or
+    narrow an existing one to that."""
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    path.chmod(0o600)
 
 
 def bind_socket(host: str, port: int, *, what: str) -> socket.socket:
@@ -113,6 +123,8 @@ async def run(settings: Settings, say: Say = print) -> None:
     data_dir = settings.data_dir
     lock = lock_data_dir(data_dir)
     sock = bind_socket(settings.host, settings.port, what="API")
+    if not settings.database_url:
+        private_file(data_dir / "pier.db")
     engine = create_store_engine(settings.resolved_database_url)
     migrate(engine)
     repo = Repository(engine)

@@ -19,6 +19,13 @@ def test_admin_token_file_is_private(pier: PierProcess) -> None:
     assert mode == 0o600
 
 
+def test_the_store_holding_secrets_is_private(pier: PierProcess) -> None:
+    pier.cli("secret", "set", "regcred", "--username", "me", "--password-stdin", input="pw")
+    assert stat.S_IMODE(os.stat(pier.data_dir).st_mode) == 0o700
+    for name in ("pier.db", "pier.db-wal"):
+        assert stat.S_IMODE(os.stat(pier.data_dir / name).st_mode) == 0o600, name
+
+
 @pytest.mark.parametrize(
     "headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic abc"}]
 )
