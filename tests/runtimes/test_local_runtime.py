@@ -19,13 +19,9 @@ from pier.domain.configurations import GIB, Configuration, format_bytes
 from pier.domain.errors import InvalidSpec
 from pier.domain.names import InstanceId, NodeKey, NodeName, ProjectName
 from pier.runtimes import InstanceSpec
-from pier.runtimes.local import (
-    LOG_CHUNK_BYTES,
-    LocalRuntime,
-    _LogReader,
-    format_cpus,
-    plan_limits,
-)
+from pier.runtimes.local import LocalRuntime
+from pier.runtimes.local.limits import format_cpus, plan_limits
+from pier.runtimes.local.logs import LOG_CHUNK_BYTES, LogReader
 
 NODE = NodeKey(ProjectName("default"), NodeName("node-a"))
 SLEEPER = (sys.executable, "-c", "import time; time.sleep(120)")
@@ -149,7 +145,7 @@ async def test_logs_stay_after_delete_until_removed(runtime: LocalRuntime, tmp_p
 def test_log_tail_counts_a_last_line_without_newline(tmp_path: Path) -> None:
     path = tmp_path / "x.log"
     path.write_bytes(b"one\ntwo\nthree\npart")
-    reader = _LogReader(path)
+    reader = LogReader(path)
 
     assert reader.read_tail(2) == ["three"]
     with path.open("ab") as f:
@@ -162,7 +158,7 @@ def test_log_tail_reads_back_over_chunks(tmp_path: Path) -> None:
     path = tmp_path / "big.log"
     line = "x" * 999
     path.write_text(f"{line}\n" * (3 * LOG_CHUNK_BYTES // 1000) + "last\n")
-    reader = _LogReader(path)
+    reader = LogReader(path)
 
     assert reader.read_tail(1) == ["last"]
     assert reader.read_tail(2500) == [line] * 2499 + ["last"]

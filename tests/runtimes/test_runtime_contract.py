@@ -26,7 +26,7 @@ from pier.domain.configurations import GIB, Configuration
 from pier.domain.errors import InvalidSpec, NotFound, RuntimeUnavailable
 from pier.domain.names import InstanceId, NodeKey, NodeName, ProjectName
 from pier.runtimes import InstanceSpec, Observed, Runtime, load_runtime
-from pier.runtimes.local import format_cpus
+from pier.runtimes.local.limits import format_cpus
 
 MIB = 2**20
 NODE_A = NodeKey(ProjectName("default"), NodeName("node-a"))

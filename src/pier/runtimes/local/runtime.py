@@ -1,0 +1,305 @@
+"""LocalRuntime: creates, lists, deletes and measures instances that are processes on this
+machine, with their state files and logs under ``state_dir``."""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import os
+import resource
+import signal
+import socket
+import subprocess
+import threading
+from collections import deque
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Final
+
+import psutil
+import structlog
+
+from pier.domain.errors import InvalidSpec, NotFound
+from pier.domain.names import InstanceId, NodeKey
+from pier.runtimes.base import InstanceSpec, InstanceStats, Observed
+from pier.runtimes.local.limits import LimitPlan, available_cpus, plan_limits
+from pier.runtimes.local.logs import LOG_POLL_PERIOD_S, LogReader
+from pier.runtimes.local.processes import (
+    Child,
+    Phase,
+    children,
+    children_lock,
+    kill_group,
+    probe,
+    same_process,
+    signal_group,
+    wait_group_gone,
+)
+from pier.runtimes.local.state import HOST, InstanceState
+
+log = structlog.get_logger("pier.runtimes.local")
+
+KILL_WAIT_S: Final = 5.0
+"""After SIGKILL, how long ``delete`` waits for the group to disappear."""
+
+
+def _check_instance_id(instance_id: str) -> None:
+    if not instance_id or "/" in instance_id or "\0" in instance_id or instance_id[0] == ".":
+        raise InvalidSpec("instance_id", f"{instance_id!r} cannot name a local instance")
+
+
+class LocalRuntime:
+    """Instances as processes on this machine, state under ``state_dir``."""
+
+    name = "local"
+
+    def __init__(self, state_dir: Path) -> None:
+        self._state_dir = Path(state_dir)
+        self._cpu_cursor = 0
+        self._port_lock = threading.Lock()
+        self._recent_ports: deque[int] = deque(maxlen=256)
+        self._cpu_probes: dict[InstanceId, dict[int, psutil.Process]] = {}
+
+    # -- files ---------------------------------------------------------------------------
+
+    def _state_path(self, instance_id: InstanceId) -> Path:
+        _check_instance_id(instance_id)
+        return self._state_dir / f"{instance_id}.json"
+
+    def _log_path(self, instance_id: InstanceId) -> Path:
+        _check_instance_id(instance_id)
+        return self._state_dir / f"{instance_id}.log"
+
+    def _read_record(self, instance_id: InstanceId) -> InstanceState | None:
+        return self._load_record(self._state_path(instance_id))
+
+    @staticmethod
+    def _load_record(path: Path) -> InstanceState | None:
+        try:
+            return InstanceState.from_json(path.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            log.warning("unreadable instance state file", path=str(path), error=str(e))
+            return None
+
+    def _write_record(self, record: InstanceState) -> None:
+        path = self._state_path(record.instance_id)
+        tmp = path.with_name(f"{path.name}.tmp")
+        with open(tmp, "w") as f:
+            f.write(record.to_json())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+    # -- create --------------------------------------------------------------------------
+
+    async def create(self, spec: InstanceSpec) -> Observed:
+        """Start the instance's process; an instance that already runs is returned as it is."""
+        _check_instance_id(spec.instance_id)
+        if not spec.command and not spec.args:
+            raise InvalidSpec("command", "the local runtime needs a command to run")
+        existing = await asyncio.to_thread(self._read_record, spec.instance_id)
+        if existing is not None:
+            phase, exit_code = await asyncio.to_thread(probe, existing)
+            if phase == "running":
+                return _observed(existing, phase, exit_code)
+        limits = plan_limits(
+            spec.configuration,
+            available_cpus=available_cpus(),
+            first_cpu_index=self._cpu_cursor,
+            memory_hard_limit_bytes=resource.getrlimit(resource.RLIMIT_DATA)[1],
+        )
+        self._cpu_cursor += len(limits.cpus or ())
+        record = await asyncio.to_thread(self._start, spec, limits)
+        log.info(
+            "instance created",
+            project=record.node.project,
+            node=record.node.node,
+            instance=record.instance_id,
+            pid=record.pid,
+            endpoint=record.endpoint,
+        )
+        return _observed(record, "running", None)
+
+    def _start(self, spec: InstanceSpec, limits: LimitPlan) -> InstanceState:
+        self._state_dir.mkdir(parents=True, exist_ok=True)
+        port = self._pick_port()
+        argv = [arg.replace("{port}", str(port)) for arg in (*spec.command, *spec.args)]
+        env = {**os.environ, **spec.env, "PIER_PORT": str(port)}
+        with open(self._log_path(spec.instance_id), "ab") as log_file:
+            try:
+                popen = subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    close_fds=True,
+                    start_new_session=True,
+                    preexec_fn=limits.preexec(),
+                )
+            except (OSError, subprocess.SubprocessError) as e:
+                reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+                log_file.write(f"pier: cannot start {argv[0]}: {reason}\n".encode())
+                raise InvalidSpec("command", f"cannot start {argv[0]!r}: {reason}") from e
+        try:
+            create_time = psutil.Process(popen.pid).create_time()
+            with children_lock:
+                children[popen.pid] = Child(create_time, popen)
+            record = InstanceState(
+                instance_id=spec.instance_id,
+                node=spec.node,
+                generation=spec.generation,
+                pid=popen.pid,
+                create_time=create_time,
+                port=port,
+                limits_applied=limits.applied,
+                limits_not_applied=limits.not_applied,
+            )
+            self._write_record(record)
+        except BaseException:
+            kill_group(popen.pid)
+            popen.wait()
+            raise
+        return record
+
+    def _pick_port(self) -> int:
+        """A free TCP port on 127.0.0.1, not one handed to a recent instance."""
+        with self._port_lock:
+            for _ in range(64):
+                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                    sock.bind((HOST, 0))
+                    port: int = sock.getsockname()[1]
+                if port not in self._recent_ports:
+                    break
+            self._recent_ports.append(port)
+            return port
+
+    # -- list ----------------------------------------------------------------------------
+
+    async def list(self, *, node: NodeKey | None = None) -> list[Observed]:
+        """Every instance with a state file (running or exited), optionally of one node."""
+        return await asyncio.to_thread(self._list_sync, node)
+
+    def _list_sync(self, node: NodeKey | None) -> builtins.list[Observed]:
+        if not self._state_dir.is_dir():
+            return []
+        seen: builtins.list[Observed] = []
+        for path in sorted(self._state_dir.glob("*.json")):
+            record = self._load_record(path)
+            if record is None or (node is not None and record.node != node):
+                continue
+            phase, exit_code = probe(record)
+            seen.append(_observed(record, phase, exit_code))
+        return seen
+
+    # -- delete --------------------------------------------------------------------------
+
+    async def delete(self, instance_id: InstanceId, *, grace_s: float) -> None:
+        """SIGTERM the instance's process group, SIGKILL after ``grace_s``; forget it.
+
+        The log file stays (see ``remove_logs``)."""
+        record = await asyncio.to_thread(self._read_record, instance_id)
+        if record is not None:
+            if await asyncio.to_thread(signal_group, record, signal.SIGTERM):
+                is_gone = await wait_group_gone(record, grace_s)
+                if not is_gone and await asyncio.to_thread(signal_group, record, signal.SIGKILL):
+                    is_gone = await wait_group_gone(record, KILL_WAIT_S)
+                if not is_gone:
+                    log.warning("instance outlived SIGKILL", instance=instance_id, pid=record.pid)
+            await asyncio.to_thread(self._forget, record)
+            log.info("instance deleted", node=str(record.node), instance=instance_id)
+        self._cpu_probes.pop(instance_id, None)
+
+    def _forget(self, record: InstanceState) -> None:
+        self._state_path(record.instance_id).unlink(missing_ok=True)
+        with children_lock:
+            child = children.get(record.pid)
+            if child is not None and child.popen.returncode is not None:
+                del children[record.pid]
+
+    async def remove_logs(self, instance_id: InstanceId) -> None:
+        """Remove an instance's log file (when its node is deleted)."""
+        await asyncio.to_thread(self._log_path(instance_id).unlink, missing_ok=True)
+
+    # -- logs ----------------------------------------------------------------------------
+
+    async def logs(
+        self, instance_id: InstanceId, *, follow: bool, tail: int | None = None
+    ) -> AsyncIterator[str]:
+        """Lines of the instance's output; ``follow`` keeps going until it is deleted."""
+        log_path = self._log_path(instance_id)
+        state_path = self._state_path(instance_id)
+        if not await asyncio.to_thread(log_path.exists):
+            raise NotFound(f"instance {instance_id!r} not found in the local runtime")
+        reader = LogReader(log_path)
+        if tail is not None:
+            for line in await asyncio.to_thread(reader.read_tail, tail):
+                yield line
+        while True:
+            is_deleted = follow and not await asyncio.to_thread(state_path.exists)
+            lines, is_at_end = await asyncio.to_thread(reader.read_lines)
+            for line in lines:
+                yield line
+            if not is_at_end:
+                continue
+            if not follow or is_deleted:
+                break
+            await asyncio.sleep(LOG_POLL_PERIOD_S)
+        rest = reader.flush()
+        if rest is not None:
+            yield rest
+
+    # -- stats ---------------------------------------------------------------------------
+
+    async def stats(self, instance_id: InstanceId) -> InstanceStats:
+        """CPU percent (since the previous call) and resident memory of the process tree."""
+        record = await asyncio.to_thread(self._read_record, instance_id)
+        if record is None:
+            return InstanceStats()
+        return await asyncio.to_thread(self._measure, record)
+
+    def _measure(self, record: InstanceState) -> InstanceStats:
+        probes = self._cpu_probes.setdefault(record.instance_id, {})
+        try:
+            leader = probes.get(record.pid) or psutil.Process(record.pid)
+            if not same_process(leader, record.create_time):
+                return InstanceStats()
+            processes = [leader, *leader.children(recursive=True)]
+        except psutil.Error:
+            return InstanceStats()
+        cpu_percent, memory_bytes = 0.0, 0
+        alive: dict[int, psutil.Process] = {}
+        for process in processes:
+            process = probes.get(process.pid, process)
+            try:
+                with process.oneshot():
+                    if process.status() == psutil.STATUS_ZOMBIE:
+                        continue
+                    cpu_percent += process.cpu_percent(interval=None)
+                    memory_bytes += process.memory_info().rss
+            except psutil.Error:
+                continue
+            alive[process.pid] = process
+        self._cpu_probes[record.instance_id] = alive
+        if not alive:
+            return InstanceStats()
+        return InstanceStats(cpu_percent=cpu_percent, memory_bytes=memory_bytes)
+
+    async def close(self) -> None:
+        """Forget cached handles. Instances keep running: stopping them is the controller's job."""
+        self._cpu_probes.clear()
+
+
+def _observed(record: InstanceState, phase: Phase, exit_code: int | None) -> Observed:
+    return Observed(
+        instance_id=record.instance_id,
+        node=record.node,
+        phase=phase,
+        endpoint=record.endpoint,
+        exit_code=exit_code,
+        generation=record.generation,
+        limits_applied=record.limits_applied,
+        limits_not_applied=record.limits_not_applied,
+    )
