@@ -60,6 +60,8 @@ class PierProcess:
     port: int
     gateway_port: int
     proc: subprocess.Popen[bytes] | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+    """Settings for `pier up` (e.g. PIER_CONTROLLER__SCALE_DOWN_DELAY_S)."""
     log_path: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -81,7 +83,7 @@ class PierProcess:
     def env(self) -> dict[str, str]:
         """Environment for the CLI: URL, data dir (for the token), no proxies."""
         env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
-        env.update(PIER_URL=self.url, PIER_DATA_DIR=str(self.data_dir))
+        env.update(PIER_URL=self.url, PIER_DATA_DIR=str(self.data_dir), **self.extra_env)
         env.pop("PIER_TOKEN", None)
         return env
 
@@ -175,6 +177,12 @@ class PierProcess:
             )
         return result
 
+    def container_labels(self, node: str) -> list[str]:
+        """Label filters for this pier's containers of ``node`` (other pier processes may
+        share the Docker engine)."""
+        installation = (self.data_dir / "installation.id").read_text().strip()
+        return [f"pier.installation={installation}", f"pier.node={node}"]
+
     def instance_pids(self) -> list[int]:
         """PIDs of instance processes recorded by the local runtime."""
         pids = []
@@ -213,8 +221,10 @@ def pier_factory(tmp_path: Path) -> Iterator[Callable[..., PierProcess]]:
     """Start real `pier up` processes; each is stopped and checked for leftovers."""
     started: list[PierProcess] = []
 
-    def make(name: str = "data", *, start: bool = True) -> PierProcess:
-        pier = PierProcess(tmp_path / name, free_port(), free_port())
+    def make(
+        name: str = "data", *, start: bool = True, env: dict[str, str] | None = None
+    ) -> PierProcess:
+        pier = PierProcess(tmp_path / name, free_port(), free_port(), extra_env=env or {})
         if start:
             pier.start()
         started.append(pier)

@@ -135,11 +135,11 @@ async def run(settings: Settings, say: Say = print) -> None:
 
     runtimes = load_runtimes(settings)
     board = RouteBoard()
+    gateway = GatewayProcess(settings)
     controller = Controller(
         repo, runtimes, settings=settings.controller, models_dir=(data_dir / "models").resolve(),
-        board=board, max_body_bytes=settings.gateway.max_body_bytes,
+        board=board, max_body_bytes=settings.gateway.max_body_bytes, gateway_url=gateway.url,
     )  # fmt: skip
-    gateway = GatewayProcess(settings)
     access = RuntimeAccess(repo, runtimes)
     services = Services(
         repo=repo,

@@ -35,6 +35,10 @@ class ControllerSettings(BaseModel):
     backoff_max_s: float = 60.0
     stop_grace_s: float = 5.0
     """How long an instance gets to exit after SIGTERM before SIGKILL."""
+    autoscale_window_s: float = 6.0
+    """Nodes scale on their average requests in flight over this long."""
+    scale_down_delay_s: float = 60.0
+    """How long a node's load must stay lower before it loses instances."""
 
 
 class Settings(BaseSettings):

@@ -20,8 +20,8 @@ def engine() -> Iterator[docker.DockerClient]:
     client.close()
 
 
-def containers(engine: docker.DockerClient, name: str = "web") -> list:
-    return engine.containers.list(all=True, filters={"label": [f"pier.node={name}"]})
+def containers(pier: PierProcess, engine: docker.DockerClient, name: str = "web") -> list:
+    return engine.containers.list(all=True, filters={"label": pier.container_labels(name)})
 
 
 def create_web(pier: PierProcess, image: str, *extra: str, instances_min: int = 2) -> None:
@@ -70,7 +70,7 @@ def test_image_node_serves_through_the_gateway(
     assert "GREETING=hi" in env and "API_KEY=s3cret-value" in env
 
     # every instance runs the pinned digest, with the configuration's limits
-    running = containers(engine)
+    running = containers(pier, engine)
     assert len(running) == 2
     for container in running:
         host = container.attrs["HostConfig"]
@@ -176,13 +176,13 @@ def test_restart_adopts_containers_and_replaces_one_removed_out_of_band(
 ) -> None:
     create_web(pier, echo_image)
     before = sorted(i["id"] for i in pier.instances("web"))
-    container_ids = sorted(c.id for c in containers(engine))
+    container_ids = sorted(c.id for c in containers(pier, engine))
     pier.stop(signal.SIGKILL)
     pier.start()
     pier.wait_for(lambda: pier.node("web")["status"] == "Healthy", what="Healthy after restart")
     time.sleep(2)
     assert sorted(i["id"] for i in pier.instances("web")) == before
-    assert sorted(c.id for c in containers(engine)) == container_ids
+    assert sorted(c.id for c in containers(pier, engine)) == container_ids
 
     engine.containers.get(container_ids[0]).remove(force=True)
 
@@ -194,13 +194,13 @@ def test_restart_adopts_containers_and_replaces_one_removed_out_of_band(
         )
 
     pier.wait_for(replaced, what="the removed container replaced", timeout_s=60)
-    assert len(containers(engine)) == 2
+    assert len(containers(pier, engine)) == 2
 
 
 def test_image_node_stops_with_pier(
     pier: PierProcess, echo_image: str, engine: docker.DockerClient
 ) -> None:
     create_web(pier, echo_image, instances_min=1)
-    assert len(containers(engine)) == 1
+    assert len(containers(pier, engine)) == 1
     pier.stop(signal.SIGINT)
-    assert containers(engine) == []
+    assert containers(pier, engine) == []

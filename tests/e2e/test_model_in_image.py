@@ -49,7 +49,7 @@ def test_a_model_is_served_from_an_image_that_has_the_model_server(
     np.testing.assert_allclose(probabilities, iris_onnx.probabilities, rtol=1e-4, atol=1e-5)
 
     # the model is mounted read-only from pier's store; the port is published on 127.0.0.1
-    running = engine.containers.list(filters={"label": ["pier.node=iris"]})
+    running = engine.containers.list(filters={"label": pier.container_labels("iris")})
     assert len(running) == 2
     for container in running:
         [mount] = container.attrs["Mounts"]
@@ -98,7 +98,7 @@ def test_health_and_metrics_on_a_port_of_their_own(
         "--wait", "--wait-timeout", "60",
     )  # fmt: skip
     assert pier.node("web")["status"] == "Healthy"
-    [container] = engine.containers.list(filters={"label": ["pier.node=web"]})
+    [container] = engine.containers.list(filters={"label": pier.container_labels("web")})
     ports = container.attrs["NetworkSettings"]["Ports"]
     assert {"8080/tcp", "9090/tcp"} <= set(ports)
     assert all(b[0]["HostIp"] == "127.0.0.1" for b in ports.values() if b)

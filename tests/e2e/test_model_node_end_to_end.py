@@ -33,7 +33,7 @@ def test_tritonclient_through_the_gateway_matches_sklearn(
     with pier.api() as api:
         node = api.get("/api/v1/projects/default/nodes/iris").json()
     assert node["status"] == "Healthy"
-    assert node["instances"] == {"healthy": 2, "total": 2}
+    assert node["instances"] == {"healthy": 2, "total": 2, "target": 2}
     auth = {"Authorization": f"Bearer {pier.token}"}
 
     by_path = triton.InferenceServerClient(f"127.0.0.1:{pier.gateway_port}/default/nodes/iris")

@@ -39,6 +39,17 @@ MaxOpt = Annotated[
     int | None,
     typer.Option("--max", min=0, help="Maximum instances (autoscaling).", show_default=False),
 ]
+TargetOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--target-in-flight",
+        min=0.01,
+        metavar="N",
+        help="Autoscaling: requests in flight per instance the node aims for (default 4); "
+        "the node runs between --min and --max instances to hold it.",
+        show_default=False,
+    ),
+]
 ConfigOpt = Annotated[
     str | None,
     typer.Option(
@@ -121,6 +132,7 @@ def create(
     health: HealthOpt = None,
     min_instances: MinOpt = None,
     max_instances: MaxOpt = None,
+    target_in_flight: TargetOpt = None,
     configuration: ConfigOpt = None,
     env: EnvOpt = None,
     secret_env: SecretEnvOpt = None,
@@ -253,7 +265,7 @@ def create(
         ctx.fail("give --model MODEL[:VERSION], --image REF, or both")
     spec: JSON = {**(parse_model_ref(model) if model else {}), **_optional(image=image)}
     spec.update(
-        _provisioning(min_instances, max_instances, configuration, timeout),
+        _provisioning(min_instances, max_instances, target_in_flight, configuration, timeout),
         **_optional(
             port=port, env=parse_env(env, "--env"), secret_env=parse_env(secret_env, "--secret-env")
         ),
@@ -321,6 +333,12 @@ def get(
             ("source", _source(spec)),
             ("configuration", spec.get("configuration")),
             ("min-max", _range(spec)),
+            (
+                "target in flight",
+                f"{spec['target_in_flight']:g} per instance"
+                if spec.get("target_in_flight")
+                else None,
+            ),
             ("access", spec.get("access")),
             ("port", spec.get("port")),
             ("timeout", f"{spec['timeout_s']:g}s" if spec.get("timeout_s") else None),
@@ -343,6 +361,7 @@ def update(
     name: NameArg,
     min_instances: MinOpt = None,
     max_instances: MaxOpt = None,
+    target_in_flight: TargetOpt = None,
     configuration: ConfigOpt = None,
     env: EnvOpt = None,
     secret_env: SecretEnvOpt = None,
@@ -352,7 +371,7 @@ def update(
     project: ProjectOpt = None,
 ) -> None:
     """Change a node's instance range, configuration, env or health check."""
-    changes = _provisioning(min_instances, max_instances, configuration, timeout)
+    changes = _provisioning(min_instances, max_instances, target_in_flight, configuration, timeout)
     changes.update(_optional(secret_env=parse_env(secret_env, "--secret-env")))
     new_env = parse_env(env, "--env")
     if not changes and new_env is None and health is None:
@@ -549,12 +568,14 @@ def parse_env(pairs: Sequence[str] | None, option: str) -> dict[str, str] | None
 def _provisioning(
     min_instances: int | None,
     max_instances: int | None,
+    target_in_flight: float | None,
     configuration: str | None,
     timeout_s: float | None,
 ) -> JSON:
     return _optional(
         min_instances=min_instances,
         max_instances=max_instances,
+        target_in_flight=target_in_flight,
         configuration=configuration,
         timeout_s=timeout_s,
     )
@@ -580,7 +601,11 @@ def _node_row(node: JSON) -> tuple[object, ...]:
 
 def _instance_counts(node: JSON) -> str:
     counts = node.get("instances") or {}
-    return f"{counts.get('healthy', 0)}/{counts.get('total', 0)} Healthy"
+    text = f"{counts.get('healthy', 0)}/{counts.get('total', 0)} Healthy"
+    target = counts.get("target")
+    if target is not None and target != counts.get("total"):
+        text += f", scaling to {target}"
+    return text
 
 
 def _source(spec: JSON) -> str:

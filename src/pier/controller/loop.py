@@ -22,7 +22,9 @@ from pathlib import Path
 import httpx
 import structlog
 
+from pier.controller.autoscale import AutoscaleSettings, Decision, NodeScaler
 from pier.controller.backoff import CrashBackoff
+from pier.controller.gateway_view import GatewayView
 from pier.controller.instance_specs import DEFAULT_LAUNCHER, instance_spec
 from pier.controller.observe import observe_status
 from pier.controller.plan import Plan, plan_node
@@ -41,6 +43,9 @@ from pier.store.repository import Repository
 log = structlog.get_logger("pier.controller")
 S = InstanceStatus
 LOG_TAIL_LINES = 20
+MAX_DRAIN_S = 120.0
+"""The longest an instance leaving the routes waits for its requests in flight."""
+DRAIN_POLL_S = 0.1
 COMMAND_NOT_RUNNABLE = frozenset({126, 127})
 """Exit codes of a shell or init that could not run the command (not executable, not found)."""
 
@@ -55,8 +60,11 @@ class Controller:
         models_dir: Path,
         board: RouteBoard,
         max_body_bytes: int | None = None,
+        gateway_url: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """``gateway_url``: where the gateway's load figures are read, for autoscaling;
+        without it every node runs ``min_instances``."""
         self._repo = repo
         self._runtimes = dict(runtimes)
         self._settings = settings
@@ -72,6 +80,14 @@ class Controller:
         self._pulls: dict[NodeKey, asyncio.Task[None]] = {}
         self._pull_progress: dict[NodeKey, str] = {}
         self._pull_errors: dict[NodeKey, str] = {}
+        self._gateway = GatewayView(gateway_url, self._http) if gateway_url else None
+        self._drains: dict[InstanceId, asyncio.Task[None]] = {}
+        self._autoscale = AutoscaleSettings(
+            window_s=settings.autoscale_window_s,
+            scale_down_delay_s=settings.scale_down_delay_s,
+        )
+        self._scalers: dict[NodeKey, NodeScaler] = {}
+        self._targets: dict[NodeKey, int] = {}
 
     # life cycle
 
@@ -89,6 +105,8 @@ class Controller:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        for drain in self._drains.values():
+            drain.cancel()
         if stop_instances:
             await asyncio.gather(
                 *(self._remove(t, reason=None) for t in list(self._instances.values()))
@@ -180,11 +198,20 @@ class Controller:
         for runtime in self._runtimes.values():
             for seen in await runtime.list():
                 seen_by_node[seen.node][seen.instance_id] = seen
+        loads = await self._gateway.load() if self._gateway is not None else None
+        now = self._clock()
+        for node in nodes:
+            self._targets[node.key] = self._scale(node, loads, now)
         await asyncio.gather(*(self._reconcile_guarded(n, seen_by_node[n.key]) for n in nodes))
+        await self._publish_routes(nodes)
+
+    async def _publish_routes(self, nodes: list[NodeRecord] | None = None) -> int:
+        """Publish the routes as they are now; returns the version the gateway must reach."""
         await self._board.publish(build_route_table(
-            nodes, self._instances.values(), token_sha256=self._repo.token_digests(),
-            max_body_bytes=self._max_body_bytes,
+            self._repo.list_nodes() if nodes is None else nodes, self._instances.values(),
+            token_sha256=self._repo.token_digests(), max_body_bytes=self._max_body_bytes,
         ))  # fmt: skip
+        return self._board.version
 
     async def _reconcile_guarded(self, node: NodeRecord, seen: dict[InstanceId, Observed]) -> None:
         try:
@@ -208,13 +235,39 @@ class Controller:
         backoff = self._backoff_for(node.key)
         if node.spec.image is not None and node.pinned_image is None and not node.deleting:
             self._ensure_pull(node, backoff, now)
+        target = self._targets.get(node.key, node.spec.min_instances)
         plan = plan_node(
-            node.spec, node.spec.min_instances, [t.planned() for t in mine],
+            node.spec, target, [t.planned() for t in mine],
             generation=node.generation, now=now, backoff_until=backoff.until,
             deleting=node.deleting,
         )  # fmt: skip
         await self._apply(node, plan, now)
         self._update_node_state(node, backoff)
+
+    # autoscaling
+
+    def _scale(self, node: NodeRecord, loads: Mapping[NodeKey, float] | None, now: float) -> int:
+        """The node's target instance count, from the gateway's load (see autoscale.py)."""
+        if node.deleting:
+            self._scalers.pop(node.key, None)
+            return 0
+        scaler = self._scalers.get(node.key)
+        if scaler is None:
+            running = sum(
+                1
+                for t in self._instances.values()
+                if t.key == node.key and t.status is not S.DELETING
+            )
+            start = node.target_instances if node.target_instances is not None else running
+            start = min(max(start, node.spec.min_instances), node.spec.effective_max)
+            scaler = self._scalers[node.key] = NodeScaler(self._autoscale, start=start, now=now)
+        before = scaler.target
+        if loads is not None:
+            scaler.observe(now, loads.get(node.key, 0.0))
+        decision = scaler.decide(node.spec, now)
+        if decision.target != before:
+            self._event(node, "node_scaled", _scaling_message(node, before, decision))
+        return decision.target
 
     def _observe(self, tracked: TrackedInstance, node: NodeRecord, now: float) -> None:
         new = observe_status(
@@ -244,12 +297,14 @@ class Controller:
         for instance_id in plan.failed:
             await self._record_failure(node, by_id[InstanceId(instance_id)], now)
         removals = [
-            self._remove(
-                by_id[InstanceId(i)], reason="replaced" if i in plan.failed else "not needed"
-            )
+            self._remove(by_id[InstanceId(i)], reason="replaced")
             for i in plan.delete
+            if i in plan.failed
         ]
         await asyncio.gather(*removals)
+        for instance_id in plan.delete:
+            if instance_id not in plan.failed:
+                self._retire(by_id[InstanceId(instance_id)], node, reason="not needed")
         waiting_for_image = node.spec.image is not None and node.pinned_image is None
         if plan.delete or (plan.create and not waiting_for_image):
             for reason in plan.reasons:
@@ -260,6 +315,7 @@ class Controller:
             self._repo.remove_node(node.project, node.name)
             self._repo.remove_events(node.project, node.name)
             self._backoff.pop(node.key, None)
+            self._targets.pop(node.key, None)
             log.info("node deleted", node=str(node.key))
 
     async def _record_failure(self, node: NodeRecord, tracked: TrackedInstance, now: float) -> None:
@@ -321,6 +377,48 @@ class Controller:
             node, "instance_created", f"instance {instance_id} created", instance=instance_id
         )
 
+    def _retire(self, tracked: TrackedInstance, node: NodeRecord, *, reason: str) -> None:
+        """Take a working instance out of the routes, let the gateway finish the requests
+        it has in flight to it (at most the node's timeout), then stop it; in the
+        background, so one long drain does not hold up the loop."""
+        if tracked.instance_id in self._drains:
+            return
+        routed = tracked.status is S.HEALTHY and not tracked.exited
+        if tracked.status is not S.DELETING:
+            tracked.status, tracked.since = S.DELETING, self._clock()
+            self._repo.upsert_instance(tracked.record())
+        drain_s = node.spec.timeout_s if routed else 0.0
+        task = asyncio.create_task(
+            self._drain_then_remove(tracked, drain_s, reason=reason),
+            name=f"retire {tracked.instance_id}",
+        )
+        self._drains[tracked.instance_id] = task
+        task.add_done_callback(lambda _: self._drains.pop(tracked.instance_id, None))
+
+    async def _drain_then_remove(
+        self, tracked: TrackedInstance, drain_s: float, *, reason: str
+    ) -> None:
+        try:
+            if drain_s > 0 and self._gateway is not None:
+                await self._drain(tracked, self._gateway, min(drain_s, MAX_DRAIN_S))
+            await self._remove(tracked, reason=reason)
+        except Exception:
+            log.exception("removing an instance failed", instance=tracked.instance_id)
+
+    async def _drain(self, tracked: TrackedInstance, gateway: GatewayView, wait_s: float) -> None:
+        """Return once the gateway serves routes without ``tracked`` and has no request in
+        flight to it, or after ``wait_s``."""
+        version = await self._publish_routes()
+        deadline = self._clock() + wait_s
+        while self._clock() < deadline:
+            status = await gateway.status()
+            if status is None:
+                return  # no gateway: nothing is in flight through it
+            if status.routes_version >= version and tracked.instance_id not in status.draining:
+                return
+            await asyncio.sleep(DRAIN_POLL_S)
+        log.info("drain timed out", instance=tracked.instance_id, wait_s=wait_s)
+
     async def _remove(self, tracked: TrackedInstance, *, reason: str | None) -> None:
         if tracked.status is not S.DELETING:
             tracked.status, tracked.since = S.DELETING, self._clock()
@@ -361,6 +459,7 @@ class Controller:
             reached_minimum=reached,
             message=message,
             crash_looping=backoff.is_crash_looping,
+            target_instances=self._targets.get(node.key),
         )
 
     # images
@@ -423,3 +522,15 @@ class Controller:
         self._repo.add_event(
             node.project, node=node.name, instance=instance, kind=kind, message=message
         )
+
+
+def _scaling_message(node: NodeRecord, before: int, decision: Decision) -> str:
+    spec = node.spec
+    if decision.concurrency is None:
+        why = f"within the range {spec.min_instances}-{spec.effective_max}"
+    else:
+        why = (
+            f"{decision.concurrency:.1f} requests in flight on average, "
+            f"target {spec.target_in_flight:g} per instance"
+        )
+    return f"scaling {node.name} from {before} to {decision.target} instances: {why}"

@@ -36,5 +36,6 @@ def build_route_table(
             idle_timeout_s=node.spec.idle_timeout_s,
             access=node.spec.access,
             max_body_bytes=max_body_bytes,
+            scales_from_zero=node.spec.min_instances == 0,
         )
     return RouteTable(nodes=routes, token_sha256=token_sha256)

@@ -26,6 +26,11 @@ class RouteBoard:
     def table(self) -> RouteTable:
         return self._table
 
+    @property
+    def version(self) -> int:
+        """The version of the current table."""
+        return self._table.version
+
     async def publish(self, table: RouteTable) -> None:
         """Make ``table`` current if its content differs; versions only go up."""
         if table.model_copy(update={"version": self._table.version}) == self._table:

@@ -40,6 +40,8 @@ class NodeRecord:
     created_at: datetime
     updated_at: datetime
     pinned_image: str | None = None
+    target_instances: int | None = None
+    """How many instances the autoscaler wants now (None until it first decided)."""
 
     @property
     def key(self) -> NodeKey:

@@ -33,6 +33,9 @@ class NodeRoute(_Frozen):
     access: Access = Access.PRIVATE
     max_body_bytes: int | None = None
     """None: the gateway's default limit."""
+    scales_from_zero: bool = False
+    """min_instances is 0: a request finding no instance waits up to ``timeout_s`` for one
+    to start (its wait is load the autoscaler sees), not just the gateway's short wait."""
 
 
 class AliasTarget(_Frozen):

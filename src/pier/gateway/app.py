@@ -65,7 +65,7 @@ class Gateway:
         self.loop = loop
         self.max_body_bytes = config.max_body_bytes
         self.no_instance_wait_s = config.no_instance_wait_s
-        self.metrics = GatewayMetrics()
+        self.metrics = GatewayMetrics(clock=loop.time)
         self.upstreams = UpstreamRegistry()
         self.deadlines = Deadlines(loop)
         self.connections: set[ClientConnection] = set()

@@ -108,7 +108,7 @@ class Exchange:
         gateway = self.gateway
         now = gateway.loop.time()
         self.stats = stats = node.stats
-        stats.in_flight += 1
+        stats.begin(now)
         gateway.deadlines.pending[self] = now + node.timeout_s
         instances = node.instances
         upstream = instances[0] if len(instances) == 1 else pick_instance(instances, now)
@@ -176,31 +176,48 @@ class Exchange:
             self._send(conn, loop.time())
 
     async def _wait_for_instances(self) -> None:
+        """Wait for the node (or a node of the alias) to have a Healthy instance: briefly,
+        or up to the node's timeout when it scales from zero. A waiting request counts as
+        in flight for the node, so the autoscaler sees the demand."""
         gateway = self.gateway
         loop = gateway.loop
-        wait_s = gateway.no_instance_wait_s
-        deadline = loop.time() + wait_s
-        while not self.is_done:
-            router = gateway.router
-            if self.alias is not None:
-                alias = router.aliases.get(self.key)
-                if alias is None:
-                    self.fail(AliasNotFound(*split_key(self.key)))
+        started = loop.time()
+        waiting: NodeStats | None = None
+        try:
+            while not self.is_done:
+                router = gateway.router
+                if self.alias is not None:
+                    alias = router.aliases.get(self.key)
+                    if alias is None:
+                        self.fail(AliasNotFound(*split_key(self.key)))
+                        return
+                    self.node = alias.pick()
+                else:
+                    self.node = router.nodes.get(self.key)
+                    if self.node is None:
+                        self.fail(NodeNotFound(*split_key(self.key)))
+                        return
+                node = self.node
+                if node is not None and node.instances:
+                    if waiting is not None:
+                        waiting.end(loop.time())
+                        waiting = None
+                    self.start()
                     return
-                self.node = alias.pick()
-            else:
-                self.node = router.nodes.get(self.key)
-                if self.node is None:
-                    self.fail(NodeNotFound(*split_key(self.key)))
+                wait_s = gateway.no_instance_wait_s
+                if node is not None and node.scales_from_zero:
+                    wait_s = max(wait_s, node.timeout_s)
+                    if waiting is None:
+                        waiting = node.stats
+                        waiting.begin(loop.time())
+                remaining = started + wait_s - loop.time()
+                if remaining <= 0:
+                    self.fail(NoHealthyInstance(wait_s))
                     return
-            if self.node is not None and self.node.instances:
-                self.start()
-                return
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                self.fail(NoHealthyInstance(wait_s))
-                return
-            await gateway.wait_for_routes(remaining)
+                await gateway.wait_for_routes(remaining)
+        finally:
+            if waiting is not None:
+                waiting.end(loop.time())
 
     def fail(self, error: PierError) -> None:
         """Answer with ``error``, or cut the client off if the response had started."""
@@ -253,7 +270,7 @@ class Exchange:
             self.upstream = None
         stats = self.stats
         if stats is not None:
-            stats.in_flight -= 1
+            stats.end(gateway.loop.time())
         elif self.node is not None:
             stats = self.node.stats
         else:

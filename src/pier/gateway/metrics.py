@@ -1,5 +1,10 @@
 """The gateway's Prometheus metrics, per node: requests by status class, upstream latency,
-requests in flight.
+requests in flight, and the in-flight integral the autoscaler reads.
+
+``pier_gateway_in_flight_seconds_total`` is the integral of the number of requests in
+flight over time: its increase over a window divided by the window is the average
+concurrency of the node over that window, however short the requests were (a gauge
+sampled now and then misses them).
 
 The hot path only increments plain integers on a ``NodeStats`` (no locks, no label
 lookups); ``GET /metrics`` turns them into Prometheus text through a custom collector.
@@ -8,8 +13,9 @@ With ``--workers N`` each worker process reports its own requests.
 
 from __future__ import annotations
 
+import time
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Final
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -45,7 +51,16 @@ _CLASSES: Final = tuple(f"{i}xx" for i in range(1, 10))
 class NodeStats:
     """Counters of one node (``project``/``node`` empty for requests that matched no node)."""
 
-    __slots__ = ("by_class", "in_flight", "latency_counts", "latency_sum_s", "node", "project")
+    __slots__ = (
+        "busy_at",
+        "busy_s",
+        "by_class",
+        "in_flight",
+        "latency_counts",
+        "latency_sum_s",
+        "node",
+        "project",
+    )
 
     def __init__(self, project: str, node: str) -> None:
         self.project = project
@@ -54,6 +69,26 @@ class NodeStats:
         self.latency_counts = [0] * (len(LATENCY_BUCKETS_S) + 1)
         self.latency_sum_s = 0.0
         self.in_flight = 0
+        self.busy_s = 0.0
+        """Integral of ``in_flight`` over time up to ``busy_at`` (loop time)."""
+        self.busy_at = 0.0
+
+    def begin(self, now: float) -> None:
+        """A request starts being forwarded (``now``: the event loop's time)."""
+        if self.in_flight:
+            self.busy_s += self.in_flight * (now - self.busy_at)
+        self.busy_at = now
+        self.in_flight += 1
+
+    def end(self, now: float) -> None:
+        """A forwarded request is done."""
+        self.busy_s += self.in_flight * (now - self.busy_at)
+        self.busy_at = now
+        self.in_flight -= 1
+
+    def in_flight_seconds(self, now: float) -> float:
+        """The integral of requests in flight over time, up to ``now``."""
+        return self.busy_s + self.in_flight * max(0.0, now - self.busy_at)
 
     def record(self, status: int, latency_s: float | None) -> None:
         """Count one finished request; ``latency_s`` is None when no instance answered."""
@@ -66,7 +101,9 @@ class NodeStats:
 class GatewayMetrics:
     """All NodeStats of this process, kept across route table versions."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        """``clock``: the event loop's time, the one ``begin``/``end`` are given."""
+        self.clock = clock
         self._nodes: dict[tuple[str, str], NodeStats] = {}
         self.unrouted = self.node("", "")
         self._registry = CollectorRegistry(auto_describe=False)
@@ -106,8 +143,15 @@ class _Collector:
         in_flight = GaugeMetricFamily(
             "pier_gateway_in_flight_requests", "Requests being forwarded now.", labels=labels
         )
+        busy = CounterMetricFamily(
+            "pier_gateway_in_flight_seconds",
+            "Integral of requests in flight over time; its rate is the average concurrency.",
+            labels=labels,
+        )
+        now = self._metrics.clock()
         for stats in self._metrics.all():
             names = [stats.project, stats.node]
+            busy.add_metric(names, stats.in_flight_seconds(now))
             for index, code in enumerate(_CLASSES, start=1):
                 if stats.by_class[index]:
                     requests.add_metric([*names, code], stats.by_class[index])
@@ -120,6 +164,7 @@ class _Collector:
         yield requests
         yield latency
         yield in_flight
+        yield busy
 
 
 def _cumulative(counts: list[int]) -> list[tuple[str, float]]:

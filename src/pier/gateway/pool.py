@@ -114,6 +114,8 @@ class UpstreamRegistry:
 
     def __init__(self) -> None:
         self._by_key: dict[tuple[str, str], Upstream] = {}
+        self._retired: list[Upstream] = []
+        """Retired upstreams that still had requests in flight, until those are done."""
 
     def get(self, instance: RouteInstance) -> Upstream:
         """The Upstream for ``instance``, created on first sight."""
@@ -130,6 +132,16 @@ class UpstreamRegistry:
             if id(upstream) not in kept:
                 upstream.retire()
                 del self._by_key[key]
+                self._retired.append(upstream)
+
+    def draining(self) -> dict[str, int]:
+        """Requests still in flight to instances that left the routes, by instance id: the
+        control plane stops an instance once it is no longer listed here."""
+        self._retired = [u for u in self._retired if u.in_flight > 0]
+        counts: dict[str, int] = {}
+        for upstream in self._retired:
+            counts[upstream.instance_id] = counts.get(upstream.instance_id, 0) + upstream.in_flight
+        return counts
 
     def close_expired(self, now: float) -> None:
         for upstream in self._by_key.values():

@@ -48,6 +48,7 @@ class NodeTarget:
     is_public: bool
     max_body_bytes: int
     stats: NodeStats
+    scales_from_zero: bool = False
 
 
 @dataclass(slots=True, eq=False)
@@ -204,4 +205,5 @@ def _compile_node(
         is_public=route.access == Access.PUBLIC,
         max_body_bytes=body_limit(route.max_body_bytes, default_limit),
         stats=metrics.node(route.project, route.node),
+        scales_from_zero=route.scales_from_zero,
     )

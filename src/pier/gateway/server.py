@@ -17,6 +17,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, Final
 
 import httptools
+import orjson
 import structlog
 
 from pier.domain.errors import AliasNotFound, BodyTooLarge, NodeNotFound, PierError, Unauthorized
@@ -349,7 +350,14 @@ class ClientConnection(asyncio.Protocol):
     def _answer_gateway_path(self, url: bytes) -> None:
         path = url.split(b"?", 1)[0]
         if path == b"/healthz":
-            body = b'{"status":"ok","routes_version":%d}' % self.gateway.router.version
+            gateway = self.gateway
+            body = orjson.dumps(
+                {
+                    "status": "ok",
+                    "routes_version": gateway.router.version,
+                    "draining": gateway.upstreams.draining(),
+                }
+            )
             self._respond(200, b"application/json", body)
         elif path == b"/metrics":
             self._respond(200, METRICS_CONTENT_TYPE, self.gateway.metrics.render())

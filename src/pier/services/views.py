@@ -27,7 +27,13 @@ def node_view(node: NodeRecord, instances: Sequence[InstanceRecord]) -> dict[str
         "pinned_image": node.pinned_image,
         "status": status.value,
         "generation": node.generation,
-        "instances": {"healthy": healthy, "total": len(instances)},
+        "instances": {
+            "healthy": healthy,
+            "total": len(instances),
+            "target": node.spec.min_instances
+            if node.target_instances is None
+            else node.target_instances,
+        },
         "message": node.message,
         "crash_looping": node.crash_looping,
         "created_at": node.created_at.isoformat(),

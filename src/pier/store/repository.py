@@ -184,22 +184,21 @@ class Repository:
         reached_minimum: bool,
         message: str | None,
         crash_looping: bool,
+        target_instances: int | None = None,
     ) -> None:
         """Controller-owned columns; no audit event, no generation bump."""
         with self._session() as s:
             row = s.scalar(select(NodeRow).where(NodeRow.project == project, NodeRow.name == name))
             if row is None:
                 return
-            if (row.reached_minimum, row.message, row.crash_looping) != (
-                reached_minimum,
-                message,
-                crash_looping,
-            ):
-                row.reached_minimum, row.message, row.crash_looping = (
-                    reached_minimum,
-                    message,
-                    crash_looping,
-                )
+            state = (reached_minimum, message, crash_looping, target_instances)
+            if (row.reached_minimum, row.message, row.crash_looping, row.target_instances) != state:
+                (
+                    row.reached_minimum,
+                    row.message,
+                    row.crash_looping,
+                    row.target_instances,
+                ) = state
 
     def pin_image(self, project: str, name: str, image: str) -> None:
         with self._session() as s:
@@ -368,6 +367,7 @@ def _node(row: NodeRow) -> NodeRecord:
         created_at=_utc(row.created_at),
         updated_at=_utc(row.updated_at),
         pinned_image=row.pinned_image,
+        target_instances=row.target_instances,
     )
 
 

@@ -55,6 +55,8 @@ class NodeRow(Base):
     reached_minimum: Mapped[bool] = mapped_column(default=False)
     message: Mapped[str | None] = mapped_column(Text, nullable=True)
     crash_looping: Mapped[bool] = mapped_column(default=False)
+    target_instances: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    """The autoscaler's latest target; None until the controller first decided one."""
     pinned_image: Mapped[str | None] = mapped_column(String(512), nullable=True)
     """The image by digest, fixed when the first instance is made: every instance runs it."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -1,4 +1,5 @@
-"""instances remember the endpoints of a separate health or metrics port
+"""instances remember the endpoints of a separate health or metrics port; nodes keep the
+autoscaler's target instance count
 
 Revision ID: 0003
 Revises: 0002
@@ -20,8 +21,12 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("port_endpoints", sa.JSON(), nullable=False, server_default="{}")
         )
+    with op.batch_alter_table("nodes", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("target_instances", sa.Integer(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("nodes", schema=None) as batch_op:
+        batch_op.drop_column("target_instances")
     with op.batch_alter_table("instances", schema=None) as batch_op:
         batch_op.drop_column("port_endpoints")
