@@ -11,6 +11,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from pier.domain.configurations import format_bytes
+
 stdout = Console(highlight=False, soft_wrap=True)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 PIPE_WIDTH = 1000
@@ -72,15 +74,8 @@ def _cell(value: object) -> str:
 
 
 def human_bytes(size: int | None) -> str:
-    """1536 -> '1.5 KiB'."""
-    if size is None:
-        return "-"
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"
+    """1536 -> '1.5 KiB'; None -> '-'. The same units as configurations are shown in."""
+    return "-" if size is None else format_bytes(size)
 
 
 def age(timestamp: str | None, *, now: datetime | None = None) -> str:
