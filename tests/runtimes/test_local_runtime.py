@@ -197,3 +197,36 @@ def test_cpus_and_bytes_read_like_the_tools_write_them() -> None:
     assert format_bytes(200 * 2**20) == "200 MiB"
     assert format_bytes(3 * 2**29) == "1.5 GiB"
     assert format_bytes(512) == "512 B"
+
+
+async def test_a_big_log_is_rotated_and_read_back_whole(tmp_path: Path) -> None:
+    runtime = LocalRuntime(tmp_path / "instances", log_max_bytes=64 * 1024)
+    chatty = (
+        "import time\n"
+        "for i in range(3000): print(f'line {i:05d} ' + 'x' * 90)\n"
+        "print('done', flush=True); time.sleep(60)"
+    )
+    try:
+        await runtime.create(make_spec("i-chatty", (sys.executable, "-c", chatty)))
+        log = tmp_path / "instances" / "i-chatty.log"
+        for _ in range(100):  # not through list(): that would rotate while it writes
+            if log.read_bytes().endswith(b"done\n"):
+                break
+            await asyncio.sleep(0.05)
+        await runtime.list()  # the runtime keeps logs bounded when it looks at its instances
+        assert log.stat().st_size == 0
+        assert (tmp_path / "instances" / "i-chatty.log.1").stat().st_size > 64 * 1024
+
+        whole = [line async for line in runtime.logs(InstanceId("i-chatty"), follow=False)]
+        tail = [line async for line in runtime.logs(InstanceId("i-chatty"), follow=False, tail=3)]
+        with log.open("a") as f:  # the instance writes on after the rotation
+            f.write("after rotation\n")
+        newest = [line async for line in runtime.logs(InstanceId("i-chatty"), follow=False, tail=2)]
+    finally:
+        await runtime.delete(InstanceId("i-chatty"), grace_s=1.0)
+        await runtime.remove_logs(InstanceId("i-chatty"))
+        await runtime.close()
+    assert len(whole) == 3001 and whole[0].startswith("line 00000") and whole[-1] == "done"
+    assert [line.split()[1] for line in tail[:2]] == ["02998", "02999"] and tail[2] == "done"
+    assert newest == ["done", "after rotation"]
+    assert not (tmp_path / "instances" / "i-chatty.log.1").exists()

@@ -1,14 +1,54 @@
-"""Reading a local instance's log file: the last lines, then new lines as they come."""
+"""A local instance's log file: reading the last lines, then new lines as they come; and
+keeping it bounded.
+
+Rotation is copy-truncate: the instance writes through a file descriptor opened with
+O_APPEND that pier cannot make it reopen, so a log past ``max_bytes`` is copied to
+``<name>.1`` (replacing the previous copy) and truncated, and the instance's next write
+lands at the new end. At most about twice ``max_bytes`` stays on disk per instance; lines
+written between the copy and the truncation (microseconds) are lost, as with logrotate's
+copytruncate.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Final
 
 LOG_POLL_PERIOD_S: Final = 0.2
 """How often ``logs(follow=True)`` looks for new lines."""
 LOG_CHUNK_BYTES: Final = 1 << 20
+LOG_MAX_BYTES: Final = 16 << 20
+"""A log file bigger than this is rotated (one older copy is kept)."""
+
+
+def rotated_path(path: Path) -> Path:
+    return path.with_name(path.name + ".1")
+
+
+def rotate_if_large(path: Path, max_bytes: int) -> bool:
+    """Copy ``path`` to its ``.1`` and truncate it when it is over ``max_bytes``."""
+    try:
+        if path.stat().st_size <= max_bytes:
+            return False
+    except FileNotFoundError:
+        return False
+    rotated = rotated_path(path)
+    partial = rotated.with_name(rotated.name + ".partial")
+    shutil.copyfile(path, partial)
+    os.replace(partial, rotated)
+    os.truncate(path, 0)
+    return True
+
+
+def read_all_lines(path: Path) -> list[str]:
+    """Every complete or final line of a (rotated, no longer written) log file."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    return [_decode(line) for line in data.removesuffix(b"\n").split(b"\n")] if data else []
 
 
 class LogReader:

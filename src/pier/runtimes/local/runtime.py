@@ -23,7 +23,14 @@ from pier.domain.errors import InvalidSpec, NotFound
 from pier.domain.names import InstanceId, NodeKey
 from pier.runtimes.base import InstanceSpec, InstanceStats, Observed
 from pier.runtimes.local.limits import LimitPlan, available_cpus, plan_limits
-from pier.runtimes.local.logs import LOG_POLL_PERIOD_S, LogReader
+from pier.runtimes.local.logs import (
+    LOG_MAX_BYTES,
+    LOG_POLL_PERIOD_S,
+    LogReader,
+    read_all_lines,
+    rotate_if_large,
+    rotated_path,
+)
 from pier.runtimes.local.processes import (
     Child,
     Phase,
@@ -53,8 +60,10 @@ class LocalRuntime:
 
     name = "local"
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, *, log_max_bytes: int = LOG_MAX_BYTES) -> None:
+        """``log_max_bytes``: an instance's log is rotated past this size (see logs.py)."""
         self._state_dir = Path(state_dir)
+        self._log_max_bytes = log_max_bytes
         self._cpu_cursor = 0
         self._port_lock = threading.Lock()
         self._recent_ports: deque[int] = deque(maxlen=256)
@@ -192,6 +201,8 @@ class LocalRuntime:
                 continue
             phase, exit_code = probe(record)
             seen.append(_observed(record, phase, exit_code))
+            if rotate_if_large(self._log_path(record.instance_id), self._log_max_bytes):
+                log.info("instance log rotated", instance=record.instance_id)
         return seen
 
     # -- delete --------------------------------------------------------------------------
@@ -220,22 +231,32 @@ class LocalRuntime:
                 del children[record.pid]
 
     async def remove_logs(self, instance_id: InstanceId) -> None:
-        """Remove an instance's log file (when its node is deleted)."""
-        await asyncio.to_thread(self._log_path(instance_id).unlink, missing_ok=True)
+        """Remove an instance's log files (when its node is deleted)."""
+        path = self._log_path(instance_id)
+        await asyncio.to_thread(path.unlink, missing_ok=True)
+        await asyncio.to_thread(rotated_path(path).unlink, missing_ok=True)
 
     # -- logs ----------------------------------------------------------------------------
 
     async def logs(
         self, instance_id: InstanceId, *, follow: bool, tail: int | None = None
     ) -> AsyncIterator[str]:
-        """Lines of the instance's output; ``follow`` keeps going until it is deleted."""
+        """Lines of the instance's output, the rotated copy's first; ``follow`` keeps going
+        until the instance is deleted."""
         log_path = self._log_path(instance_id)
         state_path = self._state_path(instance_id)
         if not await asyncio.to_thread(log_path.exists):
             raise NotFound(f"instance {instance_id!r} not found in the local runtime")
         reader = LogReader(log_path)
-        if tail is not None:
-            for line in await asyncio.to_thread(reader.read_tail, tail):
+        if tail is None:
+            for line in await asyncio.to_thread(read_all_lines, rotated_path(log_path)):
+                yield line
+        else:
+            lines = await asyncio.to_thread(reader.read_tail, tail)
+            if len(lines) < tail:
+                older = await asyncio.to_thread(read_all_lines, rotated_path(log_path))
+                lines = older[max(0, len(older) - (tail - len(lines))) :] + lines
+            for line in lines:
                 yield line
         while True:
             is_deleted = follow and not await asyncio.to_thread(state_path.exists)
