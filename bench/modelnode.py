@@ -6,7 +6,13 @@ server instances) run on CPU 0; wrk, with a Lua POST script carrying a V2 JSON r
 runs on CPU 1. Each model is measured directly against its instance and through the
 gateway in the same run, so the ratio says what the gateway costs.
 
-    python bench/modelnode.py [--duration 10] [--quick]
+With ``--image REF`` (an image that has pier's model server, e.g. the test image
+``tests/docker/python_image.py`` builds), the MLP is also served from that image by the
+docker runtime ("mlp-img"): the same model server in a container, reached through the
+engine's published port, so its rows say what the container costs. Containers are not
+pinned to CPU 0.
+
+    python bench/modelnode.py [--duration 10] [--quick] [--image REF]
 """
 
 from __future__ import annotations
@@ -86,6 +92,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run")
     parser.add_argument("--quick", action="store_true", help="3 s runs")
+    parser.add_argument("--image", metavar="REF", help="also serve the MLP from this image")
     args = parser.parse_args()
     duration_s = 3.0 if args.quick else args.duration
     require_tools("wrk", "taskset")
@@ -103,7 +110,11 @@ def main() -> None:
                 path.write_bytes(blob)
                 client.push_model(path, name)
                 client.create_node(name, model=name, min_instances=1)
+            if args.image:
+                client.create_node("mlp-img", model="mlp", image=args.image, min_instances=1)
+                models["mlp-img"] = models["mlp"]
             for name, (_, row) in models.items():
+                model = name.removesuffix("-img")
                 client.wait_node(name, timeout_s=120)
                 [instance] = client.instances(name)
                 body = {
@@ -113,9 +124,9 @@ def main() -> None:
                 }
                 script = lua_script(tmp_path / f"{name}.lua", body, token)
                 targets = {
-                    "direct": f"{instance['endpoint']}/v2/models/{name}/infer",
+                    "direct": f"{instance['endpoint']}/v2/models/{model}/infer",
                     "gateway": f"http://127.0.0.1:{gateway_port}/default/nodes/{name}"
-                               f"/v2/models/{name}/infer",
+                               f"/v2/models/{model}/infer",
                 }  # fmt: skip
                 for connections in CONCURRENCY:
                     results = {}
@@ -140,7 +151,7 @@ def print_table(rows: list, duration_s: float) -> None:
         f"({os.cpu_count()} CPUs)"
     )
     header = (
-        f"{'model':6} {'path':8} {'conc':>4} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'model':7} {'path':8} {'conc':>4} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
         f"{'x direct':>9} {'+p50 ms':>8} {'errors':>6}"
     )
     print(header)
@@ -148,7 +159,7 @@ def print_table(rows: list, duration_s: float) -> None:
     for name, target, conc, r, direct in rows:
         ratio = r.requests_per_s / direct.requests_per_s
         print(
-            f"{name:6} {target:8} {conc:>4} {r.requests_per_s:>9.0f} {r.p50_ms:>8.3f} "
+            f"{name:7} {target:8} {conc:>4} {r.requests_per_s:>9.0f} {r.p50_ms:>8.3f} "
             f"{r.p99_ms:>8.3f} {ratio:>9.2f} {r.p50_ms - direct.p50_ms:>8.3f} {r.errors:>6}"
         )
     print(
