@@ -151,6 +151,8 @@ class Controller:
                     restarts=row.restarts if row else 0,
                 )  # fmt: skip
                 self._track(tracked, seen, node)
+                if tracked.status is S.DELETING:  # pier stopped while it was leaving
+                    self._retire(tracked, node, reason="not needed")
                 adopted += 1
                 self._event(
                     node,

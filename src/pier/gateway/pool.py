@@ -128,11 +128,13 @@ class UpstreamRegistry:
     def retire_all_but(self, keep: Iterable[Upstream]) -> None:
         """Retire every Upstream not in ``keep`` (the ones the new table no longer lists)."""
         kept = {id(u) for u in keep}
+        self._retired = [u for u in self._retired if u.in_flight > 0]
         for key, upstream in list(self._by_key.items()):
             if id(upstream) not in kept:
                 upstream.retire()
                 del self._by_key[key]
-                self._retired.append(upstream)
+                if upstream.in_flight > 0:
+                    self._retired.append(upstream)
 
     def draining(self) -> dict[str, int]:
         """Requests still in flight to instances that left the routes, by instance id: the
