@@ -4,48 +4,16 @@ request on the way."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 
-import httpx
-
 from tests.conftest import PierProcess
+from tests.e2e.load import Load
 
 FAST_AUTOSCALER = {
     "PIER_CONTROLLER__AUTOSCALE_WINDOW_S": "2",
     "PIER_CONTROLLER__SCALE_DOWN_DELAY_S": "4",
 }
-
-
-class Load:
-    """``clients`` threads, each sending one slow request after another until stopped."""
-
-    def __init__(self, pier: PierProcess, clients: int, path: str) -> None:
-        self._stop = threading.Event()
-        self.statuses: list[int] = []
-        self._threads = [
-            threading.Thread(target=self._run, args=(pier, path), daemon=True)
-            for _ in range(clients)
-        ]
-
-    def __enter__(self) -> Load:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=30)
-
-    def _run(self, pier: PierProcess, path: str) -> None:
-        auth = {"Authorization": f"Bearer {pier.token}"}
-        with httpx.Client(
-            base_url=pier.gateway_url, headers=auth, timeout=30, trust_env=False
-        ) as c:
-            while not self._stop.is_set():
-                self.statuses.append(c.get(path).status_code)
 
 
 def instance_count(pier: PierProcess, name: str) -> Callable[[], tuple[int, int]]:
