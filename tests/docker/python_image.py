@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
+import re
 import shutil
 import subprocess
 import tempfile
@@ -180,9 +181,9 @@ def _debian_mirror(suite: str) -> str:
         if not path.is_file():
             continue
         for line in path.read_text().splitlines():
-            words = line.split()
+            words = re.sub(r"\[[^\]]*\]", " ", line).split()  # drop "[arch=... signed-by=...]"
             if len(words) >= 4 and words[0] == "deb" and words[2] == suite and "main" in words:
-                return next(w for w in words[1:] if not w.startswith("["))
+                return words[1]
     raise ImageBuildFailed(f"no Debian mirror for {suite!r} in this machine's apt sources")
 
 
