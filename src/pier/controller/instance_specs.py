@@ -20,34 +20,40 @@ CONTAINER_MODEL_DIR: Final = "/pier/model"
 CONTAINER_MODEL_PORT: Final = 8080
 
 
-def model_server_command(model: ModelRecord, models_dir: Path) -> tuple[str, ...]:
-    """argv of pier's model server for ``model``; ``{port}`` is filled in by the runtime."""
+def _model_server_args(model: ModelRecord, *, path: str, host: str, port: str) -> tuple[str, ...]:
     return (
-        sys.executable, "-m", "pier.modelserver",
         "--name", model.name,
         "--version", str(model.version),
         "--format", model.format.value,
-        "--path", str(model_path(models_dir, model.sha256, model.format)),
-        "--host", "127.0.0.1",
-        "--port", "{port}",
+        "--path", path,
+        "--host", host,
+        "--port", port,
+    )  # fmt: skip
+
+
+def model_server_command(model: ModelRecord, models_dir: Path) -> tuple[str, ...]:
+    """argv of pier's model server for ``model``; ``{port}`` is filled in by the runtime."""
+    path = str(model_path(models_dir, model.sha256, model.format))
+    return (
+        sys.executable, "-m", "pier.modelserver",
+        *_model_server_args(model, path=path, host="127.0.0.1", port="{port}"),
     )  # fmt: skip
 
 
 def model_in_image_command(
-    model: ModelRecord, launcher: Sequence[str] | None, args: Sequence[str] | None
+    model: ModelRecord,
+    container_path: str,
+    launcher: Sequence[str] | None,
+    args: Sequence[str] | None,
 ) -> tuple[str, ...]:
-    """argv of pier's model server inside a container, serving the mounted model."""
-    filename = model_path(Path("/"), model.sha256, model.format).name
+    """argv of pier's model server inside a container, serving the model mounted at
+    ``container_path``."""
+    port = str(CONTAINER_MODEL_PORT)
     return (
         *(launcher or DEFAULT_LAUNCHER),
-        "--name", model.name,
-        "--version", str(model.version),
-        "--format", model.format.value,
-        "--path", f"{CONTAINER_MODEL_DIR}/{filename}",
-        "--host", "0.0.0.0",
-        "--port", str(CONTAINER_MODEL_PORT),
+        *_model_server_args(model, path=container_path, host="0.0.0.0", port=port),
         *(args or ()),
-    )  # fmt: skip
+    )
 
 
 def instance_spec(
@@ -67,9 +73,10 @@ def instance_spec(
     mounts: tuple[Mount, ...] = ()
     if model is not None and spec.image is not None:
         source = model_path(models_dir, model.sha256, model.format).resolve()
-        command = model_in_image_command(model, spec.command, spec.args)
+        target = f"{CONTAINER_MODEL_DIR}/{source.name}"
+        command = model_in_image_command(model, target, spec.command, spec.args)
         args, port = (), CONTAINER_MODEL_PORT
-        mounts = (Mount(source, f"{CONTAINER_MODEL_DIR}/{source.name}"),)
+        mounts = (Mount(source, target),)
     elif model is not None:
         command = model_server_command(model, models_dir)
     return InstanceSpec(

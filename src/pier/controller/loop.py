@@ -35,7 +35,7 @@ from pier.controller.tracked import TrackedInstance
 from pier.domain.errors import PierError, RuntimeUnavailable
 from pier.domain.instance_status import InstanceStatus, path_to
 from pier.domain.names import InstanceId, NodeKey
-from pier.domain.records import NodeRecord
+from pier.domain.records import NodeRecord, endpoint_for_port
 from pier.runtimes.base import ImageRuntime, Observed, Runtime
 from pier.settings import ControllerSettings
 from pier.store.repository import Repository
@@ -183,10 +183,9 @@ class Controller:
         tracked.port_endpoints = dict(seen.port_endpoints)
         if seen.endpoint and seen.endpoint != tracked.endpoint:
             tracked.endpoint = seen.endpoint
-        health_port = node.spec.health.port
-        probed = tracked.endpoint
-        if health_port is not None and health_port != node.spec.port:
-            probed = tracked.port_endpoints.get(health_port)
+        probed = endpoint_for_port(
+            tracked.endpoint, tracked.port_endpoints, node.spec.health.port, node.spec.port
+        )
         if probed and tracked.probe is None and tracked.status is not S.DELETING:
             tracked.probe = Probe(probed, node.spec.health, self._http)
             tracked.probe.start()

@@ -77,3 +77,13 @@ class EventRecord:
     kind: str
     message: str
     actor: str | None
+
+
+def endpoint_for_port(
+    endpoint: str | None, port_endpoints: Mapping[int, str], port: int | None, node_port: int | None
+) -> str | None:
+    """An instance's base URL for ``port`` (a health or metrics port): its own endpoint,
+    unless ``port`` is a separate container port, reached through its own host port."""
+    if port is not None and port != node_port:
+        return port_endpoints.get(port)
+    return endpoint

@@ -10,8 +10,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from pier.domain.instance_status import InstanceStatus
-from pier.domain.records import InstanceRecord
-from pier.domain.specs import NodeSpec
+from pier.domain.records import endpoint_for_port
 from pier.store.repository import Repository
 
 SCRAPE_TIMEOUT_S = 5.0
@@ -20,15 +19,16 @@ MODEL_METRICS_PATH = "/metrics"
 
 async def scrape_node(repo: Repository, project: str, node: str) -> str:
     """Prometheus text of all the node's Healthy instances, with node/instance labels."""
-    record = repo.get_node(project, node)
-    path = record.spec.telemetry.path or (MODEL_METRICS_PATH if record.spec.model else None)
+    spec = repo.get_node(project, node).spec
+    path = spec.telemetry.path or (MODEL_METRICS_PATH if spec.model else None)
+    port = spec.telemetry.port
     if path is None:
         return f"# node {node} has no metrics path (set telemetry.path)\n"
     targets = [
         (inst, base)
         for inst in repo.list_instances(project, node)
         if inst.status is InstanceStatus.HEALTHY
-        and (base := _metrics_base(inst, record.spec)) is not None
+        and (base := endpoint_for_port(inst.endpoint, inst.port_endpoints, port, spec.port))
     ]
     async with httpx.AsyncClient(timeout=SCRAPE_TIMEOUT_S, trust_env=False) as client:
         texts = await asyncio.gather(*(_scrape(client, f"{base}{path}") for _, base in targets))
@@ -39,14 +39,6 @@ async def scrape_node(repo: Repository, project: str, node: str) -> str:
             continue
         lines.extend(relabel(text, node=node, instance=inst.id))
     return "\n".join(lines) + "\n"
-
-
-def _metrics_base(inst: InstanceRecord, spec: NodeSpec) -> str | None:
-    """The instance's base URL for metrics: its separate metrics port's, else its own."""
-    port = spec.telemetry.port
-    if port is not None and port != spec.port:
-        return inst.port_endpoints.get(port)
-    return inst.endpoint
 
 
 async def _scrape(client: httpx.AsyncClient, url: str) -> str | None:
