@@ -400,7 +400,8 @@ class Client:
         poll_s: float = 0.5,
         on_progress: Callable[[NodeProgress], None] | None = None,
     ) -> JSON:
-        """Poll until the node is Healthy; NodeCrashLooping or WaitTimedOut if it is not."""
+        """Poll until the node is Healthy and the gateway routes it (a request sent next is
+        served); NodeCrashLooping or WaitTimedOut if it is not."""
         deadline = time.monotonic() + timeout_s
         seen: set[Any] = set()
         while True:
@@ -409,14 +410,16 @@ class Client:
                 events = [e for e in self.events(name) if e.get("id") not in seen]
                 seen.update(e.get("id") for e in events)
                 on_progress(NodeProgress(node, self.instances(name), events))
-            if node.get("status") == "Healthy":
+            healthy = node.get("status") == "Healthy"
+            if healthy and node.get("routed"):
                 return node
             if node.get("crash_looping"):
                 raise NodeCrashLooping(name, node)
             if node.get("status") == "Deleting":
                 raise NodeNotHealthy(name, "is being deleted", node)
             if time.monotonic() >= deadline:
-                raise WaitTimedOut(name, "become Healthy", timeout_s, node)
+                goal = "get routed by the gateway" if healthy else "become Healthy"
+                raise WaitTimedOut(name, goal, timeout_s, node)
             time.sleep(poll_s)
 
     def wait_node_deleted(

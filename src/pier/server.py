@@ -143,7 +143,7 @@ async def run(settings: Settings, say: Say = print) -> None:
     access = RuntimeAccess(repo, runtimes)
     services = Services(
         repo=repo,
-        nodes=NodeService(repo, image_nodes_refusal=_image_nodes_refusal(runtimes)),
+        nodes=NodeService(repo, routes=board, image_nodes_refusal=_image_nodes_refusal(runtimes)),
         secrets=SecretService(repo),
         models=ModelService(repo, (data_dir / "models").resolve()),
         routes=board,

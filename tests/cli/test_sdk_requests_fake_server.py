@@ -98,16 +98,26 @@ def sequence(*answers: dict[str, Any]) -> Any:
 
 
 def test_wait_node_reports_progress_until_healthy_fake_server(fake_pier: FakePier) -> None:
-    fake_pier.on("GET", f"{NODES}/iris", sequence(node("Created"), node("Healthy")))
+    states = node("Created"), node("Healthy"), node("Healthy", routed=True)
+    fake_pier.on("GET", f"{NODES}/iris", sequence(*states))
     fake_pier.on("GET", f"{NODES}/iris/instances", {"instances": [{"status": "Preparing"}]})
     event = {"id": 1, "kind": "created", "message": "node created"}
     fake_pier.on("GET", f"{NODES}/iris/events", {"events": [event]})
     progress: list[NodeProgress] = []
     with fake_pier.client() as client:
         final = client.wait_node("iris", timeout_s=5, poll_s=0, on_progress=progress.append)
-    assert final["status"] == "Healthy"
-    assert [p.node["status"] for p in progress] == ["Created", "Healthy"]
-    assert [p.new_events for p in progress] == [[event], []]  # each event reported once
+    assert final["status"] == "Healthy" and final["routed"]  # Healthy and in the gateway
+    assert [p.node["status"] for p in progress] == ["Created", "Healthy", "Healthy"]
+    assert [p.new_events for p in progress] == [[event], [], []]  # each event reported once
+
+
+def test_wait_node_times_out_when_the_gateway_never_routes_the_node_fake_server(
+    fake_pier: FakePier,
+) -> None:
+    fake_pier.on("GET", f"{NODES}/iris", node("Healthy", routed=False))
+    with fake_pier.client() as client, pytest.raises(pier.WaitTimedOut) as caught:
+        client.wait_node("iris", timeout_s=0, poll_s=0)
+    assert "did not get routed by the gateway within 0s" in caught.value.message
 
 
 def test_wait_node_stops_on_a_crash_loop_with_the_reason_fake_server(fake_pier: FakePier) -> None:

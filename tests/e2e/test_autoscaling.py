@@ -63,6 +63,7 @@ def test_a_node_scales_from_zero_on_its_first_request_and_back_to_zero(
         "--health-interval", "0.2", "--min", "0", "--max", "2", "--timeout", "30", "--wait",
     )  # fmt: skip
     assert pier.instances("web") == []
+    assert pier.node("web")["routed"]  # --wait returns once the gateway has the route
 
     with pier.gateway() as gw:
         first = gw.get("/default/nodes/web/cgi-bin/echo/hello", timeout=40)

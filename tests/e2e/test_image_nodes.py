@@ -57,7 +57,7 @@ def test_image_node_serves_through_the_gateway(
 ) -> None:
     create_web(pier, echo_image, "--secret-env", "API_KEY=s3cret-value")
     state = pier.node("web")
-    assert state["status"] == "Healthy"
+    assert state["status"] == "Healthy" and state["routed"]
     assert "@sha256:" in state["pinned_image"]
     with pier.gateway() as gw:
         by_path = gw.post("/default/nodes/web/cgi-bin/echo/hello?x=1", content=b"ping")

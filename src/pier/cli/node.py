@@ -531,6 +531,8 @@ def describe_progress(node: JSON, instances: Sequence[JSON]) -> str:
     message = _first_line(node.get("message"))
     if message and node.get("status") != "Healthy":
         line += f" — {message}"  # e.g. the image pull's progress
+    elif node.get("status") == "Healthy" and not node.get("routed"):
+        line += " — waiting for the gateway to route it"
     return line
 
 

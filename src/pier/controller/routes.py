@@ -21,6 +21,10 @@ class RouteBoard:
         self._table = RouteTable(version=time.time_ns() // 1_000_000)
         self._changed = asyncio.Condition()
         self._closed = False
+        self._applied = -1
+        """The newest version a gateway said it serves (a long poll's ``after``)."""
+        self._since: dict[str, int] = {}
+        """The version each node of the table first appeared in, by "project/node"."""
 
     @property
     def table(self) -> RouteTable:
@@ -31,16 +35,28 @@ class RouteBoard:
         """The version of the current table."""
         return self._table.version
 
+    def routed(self, project: str, node: str) -> bool:
+        """Whether the gateway serves a route for the node: a request to it is balanced
+        (or waits for an instance) rather than answered 404. With several gateway workers
+        this is what the one that polled last said."""
+        since = self._since.get(f"{project}/{node}")
+        return since is not None and self._applied >= since
+
     async def publish(self, table: RouteTable) -> None:
         """Make ``table`` current if its content differs; versions only go up."""
         if table.model_copy(update={"version": self._table.version}) == self._table:
             return
         self._table = table.model_copy(update={"version": self._table.version + 1})
+        self._since = {key: self._since.get(key, self._table.version) for key in table.nodes}
         async with self._changed:
             self._changed.notify_all()
 
     async def wait_newer(self, after: int, *, wait_s: float) -> RouteTable:
-        """The table as soon as its version is above ``after``, or after ``wait_s``."""
+        """The table as soon as its version is above ``after``, or after ``wait_s``.
+
+        ``after`` is the version the asking gateway serves (see ``routed``)."""
+        if after <= self._table.version:
+            self._applied = max(self._applied, after)
         if self._table.version > after or self._closed:
             return self._table
         async with self._changed:

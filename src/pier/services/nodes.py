@@ -7,14 +7,24 @@ from typing import Any
 
 from pier.domain.errors import InvalidSpec, NotFound
 from pier.domain.names import validate_name
+from pier.domain.records import InstanceRecord, NodeRecord
 from pier.domain.specs import NodeSpec, parse_node_spec
+from pier.services.routes import RouteSource
 from pier.services.views import event_view, instance_view, node_view
 from pier.store.repository import Repository
 
 
 class NodeService:
-    def __init__(self, repo: Repository, *, image_nodes_refusal: str | None = None) -> None:
+    def __init__(
+        self,
+        repo: Repository,
+        *,
+        routes: RouteSource | None = None,
+        image_nodes_refusal: str | None = None,
+    ) -> None:
         self._repo = repo
+        self._routes = routes
+        """Says whether the gateway routes a node; None: nothing routes (no gateway)."""
         self._image_nodes_refusal = image_nodes_refusal
         """Why image nodes cannot be created here (no container engine), or None."""
 
@@ -33,7 +43,7 @@ class NodeService:
             actor=actor,
             message=f"node {name} created by {actor}",
         )
-        return node_view(node, [])
+        return self._view(node, [])
 
     def _validated(self, project: str, spec: dict[str, Any]) -> NodeSpec:
         parsed = parse_node_spec(spec)
@@ -56,13 +66,13 @@ class NodeService:
         self._repo.require_project(project)
         instances = self._repo.list_instances(project)
         return [
-            node_view(n, [i for i in instances if i.node == n.name])
+            self._view(n, [i for i in instances if i.node == n.name])
             for n in self._repo.list_nodes(project)
         ]
 
     def get(self, project: str, name: str) -> dict[str, Any]:
         node = self._repo.get_node(project, name)
-        return node_view(node, self._repo.list_instances(project, name))
+        return self._view(node, self._repo.list_instances(project, name))
 
     def update(
         self, project: str, name: str, changes: dict[str, Any], *, actor: str
@@ -77,7 +87,7 @@ class NodeService:
                 merged[group] = {**current[group], **changes[group]}
         parsed = self._validated(project, merged)
         if parsed == node.spec:
-            return node_view(node, self._repo.list_instances(project, name))
+            return self._view(node, self._repo.list_instances(project, name))
         repin = {"pinned_image": None} if parsed.image != node.spec.image else {}
         updated = self._repo.update_node(project, name, spec=parsed, **repin)
         fields = ", ".join(sorted(changes)) or "nothing"
@@ -88,7 +98,7 @@ class NodeService:
             actor=actor,
             message=f"node {name} updated by {actor}: {fields}",
         )
-        return node_view(updated, self._repo.list_instances(project, name))
+        return self._view(updated, self._repo.list_instances(project, name))
 
     def delete(self, project: str, name: str, *, actor: str) -> dict[str, Any]:
         """Mark the node Deleting; the controller stops its instances and forgets it."""
@@ -100,7 +110,11 @@ class NodeService:
             actor=actor,
             message=f"node {name} deleted by {actor}",
         )
-        return node_view(node, self._repo.list_instances(project, name))
+        return self._view(node, self._repo.list_instances(project, name))
+
+    def _view(self, node: NodeRecord, instances: builtins.list[InstanceRecord]) -> dict[str, Any]:
+        routed = self._routes is not None and self._routes.routed(node.project, node.name)
+        return node_view(node, instances, routed=routed)
 
     def instances(self, project: str, name: str) -> builtins.list[dict[str, Any]]:
         self._repo.get_node(project, name)

@@ -10,7 +10,11 @@ from pier.domain.node_status import derive_node_status
 from pier.domain.records import EventRecord, InstanceRecord, ModelRecord, NodeRecord
 
 
-def node_view(node: NodeRecord, instances: Sequence[InstanceRecord]) -> dict[str, Any]:
+def node_view(
+    node: NodeRecord, instances: Sequence[InstanceRecord], *, routed: bool = False
+) -> dict[str, Any]:
+    """``routed``: the gateway has the node's route, so requests to it are served (or wait
+    for an instance) rather than answered 404."""
     healthy = sum(1 for i in instances if i.status is InstanceStatus.HEALTHY)
     status = derive_node_status(
         healthy=healthy,
@@ -34,6 +38,7 @@ def node_view(node: NodeRecord, instances: Sequence[InstanceRecord]) -> dict[str
             if node.target_instances is None
             else node.target_instances,
         },
+        "routed": routed,
         "message": node.message,
         "crash_looping": node.crash_looping,
         "created_at": node.created_at.isoformat(),

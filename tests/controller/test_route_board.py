@@ -1,0 +1,69 @@
+"""The route board: versions only for real changes, long polls woken by them, and which
+nodes the gateway serves (what `--wait` waits for after Healthy)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from pier.controller.routes import RouteBoard
+from pier.domain.routes import NodeRoute, RouteTable
+
+
+def table(*nodes: str) -> RouteTable:
+    return RouteTable(nodes={f"default/{n}": NodeRoute(project="default", node=n) for n in nodes})
+
+
+async def test_a_node_is_routed_once_a_gateway_asks_for_news_after_its_version() -> None:
+    board = RouteBoard()
+    served = board.version  # the gateway serves the board's first table
+    await board.wait_newer(served, wait_s=0)
+    assert not board.routed("default", "web")  # not in the table at all
+
+    await board.publish(table("web"))
+    assert board.version == served + 1
+    assert not board.routed("default", "web")  # published, the gateway not told yet
+
+    await board.wait_newer(served, wait_s=0)  # a poll still at the old version
+    assert not board.routed("default", "web")
+    await board.wait_newer(served + 1, wait_s=0)  # the gateway applied it and asks again
+    assert board.routed("default", "web")
+
+
+async def test_a_node_stays_routed_while_its_route_changes_and_not_once_it_is_gone() -> None:
+    board = RouteBoard()
+    await board.publish(table("web"))
+    await board.wait_newer(board.version, wait_s=0)
+    await board.publish(table("web", "api"))
+    assert board.routed("default", "web")  # present in the table the gateway has
+    assert not board.routed("default", "api")
+
+    await board.publish(table("api"))
+    await board.wait_newer(board.version, wait_s=0)
+    assert not board.routed("default", "web")
+    await board.publish(table("api", "web"))  # back again: a new route to deliver
+    assert not board.routed("default", "web")
+    assert board.routed("default", "api")
+
+
+async def test_a_version_from_before_a_restart_does_not_count_as_served() -> None:
+    board = RouteBoard()
+    await board.publish(table("web"))
+    ahead = board.version + 1000  # a gateway that served another board's newer table
+    await board.wait_newer(ahead, wait_s=0)
+    assert not board.routed("default", "web")
+
+
+async def test_an_unchanged_table_makes_no_version_and_a_change_wakes_a_long_poll() -> None:
+    board = RouteBoard()
+    await board.publish(table("web"))
+    version = board.version
+    await board.publish(table("web"))
+    assert board.version == version
+
+    poll = asyncio.create_task(board.wait_newer(version, wait_s=5))
+    await asyncio.sleep(0.05)
+    assert not poll.done()
+    await board.publish(table("web", "api"))
+    newer = await asyncio.wait_for(poll, 1)
+    assert newer.version == version + 1
+    assert set(newer.nodes) == {"default/web", "default/api"}
