@@ -136,6 +136,11 @@ class PierProcess:
             node: dict[str, Any] = api.get(f"/api/v1/projects/default/nodes/{name}").json()
             return node
 
+    def serving(self, name: str) -> bool:
+        """The node is Healthy and the gateway routes it: a request sent now is served."""
+        node = self.node(name)
+        return node.get("status") == "Healthy" and bool(node.get("routed"))
+
     def instances(self, name: str) -> list[dict[str, Any]]:
         with self.api() as api:
             r = api.get(f"/api/v1/projects/default/nodes/{name}/instances")

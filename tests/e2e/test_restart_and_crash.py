@@ -107,7 +107,7 @@ def test_ctrl_c_stops_everything_and_up_restores_nodes(
     for pid in [*pids, gateway_pid]:
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
     pier.start()
-    pier.wait_for(lambda: pier.node("iris")["status"] == "Healthy", what="node back after restart")
+    pier.wait_for(lambda: pier.serving("iris"), what="node back after restart")
     with httpx.Client(trust_env=False) as c:
         r = c.get(
             f"{pier.gateway_url}/default/nodes/iris/v2/health/ready",
