@@ -398,27 +398,34 @@ class Client:
         *,
         timeout_s: float = 300.0,
         poll_s: float = 0.5,
+        generation: int | None = None,
         on_progress: Callable[[NodeProgress], None] | None = None,
     ) -> JSON:
         """Poll until the node is Healthy and the gateway routes it (a request sent next is
-        served); NodeCrashLooping or WaitTimedOut if it is not."""
+        served); NodeCrashLooping or WaitTimedOut if it is not. With ``generation`` (what
+        ``update_node`` returned), also until no instance of an older spec is left: the
+        rolling update is done."""
         deadline = time.monotonic() + timeout_s
         seen: set[Any] = set()
         while True:
             node = self.get_node(name)
+            instances = self.instances(name) if on_progress or generation else []
             if on_progress is not None:
                 events = [e for e in self.events(name) if e.get("id") not in seen]
                 seen.update(e.get("id") for e in events)
-                on_progress(NodeProgress(node, self.instances(name), events))
+                on_progress(NodeProgress(node, instances, events))
             healthy = node.get("status") == "Healthy"
-            if healthy and node.get("routed"):
+            older = generation and any(i.get("generation", 0) < generation for i in instances)
+            if healthy and node.get("routed") and not older:
                 return node
             if node.get("crash_looping"):
                 raise NodeCrashLooping(name, node)
             if node.get("status") == "Deleting":
                 raise NodeNotHealthy(name, "is being deleted", node)
             if time.monotonic() >= deadline:
-                goal = "get routed by the gateway" if healthy else "become Healthy"
+                goal = "become Healthy"
+                if healthy:
+                    goal = "replace its older instances" if older else "get routed by the gateway"
                 raise WaitTimedOut(name, goal, timeout_s, node)
             time.sleep(poll_s)
 

@@ -121,6 +121,28 @@ def test_node_update_merges_env_with_the_current_one_fake_server(
     assert "generation 2" in result.stdout
 
 
+def test_node_update_sends_a_new_image_model_and_access_fake_server(
+    cli_on_fake_pier: FakePier,
+) -> None:
+    cli_on_fake_pier.on("GET", f"{NODES}/iris", NODE)
+    cli_on_fake_pier.on("PATCH", f"{NODES}/iris", NODE)
+    argv = ["node", "update", "iris", "--model", "iris", "--image", "reg/ms:2", "--private",
+            "--command", "python3 -m pier.modelserver", "--health-interval", "0.5"]  # fmt: skip
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 0, result.output
+    assert body_of(cli_on_fake_pier.requests[-1]) == {
+        "spec": {
+            "model": "iris",
+            "model_version": None,  # no version: the newest
+            "image": "reg/ms:2",
+            "access": "private",
+            "command": ["python3", "-m", "pier.modelserver"],
+            "health": {"interval_s": 0.5},
+        }
+    }
+    assert "applied to the running instances" in result.stdout  # same generation back
+
+
 def test_call_prints_the_body_or_fails_with_the_error_fake_server(
     cli_on_fake_pier: FakePier, tmp_path: Path
 ) -> None:
@@ -144,6 +166,21 @@ def test_progress_line_counts_instances_by_status() -> None:
     line = describe_progress({"name": "iris", "status": "Created"}, instances)
     assert line == "iris: Created — instances: 1 Healthy, 2 Preparing"
     assert describe_progress({"name": "iris", "status": "Created"}, []).endswith("none yet")
+
+
+def test_progress_line_says_how_far_a_rollout_is_and_when_the_gateway_lags() -> None:
+    node = {"name": "web", "status": "Healthy", "generation": 2, "routed": True}
+    instances = [
+        {"status": "Healthy", "generation": 1},
+        {"status": "Healthy", "generation": 2},
+        {"status": "Preparing", "generation": 2},
+    ]
+    line = describe_progress(node, instances)
+    assert line == (
+        "web: Healthy — instances: 2 Healthy, 1 Preparing — 1 of 3 still on an older spec"
+    )
+    unrouted = describe_progress({**node, "routed": False}, instances[1:])
+    assert unrouted.endswith("— waiting for the gateway to route it")
 
 
 def test_sizes_and_ages_read_like_a_person_wrote_them() -> None:

@@ -1,5 +1,6 @@
-"""A rolling update under load: every instance is replaced by one of the new spec, old ones
-leave the routes and are drained before they stop, and no request fails."""
+"""Changing a node: a rolling update under load replaces every instance by one of the new
+spec, old ones leave the routes and are drained before they stop, and no request fails;
+scaling it or changing its timeout keeps the instances it has."""
 
 from __future__ import annotations
 
@@ -7,26 +8,42 @@ from tests.conftest import PierProcess
 from tests.e2e.load import Load
 
 
-def test_an_update_replaces_every_instance_without_failing_a_request(
-    pier: PierProcess, echo_image: str
-) -> None:
+def create_web(pier: PierProcess, echo_image: str) -> set[str]:
     pier.cli(
         "node", "create", "web", "--image", echo_image, "--port", "8080", "--health", "/healthz",
         "--health-interval", "0.2", "--min", "2", "--env", "GREETING=v1", "--wait",
     )  # fmt: skip
-    before = {i["id"] for i in pier.instances("web")}
+    return {i["id"] for i in pier.instances("web")}
 
-    def updated() -> bool:
-        instances = pier.instances("web")
-        return (
-            len(instances) == 2
-            and all(i["generation"] == 2 and i["status"] == "Healthy" for i in instances)
-            and not before & {i["id"] for i in instances}
-        )
 
+def test_an_update_replaces_every_instance_without_failing_a_request(
+    pier: PierProcess, echo_image: str
+) -> None:
+    before = create_web(pier, echo_image)
     with Load(pier, clients=2, path="/default/nodes/web/cgi-bin/slow?s=0.1") as load:
-        pier.cli("node", "update", "web", "--env", "GREETING=v2")
-        pier.wait_for(updated, timeout_s=60, what="two new instances of generation 2")
+        out = pier.cli("node", "update", "web", "--env", "GREETING=v2", "--wait").stdout
+        # --wait returns once the rollout is done: only instances of the new spec are left
+        instances = pier.instances("web")
+        assert len(instances) == 2 and not before & {i["id"] for i in instances}
+        assert all(i["generation"] == 2 and i["status"] == "Healthy" for i in instances)
+    assert "replacing its instances one by one" in out
     assert load.statuses and set(load.statuses) == {200}, sorted(set(load.statuses))
     with pier.gateway() as gw:
         assert "GREETING=v2" in gw.get("/default/nodes/web/cgi-bin/env").text
+
+
+def test_scaling_a_node_or_changing_its_timeout_keeps_its_instances(
+    pier: PierProcess, echo_image: str
+) -> None:
+    before = create_web(pier, echo_image)
+    out = pier.cli(
+        "node", "update", "web", "--min", "3", "--max", "3", "--timeout", "5", "--wait"
+    ).stdout
+    assert "applied to the running instances" in out
+    instances = pier.instances("web")
+    assert len(instances) == 3 and before < {i["id"] for i in instances}  # one added
+    assert {i["generation"] for i in instances} == {1}
+    assert pier.node("web")["spec"]["timeout_s"] == 5
+    with pier.gateway() as gw:  # the new timeout is the gateway's at once
+        slow = gw.get("/default/nodes/web/cgi-bin/slow?s=8")
+    assert slow.status_code == 504, slow.text

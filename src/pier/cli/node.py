@@ -8,6 +8,38 @@ from typing import Annotated, Any
 import typer
 
 from pier.cli.context import OutputOpt, ProjectOpt, cli_state
+from pier.cli.node_options import (
+    AccessOpt,
+    ArgOpt,
+    CommandOpt,
+    ConfigOpt,
+    EnvOpt,
+    HealthGraceOpt,
+    HealthIntervalOpt,
+    HealthOpt,
+    HealthPortOpt,
+    HealthProtocolOpt,
+    HealthTimeoutOpt,
+    HealthyThresholdOpt,
+    IdleTimeoutOpt,
+    ImageOpt,
+    MaxOpt,
+    MetricsOpt,
+    MetricsPortOpt,
+    MinOpt,
+    ModelOpt,
+    NameArg,
+    PortOpt,
+    PublicOpt,
+    RegistrySecretOpt,
+    RolloutWaitOpt,
+    SecretEnvOpt,
+    TargetOpt,
+    TimeoutOpt,
+    UnhealthyThresholdOpt,
+    WaitOpt,
+    WaitTimeoutOpt,
+)
 from pier.cli.output import age, clock, print_fields, print_json, print_line, print_table, stderr
 from pier.client import Client, NodeProgress
 from pier.domain.instance_status import InstanceStatus
@@ -31,104 +63,14 @@ PROGRESS_ORDER = tuple(
 )
 """Instance statuses as `--wait` lists them: the goal first."""
 
-NameArg = Annotated[str, typer.Argument(help="Node name.", show_default=False)]
-MinOpt = Annotated[
-    int | None, typer.Option("--min", min=0, help="Minimum instances.", show_default=False)
-]
-MaxOpt = Annotated[
-    int | None,
-    typer.Option("--max", min=0, help="Maximum instances (autoscaling).", show_default=False),
-]
-TargetOpt = Annotated[
-    float | None,
-    typer.Option(
-        "--target-in-flight",
-        min=0.01,
-        metavar="N",
-        help="Autoscaling: requests in flight per instance the node aims for (default 4); "
-        "the node runs between --min and --max instances to hold it.",
-        show_default=False,
-    ),
-]
-ConfigOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--config",
-        metavar="NAME",
-        help="Configuration (compute profile) such as c1.4; see `pier configuration list`.",
-        show_default=False,
-    ),
-]
-EnvOpt = Annotated[
-    list[str] | None,
-    typer.Option("--env", metavar="KEY=VALUE", help="Environment variable; repeat for more."),
-]
-SecretEnvOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--secret-env",
-        metavar="KEY=VALUE",
-        help="Environment variable whose value is never printed back; repeat for more.",
-    ),
-]
-TimeoutOpt = Annotated[
-    float | None,
-    typer.Option(
-        "--timeout",
-        min=0,
-        metavar="SECONDS",
-        help="Whole-request timeout at the gateway (504 past it).",
-        show_default=False,
-    ),
-]
-HealthOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--health",
-        metavar="PATH",
-        help="HTTP health-check path (model nodes: /v2/health/ready).",
-        show_default=False,
-    ),
-]
-WaitOpt = Annotated[bool, typer.Option("--wait", help="Show progress until the node is Healthy.")]
-WaitTimeoutOpt = Annotated[
-    float, typer.Option("--wait-timeout", min=0, metavar="SECONDS", help="How long --wait waits.")
-]
-
 
 @app.command()
 def create(
     ctx: typer.Context,
     name: NameArg,
-    model: Annotated[
-        str | None,
-        typer.Option(
-            "--model",
-            metavar="MODEL[:VERSION]",
-            help="Serve a pushed model (its newest version unless VERSION is given).",
-            show_default=False,
-        ),
-    ] = None,
-    image: Annotated[
-        str | None,
-        typer.Option(
-            "--image",
-            metavar="REF",
-            help="Run a container image. With --model: an image that has pier's model server "
-            "(python3 -m pier.modelserver), which serves the model mounted into it.",
-            show_default=False,
-        ),
-    ] = None,
-    port: Annotated[
-        int | None,
-        typer.Option(
-            "--port",
-            min=1,
-            max=65535,
-            help="Port the image's server listens on.",
-            show_default=False,
-        ),
-    ] = None,
+    model: ModelOpt = None,
+    image: ImageOpt = None,
+    port: PortOpt = None,
     health: HealthOpt = None,
     min_instances: MinOpt = None,
     max_instances: MaxOpt = None,
@@ -137,124 +79,20 @@ def create(
     env: EnvOpt = None,
     secret_env: SecretEnvOpt = None,
     timeout: TimeoutOpt = None,
-    metrics: Annotated[
-        str | None,
-        typer.Option(
-            "--metrics",
-            metavar="PATH",
-            help="Prometheus metrics path on the instance.",
-            show_default=False,
-        ),
-    ] = None,
-    public: Annotated[
-        bool, typer.Option("--public", help="Let anyone call the node, without a token.")
-    ] = False,
-    registry_secret: Annotated[
-        str | None,
-        typer.Option(
-            "--registry-secret",
-            metavar="SECRET",
-            help="Project secret with the registry's username and password.",
-            show_default=False,
-        ),
-    ] = None,
-    command: Annotated[
-        str | None,
-        typer.Option(
-            "--command",
-            metavar="'CMD ARGS'",
-            help="Replace the image's entrypoint (split like a shell would).",
-            show_default=False,
-        ),
-    ] = None,
-    arg: Annotated[
-        list[str] | None,
-        typer.Option("--arg", metavar="ARG", help="Replace the image's arguments; repeat."),
-    ] = None,
-    idle_timeout: Annotated[
-        float | None,
-        typer.Option(
-            "--idle-timeout",
-            min=0,
-            metavar="SECONDS",
-            help="Close idle connections to an instance after this long.",
-            show_default=False,
-        ),
-    ] = None,
-    health_protocol: Annotated[
-        str | None,
-        typer.Option(
-            "--health-protocol",
-            metavar="http|tcp|grpc",
-            help="How to check health (image nodes without --health: tcp).",
-            show_default=False,
-        ),
-    ] = None,
-    health_port: Annotated[
-        int | None,
-        typer.Option(
-            "--health-port",
-            min=1,
-            max=65535,
-            help="Port the health check uses, when not --port (image nodes).",
-            show_default=False,
-        ),
-    ] = None,
-    metrics_port: Annotated[
-        int | None,
-        typer.Option(
-            "--metrics-port",
-            min=1,
-            max=65535,
-            help="Port the metrics path is served on, when not --port (image nodes).",
-            show_default=False,
-        ),
-    ] = None,
-    health_interval: Annotated[
-        float | None,
-        typer.Option(
-            "--health-interval",
-            metavar="SECONDS",
-            show_default=False,
-            help="Seconds between health checks.",
-        ),
-    ] = None,
-    health_timeout: Annotated[
-        float | None,
-        typer.Option(
-            "--health-timeout",
-            metavar="SECONDS",
-            show_default=False,
-            help="Timeout of one health check.",
-        ),
-    ] = None,
-    healthy_threshold: Annotated[
-        int | None,
-        typer.Option(
-            "--healthy-threshold",
-            metavar="N",
-            show_default=False,
-            help="Passes in a row that make an instance Healthy.",
-        ),
-    ] = None,
-    unhealthy_threshold: Annotated[
-        int | None,
-        typer.Option(
-            "--unhealthy-threshold",
-            metavar="N",
-            show_default=False,
-            help="Failures in a row that make an instance Unhealthy.",
-        ),
-    ] = None,
-    health_grace: Annotated[
-        float | None,
-        typer.Option(
-            "--health-grace",
-            metavar="SECONDS",
-            show_default=False,
-            help="How long an instance may stay Unhealthy before it is replaced.",
-        ),
-    ] = None,
+    metrics: MetricsOpt = None,
+    public: PublicOpt = False,
+    registry_secret: RegistrySecretOpt = None,
+    command: CommandOpt = None,
+    arg: ArgOpt = None,
+    idle_timeout: IdleTimeoutOpt = None,
+    health_protocol: HealthProtocolOpt = None,
+    health_port: HealthPortOpt = None,
+    metrics_port: MetricsPortOpt = None,
+    health_interval: HealthIntervalOpt = None,
+    health_timeout: HealthTimeoutOpt = None,
+    healthy_threshold: HealthyThresholdOpt = None,
+    unhealthy_threshold: UnhealthyThresholdOpt = None,
+    health_grace: HealthGraceOpt = None,
     wait: WaitOpt = False,
     wait_timeout: WaitTimeoutOpt = 300.0,
     output: OutputOpt = None,
@@ -263,33 +101,20 @@ def create(
     """Create a node from a model, a container image, or a model served from an image."""
     if model is None and image is None:
         ctx.fail("give --model MODEL[:VERSION], --image REF, or both")
-    spec: JSON = {**(parse_model_ref(model) if model else {}), **_optional(image=image)}
-    spec.update(
-        _provisioning(min_instances, max_instances, target_in_flight, configuration, timeout),
-        **_optional(
-            port=port, env=parse_env(env, "--env"), secret_env=parse_env(secret_env, "--secret-env")
+    spec = spec_fields(
+        model=parse_model_ref(model) if model else None, image=image, port=port,
+        min_instances=min_instances, max_instances=max_instances,
+        target_in_flight=target_in_flight, configuration=configuration, timeout=timeout,
+        env=parse_env(env, "--env"), secret_env=parse_env(secret_env, "--secret-env"),
+        health=_optional(
+            path=health, protocol=health_protocol, port=health_port, interval_s=health_interval,
+            timeout_s=health_timeout, healthy_threshold=healthy_threshold,
+            unhealthy_threshold=unhealthy_threshold, grace_s=health_grace,
         ),
-    )
-    health_spec = _optional(
-        path=health, protocol=health_protocol, port=health_port, interval_s=health_interval,
-        timeout_s=health_timeout, healthy_threshold=healthy_threshold,
-        unhealthy_threshold=unhealthy_threshold, grace_s=health_grace,
+        telemetry=_optional(path=metrics, port=metrics_port),
+        registry_secret=registry_secret, command=command, args=arg, idle_timeout=idle_timeout,
+        access="public" if public else None,
     )  # fmt: skip
-    if health_spec:
-        spec["health"] = health_spec
-    spec.update(
-        _optional(
-            registry_secret=registry_secret,
-            command=shlex.split(command) if command is not None else None,
-            args=arg or None,
-            idle_timeout_s=idle_timeout,
-        )
-    )
-    telemetry = _optional(path=metrics, port=metrics_port)
-    if telemetry:
-        spec["telemetry"] = telemetry
-    if public:
-        spec["access"] = "public"
     state = cli_state(ctx, output=output, project=project)
     client = state.client()
     node = client.create_node(name, spec=spec)
@@ -359,6 +184,10 @@ def get(
 def update(
     ctx: typer.Context,
     name: NameArg,
+    model: ModelOpt = None,
+    image: ImageOpt = None,
+    port: PortOpt = None,
+    health: HealthOpt = None,
     min_instances: MinOpt = None,
     max_instances: MaxOpt = None,
     target_in_flight: TargetOpt = None,
@@ -366,32 +195,66 @@ def update(
     env: EnvOpt = None,
     secret_env: SecretEnvOpt = None,
     timeout: TimeoutOpt = None,
-    health: HealthOpt = None,
+    metrics: MetricsOpt = None,
+    access: AccessOpt = None,
+    registry_secret: RegistrySecretOpt = None,
+    command: CommandOpt = None,
+    arg: ArgOpt = None,
+    idle_timeout: IdleTimeoutOpt = None,
+    health_protocol: HealthProtocolOpt = None,
+    health_port: HealthPortOpt = None,
+    metrics_port: MetricsPortOpt = None,
+    health_interval: HealthIntervalOpt = None,
+    health_timeout: HealthTimeoutOpt = None,
+    healthy_threshold: HealthyThresholdOpt = None,
+    unhealthy_threshold: UnhealthyThresholdOpt = None,
+    health_grace: HealthGraceOpt = None,
+    wait: RolloutWaitOpt = False,
+    wait_timeout: WaitTimeoutOpt = 300.0,
     output: OutputOpt = None,
     project: ProjectOpt = None,
 ) -> None:
-    """Change a node's instance range, configuration, env or health check."""
-    changes = _provisioning(min_instances, max_instances, target_in_flight, configuration, timeout)
-    changes.update(_optional(secret_env=parse_env(secret_env, "--secret-env")))
+    """Change a node. A new image, model version, env, command, port, configuration or
+    health check replaces its instances one by one, each drained before it stops; the
+    instance range, timeouts and access apply to the running instances."""
+    model_ref = parse_model_ref(model) if model else None
+    if model_ref is not None:
+        model_ref.setdefault("model_version", None)  # no version given: the newest one
+    changes = spec_fields(
+        model=model_ref, image=image, port=port, min_instances=min_instances,
+        max_instances=max_instances, target_in_flight=target_in_flight,
+        configuration=configuration, timeout=timeout,
+        env=None, secret_env=parse_env(secret_env, "--secret-env"),
+        health=_optional(
+            path=health, protocol=health_protocol, port=health_port, interval_s=health_interval,
+            timeout_s=health_timeout, healthy_threshold=healthy_threshold,
+            unhealthy_threshold=unhealthy_threshold, grace_s=health_grace,
+        ),
+        telemetry=_optional(path=metrics, port=metrics_port),
+        registry_secret=registry_secret, command=command, args=arg, idle_timeout=idle_timeout,
+        access=None if access is None else ("public" if access else "private"),
+    )  # fmt: skip
     new_env = parse_env(env, "--env")
-    if not changes and new_env is None and health is None:
+    if not changes and new_env is None:
         ctx.fail("nothing to update: give at least one option (see --help)")
     state = cli_state(ctx, output=output, project=project)
     client = state.client()
-    if new_env is not None or health is not None:
-        # Send whole objects, so the result is the same whether the server merges or replaces.
-        current = client.get_node(name).get("spec") or {}
-        if new_env is not None:
-            changes["env"] = {**(current.get("env") or {}), **new_env}
-        if health is not None:
-            changes["health"] = {**(current.get("health") or {}), "path": health}
+    current = client.get_node(name)
+    if new_env is not None:
+        # The server replaces env as a whole: add to what the node has.
+        changes["env"] = {**((current.get("spec") or {}).get("env") or {}), **new_env}
     node = client.update_node(name, spec=changes)
+    if not state.is_json:
+        how = (
+            "replacing its instances one by one"
+            if node.get("generation") != current.get("generation")
+            else "applied to the running instances"
+        )
+        print_line(f"updated node [bold]{name}[/] (generation {node.get('generation')}): {how}")
+    if wait:
+        node = wait_healthy(client, name, timeout_s=wait_timeout, generation=node["generation"])
     if state.is_json:
         print_json(node)
-        return
-    print_line(
-        f"updated node [bold]{name}[/] (generation {node.get('generation')}): {node.get('status')}"
-    )
 
 
 @app.command()
@@ -508,8 +371,11 @@ def logs(
         typer.echo(line)
 
 
-def wait_healthy(client: Client, name: str, *, timeout_s: float) -> JSON:
-    """Wait for a node to be Healthy with a live status line on stderr; its last state."""
+def wait_healthy(
+    client: Client, name: str, *, timeout_s: float, generation: int | None = None
+) -> JSON:
+    """Wait for a node to be Healthy (with every instance of ``generation`` when given) with
+    a live status line on stderr; its last state."""
     with stderr.status(f"{name}: waiting to be Healthy") as status:
 
         def on_progress(progress: NodeProgress) -> None:
@@ -517,7 +383,9 @@ def wait_healthy(client: Client, name: str, *, timeout_s: float) -> JSON:
                 stderr.print(describe_event(event), markup=False)
             status.update(describe_progress(progress.node, progress.instances))
 
-        node = client.wait_node(name, timeout_s=timeout_s, on_progress=on_progress)
+        node = client.wait_node(
+            name, timeout_s=timeout_s, generation=generation, on_progress=on_progress
+        )
     stderr.print(f"[green]✓[/] {describe_progress(node, client.instances(name))}")
     return node
 
@@ -528,6 +396,12 @@ def describe_progress(node: JSON, instances: Sequence[JSON]) -> str:
     parts = [f"{counts[status]} {status}" for status in PROGRESS_ORDER if counts[status]]
     parts += [f"{n} {status}" for status, n in counts.items() if status not in PROGRESS_ORDER]
     line = f"{node.get('name')}: {node.get('status')} — instances: {', '.join(parts) or 'none yet'}"
+    generation = node.get("generation")
+    older = [
+        i for i in instances if generation and (i.get("generation") or generation) < generation
+    ]
+    if older:
+        line += f" — {len(older)} of {len(instances)} still on an older spec"
     message = _first_line(node.get("message"))
     if message and node.get("status") != "Healthy":
         line += f" — {message}"  # e.g. the image pull's progress
@@ -567,20 +441,39 @@ def parse_env(pairs: Sequence[str] | None, option: str) -> dict[str, str] | None
     return env
 
 
-def _provisioning(
+def spec_fields(
+    *,
+    model: JSON | None,
+    image: str | None,
+    port: int | None,
     min_instances: int | None,
     max_instances: int | None,
     target_in_flight: float | None,
     configuration: str | None,
-    timeout_s: float | None,
+    timeout: float | None,
+    env: JSON | None,
+    secret_env: JSON | None,
+    health: JSON,
+    telemetry: JSON,
+    registry_secret: str | None,
+    command: str | None,
+    args: list[str] | None,
+    idle_timeout: float | None,
+    access: str | None,
 ) -> JSON:
-    return _optional(
-        min_instances=min_instances,
-        max_instances=max_instances,
-        target_in_flight=target_in_flight,
-        configuration=configuration,
-        timeout_s=timeout_s,
-    )
+    """The spec fields given on the command line, in the API's names; None: not given."""
+    spec: JSON = {**(model or {})}
+    spec.update(
+        _optional(
+            image=image, port=port, min_instances=min_instances, max_instances=max_instances,
+            target_in_flight=target_in_flight, configuration=configuration, timeout_s=timeout,
+            env=env, secret_env=secret_env, health=health or None,
+            telemetry=telemetry or None, registry_secret=registry_secret,
+            command=shlex.split(command) if command is not None else None, args=args or None,
+            idle_timeout_s=idle_timeout, access=access,
+        )
+    )  # fmt: skip
+    return spec
 
 
 def _optional(**fields: Any) -> JSON:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -67,6 +67,21 @@ class Telemetry(_Spec):
     path: str | None = None
     """Metrics path on the instance; model nodes expose /metrics."""
     port: Annotated[int, Field(ge=1, le=65535)] | None = None
+
+
+_APPLIED_LIVE: Final = frozenset(
+    {
+        "min_instances",
+        "max_instances",
+        "target_in_flight",
+        "maintenance_limit",
+        "timeout_s",
+        "idle_timeout_s",
+        "access",
+        "registry_secret",
+    }
+)
+"""NodeSpec fields read by the controller and the gateway, never by an instance."""
 
 
 class NodeSpec(_Spec):
@@ -180,6 +195,15 @@ class NodeSpec(_Spec):
     @property
     def effective_max(self) -> int:
         return self.min_instances if self.max_instances is None else self.max_instances
+
+    def instance_shape(self) -> dict[str, Any]:
+        """What the instances are made from. A change here replaces them one by one (a
+        rolling update); the fields left out (instance range, autoscaling, gateway
+        timeouts, access, registry credentials, the metrics path) apply to the running
+        instances as they are."""
+        shape = self.model_dump(mode="json", exclude=set(_APPLIED_LIVE))
+        shape["telemetry"] = {"port": self.telemetry.port}
+        return shape
 
     def redacted(self) -> dict[str, Any]:
         """The spec as shown to users: secret values replaced by '***'."""

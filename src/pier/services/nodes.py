@@ -91,12 +91,17 @@ class NodeService:
         repin = {"pinned_image": None} if parsed.image != node.spec.image else {}
         updated = self._repo.update_node(project, name, spec=parsed, **repin)
         fields = ", ".join(sorted(changes)) or "nothing"
+        how = (
+            f"instances are replaced one by one (generation {updated.generation})"
+            if updated.generation != node.generation
+            else "applied to the running instances"
+        )
         self._repo.add_event(
             project,
             node=name,
             kind="node_updated",
             actor=actor,
-            message=f"node {name} updated by {actor}: {fields}",
+            message=f"node {name} updated by {actor}: {fields}; {how}",
         )
         return self._view(updated, self._repo.list_instances(project, name))
 

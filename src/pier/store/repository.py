@@ -164,13 +164,15 @@ class Repository:
             return _node(self._node_row(s, project, name))
 
     def update_node(self, project: str, name: str, **values: Any) -> NodeRecord:
-        """Set columns of a node; a new ``spec`` bumps the generation (rolling update)."""
+        """Set columns of a node; a ``spec`` that changes what instances are made of bumps
+        the generation (a rolling update replaces them)."""
         with self._session() as s:
             row = self._node_row(s, project, name)
             if "spec" in values:
                 spec: NodeSpec = values.pop("spec")
+                if spec.instance_shape() != NodeSpec.model_validate(row.spec).instance_shape():
+                    row.generation += 1
                 row.spec = spec.model_dump(mode="json")
-                row.generation += 1
             for key, value in values.items():
                 setattr(row, key, value)
             row.updated_at = utcnow()

@@ -1,0 +1,231 @@
+"""The options of `pier node create` and `pier node update`, shared between them."""
+
+from typing import Annotated
+
+import typer
+
+NameArg = Annotated[str, typer.Argument(help="Node name.", show_default=False)]
+MinOpt = Annotated[
+    int | None, typer.Option("--min", min=0, help="Minimum instances.", show_default=False)
+]
+MaxOpt = Annotated[
+    int | None,
+    typer.Option("--max", min=0, help="Maximum instances (autoscaling).", show_default=False),
+]
+TargetOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--target-in-flight",
+        min=0.01,
+        metavar="N",
+        help="Autoscaling: requests in flight per instance the node aims for (default 4); "
+        "the node runs between --min and --max instances to hold it.",
+        show_default=False,
+    ),
+]
+ConfigOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--config",
+        metavar="NAME",
+        help="Configuration (compute profile) such as c1.4; see `pier configuration list`.",
+        show_default=False,
+    ),
+]
+EnvOpt = Annotated[
+    list[str] | None,
+    typer.Option("--env", metavar="KEY=VALUE", help="Environment variable; repeat for more."),
+]
+SecretEnvOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--secret-env",
+        metavar="KEY=VALUE",
+        help="Environment variable whose value is never printed back; repeat for more.",
+    ),
+]
+TimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--timeout",
+        min=0,
+        metavar="SECONDS",
+        help="Whole-request timeout at the gateway (504 past it).",
+        show_default=False,
+    ),
+]
+HealthOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--health",
+        metavar="PATH",
+        help="HTTP health-check path (model nodes: /v2/health/ready).",
+        show_default=False,
+    ),
+]
+WaitOpt = Annotated[bool, typer.Option("--wait", help="Show progress until the node is Healthy.")]
+WaitTimeoutOpt = Annotated[
+    float, typer.Option("--wait-timeout", min=0, metavar="SECONDS", help="How long --wait waits.")
+]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        metavar="MODEL[:VERSION]",
+        help="Serve a pushed model (its newest version unless VERSION is given).",
+        show_default=False,
+    ),
+]
+ImageOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--image",
+        metavar="REF",
+        help="Run a container image. With --model: an image that has pier's model server "
+        "(python3 -m pier.modelserver), which serves the model mounted into it.",
+        show_default=False,
+    ),
+]
+PortOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--port",
+        min=1,
+        max=65535,
+        help="Port the image's server listens on.",
+        show_default=False,
+    ),
+]
+MetricsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--metrics",
+        metavar="PATH",
+        help="Prometheus metrics path on the instance.",
+        show_default=False,
+    ),
+]
+PublicOpt = Annotated[
+    bool, typer.Option("--public", help="Let anyone call the node, without a token.")
+]
+RegistrySecretOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--registry-secret",
+        metavar="SECRET",
+        help="Project secret with the registry's username and password.",
+        show_default=False,
+    ),
+]
+CommandOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--command",
+        metavar="'CMD ARGS'",
+        help="Replace the image's entrypoint (split like a shell would).",
+        show_default=False,
+    ),
+]
+ArgOpt = Annotated[
+    list[str] | None,
+    typer.Option("--arg", metavar="ARG", help="Replace the image's arguments; repeat."),
+]
+IdleTimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--idle-timeout",
+        min=0,
+        metavar="SECONDS",
+        help="Close idle connections to an instance after this long.",
+        show_default=False,
+    ),
+]
+HealthProtocolOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--health-protocol",
+        metavar="http|tcp|grpc",
+        help="How to check health (image nodes without --health: tcp).",
+        show_default=False,
+    ),
+]
+HealthPortOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--health-port",
+        min=1,
+        max=65535,
+        help="Port the health check uses, when not --port (image nodes).",
+        show_default=False,
+    ),
+]
+MetricsPortOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--metrics-port",
+        min=1,
+        max=65535,
+        help="Port the metrics path is served on, when not --port (image nodes).",
+        show_default=False,
+    ),
+]
+HealthIntervalOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--health-interval",
+        metavar="SECONDS",
+        show_default=False,
+        help="Seconds between health checks.",
+    ),
+]
+HealthTimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--health-timeout",
+        metavar="SECONDS",
+        show_default=False,
+        help="Timeout of one health check.",
+    ),
+]
+HealthyThresholdOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--healthy-threshold",
+        metavar="N",
+        show_default=False,
+        help="Passes in a row that make an instance Healthy.",
+    ),
+]
+UnhealthyThresholdOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--unhealthy-threshold",
+        metavar="N",
+        show_default=False,
+        help="Failures in a row that make an instance Unhealthy.",
+    ),
+]
+HealthGraceOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--health-grace",
+        metavar="SECONDS",
+        show_default=False,
+        help="How long an instance may stay Unhealthy before it is replaced.",
+    ),
+]
+AccessOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--public/--private",
+        help="Let anyone call the node without a token, or only holders of one.",
+        show_default=False,
+    ),
+]
+RolloutWaitOpt = Annotated[
+    bool,
+    typer.Option(
+        "--wait",
+        help="Show progress until every instance runs the new spec and the node is Healthy.",
+    ),
+]
