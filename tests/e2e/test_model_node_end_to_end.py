@@ -93,3 +93,18 @@ def test_cli_operates_the_node(pier: PierProcess, iris_onnx: IrisModel, tmp_path
     assert "iris" in models
     pier.cli("node", "delete", "iris", "--wait")
     assert "iris" not in pier.cli("node", "list").stdout
+
+
+def test_a_new_model_version_is_rolled_out_with_update(
+    pier: PierProcess, iris_onnx: IrisModel
+) -> None:
+    push_and_create(pier, iris_onnx, instances=1)
+    pier.cli("model", "push", str(iris_onnx.path), "--name", "iris")  # version 2
+    out = pier.cli("node", "update", "iris", "--model", "iris", "--wait").stdout
+    assert "replacing its instances one by one" in out
+    node = pier.node("iris")
+    assert node["spec"]["model_version"] == 2 and node["generation"] == 2
+    assert [i["generation"] for i in pier.instances("iris")] == [2]
+    with pier.gateway() as gw:
+        metadata = gw.get("/default/nodes/iris/v2/models/iris").json()
+    assert metadata["versions"] == ["2"]
