@@ -30,7 +30,6 @@ from pier.cli.node_options import (
     ModelOpt,
     NameArg,
     PortOpt,
-    PublicOpt,
     RegistrySecretOpt,
     RolloutWaitOpt,
     SecretEnvOpt,
@@ -80,7 +79,7 @@ def create(
     secret_env: SecretEnvOpt = None,
     timeout: TimeoutOpt = None,
     metrics: MetricsOpt = None,
-    public: PublicOpt = False,
+    access: AccessOpt = None,
     registry_secret: RegistrySecretOpt = None,
     command: CommandOpt = None,
     arg: ArgOpt = None,
@@ -113,7 +112,7 @@ def create(
         ),
         telemetry=_optional(path=metrics, port=metrics_port),
         registry_secret=registry_secret, command=command, args=arg, idle_timeout=idle_timeout,
-        access="public" if public else None,
+        access=_access(access),
     )  # fmt: skip
     state = cli_state(ctx, output=output, project=project)
     client = state.client()
@@ -232,7 +231,7 @@ def update(
         ),
         telemetry=_optional(path=metrics, port=metrics_port),
         registry_secret=registry_secret, command=command, args=arg, idle_timeout=idle_timeout,
-        access=None if access is None else ("public" if access else "private"),
+        access=_access(access),
     )  # fmt: skip
     new_env = parse_env(env, "--env")
     if not changes and new_env is None:
@@ -474,6 +473,11 @@ def spec_fields(
         )
     )  # fmt: skip
     return spec
+
+
+def _access(public: bool | None) -> str | None:
+    """--public / --private as the spec's access; None when neither was given."""
+    return None if public is None else ("public" if public else "private")
 
 
 def _optional(**fields: Any) -> JSON:

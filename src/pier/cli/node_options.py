@@ -105,9 +105,6 @@ MetricsOpt = Annotated[
         show_default=False,
     ),
 ]
-PublicOpt = Annotated[
-    bool, typer.Option("--public", help="Let anyone call the node, without a token.")
-]
 RegistrySecretOpt = Annotated[
     str | None,
     typer.Option(
