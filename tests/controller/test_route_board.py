@@ -67,3 +67,17 @@ async def test_an_unchanged_table_makes_no_version_and_a_change_wakes_a_long_pol
     newer = await asyncio.wait_for(poll, 1)
     assert newer.version == version + 1
     assert set(newer.nodes) == {"default/web", "default/api"}
+
+
+async def test_with_several_gateway_workers_a_node_is_routed_once_every_worker_has_it() -> None:
+    board = RouteBoard()
+    await board.publish(table("web"))
+    await board.wait_newer(board.version, wait_s=0, worker=0, workers=2)
+    assert not board.routed("default", "web")  # worker 1 has not asked yet
+    await board.wait_newer(board.version - 1, wait_s=0, worker=1, workers=2)
+    assert not board.routed("default", "web")  # worker 1 still serves the older table
+    await board.wait_newer(board.version, wait_s=0, worker=1, workers=2)
+    assert board.routed("default", "web")
+
+    await board.wait_newer(board.version, wait_s=0, worker=0, workers=1)  # one worker now
+    assert board.routed("default", "web")

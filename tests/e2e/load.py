@@ -11,10 +11,15 @@ from tests.conftest import PierProcess
 
 
 class Load:
-    """``clients`` threads, each sending one slow request after another until stopped."""
+    """``clients`` threads, each sending one slow request after another until stopped.
+    ``new_connections``: one connection per request, so that with several gateway workers
+    the kernel spreads the requests over all of them."""
 
-    def __init__(self, pier: PierProcess, clients: int, path: str) -> None:
+    def __init__(
+        self, pier: PierProcess, clients: int, path: str, *, new_connections: bool = False
+    ) -> None:
         self._stop = threading.Event()
+        self._headers = {"Connection": "close"} if new_connections else {}
         self.statuses: list[int] = []
         self._threads = [
             threading.Thread(target=self._run, args=(pier, path), daemon=True)
@@ -32,7 +37,7 @@ class Load:
             thread.join(timeout=30)
 
     def _run(self, pier: PierProcess, path: str) -> None:
-        auth = {"Authorization": f"Bearer {pier.token}"}
+        auth = {"Authorization": f"Bearer {pier.token}", **self._headers}
         with httpx.Client(
             base_url=pier.gateway_url, headers=auth, timeout=30, trust_env=False
         ) as c:

@@ -4,6 +4,10 @@ scaling it or changing its timeout keeps the instances it has."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import pytest
+
 from tests.conftest import PierProcess
 from tests.e2e.load import Load
 
@@ -16,11 +20,16 @@ def create_web(pier: PierProcess, echo_image: str) -> set[str]:
     return {i["id"] for i in pier.instances("web")}
 
 
+@pytest.mark.parametrize("gateway_workers", [1, 2])
 def test_an_update_replaces_every_instance_without_failing_a_request(
-    pier: PierProcess, echo_image: str
+    pier_factory: Callable[..., PierProcess], echo_image: str, gateway_workers: int
 ) -> None:
+    # With two gateway workers, an old instance may stop only once neither has a request
+    # in flight to it.
+    pier = pier_factory(env={"PIER_GATEWAY__WORKERS": str(gateway_workers)})
     before = create_web(pier, echo_image)
-    with Load(pier, clients=2, path="/default/nodes/web/cgi-bin/slow?s=0.1") as load:
+    path = "/default/nodes/web/cgi-bin/slow?s=0.1"
+    with Load(pier, clients=2 * gateway_workers, path=path, new_connections=True) as load:
         out = pier.cli("node", "update", "web", "--env", "GREETING=v2", "--wait").stdout
         # --wait returns once the rollout is done: only instances of the new spec are left
         instances = pier.instances("web")

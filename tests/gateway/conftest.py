@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from gateway_processes import (
+    FakeControlPlane,
     Gateway,
     Upstream,
     accepts,
@@ -86,3 +87,11 @@ def gateway_factory(tmp_path: Path) -> Iterator[Callable[..., Gateway]]:
     yield start
     for gateway in started:
         stop(gateway.process)
+
+
+@pytest.fixture
+def control_plane() -> Iterator[FakeControlPlane]:
+    plane = FakeControlPlane()
+    plane.start()
+    yield plane
+    plane.stop()

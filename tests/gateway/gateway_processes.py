@@ -7,10 +7,13 @@ persists what it gets from the control plane.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -170,3 +173,81 @@ def table(*nodes: NodeRoute, aliases: tuple[AliasRoute, ...] = (), version: int 
         aliases={f"{a.project}/{a.alias}": a for a in aliases},
         token_sha256=frozenset({TOKEN_SHA256}),
     )
+
+
+class FakeControlPlane:
+    """Serves ``GET /api/v1/routes?after=&wait_s=`` like the control plane: answers as soon
+    as its table's version is past ``after``, else after ``wait_s`` with the same table."""
+
+    def __init__(self) -> None:
+        self.table = RouteTable()
+        self.port = free_port()
+        self.authorizations: list[str | None] = []
+        self.queries: list[dict[str, str]] = []
+        self._loop = asyncio.new_event_loop()
+        self._changed: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._serve(), self._loop).result(timeout=5)
+
+    def publish(self, table: RouteTable) -> None:
+        def swap() -> None:
+            self.table = table
+            assert self._changed is not None
+            self._changed.set()
+            self._changed = asyncio.Event()
+
+        self._loop.call_soon_threadsafe(swap)
+
+    def stop(self) -> None:
+        if self._loop.is_closed():
+            return
+        future = asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop)
+        future.result(timeout=5)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+        self._loop.close()
+
+    async def _shutdown(self) -> None:
+        self._server.close()
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._server.wait_closed()
+
+    async def _serve(self) -> None:
+        self._changed = asyncio.Event()
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = (await reader.readuntil(b"\r\n\r\n")).decode()
+                target = head.split(" ", 2)[1]
+                headers = dict(
+                    (k.strip().lower(), v.strip())
+                    for k, _, v in (line.partition(":") for line in head.split("\r\n")[1:])
+                    if k
+                )
+                self.authorizations.append(headers.get("authorization"))
+                query = httpx.URL(target).params
+                self.queries.append(dict(query))
+                after = int(query.get("after", "0"))
+                if self.table.version <= after and self._changed is not None:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(
+                            self._changed.wait(), float(query.get("wait_s", "20"))
+                        )
+                body = self.table.model_dump_json().encode()
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                    b"content-length: %d\r\n\r\n%s" % (len(body), body)
+                )
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()

@@ -3,16 +3,12 @@ when the control plane is away."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import httpx
-import pytest
 from gateway_processes import (
     TOKEN,
+    FakeControlPlane,
     Gateway,
     Upstream,
     free_port,
@@ -53,90 +49,6 @@ def test_unreachable_control_plane_leaves_the_routes_file_in_charge(
         for _ in range(3):
             assert client.get("/default/nodes/kept/x").status_code == 200
     assert own.routes_version() == 7
-
-
-class FakeControlPlane:
-    """Serves ``GET /api/v1/routes?after=&wait_s=`` like the control plane: answers as soon
-    as its table's version is past ``after``, else after ``wait_s`` with the same table."""
-
-    def __init__(self) -> None:
-        self.table = RouteTable()
-        self.port = free_port()
-        self.authorizations: list[str | None] = []
-        self._loop = asyncio.new_event_loop()
-        self._changed: asyncio.Event | None = None
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._serve(), self._loop).result(timeout=5)
-
-    def publish(self, table: RouteTable) -> None:
-        def swap() -> None:
-            self.table = table
-            assert self._changed is not None
-            self._changed.set()
-            self._changed = asyncio.Event()
-
-        self._loop.call_soon_threadsafe(swap)
-
-    def stop(self) -> None:
-        if self._loop.is_closed():
-            return
-        future = asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop)
-        future.result(timeout=5)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=5)
-        self._loop.close()
-
-    async def _shutdown(self) -> None:
-        self._server.close()
-        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await self._server.wait_closed()
-
-    async def _serve(self) -> None:
-        self._changed = asyncio.Event()
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                head = (await reader.readuntil(b"\r\n\r\n")).decode()
-                target = head.split(" ", 2)[1]
-                headers = dict(
-                    (k.strip().lower(), v.strip())
-                    for k, _, v in (line.partition(":") for line in head.split("\r\n")[1:])
-                    if k
-                )
-                self.authorizations.append(headers.get("authorization"))
-                query = httpx.URL(target).params
-                after = int(query.get("after", "0"))
-                if self.table.version <= after and self._changed is not None:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(
-                            self._changed.wait(), float(query.get("wait_s", "20"))
-                        )
-                body = self.table.model_dump_json().encode()
-                writer.write(
-                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
-                    b"content-length: %d\r\n\r\n%s" % (len(body), body)
-                )
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-
-@pytest.fixture
-def control_plane() -> Iterator[FakeControlPlane]:
-    plane = FakeControlPlane()
-    plane.start()
-    yield plane
-    plane.stop()
 
 
 def test_fake_control_plane_routes_reach_the_gateway_and_the_routes_file(

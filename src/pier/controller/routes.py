@@ -21,8 +21,9 @@ class RouteBoard:
         self._table = RouteTable(version=time.time_ns() // 1_000_000)
         self._changed = asyncio.Condition()
         self._closed = False
-        self._applied = -1
-        """The newest version a gateway said it serves (a long poll's ``after``)."""
+        self._applied: dict[int, int] = {}
+        """The version each gateway worker said it serves (a long poll's ``after``)."""
+        self._workers = 1
         self._since: dict[str, int] = {}
         """The version each node of the table first appeared in, by "project/node"."""
 
@@ -37,10 +38,11 @@ class RouteBoard:
 
     def routed(self, project: str, node: str) -> bool:
         """Whether the gateway serves a route for the node: a request to it is balanced
-        (or waits for an instance) rather than answered 404. With several gateway workers
-        this is what the one that polled last said."""
+        (or waits for an instance) rather than answered 404. With several gateway workers,
+        every one of them serves it."""
         since = self._since.get(f"{project}/{node}")
-        return since is not None and self._applied >= since
+        served = [self._applied.get(worker, -1) for worker in range(self._workers)]
+        return since is not None and min(served) >= since
 
     async def publish(self, table: RouteTable) -> None:
         """Make ``table`` current if its content differs; versions only go up."""
@@ -51,12 +53,18 @@ class RouteBoard:
         async with self._changed:
             self._changed.notify_all()
 
-    async def wait_newer(self, after: int, *, wait_s: float) -> RouteTable:
+    async def wait_newer(
+        self, after: int, *, wait_s: float, worker: int = 0, workers: int = 1
+    ) -> RouteTable:
         """The table as soon as its version is above ``after``, or after ``wait_s``.
 
-        ``after`` is the version the asking gateway serves (see ``routed``)."""
+        ``after`` is the version the asking gateway worker (``worker`` of ``workers``)
+        serves (see ``routed``)."""
+        if workers != self._workers:
+            self._workers = workers
+            self._applied = {w: v for w, v in self._applied.items() if w < workers}
         if after <= self._table.version:
-            self._applied = max(self._applied, after)
+            self._applied[worker] = after
         if self._table.version > after or self._closed:
             return self._table
         async with self._changed:

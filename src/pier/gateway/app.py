@@ -8,6 +8,13 @@ With ``workers > 1`` the parent forks that many processes before any event loop 
 each binds the port with SO_REUSEPORT (the kernel spreads connections across them), runs
 its own route sync and keeps its own pools. The parent restarts a worker that dies and
 passes SIGTERM/SIGINT on.
+
+A request on the shared port reaches whichever worker the kernel picks, so each worker
+also listens on a port of its own (bound by the parent before forking, the same one
+after a restart): ``/healthz`` on any worker lists them all under ``workers``, and the
+control plane reads each worker's ``/healthz`` and ``/metrics`` there, so the load it
+scales on and the requests it drains cover every worker. Route polls say which worker
+asks (``worker``, ``workers``), so the control plane knows when all of them serve a route.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -43,6 +51,17 @@ CLIENT_IDLE_S: Final = 60.0
 
 
 @dataclass(frozen=True, slots=True)
+class Worker:
+    """One of ``workers > 1`` processes: its index and the port only it listens on."""
+
+    index: int
+    count: int
+    sock: socket.socket
+    urls: tuple[str, ...]
+    """Every worker's own URL, by index."""
+
+
+@dataclass(frozen=True, slots=True)
 class GatewayConfig:
     """Everything ``python -m pier.gateway`` takes on its command line."""
 
@@ -60,9 +79,12 @@ class GatewayConfig:
 class Gateway:
     """State shared by every connection of one gateway process."""
 
-    def __init__(self, config: GatewayConfig, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, config: GatewayConfig, loop: asyncio.AbstractEventLoop, worker: Worker | None = None
+    ) -> None:
         self.config = config
         self.loop = loop
+        self.worker = worker
         self.max_body_bytes = config.max_body_bytes
         self.no_instance_wait_s = config.no_instance_wait_s
         self.metrics = GatewayMetrics(clock=loop.time)
@@ -106,11 +128,13 @@ class Gateway:
     async def serve(self, *, reuse_port: bool = False) -> None:
         """Serve until SIGTERM or SIGINT, then drain."""
         config = self.config
+        worker = self.worker
         sync = RouteSync(
             self.apply,
             control_url=config.control_url,
             token_file=config.token_file,
             routes_file=config.routes_file,
+            worker=(worker.index, worker.count) if worker else None,
         )
         initial = sync.load_file()
         if initial is not None:
@@ -122,6 +146,9 @@ class Gateway:
             reuse_port=reuse_port or None,
             backlog=4096,
         )
+        own = None
+        if worker is not None:
+            own = await self.loop.create_server(lambda: ClientConnection(self), sock=worker.sock)
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             self.loop.add_signal_handler(sig, stop.set)
@@ -134,6 +161,8 @@ class Gateway:
         log.info("gateway serving", host=config.host, port=config.port, pid=os.getpid())
         await stop.wait()
         server.close()
+        if own is not None:
+            own.close()
         await self._drain()
         for task in tasks:
             task.cancel()
@@ -181,13 +210,15 @@ def run_gateway(config: GatewayConfig) -> None:
     _supervise(config)
 
 
-async def _serve(config: GatewayConfig, *, reuse_port: bool) -> None:
-    await Gateway(config, asyncio.get_running_loop()).serve(reuse_port=reuse_port)
+async def _serve(config: GatewayConfig, *, reuse_port: bool, worker: Worker | None = None) -> None:
+    await Gateway(config, asyncio.get_running_loop(), worker).serve(reuse_port=reuse_port)
 
 
 def _supervise(config: GatewayConfig) -> None:
     children: dict[int, int] = {}
     stopping = False
+    socks = [_own_socket(config.host) for _ in range(config.workers)]
+    urls = tuple(f"http://{config.host}:{sock.getsockname()[1]}" for sock in socks)
 
     def spawn(index: int) -> None:
         pid = os.fork()
@@ -196,7 +227,8 @@ def _supervise(config: GatewayConfig) -> None:
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             code = 0
             try:
-                uvloop.run(_serve(config, reuse_port=True))
+                worker = Worker(index, config.workers, socks[index], urls)
+                uvloop.run(_serve(config, reuse_port=True, worker=worker))
             except BaseException:
                 log.exception("gateway worker failed", worker=index)
                 code = 1
@@ -226,3 +258,12 @@ def _supervise(config: GatewayConfig) -> None:
             log.warning("gateway worker exited", worker=index, status=status)
             time.sleep(0.5)
             spawn(index)
+
+
+def _own_socket(host: str) -> socket.socket:
+    """A listening socket on a port the system picks, for one worker alone."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.bind((host, 0))
+    sock.listen(512)
+    sock.setblocking(False)
+    return sock

@@ -351,13 +351,15 @@ class ClientConnection(asyncio.Protocol):
         path = url.split(b"?", 1)[0]
         if path == b"/healthz":
             gateway = self.gateway
-            body = orjson.dumps(
-                {
-                    "status": "ok",
-                    "routes_version": gateway.router.version,
-                    "draining": gateway.upstreams.draining(),
-                }
-            )
+            status = {
+                "status": "ok",
+                "routes_version": gateway.router.version,
+                "draining": gateway.upstreams.draining(),
+            }
+            if gateway.worker is not None:
+                status["worker"] = gateway.worker.index
+                status["workers"] = gateway.worker.urls
+            body = orjson.dumps(status)
             self._respond(200, b"application/json", body)
         elif path == b"/metrics":
             self._respond(200, METRICS_CONTENT_TYPE, self.gateway.metrics.render())

@@ -59,8 +59,11 @@ class RouteSync:
         token_file: Path | None,
         routes_file: Path | None,
         wait_s: float = WAIT_S,
+        worker: tuple[int, int] | None = None,
     ) -> None:
+        """``worker``: (index, count) of this process among the gateway's workers."""
         self._apply = apply
+        self._worker = worker
         self._control_url = control_url.rstrip("/") if control_url else None
         self._token_file = token_file
         self._routes_file = routes_file
@@ -119,6 +122,8 @@ class RouteSync:
         if token:
             headers["Authorization"] = f"Bearer {token}"
         params = {"after": str(self.current.version), "wait_s": f"{self._wait_s:g}"}
+        if self._worker is not None:
+            params["worker"], params["workers"] = str(self._worker[0]), str(self._worker[1])
         response = await client.get(url, params=params, headers=headers)
         response.raise_for_status()
         return RouteTable.model_validate_json(response.content)

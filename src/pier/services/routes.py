@@ -9,7 +9,9 @@ from pier.domain.routes import RouteTable
 
 
 class RouteSource(Protocol):
-    async def wait_newer(self, after: int, *, wait_s: float) -> RouteTable: ...
+    async def wait_newer(
+        self, after: int, *, wait_s: float, worker: int = 0, workers: int = 1
+    ) -> RouteTable: ...
 
     def routed(self, project: str, node: str) -> bool: ...
 

@@ -33,8 +33,15 @@ def configurations() -> dict[str, Any]:
 
 @router.get("/routes")
 async def routes(
-    services: ServicesDep, after: int = -1, wait_s: Annotated[float, Query(ge=0, le=60)] = 0
+    services: ServicesDep,
+    after: int = -1,
+    wait_s: Annotated[float, Query(ge=0, le=60)] = 0,
+    worker: Annotated[int, Query(ge=0)] = 0,
+    workers: Annotated[int, Query(ge=1, le=1024)] = 1,
 ) -> Response:
-    """The gateway's route table; long-polls up to ``wait_s`` for a version above ``after``."""
-    table = await services.routes.wait_newer(after, wait_s=wait_s)
+    """The gateway's route table; long-polls up to ``wait_s`` for a version above ``after``
+    (the version the asking gateway worker serves: ``worker`` of ``workers``)."""
+    table = await services.routes.wait_newer(
+        after, wait_s=wait_s, worker=min(worker, workers - 1), workers=workers
+    )
     return Response(table.model_dump_json(), media_type="application/json")
