@@ -8,7 +8,9 @@ sampled now and then misses them).
 
 The hot path only increments plain integers on a ``NodeStats`` (no locks, no label
 lookups); ``GET /metrics`` turns them into Prometheus text through a custom collector.
-With ``--workers N`` each worker process reports its own requests.
+With ``--workers N`` each worker process reports its own requests: ``/metrics`` on the
+shared port is whichever worker the connection reached, and ``/healthz`` lists each
+worker's own URL, where its figures can be scraped (the controller adds them up).
 """
 
 from __future__ import annotations
