@@ -79,7 +79,8 @@ def test_node_create_builds_the_spec_from_options_fake_server(
     cli_on_fake_pier.on("POST", NODES, httpx.Response(201, json={**NODE, "status": "Created"}))
     options = (
         "--image nginx:1.27 --port 80 --health / --min 1 --max 3 --config c1.4 --env A=1 "
-        "--env B=x=y --secret-env KEY=v --timeout 5 --metrics /metrics --public"
+        "--env B=x=y --secret-env KEY=v --timeout 5 --metrics /metrics --public "
+        "--maintenance-limit 2"
     )
     result = runner.invoke(app, ["node", "create", "web", *options.split()])
     assert result.exit_code == 0, result.output
@@ -89,7 +90,7 @@ def test_node_create_builds_the_spec_from_options_fake_server(
             "image": "nginx:1.27", "port": 80, "health": {"path": "/"}, "min_instances": 1,
             "max_instances": 3, "configuration": "c1.4", "env": {"A": "1", "B": "x=y"},
             "secret_env": {"KEY": "v"}, "timeout_s": 5.0, "telemetry": {"path": "/metrics"},
-            "access": "public",
+            "access": "public", "maintenance_limit": 2,
         },
     }  # fmt: skip
 

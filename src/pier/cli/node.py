@@ -23,6 +23,7 @@ from pier.cli.node_options import (
     HealthyThresholdOpt,
     IdleTimeoutOpt,
     ImageOpt,
+    MaintenanceLimitOpt,
     MaxOpt,
     MetricsOpt,
     MetricsPortOpt,
@@ -74,6 +75,7 @@ def create(
     min_instances: MinOpt = None,
     max_instances: MaxOpt = None,
     target_in_flight: TargetOpt = None,
+    maintenance_limit: MaintenanceLimitOpt = None,
     configuration: ConfigOpt = None,
     env: EnvOpt = None,
     secret_env: SecretEnvOpt = None,
@@ -103,7 +105,8 @@ def create(
     spec = spec_fields(
         model=parse_model_ref(model) if model else None, image=image, port=port,
         min_instances=min_instances, max_instances=max_instances,
-        target_in_flight=target_in_flight, configuration=configuration, timeout=timeout,
+        target_in_flight=target_in_flight, maintenance_limit=maintenance_limit,
+        configuration=configuration, timeout=timeout,
         env=parse_env(env, "--env"), secret_env=parse_env(secret_env, "--secret-env"),
         health=_optional(
             path=health, protocol=health_protocol, port=health_port, interval_s=health_interval,
@@ -163,6 +166,12 @@ def get(
                 if spec.get("target_in_flight")
                 else None,
             ),
+            (
+                "maintenance limit",
+                f"{spec['maintenance_limit']} instance(s) down at once in a rolling update"
+                if spec.get("maintenance_limit")
+                else None,
+            ),
             ("access", spec.get("access")),
             ("port", spec.get("port")),
             ("timeout", f"{spec['timeout_s']:g}s" if spec.get("timeout_s") else None),
@@ -190,6 +199,7 @@ def update(
     min_instances: MinOpt = None,
     max_instances: MaxOpt = None,
     target_in_flight: TargetOpt = None,
+    maintenance_limit: MaintenanceLimitOpt = None,
     configuration: ConfigOpt = None,
     env: EnvOpt = None,
     secret_env: SecretEnvOpt = None,
@@ -222,7 +232,7 @@ def update(
     changes = spec_fields(
         model=model_ref, image=image, port=port, min_instances=min_instances,
         max_instances=max_instances, target_in_flight=target_in_flight,
-        configuration=configuration, timeout=timeout,
+        maintenance_limit=maintenance_limit, configuration=configuration, timeout=timeout,
         env=None, secret_env=parse_env(secret_env, "--secret-env"),
         health=_optional(
             path=health, protocol=health_protocol, port=health_port, interval_s=health_interval,
@@ -448,6 +458,7 @@ def spec_fields(
     min_instances: int | None,
     max_instances: int | None,
     target_in_flight: float | None,
+    maintenance_limit: int | None,
     configuration: str | None,
     timeout: float | None,
     env: JSON | None,
@@ -465,7 +476,8 @@ def spec_fields(
     spec.update(
         _optional(
             image=image, port=port, min_instances=min_instances, max_instances=max_instances,
-            target_in_flight=target_in_flight, configuration=configuration, timeout_s=timeout,
+            target_in_flight=target_in_flight, maintenance_limit=maintenance_limit,
+            configuration=configuration, timeout_s=timeout,
             env=env, secret_env=secret_env, health=health or None,
             telemetry=telemetry or None, registry_secret=registry_secret,
             command=shlex.split(command) if command is not None else None, args=args or None,

@@ -226,3 +226,13 @@ RolloutWaitOpt = Annotated[
         help="Show progress until every instance runs the new spec and the node is Healthy.",
     ),
 ]
+MaintenanceLimitOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--maintenance-limit",
+        min=1,
+        metavar="N",
+        help="Instances that may be down at once during a rolling update (default 1).",
+        show_default=False,
+    ),
+]
