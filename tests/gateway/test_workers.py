@@ -59,8 +59,8 @@ async def test_the_load_read_by_the_controller_adds_up_every_worker(
         assert all(a.status_code == 200 for a in answers)
         total = (await view.load() or {})[SLOW] - before
         one_worker = parse_in_flight_seconds((await client.get(f"{urls[0]}/metrics")).text)
-    assert 1.5 <= total <= 2.5, total
-    assert one_worker[SLOW] < 1.0  # what reading a single worker would have seen
+    assert 1.5 <= total <= 4.0, total
+    assert one_worker[SLOW] < 0.75 * total  # reading one worker would have seen about half
 
 
 async def test_the_routes_version_read_by_the_controller_is_the_oldest_any_worker_serves(
