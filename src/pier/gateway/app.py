@@ -10,7 +10,7 @@ its own route sync and keeps its own pools. The parent restarts a worker that di
 passes SIGTERM/SIGINT on.
 
 A request on the shared port reaches whichever worker the kernel picks, so each worker
-also listens on a port of its own (bound by the parent before forking, the same one
+also listens on a port of its own on 127.0.0.1 (bound by the parent before forking, the same one
 after a restart): ``/healthz`` on any worker lists them all under ``workers``, and the
 control plane reads each worker's ``/healthz`` and ``/metrics`` there, so the load it
 scales on and the requests it drains cover every worker. Route polls say which worker
@@ -46,6 +46,9 @@ log = structlog.get_logger("pier.gateway")
 
 DRAIN_S: Final = 10.0
 """How long requests in flight may take to finish after SIGTERM."""
+OWN_HOST: Final = "127.0.0.1"
+"""Where each worker's own port listens: for the control plane on this machine, whatever
+address the shared port is on."""
 CLIENT_IDLE_S: Final = 60.0
 """Client connections quiet this long (up to twice as long) with nothing owed are closed."""
 
@@ -217,8 +220,8 @@ async def _serve(config: GatewayConfig, *, reuse_port: bool, worker: Worker | No
 def _supervise(config: GatewayConfig) -> None:
     children: dict[int, int] = {}
     stopping = False
-    socks = [_own_socket(config.host) for _ in range(config.workers)]
-    urls = tuple(f"http://{config.host}:{sock.getsockname()[1]}" for sock in socks)
+    socks = [_own_socket() for _ in range(config.workers)]
+    urls = tuple(f"http://{OWN_HOST}:{sock.getsockname()[1]}" for sock in socks)
 
     def spawn(index: int) -> None:
         pid = os.fork()
@@ -260,10 +263,10 @@ def _supervise(config: GatewayConfig) -> None:
             spawn(index)
 
 
-def _own_socket(host: str) -> socket.socket:
+def _own_socket() -> socket.socket:
     """A listening socket on a port the system picks, for one worker alone."""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-    sock.bind((host, 0))
+    sock = socket.socket(socket.AF_INET)
+    sock.bind((OWN_HOST, 0))
     sock.listen(512)
     sock.setblocking(False)
     return sock
