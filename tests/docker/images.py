@@ -82,20 +82,30 @@ def _build_and_push(tag: str) -> str:
         with tempfile.TemporaryDirectory(prefix=f"pier-image-{name}-") as context:
             shutil.copytree(source, context, dirs_exist_ok=True, symlinks=True)
             shutil.copy2(BUSYBOX, Path(context) / "busybox")
-            try:
-                client.images.build(
-                    path=context, tag=ref, buildargs={"VERSION": version}, rm=True, forcerm=True
-                )
-            except docker.errors.BuildError as e:
-                log = "".join(str(item.get("stream", "")) for item in e.build_log)
-                raise ImageBuildFailed(f"building {ref} failed: {e.msg}\n{log}") from None
-        repository, _, pushed_tag = ref.rpartition(":")
-        for item in client.images.push(repository, tag=pushed_tag, stream=True, decode=True):
-            if "error" in item:
-                raise ImageBuildFailed(f"pushing {ref} failed: {item['error']}")
+            build_image(client, context, ref, {"VERSION": version})
+        push_image(client, ref)
     finally:
         client.close()
     return ref
+
+
+def build_image(
+    client: docker.DockerClient, context: str | Path, ref: str, buildargs: dict[str, str]
+) -> None:
+    """Build ``context`` as ``ref``; ImageBuildFailed with the build's log if it fails."""
+    try:
+        client.images.build(path=str(context), tag=ref, buildargs=buildargs, rm=True, forcerm=True)
+    except docker.errors.BuildError as e:
+        log = "".join(str(item.get("stream", "")) for item in e.build_log)
+        raise ImageBuildFailed(f"building {ref} failed: {e.msg}\n{log}") from None
+
+
+def push_image(client: docker.DockerClient, ref: str) -> None:
+    """Push ``ref`` to its registry; ImageBuildFailed with the registry's error."""
+    repository, _, tag = ref.rpartition(":")
+    for item in client.images.push(repository, tag=tag, stream=True, decode=True):
+        if "error" in item:
+            raise ImageBuildFailed(f"pushing {ref} failed: {item['error']}")
 
 
 def _is_static(path: Path) -> bool:

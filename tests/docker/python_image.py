@@ -30,7 +30,14 @@ from pathlib import Path
 from typing import Final
 
 import docker.errors
-from tests.docker.images import IMAGES_DIR, ImageBuildFailed, image_ref, missing_prerequisite
+from tests.docker.images import (
+    IMAGES_DIR,
+    ImageBuildFailed,
+    build_image,
+    image_ref,
+    missing_prerequisite,
+    push_image,
+)
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[2]
 PIER_SOURCE: Final = REPO_ROOT / "src" / "pier"
@@ -80,17 +87,8 @@ def _build() -> str:
             ref = image_ref(f"modelserver:{_inputs_digest(base)}")
             if not _has_image(client, ref):
                 _install_dependencies(context / "site", python)
-                try:
-                    client.images.build(
-                        path=str(context), tag=ref, buildargs={"BASE": base}, rm=True, forcerm=True
-                    )
-                except docker.errors.BuildError as e:
-                    log = "".join(str(item.get("stream", "")) for item in e.build_log)
-                    raise ImageBuildFailed(f"building {ref} failed: {e.msg}\n{log}") from None
-        repository, _, tag = ref.rpartition(":")
-        for item in client.images.push(repository, tag=tag, stream=True, decode=True):
-            if "error" in item:
-                raise ImageBuildFailed(f"pushing {ref} failed: {item['error']}")
+                build_image(client, context, ref, {"BASE": base})
+        push_image(client, ref)
         return ref
     finally:
         client.close()
