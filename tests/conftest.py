@@ -35,6 +35,11 @@ class IrisModel:
     labels: np.ndarray
     probabilities: np.ndarray
 
+    def infer_request(self, row: int = 0) -> dict[str, Any]:
+        """A V2 JSON inference request for one row of the features (input ``X``)."""
+        data = self.features[row].tolist()
+        return {"inputs": [{"name": "X", "shape": [1, 4], "datatype": "FP32", "data": data}]}
+
 
 @pytest.fixture(scope="session")
 def iris_onnx(tmp_path_factory: pytest.TempPathFactory) -> IrisModel:

@@ -72,16 +72,7 @@ def test_cli_operates_the_node(pier: PierProcess, iris_onnx: IrisModel, tmp_path
     assert "iris" in listing and "Healthy" in listing
     instances = json.loads(pier.cli("node", "instances", "iris", "--output", "json").stdout)
     assert [i["status"] for i in instances["instances"]] == ["Healthy"]
-    request = {
-        "inputs": [
-            {
-                "name": "X",
-                "shape": [1, 4],
-                "datatype": "FP32",
-                "data": iris_onnx.features[0].tolist(),
-            }
-        ]
-    }
+    request = iris_onnx.infer_request()
     (tmp_path / "req.json").write_text(json.dumps(request))
     called = pier.cli("call", "iris", "/v2/models/iris/infer", "--data", f"@{tmp_path}/req.json")
     outputs = {o["name"]: o for o in json.loads(called.stdout)["outputs"]}

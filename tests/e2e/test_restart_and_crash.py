@@ -23,16 +23,7 @@ def test_killed_instance_is_replaced_while_requests_flow(
     failures: list[str] = []
     ok = 0
     stop = threading.Event()
-    body = {
-        "inputs": [
-            {
-                "name": "X",
-                "shape": [1, 4],
-                "datatype": "FP32",
-                "data": iris_onnx.features[0].tolist(),
-            }
-        ]
-    }
+    body = iris_onnx.infer_request()
 
     def load() -> None:
         nonlocal ok
