@@ -16,7 +16,8 @@ log = structlog.get_logger("pier.api")
 
 
 def error_response(exc: PierError) -> JSONResponse:
-    return JSONResponse({"error": exc.to_dict()}, status_code=exc.http_status)
+    headers = None if exc.retry_after_s is None else {"Retry-After": str(exc.retry_after_s)}
+    return JSONResponse({"error": exc.to_dict()}, status_code=exc.http_status, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -42,8 +43,16 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error", error=str(exc))
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # The type and a plain traceback (no locals: they hold the request's headers and
+        # the values being written); the logging setup masks anything token-like in it.
+        log.error(
+            "unexpected error",
+            error_type=type(exc).__name__,
+            method=request.method,
+            path=request.url.path,
+            exc_info=exc,
+        )
         return JSONResponse(
             {
                 "error": {

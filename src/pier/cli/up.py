@@ -1,17 +1,22 @@
-"""`pier up`: run the control plane, the gateway and the controller on this machine."""
+"""`pier up`: run the control plane, the gateway and the controller on this machine.
+
+Everything `pier up` writes (what it says, its log) goes through pipe-safe streams: with
+``pier up | tee log``, Ctrl-C kills ``tee`` too, and the lines written while stopping
+must not abort the stopping.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import logging
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import structlog
 import typer
 
 from pier.domain.errors import PierError
+from pier.observability.logging import SafeStream, configure_logging
 from pier.settings import Settings
 
 
@@ -41,26 +46,16 @@ def up(
     settings = Settings(**values)
     if gateway_port is not None:
         settings.gateway.port = gateway_port
-    _configure_logging()
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # a closed pipe is EPIPE, handled below
+    out = SafeStream(sys.stdout)
+    err = SafeStream(sys.stderr)
+    configure_logging(err, timestamp_fmt="%H:%M:%S", colors=err.isatty())
     from pier import server  # the one place the CLI reaches into the server side
 
     try:
-        asyncio.run(server.run(settings, say=lambda line: typer.echo(line, err=False)))
+        asyncio.run(server.run(settings, say=out.line))
     except PierError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
+        err.line(f"error: {exc.message}")
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         pass
-
-
-def _configure_logging() -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
-    structlog.configure(
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="%H:%M:%S"),
-            structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()),
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-    )

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pier.gateway.app import GatewayConfig, run_gateway
 from pier.gateway.limits import DEFAULT_MAX_BODY_BYTES
+from pier.observability.logging import configure_logging
 
 
 def parse_args(argv: Sequence[str] | None = None) -> GatewayConfig:
@@ -67,7 +68,9 @@ def parse_args(argv: Sequence[str] | None = None) -> GatewayConfig:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Parse the command line and serve until SIGTERM."""
-    run_gateway(parse_args(argv))
+    config = parse_args(argv)
+    configure_logging()  # stderr: the gateway log when `pier up` started it
+    run_gateway(config)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import os
 import signal
 import socket
@@ -40,6 +39,7 @@ from pier.modelserver.app import DEFAULT_MAX_BODY_BYTES, ModelServerApp
 from pier.modelserver.dataplane import DataPlane
 from pier.modelserver.loaders import FORMATS, describe_model, detect_format
 from pier.modelserver.metrics import ModelServerMetrics
+from pier.observability.logging import configure_logging
 
 log = structlog.get_logger("pier.modelserver")
 
@@ -85,22 +85,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if args.format is None:
             parser.error(f"cannot tell the format of {args.path}; pass --format")
     return args
-
-
-def configure_logging() -> None:
-    """structlog key-value lines on stderr, INFO and up; no colours (logs are collected)."""
-    structlog.configure(
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.dev.ConsoleRenderer(
-                colors=False, exception_formatter=structlog.dev.plain_traceback
-            ),
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-        cache_logger_on_first_use=True,
-    )
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -163,6 +147,7 @@ def serve_uvicorn(app: ModelServerApp, sock: socket.socket, dataplane: DataPlane
         lifespan="off",
         access_log=False,
         log_level="warning",
+        log_config=None,  # uvicorn's records go through pier's formatter (redacted)
         server_header=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )
@@ -193,7 +178,7 @@ def describe(path: Path, fmt: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Run the model server until SIGTERM/SIGINT; return the exit status."""
     args = parse_args(argv)
-    configure_logging()
+    configure_logging()  # key-value lines on stderr, no colours (logs are collected)
     if args.describe:
         return describe(args.path, args.format)
     metrics = ModelServerMetrics(args.name)
