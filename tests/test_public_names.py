@@ -31,6 +31,7 @@ def test_public_names_are_pinned() -> None:
         "PierError",
         "ProjectNotFound",
         "RuntimeUnavailable",
+        "StoreUnavailable",
         "Unauthorized",
         "WaitTimedOut",
         "__version__",

@@ -27,6 +27,7 @@ from pier.domain.errors import (
     PierError,
     ProjectNotFound,
     RuntimeUnavailable,
+    StoreUnavailable,
     Unauthorized,
 )
 
@@ -79,6 +80,7 @@ __all__ = [
     "PierError",
     "ProjectNotFound",
     "RuntimeUnavailable",
+    "StoreUnavailable",
     "Unauthorized",
     "WaitTimedOut",
     "__version__",

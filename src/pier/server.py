@@ -3,6 +3,9 @@
 `pier up` calls ``run(settings)``. Start-up order matters for restart safety: take the
 data dir's lock (one `pier up` per data dir), bind the API port (fail before touching
 anything), migrate, adopt running instances, then serve.
+
+Stopping (SIGINT, SIGTERM, SIGHUP) runs every step whatever the others do: a store that
+takes no writes or an output nobody reads any more must not leave instances running.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import os
 import secrets
 import signal
 import socket
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -24,12 +27,14 @@ import uvicorn
 from pier.admin_token import ensure_admin_token
 from pier.api.app import create_app
 from pier.api.deps import Services
+from pier.controller.adoption import Adoption
 from pier.controller.loop import Controller
 from pier.controller.routes import RouteBoard
 from pier.domain.errors import NotFound, RuntimeUnavailable
 from pier.domain.names import InstanceId
 from pier.domain.tokens import token_digest
 from pier.gateway_process import GatewayProcess
+from pier.run_marker import RunMarker
 from pier.runtimes import load_runtime
 from pier.runtimes.base import Runtime
 from pier.services.models import ModelService
@@ -41,6 +46,7 @@ from pier.store import Repository, create_store_engine, migrate
 log = structlog.get_logger("pier.server")
 
 Say = Callable[[str], None]
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class _ApiServer(uvicorn.Server):
@@ -119,13 +125,18 @@ def bind_socket(host: str, port: int, *, what: str) -> socket.socket:
 
 
 async def run(settings: Settings, say: Say = print) -> None:
-    """Run the control plane and the gateway until Ctrl-C/SIGTERM, then stop cleanly."""
+    """Run the control plane and the gateway until a stop signal, then stop cleanly."""
     data_dir = settings.data_dir
     lock = lock_data_dir(data_dir)
+    stop = _stop_event()
+    marker = RunMarker(data_dir)
+    unclean_pid = marker.unclean_pid()
     sock = bind_socket(settings.host, settings.port, what="API")
     if not settings.database_url:
         private_file(data_dir / "pier.db")
-    engine = create_store_engine(settings.resolved_database_url)
+    engine = create_store_engine(
+        settings.resolved_database_url, busy_timeout_s=settings.store.busy_timeout_s
+    )
     migrate(engine)
     repo = Repository(engine)
     repo.ensure_default_project()
@@ -152,17 +163,17 @@ async def run(settings: Settings, say: Say = print) -> None:
         gateway_url=gateway.url,
         runtimes=tuple(runtimes),
     )
-    app = create_app(services)
-    adopted = await controller.start()
     server = _ApiServer(
-        uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1)
-    )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    serving = asyncio.create_task(server.serve(sockets=[sock]))
+        uvicorn.Config(
+            create_app(services), log_level="warning", log_config=None, access_log=False,
+            lifespan="off", timeout_graceful_shutdown=1,
+        )
+    )  # fmt: skip
+    marker.begin()
+    serving: asyncio.Task[None] | None = None
     try:
+        adopted = await controller.start()
+        serving = asyncio.create_task(server.serve(sockets=[sock]))
         gateway_adopted = await asyncio.to_thread(gateway.ensure_running)
         _say_started(
             settings,
@@ -172,6 +183,7 @@ async def run(settings: Settings, say: Say = print) -> None:
             gateway_adopted=gateway_adopted,
             runtimes=tuple(runtimes),
             adopted=adopted,
+            unclean_pid=unclean_pid,
         )
         while not serving.done() and not stop.is_set():
             with contextlib.suppress(TimeoutError):
@@ -180,17 +192,51 @@ async def run(settings: Settings, say: Say = print) -> None:
                 log.warning("gateway restarted after it exited")
     finally:
         say("pier: stopping instances and the gateway...")
-        await board.close()
-        server.should_exit = True
+        is_clean = await _run_steps(
+            ("routes", board.close),
+            ("API", lambda: _stop_api(server, serving)),
+            ("instances", lambda: controller.stop(stop_instances=True)),
+            *((f"{name} runtime", runtime.close) for name, runtime in runtimes.items()),
+            ("gateway", lambda: asyncio.to_thread(gateway.stop)),
+            ("store", lambda: asyncio.to_thread(engine.dispose)),
+        )
+        if is_clean:
+            marker.end()
+            say("pier: stopped; nothing left running.")
+        else:
+            say("pier: stopped, but not everything could be stopped; see the log above.")
+        lock.close()
+
+
+def _stop_event() -> asyncio.Event:
+    """An event set by SIGINT (Ctrl-C), SIGTERM or SIGHUP (the terminal closed)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in STOP_SIGNALS:
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def _stop_api(server: uvicorn.Server, serving: asyncio.Task[None] | None) -> None:
+    server.should_exit = True
+    if serving is not None:
         with contextlib.suppress(Exception):
             await serving
-        await controller.stop(stop_instances=True)
-        for runtime in runtimes.values():
-            await runtime.close()
-        await asyncio.to_thread(gateway.stop)
-        engine.dispose()
-        lock.close()
-        say("pier: stopped; nothing left running.")
+
+
+async def _run_steps(*steps: tuple[str, Callable[[], Awaitable[object]]]) -> bool:
+    """Run every step of stopping, whatever the others do; True if all succeeded (a step
+    returning False did not stop everything it had to)."""
+    is_clean = True
+    for what, step in steps:
+        try:
+            result = await step()
+        except (Exception, asyncio.CancelledError) as exc:  # nothing aborts stopping
+            log.error("stopping failed", step=what, error_type=type(exc).__name__, exc_info=exc)
+            is_clean = False
+        else:
+            is_clean = is_clean and result is not False
+    return is_clean
 
 
 def load_runtimes(settings: Settings) -> dict[str, Runtime]:
@@ -237,8 +283,11 @@ def _say_started(
     token_created: bool,
     gateway_adopted: bool,
     runtimes: tuple[str, ...],
-    adopted: int,
+    adopted: Adoption,
+    unclean_pid: int | None,
 ) -> None:
+    if unclean_pid is not None:
+        say(f"pier did not stop cleanly last time (pid {unclean_pid}); {adopted.describe()}")
     data = settings.data_dir.resolve()
     token_note = "created now, mode 0600" if token_created else "existing"
     say(f"pier is up (data dir {data})")
@@ -247,6 +296,6 @@ def _say_started(
     say(f"  store    {settings.resolved_database_url}")
     say(f"  runtime  {', '.join(runtimes)}")
     say(f"  token    {settings.token_path.resolve()} ({token_note})")
-    if adopted:
-        say(f"  adopted  {adopted} running instance(s) left by the previous `pier up`")
+    if unclean_pid is None and (adopted.instances or adopted.removed):
+        say(f"  adopted  {adopted.describe()}, left by the previous `pier up`")
     say("Press Ctrl-C to stop; nodes come back from the store at the next `pier up`.")

@@ -41,6 +41,14 @@ class ControllerSettings(BaseModel):
     """How long a node's load must stay lower before it loses instances."""
 
 
+class StoreSettings(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    busy_timeout_s: float = 5.0
+    """How long a write waits for a locked SQLite store before it fails with 503
+    ``store_unavailable`` (the request can be retried)."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="PIER_", env_nested_delimiter="__", use_attribute_docstrings=True
@@ -57,6 +65,7 @@ class Settings(BaseSettings):
     """Where model nodes run; image nodes use docker whenever an engine answers."""
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     controller: ControllerSettings = Field(default_factory=ControllerSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
 
     @property
     def resolved_database_url(self) -> str:

@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 import structlog
 
+from pier.controller.adoption import Adoption
 from pier.controller.autoscale import AutoscaleSettings, Decision, NodeScaler
 from pier.controller.backoff import CrashBackoff
 from pier.controller.gateway_view import GatewayView
@@ -31,8 +32,9 @@ from pier.controller.plan import Plan, plan_node
 from pier.controller.probes import Probe
 from pier.controller.route_table import build_route_table
 from pier.controller.routes import RouteBoard
+from pier.controller.tick_failures import TickFailures
 from pier.controller.tracked import TrackedInstance
-from pier.domain.errors import PierError, RuntimeUnavailable
+from pier.domain.errors import PierError, RuntimeUnavailable, StoreUnavailable
 from pier.domain.instance_status import InstanceStatus, path_to
 from pier.domain.names import InstanceId, NodeKey
 from pier.domain.records import NodeRecord, endpoint_for_port
@@ -88,17 +90,22 @@ class Controller:
         )
         self._scalers: dict[NodeKey, NodeScaler] = {}
         self._targets: dict[NodeKey, int] = {}
+        self._tick_failures = TickFailures()
 
     # life cycle
 
-    async def start(self) -> int:
-        """Adopt running instances, then start ticking; returns how many were adopted."""
+    async def start(self) -> Adoption:
+        """Adopt running instances, then start ticking; returns what was adopted."""
         adopted = await self.adopt()
         self._task = asyncio.create_task(self._run(), name="controller loop")
         return adopted
 
-    async def stop(self, *, stop_instances: bool) -> None:
-        """Stop the loop; with ``stop_instances`` also stop every instance (Ctrl-C)."""
+    async def stop(self, *, stop_instances: bool) -> bool:
+        """Stop the loop; with ``stop_instances`` also stop every instance (Ctrl-C).
+
+        Stopping does not depend on the store: instances are stopped first, and their rows
+        removed afterwards if the store takes writes (if not, the next start finds them
+        gone). Returns False if an instance could not be stopped."""
         for pull in self._pulls.values():
             pull.cancel()
         if self._task is not None:
@@ -107,39 +114,72 @@ class Controller:
                 await self._task
         for drain in self._drains.values():
             drain.cancel()
+        stopped = True
         if stop_instances:
-            await asyncio.gather(
-                *(self._remove(t, reason=None) for t in list(self._instances.values()))
-            )
+            stopped = await self._stop_all()
         for tracked in self._instances.values():
             if tracked.probe:
                 await tracked.probe.stop()
         await self._http.aclose()
+        return stopped
+
+    async def _stop_all(self) -> bool:
+        tracked = list(self._instances.values())
+        results = await asyncio.gather(
+            *(self._stop_instance(t) for t in tracked), return_exceptions=True
+        )
+        for t, result in zip(tracked, results, strict=True):
+            if isinstance(result, BaseException):
+                log.error(
+                    "stopping an instance failed",
+                    instance=t.instance_id,
+                    error_type=type(result).__name__,
+                    exc_info=result,
+                )
+        gone = [t for t, result in zip(tracked, results, strict=True) if result is None]
+        try:
+            for t in gone:
+                self._repo.remove_instance(t.instance_id)
+        except StoreUnavailable as exc:
+            log.warning("instances stopped but not removed from the store", reason=exc.reason)
+        return len(gone) == len(tracked)
+
+    async def _stop_instance(self, tracked: TrackedInstance) -> None:
+        if tracked.probe:
+            await tracked.probe.stop()
+            tracked.probe = None
+        runtime = self._runtimes[tracked.runtime]
+        await runtime.delete(tracked.instance_id, grace_s=self._settings.stop_grace_s)
+        self._instances.pop(tracked.instance_id, None)
 
     async def _run(self) -> None:
         while True:
             started = self._clock()
             try:
                 await self.tick()
-            except Exception:
-                log.exception("controller tick failed")
+            except Exception as exc:
+                self._tick_failures.failed(exc)
+            else:
+                self._tick_failures.succeeded()
             elapsed_s = self._clock() - started
             await asyncio.sleep(max(0.05, self._settings.tick_s - elapsed_s))
 
     # adoption
 
-    async def adopt(self) -> int:
+    async def adopt(self) -> Adoption:
         """Match running instances to the store after a restart: keep, never duplicate."""
         nodes = {n.key: n for n in self._repo.list_nodes()}
         rows = {r.id: r for r in self._repo.list_instances()}
         now = self._clock()
-        adopted = 0
+        adopted = removed = 0
+        adopted_nodes: set[NodeKey] = set()
         for name, runtime in self._runtimes.items():
             for seen in await runtime.list():
                 node = nodes.get(seen.node)
                 if node is None:
                     log.info("orphan instance removed", instance=seen.instance_id)
                     await runtime.delete(seen.instance_id, grace_s=self._settings.stop_grace_s)
+                    removed += 1
                     continue
                 row = rows.pop(seen.instance_id, None)
                 tracked = TrackedInstance(
@@ -154,6 +194,7 @@ class Controller:
                 if tracked.status is S.DELETING:  # pier stopped while it was leaving
                     self._retire(tracked, node, reason="not needed")
                 adopted += 1
+                adopted_nodes.add(seen.node)
                 self._event(
                     node,
                     "instance_adopted",
@@ -169,7 +210,7 @@ class Controller:
                 kind="instance_lost",
                 message=f"instance {row.id} was gone after a restart",
             )
-        return adopted
+        return Adoption(adopted, len(adopted_nodes), removed=removed, lost=len(rows))
 
     def _track(self, tracked: TrackedInstance, seen: Observed, node: NodeRecord) -> None:
         self._instances[tracked.instance_id] = tracked
@@ -218,6 +259,8 @@ class Controller:
         try:
             async with self._locks[node.key]:
                 await self.reconcile(node, seen)
+        except StoreUnavailable:
+            raise  # the whole tick failed, not this node: logged once by the loop
         except Exception as exc:
             log.exception("reconcile failed", node=str(node.key))
             self._event(node, "reconcile_failed", f"reconcile failed: {exc}")
@@ -358,8 +401,8 @@ class Controller:
         if node.spec.model is not None:
             model = self._repo.get_model(node.project, node.spec.model, node.spec.model_version)
         spec = instance_spec(node, instance_id, model=model, models_dir=self._models_dir)
+        self._repo.upsert_instance(tracked.record())  # recorded before it exists
         self._instances[instance_id] = tracked
-        self._repo.upsert_instance(tracked.record())
         try:
             seen = await self._runtimes[runtime_name].create(spec)
         except Exception as exc:
@@ -385,9 +428,7 @@ class Controller:
         if tracked.instance_id in self._drains:
             return
         routed = tracked.status is S.HEALTHY and not tracked.exited
-        if tracked.status is not S.DELETING:
-            tracked.status, tracked.since = S.DELETING, self._clock()
-            self._repo.upsert_instance(tracked.record())
+        self._mark_deleting(tracked)
         drain_s = node.spec.timeout_s if routed else 0.0
         task = asyncio.create_task(
             self._drain_then_remove(tracked, drain_s, reason=reason),
@@ -420,10 +461,21 @@ class Controller:
             await asyncio.sleep(DRAIN_POLL_S)
         log.info("drain timed out", instance=tracked.instance_id, wait_s=wait_s)
 
-    async def _remove(self, tracked: TrackedInstance, *, reason: str | None) -> None:
-        if tracked.status is not S.DELETING:
-            tracked.status, tracked.since = S.DELETING, self._clock()
+    def _mark_deleting(self, tracked: TrackedInstance) -> None:
+        """Record Deleting in the store, then in memory: if the store fails, the instance
+        stays as it was and a later tick decides again."""
+        if tracked.status is S.DELETING:
+            return
+        before = (tracked.status, tracked.since)
+        tracked.status, tracked.since = S.DELETING, self._clock()
+        try:
             self._repo.upsert_instance(tracked.record())
+        except StoreUnavailable:
+            tracked.status, tracked.since = before
+            raise
+
+    async def _remove(self, tracked: TrackedInstance, *, reason: str | None) -> None:
+        self._mark_deleting(tracked)
         if tracked.probe:
             await tracked.probe.stop()
             tracked.probe = None

@@ -11,6 +11,7 @@
     ├── InvalidSpec           invalid_spec          422   .field names the offending field
     ├── BodyTooLarge          body_too_large        413
     ├── RuntimeUnavailable    runtime_unavailable   503
+    ├── StoreUnavailable      store_unavailable     503   with Retry-After; pier keeps running
     └── IllegalTransition     internal              500   a pier bug
 
 Messages are built from arguments here; callers never format them. The client maps
@@ -27,6 +28,8 @@ class PierError(Exception):
 
     code: ClassVar[str] = "internal"
     http_status: ClassVar[int] = 500
+    retry_after_s: ClassVar[int | None] = None
+    """Sent as ``Retry-After`` when set: the failure is temporary."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -124,6 +127,20 @@ class RuntimeUnavailable(PierError):
     http_status = 503
 
 
+class StoreUnavailable(PierError):
+    """The store cannot be written or read right now (locked past the busy timeout,
+    read-only, disk full, database unreachable). Temporary: pier keeps running and the
+    same request succeeds once the store is back."""
+
+    code = "store_unavailable"
+    http_status = 503
+    retry_after_s = 1
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"the store is unavailable ({reason}); try again shortly")
+        self.reason = reason
+
+
 class IllegalTransition(PierError):
     """An instance status move outside the table: a bug in pier, never user error."""
 
@@ -141,6 +158,7 @@ ERRORS_BY_CODE: dict[str, type[PierError]] = {
         InvalidSpec,
         BodyTooLarge,
         RuntimeUnavailable,
+        StoreUnavailable,
         PierError,
     )
 }

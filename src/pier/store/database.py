@@ -10,13 +10,23 @@ from sqlalchemy import Engine, create_engine, event
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
-def create_store_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite gets WAL, a busy timeout and foreign keys."""
+DEFAULT_BUSY_TIMEOUT_S = 5.0
+
+
+def create_store_engine(url: str, *, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, a busy timeout and foreign keys.
+
+    ``hide_parameters``: SQLAlchemy's errors quote the statement's bound values otherwise,
+    and those are secret values, registry credentials and token digests."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": busy_timeout_s},
+            hide_parameters=True,
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, hide_parameters=True)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -12,10 +12,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, delete, func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DisconnectionError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
-from pier.domain.errors import ModelNotFound, NameTaken, NodeNotFound, NotFound, ProjectNotFound
+from pier.domain.errors import (
+    ModelNotFound,
+    NameTaken,
+    NodeNotFound,
+    NotFound,
+    ProjectNotFound,
+    StoreUnavailable,
+)
 from pier.domain.instance_status import InstanceStatus
 from pier.domain.names import DEFAULT_PROJECT
 from pier.domain.records import EventRecord, InstanceRecord, ModelRecord, NodeRecord
@@ -29,6 +37,9 @@ from pier.store.tables import (
     SecretRow,
     TokenRow,
 )
+
+STORE_FAILURES = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)
+"""The store itself failing (locked, read-only, disk full, unreachable), not pier's SQL."""
 
 
 def utcnow() -> datetime:
@@ -47,8 +58,13 @@ class Repository:
 
     @contextmanager
     def _session(self) -> Iterator[Session]:
-        with self._sessions.begin() as session:
-            yield session
+        """One transaction; a failing store raises StoreUnavailable, named by the
+        database's own reason and never by the statement or its values."""
+        try:
+            with self._sessions.begin() as session:
+                yield session
+        except STORE_FAILURES as exc:
+            raise StoreUnavailable(store_failure_reason(exc)) from None
 
     # projects and tokens
 
@@ -341,6 +357,13 @@ class Repository:
     def remove_events(self, project: str, node: str) -> None:
         with self._session() as s:
             s.execute(delete(EventRow).where(EventRow.project == project, EventRow.node == node))
+
+
+def store_failure_reason(exc: Exception) -> str:
+    """The database's first line about ``exc`` ("database is locked"), without the SQL."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig) if orig is not None else type(exc).__name__
+    return (text.strip().splitlines() or [type(exc).__name__])[0]
 
 
 def _model(row: ModelRow) -> ModelRecord:
