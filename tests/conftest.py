@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,9 +68,16 @@ class PierProcess:
     extra_env: dict[str, str] = field(default_factory=dict)
     """Settings for `pier up` (e.g. PIER_CONTROLLER__SCALE_DOWN_DELAY_S)."""
     log_path: Path = field(init=False)
+    reader: subprocess.Popen[bytes] | None = None
+    """The process `pier up`'s output is piped through, if any (``start(pipe_through=)``)."""
+    _started_at_byte: int = 0
 
     def __post_init__(self) -> None:
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}-pier-up.log"
+
+    def output(self) -> str:
+        """What `pier up` wrote (stdout and stderr) since its latest start."""
+        return self.log_path.read_bytes()[self._started_at_byte :].decode(errors="replace")
 
     @property
     def url(self) -> str:
@@ -92,7 +99,9 @@ class PierProcess:
         env.pop("PIER_TOKEN", None)
         return env
 
-    def start(self, timeout_s: float = 30.0) -> None:
+    def start(self, timeout_s: float = 30.0, *, pipe_through: Sequence[str] = ()) -> None:
+        """Start `pier up` and wait until it is up; with ``pipe_through`` (e.g. ``["cat"]``)
+        its output goes through a pipe to that command, as in ``pier up | tee log``."""
         argv = [
             sys.executable,
             "-m",
@@ -106,10 +115,21 @@ class PierProcess:
             str(self.data_dir),
         ]
         seen_bytes = self.log_path.stat().st_size if self.log_path.exists() else 0
+        self._started_at_byte = seen_bytes
         with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                argv, stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True
-            )
+            if pipe_through:
+                self.proc = subprocess.Popen(
+                    argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=self.env,
+                    start_new_session=True,
+                )  # fmt: skip
+                assert self.proc.stdout is not None
+                self.reader = subprocess.Popen(pipe_through, stdin=self.proc.stdout, stdout=log)
+                self.proc.stdout.close()  # the reader holds the only read end
+            else:
+                self.proc = subprocess.Popen(
+                    argv, stdout=log, stderr=subprocess.STDOUT, env=self.env,
+                    start_new_session=True,
+                )  # fmt: skip
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -126,6 +146,13 @@ class PierProcess:
         self.proc.send_signal(sig)
         self.proc.wait(timeout_s)
         self.proc = None
+        if self.reader is not None:
+            self.reader.wait(timeout_s)
+            self.reader = None
+
+    def gateway_pid(self) -> int:
+        """The gateway process `pier up` started (or adopted)."""
+        return int(json.loads((self.data_dir / "gateway.json").read_text())["pid"])
 
     def api(self) -> httpx.Client:
         return httpx.Client(

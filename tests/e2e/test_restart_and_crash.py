@@ -1,5 +1,5 @@
 """Crashes and restarts: a killed instance is replaced without refused connections,
-a killed `pier up` adopts its instances, Ctrl-C leaves nothing running."""
+a killed `pier up` adopts its instances (and says so), Ctrl-C leaves nothing running."""
 
 from __future__ import annotations
 
@@ -74,11 +74,16 @@ def test_sigkill_of_pier_up_then_restart_adopts_instances(
     push_and_create(pier, iris_onnx)
     before = sorted(i["id"] for i in pier.instances("iris"))
     pids = sorted(pier.instance_pids())
+    killed = pier.proc.pid if pier.proc else None
     pier.stop(signal.SIGKILL)
     # the gateway keeps serving on its last routes while the control plane is down
     with pier.gateway() as gw:
         assert gw.get("/default/nodes/iris/v2/health/ready").status_code == 200
     pier.start()
+    assert (
+        f"pier did not stop cleanly last time (pid {killed}); "
+        "adopted 2 instances of 1 node, removed 0\n"
+    ) in pier.output()
     pier.wait_for(
         lambda: pier.node("iris")["status"] == "Healthy", what="node Healthy after restart"
     )
@@ -93,11 +98,12 @@ def test_ctrl_c_stops_everything_and_up_restores_nodes(
 ) -> None:
     push_and_create(pier, iris_onnx, instances=1)
     pids = pier.instance_pids()
-    gateway_pid = int(__import__("json").loads((pier.data_dir / "gateway.json").read_text())["pid"])
+    gateway_pid = pier.gateway_pid()
     pier.stop(signal.SIGINT)
     for pid in [*pids, gateway_pid]:
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
     pier.start()
+    assert "did not stop cleanly" not in pier.output()
     pier.wait_for(lambda: pier.serving("iris"), what="node back after restart")
     with httpx.Client(trust_env=False) as c:
         r = c.get(

@@ -92,6 +92,10 @@ class Controller:
         self._targets: dict[NodeKey, int] = {}
         self._tick_failures = TickFailures()
 
+    @property
+    def tick_failures(self) -> TickFailures:
+        return self._tick_failures
+
     # life cycle
 
     async def start(self) -> Adoption:

@@ -25,6 +25,11 @@ class TickFailures:
     def is_failing(self) -> bool:
         return self._failing is not None
 
+    @property
+    def failed_ticks(self) -> int:
+        """Ticks failed in a row."""
+        return self._count
+
     def failed(self, exc: Exception) -> None:
         """Count a failed tick; log it if it fails differently from the previous one."""
         self._count += 1
