@@ -184,6 +184,7 @@ async def run(settings: Settings, say: Say = print) -> None:
             runtimes=tuple(runtimes),
             adopted=adopted,
             unclean_pid=unclean_pid,
+            store=engine.url.render_as_string(hide_password=True),
         )
         while not serving.done() and not stop.is_set():
             with contextlib.suppress(TimeoutError):
@@ -285,6 +286,7 @@ def _say_started(
     runtimes: tuple[str, ...],
     adopted: Adoption,
     unclean_pid: int | None,
+    store: str,
 ) -> None:
     if unclean_pid is not None:
         say(f"pier did not stop cleanly last time (pid {unclean_pid}); {adopted.describe()}")
@@ -293,7 +295,7 @@ def _say_started(
     say(f"pier is up (data dir {data})")
     say(f"  API      {settings.api_url}   OpenAPI {settings.api_url}/openapi.json")
     say(f"  gateway  {gateway.url}" + ("   (adopted: it kept running)" if gateway_adopted else ""))
-    say(f"  store    {settings.resolved_database_url}")
+    say(f"  store    {store}")
     say(f"  runtime  {', '.join(runtimes)}")
     say(f"  token    {settings.token_path.resolve()} ({token_note})")
     if unclean_pid is None and (adopted.instances or adopted.removed):
