@@ -287,6 +287,16 @@ async def test_list_finds_instances_by_node_and_a_new_runtime_adopts_them(
     assert listed[a.instance_id].generation == 2
 
 
+async def test_observed_names_the_container(
+    runtime: DockerRuntime, pinned_echo: str, client: docker.DockerClient
+) -> None:
+    created = await runtime.create(make_spec(pinned_echo))
+    [listed] = [o for o in await runtime.list() if o.instance_id == created.instance_id]
+    container = await asyncio.to_thread(client.containers.get, f"pier-{created.instance_id}")
+    assert created.container_id == listed.container_id == container.id
+    assert created.pid is None
+
+
 async def test_container_removed_out_of_band_disappears_from_list(
     runtime: DockerRuntime, pinned_echo: str, client: docker.DockerClient
 ) -> None:

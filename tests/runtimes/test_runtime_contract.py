@@ -259,6 +259,13 @@ async def test_a_killed_process_reads_exited(harness: Harness, runtime: Runtime)
     assert [o.instance_id for o in await runtime.list()] == ["i-killed"], "kept until deleted"
 
 
+async def test_observed_names_the_process_to_signal(harness: Harness, runtime: Runtime) -> None:
+    created = await runtime.create(make_spec("i-pid", SLEEPER))
+    [listed] = await runtime.list()
+
+    assert created.pid == listed.pid == harness.pid_of("i-pid")
+
+
 async def test_the_exit_code_of_a_process_is_reported(runtime: Runtime) -> None:
     await runtime.create(make_spec("i-exit", python("raise SystemExit(3)")))
 

@@ -26,6 +26,11 @@ class CliState:
     def is_json(self) -> bool:
         return self.output is OutputFormat.JSON
 
+    @property
+    def is_wide(self) -> bool:
+        """Tables with every column, nothing cut (``--output wide``)."""
+        return self.output is OutputFormat.WIDE
+
     def client(self, *, gateway_url: str | None = None) -> Client:
         """The SDK client for these options (one per invocation)."""
         if self._client is None:
@@ -42,7 +47,9 @@ class CliState:
 
 OutputOpt = Annotated[
     OutputFormat | None,
-    typer.Option("--output", "-o", help="table or json; also a global option.", show_default=False),
+    typer.Option(
+        "--output", "-o", help="table, wide or json; also a global option.", show_default=False
+    ),
 ]
 ProjectOpt = Annotated[
     str | None,

@@ -100,7 +100,12 @@ def root(
         ),
     ] = None,
     output: Annotated[
-        OutputFormat, typer.Option("--output", "-o", help="Tables for people, JSON for scripts.")
+        OutputFormat,
+        typer.Option(
+            "--output",
+            "-o",
+            help="table: fits the terminal; wide: every column, nothing cut; json: for scripts.",
+        ),
     ] = OutputFormat.TABLE,
     version: Annotated[
         bool,

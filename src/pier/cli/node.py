@@ -40,7 +40,16 @@ from pier.cli.node_options import (
     WaitOpt,
     WaitTimeoutOpt,
 )
-from pier.cli.output import age, clock, print_fields, print_json, print_line, print_table, stderr
+from pier.cli.output import (
+    Column,
+    age,
+    clock,
+    print_fields,
+    print_json,
+    print_line,
+    print_table,
+    stderr,
+)
 from pier.client import Client, NodeProgress
 from pier.domain.instance_status import InstanceStatus
 
@@ -62,6 +71,42 @@ PROGRESS_ORDER = tuple(
     )
 )
 """Instance statuses as `--wait` lists them: the goal first."""
+
+NODE_COLUMNS = (
+    Column("NAME"),
+    Column("STATUS"),
+    Column("INSTANCES"),
+    Column("SOURCE"),
+    Column("CONFIG"),
+    Column("MIN-MAX"),
+    Column("GENERATION", wide=True),
+    Column("AGE"),
+    Column("MESSAGE", cut=True),
+)
+HANDLE_HEADER = "PID/CONTAINER"
+"""The instance's process id (local runtime) or container id (docker): `PID` or `CONTAINER`
+when all instances are of one kind."""
+INSTANCE_COLUMNS = (
+    Column("ID"),
+    Column("STATUS"),
+    Column("SINCE"),
+    Column("RESTARTS"),
+    Column(HANDLE_HEADER),
+    Column("ENDPOINT"),
+    Column("GENERATION", wide=True),
+    Column("LIMITS", cut=True, wide=True),
+    Column("NOT ENFORCED", cut=True, wide=True),
+    Column("LAST ERROR", cut=True),
+)
+EVENT_COLUMNS = (
+    Column("TIME"),
+    Column("KIND"),
+    Column("INSTANCE"),
+    Column("ACTOR", wide=True),
+    Column("MESSAGE", cut=True),
+)
+SHORT_CONTAINER_ID = 12
+"""As `docker ps` shows container ids (docker commands take them)."""
 
 
 @app.command()
@@ -136,8 +181,7 @@ def list_nodes(ctx: typer.Context, output: OutputOpt = None, project: ProjectOpt
     if state.is_json:
         print_json({"nodes": nodes})
         return
-    columns = ("NAME", "STATUS", "INSTANCES", "SOURCE", "CONFIG", "MIN-MAX", "AGE", "MESSAGE")
-    print_table(columns, (_node_row(node) for node in nodes))
+    print_table(NODE_COLUMNS, (_node_row(node) for node in nodes), wide=state.is_wide)
 
 
 @app.command()
@@ -300,32 +344,11 @@ def instances(
     if state.is_json:
         print_json({"instances": items})
         return
-    columns = (
-        "ID",
-        "STATUS",
-        "SINCE",
-        "RESTARTS",
-        "ENDPOINT",
-        "LIMITS",
-        "NOT ENFORCED",
-        "LAST ERROR",
+    columns = tuple(
+        Column(_handle_header(items)) if column.header == HANDLE_HEADER else column
+        for column in INSTANCE_COLUMNS
     )
-    print_table(
-        columns,
-        (
-            (
-                item.get("id"),
-                item.get("status"),
-                age(item.get("since")),
-                item.get("restarts"),
-                item.get("endpoint"),
-                item.get("limits_applied"),
-                item.get("limits_not_applied"),
-                _first_line(item.get("last_error")),
-            )
-            for item in items
-        ),
-    )
+    print_table(columns, (_instance_row(item) for item in items), wide=state.is_wide)
 
 
 @app.command()
@@ -342,19 +365,7 @@ def events(
     if state.is_json:
         print_json({"events": items})
         return
-    print_table(
-        ("TIME", "KIND", "INSTANCE", "ACTOR", "MESSAGE"),
-        (
-            (
-                clock(e.get("time")),
-                e.get("kind"),
-                e.get("instance"),
-                e.get("actor"),
-                e.get("message"),
-            )
-            for e in items
-        ),
-    )
+    print_table(EVENT_COLUMNS, (_event_row(e) for e in items), wide=state.is_wide)
 
 
 @app.command()
@@ -505,15 +516,52 @@ def _node_row(node: JSON) -> tuple[object, ...]:
         _source(spec),
         spec.get("configuration"),
         _range(spec),
+        node.get("generation"),
         age(node.get("created_at")),
-        _first_line(node.get("message")),
+        _first_line(node.get("message"), max_chars=None),
+    )
+
+
+def _instance_row(item: JSON) -> tuple[object, ...]:
+    container = item.get("container_id")
+    return (
+        item.get("id"),
+        item.get("status"),
+        age(item.get("since")),
+        item.get("restarts"),
+        item.get("pid") or (str(container)[:SHORT_CONTAINER_ID] if container else None),
+        item.get("endpoint"),
+        item.get("generation"),
+        item.get("limits_applied"),
+        item.get("limits_not_applied"),
+        _first_line(item.get("last_error"), max_chars=None),
+    )
+
+
+def _handle_header(items: Sequence[JSON]) -> str:
+    if items and all(item.get("container_id") is None for item in items):
+        return "PID"
+    if items and all(item.get("pid") is None for item in items):
+        return "CONTAINER"
+    return HANDLE_HEADER
+
+
+def _event_row(event: JSON) -> tuple[object, ...]:
+    return (
+        clock(event.get("time")),
+        event.get("kind"),
+        event.get("instance"),
+        event.get("actor"),
+        event.get("message"),
     )
 
 
 def _instance_counts(node: JSON) -> str:
     counts = node.get("instances") or {}
-    text = f"{counts.get('healthy', 0)}/{counts.get('total', 0)} Healthy"
     target = counts.get("target")
+    if not counts.get("total") and target == 0:
+        return "0/0 (scaled to zero)"  # --min 0 and idle: the next request starts one
+    text = f"{counts.get('healthy', 0)}/{counts.get('total', 0)} Healthy"
     if target is not None and target != counts.get("total"):
         text += f", scaling to {target}"
     return text
@@ -535,11 +583,14 @@ def _range(spec: JSON) -> str:
     return f"{low}-{low if high is None else high}"
 
 
-def _first_line(text: str | None) -> str | None:
+def _first_line(text: str | None, *, max_chars: int | None = 80) -> str | None:
+    """The first line of ``text``, cut to ``max_chars`` (None: tables cut to fit)."""
     if not text:
         return None
     first = text.strip().splitlines()[0] if text.strip() else ""
-    return first if len(first) <= 80 else first[:79] + "…"
+    if max_chars is None or len(first) <= max_chars:
+        return first
+    return first[: max_chars - 1] + "…"
 
 
 @app.command()

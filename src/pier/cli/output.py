@@ -1,7 +1,15 @@
-"""How the CLI prints: rich tables for people, JSON for scripts, errors as one line on stderr."""
+"""How the CLI prints: rich tables for people, JSON for scripts, errors as one line on stderr.
+
+A table is one line per row. On a terminal, ``table`` output fits its width: free text
+(``Column(cut=True)``: messages, errors) is cut with "…" while ids, names, URLs and
+numbers are never cut or wrapped, and columns marked ``wide`` are left out; ``wide``
+output shows every column in full. Piped output is never cut or wrapped, so `grep` and
+`awk` see whole rows.
+"""
 
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -10,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from pier.domain.configurations import format_bytes
 
@@ -20,7 +29,21 @@ PIPE_WIDTH = 1000
 
 class OutputFormat(StrEnum):
     TABLE = "table"
+    """Fits the terminal: free text is cut, some columns are only in ``wide``."""
+    WIDE = "wide"
+    """Every column, nothing cut."""
     JSON = "json"
+    """The API's shape, for scripts."""
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """A table column. ``cut``: free text, cut with … to fit a terminal (other values,
+    such as ids and URLs, are never cut). ``wide``: shown only with ``--output wide``."""
+
+    header: str
+    cut: bool = False
+    wide: bool = False
 
 
 def print_json(data: Any) -> None:
@@ -28,24 +51,29 @@ def print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
-def print_table(columns: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
-    """A borderless table on stdout; None prints as '-'."""
+def print_table(
+    columns: Sequence[str | Column], rows: Iterable[Sequence[object]], *, wide: bool = False
+) -> None:
+    """A borderless table on stdout, one line per row; None prints as '-'. ``wide``: every
+    column, nothing cut (see the module docstring)."""
+    specs = [column if isinstance(column, Column) else Column(column) for column in columns]
+    shown = [i for i, column in enumerate(specs) if wide or not column.wide]
     table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in columns:
-        table.add_column(column, overflow="fold")
+    for i in shown:
+        table.add_column(Text(specs[i].header, no_wrap=True), no_wrap=not specs[i].cut)
     for row in rows:
-        table.add_row(*(escape(_cell(value)) for value in row))
-    stdout.print(table, width=_width())
+        table.add_row(*(_text(row[i]) for i in shown))
+    _console(fit=not wide).print(table)
 
 
 def print_fields(fields: Iterable[tuple[str, object]]) -> None:
-    """Label: value lines, one per field."""
+    """Label: value lines, one per field; long values wrap within their column."""
     table = Table.grid(padding=(0, 2))
-    table.add_column(style="bold")
+    table.add_column(style="bold", no_wrap=True)
     table.add_column(overflow="fold")
     for label, value in fields:
         table.add_row(label, escape(_cell(value)))
-    stdout.print(table, width=_width())
+    _console(fit=True).print(table)
 
 
 def print_line(message: str) -> None:
@@ -58,9 +86,17 @@ def print_error(message: str) -> None:
     stderr.print(f"[bold red]error:[/] {escape(message)}")
 
 
-def _width() -> int | None:
-    """The terminal's width; piped output is not wrapped, so `grep` sees whole rows."""
-    return None if stdout.is_terminal else PIPE_WIDTH
+def _console(*, fit: bool) -> Console:
+    """stdout as wide as the terminal when ``fit`` and there is one; else as wide as the
+    rows need, up to PIPE_WIDTH (a Console caps every print at its own width)."""
+    if fit and stdout.is_terminal:
+        return stdout
+    return Console(highlight=False, soft_wrap=True, width=PIPE_WIDTH)
+
+
+def _text(value: object) -> Text:
+    """A cell on one line (rich only cuts the columns that may be cut, see print_table)."""
+    return Text(_cell(value), no_wrap=True, overflow="ellipsis")
 
 
 def _cell(value: object) -> str:

@@ -226,6 +226,11 @@ class Controller:
         tracked.limits_applied = seen.limits_applied
         tracked.limits_not_applied = seen.limits_not_applied
         tracked.port_endpoints = dict(seen.port_endpoints)
+        handle = (seen.pid or tracked.pid, seen.container_id or tracked.container_id)
+        if handle != (tracked.pid, tracked.container_id):
+            tracked.pid, tracked.container_id = handle
+            if tracked.status is not S.UNDEFINED:  # an instance being created is saved next
+                self._repo.upsert_instance(tracked.record())
         if seen.endpoint and seen.endpoint != tracked.endpoint:
             tracked.endpoint = seen.endpoint
         probed = endpoint_for_port(

@@ -30,6 +30,8 @@ class TrackedInstance:
     last_error: str | None = None
     limits_applied: tuple[str, ...] = ()
     limits_not_applied: tuple[str, ...] = ()
+    pid: int | None = None
+    container_id: str | None = None
     probe: Probe | None = field(default=None, repr=False)
 
     @property
@@ -49,7 +51,8 @@ class TrackedInstance:
             restarts=self.restarts, last_error=self.last_error, generation=self.generation,
             runtime=self.runtime, limits_applied=self.limits_applied,
             limits_not_applied=self.limits_not_applied, created_at=_dt(self.created_at),
-            port_endpoints=dict(self.port_endpoints),
+            port_endpoints=dict(self.port_endpoints), pid=self.pid,
+            container_id=self.container_id,
         )  # fmt: skip
 
 

@@ -65,6 +65,10 @@ class InstanceRecord:
     created_at: datetime
     port_endpoints: Mapping[int, str] = field(default_factory=dict)
     """Base URLs of a separate health or metrics port, by container port."""
+    pid: int | None = None
+    """The instance's process, on a process runtime."""
+    container_id: str | None = None
+    """The instance's container, on a container runtime."""
 
 
 @dataclass(frozen=True, slots=True)

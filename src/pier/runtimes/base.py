@@ -64,6 +64,10 @@ class Observed:
     limits_applied: tuple[str, ...] = ()
     limits_not_applied: tuple[str, ...] = ()
     """Human-readable, e.g. "gpus=1: no GPU on this machine"."""
+    pid: int | None = None
+    """Process runtimes: the instance's process (group leader), for `kill` and `ps`."""
+    container_id: str | None = None
+    """Container runtimes: the container's id, for `docker logs`, `docker kill`..."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,6 +57,8 @@ def instance_view(inst: InstanceRecord) -> dict[str, Any]:
         "last_error": inst.last_error,
         "generation": inst.generation,
         "runtime": inst.runtime,
+        "pid": inst.pid,
+        "container_id": inst.container_id,
         "limits_applied": list(inst.limits_applied),
         "limits_not_applied": list(inst.limits_not_applied),
         "created_at": inst.created_at.isoformat(),

@@ -254,6 +254,7 @@ class Repository:
             row.limits_not_applied = list(record.limits_not_applied)
             row.created_at = record.created_at
             row.port_endpoints = {str(p): url for p, url in record.port_endpoints.items()}
+            row.pid, row.container_id = record.pid, record.container_id
             s.add(row)
 
     def remove_instance(self, instance_id: str) -> None:
@@ -412,6 +413,8 @@ def _instance(row: InstanceRow) -> InstanceRecord:
         limits_not_applied=tuple(row.limits_not_applied),
         created_at=_utc(row.created_at),
         port_endpoints={int(p): url for p, url in (row.port_endpoints or {}).items()},
+        pid=row.pid,
+        container_id=row.container_id,
     )
 
 

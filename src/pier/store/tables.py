@@ -81,6 +81,8 @@ class InstanceRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     port_endpoints: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     """Container port (as text: JSON keys) -> base URL, for a separate health/metrics port."""
+    pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    container_id: Mapped[str | None] = mapped_column(String(80), nullable=True)
 
 
 class EventRow(Base):

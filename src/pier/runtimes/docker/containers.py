@@ -46,6 +46,7 @@ def observed_from_labels(
     phase: Phase,
     host_ports: Mapping[int, int],
     exit_code: int | None,
+    container_id: str | None = None,
 ) -> Observed:
     """``host_ports``: published container port -> host port (empty unless running)."""
     port = int(labels.get("pier.port") or 0)
@@ -60,6 +61,7 @@ def observed_from_labels(
         generation=int(labels.get("pier.generation") or 1),
         limits_applied=tuple(json.loads(labels.get("pier.limits-applied") or "[]")),
         limits_not_applied=tuple(json.loads(labels.get("pier.limits-not-applied") or "[]")),
+        container_id=container_id,
     )
 
 
@@ -74,7 +76,7 @@ def observed_from_inspect(info: Mapping[str, Any]) -> Observed:
             if proto == "tcp" and bindings:
                 host_ports[int(container_port)] = int(bindings[0]["HostPort"])
     exit_code = int(state["ExitCode"]) if phase == "exited" else None
-    return observed_from_labels(labels, phase, host_ports, exit_code)
+    return observed_from_labels(labels, phase, host_ports, exit_code, info.get("Id"))
 
 
 def host_ports_from_summary(summary: Mapping[str, Any]) -> dict[int, int]:

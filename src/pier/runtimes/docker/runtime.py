@@ -222,7 +222,7 @@ class DockerRuntime:
                     seen.append(observed_from_inspect(info))
                 continue
             host_ports = host_ports_from_summary(summary) if phase == "running" else {}
-            seen.append(observed_from_labels(labels, phase, host_ports, None))
+            seen.append(observed_from_labels(labels, phase, host_ports, None, summary.get("Id")))
         return sorted(seen, key=lambda o: o.instance_id)
 
     # -- delete --------------------------------------------------------------------------

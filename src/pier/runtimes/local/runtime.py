@@ -323,4 +323,5 @@ def _observed(record: InstanceState, phase: Phase, exit_code: int | None) -> Obs
         generation=record.generation,
         limits_applied=record.limits_applied,
         limits_not_applied=record.limits_not_applied,
+        pid=None if phase == "exited" else record.pid,
     )
