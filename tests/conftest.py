@@ -197,11 +197,17 @@ class PierProcess:
         return [sys.executable, "-m", "pier"]
 
     def cli(
-        self, *args: str, check: bool = True, timeout_s: float = 120.0, input: str | None = None
+        self,
+        *args: str,
+        check: bool = True,
+        timeout_s: float = 120.0,
+        input: str | None = None,
+        env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
+        """Run `pier ARGS` (its output piped); ``env`` is added to the CLI's environment."""
         result = subprocess.run(
             [*self.cli_argv(), *args],
-            env=self.env,
+            env={**self.env, **(env or {})},
             input=input,
             text=True,
             capture_output=True,
@@ -213,6 +219,10 @@ class PierProcess:
                 f"{result.stdout}\n{result.stderr}"
             )
         return result
+
+    def cli_json(self, *args: str) -> Any:
+        """What `pier ARGS --output json` prints."""
+        return json.loads(self.cli(*args, "--output", "json").stdout)
 
     def container_labels(self, node: str) -> list[str]:
         """Label filters for this pier's containers of ``node`` (other pier processes may

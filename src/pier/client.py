@@ -27,6 +27,8 @@ DEFAULT_URL: Final = "http://127.0.0.1:8080"
 DEFAULT_PROJECT: Final = "default"
 DEFAULT_TIMEOUT_S: Final = 30.0
 UPLOAD_CHUNK_BYTES: Final = 1 << 20
+FOLLOW_PAGE: Final = 100
+"""Events read per poll while following a node or waiting for it."""
 UPLOAD_READ_TIMEOUT_S: Final = 300.0
 """How long the server may take to check an uploaded model before it answers."""
 
@@ -143,6 +145,19 @@ def detect_format(path: Path) -> str:
         f"cannot tell the model format of {str(path)!r} from its name; "
         f"give it as one of {', '.join(FORMATS)} (--format)",
     )
+
+
+def error_message(response: httpx.Response) -> str | None:
+    """The message of a JSON error body: pier's ``{"error": {"code", "message"}}``, or the
+    V2 inference protocol's ``{"error": "..."}``; None for any other body."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        error = error.get("message")
+    return error if isinstance(error, str) and error else None
 
 
 def error_from_response(response: httpx.Response) -> PierError:
@@ -323,6 +338,11 @@ class Client:
         """A model with all its versions: ``{"name", "versions": [...]}``."""
         return _object(self._request("GET", self._project_path("models", name)))
 
+    def delete_model(self, name: str, version: int | None = None) -> JSON:
+        """Delete a model's versions (all, or one); ``pier.Conflict`` while a node uses them."""
+        params = {} if version is None else {"version": version}
+        return _object(self._request("DELETE", self._project_path("models", name), params=params))
+
     # -- nodes ----------------------------------------------------------------------
 
     def create_node(self, name: str, spec: Mapping[str, Any] | None = None, **fields: Any) -> JSON:
@@ -352,10 +372,40 @@ class Client:
         path = self._project_path("nodes", name, "instances")
         return _items(self._request("GET", path), "instances")
 
-    def events(self, name: str, *, limit: int = 100) -> list[JSON]:
-        """The latest events of a node, oldest first."""
+    def events(self, name: str, *, limit: int = 100, after: int | None = None) -> list[JSON]:
+        """The latest events of a node, oldest first; with ``after`` (an event id), the
+        first ``limit`` events after that one."""
+        params: dict[str, Any] = {"limit": limit}
+        if after is not None:
+            params["after"] = after
         path = self._project_path("nodes", name, "events")
-        return _items(self._request("GET", path, params={"limit": limit}), "events")
+        events = _items(self._request("GET", path, params=params), "events")
+        # A control plane older than `after` sends the newest events whatever it is asked.
+        return events if after is None else [e for e in events if int(e["id"]) > after]
+
+    def last_event_id(self, name: str) -> int:
+        """The id of the node's newest event (0 if none): ``after`` for what comes next."""
+        events = self.events(name, limit=1)
+        return int(events[-1]["id"]) if events else 0
+
+    def follow_events(
+        self, name: str, *, limit: int = 100, after: int | None = None, poll_s: float = 1.0
+    ) -> Iterator[JSON]:
+        """The node's latest ``limit`` events (or those after ``after``), then each new one
+        as it happens; ends when the node is gone."""
+        cursor = after
+        while True:
+            try:
+                events = self.events(name, limit=max(limit, FOLLOW_PAGE), after=cursor)
+            except NotFound:
+                if cursor is None:
+                    raise
+                return  # deleted while followed
+            if cursor is None:
+                events = events[-limit:]
+            yield from events
+            cursor = int(events[-1]["id"]) if events else (cursor or 0)
+            time.sleep(poll_s)
 
     def stats(self, name: str) -> list[JSON]:
         """CPU percent and memory bytes of each instance of a node, measured now."""
@@ -400,19 +450,21 @@ class Client:
         poll_s: float = 0.5,
         generation: int | None = None,
         on_progress: Callable[[NodeProgress], None] | None = None,
+        after: int | None = None,
     ) -> JSON:
         """Poll until the node is Healthy and the gateway routes it (a request sent next is
         served); NodeCrashLooping or WaitTimedOut if it is not. With ``generation`` (what
         ``update_node`` returned), also until no instance of an older spec is left: the
-        rolling update is done."""
+        rolling update is done. ``on_progress`` gets the events after ``after`` (an event
+        id, see ``last_event_id``), or all the latest ones first."""
         deadline = time.monotonic() + timeout_s
-        seen: set[Any] = set()
+        cursor = after
         while True:
             node = self.get_node(name)
             instances = self.instances(name) if on_progress or generation else []
             if on_progress is not None:
-                events = [e for e in self.events(name) if e.get("id") not in seen]
-                seen.update(e.get("id") for e in events)
+                events = self.events(name, limit=FOLLOW_PAGE, after=cursor)
+                cursor = int(events[-1]["id"]) if events else (cursor or 0)
                 on_progress(NodeProgress(node, instances, events))
             healthy = node.get("status") == "Healthy"
             older = generation and any(i.get("generation", 0) < generation for i in instances)

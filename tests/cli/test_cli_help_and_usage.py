@@ -105,3 +105,26 @@ def test_model_push_of_a_pickle_needs_trust(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert result.stderr.startswith("error: ")
     assert "--trust" in result.stderr and "runs code" in result.stderr
+
+
+def option_line(help_text: str, option: str) -> str:
+    [line] = [line for line in help_text.splitlines() if f"│ {option} " in line]
+    return line
+
+
+def test_node_create_help_shows_defaults_and_examples() -> None:
+    result = runner.invoke(app, ["node", "create", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "[default: 1]" in option_line(result.stdout, "--min")
+    assert "[default: as many as --min]" in option_line(result.stdout, "--max")
+    assert "[default: 60]" in option_line(result.stdout, "--timeout")
+    assert "pier node create iris --model iris" in result.stdout  # a model node
+    assert "pier node create web --image " in result.stdout  # an image node
+
+
+@pytest.mark.parametrize("path", [(), ("node", "create"), ("node", "delete"), ("up",)])
+def test_flags_show_no_type_in_help(path: tuple[str, ...]) -> None:
+    result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "<bool>" not in result.stdout
+    assert "--help" in result.stdout

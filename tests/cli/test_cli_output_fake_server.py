@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 from typer.testing import CliRunner
 
 from pier.cli.main import app
@@ -159,7 +160,33 @@ def test_call_prints_the_body_or_fails_with_the_error_fake_server(
     assert sent.headers["content-type"] == "application/json"
     assert sent.content == b'{"inputs": []}'
     assert failed.exit_code == 1 and failed.stdout == ""
-    assert json.loads(failed.stderr)["error"]["code"] == "no_instance"
+    assert failed.stderr == "error: down\n"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        error_response(404, "not_found", "node 'irs' not found in project 'default'"),
+        httpx.Response(404, json={"error": "node 'irs' not found in project 'default'"}),
+    ],
+    ids=["pier-error-object", "v2-error-string"],
+)
+def test_call_prints_a_json_error_as_one_error_line_fake_server(
+    cli_on_fake_pier: FakePier, answer: httpx.Response
+) -> None:
+    cli_on_fake_pier.on("GET", "/default/nodes/irs/", answer)
+    result = runner.invoke(app, ["call", "irs"])
+    assert result.exit_code == 1
+    assert result.stderr == "error: node 'irs' not found in project 'default'\n"
+    assert result.stdout == ""
+
+
+def test_call_prints_an_error_body_that_is_not_json_as_it_is_fake_server(
+    cli_on_fake_pier: FakePier,
+) -> None:
+    cli_on_fake_pier.on("GET", "/default/nodes/web/", httpx.Response(500, text="boom"))
+    result = runner.invoke(app, ["call", "web"])
+    assert result.exit_code == 1 and result.stderr == "boom\n"
 
 
 def test_progress_line_counts_instances_by_status() -> None:

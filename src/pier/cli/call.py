@@ -8,6 +8,8 @@ from typing import Annotated
 import typer
 
 from pier.cli.context import ProjectOpt, cli_state
+from pier.cli.output import print_error
+from pier.client import error_message
 
 TEXT_TYPES = ("application/json", "text/", "application/problem+json")
 
@@ -57,7 +59,10 @@ def call(
     ] = None,
     project: ProjectOpt = None,
 ) -> None:
-    """Call a node or alias through the gateway and print the response body."""
+    """Call a node or alias through the gateway and print the response body.
+
+    An error answer with a JSON error (the gateway's, or the node's own) prints as one
+    `error:` line, with exit status 1."""
     headers = parse_headers(header or [])
     body = read_body(data) if data is not None else None
     if body is not None and not any(key.lower() == "content-type" for key in headers):
@@ -67,6 +72,9 @@ def call(
     client = cli_state(ctx, project=project).client(gateway_url=gateway_url)
     response = client.call(target, path, method=method, data=body, headers=headers)
     is_error = response.is_error
+    if is_error and (message := error_message(response)) is not None:
+        print_error(message)
+        raise typer.Exit(1)
     content = response.content
     if (
         content

@@ -23,6 +23,10 @@ class PierGroup(TyperGroup):
 
     _up: Any = None
 
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:  # type: ignore[override]
+        hide_flag_types(self, ctx)  # before parsing: --help prints while it parses
+        return super().parse_args(ctx, args)
+
     def list_commands(self, ctx: typer.Context) -> list[str]:  # type: ignore[override]
         names = super().list_commands(ctx)
         if "up" not in names and importlib.util.find_spec("pier.cli.up") is not None:
@@ -31,7 +35,10 @@ class PierGroup(TyperGroup):
 
     def get_command(self, ctx: typer.Context, cmd_name: str) -> Any:  # type: ignore[override]
         if cmd_name == "up" and cmd_name not in self.commands:
-            return _up_command()
+            up = _up_command()
+            if up is not None:
+                hide_flag_types(up, ctx)
+            return up
         return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
@@ -40,6 +47,17 @@ class PierGroup(TyperGroup):
         except PierError as exc:
             print_error(exc.message)
             raise typer.Exit(1) from None
+
+
+def hide_flag_types(command: Any, ctx: typer.Context) -> None:
+    """Drop the `<bool>` Typer shows next to every flag (`--wait`, `--help`) in --help, in
+    ``command`` and all its subcommands: a flag takes no value, so it has no type to show."""
+    flags = [p for p in command.params if getattr(p, "is_flag", False)]
+    help_option = command.get_help_option(ctx)  # made once per command, then reused
+    for option in [*flags, *([help_option] if help_option is not None else [])]:
+        option.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        hide_flag_types(sub, ctx)
 
 
 def _up_command() -> Any:

@@ -14,16 +14,32 @@ from rich.progress import (
 )
 
 from pier.cli.context import OutputOpt, ProjectOpt, cli_state
-from pier.cli.output import age, human_bytes, print_json, print_line, print_table, stderr
+from pier.cli.output import (
+    Column,
+    age,
+    human_bytes,
+    print_json,
+    print_line,
+    print_table,
+    stderr,
+)
 from pier.client import FORMATS, Client, detect_format
-from pier.domain.errors import InvalidSpec
+from pier.domain.errors import InvalidSpec, PierError
+from pier.domain.names import validate_name
 
 app = typer.Typer(no_args_is_help=True, help="Push models and list their versions.")
 
 PROGRESS_FROM_BYTES = 1 << 20
 """Smaller uploads finish before a progress bar would help."""
 
-MODEL_COLUMNS = ("NAME", "VERSION", "FORMAT", "SIZE", "SHA256", "CREATED")
+MODEL_COLUMNS = (
+    Column("NAME"),
+    Column("VERSION"),
+    Column("FORMAT"),
+    Column("SIZE"),
+    Column("SHA256"),
+    Column("CREATED"),
+)
 
 
 @app.command()
@@ -36,7 +52,16 @@ def push(
             help="Model file (.onnx, .joblib/.pkl/.pickle) or a Python model directory.",
         ),
     ],
-    name: Annotated[str, typer.Option("--name", "-n", help="Model name in the project.")],
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--name",
+            "-n",
+            help="Model name in the project. Default: the file's name without its suffix "
+            "(iris.onnx: iris), or the directory's name.",
+            show_default=False,
+        ),
+    ] = None,
     fmt: Annotated[
         str | None,
         typer.Option(
@@ -61,11 +86,22 @@ def push(
     if fmt is None:
         try:
             fmt = detect_format(path)
-        except InvalidSpec as exc:
+        except InvalidSpec:
             raise typer.BadParameter(
-                exc.message.removeprefix("format: "), param_hint="--format"
+                f"{path.name} is not a model pier can tell from its name: pier serves ONNX "
+                "(.onnx), scikit-learn (.joblib, .pkl, .pickle) and Python model directories; "
+                f"give the format ({', '.join(FORMATS)})",
+                param_hint="--format",
             ) from None
-    model = _push_with_progress(state.client(), path, name, fmt, trust)
+    name = name or default_model_name(path)
+    try:
+        validate_name(name, field="--name")
+        model = _push_with_progress(state.client(), path, name, fmt, trust)
+    except InvalidSpec as exc:
+        if exc.field != "body":  # the server could not load what it received
+            raise
+        reason = exc.message.removeprefix("body: ")
+        raise PierError(f"{path.name} is not a model pier can serve: {reason}") from None
     if state.is_json:
         print_json(model)
         return
@@ -74,6 +110,14 @@ def push(
         f"({model.get('format', fmt)}, {human_bytes(model.get('size_bytes'))}, "
         f"sha256 {str(model.get('sha256', ''))[:12]})"
     )
+
+
+def default_model_name(path: Path) -> str:
+    """'models/iris.onnx' -> 'iris'; 'bert.tar.gz' -> 'bert'; a directory: its name."""
+    path = path.resolve()
+    if path.is_dir():
+        return path.name
+    return path.name.removesuffix(".gz").removesuffix(".tar").rsplit(".", 1)[0]
 
 
 def _push_with_progress(
@@ -105,7 +149,7 @@ def list_models(ctx: typer.Context, output: OutputOpt = None, project: ProjectOp
     if state.is_json:
         print_json({"models": models})
         return
-    print_table(MODEL_COLUMNS, (_model_row(model) for model in models))
+    print_table(MODEL_COLUMNS, (_model_row(model) for model in models), wide=state.is_wide)
 
 
 @app.command()
@@ -121,7 +165,33 @@ def get(
     if state.is_json:
         print_json(model)
         return
-    print_table(MODEL_COLUMNS, (_model_row(version) for version in model.get("versions", [])))
+    versions = model.get("versions", [])
+    print_table(MODEL_COLUMNS, (_model_row(version) for version in versions), wide=state.is_wide)
+
+
+@app.command()
+def delete(
+    ctx: typer.Context,
+    ref: Annotated[
+        str,
+        typer.Argument(
+            metavar="NAME[:VERSION]", help="Model, or one version of it.", show_default=False
+        ),
+    ],
+    output: OutputOpt = None,
+    project: ProjectOpt = None,
+) -> None:
+    """Delete a model (every version) or one version; refused while a node uses it."""
+    name, _, version = ref.partition(":")
+    if version and not version.isdigit():
+        raise typer.BadParameter(f"expected NAME[:VERSION], got {ref!r}", param_hint="NAME")
+    state = cli_state(ctx, output=output, project=project)
+    deleted = state.client().delete_model(name, int(version) if version else None)
+    if state.is_json:
+        print_json(deleted)
+        return
+    versions = ", ".join(str(v.get("version")) for v in deleted.get("deleted", []))
+    print_line(f"deleted model [bold]{name}[/] version(s) {versions}")
 
 
 def _model_row(model: dict[str, Any]) -> tuple[object, ...]:

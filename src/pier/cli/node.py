@@ -1,5 +1,6 @@
 """`pier node ...`: create, inspect, change and delete nodes, and follow their instances."""
 
+import json
 import shlex
 from collections import Counter
 from collections.abc import Sequence
@@ -9,10 +10,15 @@ import typer
 
 from pier.cli.context import OutputOpt, ProjectOpt, cli_state
 from pier.cli.node_options import (
+    CREATE_EXAMPLES,
     AccessOpt,
     ArgOpt,
     CommandOpt,
     ConfigOpt,
+    CreateConfigOpt,
+    CreateMaxOpt,
+    CreateMinOpt,
+    CreateTimeoutOpt,
     EnvOpt,
     HealthGraceOpt,
     HealthIntervalOpt,
@@ -49,6 +55,7 @@ from pier.cli.output import (
     print_line,
     print_table,
     stderr,
+    stopped_by_ctrl_c,
 )
 from pier.client import Client, NodeProgress
 from pier.domain.instance_status import InstanceStatus
@@ -109,7 +116,7 @@ SHORT_CONTAINER_ID = 12
 """As `docker ps` shows container ids (docker commands take them)."""
 
 
-@app.command()
+@app.command(epilog=CREATE_EXAMPLES)
 def create(
     ctx: typer.Context,
     name: NameArg,
@@ -117,14 +124,14 @@ def create(
     image: ImageOpt = None,
     port: PortOpt = None,
     health: HealthOpt = None,
-    min_instances: MinOpt = None,
-    max_instances: MaxOpt = None,
+    min_instances: CreateMinOpt = None,
+    max_instances: CreateMaxOpt = None,
     target_in_flight: TargetOpt = None,
     maintenance_limit: MaintenanceLimitOpt = None,
-    configuration: ConfigOpt = None,
+    configuration: CreateConfigOpt = None,
     env: EnvOpt = None,
     secret_env: SecretEnvOpt = None,
-    timeout: TimeoutOpt = None,
+    timeout: CreateTimeoutOpt = None,
     metrics: MetricsOpt = None,
     access: AccessOpt = None,
     registry_secret: RegistrySecretOpt = None,
@@ -293,6 +300,7 @@ def update(
     state = cli_state(ctx, output=output, project=project)
     client = state.client()
     current = client.get_node(name)
+    seen_up_to = client.last_event_id(name) if wait else None  # --wait shows what follows
     if new_env is not None:
         # The server replaces env as a whole: add to what the node has.
         changes["env"] = {**((current.get("spec") or {}).get("env") or {}), **new_env}
@@ -305,7 +313,9 @@ def update(
         )
         print_line(f"updated node [bold]{name}[/] (generation {node.get('generation')}): {how}")
     if wait:
-        node = wait_healthy(client, name, timeout_s=wait_timeout, generation=node["generation"])
+        node = wait_healthy(
+            client, name, timeout_s=wait_timeout, generation=node["generation"], after=seen_up_to
+        )
     if state.is_json:
         print_json(node)
 
@@ -356,11 +366,18 @@ def events(
     ctx: typer.Context,
     name: NameArg,
     limit: Annotated[int, typer.Option("--limit", min=1, help="How many, newest last.")] = 100,
+    follow: Annotated[
+        bool,
+        typer.Option("--follow", "-f", help="Keep printing new events (Ctrl-C stops)."),
+    ] = False,
     output: OutputOpt = None,
     project: ProjectOpt = None,
 ) -> None:
     """Show a node's events (who did what, and what happened to its instances)."""
     state = cli_state(ctx, output=output, project=project)
+    if follow:
+        _follow_events(state.client(), name, limit=limit, as_json=state.is_json)
+        return
     items = state.client().events(name, limit=limit)
     if state.is_json:
         print_json({"events": items})
@@ -387,15 +404,33 @@ def logs(
 ) -> None:
     """Print the logs of a node's instances, each line prefixed by its instance."""
     client = cli_state(ctx, project=project).client()
-    for line in client.logs(name, instance=instance, follow=follow, tail=tail):
-        typer.echo(line)
+    with stopped_by_ctrl_c():
+        for line in client.logs(name, instance=instance, follow=follow, tail=tail):
+            typer.echo(line)
+
+
+def _follow_events(client: Client, name: str, *, limit: int, as_json: bool) -> None:
+    """One line per event (JSON lines with --output json) until Ctrl-C or the node is gone."""
+    with stopped_by_ctrl_c():
+        for event in client.follow_events(name, limit=limit):
+            if as_json:
+                typer.echo(json.dumps(event, ensure_ascii=False))
+            else:
+                typer.echo(describe_event(event, indent=""))
+    if not as_json:
+        print_line(f"node [bold]{name}[/] is gone")
 
 
 def wait_healthy(
-    client: Client, name: str, *, timeout_s: float, generation: int | None = None
+    client: Client,
+    name: str,
+    *,
+    timeout_s: float,
+    generation: int | None = None,
+    after: int | None = None,
 ) -> JSON:
     """Wait for a node to be Healthy (with every instance of ``generation`` when given) with
-    a live status line on stderr; its last state."""
+    a live status line on stderr, and the events after ``after``; its last state."""
     with stderr.status(f"{name}: waiting to be Healthy") as status:
 
         def on_progress(progress: NodeProgress) -> None:
@@ -404,7 +439,7 @@ def wait_healthy(
             status.update(describe_progress(progress.node, progress.instances))
 
         node = client.wait_node(
-            name, timeout_s=timeout_s, generation=generation, on_progress=on_progress
+            name, timeout_s=timeout_s, generation=generation, on_progress=on_progress, after=after
         )
     stderr.print(f"[green]✓[/] {describe_progress(node, client.instances(name))}")
     return node
@@ -430,10 +465,11 @@ def describe_progress(node: JSON, instances: Sequence[JSON]) -> str:
     return line
 
 
-def describe_event(event: JSON) -> str:
+def describe_event(event: JSON, *, indent: str = "  ") -> str:
     """'12:00:01 [i-abc] instance_created: message'."""
     instance = f" [{event['instance']}]" if event.get("instance") else ""
-    return f"  {clock(event.get('time'))}{instance} {event.get('kind')}: {event.get('message')}"
+    when = clock(event.get("time"))
+    return f"{indent}{when}{instance} {event.get('kind')}: {event.get('message')}"
 
 
 def parse_model_ref(ref: str) -> JSON:

@@ -4,14 +4,60 @@ from typing import Annotated
 
 import typer
 
+from pier.domain.configurations import DEFAULT_CONFIGURATION
+from pier.domain.specs import DEFAULT_MIN_INSTANCES, DEFAULT_TIMEOUT_S
+
+CREATE_EXAMPLES = """\b
+Examples:
+  pier node create iris --model iris --min 2 --wait
+  pier node create web --image 127.0.0.1:5000/echo:1 --port 8080 --health /healthz --wait
+"""
+"""The epilog of `pier node create --help`: a model node and an image node."""
+
 NameArg = Annotated[str, typer.Argument(help="Node name.", show_default=False)]
 MinOpt = Annotated[
-    int | None, typer.Option("--min", min=0, help="Minimum instances.", show_default=False)
+    int | None,
+    typer.Option("--min", min=0, metavar="N", help="Minimum instances.", show_default=False),
 ]
 MaxOpt = Annotated[
     int | None,
-    typer.Option("--max", min=0, help="Maximum instances (autoscaling).", show_default=False),
+    typer.Option(
+        "--max", min=0, metavar="N", help="Maximum instances (autoscaling).", show_default=False
+    ),
 ]
+CreateMinOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--min", min=0, metavar="N", show_default=False,
+        help="Minimum instances; 0: none while idle, one starts on the first request. "
+        f"[dim]\\[default: {DEFAULT_MIN_INSTANCES}][/dim]",
+    ),
+]  # fmt: skip
+CreateMaxOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max", min=0, metavar="N", show_default=False,
+        help="Maximum instances (autoscaling). [dim]\\[default: as many as --min][/dim]",
+    ),
+]  # fmt: skip
+CreateTimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--timeout", min=0, metavar="SECONDS", show_default=False,
+        help=f"Whole-request timeout at the gateway (504 past it). [dim]\\[default: "
+        f"{DEFAULT_TIMEOUT_S:g}][/dim]",
+    ),
+]  # fmt: skip
+CreateConfigOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--config", metavar="NAME", show_default=False,
+        help="Configuration (compute profile) such as c1.4; see `pier configuration list`. "
+        f"[dim]\\[default: {DEFAULT_CONFIGURATION}][/dim]",
+    ),
+]  # fmt: skip
+"""`create` says which defaults the server applies to what is not given (and sends only what
+is given); `update` leaves out what is not given."""
 TargetOpt = Annotated[
     float | None,
     typer.Option(
@@ -92,6 +138,7 @@ PortOpt = Annotated[
         "--port",
         min=1,
         max=65535,
+        metavar="PORT",
         help="Port the image's server listens on.",
         show_default=False,
     ),
@@ -152,6 +199,7 @@ HealthPortOpt = Annotated[
         "--health-port",
         min=1,
         max=65535,
+        metavar="PORT",
         help="Port the health check uses, when not --port (image nodes).",
         show_default=False,
     ),
@@ -162,6 +210,7 @@ MetricsPortOpt = Annotated[
         "--metrics-port",
         min=1,
         max=65535,
+        metavar="PORT",
         help="Port the metrics path is served on, when not --port (image nodes).",
         show_default=False,
     ),

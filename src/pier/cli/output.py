@@ -7,8 +7,9 @@ output shows every column in full. Piped output is never cut or wrapped, so `gre
 `awk` see whole rows.
 """
 
+import contextlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -84,6 +85,15 @@ def print_line(message: str) -> None:
 def print_error(message: str) -> None:
     """`error: <message>` on stderr."""
     stderr.print(f"[bold red]error:[/] {escape(message)}")
+
+
+@contextlib.contextmanager
+def stopped_by_ctrl_c() -> Iterator[None]:
+    """Ctrl-C ends a --follow quietly, with exit status 0 (not 'Aborted.' and status 1)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
 
 
 def _console(*, fit: bool) -> Console:

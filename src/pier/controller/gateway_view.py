@@ -2,6 +2,9 @@
 route table it serves and which removed instances it still has requests in flight to
 (its /healthz).
 
+Until the gateway first answers it is starting (`pier up` starts it after the controller),
+so failures are only logged once it had answered.
+
 A gateway run with ``--workers N`` lists each worker's own URL in its ``/healthz``; the
 figures are then read from every worker and combined: loads add up, the routes version is
 the oldest any worker serves, and requests in flight to a removed instance add up."""
@@ -37,6 +40,8 @@ class GatewayView:
         self._url = gateway_url.rstrip("/")
         self._client = client
         self._failing = False
+        self._has_answered = False
+        """False until the gateway first answers: it is still starting, not unavailable."""
         self._worker_urls: list[str] | None = None
         """Where each worker answers, as its /healthz said last; None: to be read again."""
 
@@ -93,11 +98,14 @@ class GatewayView:
             response = await self._client.get(base_url + path, timeout=READ_TIMEOUT_S)
             response.raise_for_status()
         except httpx.HTTPError as exc:
-            if not self._failing:
+            if self._has_answered and not self._failing:
                 log.info("gateway unavailable", url=base_url + path, error=str(exc))
             self._failing = True
             return None
+        if self._failing and self._has_answered:
+            log.info("gateway available again", url=base_url)
         self._failing = False
+        self._has_answered = True
         return response
 
 

@@ -7,7 +7,7 @@
     │   ├── NodeNotFound, ModelNotFound, AliasNotFound, ConfigurationNotFound
     │   └── InstanceNotFound
     ├── Conflict              conflict              409
-    │   └── NameTaken
+    │   └── NameTaken, ModelInUse
     ├── InvalidSpec           invalid_spec          422   .field names the offending field
     ├── BodyTooLarge          body_too_large        413
     ├── RuntimeUnavailable    runtime_unavailable   503
@@ -15,11 +15,14 @@
     └── IllegalTransition     internal              500   a pier bug
 
 Messages are built from arguments here; callers never format them. The client maps
-``code`` back to these classes, so SDK users catch ``pier.NodeNotFound``.
+``code`` back to these classes, so SDK users catch ``pier.NodeNotFound``. A name that is
+not found is compared with the ``known`` names, so a typo gets "did you mean 'iris'?".
 """
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 
@@ -57,15 +60,27 @@ class NotFound(PierError):
     http_status = 404
 
 
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """'; did you mean 'iris'?' for the known name closest to ``name``, or ''."""
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f"; did you mean {close[0]!r}?" if close and close[0] != name else ""
+
+
 class NodeNotFound(NotFound):
-    def __init__(self, project: str, node: str) -> None:
-        super().__init__(f"node {node!r} not found in project {project!r}")
+    def __init__(self, project: str, node: str, *, known: Iterable[str] = ()) -> None:
+        """``known``: the project's node names, for a suggestion."""
+        super().__init__(
+            f"node {node!r} not found in project {project!r}{did_you_mean(node, known)}"
+        )
 
 
 class ModelNotFound(NotFound):
-    def __init__(self, project: str, model: str, version: int | None = None) -> None:
+    def __init__(
+        self, project: str, model: str, version: int | None = None, *, known: Iterable[str] = ()
+    ) -> None:
+        """``known``: the project's model names, for a suggestion."""
         what = f"model {model!r}" if version is None else f"model {model!r} version {version}"
-        super().__init__(f"{what} not found in project {project!r}")
+        super().__init__(f"{what} not found in project {project!r}{did_you_mean(model, known)}")
 
 
 class AliasNotFound(NotFound):
@@ -91,6 +106,16 @@ class Conflict(PierError):
 class NameTaken(Conflict):
     def __init__(self, kind: str, project: str, name: str) -> None:
         super().__init__(f"{kind} {name!r} already exists in project {project!r}")
+
+
+class ModelInUse(Conflict):
+    def __init__(self, project: str, model: str, version: int | None, nodes: list[str]) -> None:
+        what = f"model {model!r}" if version is None else f"model {model!r} version {version}"
+        used_by = ", ".join(repr(node) for node in nodes)
+        super().__init__(
+            f"{what} is in use by node {used_by} in project {project!r}; "
+            "delete the node or move it to another model first"
+        )
 
 
 class InvalidSpec(PierError):

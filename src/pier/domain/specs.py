@@ -17,6 +17,9 @@ from pier.domain.errors import InvalidSpec
 from pier.domain.names import NAME_PATTERN
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+DEFAULT_MIN_INSTANCES: Final = 1
+DEFAULT_TIMEOUT_S: Final = 60.0
+"""Defaults of a node spec that `pier node create --help` shows."""
 
 
 class Access(StrEnum):
@@ -99,7 +102,7 @@ class NodeSpec(_Spec):
     protocol: Literal["http"] = "http"
     port: Annotated[int, Field(ge=1, le=65535)] | None = None
     """Port the instance listens on inside its container (image nodes)."""
-    timeout_s: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    timeout_s: Annotated[float, Field(gt=0, le=3600)] = DEFAULT_TIMEOUT_S
     """Whole-request timeout at the gateway; 504 past it."""
     idle_timeout_s: Annotated[float, Field(gt=0, le=86400)] | None = None
     """The gateway closes a pooled connection to an instance after this long unused
@@ -107,7 +110,7 @@ class NodeSpec(_Spec):
     health: HealthCheck = Field(default_factory=HealthCheck)
     telemetry: Telemetry = Field(default_factory=Telemetry)
     configuration: str = DEFAULT_CONFIGURATION
-    min_instances: Annotated[int, Field(ge=0, le=1000)] = 1
+    min_instances: Annotated[int, Field(ge=0, le=1000)] = DEFAULT_MIN_INSTANCES
     max_instances: Annotated[int, Field(ge=0, le=1000)] | None = None
     """Default: min_instances."""
     target_in_flight: Annotated[float, Field(gt=0)] = 4.0

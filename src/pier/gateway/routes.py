@@ -104,6 +104,10 @@ class Router:
         for node in self.nodes.values():
             yield from node.instances
 
+    def node_names(self, project: str) -> list[str]:
+        """The names of the project's nodes (to suggest one for a typo)."""
+        return [r.node for r in self.table.nodes.values() if r.project == project]
+
     def is_authorized(self, authorization: bytes | None) -> bool:
         """True if ``authorization`` is ``Bearer T`` with sha256(T) among the table's tokens."""
         if authorization is None or authorization[:7].lower() != b"bearer ":

@@ -280,7 +280,9 @@ class ClientConnection(asyncio.Protocol):
         else:
             node = router.nodes.get(key)
             if node is None:
-                self._answer_unknown(NodeNotFound(*split_key(key)))
+                project, name = split_key(key)
+                known = router.node_names(project)
+                self._answer_unknown(NodeNotFound(project, name, known=known))
                 return
             is_public = node.is_public
         self.node = node

@@ -7,6 +7,7 @@ plane never loads a user's pickle or Python class in its own process.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import hashlib
 import io
 import json
@@ -19,7 +20,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from pier.domain.errors import InvalidSpec
+from pier.domain.errors import InvalidSpec, ModelInUse
 from pier.domain.model_files import model_path
 from pier.domain.names import validate_name
 from pier.domain.specs import ModelFormat
@@ -69,7 +70,12 @@ class ModelService:
                     _unpack(tmp, final)
             else:
                 os.replace(tmp, final)
-            metadata = await describe(final, model_format)
+            try:
+                metadata = await describe(final, model_format)
+            except InvalidSpec:
+                if not self._repo.is_model_file_used(digest):
+                    _remove(final)  # not a model: keep no file that no version refers to
+                raise
         finally:
             tmp.unlink(missing_ok=True)
         record = self._repo.add_model(
@@ -89,6 +95,41 @@ class ModelService:
         if name is not None and not models:
             self._repo.get_model(project, name)  # raises ModelNotFound
         return [model_view(m) for m in models]
+
+    def delete(
+        self, project: str, name: str, version: int | None = None, *, actor: str
+    ) -> builtins.list[dict[str, Any]]:
+        """Delete a model's versions (all, or one) unless a node uses them: ModelInUse."""
+        doomed = [m for m in self.list(project, name) if version in (None, m["version"])]
+        if not doomed:
+            self._repo.get_model(project, name, version)  # raises ModelNotFound
+        users = [
+            node.name
+            for node in self._repo.list_nodes(project)
+            if node.spec.model == name and version in (None, node.spec.model_version)
+        ]
+        if users:
+            raise ModelInUse(project, name, version, users)
+        self._repo.remove_models(project, name, version)
+        for model in doomed:
+            if not self._repo.is_model_file_used(model["sha256"]):
+                _remove(model_path(self._dir, model["sha256"], ModelFormat(model["format"])))
+        versions = ", ".join(str(m["version"]) for m in doomed)
+        self._repo.add_event(
+            project,
+            kind="model_deleted",
+            actor=actor,
+            message=f"model {name} version(s) {versions} deleted by {actor}",
+        )
+        return doomed
+
+
+def _remove(path: Path) -> None:
+    """Delete a model file or unpacked Python model directory."""
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _parse_format(fmt: str) -> ModelFormat:

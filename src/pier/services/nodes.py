@@ -125,6 +125,10 @@ class NodeService:
         self._repo.get_node(project, name)
         return [instance_view(i) for i in self._repo.list_instances(project, name)]
 
-    def events(self, project: str, name: str, *, limit: int) -> builtins.list[dict[str, Any]]:
+    def events(
+        self, project: str, name: str, *, limit: int, after: int | None = None
+    ) -> builtins.list[dict[str, Any]]:
+        """The node's newest events, or with ``after`` (an event id) the ones after it."""
         self._repo.get_node(project, name)
-        return [event_view(e) for e in self._repo.list_events(project, name, limit=limit)]
+        events = self._repo.list_events(project, name, limit=limit, after=after)
+        return [event_view(e) for e in events]

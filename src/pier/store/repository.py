@@ -142,8 +142,23 @@ class Repository:
         with self._session() as s:
             row = s.scalar(query)
             if row is None:
-                raise ModelNotFound(project, name, version)
+                names = select(ModelRow.name).where(ModelRow.project == project).distinct()
+                raise ModelNotFound(project, name, version, known=s.scalars(names))
             return _model(row)
+
+    def remove_models(self, project: str, name: str, version: int | None = None) -> None:
+        """Forget a model's versions (all, or one); the files are the caller's."""
+        query = delete(ModelRow).where(ModelRow.project == project, ModelRow.name == name)
+        if version is not None:
+            query = query.where(ModelRow.version == version)
+        with self._session() as s:
+            s.execute(query)
+
+    def is_model_file_used(self, sha256: str) -> bool:
+        """True while any model version of any project has this content."""
+        with self._session() as s:
+            used = s.scalar(select(ModelRow.id).where(ModelRow.sha256 == sha256).limit(1))
+            return used is not None
 
     # nodes
 
@@ -235,7 +250,8 @@ class Repository:
     def _node_row(s: Session, project: str, name: str) -> NodeRow:
         row = s.scalar(select(NodeRow).where(NodeRow.project == project, NodeRow.name == name))
         if row is None:
-            raise NodeNotFound(project, name)
+            names = s.scalars(select(NodeRow.name).where(NodeRow.project == project))
+            raise NodeNotFound(project, name, known=names)
         return row
 
     # instances
@@ -344,11 +360,17 @@ class Repository:
             )
 
     def list_events(
-        self, project: str, node: str | None = None, *, limit: int = 100
+        self, project: str, node: str | None = None, *, limit: int = 100, after: int | None = None
     ) -> list[EventRecord]:
+        """The newest ``limit`` events, oldest first; with ``after`` (an event id), the
+        oldest ``limit`` events after it, so a reader that follows misses none."""
         query = select(EventRow).where(EventRow.project == project)
         if node is not None:
             query = query.where(EventRow.node == node)
+        if after is not None:
+            with self._session() as s:
+                later = query.where(EventRow.id > after).order_by(EventRow.id).limit(limit)
+                return [_event(r) for r in s.scalars(later)]
         with self._session() as s:
             rows: Sequence[EventRow] = s.scalars(
                 query.order_by(EventRow.id.desc()).limit(limit)

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 
 from pier.api.deps import ActorDep, ServicesDep
 
@@ -34,3 +34,15 @@ def list_models(project: str, services: ServicesDep) -> dict[str, Any]:
 @router.get("/{name}")
 def get_model(project: str, name: str, services: ServicesDep) -> dict[str, Any]:
     return {"name": name, "versions": services.models.list(project, name)}
+
+
+@router.delete("/{name}")
+def delete_model(
+    project: str,
+    name: str,
+    services: ServicesDep,
+    actor: ActorDep,
+    version: Annotated[int | None, Query(ge=1, description="Only this version.")] = None,
+) -> dict[str, Any]:
+    """Delete a model's versions (all, or one); 409 naming the nodes while any uses them."""
+    return {"name": name, "deleted": services.models.delete(project, name, version, actor=actor)}

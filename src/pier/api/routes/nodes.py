@@ -81,8 +81,14 @@ def list_events(
     name: str,
     services: ServicesDep,
     limit: Annotated[int, Query(ge=1, le=10000)] = 100,
+    after: Annotated[
+        int | None,
+        Query(ge=0, description="An event id: only the events after it, oldest first."),
+    ] = None,
 ) -> dict[str, Any]:
-    return {"events": services.nodes.events(project, name, limit=limit)}
+    """The newest ``limit`` events, oldest first; with ``after``, the first ``limit`` events
+    after that one (poll with the last id seen to follow a node)."""
+    return {"events": services.nodes.events(project, name, limit=limit, after=after)}
 
 
 @router.get("/{name}/logs", response_class=StreamingResponse)
