@@ -67,6 +67,12 @@ class GatewayProcess:
             "--routes-file", str(data / "gateway-routes.json"),
             "--max-body-bytes", str(gw.max_body_bytes),
             "--workers", str(gw.workers),
+            "--max-request-line-bytes", str(gw.max_request_line_bytes),
+            "--max-header-bytes", str(gw.max_header_bytes),
+            "--max-headers", str(gw.max_headers),
+            "--header-timeout-s", str(gw.header_timeout_s),
+            "--body-timeout-s", str(gw.body_timeout_s),
+            "--max-pipelined-bytes", str(gw.max_pipelined_bytes),
         ]  # fmt: skip
         self._log_path.parent.mkdir(parents=True, exist_ok=True)
         with self._log_path.open("ab") as log:

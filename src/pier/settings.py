@@ -23,6 +23,18 @@ class GatewaySettings(BaseModel):
     """Larger requests get 413; larger responses become 502 with a JSON error."""
     workers: int = 1
     """Gateway processes sharing the port (SO_REUSEPORT)."""
+    max_request_line_bytes: int = 8 * 1024
+    """A longer request line (method, target, version) gets 414."""
+    max_header_bytes: int = 32 * 1024
+    """Request header lines longer than this in total get 431."""
+    max_headers: int = 100
+    """More request header lines than this get 431."""
+    header_timeout_s: float = 60.0
+    """A request head not complete this long after its first byte gets 408."""
+    body_timeout_s: float = 60.0
+    """A request body with no new bytes for this long gets 408."""
+    max_pipelined_bytes: int = 2**20
+    """While a connection waits for its responses, at most this much more of it is read."""
 
 
 class ControllerSettings(BaseModel):

@@ -2,6 +2,8 @@
 
 python -m pier.gateway --host 127.0.0.1 --port 8000 [--control-url URL]
     [--token-file PATH] [--routes-file PATH] [--max-body-bytes N] [--workers N]
+    [--max-request-line-bytes N] [--max-header-bytes N] [--max-headers N]
+    [--header-timeout-s S] [--body-timeout-s S] [--max-pipelined-bytes N]
 """
 
 from __future__ import annotations
@@ -11,8 +13,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pier.gateway.app import GatewayConfig, run_gateway
-from pier.gateway.limits import DEFAULT_MAX_BODY_BYTES
+from pier.gateway.limits import DEFAULT_MAX_BODY_BYTES, ClientLimits
 from pier.observability.logging import configure_logging
+
+_CLIENT_LIMITS: tuple[tuple[str, type, str], ...] = (
+    ("max_request_line_bytes", int, "longer request lines get 414"),
+    ("max_header_bytes", int, "request headers longer than this in total get 431"),
+    ("max_headers", int, "more request headers than this get 431"),
+    ("header_timeout_s", float, "a request head not complete this long after it began: 408"),
+    ("body_timeout_s", float, "a request body with no new bytes for this long: 408"),
+    ("max_pipelined_bytes", int, "read at most this much more of a connection owed answers"),
+)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> GatewayConfig:
@@ -51,6 +62,12 @@ def parse_args(argv: Sequence[str] | None = None) -> GatewayConfig:
         default=2.0,
         help="how long a request for a node without Healthy instances waits before 503",
     )
+    defaults = ClientLimits()
+    for field, kind, about in _CLIENT_LIMITS:
+        default = getattr(defaults, field)
+        parser.add_argument(
+            "--" + field.replace("_", "-"), type=kind, default=default, help=f"{about} ({default})"
+        )
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error("--workers must be at least 1")
@@ -63,6 +80,7 @@ def parse_args(argv: Sequence[str] | None = None) -> GatewayConfig:
         max_body_bytes=args.max_body_bytes,
         workers=args.workers,
         no_instance_wait_s=args.no_instance_wait_s,
+        client=ClientLimits(**{field: getattr(args, field) for field, _, _ in _CLIENT_LIMITS}),
     )
 
 

@@ -27,7 +27,7 @@ import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
@@ -35,9 +35,10 @@ import structlog
 import uvloop
 
 from pier.domain.routes import RouteTable
-from pier.gateway.limits import DEFAULT_MAX_BODY_BYTES, Deadlines
+from pier.gateway.limits import DEFAULT_MAX_BODY_BYTES, ClientLimits, Deadlines
 from pier.gateway.metrics import GatewayMetrics
 from pier.gateway.pool import IDLE_S, UpstreamRegistry
+from pier.gateway.request_ids import RequestIds
 from pier.gateway.routes import Router
 from pier.gateway.server import ClientConnection
 from pier.gateway.sync import RouteSync
@@ -77,6 +78,8 @@ class GatewayConfig:
     workers: int = 1
     no_instance_wait_s: float = 2.0
     """How long a request for a node without Healthy instances waits for routes to change."""
+    client: ClientLimits = field(default_factory=ClientLimits)
+    """What each client connection may send, and how slowly."""
 
 
 class Gateway:
@@ -90,6 +93,8 @@ class Gateway:
         self.worker = worker
         self.max_body_bytes = config.max_body_bytes
         self.no_instance_wait_s = config.no_instance_wait_s
+        self.client_limits = config.client
+        self.request_ids = RequestIds()
         self.metrics = GatewayMetrics(clock=loop.time)
         self.upstreams = UpstreamRegistry()
         self.deadlines = Deadlines(loop)

@@ -4,16 +4,25 @@ Every error is JSON ``{"error": {"code", "message", "project", "node" | "alias"}
 the route the caller used (an alias error also names the node it had picked, if any).
 
     code                      HTTP
-    bad_request               400   the request is not valid HTTP/1.1
+    bad_request               400   the request is not valid HTTP/1.1 (no Host, a header twice...)
     unauthorized              401   private route without a valid bearer token
     not_found                 404   unknown node, alias or path
+    method_not_allowed        405   CONNECT: the gateway is no forward proxy
+    request_timeout           408   the head or the next part of the body came too late
     body_too_large            413   request body over the limit (before any instance sees it)
+    request_line_too_long     414   request line over max_request_line_bytes
+    headers_too_large         431   headers over max_header_bytes or more than max_headers
+    upgrade_not_supported     501   a protocol upgrade (WebSocket) was asked for
     response_too_large        502   response body over the limit
     upstream_connect_failed   502   no instance accepted a connection
     upstream_disconnected     502   an instance dropped the connection after the request was sent
     bad_upstream_response     502   an instance answered with invalid HTTP
     no_healthy_instance       503   no Healthy instance, even after a short wait for routes
     upstream_timeout          504   the node's timeout_s passed before the response was complete
+    http_version_not_supported 505  HTTP other than 1.0 and 1.1
+
+Every answer carries the request's ``x-request-id``. The 4xx/5xx the gateway finds in a
+request head (405, 408, 414, 431, 501, 505 and a 400) close the connection after them.
 """
 
 from __future__ import annotations
@@ -27,6 +36,58 @@ from pier.gateway import wire
 class BadRequest(PierError):
     code = "bad_request"
     http_status = 400
+
+
+class MethodNotAllowed(PierError):
+    code = "method_not_allowed"
+    http_status = 405
+    allow = b"allow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n"
+
+    def __init__(self, method: str) -> None:
+        super().__init__(f"{method} is not supported: the gateway is not a forward proxy")
+
+
+class RequestTimeout(PierError):
+    code = "request_timeout"
+    http_status = 408
+
+    def __init__(self, what: str, setting: str, timeout_s: float) -> None:
+        super().__init__(f"{what} took longer than {timeout_s:g} s (gateway {setting})")
+
+
+class RequestLineTooLong(PierError):
+    code = "request_line_too_long"
+    http_status = 414
+
+    def __init__(self, limit_bytes: int) -> None:
+        super().__init__(
+            f"the request line is over {limit_bytes} bytes (gateway max_request_line_bytes)"
+        )
+
+
+class HeadersTooLarge(PierError):
+    code = "headers_too_large"
+    http_status = 431
+
+    def __init__(self, what: str, setting: str, limit: int) -> None:
+        super().__init__(f"{what} over the limit of {limit} (gateway {setting})")
+
+
+class UpgradeNotSupported(PierError):
+    code = "upgrade_not_supported"
+    http_status = 501
+
+    def __init__(self) -> None:
+        super().__init__("protocol upgrades (such as WebSocket) are not supported by the gateway")
+
+
+class VersionNotSupported(PierError):
+    code = "http_version_not_supported"
+    http_status = 505
+
+    def __init__(self, version: str | None) -> None:
+        what = "this HTTP version" if version is None else f"HTTP/{version}"
+        super().__init__(f"{what} is not supported: use HTTP/1.1 or HTTP/1.0")
 
 
 class NoRoute(NotFound):
@@ -95,8 +156,10 @@ def render_error(
     alias: str | None = None,
     keep_alive: bool = True,
     http11: bool = True,
+    headers: bytes = b"",
 ) -> bytes:
-    """The whole HTTP response for ``error``, naming the project, alias and node when known."""
+    """The whole HTTP response for ``error``, naming the project, alias and node when known;
+    ``headers`` are more header lines (each ending in CRLF), e.g. the ``x-request-id``."""
     detail: dict[str, str] = error.to_dict()
     if project is not None:
         detail["project"] = project
@@ -105,6 +168,13 @@ def render_error(
     if node is not None:
         detail["node"] = node
     body = orjson.dumps({"error": detail})
+    if isinstance(error, MethodNotAllowed):
+        headers += error.allow
     return wire.simple_response(
-        error.http_status, b"application/json", body, keep_alive=keep_alive, http11=http11
+        error.http_status,
+        b"application/json",
+        body,
+        keep_alive=keep_alive,
+        http11=http11,
+        headers=headers,
     )

@@ -56,6 +56,7 @@ class Exchange:
         "limit",
         "method",
         "node",
+        "request_id",
         "response_started",
         "sent_at",
         "stats",
@@ -77,6 +78,7 @@ class Exchange:
         keep_alive: bool,
         http11: bool,
         limit: int,
+        request_id: bytes,
     ) -> None:
         self.client = client
         self.gateway: Gateway = client.gateway
@@ -91,6 +93,8 @@ class Exchange:
         self.keep_alive = keep_alive
         self.http11 = http11
         self.limit = limit
+        self.request_id = request_id
+        """The ``x-request-id`` header line the response gets."""
         self.upstream: Upstream | None = None
         self.conn: UpstreamConnection | None = None
         self.stats: NodeStats | None = None
@@ -240,6 +244,7 @@ class Exchange:
                     node=name if self.alias is None else node,
                     keep_alive=self.keep_alive,
                     http11=self.http11,
+                    headers=self.request_id,
                 )
             )
         self.finish(error.http_status, None)

@@ -18,11 +18,21 @@ A node's ``timeout_s`` covers the whole request, from the moment the gateway has
 request until the response is complete: 504 ``upstream_timeout`` if no byte of the
 response was sent yet, else the client connection is cut. Timeouts are checked by one
 sweep every ``SWEEP_S`` instead of a timer per request.
+
+Clients are bounded as nginx bounds them (``ClientLimits``): the request line (414) and
+the headers (431) are counted as they are parsed, and a head that never ends is refused
+once the bytes fed to the parser for it pass both limits together, so memory stays
+bounded however much a client sends. The head must arrive within ``header_timeout_s`` of
+its first read, and each read of a body within ``body_timeout_s`` of the one before
+(408, on the same sweep as the node timeouts). While a connection owes responses, the
+gateway reads at most ``max_pipelined_bytes`` more of it, then stops reading until they
+are answered.
 """
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Final, Protocol
 
 DEFAULT_MAX_BODY_BYTES: Final = 16 * 2**20
@@ -31,20 +41,34 @@ LINGER_S: Final = 10.0
 SWEEP_S: Final = 0.05
 
 
+@dataclass(frozen=True, slots=True)
+class ClientLimits:
+    """What one client connection may send (the gateway's settings of the same names)."""
+
+    max_request_line_bytes: int = 8 * 1024
+    max_header_bytes: int = 32 * 1024
+    max_headers: int = 100
+    header_timeout_s: float = 60.0
+    body_timeout_s: float = 60.0
+    max_pipelined_bytes: int = 2**20
+
+
 class Expiring(Protocol):
     def expire(self) -> None:
         """The deadline passed."""
 
 
 class Deadlines:
-    """Whole-request deadlines of the exchanges in flight, checked every SWEEP_S."""
+    """Deadlines of the exchanges in flight (whole request) and of the client connections
+    reading a request (head, next body read), checked every SWEEP_S."""
 
     __slots__ = ("_loop", "pending")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self.pending: dict[Expiring, float] = {}
-        """Exchange -> loop time its deadline passes. The hot path adds and deletes here."""
+        """Exchange or connection -> loop time its deadline passes. The hot path adds and
+        deletes here."""
 
     def expired(self, now: float) -> list[Expiring]:
         """Remove and return the entries whose deadline is at or before ``now``."""

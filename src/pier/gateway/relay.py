@@ -3,9 +3,9 @@
 Two ways to relay a response:
   * counted, the common case: an HTTP/1.1 head with one Content-Length and no hop-by-hop
     header (what inference servers send). The head is found with one search, checked,
-    gets ``x-pier-instance`` added and is forwarded byte for byte; the body is forwarded
-    as read and counted down to zero. No parser callbacks, no re-serialisation: this is
-    most of the gateway's speed.
+    gets ``x-pier-instance`` and ``x-request-id`` added and is forwarded byte for byte; the
+    body is forwarded as read and counted down to zero. No parser callbacks, no
+    re-serialisation: this is most of the gateway's speed.
   * parsed: everything else (chunked, close-delimited, interim 1xx, Connection headers,
     HTTP/1.0) goes through httptools' response parser, which validates every byte and
     says where the message ends; the head is rebuilt without hop-by-hop headers and a
@@ -33,10 +33,11 @@ MAX_HEAD_BYTES: Final = 64 * 1024
 _CRLF: Final = b"\r\n"
 _HTTP11_STATUS: Final = {b"HTTP/1.1 %d" % code: code for code in range(100, 1000)}
 _NOT_COUNTED: Final = re.compile(
-    rb"\r\n(?:connection|keep-alive|proxy-connection|te|trailer|upgrade|transfer-encoding)"
-    rb"[ \t]*:"
+    rb"\r\n(?:connection|keep-alive|proxy-connection|te|trailer|upgrade|transfer-encoding"
+    rb"|x-request-id)[ \t]*:"
 )
-"""A head with any of these goes to the parser. One regex search instead of seven ``in``
+"""A head with any of these goes to the parser (which replaces an instance's own
+x-request-id with the gateway's). One regex search instead of seven ``in``
 tests: ``needle in bytes`` first tries the needle as an integer and formats a TypeError
 each time, which costs more than the search."""
 
@@ -156,8 +157,11 @@ class UpstreamConnection(asyncio.Protocol):
             connection = wire.connection_header(
                 keep_alive=exchange.keep_alive, http11=exchange.http11
             )
-        # the head as it came with x-pier-instance added before the blank line, then the body
-        relayed = b"".join((head, self.upstream.instance_header, connection, data[end + 2 :]))
+        # the head as it came, x-pier-instance and x-request-id added before the blank line,
+        # then the body
+        relayed = b"".join(
+            (head, self.upstream.instance_header, exchange.request_id, connection, data[end + 2 :])
+        )
         if remaining > 0:
             self.has_head = self.is_reusable = True
             self.remaining = remaining
@@ -231,7 +235,7 @@ class UpstreamConnection(asyncio.Protocol):
             elif lname == b"transfer-encoding":
                 is_chunked = value.lower().find(b"chunked") >= 0
                 continue
-            elif lname in wire.HOP_BY_HOP:
+            elif lname in wire.HOP_BY_HOP or lname == b"x-request-id":
                 continue
             kept += (name, b": ", value, _CRLF)
         if length is not None and length > self.limit:
@@ -246,6 +250,7 @@ class UpstreamConnection(asyncio.Protocol):
         exchange.status = status
         kept += (
             self.upstream.instance_header,
+            exchange.request_id,
             wire.CHUNKED if self.is_chunking else b"",
             wire.connection_header(keep_alive=exchange.keep_alive, http11=exchange.http11),
             _CRLF,

@@ -5,9 +5,17 @@ so a refused request never waits for its body. Requests are answered in order; a
 that pipelines gets its requests forwarded one after the other.
 
 The callbacks do little on purpose: a header the gateway does not act on is queued as
-four slices for one join; the request line, Host and hop-by-hop headers are rebuilt.
+four slices for one join; the request line, Host and hop-by-hop headers are rebuilt, and
+x-forwarded-for, x-forwarded-proto and x-request-id are written by the gateway.
 (Reading whole requests from the raw bytes instead was measured: several C-level
 searches per request cost more than the callbacks they replace.)
+
+A hostile client is bounded (see ``limits``): the request line and the headers are
+counted as they are parsed; a head that never ends is counted by the bytes fed to the
+parser for it; the connection is on the deadline sweep only while a request is partly
+read, so a request that arrives in one read costs no deadline at all. A request head
+that is refused (bad HTTP, too large, too slow, an upgrade) gets one answer, then the
+rest of what the client sends is dropped and the connection closed.
 """
 
 from __future__ import annotations
@@ -22,20 +30,34 @@ import structlog
 
 from pier.domain.errors import AliasNotFound, BodyTooLarge, NodeNotFound, PierError, Unauthorized
 from pier.gateway import wire
-from pier.gateway.errors import BadRequest, NoRoute, render_error
+from pier.gateway.errors import (
+    BadRequest,
+    HeadersTooLarge,
+    MethodNotAllowed,
+    NoRoute,
+    RequestLineTooLong,
+    RequestTimeout,
+    UpgradeNotSupported,
+    VersionNotSupported,
+    render_error,
+)
 from pier.gateway.forward import Exchange
 from pier.gateway.limits import LINGER_S
 from pier.gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from pier.gateway.request_ids import RequestIds
 from pier.gateway.routes import match_headers, match_path, split_key
 
 if TYPE_CHECKING:
     from pier.gateway.app import Gateway
+    from pier.gateway.limits import ClientLimits
     from pier.gateway.routes import NodeTarget
 
 log = structlog.get_logger("pier.gateway")
 _HEADERS: Final = wire.REQUEST_HEADERS
 _HEADERS_LOWER: Final = wire.REQUEST_HEADERS_LOWER
 _CRLF: Final = b"\r\n"
+_REQUEST_LINE_FRAME: Final = len(b"  HTTP/1.1")
+"""What a request line has besides its method and target."""
 
 
 class ClientConnection(asyncio.Protocol):
@@ -49,26 +71,40 @@ class ClientConnection(asyncio.Protocol):
         "authorization",
         "body",
         "body_len",
+        "client_address",
         "content_length",
         "current",
         "expects_continue",
+        "forwarded",
+        "forwarded_for",
         "gateway",
         "has_body",
+        "has_head",
+        "has_host",
+        "head_fed",
+        "head_left",
         "headers",
+        "headers_left",
         "http11",
         "is_answered",
         "is_broken",
         "is_closed",
+        "is_lingering",
+        "is_paused",
+        "is_timed",
         "is_version_known",
         "keep_alive",
         "key",
         "limit",
+        "limits",
         "must_close",
         "node",
         "node_id",
         "parser",
         "project_id",
         "queue",
+        "read_ahead",
+        "request_id",
         "target",
         "transport",
         "url",
@@ -87,6 +123,15 @@ class ClientConnection(asyncio.Protocol):
     project_id: bytes | None
     expects_continue: bool
     is_answered: bool
+    has_head: bool
+    has_host: bool
+    head_left: int
+    """Bytes of header lines this request may still have (max_header_bytes)."""
+    headers_left: int
+    request_id: bytes | None
+    """The ``x-request-id`` header line, once known."""
+    forwarded_for: bytes | None
+    """The x-forwarded-for the client sent, if any."""
     limit: int
     key: bytes | None
     node: NodeTarget | None
@@ -95,6 +140,7 @@ class ClientConnection(asyncio.Protocol):
 
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
+        self.limits: ClientLimits = gateway.client_limits
         self.parser = httptools.HttpRequestParser(self)
         self.transport: Any = None
         self.current: Exchange | None = None
@@ -107,6 +153,17 @@ class ClientConnection(asyncio.Protocol):
         self.keep_alive = True
         self.activity = 0
         self.activity_seen = -1
+        self.head_fed = -1
+        """Bytes fed to the parser for the head being read after its first read; -1 while
+        no head is counted."""
+        self.is_timed = False
+        """On the deadline sweep: a request is partly read."""
+        self.read_ahead = 0
+        """Bytes received while responses are owed."""
+        self.is_paused = False
+        self.is_lingering = False
+        self.client_address = b"unknown"
+        self.forwarded = b""
         self._reset()
 
     # -- connection -------------------------------------------------------------------
@@ -114,10 +171,18 @@ class ClientConnection(asyncio.Protocol):
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
         self.gateway.connections.add(self)
+        peer = transport.get_extra_info("peername")
+        if peer:
+            self.client_address = str(peer[0]).encode("latin-1")
+        self.forwarded = b"\r\nx-forwarded-for: %s\r\nx-forwarded-proto: http\r\n" % (
+            self.client_address
+        )
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.is_closed = True
         self.gateway.connections.discard(self)
+        if self.is_timed:
+            self._untime()
         self.queue.clear()
         current = self.current
         if current is not None:
@@ -127,22 +192,101 @@ class ClientConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.activity += 1
         if self.is_broken:
-            return
+            return  # refused: the rest is dropped until the connection closes
+        is_owed = self.current is not None
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserCallbackError:
-            log.exception("request handling failed")
-            self.cut()
-        except httptools.HttpParserUpgrade:
-            self._refuse_input(BadRequest("protocol upgrades are not supported"))
+        except httptools.HttpParserCallbackError as e:
+            if isinstance(e.__context__, PierError):  # a callback refused the request
+                self._refuse_input(e.__context__)
+            else:
+                log.exception("request handling failed")
+                self.cut()
+            return
+        except httptools.HttpParserUpgrade:  # on_headers_complete refused it already
+            self._refuse_input(UpgradeNotSupported())
+            return
         except httptools.HttpParserError as e:
-            self._refuse_input(BadRequest(f"invalid HTTP request: {e}"))
+            if "version" in str(e):
+                self._refuse_input(VersionNotSupported(None))
+            else:
+                self._refuse_input(BadRequest(f"invalid HTTP request: {e}"))
+            return
+        if self.current is not None:  # responses owed: the node timeouts run, not ours
+            if is_owed:
+                self._read_ahead(len(data))
+            if self.is_timed:
+                self._untime()
+        elif self.url:
+            self._read_partly(len(data))
+        elif self.is_timed:
+            self._untime()
+
+    def _read_partly(self, size: int) -> None:
+        """A request is partly read (``size`` more bytes of it, maybe): bound its head,
+        time its reading. The head has header_timeout_s from its first read; each read of
+        the body has body_timeout_s from the one before."""
+        limits = self.limits
+        if self.has_head:
+            timeout_s = limits.body_timeout_s
+        else:
+            head_fed = self.head_fed
+            if head_fed < 0:  # a head began in this read
+                self.head_fed = 0
+            else:
+                self.head_fed = head_fed = head_fed + size
+                if head_fed > limits.max_request_line_bytes + limits.max_header_bytes:
+                    self._refuse_input(
+                        HeadersTooLarge(
+                            "the request head", "max_header_bytes", limits.max_header_bytes
+                        )
+                    )
+                    return
+                if self.is_timed:
+                    return
+            timeout_s = limits.header_timeout_s
+        self.gateway.deadlines.pending[self] = self.gateway.loop.time() + timeout_s
+        self.is_timed = True
+
+    def _untime(self) -> None:
+        self.is_timed = False
+        self.gateway.deadlines.pending.pop(self, None)
+
+    def expire(self) -> None:
+        """A request's head, or the next part of its body, came too late (the sweep)."""
+        self.is_timed = False
+        if self.is_closed or self.is_broken:
+            return
+        if self.is_answered:  # refused already, its body was being dropped: no 2nd answer
+            self.is_broken = True
+            self.close_when_idle()
+        elif self.has_head:
+            timeout_s = self.limits.body_timeout_s
+            self._refuse_input(
+                RequestTimeout("the next part of the request body", "body_timeout_s", timeout_s)
+            )
+        else:
+            timeout_s = self.limits.header_timeout_s
+            self._refuse_input(RequestTimeout("the request head", "header_timeout_s", timeout_s))
+
+    def _read_ahead(self, size: int) -> None:
+        """Count what arrives while responses are owed; stop reading past the limit (until
+        they are answered), so pipelined requests cannot pile up in memory."""
+        read_ahead = self.read_ahead + size
+        self.read_ahead = read_ahead
+        if read_ahead > self.limits.max_pipelined_bytes and not self.is_paused:
+            self.is_paused = True
+            self.transport.pause_reading()
 
     def _refuse_input(self, error: PierError) -> None:
+        """Answer ``error`` (unless this request was answered already) and read no more."""
         self.is_broken = True
+        if self.is_timed:
+            self._untime()
         self.key = None
         self.node = None
-        self._answer(error)
+        if not self.is_answered:
+            self._answer(error)
         self.close_when_idle()
 
     def pause_writing(self) -> None:
@@ -176,7 +320,19 @@ class ClientConnection(asyncio.Protocol):
         """Close now if no response is owed, else after the last one."""
         self.must_close = True
         if self.current is None and not self.queue and not self.is_closed:
+            self._close()
+
+    def _close(self) -> None:
+        """Close a connection that owes nothing. After a refused head the client may still
+        be sending: the answer is followed by a FIN and what comes is dropped until the
+        client closes (at most LINGER_S), so it reads the answer instead of a reset."""
+        if not self.is_broken:
             self.transport.close()
+        elif not self.is_lingering:
+            self.is_lingering = True
+            if self.transport.can_write_eof():
+                self.transport.write_eof()
+            self.gateway.loop.call_later(LINGER_S, self._linger_over)
 
     def exchange_done(self, exchange: Exchange) -> None:
         """``exchange`` is answered: start the next pipelined request, or close."""
@@ -193,8 +349,15 @@ class ClientConnection(asyncio.Protocol):
                 self.current = item
                 item.start()
                 return
+        if self.read_ahead:
+            self.read_ahead = 0
+            if self.is_paused and not self.is_closed:
+                self.is_paused = False
+                self.transport.resume_reading()
         if self.must_close and not self.is_closed:
-            self.transport.close()
+            self._close()
+        elif self.url and not self.is_broken:  # read while owed: its time starts now
+            self._read_partly(0)
 
     # -- httptools callbacks ----------------------------------------------------------------
 
@@ -212,20 +375,46 @@ class ClientConnection(asyncio.Protocol):
         self.project_id = None
         self.expects_continue = False
         self.is_answered = False
+        self.has_head = False
+        self.has_host = False
+        limits = self.limits
+        self.head_left = limits.max_header_bytes
+        self.headers_left = limits.max_headers
+        self.request_id = None
+        self.forwarded_for = None
         self.limit = self.gateway.max_body_bytes
         self.key = None
         self.node = None
         self.alias = None
 
+    # Refusals from the callbacks below are raised: httptools stops parsing and
+    # data_received answers them (``_refuse_input``).
+
     def on_url(self, url: bytes) -> None:
-        self.url += url
+        url = self.url + url
+        self.url = url
+        limit = self.limits.max_request_line_bytes
+        if (
+            len(url) + 3 + _REQUEST_LINE_FRAME > limit  # 3: GET is the shortest method
+            and len(self.parser.get_method()) + len(url) + _REQUEST_LINE_FRAME > limit
+        ):
+            raise RequestLineTooLong(limit)
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self.head_left -= len(name) + len(value) + 4  # ": " and CRLF
+        self.headers_left -= 1
+        if self.head_left < 0:
+            limit = self.limits.max_header_bytes
+            raise HeadersTooLarge("request headers (bytes)", "max_header_bytes", limit)
         kind = _HEADERS.get(name)
         if kind is None:
             kind = _HEADERS_LOWER.get(name.lower(), wire.FORWARD)
         if kind == wire.FORWARD:
             self.headers += (_CRLF, name, b": ", value)
+        elif kind == wire.HOST:
+            if self.has_host:
+                raise BadRequest("more than one Host header")
+            self.has_host = True
         elif kind == wire.DROP:
             pass
         elif kind == wire.CONTENT_LENGTH:
@@ -233,28 +422,71 @@ class ClientConnection(asyncio.Protocol):
             self.has_body = True
             self.headers += (_CRLF, name, b": ", value)
         elif kind == wire.AUTHORIZATION:
+            if self.authorization is not None:
+                raise BadRequest("more than one Authorization header")
             self.authorization = value
-        elif kind == wire.TRANSFER_ENCODING:
+        else:
+            self._rare_header(kind, name, value)
+
+    def _rare_header(self, kind: int, name: bytes, value: bytes) -> None:
+        if kind == wire.TRANSFER_ENCODING:
             self.has_body = True
         elif kind == wire.EXPECT:
             self.expects_continue = value.lower() == b"100-continue"
+        elif kind == wire.REQUEST_ID:
+            if self.request_id is None:
+                self.request_id = RequestIds.given(value)
+        elif kind == wire.FORWARDED_FOR:
+            known = self.forwarded_for
+            self.forwarded_for = value if known is None else known + b", " + value
         else:
             self._routing_header(kind, value)
             self.headers += (_CRLF, name, b": ", value)
 
     def _routing_header(self, kind: int, value: bytes) -> None:
         if kind == wire.NODE_ID:
+            if self.node_id is not None:
+                raise BadRequest("more than one x-node-id header")
             self.node_id = value
         elif kind == wire.NODE_ALIAS:
+            if self.alias_id is not None:
+                raise BadRequest("more than one x-node-alias header")
             self.alias_id = value
         elif kind == wire.PROJECT or self.project_id is None:
             self.project_id = value.strip()
 
-    def on_headers_complete(self) -> None:
+    def _check_head(self) -> None:
+        """What only the whole head tells: the version, an upgrade, the header count,
+        Host. Raises the refusal."""
         parser = self.parser
         if not self.is_version_known:  # the first request tells (HTTP/1.0: no chunked bodies)
-            self.http11 = parser.get_http_version() == "1.1"
+            version = parser.get_http_version()
+            if version != "1.1" and version != "1.0":
+                raise VersionNotSupported(version)
+            self.http11 = version == "1.1"
             self.is_version_known = True
+        if parser.should_upgrade():  # WebSocket, h2c... and CONNECT
+            if parser.get_method() == b"CONNECT":
+                raise MethodNotAllowed("CONNECT")
+            raise UpgradeNotSupported()
+        if self.headers_left < 0:
+            raise HeadersTooLarge("request headers", "max_headers", self.limits.max_headers)
+        if not self.has_host and self.http11:
+            raise BadRequest("an HTTP/1.1 request needs a Host header")
+
+    def on_headers_complete(self) -> None:
+        parser = self.parser
+        self.has_head = True
+        self.head_fed = -1
+        if (
+            not self.has_host
+            or self.headers_left < 0
+            or not self.is_version_known
+            or parser.should_upgrade()
+        ):
+            self._check_head()
+        if self.request_id is None:
+            self.request_id = self.gateway.request_ids.new()
         self.keep_alive = parser.should_keep_alive()
         url = self.url
         if self.node_id is not None or self.alias_id is not None:
@@ -294,8 +526,8 @@ class ClientConnection(asyncio.Protocol):
         if self.content_length is not None and self.content_length > self.limit:
             self._answer(BodyTooLarge(self.limit), alias=is_alias, close=True)
             return
-        if self.expects_continue and self.has_body:
-            self.write(wire.CONTINUE)
+        if self.expects_continue and self.has_body and self.http11:
+            self._send_or_queue(wire.CONTINUE)  # after the responses owed before it
 
     def _answer_unknown(self, error: PierError, *, alias: bool = False) -> None:
         """404 for a caller with a valid token; 401 for anyone else, who learns nothing
@@ -323,9 +555,12 @@ class ClientConnection(asyncio.Protocol):
             return
         headers = self.headers
         if self.content_length is None and self.has_body:  # a chunked body, now counted
-            headers.append(b"\r\ncontent-length: %d\r\n\r\n" % self.body_len)
+            headers.append(b"\r\ncontent-length: %d" % self.body_len)
+        request_id: bytes = self.request_id  # type: ignore[assignment]  # set with the head
+        if self.forwarded_for is None:
+            headers += (self.forwarded, request_id, _CRLF)
         else:
-            headers.append(b"\r\n\r\n")
+            headers += (self._forwarded_for(), request_id, _CRLF)
         body = self.body
         exchange = Exchange(
             self,
@@ -339,6 +574,7 @@ class ClientConnection(asyncio.Protocol):
             self.keep_alive,
             self.http11,
             self.limit,
+            request_id,
         )
         self._reset()
         if self.current is None and not self.queue:
@@ -346,6 +582,20 @@ class ClientConnection(asyncio.Protocol):
             exchange.start()
         else:
             self.queue.append(exchange)
+
+    def _forwarded_for(self) -> bytes:
+        """x-forwarded-for with the client's address after the addresses it sent."""
+        return b"\r\nx-forwarded-for: %s, %s\r\nx-forwarded-proto: http\r\n" % (
+            self.forwarded_for,
+            self.client_address,
+        )
+
+    def _request_id(self) -> bytes:
+        """The request's ``x-request-id`` line, made now if the head did not give one."""
+        request_id = self.request_id
+        if request_id is None:
+            request_id = self.request_id = self.gateway.request_ids.new()
+        return request_id
 
     # -- answers the gateway makes itself -------------------------------------------------
 
@@ -373,7 +623,12 @@ class ClientConnection(asyncio.Protocol):
         keep_alive = self.keep_alive
         self._send_or_queue(
             wire.simple_response(
-                status, content_type, body, keep_alive=keep_alive, http11=self.http11
+                status,
+                content_type,
+                body,
+                keep_alive=keep_alive,
+                http11=self.http11,
+                headers=self._request_id(),
             )
         )
         if not keep_alive:
@@ -394,6 +649,7 @@ class ClientConnection(asyncio.Protocol):
                 node=None if alias else name,
                 keep_alive=keep_alive,
                 http11=self.http11,
+                headers=self._request_id(),
             )
         )
         stats = self.node.stats if self.node is not None else self.gateway.metrics.unrouted

@@ -30,7 +30,7 @@ HOP_BY_HOP: Final = frozenset(
 FORWARD: Final = 0
 """Copied to the instance as it came."""
 DROP: Final = 1
-"""Host (rewritten) and hop-by-hop headers."""
+"""Hop-by-hop headers, and x-forwarded-proto (the gateway writes its own)."""
 CONTENT_LENGTH: Final = 2
 AUTHORIZATION: Final = 3
 TRANSFER_ENCODING: Final = 4
@@ -41,9 +41,16 @@ PROJECT: Final = 8
 """x-pier-project."""
 FOLDER: Final = 9
 """x-folder-id: the project when x-pier-project is absent."""
+HOST: Final = 10
+"""Required once in HTTP/1.1; rewritten for the instance."""
+REQUEST_ID: Final = 11
+"""x-request-id: kept if valid, else replaced; sent back in the response."""
+FORWARDED_FOR: Final = 12
+"""x-forwarded-for: the client's address is appended."""
 
 _REQUEST_HEADER_KINDS: Final = {
-    b"host": DROP,
+    b"host": HOST,
+    b"x-forwarded-proto": DROP,
     **dict.fromkeys(HOP_BY_HOP - {b"transfer-encoding"}, DROP),
     b"content-length": CONTENT_LENGTH,
     b"authorization": AUTHORIZATION,
@@ -53,6 +60,8 @@ _REQUEST_HEADER_KINDS: Final = {
     b"x-node-alias": NODE_ALIAS,
     b"x-pier-project": PROJECT,
     b"x-folder-id": FOLDER,
+    b"x-request-id": REQUEST_ID,
+    b"x-forwarded-for": FORWARDED_FOR,
 }
 _COMMON_FORWARDED: Final = (
     b"content-type",
@@ -67,7 +76,6 @@ _COMMON_FORWARDED: Final = (
     b"referer",
     b"traceparent",
     b"tracestate",
-    b"x-request-id",
 )
 
 
@@ -111,15 +119,23 @@ def connection_header(*, keep_alive: bool, http11: bool) -> bytes:
 
 
 def simple_response(
-    status: int, content_type: bytes, body: bytes, *, keep_alive: bool, http11: bool = True
+    status: int,
+    content_type: bytes,
+    body: bytes,
+    *,
+    keep_alive: bool,
+    http11: bool = True,
+    headers: bytes = b"",
 ) -> bytes:
-    """A whole response with a Content-Length body, for answers the gateway makes itself."""
+    """A whole response with a Content-Length body, for answers the gateway makes itself;
+    ``headers`` are more header lines, each ending in CRLF."""
     return b"".join(
         (
             status_line(status),
             b"content-type: ",
             content_type,
             b"\r\ncontent-length: %d\r\n" % len(body),
+            headers,
             connection_header(keep_alive=keep_alive, http11=http11),
             CRLF,
             body,
