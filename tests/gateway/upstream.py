@@ -8,6 +8,7 @@ Paths (any method, query strings kept):
   /chunked?n=N&parts=P  a chunked body of N bytes in P chunks
   /drop               close the connection without answering
   /cgi                a CGI-style answer: header lines ending in bare LF, body until close
+  /header?name=N&value=V  an answer with the header N: V
   /count              how many requests this instance has seen (not counting /count)
   anything else       JSON: instance name, method, target, headers, body size
 """
@@ -38,9 +39,11 @@ async def read_request(reader: asyncio.StreamReader) -> tuple[str, str, dict[str
     return method, target, headers, body
 
 
-def respond(status: int, body: bytes, content_type: str = "application/json") -> bytes:
+def respond(
+    status: int, body: bytes, content_type: str = "application/json", extra: str = ""
+) -> bytes:
     head = (
-        f"HTTP/1.1 {status} OK\r\ncontent-type: {content_type}\r\n"
+        f"HTTP/1.1 {status} OK\r\ncontent-type: {content_type}\r\n{extra}"
         f"content-length: {len(body)}\r\n\r\n"
     )
     return head.encode() + body
@@ -64,6 +67,9 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
                 writer.write(respond(200, b"x" * int(query["n"]), "text/plain"))
             elif url.path == "/chunked":
                 await write_chunked(writer, int(query["n"]), int(query.get("parts", "4")))
+            elif url.path == "/header":
+                extra = f"{query['name']}: {query['value']}\r\n"
+                writer.write(respond(200, b"{}", extra=extra))
             elif url.path == "/drop":
                 writer.close()
                 return
