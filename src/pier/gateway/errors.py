@@ -27,6 +27,8 @@ request head (405, 408, 414, 431, 501, 505 and a 400) close the connection after
 
 from __future__ import annotations
 
+from typing import Literal
+
 import orjson
 
 from pier.domain.errors import NotFound, PierError
@@ -51,8 +53,12 @@ class RequestTimeout(PierError):
     code = "request_timeout"
     http_status = 408
 
-    def __init__(self, what: str, setting: str, timeout_s: float) -> None:
-        super().__init__(f"{what} took longer than {timeout_s:g} s (gateway {setting})")
+    def __init__(self, setting: Literal["header_timeout_s", "body_timeout_s"], limit_s: float):
+        if setting == "header_timeout_s":
+            what = f"the request head was not complete {limit_s:g} s after its first byte"
+        else:
+            what = f"no more of the request body came for {limit_s:g} s"
+        super().__init__(f"{what} (gateway {setting})")
 
 
 class RequestLineTooLong(PierError):
@@ -69,8 +75,12 @@ class HeadersTooLarge(PierError):
     code = "headers_too_large"
     http_status = 431
 
-    def __init__(self, what: str, setting: str, limit: int) -> None:
-        super().__init__(f"{what} over the limit of {limit} (gateway {setting})")
+    def __init__(self, setting: Literal["max_header_bytes", "max_headers"], limit: int) -> None:
+        if setting == "max_header_bytes":
+            what = f"the request headers are over {limit} bytes"
+        else:
+            what = f"the request has more than {limit} headers"
+        super().__init__(f"{what} (gateway {setting})")
 
 
 class UpgradeNotSupported(PierError):

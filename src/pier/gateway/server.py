@@ -236,11 +236,7 @@ class ClientConnection(asyncio.Protocol):
             else:
                 self.head_fed = head_fed = head_fed + size
                 if head_fed > limits.max_request_line_bytes + limits.max_header_bytes:
-                    self._refuse_input(
-                        HeadersTooLarge(
-                            "the request head", "max_header_bytes", limits.max_header_bytes
-                        )
-                    )
+                    self._refuse_input(HeadersTooLarge("max_header_bytes", limits.max_header_bytes))
                     return
                 if self.is_timed:
                     return
@@ -261,13 +257,9 @@ class ClientConnection(asyncio.Protocol):
             self.is_broken = True
             self.close_when_idle()
         elif self.has_head:
-            timeout_s = self.limits.body_timeout_s
-            self._refuse_input(
-                RequestTimeout("the next part of the request body", "body_timeout_s", timeout_s)
-            )
+            self._refuse_input(RequestTimeout("body_timeout_s", self.limits.body_timeout_s))
         else:
-            timeout_s = self.limits.header_timeout_s
-            self._refuse_input(RequestTimeout("the request head", "header_timeout_s", timeout_s))
+            self._refuse_input(RequestTimeout("header_timeout_s", self.limits.header_timeout_s))
 
     def _read_ahead(self, size: int) -> None:
         """Count what arrives while responses are owed; stop reading past the limit (until
@@ -404,8 +396,7 @@ class ClientConnection(asyncio.Protocol):
         self.head_left -= len(name) + len(value) + 4  # ": " and CRLF
         self.headers_left -= 1
         if self.head_left < 0:
-            limit = self.limits.max_header_bytes
-            raise HeadersTooLarge("request headers (bytes)", "max_header_bytes", limit)
+            raise HeadersTooLarge("max_header_bytes", self.limits.max_header_bytes)
         kind = _HEADERS.get(name)
         if kind is None:
             kind = _HEADERS_LOWER.get(name.lower(), wire.FORWARD)
@@ -470,7 +461,7 @@ class ClientConnection(asyncio.Protocol):
                 raise MethodNotAllowed("CONNECT")
             raise UpgradeNotSupported()
         if self.headers_left < 0:
-            raise HeadersTooLarge("request headers", "max_headers", self.limits.max_headers)
+            raise HeadersTooLarge("max_headers", self.limits.max_headers)
         if not self.has_host and self.http11:
             raise BadRequest("an HTTP/1.1 request needs a Host header")
 
