@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 from gateway_processes import (
     Gateway,
     Upstream,
@@ -72,9 +72,13 @@ def test_killing_an_instance_mid_traffic_fails_only_requests_it_had(
             code = response.json().get("error", {}).get("code", "") if response.is_error else ""
             return response.status_code, code
 
+        def doomed_has_requests() -> bool:
+            with httpx.Client() as direct:
+                return bool(direct.get(f"{doomed.endpoint}/count").json()["count"] > 0)
+
         with ThreadPoolExecutor(8) as pool:
-            during = pool.map(call, [0.6] * 8)
-            time.sleep(0.3)
+            during = pool.map(call, [2.0] * 8)
+            wait_until(doomed_has_requests, what="requests in flight to the doomed instance")
             doomed.process.kill()
             results = list(during)
         after = [call(0) for _ in range(10)]
