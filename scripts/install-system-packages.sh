@@ -2,8 +2,9 @@
 # Install the Debian packages a purpose needs, only where they are missing.
 #   bench: wrk, nginx   (the test needs: scripts/start-docker.sh)
 set -euo pipefail
-purpose=${1:-test}
+purpose=${1:-}
 case "$purpose" in
+  bench) packages=(wrk nginx) ;;
   *) echo "usage: $0 bench" >&2; exit 2 ;;
 esac
 missing=()
