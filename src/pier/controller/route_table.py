@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from pier.controller.tracked import TrackedInstance
 from pier.domain.instance_status import InstanceStatus
 from pier.domain.records import NodeRecord
-from pier.domain.routes import NodeRoute, RouteInstance, RouteTable
+from pier.domain.routes import NodeRoute, RouteInstance, RouteTable, is_routable
 
 
 def build_route_table(
@@ -19,9 +19,10 @@ def build_route_table(
 ) -> RouteTable:
     healthy: dict[str, list[RouteInstance]] = {}
     for inst in instances:
-        if inst.status is InstanceStatus.HEALTHY and inst.endpoint and not inst.exited:
+        routable = inst.endpoint is not None and is_routable(inst.instance_id, inst.endpoint)
+        if inst.status is InstanceStatus.HEALTHY and routable and not inst.exited:
             healthy.setdefault(str(inst.key), []).append(
-                RouteInstance(instance_id=inst.instance_id, endpoint=inst.endpoint)
+                RouteInstance(instance_id=inst.instance_id, endpoint=str(inst.endpoint))
             )
     routes = {}
     for node in nodes:

@@ -7,9 +7,34 @@ so they go on serving while the control plane is away.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+import re
+from typing import Annotated, Final
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from pier.domain.specs import Access
+
+INSTANCE_ID: Final = re.compile(r"[A-Za-z0-9._-]{1,128}", re.ASCII)
+"""What the gateway sends in ``x-pier-instance``: a header token, nothing to escape."""
+UPSTREAM_URL: Final = re.compile(
+    r"http://(?:[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?(?:/[A-Za-z0-9\-._~/]*)?",
+    re.ASCII,
+)
+"""An instance's base URL; its host and path go into the request head as they are."""
+
+
+def is_routable(instance_id: str, endpoint: str) -> bool:
+    """Whether the gateway can put ``instance_id`` and ``endpoint`` on the wire verbatim."""
+    return bool(INSTANCE_ID.fullmatch(instance_id) and UPSTREAM_URL.fullmatch(endpoint))
+
+
+def _matching(pattern: re.Pattern[str], what: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if not pattern.fullmatch(value):
+            raise ValueError(f"{value[:100]!r} is not a valid {what}")
+        return value
+
+    return AfterValidator(check)
 
 
 class _Frozen(BaseModel):
@@ -17,8 +42,8 @@ class _Frozen(BaseModel):
 
 
 class RouteInstance(_Frozen):
-    instance_id: str
-    endpoint: str
+    instance_id: Annotated[str, _matching(INSTANCE_ID, "instance id")]
+    endpoint: Annotated[str, _matching(UPSTREAM_URL, "upstream URL")]
     """Base URL, e.g. http://127.0.0.1:41235."""
 
 

@@ -6,17 +6,32 @@ the CLI and the SDK all tell the user which value to fix.
 
 from __future__ import annotations
 
-import re
 from enum import StrEnum
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from pier.domain.configurations import DEFAULT_CONFIGURATION, get_configuration
 from pier.domain.errors import InvalidSpec
 from pier.domain.names import NAME_PATTERN
+from pier.domain.spec_values import (
+    Argv,
+    FieldError,
+    ImageReference,
+    check_environment,
+    check_environment_size,
+    grpc_service,
+    http_path,
+)
 
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 DEFAULT_MIN_INSTANCES: Final = 1
 DEFAULT_TIMEOUT_S: Final = 60.0
 """Defaults of a node spec that `pier node create --help` shows."""
@@ -34,7 +49,7 @@ class ModelFormat(StrEnum):
 
 
 class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, allow_inf_nan=False)
 
 
 class HealthCheck(_Spec):
@@ -59,9 +74,13 @@ class HealthCheck(_Spec):
     """How long an instance may take to become Healthy the first time."""
 
     @model_validator(mode="after")
-    def _http_path_is_absolute(self) -> HealthCheck:
-        if self.protocol == "http" and self.path is not None and not self.path.startswith("/"):
-            raise _FieldError("health.path", "an HTTP health path must start with '/'")
+    def _path_fits_the_protocol(self) -> HealthCheck:
+        if self.path is not None:
+            check = grpc_service if self.protocol == "grpc" else http_path
+            try:
+                check(self.path)
+            except ValueError as exc:
+                raise FieldError("health.path", str(exc)) from None
         return self
 
 
@@ -70,6 +89,11 @@ class Telemetry(_Spec):
     path: str | None = None
     """Metrics path on the instance; model nodes expose /metrics."""
     port: Annotated[int, Field(ge=1, le=65535)] | None = None
+
+    @field_validator("path")
+    @classmethod
+    def _http_path(cls, value: str | None) -> str | None:
+        return None if value is None else http_path(value)
 
 
 _APPLIED_LIVE: Final = frozenset(
@@ -92,9 +116,9 @@ class NodeSpec(_Spec):
 
     model: str | None = None
     """Model name in the node's project (a model node)."""
-    model_version: Annotated[int, Field(ge=1)] | None = None
+    model_version: Annotated[int, Field(ge=1, le=2**31 - 1)] | None = None
     """Default: the newest version when the node is created (then pinned)."""
-    image: str | None = None
+    image: ImageReference | None = None
     """Container image reference (an image node). With ``model`` too: an image that has
     pier's model server, which serves the model mounted read-only into each container."""
     registry_secret: str | None = None
@@ -113,16 +137,16 @@ class NodeSpec(_Spec):
     min_instances: Annotated[int, Field(ge=0, le=1000)] = DEFAULT_MIN_INSTANCES
     max_instances: Annotated[int, Field(ge=0, le=1000)] | None = None
     """Default: min_instances."""
-    target_in_flight: Annotated[float, Field(gt=0)] = 4.0
+    target_in_flight: Annotated[float, Field(gt=0, le=100_000)] = 4.0
     """Autoscaling target: in-flight requests per instance."""
-    maintenance_limit: Annotated[int, Field(ge=1)] = 1
+    maintenance_limit: Annotated[int, Field(ge=1, le=1000)] = 1
     env: dict[str, str] = Field(default_factory=dict)
     secret_env: dict[str, str] = Field(default_factory=dict)
     """Environment values that are never printed back (shown as '***')."""
-    command: list[str] | None = None
+    command: Argv | None = None
     """Image nodes: replaces the image's entrypoint. A model in an image: how to start
     pier's model server there (default ``python3 -m pier.modelserver``)."""
-    args: list[str] | None = None
+    args: Argv | None = None
     """Image nodes: replaces the image's arguments. A model in an image: added after the
     model server's own arguments."""
     access: Access = Access.PRIVATE
@@ -133,37 +157,39 @@ class NodeSpec(_Spec):
         get_configuration(value)
         return value
 
-    @field_validator("model")
+    @field_validator("model", "registry_secret")
     @classmethod
-    def _model_name(cls, value: str | None) -> str | None:
+    def _a_name(cls, value: str | None) -> str | None:
         if value is not None and not NAME_PATTERN.match(value):
-            raise ValueError(f"{value!r} is not a valid model name")
+            raise ValueError(
+                f"{value[:100]!r} is not a valid name: use 1-63 lowercase letters, digits "
+                "and '-', starting and ending with a letter or digit"
+            )
         return value
 
     @field_validator("env", "secret_env")
     @classmethod
-    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
-        for key in value:
-            if not ENV_NAME.match(key):
-                raise ValueError(f"{key!r} is not a valid environment variable name")
+    def _environment(cls, value: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        check_environment(str(info.field_name), value)
         return value
 
     @model_validator(mode="after")
     def _consistent(self) -> NodeSpec:
+        check_environment_size(self.env, self.secret_env)
         if self.model is None and self.image is None:
-            raise _FieldError("model", "give a model, an image, or both")
+            raise FieldError("model", "give a model, an image, or both")
         if self.model is not None and self.port is not None:
-            raise _FieldError("port", "a model node's port is chosen by pier")
+            raise FieldError("port", "a model node's port is chosen by pier")
         if self.model is not None and self.image is None:
             for field in ("command", "args"):
                 if getattr(self, field) is not None:
-                    raise _FieldError(
+                    raise FieldError(
                         field, f"{field} applies to image nodes (or a model in an image)"
                     )
         if self.image is not None and self.model is None and self.port is None:
-            raise _FieldError("port", "an image node needs the port its server listens on")
+            raise FieldError("port", "an image node needs the port its server listens on")
         if self.max_instances is not None and self.max_instances < self.min_instances:
-            raise _FieldError(
+            raise FieldError(
                 "max_instances",
                 f"max_instances ({self.max_instances}) is below min_instances "
                 f"({self.min_instances})",
@@ -174,7 +200,7 @@ class NodeSpec(_Spec):
                 ("telemetry.port", self.telemetry.port),
             ):
                 if port is not None:
-                    raise _FieldError(
+                    raise FieldError(
                         field, "pier's model server answers health and metrics on its own port"
                     )
         if self.health.path is None and self.health.protocol == "http":
@@ -215,12 +241,6 @@ class NodeSpec(_Spec):
         return data
 
 
-class _FieldError(ValueError):
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-
-
 def parse_node_spec(data: dict[str, Any]) -> NodeSpec:
     """Validate user input into a NodeSpec, raising InvalidSpec naming the first bad field."""
     try:
@@ -236,7 +256,7 @@ def invalid_spec_from(exc: ValidationError) -> InvalidSpec:
     cause = (first.get("ctx") or {}).get("error")
     if isinstance(cause, InvalidSpec):
         return cause
-    if isinstance(cause, _FieldError):
+    if isinstance(cause, FieldError):
         return InvalidSpec(cause.field, str(cause))
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":

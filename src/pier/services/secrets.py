@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pier.domain.errors import InvalidSpec
 from pier.domain.names import validate_name
+from pier.domain.spec_values import check_secret_value
 from pier.store.repository import Repository
 
 
@@ -17,8 +17,7 @@ class SecretService:
         """Create or replace a secret, e.g. registry credentials {username, password}."""
         self._repo.require_project(project)
         validate_name(name, field="name")
-        if not value or not all(isinstance(v, str) for v in value.values()):
-            raise InvalidSpec("value", "a secret is a non-empty map of strings")
+        check_secret_value(value)
         created = self._repo.put_secret(project, name, value)
         verb = "created" if created else "replaced"
         self._repo.add_event(
