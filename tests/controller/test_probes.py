@@ -102,3 +102,28 @@ async def test_tcp_probe_passes_while_the_port_accepts() -> None:
             assert not failing.passes
         finally:
             await probe.stop()
+
+
+async def test_a_probe_that_raises_counts_a_failure_retries_and_recovers_fake_transport() -> None:
+    """An HTTP client that raises something unexpected (a fake transport standing in for
+    a bug or a strange endpoint): the probe task survives, backs off, and passes again."""
+    raised: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if len(raised) < 4:
+            raised.append(request)
+            raise RuntimeError("unexpected")
+        return httpx.Response(200)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        probe = Probe("http://127.0.0.1:1", HealthCheck(path="/healthz", interval_s=0.01), client)
+        probe.start()
+        try:
+            failing = await window_after(probe, lambda w: w.unexpected_error is not None)
+            assert failing.failures >= 1 and not failing.passes
+            assert "RuntimeError: unexpected" in (failing.last_error or "")
+            passing = await window_after(probe, lambda w: w.passes >= 1)
+            assert passing.unexpected_error is None
+            assert passing.checks == 5
+        finally:
+            await probe.stop()

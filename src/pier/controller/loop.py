@@ -24,21 +24,23 @@ import structlog
 
 from pier.controller.adoption import Adoption
 from pier.controller.autoscale import AutoscaleSettings, Decision, NodeScaler
-from pier.controller.backoff import CrashBackoff
+from pier.controller.backoff import Backoff, CrashBackoff
 from pier.controller.gateway_view import GatewayView
+from pier.controller.incidents import NodeEvents, describe_failure
 from pier.controller.instance_specs import DEFAULT_LAUNCHER, instance_spec
 from pier.controller.observe import observe_status
 from pier.controller.plan import Plan, plan_node
 from pier.controller.probes import Probe
+from pier.controller.pulls import ImagePulls
 from pier.controller.route_table import build_route_table
 from pier.controller.routes import RouteBoard
 from pier.controller.tick_failures import TickFailures
 from pier.controller.tracked import TrackedInstance
-from pier.domain.errors import PierError, RuntimeUnavailable, StoreUnavailable
+from pier.domain.errors import NotFound, PierError, StoreUnavailable
 from pier.domain.instance_status import InstanceStatus, path_to
 from pier.domain.names import InstanceId, NodeKey
 from pier.domain.records import NodeRecord, endpoint_for_port
-from pier.runtimes.base import ImageRuntime, Observed, Runtime
+from pier.runtimes.base import Observed, Runtime
 from pier.settings import ControllerSettings
 from pier.store.repository import Repository
 
@@ -79,9 +81,6 @@ class Controller:
         self._http = httpx.AsyncClient(trust_env=False)
         self._task: asyncio.Task[None] | None = None
         self._max_body_bytes = max_body_bytes
-        self._pulls: dict[NodeKey, asyncio.Task[None]] = {}
-        self._pull_progress: dict[NodeKey, str] = {}
-        self._pull_errors: dict[NodeKey, str] = {}
         self._gateway = GatewayView(gateway_url, self._http) if gateway_url else None
         self._drains: dict[InstanceId, asyncio.Task[None]] = {}
         self._autoscale = AutoscaleSettings(
@@ -90,6 +89,8 @@ class Controller:
         )
         self._scalers: dict[NodeKey, NodeScaler] = {}
         self._targets: dict[NodeKey, int] = {}
+        self._events = NodeEvents(repo)
+        self._pulls = ImagePulls(repo, self._events, clock)
         self._tick_failures = TickFailures()
 
     @property
@@ -110,8 +111,7 @@ class Controller:
         Stopping does not depend on the store: instances are stopped first, and their rows
         removed afterwards if the store takes writes (if not, the next start finds them
         gone). Returns False if an instance could not be stopped."""
-        for pull in self._pulls.values():
-            pull.cancel()
+        self._pulls.cancel()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -237,7 +237,9 @@ class Controller:
             tracked.endpoint, tracked.port_endpoints, node.spec.health.port, node.spec.port
         )
         if probed and tracked.probe is None and tracked.status is not S.DELETING:
-            tracked.probe = Probe(probed, node.spec.health, self._http)
+            tracked.probe = Probe(
+                probed, node.spec.health, self._http, retry_max_s=self._settings.backoff_max_s
+            )
             tracked.probe.start()
 
     # the tick
@@ -265,14 +267,19 @@ class Controller:
         return self._board.version
 
     async def _reconcile_guarded(self, node: NodeRecord, seen: dict[InstanceId, Observed]) -> None:
+        subject = ("reconcile", node.key)
         try:
             async with self._locks[node.key]:
                 await self.reconcile(node, seen)
         except StoreUnavailable:
             raise  # the whole tick failed, not this node: logged once by the loop
         except Exception as exc:
-            log.exception("reconcile failed", node=str(node.key))
-            self._event(node, "reconcile_failed", f"reconcile failed: {exc}")
+            self._events.failure(
+                subject, self._events.describe(exc, node), node=node, kind="reconcile_failed",
+                what="reconcile failed", exc=exc,
+            )  # fmt: skip
+        else:
+            self._events.resolved(subject)
 
     async def reconcile(self, node: NodeRecord, seen: dict[InstanceId, Observed]) -> None:
         now = self._clock()
@@ -285,9 +292,11 @@ class Controller:
             else:
                 self._update_from(tracked, observed, node)
             self._observe(tracked, node, now)
+            self._tell_probe_failure(tracked, node)
+            self._retry_removal(tracked, node, now)
         backoff = self._backoff_for(node.key)
         if node.spec.image is not None and node.pinned_image is None and not node.deleting:
-            self._ensure_pull(node, backoff, now)
+            self._pulls.ensure(node, self._runtimes.get(self._runtime_name(node)), backoff, now)
         target = self._targets.get(node.key, node.spec.min_instances)
         plan = plan_node(
             node.spec, target, [t.planned() for t in mine],
@@ -369,6 +378,8 @@ class Controller:
             self._repo.remove_events(node.project, node.name)
             self._backoff.pop(node.key, None)
             self._targets.pop(node.key, None)
+            for subject in ("pull", "reconcile"):
+                self._events.resolved((subject, node.key))
             log.info("node deleted", node=str(node.key))
 
     async def _record_failure(self, node: NodeRecord, tracked: TrackedInstance, now: float) -> None:
@@ -388,11 +399,17 @@ class Controller:
         self._event(node, "instance_failed", message, instance=tracked.instance_id)
 
     async def _log_tail(self, tracked: TrackedInstance) -> list[str]:
+        """The instance's last log lines, best effort: none when they cannot be read."""
         runtime = self._runtimes[tracked.runtime]
         lines: list[str] = []
-        with contextlib.suppress(PierError, OSError):
+        try:
             async for line in runtime.logs(tracked.instance_id, follow=False, tail=LOG_TAIL_LINES):
                 lines.append(line)
+        except (PierError, OSError):
+            pass
+        except Exception as exc:
+            log.warning("instance logs unreadable", instance=tracked.instance_id,
+                        error=describe_failure(exc))  # fmt: skip
         return lines
 
     async def _create(self, node: NodeRecord, now: float) -> None:
@@ -438,6 +455,7 @@ class Controller:
             return
         routed = tracked.status is S.HEALTHY and not tracked.exited
         self._mark_deleting(tracked)
+        tracked.removal_reason = tracked.removal_reason or reason
         drain_s = node.spec.timeout_s if routed else 0.0
         task = asyncio.create_task(
             self._drain_then_remove(tracked, drain_s, reason=reason),
@@ -451,10 +469,20 @@ class Controller:
     ) -> None:
         try:
             if drain_s > 0 and self._gateway is not None:
-                await self._drain(tracked, self._gateway, min(drain_s, MAX_DRAIN_S))
+                await self._drain_best_effort(tracked, self._gateway, min(drain_s, MAX_DRAIN_S))
             await self._remove(tracked, reason=reason)
-        except Exception:
+        except Exception:  # e.g. the store; the reconcile retries (_retry_removal)
             log.exception("removing an instance failed", instance=tracked.instance_id)
+
+    async def _drain_best_effort(
+        self, tracked: TrackedInstance, gateway: GatewayView, wait_s: float
+    ) -> None:
+        """Draining is a courtesy: when it fails, the instance goes anyway."""
+        try:
+            await self._drain(tracked, gateway, wait_s)
+        except Exception as exc:
+            log.warning("drain failed", instance=tracked.instance_id,
+                        error=describe_failure(exc))  # fmt: skip
 
     async def _drain(self, tracked: TrackedInstance, gateway: GatewayView, wait_s: float) -> None:
         """Return once the gateway serves routes without ``tracked`` and has no request in
@@ -484,12 +512,22 @@ class Controller:
             raise
 
     async def _remove(self, tracked: TrackedInstance, *, reason: str | None) -> None:
+        """Stop and forget the instance. When the runtime fails to, the instance stays
+        Deleting and the reconcile tries again after a backoff (_retry_removal)."""
         self._mark_deleting(tracked)
-        if tracked.probe:
-            await tracked.probe.stop()
-            tracked.probe = None
-        runtime = self._runtimes[tracked.runtime]
-        await runtime.delete(tracked.instance_id, grace_s=self._settings.stop_grace_s)
+        tracked.removal_reason = tracked.removal_reason or reason
+        try:
+            if tracked.probe:
+                await tracked.probe.stop()
+                tracked.probe = None
+            runtime = self._runtimes[tracked.runtime]
+            await runtime.delete(tracked.instance_id, grace_s=self._settings.stop_grace_s)
+        except Exception as exc:
+            self._removal_failed(tracked, exc)
+            return
+        self._events.resolved(("probe", tracked.instance_id))
+        if self._events.resolved(("delete", tracked.instance_id)):
+            log.info("instance removed after all", instance=tracked.instance_id)
         self._instances.pop(tracked.instance_id, None)
         self._repo.remove_instance(tracked.instance_id)
         if reason is not None:
@@ -507,10 +545,8 @@ class Controller:
         )
         reached = node.reached_minimum or healthy >= node.spec.min_instances
         message = None
-        if node.key in self._pull_progress:
-            message = self._pull_progress[node.key]
-        elif node.key in self._pull_errors:
-            message = self._pull_errors[node.key]
+        if pulling := self._pulls.message(node.key):
+            message = pulling
         elif backoff.is_crash_looping:
             last = self._repo.list_events(node.project, node.name, limit=20)
             failures = [e.message for e in last if e.kind.endswith("failed")]
@@ -523,46 +559,6 @@ class Controller:
             crash_looping=backoff.is_crash_looping,
             target_instances=self._targets.get(node.key),
         )
-
-    # images
-
-    def _ensure_pull(self, node: NodeRecord, backoff: CrashBackoff, now: float) -> None:
-        """Pull and pin the node's image in the background, honouring the backoff."""
-        running = self._pulls.get(node.key)
-        if (running is not None and not running.done()) or backoff.until > now:
-            return
-        self._pulls[node.key] = asyncio.create_task(self._pull(node), name=f"pull {node.key}")
-
-    async def _pull(self, node: NodeRecord) -> None:
-        assert node.spec.image is not None
-        runtime = self._runtimes.get(self._runtime_name(node))
-        key = node.key
-
-        def progress(line: str) -> None:
-            self._pull_progress[key] = line
-
-        try:
-            if not isinstance(runtime, ImageRuntime):
-                raise RuntimeUnavailable(
-                    "no container runtime: start a Docker engine and restart `pier up`"
-                )
-            auth = (
-                self._repo.get_secret(node.project, node.spec.registry_secret)
-                if node.spec.registry_secret
-                else None
-            )
-            progress(f"pulling {node.spec.image}")
-            pinned = await runtime.resolve_image(node.spec.image, auth=auth, on_progress=progress)
-        except PierError as exc:
-            delay_s = self._backoff_for(key).record_failure(now=self._clock())
-            self._pull_errors[key] = exc.message
-            self._event(node, "image_pull_failed", f"{exc.message}; next try in {delay_s:g} s")
-        else:
-            self._pull_errors.pop(key, None)
-            self._repo.pin_image(node.project, node.name, pinned)
-            self._event(node, "image_pinned", f"image {node.spec.image} pinned as {pinned}")
-        finally:
-            self._pull_progress.pop(key, None)
 
     # helpers of the tick
 
@@ -581,9 +577,47 @@ class Controller:
     def _event(
         self, node: NodeRecord, kind: str, message: str, *, instance: str | None = None
     ) -> None:
-        self._repo.add_event(
-            node.project, node=node.name, instance=instance, kind=kind, message=message
-        )
+        self._events.add(node, kind, message, instance=instance)
+
+    # unexpected failures: told once per change, retried with a backoff
+
+    def _tell_probe_failure(self, tracked: TrackedInstance, node: NodeRecord) -> None:
+        """Tell a health probe that cannot run (once per change of its error)."""
+        subject = ("probe", tracked.instance_id)
+        error = tracked.window.unexpected_error
+        if error is None:
+            self._events.resolved(subject)
+            return
+        self._events.failure(
+            subject, error, node=node, kind="probe_failed", instance=tracked.instance_id,
+            what=f"the health check of instance {tracked.instance_id} could not run",
+            then="; retrying with a backoff",
+        )  # fmt: skip
+
+    def _removal_failed(self, tracked: TrackedInstance, exc: Exception) -> None:
+        """The instance stays Deleting; _retry_removal tries again after a backoff."""
+        if tracked.removal_backoff is None:
+            tracked.removal_backoff = Backoff(
+                self._settings.backoff_base_s, self._settings.backoff_max_s
+            )
+        delay_s = tracked.removal_backoff.record_failure(now=self._clock())
+        node: NodeRecord | None = None
+        with contextlib.suppress(NotFound):
+            node = self._repo.get_node(tracked.key.project, tracked.key.node)
+        self._events.failure(
+            ("delete", tracked.instance_id), self._events.describe(exc, node), node=node,
+            kind="delete_failed", instance=tracked.instance_id,
+            what=f"instance {tracked.instance_id} could not be removed",
+            then=f"; retrying with a backoff (next try in {delay_s:g} s)",
+        )  # fmt: skip
+
+    def _retry_removal(self, tracked: TrackedInstance, node: NodeRecord, now: float) -> None:
+        """A Deleting instance that nothing is removing any more (its removal failed) is
+        removed again once its backoff is over."""
+        if tracked.status is not S.DELETING or tracked.instance_id in self._drains:
+            return
+        if tracked.removal_backoff is None or now >= tracked.removal_backoff.until:
+            self._retire(tracked, node, reason=tracked.removal_reason or "not needed")
 
 
 def _scaling_message(node: NodeRecord, before: int, decision: Decision) -> str:

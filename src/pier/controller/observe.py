@@ -27,6 +27,11 @@ class ProbeWindow:
     failures: int = 0
     """Consecutive failing probes."""
     last_error: str | None = None
+    checks: int = 0
+    """Probes run so far, whatever their outcome."""
+    unexpected_error: str | None = None
+    """Why the latest probe could not run at all (a bug or a strange endpoint, not a
+    failing instance); it is retried with a backoff."""
 
 
 def observe_status(

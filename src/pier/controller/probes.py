@@ -1,7 +1,9 @@
 """Health probes: one task per instance, never inside a reconcile tick.
 
 Each probe task keeps a ProbeWindow that the tick reads; a slow or hung instance
-therefore never slows the loop for other nodes.
+therefore never slows the loop for other nodes. A probe that cannot run at all (an
+unexpected exception, not a failing instance) counts as a failure, is logged once per
+change and retried with a backoff: the task never dies while its instance lives.
 """
 
 from __future__ import annotations
@@ -13,18 +15,32 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import structlog
 
+from pier.controller.backoff import Backoff
+from pier.controller.incidents import describe_failure
 from pier.controller.observe import ProbeWindow
 from pier.domain.specs import HealthCheck
+
+log = structlog.get_logger("pier.controller")
 
 
 class Probe:
     """Probes one instance at the health check's interval until stopped."""
 
-    def __init__(self, endpoint: str, health: HealthCheck, client: httpx.AsyncClient) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        health: HealthCheck,
+        client: httpx.AsyncClient,
+        *,
+        retry_max_s: float = 60.0,
+    ) -> None:
         """``endpoint``: where the check goes, already on the health port (the runtime
-        maps a container's health port to a host port of its own)."""
+        maps a container's health port to a host port of its own). ``retry_max_s``: the
+        longest wait between probes that cannot run."""
         self._endpoint = endpoint.rstrip("/")
+        self._backoff = Backoff(health.interval_s, max(health.interval_s, retry_max_s))
         self._health = health
         self._client = client
         self.window = ProbeWindow()
@@ -38,21 +54,46 @@ class Probe:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await self._task
+            except asyncio.CancelledError:
+                pass
+            except Exception as exc:  # a bug: it must not keep the instance from going
+                log.error("health probe had stopped", endpoint=self._endpoint,
+                          error=describe_failure(exc))  # fmt: skip
         if self._channel is not None:
-            await self._channel.close()
-            self._channel = None
+            channel, self._channel = self._channel, None
+            with contextlib.suppress(Exception):
+                await channel.close()
 
     async def _run(self) -> None:
-        # Probe quickly while an instance is coming up, then at the configured interval.
         while True:
-            ok, error = await self._check()
-            self._record(ok, error)
-            self._ever_passed = self._ever_passed or ok
-            interval_s = self._health.interval_s
-            delay_s = interval_s if self._ever_passed else min(0.2, interval_s)
+            try:
+                ok, error = await self._check()
+            except Exception as exc:
+                delay_s = self._could_not_check(exc)
+            else:
+                delay_s = self._checked(ok, error)
             await asyncio.sleep(delay_s)
+
+    def _checked(self, ok: bool, error: str | None) -> float:
+        """Record a probe's outcome; the delay before the next one: short while the
+        instance is coming up, then the configured interval."""
+        if self.window.unexpected_error is not None:
+            log.info("health probe runs again", endpoint=self._endpoint)
+        self._backoff.reset()
+        self._record(ok, error)
+        self._ever_passed = self._ever_passed or ok
+        interval_s = self._health.interval_s
+        return interval_s if self._ever_passed else min(0.2, interval_s)
+
+    def _could_not_check(self, exc: Exception) -> float:
+        message = describe_failure(exc)
+        if message != self.window.unexpected_error:
+            log.warning("health probe could not run", endpoint=self._endpoint, error=message)
+        self._record(False, f"the health check could not run: {message}")
+        self.window = replace(self.window, unexpected_error=message)
+        return self._backoff.record_failure(now=asyncio.get_running_loop().time())
 
     async def _check(self) -> tuple[bool, str | None]:
         if self._health.protocol == "tcp":
@@ -113,7 +154,14 @@ class Probe:
 
     def _record(self, ok: bool, error: str | None) -> None:
         w = self.window
+        checks = w.checks + 1
         if ok:
-            self.window = replace(w, passes=w.passes + 1, failures=0, last_error=None)
+            self.window = replace(
+                w, passes=w.passes + 1, failures=0, last_error=None, checks=checks,
+                unexpected_error=None,
+            )  # fmt: skip
         else:
-            self.window = replace(w, passes=0, failures=w.failures + 1, last_error=error)
+            self.window = replace(
+                w, passes=0, failures=w.failures + 1, last_error=error, checks=checks,
+                unexpected_error=None,
+            )  # fmt: skip

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from pier.controller.backoff import Backoff
 from pier.controller.observe import ProbeWindow
 from pier.controller.plan import PlannedInstance
 from pier.controller.probes import Probe
@@ -33,6 +34,10 @@ class TrackedInstance:
     pid: int | None = None
     container_id: str | None = None
     probe: Probe | None = field(default=None, repr=False)
+    removal_reason: str | None = None
+    """Why it is being deleted, once it is (told in the instance_deleted event)."""
+    removal_backoff: Backoff | None = field(default=None, repr=False)
+    """Set once a removal failed: when the controller tries again."""
 
     @property
     def window(self) -> ProbeWindow:

@@ -1,0 +1,93 @@
+"""Image pulls: each image node's image is pulled and pinned by digest in the background,
+one pull per node at a time, honouring the node's backoff.
+
+A registry's refusal (ImagePullFailed, any PierError) is an ``image_pull_failed`` event
+per try; anything else a pull raises is a ``pull_failed`` event once per change of the
+error. Both are retried after the backoff, and the node's message says what is going on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from pier.controller.backoff import CrashBackoff
+from pier.controller.incidents import NodeEvents
+from pier.domain.errors import PierError, RuntimeUnavailable
+from pier.domain.names import NodeKey
+from pier.domain.records import NodeRecord
+from pier.runtimes.base import ImageRuntime, Runtime
+from pier.store.repository import Repository
+
+
+class ImagePulls:
+    def __init__(self, repo: Repository, events: NodeEvents, clock: Callable[[], float]) -> None:
+        self._repo = repo
+        self._events = events
+        self._clock = clock
+        self._tasks: dict[NodeKey, asyncio.Task[None]] = {}
+        self._progress: dict[NodeKey, str] = {}
+        self._errors: dict[NodeKey, str] = {}
+
+    def ensure(
+        self, node: NodeRecord, runtime: Runtime | None, backoff: CrashBackoff, now: float
+    ) -> None:
+        """Start pulling the node's image unless a pull runs or the backoff is on."""
+        running = self._tasks.get(node.key)
+        if (running is not None and not running.done()) or backoff.until > now:
+            return
+        self._tasks[node.key] = asyncio.create_task(
+            self._pull(node, runtime, backoff), name=f"pull {node.key}"
+        )
+
+    def message(self, key: NodeKey) -> str | None:
+        """The pull's progress, or why the last one failed."""
+        return self._progress.get(key) or self._errors.get(key)
+
+    def cancel(self) -> None:
+        for task in self._tasks.values():
+            task.cancel()
+
+    async def _pull(self, node: NodeRecord, runtime: Runtime | None, backoff: CrashBackoff) -> None:
+        assert node.spec.image is not None
+        key = node.key
+
+        def progress(line: str) -> None:
+            self._progress[key] = line
+
+        try:
+            if not isinstance(runtime, ImageRuntime):
+                raise RuntimeUnavailable(
+                    "no container runtime: start a Docker engine and restart `pier up`"
+                )
+            auth = (
+                self._repo.get_secret(node.project, node.spec.registry_secret)
+                if node.spec.registry_secret
+                else None
+            )
+            progress(f"pulling {node.spec.image}")
+            pinned = await runtime.resolve_image(node.spec.image, auth=auth, on_progress=progress)
+        except PierError as exc:
+            delay_s = backoff.record_failure(now=self._clock())
+            self._errors[key] = exc.message
+            self._events.add(node, "image_pull_failed", f"{exc.message}; next try in {delay_s:g} s")
+        except Exception as exc:
+            self._broke(node, exc, backoff)
+        else:
+            self._errors.pop(key, None)
+            self._events.resolved(("pull", key))
+            self._repo.pin_image(node.project, node.name, pinned)
+            self._events.add(node, "image_pinned", f"image {node.spec.image} pinned as {pinned}")
+        finally:
+            self._progress.pop(key, None)
+
+    def _broke(self, node: NodeRecord, exc: Exception, backoff: CrashBackoff) -> None:
+        """The pull raised something the runtime does not turn into an ImagePullFailed."""
+        delay_s = backoff.record_failure(now=self._clock())
+        message = self._events.describe(exc, node)
+        self._errors[node.key] = f"pulling {node.spec.image} failed: {message}"
+        self._events.failure(
+            ("pull", node.key), message, node=node, kind="pull_failed",
+            what=f"pulling {node.spec.image} failed",
+            then=f"; retrying with a backoff (next try in {delay_s:g} s)",
+        )  # fmt: skip
