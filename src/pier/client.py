@@ -21,7 +21,14 @@ from urllib.parse import quote
 
 import httpx
 
-from pier.domain.errors import ERRORS_BY_CODE, InvalidSpec, NotFound, PierError, Unauthorized
+from pier.domain.errors import (
+    ERRORS_BY_CODE,
+    BodyTooLarge,
+    InvalidSpec,
+    NotFound,
+    PierError,
+    Unauthorized,
+)
 
 DEFAULT_URL: Final = "http://127.0.0.1:8080"
 DEFAULT_PROJECT: Final = "default"
@@ -168,12 +175,17 @@ def error_from_response(response: httpx.Response) -> PierError:
         body = None
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict) and isinstance(error.get("message"), str):
-        return make_error(
+        exc = make_error(
             str(error.get("code") or ""),
             error["message"],
             field=error.get("field"),
             http_status=response.status_code,
         )
+        if isinstance(exc, BodyTooLarge):
+            limit, setting = error.get("limit_bytes"), error.get("setting")
+            exc.limit_bytes = limit if isinstance(limit, int) else None
+            exc.setting = setting if isinstance(setting, str) else None
+        return exc
     detail = body.get("detail") if isinstance(body, dict) else None
     if isinstance(detail, list) and detail and isinstance(detail[0], dict):
         # A validation error that reached FastAPI's default handler.

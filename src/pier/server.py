@@ -156,7 +156,7 @@ async def run(settings: Settings, say: Say = print) -> None:
         repo=repo,
         nodes=NodeService(repo, routes=board, image_nodes_refusal=_image_nodes_refusal(runtimes)),
         secrets=SecretService(repo),
-        models=ModelService(repo, (data_dir / "models").resolve()),
+        models=ModelService(repo, (data_dir / "models").resolve(), settings.models),
         routes=board,
         logs=access,
         stats=access,

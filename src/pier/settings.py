@@ -7,7 +7,7 @@ set the same value.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -61,6 +61,18 @@ class StoreSettings(BaseModel):
     ``store_unavailable`` (the request can be retried)."""
 
 
+class ModelSettings(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    max_upload_bytes: Annotated[int, Field(ge=1)] = 4 * 2**30
+    """Larger model uploads get 413: refused from Content-Length before the body is read,
+    or once a body sent without one grows past it."""
+    max_unpacked_bytes: Annotated[int, Field(ge=1)] = 4 * 2**30
+    """A Python model archive whose files add up to more is refused (413)."""
+    max_files: Annotated[int, Field(ge=1)] = 10_000
+    """A Python model archive with more files and directories is refused (422)."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="PIER_", env_nested_delimiter="__", use_attribute_docstrings=True
@@ -78,6 +90,7 @@ class Settings(BaseSettings):
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     controller: ControllerSettings = Field(default_factory=ControllerSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
+    models: ModelSettings = Field(default_factory=ModelSettings)
 
     @property
     def resolved_database_url(self) -> str:

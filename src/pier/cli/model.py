@@ -24,7 +24,7 @@ from pier.cli.output import (
     stderr,
 )
 from pier.client import FORMATS, Client, detect_format
-from pier.domain.errors import InvalidSpec, PierError
+from pier.domain.errors import BodyTooLarge, InvalidSpec, PierError
 from pier.domain.names import validate_name
 
 app = typer.Typer(no_args_is_help=True, help="Push models and list their versions.")
@@ -97,6 +97,8 @@ def push(
     try:
         validate_name(name, field="--name")
         model = _push_with_progress(state.client(), path, name, fmt, trust)
+    except BodyTooLarge as exc:
+        raise PierError(_too_large(path, exc)) from None
     except InvalidSpec as exc:
         if exc.field != "body":  # the server could not load what it received
             raise
@@ -118,6 +120,18 @@ def default_model_name(path: Path) -> str:
     if path.is_dir():
         return path.name
     return path.name.removesuffix(".gz").removesuffix(".tar").rsplit(".", 1)[0]
+
+
+def _too_large(path: Path, exc: BodyTooLarge) -> str:
+    """The server's 413 in a user's words: which limit, and the setting that raises it."""
+    if exc.limit_bytes is None:
+        return exc.message
+    what = "unpacked size" if "unpacked" in (exc.setting or "") else "upload size"
+    limit = human_bytes(exc.limit_bytes)
+    message = f"{path.name} is over this pier's model {what} limit of {limit}"
+    if exc.setting is not None:
+        message += f"; `pier up` takes a larger one with the setting {exc.setting}"
+    return message
 
 
 def _push_with_progress(

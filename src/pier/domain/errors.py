@@ -140,11 +140,26 @@ class ConfigurationNotFound(InvalidSpec):
 
 
 class BodyTooLarge(PierError):
+    """Over a size limit; ``setting`` names the setting that raises it, when there is one."""
+
     code = "body_too_large"
     http_status = 413
+    limit_bytes: int | None = None
+    setting: str | None = None
 
-    def __init__(self, limit_bytes: int) -> None:
-        super().__init__(f"request body is over the limit of {limit_bytes} bytes")
+    def __init__(
+        self, limit_bytes: int, *, what: str = "request body", setting: str | None = None
+    ) -> None:
+        message = f"{what} is over the limit of {limit_bytes} bytes"
+        if setting is not None:
+            message += f"; the setting {setting} raises it"
+        super().__init__(message)
+        self.limit_bytes = limit_bytes
+        self.setting = setting
+
+    def to_dict(self) -> dict[str, Any]:
+        extra = {"limit_bytes": self.limit_bytes, "setting": self.setting}
+        return {**super().to_dict(), **{k: v for k, v in extra.items() if v is not None}}
 
 
 class RuntimeUnavailable(PierError):

@@ -2,6 +2,12 @@
 
 Validation runs pier's model server in a subprocess (``--describe``): the control
 plane never loads a user's pickle or Python class in its own process.
+
+An upload is bounded (ModelSettings): refused from its Content-Length before the body
+is read, or once a body sent without one grows past the limit; it is streamed to a temp
+file, never held in memory. A Python model archive is checked member by member (size,
+count, only plain files and directories) before anything is unpacked, off the event
+loop. A refused upload leaves nothing behind under the models directory.
 """
 
 from __future__ import annotations
@@ -16,24 +22,32 @@ import shutil
 import sys
 import tarfile
 import tempfile
+import zlib
 from collections.abc import AsyncIterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
-from pier.domain.errors import InvalidSpec, ModelInUse
+from pier.domain.errors import BodyTooLarge, InvalidSpec, ModelInUse
 from pier.domain.model_files import model_path
 from pier.domain.names import validate_name
 from pier.domain.specs import ModelFormat
 from pier.services.views import model_view
+from pier.settings import ModelSettings
 from pier.store.repository import Repository
 
 DESCRIBE_TIMEOUT_S = 120.0
+UPLOAD_SETTING = "models.max_upload_bytes (env PIER_MODELS__MAX_UPLOAD_BYTES)"
+UNPACKED_SETTING = "models.max_unpacked_bytes (env PIER_MODELS__MAX_UNPACKED_BYTES)"
+FILES_SETTING = "models.max_files (env PIER_MODELS__MAX_FILES)"
 
 
 class ModelService:
-    def __init__(self, repo: Repository, models_dir: Path) -> None:
+    def __init__(
+        self, repo: Repository, models_dir: Path, limits: ModelSettings | None = None
+    ) -> None:
         self._repo = repo
         self._dir = models_dir
+        self._limits = limits or ModelSettings()
 
     async def push(
         self,
@@ -44,8 +58,10 @@ class ModelService:
         fmt: str,
         trust: bool,
         actor: str,
+        declared_bytes: int | None = None,
     ) -> dict[str, Any]:
-        """Store an uploaded model as the next version of ``name``."""
+        """Store an uploaded model as the next version of ``name``. ``declared_bytes``:
+        the request's Content-Length, checked before the body is read."""
         self._repo.require_project(project)
         validate_name(name, field="name")
         model_format = _parse_format(fmt)
@@ -55,32 +71,36 @@ class ModelService:
                 "loading a scikit-learn pickle runs its code; "
                 "push it with trust (pier model push --trust) if you trust it",
             )
+        limit = self._limits.max_upload_bytes
+        if declared_bytes is not None and declared_bytes > limit:
+            raise BodyTooLarge(limit, what="the model upload", setting=UPLOAD_SETTING)
         tmp_dir = self._dir / "tmp"
         tmp_dir.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=tmp_dir)
         tmp = Path(tmp_name)
+        created: Path | None = None  # the stored model if this push made it: undone on failure
         try:
-            digest, size = await _receive(body, fd)
+            digest, size = await _receive(body, fd, limit_bytes=limit)
             if size == 0:
                 raise InvalidSpec("body", "the model file is empty")
             final = model_path(self._dir, digest, model_format)
             final.parent.mkdir(parents=True, exist_ok=True)
-            if model_format is ModelFormat.PYTHON:
-                if not final.exists():
-                    _unpack(tmp, final)
-            else:
-                os.replace(tmp, final)
-            try:
-                metadata = await describe(final, model_format)
-            except InvalidSpec:
-                if not self._repo.is_model_file_used(digest):
-                    _remove(final)  # not a model: keep no file that no version refers to
-                raise
+            if not final.exists():
+                created = final
+                if model_format is ModelFormat.PYTHON:
+                    await asyncio.to_thread(_unpack, tmp, final, self._limits)
+                else:
+                    os.replace(tmp, final)
+            metadata = await describe(final, model_format)
+            record = self._repo.add_model(
+                project, name, fmt=model_format, sha256=digest, size_bytes=size, metadata=metadata
+            )
+        except BaseException:
+            if created is not None and not self._is_used(digest):
+                await asyncio.to_thread(_remove, created)  # keep no file no version refers to
+            raise
         finally:
             tmp.unlink(missing_ok=True)
-        record = self._repo.add_model(
-            project, name, fmt=model_format, sha256=digest, size_bytes=size, metadata=metadata
-        )
         self._repo.add_event(
             project,
             kind="model_pushed",
@@ -88,6 +108,13 @@ class ModelService:
             message=f"model {name} version {record.version} pushed by {actor}",
         )
         return model_view(record)
+
+    def _is_used(self, sha256: str) -> bool:
+        """Whether a stored version refers to the file; when the store cannot tell, yes."""
+        try:
+            return self._repo.is_model_file_used(sha256)
+        except Exception:
+            return True
 
     def list(self, project: str, name: str | None = None) -> list[dict[str, Any]]:
         self._repo.require_project(project)
@@ -142,31 +169,70 @@ def _parse_format(fmt: str) -> ModelFormat:
         ) from None
 
 
-async def _receive(body: AsyncIterator[bytes], fd: int) -> tuple[str, int]:
+async def _receive(body: AsyncIterator[bytes], fd: int, *, limit_bytes: int) -> tuple[str, int]:
+    """Stream ``body`` into ``fd``: its SHA-256 and size; BodyTooLarge past the limit."""
     digest = hashlib.sha256()
     size = 0
     with os.fdopen(fd, "wb") as out:
         async for chunk in body:
-            digest.update(chunk)
             size += len(chunk)
+            if size > limit_bytes:
+                raise BodyTooLarge(limit_bytes, what="the model upload", setting=UPLOAD_SETTING)
+            digest.update(chunk)
             out.write(chunk)
     return digest.hexdigest(), size
 
 
-def _unpack(archive: Path, target: Path) -> None:
-    """Extract a gzip tar of a Python model directory, refusing unsafe members."""
+def _unpack(archive: Path, target: Path, limits: ModelSettings) -> None:
+    """Extract a tar (gzip or not) of a Python model directory into ``target``, after
+    checking every member: plain files and directories only, inside the directory, no
+    more than the limits. Blocking: run it in a thread."""
     staging = Path(tempfile.mkdtemp(dir=target.parent))
     try:
         try:
             with tarfile.open(archive, "r:*") as tar:
-                tar.extractall(staging, filter="data")
-        except (tarfile.TarError, OSError, EOFError) as exc:
+                members = _checked_members(tar, limits)
+                tar.extractall(staging, members=members, filter="data")
+        except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
             raise InvalidSpec("body", f"a Python model must be a tar archive: {exc}") from None
         if not (staging / "model.py").is_file():
             raise InvalidSpec("body", "a Python model directory needs a model.py at its root")
         os.replace(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _checked_members(tar: tarfile.TarFile, limits: ModelSettings) -> list[tarfile.TarInfo]:
+    """The archive's members, read (not extracted) one by one and refused as soon as
+    one points outside the directory, is not a plain file or directory, or the archive
+    goes over a limit. (The "data" filter would refuse most of these too, but only once
+    extracting, and it takes absolute names as relative ones.)"""
+    members: list[tarfile.TarInfo] = []
+    unpacked_bytes = 0
+    for member in tar:
+        if member.name.startswith("/") or ".." in PurePosixPath(member.name).parts:
+            raise InvalidSpec(
+                "body", f"{member.name!r} in the archive points outside the model directory"
+            )
+        if not (member.isfile() or member.isdir()):
+            raise InvalidSpec(
+                "body",
+                f"{member.name!r} in the archive is a link or a special file; "
+                "a Python model holds plain files and directories only",
+            )
+        members.append(member)
+        unpacked_bytes += member.size
+        if len(members) > limits.max_files:
+            raise InvalidSpec(
+                "body",
+                f"the archive holds more than {limits.max_files} files and directories; "
+                f"the setting {FILES_SETTING} raises the limit",
+            )
+        if unpacked_bytes > limits.max_unpacked_bytes:
+            raise BodyTooLarge(
+                limits.max_unpacked_bytes, what="the unpacked model", setting=UNPACKED_SETTING
+            )
+    return members
 
 
 async def describe(path: Path, fmt: ModelFormat) -> dict[str, Any]:

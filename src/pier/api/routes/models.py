@@ -20,10 +20,13 @@ async def push_model(
     trust: bool = False,
     filename: str | None = None,
 ) -> dict[str, Any]:
-    """Upload a model file (raw body) as the next version of ``name``."""
+    """Upload a model file (raw body) as the next version of ``name``. Over
+    ``models.max_upload_bytes`` it is 413, told by Content-Length before the body is read."""
+    length = request.headers.get("content-length", "")
     return await services.models.push(
-        project, name, request.stream(), fmt=format, trust=trust, actor=actor
-    )
+        project, name, request.stream(), fmt=format, trust=trust, actor=actor,
+        declared_bytes=int(length) if length.isdigit() else None,
+    )  # fmt: skip
 
 
 @router.get("")
