@@ -124,6 +124,6 @@ async def test_a_probe_that_raises_counts_a_failure_retries_and_recovers_fake_tr
             assert "RuntimeError: unexpected" in (failing.last_error or "")
             passing = await window_after(probe, lambda w: w.passes >= 1)
             assert passing.unexpected_error is None
-            assert passing.checks == 5
+            assert passing.checks >= 5 and len(raised) == 4  # four raised, then it passed
         finally:
             await probe.stop()
