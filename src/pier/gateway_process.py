@@ -73,6 +73,7 @@ class GatewayProcess:
             "--header-timeout-s", str(gw.header_timeout_s),
             "--body-timeout-s", str(gw.body_timeout_s),
             "--max-pipelined-bytes", str(gw.max_pipelined_bytes),
+            "--max-connections", str(gw.max_connections),
         ]  # fmt: skip
         self._log_path.parent.mkdir(parents=True, exist_ok=True)
         with self._log_path.open("ab") as log:

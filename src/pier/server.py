@@ -150,6 +150,7 @@ async def run(settings: Settings, say: Say = print) -> None:
     controller = Controller(
         repo, runtimes, settings=settings.controller, models_dir=(data_dir / "models").resolve(),
         board=board, max_body_bytes=settings.gateway.max_body_bytes, gateway_url=gateway.url,
+        gateway_token=token,
     )  # fmt: skip
     access = RuntimeAccess(repo, runtimes)
     services = Services(

@@ -22,7 +22,8 @@ class GatewaySettings(BaseModel):
     max_body_bytes: int = 16 * 2**20
     """Larger requests get 413; larger responses become 502 with a JSON error."""
     workers: int = 1
-    """Gateway processes sharing the port (SO_REUSEPORT)."""
+    """Gateway processes sharing the port (SO_REUSEPORT). A parent process holds the
+    listening sockets and replaces a worker that dies, so a crash refuses no connection."""
     max_request_line_bytes: int = 8 * 1024
     """A longer request line (method, target, version) gets 414."""
     max_header_bytes: int = 32 * 1024
@@ -35,6 +36,10 @@ class GatewaySettings(BaseModel):
     """A request body with no new bytes for this long gets 408."""
     max_pipelined_bytes: int = 2**20
     """While a connection waits for its responses, at most this much more of it is read."""
+    max_connections: int = Field(default=4096, ge=1)
+    """Client connections each worker keeps open at most (nginx's worker_connections).
+    At the cap a new connection takes the place of the one idle longest; with none idle
+    it gets 503 ``too_many_connections``. Connections to instances are not counted."""
 
 
 class ControllerSettings(BaseModel):

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from gateway_processes import TOKEN, Gateway
+
+from pier.controller.gateway_view import GatewayView
+from pier.domain.names import NodeKey
 
 
 @pytest.mark.parametrize("authorization", [None, "Bearer wrong", "Basic abc", "Bearer"])
@@ -45,3 +49,27 @@ def test_private_alias_needs_a_token(gateway: Gateway) -> None:
     assert refused.status_code == 401
     assert refused.json()["error"]["alias"] == "secured"
     assert allowed.status_code == 200
+
+
+def test_metrics_name_private_nodes_only_to_callers_with_a_valid_token(gateway: Gateway) -> None:
+    with gateway.client() as client:
+        client.post(  # the private node has figures to show
+            "/default/nodes/private/infer", headers={"authorization": f"Bearer {TOKEN}"}
+        )
+        anonymous = client.get("/metrics")
+        wrong = client.get("/metrics", headers={"authorization": "Bearer wrong"})
+        admin = client.get("/metrics", headers={"authorization": f"Bearer {TOKEN}"})
+    for refused in (anonymous, wrong):
+        assert refused.status_code == 200
+        assert 'node="echo"' in refused.text  # public nodes stay open to any scraper
+        assert 'node="private"' not in refused.text
+    assert 'node="private"' in admin.text
+
+
+async def test_the_controller_reads_the_load_of_private_nodes_with_its_token(
+    gateway: Gateway,
+) -> None:
+    private = NodeKey.parse("default/private")
+    async with httpx.AsyncClient(timeout=10) as client:
+        assert private in (await GatewayView(gateway.url, client, token=TOKEN).load() or {})
+        assert private not in (await GatewayView(gateway.url, client).load() or {})

@@ -7,6 +7,7 @@ import socket
 import time
 from collections.abc import Iterator
 
+import pytest
 from gateway_processes import Gateway, Upstream
 
 LIMIT = 16 * 2**20
@@ -70,14 +71,54 @@ def test_response_over_the_limit_is_502_json(gateway: Gateway) -> None:
     assert len(fits.content) == 1000
 
 
-def test_chunked_response_over_the_limit_is_cut_off(gateway: Gateway) -> None:
+def read_until_closed(gateway: Gateway, request: bytes) -> tuple[bytes, bool]:
+    """Send ``request`` on a connection of its own and read until the gateway ends it:
+    what came, and whether the connection was reset rather than closed."""
+    received = b""
     with socket.create_connection(("127.0.0.1", gateway.port), timeout=5) as s:
-        s.sendall(b"GET /default/nodes/small/chunked?n=5000&parts=10 HTTP/1.1\r\nhost: x\r\n\r\n")
-        received = b""
-        while chunk := s.recv(65536):
-            received += chunk
+        s.sendall(request)
+        try:
+            while chunk := s.recv(65536):
+                received += chunk
+        except ConnectionResetError:
+            return received, True
+    return received, False
+
+
+def test_chunked_response_over_the_limit_is_cut_off(gateway: Gateway) -> None:
+    received, _ = read_until_closed(
+        gateway, b"GET /default/nodes/small/chunked?n=5000&parts=10 HTTP/1.1\r\nhost: x\r\n\r\n"
+    )
     assert received.startswith(b"HTTP/1.1 200")
+    assert b"transfer-encoding: chunked" in received.lower()
     assert not received.endswith(b"0\r\n\r\n")  # the body never completes
+
+
+@pytest.mark.parametrize(
+    "request_line",
+    [
+        b"GET /default/nodes/small/unbounded?n=5000&parts=10 HTTP/1.1",
+        b"GET /default/nodes/small/chunked?n=5000&parts=10 HTTP/1.0",  # relayed unchunked
+    ],
+)
+def test_response_over_the_limit_delimited_by_the_close_is_reset(
+    gateway: Gateway, request_line: bytes
+) -> None:
+    """A body that ends where the connection ends would look complete if the gateway
+    closed it: the client is reset instead."""
+    received, is_reset = read_until_closed(gateway, request_line + b"\r\nhost: x\r\n\r\n")
+    assert received.startswith(b"HTTP/1.1 200") or received == b""
+    assert is_reset
+
+
+def test_response_over_the_limit_delimited_by_the_close_is_502_before_its_head(
+    gateway: Gateway,
+) -> None:
+    received, _ = read_until_closed(
+        gateway, b"GET /default/nodes/small/unbounded?n=5000&parts=1 HTTP/1.1\r\nhost: x\r\n\r\n"
+    )
+    assert received.startswith(b"HTTP/1.1 502")
+    assert b'"response_too_large"' in received
 
 
 def test_slow_instance_is_504_after_the_node_timeout(gateway: Gateway) -> None:

@@ -6,6 +6,7 @@ Paths (any method, query strings kept):
   /sleep?s=S          answer after S seconds
   /big?n=N            a Content-Length body of N bytes
   /chunked?n=N&parts=P  a chunked body of N bytes in P chunks
+  /unbounded?n=N&parts=P  a body of N bytes in P writes, delimited by closing the connection
   /drop               close the connection without answering
   /cgi                a CGI-style answer: header lines ending in bare LF, body until close
   /header?name=N&value=V  an answer with the header N: V
@@ -70,6 +71,9 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
             elif url.path == "/header":
                 extra = f"{query['name']}: {query['value']}\r\n"
                 writer.write(respond(200, b"{}", extra=extra))
+            elif url.path == "/unbounded":
+                await write_unbounded(writer, int(query["n"]), int(query.get("parts", "4")))
+                return
             elif url.path == "/drop":
                 writer.close()
                 return
@@ -108,6 +112,22 @@ async def write_chunked(writer: asyncio.StreamWriter, size: int, parts: int) -> 
         await writer.drain()
         await asyncio.sleep(0.01)
     writer.write(b"0\r\n\r\n")
+
+
+async def write_unbounded(writer: asyncio.StreamWriter, size: int, parts: int) -> None:
+    """A body without Content-Length or chunks: it ends when the connection closes."""
+    head = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n"
+    step = max(1, size // parts)
+    if parts == 1:  # head and body in one write
+        writer.write(head + b"z" * size)
+    else:
+        writer.write(head)
+        for sent in range(0, size, step):
+            await writer.drain()
+            await asyncio.sleep(0.01)
+            writer.write(b"z" * min(step, size - sent))
+    await writer.drain()
+    writer.close()
 
 
 async def main(port: int) -> None:

@@ -7,7 +7,10 @@ so failures are only logged once it had answered.
 
 A gateway run with ``--workers N`` lists each worker's own URL in its ``/healthz``; the
 figures are then read from every worker and combined: loads add up, the routes version is
-the oldest any worker serves, and requests in flight to a removed instance add up."""
+the oldest any worker serves, and requests in flight to a removed instance add up.
+
+The gateway shows the series of private nodes only to a caller with a valid bearer token,
+so the view sends the admin token."""
 
 from __future__ import annotations
 
@@ -36,9 +39,13 @@ class GatewayStatus:
 class GatewayView:
     """Reads the gateway at ``gateway_url``, every worker of it (see the module docstring)."""
 
-    def __init__(self, gateway_url: str, client: httpx.AsyncClient) -> None:
+    def __init__(
+        self, gateway_url: str, client: httpx.AsyncClient, *, token: str | None = None
+    ) -> None:
+        """``token``: a bearer token private routes take, to read private nodes' load."""
         self._url = gateway_url.rstrip("/")
         self._client = client
+        self._headers = {"authorization": f"Bearer {token}"} if token else {}
         self._failing = False
         self._has_answered = False
         """False until the gateway first answers: it is still starting, not unavailable."""
@@ -95,7 +102,9 @@ class GatewayView:
 
     async def _get(self, base_url: str, path: str) -> httpx.Response | None:
         try:
-            response = await self._client.get(base_url + path, timeout=READ_TIMEOUT_S)
+            response = await self._client.get(
+                base_url + path, headers=self._headers, timeout=READ_TIMEOUT_S
+            )
             response.raise_for_status()
         except httpx.HTTPError as exc:
             if self._has_answered and not self._failing:

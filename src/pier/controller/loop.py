@@ -65,10 +65,12 @@ class Controller:
         board: RouteBoard,
         max_body_bytes: int | None = None,
         gateway_url: str | None = None,
+        gateway_token: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """``gateway_url``: where the gateway's load figures are read, for autoscaling;
-        without it every node runs ``min_instances``."""
+        without it every node runs ``min_instances``. ``gateway_token``: the admin token,
+        without which the gateway shows no figures of private nodes."""
         self._repo = repo
         self._runtimes = dict(runtimes)
         self._settings = settings
@@ -81,7 +83,9 @@ class Controller:
         self._http = httpx.AsyncClient(trust_env=False)
         self._task: asyncio.Task[None] | None = None
         self._max_body_bytes = max_body_bytes
-        self._gateway = GatewayView(gateway_url, self._http) if gateway_url else None
+        self._gateway = (
+            GatewayView(gateway_url, self._http, token=gateway_token) if gateway_url else None
+        )
         self._drains: dict[InstanceId, asyncio.Task[None]] = {}
         self._autoscale = AutoscaleSettings(
             window_s=settings.autoscale_window_s,

@@ -4,6 +4,7 @@ python -m pier.gateway --host 127.0.0.1 --port 8000 [--control-url URL]
     [--token-file PATH] [--routes-file PATH] [--max-body-bytes N] [--workers N]
     [--max-request-line-bytes N] [--max-header-bytes N] [--max-headers N]
     [--header-timeout-s S] [--body-timeout-s S] [--max-pipelined-bytes N]
+    [--max-connections N]
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from pier.gateway.app import GatewayConfig, run_gateway
+from pier.gateway.app import DEFAULT_MAX_CONNECTIONS, GatewayConfig, run_gateway
 from pier.gateway.limits import DEFAULT_MAX_BODY_BYTES, ClientLimits
 from pier.observability.logging import configure_logging
 
@@ -57,6 +58,13 @@ def parse_args(argv: Sequence[str] | None = None) -> GatewayConfig:
         "--workers", type=int, default=1, help="processes sharing the port (SO_REUSEPORT)"
     )
     parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=DEFAULT_MAX_CONNECTIONS,
+        help="client connections per worker (nginx's worker_connections); at the cap the "
+        "one idle longest is closed for a new one, and with none idle the new one gets 503",
+    )
+    parser.add_argument(
         "--no-instance-wait-s",
         type=float,
         default=2.0,
@@ -71,6 +79,8 @@ def parse_args(argv: Sequence[str] | None = None) -> GatewayConfig:
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error("--workers must be at least 1")
+    if args.max_connections < 1:
+        parser.error("--max-connections must be at least 1")
     return GatewayConfig(
         host=args.host,
         port=args.port,
@@ -79,6 +89,7 @@ def parse_args(argv: Sequence[str] | None = None) -> GatewayConfig:
         routes_file=args.routes_file,
         max_body_bytes=args.max_body_bytes,
         workers=args.workers,
+        max_connections=args.max_connections,
         no_instance_wait_s=args.no_instance_wait_s,
         client=ClientLimits(**{field: getattr(args, field) for field, _, _ in _CLIENT_LIMITS}),
     )

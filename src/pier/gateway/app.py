@@ -4,10 +4,13 @@
 deadline sweep and the metrics. Route updates swap the Router in one assignment, so a
 request sees either the old table or the new one, never a mix.
 
-With ``workers > 1`` the parent forks that many processes before any event loop exists;
-each binds the port with SO_REUSEPORT (the kernel spreads connections across them), runs
-its own route sync and keeps its own pools. The parent restarts a worker that dies and
-passes SIGTERM/SIGINT on.
+The process started binds the shared port and forks ``workers`` processes (one too)
+before any event loop exists; each serves a listening socket of its own, all bound with
+SO_REUSEPORT (the kernel spreads connections across them), runs its own route sync and
+keeps its own pools. The parent keeps every listening socket open and replaces a worker
+that dies: connections reaching a dead worker's socket wait in its backlog for the new
+worker instead of being refused, so a crash fails only the requests the worker had in
+flight. The parent passes SIGTERM/SIGINT on; a worker whose parent is gone stops.
 
 A request on the shared port reaches whichever worker the kernel picks, so each worker
 also listens on a port of its own on 127.0.0.1 (bound by the parent before forking, the same one
@@ -26,15 +29,17 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Final
+from typing import Final, NoReturn
 
 import structlog
 import uvloop
 
 from pier.domain.routes import RouteTable
+from pier.gateway.connections import ClientConnections, RefusedConnection, fit_open_files
+from pier.gateway.errors import TooManyConnections, render_error
 from pier.gateway.limits import DEFAULT_MAX_BODY_BYTES, ClientLimits, Deadlines
 from pier.gateway.metrics import GatewayMetrics
 from pier.gateway.pool import IDLE_S, UpstreamRegistry
@@ -52,11 +57,20 @@ OWN_HOST: Final = "127.0.0.1"
 address the shared port is on."""
 CLIENT_IDLE_S: Final = 60.0
 """Client connections quiet this long (up to twice as long) with nothing owed are closed."""
+DEFAULT_MAX_CONNECTIONS: Final = 4096
+BACKLOG: Final = 4096
+"""Connections the kernel queues on a listening socket until a worker accepts them."""
+RESPAWN_DELAY_S: Final = 0.5
+"""A worker that dies within ``CRASH_LOOP_S`` of its start is replaced after this long."""
+CRASH_LOOP_S: Final = 2.0
+ORPHAN_CHECK_S: Final = 0.5
+"""How often a worker checks that its parent is still there."""
 
 
 @dataclass(frozen=True, slots=True)
 class Worker:
-    """One of ``workers > 1`` processes: its index and the port only it listens on."""
+    """One of ``workers > 1`` processes: its index and the port only it listens on (one
+    worker alone has none)."""
 
     index: int
     count: int
@@ -76,6 +90,8 @@ class GatewayConfig:
     routes_file: Path | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     workers: int = 1
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    """Client connections on the shared port, per worker."""
     no_instance_wait_s: float = 2.0
     """How long a request for a node without Healthy instances waits for routes to change."""
     client: ClientLimits = field(default_factory=ClientLimits)
@@ -98,7 +114,12 @@ class Gateway:
         self.metrics = GatewayMetrics(clock=loop.time)
         self.upstreams = UpstreamRegistry()
         self.deadlines = Deadlines(loop)
-        self.connections: set[ClientConnection] = set()
+        self.clients = ClientConnections(config.max_connections)
+        """The shared port's connections: capped."""
+        self.own_clients = ClientConnections(None)
+        """The worker's own port, where the control plane reads figures: not capped."""
+        self.metrics.connections = self.clients
+        self._refusal = render_error(TooManyConnections(config.max_connections), keep_alive=False)
         self.router = self._compile(RouteTable())
         self._routes_changed = asyncio.Event()
 
@@ -125,6 +146,32 @@ class Gateway:
         except TimeoutError:
             pass
 
+    def render_metrics(self, authorization: bytes | None) -> bytes:
+        """``/metrics``: every node's series for a caller with a valid bearer token; only
+        those of public nodes for anyone else, so the names of private nodes stay private."""
+        router = self.router
+        if router.is_authorized(authorization):
+            return self.metrics.render()
+        public, unrouted = router.public_nodes, self.metrics.unrouted
+        return self.metrics.render(
+            lambda stats: stats is unrouted or (stats.project, stats.node) in public
+        )
+
+    def accept(self) -> asyncio.Protocol:
+        """The protocol of a connection being accepted on the shared port: served if there
+        is room (made by closing the connection idle longest if need be), else refused."""
+        clients = self.clients
+        if clients.admit():
+            return ClientConnection(self, clients)
+        return RefusedConnection(clients, self._refusal)
+
+    def _accept_own(self) -> ClientConnection:
+        self.own_clients.admit()
+        return ClientConnection(self, self.own_clients)
+
+    def _open_connections(self) -> list[ClientConnection]:
+        return [*self.clients.open, *self.own_clients.open]
+
     def _compile(self, table: RouteTable) -> Router:
         return Router(
             table,
@@ -133,8 +180,11 @@ class Gateway:
             default_max_body_bytes=self.max_body_bytes,
         )
 
-    async def serve(self, *, reuse_port: bool = False) -> None:
-        """Serve until SIGTERM or SIGINT, then drain."""
+    async def serve(
+        self, listener: socket.socket | None = None, *, parent_pid: int | None = None
+    ) -> None:
+        """Serve until SIGTERM or SIGINT (or the parent, ``parent_pid``, is gone), then
+        drain. ``listener``: the shared port, bound by the parent (else bound here)."""
         config = self.config
         worker = self.worker
         sync = RouteSync(
@@ -147,16 +197,7 @@ class Gateway:
         initial = sync.load_file()
         if initial is not None:
             self.apply(initial)
-        server = await self.loop.create_server(
-            lambda: ClientConnection(self),
-            config.host,
-            config.port,
-            reuse_port=reuse_port or None,
-            backlog=4096,
-        )
-        own = None
-        if worker is not None:
-            own = await self.loop.create_server(lambda: ClientConnection(self), sock=worker.sock)
+        servers = await self._listen(listener)
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             self.loop.add_signal_handler(sig, stop.set)
@@ -166,25 +207,39 @@ class Gateway:
             asyncio.create_task(_forever("pool expiry", self._expire_idle)),
             asyncio.create_task(_forever("client expiry", self._close_quiet_clients)),
         ]
+        if parent_pid is not None:
+            tasks.append(asyncio.create_task(_stop_when_orphaned(parent_pid, stop)))
         log.info("gateway serving", host=config.host, port=config.port, pid=os.getpid())
         await stop.wait()
-        server.close()
-        if own is not None:
-            own.close()
+        for server in servers:
+            server.close()
         await self._drain()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
+    async def _listen(self, listener: socket.socket | None) -> list[asyncio.Server]:
+        loop, config = self.loop, self.config
+        if listener is not None:
+            shared = await loop.create_server(self.accept, sock=listener, backlog=BACKLOG)
+        else:
+            shared = await loop.create_server(
+                self.accept, config.host, config.port, backlog=BACKLOG
+            )
+        if self.worker is None:
+            return [shared]
+        own = await loop.create_server(self._accept_own, sock=self.worker.sock)
+        return [shared, own]
+
     async def _drain(self) -> None:
         deadline = self.loop.time() + DRAIN_S
         while self.loop.time() < deadline:
-            for conn in list(self.connections):
+            for conn in self._open_connections():
                 conn.close_when_idle()
-            if not self.connections:
+            if not self._open_connections():
                 return
             await asyncio.sleep(0.05)
-        for conn in list(self.connections):
+        for conn in self._open_connections():
             conn.cut()
 
     async def _expire_idle(self) -> None:
@@ -195,7 +250,7 @@ class Gateway:
     async def _close_quiet_clients(self) -> None:
         while True:
             await asyncio.sleep(CLIENT_IDLE_S)
-            for conn in list(self.connections):
+            for conn in self._open_connections():
                 conn.close_if_quiet()
 
 
@@ -210,62 +265,117 @@ async def _forever(name: str, run: Callable[[], Awaitable[None]]) -> None:
             await asyncio.sleep(1.0)
 
 
+async def _stop_when_orphaned(parent_pid: int, stop: asyncio.Event) -> None:
+    """A worker whose parent is gone stops: nothing would replace it if it died, and the
+    next gateway needs the port."""
+    while True:
+        await asyncio.sleep(ORPHAN_CHECK_S)
+        if os.getppid() != parent_pid:
+            break
+    log.warning("gateway parent gone; worker stopping", parent=parent_pid)
+    stop.set()
+
+
 def run_gateway(config: GatewayConfig) -> None:
-    """Run the gateway in this process, or fork ``config.workers`` processes."""
-    if config.workers <= 1:
-        uvloop.run(_serve(config, reuse_port=False))
-        return
-    _supervise(config)
+    """Bind the shared port here, then fork ``config.workers`` processes to serve it."""
+    config = replace(config, max_connections=fit_open_files(config.max_connections))
+    listeners = [_shared_socket(config) for _ in range(config.workers)]
+    _supervise(config, listeners)
 
 
-async def _serve(config: GatewayConfig, *, reuse_port: bool, worker: Worker | None = None) -> None:
-    await Gateway(config, asyncio.get_running_loop(), worker).serve(reuse_port=reuse_port)
+async def _serve(
+    config: GatewayConfig, listener: socket.socket, worker: Worker | None, parent_pid: int
+) -> None:
+    gateway = Gateway(config, asyncio.get_running_loop(), worker)
+    await gateway.serve(listener, parent_pid=parent_pid)
 
 
-def _supervise(config: GatewayConfig) -> None:
-    children: dict[int, int] = {}
+def _supervise(config: GatewayConfig, listeners: list[socket.socket]) -> None:
+    """Fork a worker per listening socket and replace each one that dies, until
+    SIGTERM/SIGINT (passed on to the workers)."""
+    own = [_own_socket() for _ in listeners] if len(listeners) > 1 else []
+    urls = tuple(f"http://{OWN_HOST}:{sock.getsockname()[1]}" for sock in own)
+    parent_pid = os.getpid()
+    children: dict[int, tuple[int, float]] = {}
+    """pid -> (worker index, when it started)."""
     stopping = False
-    socks = [_own_socket() for _ in range(config.workers)]
-    urls = tuple(f"http://{OWN_HOST}:{sock.getsockname()[1]}" for sock in socks)
 
     def spawn(index: int) -> None:
         pid = os.fork()
         if pid == 0:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
-            code = 0
-            try:
-                worker = Worker(index, config.workers, socks[index], urls)
-                uvloop.run(_serve(config, reuse_port=True, worker=worker))
-            except BaseException:
-                log.exception("gateway worker failed", worker=index)
-                code = 1
-            finally:
-                sys.stdout.flush()
-                os._exit(code)
-        children[pid] = index
+            worker = Worker(index, len(listeners), own[index], urls) if own else None
+            _run_worker(config, index, (*listeners, *own), worker, parent_pid)
+        children[pid] = (index, time.monotonic())
 
     def forward(sig: int, _frame: object) -> None:
         nonlocal stopping
         stopping = True
+        for sock in (*listeners, *own):  # the workers close theirs as they start draining
+            sock.close()
         for pid in children:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    for index in range(config.workers):
+    for index in range(len(listeners)):
         spawn(index)
     while children:
         try:
             pid, status = os.wait()
         except ChildProcessError:
             break
-        index = children.pop(pid, -1)
-        if index >= 0 and not stopping:
-            log.warning("gateway worker exited", worker=index, status=status)
-            time.sleep(0.5)
+        index, started = children.pop(pid, (-1, 0.0))
+        if index < 0 or stopping:
+            continue
+        log.warning("gateway worker exited; starting another", worker=index, status=status)
+        if time.monotonic() - started < CRASH_LOOP_S:
+            time.sleep(RESPAWN_DELAY_S)
+        if not stopping:
             spawn(index)
+
+
+def _run_worker(
+    config: GatewayConfig,
+    index: int,
+    sockets: Sequence[socket.socket],
+    worker: Worker | None,
+    parent_pid: int,
+) -> NoReturn:
+    """The forked worker: serve ``sockets[index]`` (and its own port) until stopped."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    listener = sockets[index]
+    for sock in sockets:  # other workers' sockets: held by the parent, not by this worker
+        if sock is not listener and (worker is None or sock is not worker.sock):
+            sock.close()
+    code = 0
+    try:
+        uvloop.run(_serve(config, listener, worker, parent_pid))
+    except BaseException:
+        log.exception("gateway worker failed", worker=index)
+        code = 1
+    finally:
+        sys.stdout.flush()
+        os._exit(code)
+
+
+def _shared_socket(config: GatewayConfig) -> socket.socket:
+    """A listening socket on the shared port, bound by the parent so that it outlives
+    every worker."""
+    try:
+        family, _, _, _, address = socket.getaddrinfo(
+            config.host or None, config.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.create_server(
+            address, family=family, backlog=BACKLOG, reuse_port=config.workers > 1
+        )
+    except OSError as e:
+        raise SystemExit(
+            f"pier gateway: cannot listen on {config.host}:{config.port}: {e.strerror or e}"
+        ) from None
+    sock.setblocking(False)
+    return sock
 
 
 def _own_socket() -> socket.socket:

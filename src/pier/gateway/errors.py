@@ -18,6 +18,7 @@ the route the caller used (an alias error also names the node it had picked, if 
     upstream_disconnected     502   an instance dropped the connection after the request was sent
     bad_upstream_response     502   an instance answered with invalid HTTP
     no_healthy_instance       503   no Healthy instance, even after a short wait for routes
+    too_many_connections      503   the worker holds max_connections busy client connections
     upstream_timeout          504   the node's timeout_s passed before the response was complete
     http_version_not_supported 505  HTTP other than 1.0 and 1.1
 
@@ -148,6 +149,17 @@ class NoHealthyInstance(PierError):
 
     def __init__(self, waited_s: float) -> None:
         super().__init__(f"no Healthy instance to take the request (waited {waited_s:g} s)")
+
+
+class TooManyConnections(PierError):
+    code = "too_many_connections"
+    http_status = 503
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"the gateway has {limit} client connections open, all busy (its max_connections, "
+            "PIER_GATEWAY__MAX_CONNECTIONS); try again shortly"
+        )
 
 
 class UpstreamTimeout(PierError):

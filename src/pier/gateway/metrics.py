@@ -11,6 +11,9 @@ lookups); ``GET /metrics`` turns them into Prometheus text through a custom coll
 With ``--workers N`` each worker process reports its own requests: ``/metrics`` on the
 shared port is whichever worker the connection reached, and ``/healthz`` lists each
 worker's own URL, where its figures can be scraped (the controller adds them up).
+
+Series of private nodes are only shown to a caller with a valid bearer token (the one
+private routes take): to anyone else, ``/metrics`` names public nodes only.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from __future__ import annotations
 import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -27,6 +30,9 @@ from prometheus_client.core import (
     HistogramMetricFamily,
     Metric,
 )
+
+if TYPE_CHECKING:
+    from pier.gateway.connections import ClientConnections
 
 LATENCY_BUCKETS_S: Final = (
     0.0005,
@@ -108,8 +114,8 @@ class GatewayMetrics:
         self.clock = clock
         self._nodes: dict[tuple[str, str], NodeStats] = {}
         self.unrouted = self.node("", "")
-        self._registry = CollectorRegistry(auto_describe=False)
-        self._registry.register(_Collector(self))
+        self.connections: ClientConnections | None = None
+        """The client connections of the shared port, for their figures."""
 
     def node(self, project: str, node: str) -> NodeStats:
         """The stats of ``project/node``, created on first use."""
@@ -121,14 +127,19 @@ class GatewayMetrics:
     def all(self) -> list[NodeStats]:
         return list(self._nodes.values())
 
-    def render(self) -> bytes:
-        """Prometheus text exposition of every counter."""
-        return generate_latest(self._registry)
+    def render(self, is_shown: Callable[[NodeStats], bool] | None = None) -> bytes:
+        """Prometheus text exposition of every counter, of the nodes ``is_shown`` accepts."""
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(_Collector(self, is_shown))
+        return generate_latest(registry)
 
 
 class _Collector:
-    def __init__(self, metrics: GatewayMetrics) -> None:
+    def __init__(
+        self, metrics: GatewayMetrics, is_shown: Callable[[NodeStats], bool] | None
+    ) -> None:
         self._metrics = metrics
+        self._is_shown = is_shown
 
     def collect(self) -> Iterator[Metric]:
         labels = ["project", "node"]
@@ -151,7 +162,10 @@ class _Collector:
             labels=labels,
         )
         now = self._metrics.clock()
+        is_shown = self._is_shown
         for stats in self._metrics.all():
+            if is_shown is not None and not is_shown(stats):
+                continue
             names = [stats.project, stats.node]
             busy.add_metric(names, stats.in_flight_seconds(now))
             for index, code in enumerate(_CLASSES, start=1):
@@ -167,6 +181,31 @@ class _Collector:
         yield latency
         yield in_flight
         yield busy
+        if self._metrics.connections is not None:
+            yield from _connection_figures(self._metrics.connections)
+
+
+def _connection_figures(connections: ClientConnections) -> Iterator[Metric]:
+    yield GaugeMetricFamily(
+        "pier_gateway_client_connections",
+        "Client connections open on the shared port (max_connections caps them).",
+        value=len(connections.open),
+    )
+    yield GaugeMetricFamily(
+        "pier_gateway_idle_client_connections",
+        "Open client connections with nothing owed and no request being read.",
+        value=len(connections.idle),
+    )
+    yield CounterMetricFamily(
+        "pier_gateway_client_connections_refused",
+        "Connections answered 503 because max_connections were open and busy.",
+        value=connections.refused,
+    )
+    yield CounterMetricFamily(
+        "pier_gateway_idle_client_connections_closed",
+        "Idle client connections closed to make room at max_connections.",
+        value=connections.idle_closed,
+    )
 
 
 def _cumulative(counts: list[int]) -> list[tuple[str, float]]:

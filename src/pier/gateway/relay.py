@@ -316,6 +316,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.is_open = False
+        self.parser = None  # it refers back to this connection: no cycle left for the gc
         exchange = self.exchange
         if exchange is None:
             return

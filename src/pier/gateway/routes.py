@@ -98,6 +98,10 @@ class Router:
         self.aliases: dict[bytes, AliasTarget] = {
             _key(a.project, a.alias): self._compile_alias(a) for a in table.aliases.values()
         }
+        self.public_nodes = frozenset(
+            (r.project, r.node) for r in table.nodes.values() if r.access == Access.PUBLIC
+        )
+        """(project, node) of the public nodes: what callers without a token may see."""
 
     @property
     def upstreams(self) -> Iterable[Upstream]:

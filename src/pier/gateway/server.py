@@ -30,6 +30,7 @@ import structlog
 
 from pier.domain.errors import AliasNotFound, BodyTooLarge, NodeNotFound, PierError, Unauthorized
 from pier.gateway import wire
+from pier.gateway.connections import reset
 from pier.gateway.errors import (
     BadRequest,
     HeadersTooLarge,
@@ -49,6 +50,7 @@ from pier.gateway.routes import match_headers, match_path, split_key
 
 if TYPE_CHECKING:
     from pier.gateway.app import Gateway
+    from pier.gateway.connections import ClientConnections
     from pier.gateway.limits import ClientLimits
     from pier.gateway.routes import NodeTarget
 
@@ -72,6 +74,7 @@ class ClientConnection(asyncio.Protocol):
         "body",
         "body_len",
         "client_address",
+        "connections",
         "content_length",
         "current",
         "expects_continue",
@@ -90,6 +93,7 @@ class ClientConnection(asyncio.Protocol):
         "is_broken",
         "is_closed",
         "is_lingering",
+        "is_mid_request",
         "is_paused",
         "is_timed",
         "is_version_known",
@@ -138,8 +142,11 @@ class ClientConnection(asyncio.Protocol):
     alias: str | None
     target: bytes
 
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: Gateway, connections: ClientConnections) -> None:
         self.gateway = gateway
+        self.connections = connections
+        self.is_mid_request = False
+        """Between the first byte of a request and its end (idle connections are not)."""
         self.limits: ClientLimits = gateway.client_limits
         self.parser = httptools.HttpRequestParser(self)
         self.transport: Any = None
@@ -170,7 +177,7 @@ class ClientConnection(asyncio.Protocol):
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
-        self.gateway.connections.add(self)
+        self.connections.add(self)
         peer = transport.get_extra_info("peername")
         if peer:
             self.client_address = str(peer[0]).encode("latin-1")
@@ -180,7 +187,7 @@ class ClientConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.is_closed = True
-        self.gateway.connections.discard(self)
+        self.connections.remove(self)
         if self.is_timed:
             self._untime()
         self.queue.clear()
@@ -188,6 +195,14 @@ class ClientConnection(asyncio.Protocol):
         if current is not None:
             self.current = None
             current.abandon()
+        # The parser refers back to this connection: break the cycle, so that the memory
+        # is freed now rather than by the garbage collector. Nothing parses after this.
+        self.parser = None  # type: ignore[assignment]
+
+    def _mark_idle_if_done(self) -> None:
+        """Nothing owed, no request being read: the connection may be closed for room."""
+        if self.current is None and not self.queue and not self.is_mid_request:
+            self.connections.mark_idle(self)
 
     def data_received(self, data: bytes) -> None:
         self.activity += 1
@@ -296,10 +311,11 @@ class ClientConnection(asyncio.Protocol):
             self.transport.write(data)
 
     def cut(self) -> None:
-        """End the connection at once: a response already under way cannot be completed."""
+        """End the connection at once, with a reset: a response already under way cannot
+        be completed, and the client must not take a close for the end of its body."""
         if not self.is_closed:
             self.is_closed = True
-            self.transport.abort()
+            reset(self.transport)
 
     def close_if_quiet(self) -> None:
         """Close a connection with nothing owed that received nothing since the last call
@@ -350,6 +366,8 @@ class ClientConnection(asyncio.Protocol):
             self._close()
         elif self.url and not self.is_broken:  # read while owed: its time starts now
             self._read_partly(0)
+        else:
+            self._mark_idle_if_done()
 
     # -- httptools callbacks ----------------------------------------------------------------
 
@@ -378,6 +396,11 @@ class ClientConnection(asyncio.Protocol):
         self.key = None
         self.node = None
         self.alias = None
+        self.is_mid_request = False
+
+    def on_message_begin(self) -> None:
+        self.is_mid_request = True
+        self.connections.mark_busy(self)
 
     # Refusals from the callbacks below are raised: httptools stops parsing and
     # data_received answers them (``_refuse_input``).
@@ -543,6 +566,8 @@ class ClientConnection(asyncio.Protocol):
             self._reset()
             if self.must_close:
                 self.close_when_idle()
+            else:
+                self._mark_idle_if_done()
             return
         headers = self.headers
         if self.content_length is None and self.has_body:  # a chunked body, now counted
@@ -605,7 +630,8 @@ class ClientConnection(asyncio.Protocol):
             body = orjson.dumps(status)
             self._respond(200, b"application/json", body)
         elif path == b"/metrics":
-            self._respond(200, METRICS_CONTENT_TYPE, self.gateway.metrics.render())
+            body = self.gateway.render_metrics(self.authorization)
+            self._respond(200, METRICS_CONTENT_TYPE, body)
         else:
             self._answer(NoRoute(url.decode("latin-1")))
 
