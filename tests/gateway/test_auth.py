@@ -73,3 +73,15 @@ async def test_the_controller_reads_the_load_of_private_nodes_with_its_token(
     async with httpx.AsyncClient(timeout=10) as client:
         assert private in (await GatewayView(gateway.url, client, token=TOKEN).load() or {})
         assert private not in (await GatewayView(gateway.url, client).load() or {})
+
+
+def test_healthz_lists_draining_instances_only_to_callers_with_a_valid_token(
+    gateway: Gateway,
+) -> None:
+    """Instance ids name their node: no list of them for callers without a token."""
+    with gateway.client() as client:
+        anonymous = client.get("/healthz").json()
+        admin = client.get("/healthz", headers={"authorization": f"Bearer {TOKEN}"}).json()
+    assert "draining" not in anonymous
+    assert admin["draining"] == {}
+    assert anonymous["routes_version"] == admin["routes_version"]

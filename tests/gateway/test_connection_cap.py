@@ -4,7 +4,10 @@ busy it is answered 503 and closed, and the gateway goes on serving."""
 
 from __future__ import annotations
 
+import resource
 import socket
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 
 import orjson
@@ -90,5 +93,37 @@ def test_with_every_connection_busy_a_new_one_gets_503_and_is_closed(
     finally:
         for sock in busy:
             sock.close()
-    with served(capped.port, b"/default/nodes/one/x"):  # and a connection has room again
-        pass
+    with served(capped.port, b"/metrics") as sock:  # a connection has room again
+        sock.sendall(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
+        figures = read_response(sock)[1]
+    assert b"pier_gateway_client_connections_refused_total 1.0" in figures
+
+
+FIT = """
+import resource, sys
+from pier.gateway.connections import fit_open_files
+soft, hard = int(sys.argv[1]), int(sys.argv[2])
+resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+cap = fit_open_files(int(sys.argv[3]))
+print(cap, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+"""
+
+
+def fit(soft: int, hard: int, max_connections: int) -> tuple[int, int]:
+    """(the cap, the soft open-files limit) after a gateway's start in a process whose
+    limits were ``soft``/``hard``."""
+    argv = [sys.executable, "-c", FIT, str(soft), str(hard), str(max_connections)]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout.split()
+    return int(out[-2]), int(out[-1])
+
+
+def test_the_open_files_limit_is_raised_to_the_hard_limit_at_start() -> None:
+    hard = min(resource.getrlimit(resource.RLIMIT_NOFILE)[1], 16384)  # RLIM_INFINITY is -1
+    hard = 16384 if hard < 0 else hard
+    assert fit(256, hard, 1000) == (min(1000, (hard - 512) // 2), hard)
+
+
+def test_a_cap_the_hard_limit_cannot_hold_is_lowered_to_fit() -> None:
+    cap, soft = fit(1024, 1024, 4096)
+    assert soft == 1024
+    assert cap >= 1 and 2 * cap + 512 <= 1024  # room left for instances and route sync

@@ -9,8 +9,8 @@ A gateway run with ``--workers N`` lists each worker's own URL in its ``/healthz
 figures are then read from every worker and combined: loads add up, the routes version is
 the oldest any worker serves, and requests in flight to a removed instance add up.
 
-The gateway shows the series of private nodes only to a caller with a valid bearer token,
-so the view sends the admin token."""
+The gateway names private nodes (in /metrics series, in the ids of draining instances)
+only to a caller with a valid bearer token, so the view sends the admin token."""
 
 from __future__ import annotations
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Final, NoReturn
 
+import orjson
 import structlog
 import uvloop
 
@@ -145,6 +146,18 @@ class Gateway:
                 await event.wait()
         except TimeoutError:
             pass
+
+    def render_health(self, authorization: bytes | None) -> bytes:
+        """``/healthz``: the routes version, each worker's own URL and, for a caller with a
+        valid bearer token, the requests in flight to instances that left the routes (their
+        ids name their nodes, private ones too)."""
+        status: dict[str, object] = {"status": "ok", "routes_version": self.router.version}
+        if self.router.is_authorized(authorization):
+            status["draining"] = self.upstreams.draining()
+        if self.worker is not None:
+            status["worker"] = self.worker.index
+            status["workers"] = self.worker.urls
+        return orjson.dumps(status)
 
     def render_metrics(self, authorization: bytes | None) -> bytes:
         """``/metrics``: every node's series for a caller with a valid bearer token; only

@@ -25,7 +25,6 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, Final
 
 import httptools
-import orjson
 import structlog
 
 from pier.domain.errors import AliasNotFound, BodyTooLarge, NodeNotFound, PierError, Unauthorized
@@ -618,16 +617,7 @@ class ClientConnection(asyncio.Protocol):
     def _answer_gateway_path(self, url: bytes) -> None:
         path = url.split(b"?", 1)[0]
         if path == b"/healthz":
-            gateway = self.gateway
-            status = {
-                "status": "ok",
-                "routes_version": gateway.router.version,
-                "draining": gateway.upstreams.draining(),
-            }
-            if gateway.worker is not None:
-                status["worker"] = gateway.worker.index
-                status["workers"] = gateway.worker.urls
-            body = orjson.dumps(status)
+            body = self.gateway.render_health(self.authorization)
             self._respond(200, b"application/json", body)
         elif path == b"/metrics":
             body = self.gateway.render_metrics(self.authorization)
