@@ -10,9 +10,10 @@ a reset, and the connection is closed after it (or after ``LINGER_S``).
 
 Response bodies are streamed: each read from the instance is written to the client at
 once. A ``Content-Length`` over the limit becomes a 502 ``response_too_large`` before any
-byte is relayed; a chunked or close-delimited response is counted as it streams, and one
-that goes over the limit after its headers were sent can only be cut off: the client sees
-the connection close before the response is complete.
+byte is relayed; a chunked or close-delimited response is counted as it streams. One that
+goes over the limit before anything was relayed is a 502 too; after its head was sent it
+can only be cut off: the client connection is reset (not closed, which would pass for the
+end of a close-delimited body), and a chunked body never gets its last chunk.
 
 A node's ``timeout_s`` covers the whole request, from the moment the gateway has the
 request until the response is complete: 504 ``upstream_timeout`` if no byte of the
