@@ -185,12 +185,13 @@ def main() -> None:
             nginx = start_nginx(ports["nginx"], ports["upstream"], work)
             processes.append(nginx)
             nginx_workers = child_pids(nginx.pid)
+            gateway_workers = child_pids(gateway.pid)  # the parent only holds the socket
             targets = [
                 Target("direct", f"http://127.0.0.1:{ports['upstream']}{PATH}", None),
                 Target(
                     "pier",
                     f"http://127.0.0.1:{ports['gateway']}/default/nodes/echo{PATH}",
-                    gateway.pid,
+                    gateway_workers[0] if gateway_workers else gateway.pid,
                 ),
                 Target(
                     "nginx",
