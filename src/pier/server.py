@@ -17,7 +17,7 @@ import os
 import secrets
 import signal
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO
 
@@ -37,6 +37,7 @@ from pier.gateway_process import GatewayProcess
 from pier.run_marker import RunMarker
 from pier.runtimes import load_runtime
 from pier.runtimes.base import Runtime
+from pier.runtimes.registry import RuntimeRegistry
 from pier.services.models import ModelService
 from pier.services.nodes import NodeService
 from pier.services.secrets import SecretService
@@ -60,7 +61,7 @@ class _ApiServer(uvicorn.Server):
 class RuntimeAccess:
     """Logs and stats of instances over the runtimes: finds which runtime holds one."""
 
-    def __init__(self, repo: Repository, runtimes: dict[str, Runtime]) -> None:
+    def __init__(self, repo: Repository, runtimes: Mapping[str, Runtime]) -> None:
         self._repo = repo
         self._runtimes = runtimes
 
@@ -162,7 +163,7 @@ async def run(settings: Settings, say: Say = print) -> None:
         logs=access,
         stats=access,
         gateway_url=gateway.url,
-        runtimes=tuple(runtimes),
+        runtimes=runtimes,
     )
     server = _ApiServer(
         uvicorn.Config(
@@ -241,22 +242,32 @@ async def _run_steps(*steps: tuple[str, Callable[[], Awaitable[object]]]) -> boo
     return is_clean
 
 
-def load_runtimes(settings: Settings) -> dict[str, Runtime]:
-    """The local runtime always; docker whenever an engine answers (required by
-    ``--runtime docker``)."""
+def load_runtimes(settings: Settings) -> RuntimeRegistry:
+    """The local runtime, and docker whenever an engine answers: now, or later (the
+    registry tries again with a backoff). ``--runtime docker`` requires it at start-up."""
     from pier.runtimes.docker import probe_engine
 
-    runtimes: dict[str, Runtime] = {
-        "local": load_runtime("local", state_dir=(settings.data_dir / "instances").resolve())
-    }
-    problem = probe_engine()
-    if problem is None:
-        runtimes["docker"] = load_runtime("docker", installation=installation_id(settings.data_dir))
-    elif settings.runtime == "docker":
+    def docker() -> Runtime:
+        problem = probe_engine()
+        if problem is not None:
+            raise RuntimeUnavailable(problem)
+        return load_runtime("docker", installation=installation_id(settings.data_dir))
+
+    registry = RuntimeRegistry(
+        {
+            "local": lambda: load_runtime(
+                "local", state_dir=(settings.data_dir / "instances").resolve()
+            ),
+            "docker": docker,
+        },
+        retry_base_s=settings.controller.runtime_retry_base_s,
+        retry_max_s=settings.controller.runtime_retry_max_s,
+    )
+    registry.load()
+    problem = registry.why_missing("docker")
+    if problem is not None and settings.runtime == "docker":
         raise RuntimeUnavailable(problem)
-    else:
-        log.info("docker runtime unavailable", reason=problem)
-    return runtimes
+    return registry
 
 
 def installation_id(data_dir: Path) -> str:
@@ -267,14 +278,17 @@ def installation_id(data_dir: Path) -> str:
     return path.read_text().strip()
 
 
-def _image_nodes_refusal(runtimes: dict[str, Runtime]) -> str | None:
-    if "docker" in runtimes:
-        return None
-    return (
-        "image nodes need a Docker engine and none answers; start one (e.g. "
-        "`sudo dockerd &`, or set DOCKER_HOST) and restart `pier up`; model nodes "
-        "work without it"
-    )
+def _image_nodes_refusal(runtimes: RuntimeRegistry) -> Callable[[], str | None]:
+    def refusal() -> str | None:
+        if "docker" in runtimes:
+            return None
+        return (
+            "image nodes need a Docker engine and none answers; start one (e.g. "
+            "`sudo dockerd &`, or set DOCKER_HOST for `pier up`): pier notices it on its "
+            "own; model nodes work without it"
+        )
+
+    return refusal
 
 
 def _say_started(

@@ -56,6 +56,11 @@ class ControllerSettings(BaseModel):
     """Nodes scale on their average requests in flight over this long."""
     scale_down_delay_s: float = 60.0
     """How long a node's load must stay lower before it loses instances."""
+    runtime_retry_base_s: float = 2.0
+    """A runtime that is missing (no Docker engine answers) is tried again after this
+    long, then twice as long each time; its nodes wait for it, they never move."""
+    runtime_retry_max_s: float = 60.0
+    """The longest wait between two tries of a missing runtime."""
 
 
 class StoreSettings(BaseModel):
@@ -91,7 +96,8 @@ class Settings(BaseSettings):
     database_url: str | None = None
     """Default: SQLite (WAL) under data_dir."""
     runtime: Literal["local", "docker"] = "local"
-    """Where model nodes run; image nodes use docker whenever an engine answers."""
+    """Model nodes run locally, image nodes on docker; ``docker`` here makes pier refuse to
+    start without a Docker engine."""
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     controller: ControllerSettings = Field(default_factory=ControllerSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)

@@ -7,7 +7,7 @@ from pathlib import Path
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from pier.store.database import create_store_engine, migrate
+from pier.store.database import alembic_config, create_store_engine, migrate
 from pier.store.tables import Base
 
 
@@ -30,5 +30,34 @@ def test_migrating_twice_changes_nothing(tmp_path: Path) -> None:
         migrate(engine)
         with engine.connect() as connection:
             assert MigrationContext.configure(connection).get_current_revision() is not None
+    finally:
+        engine.dispose()
+
+
+def test_nodes_made_before_runtimes_were_stored_are_bound_by_their_spec(tmp_path: Path) -> None:
+    """Image nodes are bound to docker, model nodes to local: never a guess at start-up."""
+    from alembic import command
+    from sqlalchemy import text
+
+    engine = create_store_engine(f"sqlite:///{tmp_path / 'pier.db'}")
+    try:
+        config = alembic_config(str(engine.url))
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "0003")
+            connection.execute(text("INSERT INTO projects VALUES ('default', '2026-01-01')"))
+            for name, spec in (("web", '{"image": "echo:1"}'), ("iris", '{"model": "iris"}')):
+                connection.execute(
+                    text(
+                        "INSERT INTO nodes (project, name, spec, generation, deleting, "
+                        "reached_minimum, crash_looping, created_at, updated_at) VALUES "
+                        "('default', :name, :spec, 1, 0, 0, 0, '2026-01-01', '2026-01-01')"
+                    ),
+                    {"name": name, "spec": spec},
+                )
+        migrate(engine)
+        with engine.connect() as connection:
+            rows = connection.execute(text("SELECT name, runtime FROM nodes ORDER BY name"))
+            assert rows.all() == [("iris", "local"), ("web", "docker")]
     finally:
         engine.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -24,7 +25,8 @@ class Services:
     logs: LogSource
     stats: InstanceStatsSource
     gateway_url: str
-    runtimes: tuple[str, ...]
+    runtimes: Collection[str]
+    """The runtimes loaded now (one that was missing may load later)."""
 
 
 def get_services(request: Request) -> Services:

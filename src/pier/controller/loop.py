@@ -7,6 +7,11 @@ concurrently, each under its own lock; one failing node never stops the loop.
 Restart safety: runtimes label every instance with its project, node and id, and
 ``adopt()`` matches what they report to the store's rows before the first tick, so a
 restarted control plane neither duplicates nor orphans instances.
+
+A node runs only on the runtime it is bound to (``NodeRecord.runtime``). While that
+runtime is missing (no Docker engine answers), the node gets no instances anywhere: it
+says why in an event and its message, and the registry tries the runtime again with a
+backoff; when it loads, what already runs there is adopted before the node is reconciled.
 """
 
 from __future__ import annotations
@@ -39,8 +44,9 @@ from pier.controller.tracked import TrackedInstance
 from pier.domain.errors import NotFound, PierError, StoreUnavailable
 from pier.domain.instance_status import InstanceStatus, path_to
 from pier.domain.names import InstanceId, NodeKey
-from pier.domain.records import NodeRecord, endpoint_for_port
+from pier.domain.records import InstanceRecord, NodeRecord, endpoint_for_port
 from pier.runtimes.base import Observed, Runtime
+from pier.runtimes.registry import RuntimeRegistry
 from pier.settings import ControllerSettings
 from pier.store.repository import Repository
 
@@ -58,7 +64,7 @@ class Controller:
     def __init__(
         self,
         repo: Repository,
-        runtimes: Mapping[str, Runtime],
+        runtimes: RuntimeRegistry,
         *,
         settings: ControllerSettings,
         models_dir: Path,
@@ -72,7 +78,7 @@ class Controller:
         without it every node runs ``min_instances``. ``gateway_token``: the admin token,
         without which the gateway shows no figures of private nodes."""
         self._repo = repo
-        self._runtimes = dict(runtimes)
+        self._runtimes = runtimes
         self._settings = settings
         self._models_dir = models_dir
         self._board = board
@@ -96,6 +102,9 @@ class Controller:
         self._events = NodeEvents(repo)
         self._pulls = ImagePulls(repo, self._events, clock)
         self._tick_failures = TickFailures()
+        self._unavailable: dict[NodeKey, str] = {}
+        """Nodes whose runtime is missing, with why."""
+        self._watch: asyncio.Task[None] | None = None
 
     @property
     def tick_failures(self) -> TickFailures:
@@ -107,6 +116,7 @@ class Controller:
         """Adopt running instances, then start ticking; returns what was adopted."""
         adopted = await self.adopt()
         self._task = asyncio.create_task(self._run(), name="controller loop")
+        self._watch = asyncio.create_task(self._watch_runtimes(), name="runtime retries")
         return adopted
 
     async def stop(self, *, stop_instances: bool) -> bool:
@@ -116,10 +126,11 @@ class Controller:
         removed afterwards if the store takes writes (if not, the next start finds them
         gone). Returns False if an instance could not be stopped."""
         self._pulls.cancel()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._task, self._watch):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         for drain in self._drains.values():
             drain.cancel()
         stopped = True
@@ -175,50 +186,88 @@ class Controller:
     # adoption
 
     async def adopt(self) -> Adoption:
-        """Match running instances to the store after a restart: keep, never duplicate."""
+        """Match running instances to the store after a restart: keep, never duplicate.
+
+        Rows of instances on a missing runtime are dropped too: nothing can reach them
+        now, and whatever still runs there is adopted when the runtime is back."""
+        counts = [await self._adopt(n, r, await r.list()) for n, r in self._runtimes.items()]
+        out_of_reach = 0
+        for row in self._repo.list_instances():
+            if self._runtimes.why_missing(row.runtime) is not None:
+                self._forget_row(row, f"is out of reach: runtime {row.runtime} is unavailable")
+                out_of_reach += 1
+        return Adoption(
+            sum(c.instances for c in counts), sum(c.nodes for c in counts),
+            removed=sum(c.removed for c in counts),
+            lost=sum(c.lost for c in counts) + out_of_reach,
+        )  # fmt: skip
+
+    async def _adopt(self, name: str, runtime: Runtime, seen_list: list[Observed]) -> Adoption:
+        """Track what ``runtime`` runs, remove its orphans, forget its rows that it no longer
+        runs. The tracking happens after the last await, so the caller can make the runtime
+        visible to the loop before the loop sees its instances (see _watch_runtimes)."""
         nodes = {n.key: n for n in self._repo.list_nodes()}
-        rows = {r.id: r for r in self._repo.list_instances()}
+        removed = 0
+        for seen in seen_list:
+            if seen.node not in nodes:
+                log.info("orphan instance removed", instance=seen.instance_id)
+                await runtime.delete(seen.instance_id, grace_s=self._settings.stop_grace_s)
+                removed += 1
+        rows = {r.id: r for r in self._repo.list_instances() if r.runtime == name}
         now = self._clock()
-        adopted = removed = 0
+        adopted = 0
         adopted_nodes: set[NodeKey] = set()
-        for name, runtime in self._runtimes.items():
-            for seen in await runtime.list():
-                node = nodes.get(seen.node)
-                if node is None:
-                    log.info("orphan instance removed", instance=seen.instance_id)
-                    await runtime.delete(seen.instance_id, grace_s=self._settings.stop_grace_s)
-                    removed += 1
-                    continue
-                row = rows.pop(seen.instance_id, None)
-                tracked = TrackedInstance(
-                    instance_id=seen.instance_id, key=seen.node, runtime=name,
-                    generation=seen.generation,
-                    created_at=row.created_at.timestamp() if row else now,
-                    status=row.status if row else S.CREATED,
-                    since=row.since.timestamp() if row else now,
-                    restarts=row.restarts if row else 0,
-                )  # fmt: skip
-                self._track(tracked, seen, node)
-                if tracked.status is S.DELETING:  # pier stopped while it was leaving
-                    self._retire(tracked, node, reason="not needed")
-                adopted += 1
-                adopted_nodes.add(seen.node)
-                self._event(
-                    node,
-                    "instance_adopted",
-                    f"instance {seen.instance_id} adopted after a restart",
-                    instance=seen.instance_id,
-                )
-        for row in rows.values():
-            self._repo.remove_instance(row.id)
-            self._repo.add_event(
-                row.project,
-                node=row.node,
-                instance=row.id,
-                kind="instance_lost",
-                message=f"instance {row.id} was gone after a restart",
+        for seen in seen_list:
+            node = nodes.get(seen.node)
+            if node is None:
+                continue
+            row = rows.pop(seen.instance_id, None)
+            tracked = TrackedInstance(
+                instance_id=seen.instance_id, key=seen.node, runtime=name,
+                generation=seen.generation,
+                created_at=row.created_at.timestamp() if row else now,
+                status=row.status if row else S.CREATED,
+                since=row.since.timestamp() if row else now,
+                restarts=row.restarts if row else 0,
+            )  # fmt: skip
+            self._track(tracked, seen, node)
+            if tracked.status is S.DELETING:  # pier stopped while it was leaving
+                self._retire(tracked, node, reason="not needed")
+            adopted += 1
+            adopted_nodes.add(seen.node)
+            self._event(
+                node,
+                "instance_adopted",
+                f"instance {seen.instance_id} adopted after a restart",
+                instance=seen.instance_id,
             )
+        for row in rows.values():
+            self._forget_row(row, "was gone after a restart")
         return Adoption(adopted, len(adopted_nodes), removed=removed, lost=len(rows))
+
+    def _forget_row(self, row: InstanceRecord, why: str) -> None:
+        self._repo.remove_instance(row.id)
+        self._repo.add_event(
+            row.project,
+            node=row.node,
+            instance=row.id,
+            kind="instance_lost",
+            message=f"instance {row.id} {why}",
+        )
+
+    async def _watch_runtimes(self) -> None:
+        """Try the missing runtimes again as they fall due; when one loads, adopt what it
+        already runs, then let the loop see it."""
+        while (wait_s := self._runtimes.next_retry_in()) is not None:
+            await asyncio.sleep(max(wait_s, 0.05))
+            for name, runtime in (await self._runtimes.retry_due()).items():
+                try:
+                    adopted = await self._adopt(name, runtime, await runtime.list())
+                except Exception:
+                    log.exception("adopting instances failed", runtime=name)
+                    adopted = Adoption()
+                self._runtimes.add(name, runtime)
+                log.info("runtime back", runtime=name, adopted=adopted.describe())
 
     def _track(self, tracked: TrackedInstance, seen: Observed, node: NodeRecord) -> None:
         self._instances[tracked.instance_id] = tracked
@@ -299,8 +348,11 @@ class Controller:
             self._tell_probe_failure(tracked, node)
             self._retry_removal(tracked, node, now)
         backoff = self._backoff_for(node.key)
+        if not node.deleting and not self._runtime_ready(node):
+            self._update_node_state(node, backoff)
+            return
         if node.spec.image is not None and node.pinned_image is None and not node.deleting:
-            self._pulls.ensure(node, self._runtimes.get(self._runtime_name(node)), backoff, now)
+            self._pulls.ensure(node, self._runtimes.get(node.runtime), backoff, now)
         target = self._targets.get(node.key, node.spec.min_instances)
         plan = plan_node(
             node.spec, target, [t.planned() for t in mine],
@@ -309,6 +361,22 @@ class Controller:
         )  # fmt: skip
         await self._apply(node, plan, now)
         self._update_node_state(node, backoff)
+
+    def _runtime_ready(self, node: NodeRecord) -> bool:
+        """Whether the node's runtime is there; says so once when that changes."""
+        reason = self._runtimes.why_missing(node.runtime)
+        if reason is None:
+            if self._unavailable.pop(node.key, None) is not None:
+                self._event(node, "runtime_available", f"runtime {node.runtime} is available again")
+            return True
+        if node.key not in self._unavailable:
+            message = (
+                f"runtime {node.runtime} is unavailable: {reason}; the node's instances "
+                "start when it is back (pier tries again on its own)"
+            )
+            self._unavailable[node.key] = message
+            self._event(node, "runtime_unavailable", message)
+        return False
 
     # autoscaling
 
@@ -384,6 +452,7 @@ class Controller:
             self._targets.pop(node.key, None)
             for subject in ("pull", "reconcile"):
                 self._events.resolved((subject, node.key))
+            self._unavailable.pop(node.key, None)
             log.info("node deleted", node=str(node.key))
 
     async def _record_failure(self, node: NodeRecord, tracked: TrackedInstance, now: float) -> None:
@@ -418,7 +487,7 @@ class Controller:
 
     async def _create(self, node: NodeRecord, now: float) -> None:
         instance_id = InstanceId(f"{node.name}-{secrets.token_hex(3)}")
-        runtime_name = self._runtime_name(node)
+        runtime_name = node.runtime
         tracked = TrackedInstance(
             instance_id=instance_id,
             key=node.key,
@@ -549,7 +618,9 @@ class Controller:
         )
         reached = node.reached_minimum or healthy >= node.spec.min_instances
         message = None
-        if pulling := self._pulls.message(node.key):
+        if node.key in self._unavailable:
+            message = self._unavailable[node.key]
+        elif pulling := self._pulls.message(node.key):
             message = pulling
         elif backoff.is_crash_looping:
             last = self._repo.list_events(node.project, node.name, limit=20)
@@ -572,11 +643,6 @@ class Controller:
                 self._settings.backoff_base_s, self._settings.backoff_max_s
             )
         return self._backoff[key]
-
-    def _runtime_name(self, node: NodeRecord) -> str:
-        if node.spec.image is not None and "docker" in self._runtimes:
-            return "docker"
-        return next(iter(self._runtimes))
 
     def _event(
         self, node: NodeRecord, kind: str, message: str, *, instance: str | None = None

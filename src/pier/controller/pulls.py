@@ -57,9 +57,7 @@ class ImagePulls:
 
         try:
             if not isinstance(runtime, ImageRuntime):
-                raise RuntimeUnavailable(
-                    "no container runtime: start a Docker engine and restart `pier up`"
-                )
+                raise RuntimeUnavailable(f"runtime {node.runtime} cannot pull images")
             auth = (
                 self._repo.get_secret(node.project, node.spec.registry_secret)
                 if node.spec.registry_secret

@@ -42,6 +42,8 @@ class NodeRecord:
     pinned_image: str | None = None
     target_instances: int | None = None
     """How many instances the autoscaler wants now (None until it first decided)."""
+    runtime: str = "local"
+    """The runtime the node is bound to (see domain.placement)."""
 
     @property
     def key(self) -> NodeKey:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import builtins
+from collections.abc import Callable
 from typing import Any
 
 from pier.domain.errors import InvalidSpec, NotFound
 from pier.domain.names import validate_name
+from pier.domain.placement import runtime_for
 from pier.domain.records import InstanceRecord, NodeRecord
 from pier.domain.specs import NodeSpec, parse_node_spec
 from pier.services.routes import RouteSource
@@ -20,13 +22,13 @@ class NodeService:
         repo: Repository,
         *,
         routes: RouteSource | None = None,
-        image_nodes_refusal: str | None = None,
+        image_nodes_refusal: Callable[[], str | None] = lambda: None,
     ) -> None:
         self._repo = repo
         self._routes = routes
         """Says whether the gateway routes a node; None: nothing routes (no gateway)."""
         self._image_nodes_refusal = image_nodes_refusal
-        """Why image nodes cannot be created here (no container engine), or None."""
+        """Why image nodes cannot be created now (no container engine answers), or None."""
 
     def create(
         self, project: str, name: str, spec: dict[str, Any], *, actor: str
@@ -35,7 +37,7 @@ class NodeService:
         self._repo.require_project(project)
         validate_name(name, field="name")
         parsed = self._validated(project, spec)
-        node = self._repo.add_node(project, name, parsed)
+        node = self._repo.add_node(project, name, parsed, runtime=runtime_for(parsed))
         self._repo.add_event(
             project,
             node=name,
@@ -50,8 +52,9 @@ class NodeService:
         if parsed.model is not None:
             model = self._repo.get_model(project, parsed.model, parsed.model_version)
             parsed = parsed.model_copy(update={"model_version": model.version})
-        if parsed.image is not None and self._image_nodes_refusal is not None:
-            raise InvalidSpec("image", self._image_nodes_refusal)
+        refusal = self._image_nodes_refusal() if parsed.image is not None else None
+        if refusal is not None:
+            raise InvalidSpec("image", refusal)
         if parsed.registry_secret is not None:
             try:
                 self._repo.get_secret(project, parsed.registry_secret)
@@ -86,6 +89,13 @@ class NodeService:
             if isinstance(changes.get(group), dict):
                 merged[group] = {**current[group], **changes[group]}
         parsed = self._validated(project, merged)
+        if runtime_for(parsed) != node.runtime:
+            raise InvalidSpec(
+                "image",
+                f"node {name} runs on the {node.runtime} runtime and stays there: "
+                f"{'adding' if parsed.image else 'removing'} its image would move it to the "
+                f"{runtime_for(parsed)} runtime; create a new node instead",
+            )
         if parsed == node.spec:
             return self._view(node, self._repo.list_instances(project, name))
         repin = {"pinned_image": None} if parsed.image != node.spec.image else {}

@@ -29,6 +29,7 @@ def node_view(
         "kind": "model" if node.spec.model else "image",
         "spec": node.spec.redacted(),
         "pinned_image": node.pinned_image,
+        "runtime": node.runtime,
         "status": status.value,
         "generation": node.generation,
         "instances": {

@@ -162,7 +162,7 @@ class Repository:
 
     # nodes
 
-    def add_node(self, project: str, name: str, spec: NodeSpec) -> NodeRecord:
+    def add_node(self, project: str, name: str, spec: NodeSpec, *, runtime: str) -> NodeRecord:
         now = utcnow()
         try:
             with self._session() as s:
@@ -174,6 +174,7 @@ class Repository:
                     deleting=False,
                     reached_minimum=False,
                     crash_looping=False,
+                    runtime=runtime,
                     created_at=now,
                     updated_at=now,
                 )
@@ -416,6 +417,7 @@ def _node(row: NodeRow) -> NodeRecord:
         updated_at=_utc(row.updated_at),
         pinned_image=row.pinned_image,
         target_instances=row.target_instances,
+        runtime=row.runtime,
     )
 
 

@@ -59,6 +59,8 @@ class NodeRow(Base):
     """The autoscaler's latest target; None until the controller first decided one."""
     pinned_image: Mapped[str | None] = mapped_column(String(512), nullable=True)
     """The image by digest, fixed when the first instance is made: every instance runs it."""
+    runtime: Mapped[str] = mapped_column(String(32))
+    """The runtime the node is bound to, decided when it is created; never another."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
