@@ -6,7 +6,7 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: up test lint bench install system-packages clean
+.PHONY: up test lint bench install system-packages sandbox-user clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -18,8 +18,11 @@ $(BIN)/pier: $(UV) pyproject.toml uv.lock
 
 install: $(BIN)/pier  ## install pier and its locked dependencies into .venv
 
-up: install  ## run pier with embedded defaults (SQLite, local processes)
+up: install sandbox-user  ## run pier with embedded defaults (SQLite, local processes)
 	$(BIN)/pier up
+
+sandbox-user: install  ## as root: the user local instances run as, able to run .venv's Python
+	./scripts/sandbox-user.sh $(BIN)/python
 
 system-packages:  ## a Docker engine, static busybox and a local registry, started if needed
 	./scripts/start-docker.sh
@@ -30,7 +33,7 @@ lint: install  ## ruff, the import layering, mypy
 	$(BIN)/lint-imports
 	$(BIN)/mypy src
 
-test: install system-packages  ## everything: lint, then the whole test suite
+test: install system-packages sandbox-user  ## everything: lint, then the whole test suite
 	$(MAKE) lint
 	$(BIN)/pytest
 

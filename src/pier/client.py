@@ -50,6 +50,12 @@ PICKLE_WARNING: Final = (
     "a scikit-learn model is a pickle, and loading a pickle runs code from it: "
     "push it with trust=True (--trust) only if you trust where it came from"
 )
+PYTHON_MODEL_WARNING: Final = (
+    "a Python model runs its model.py when pier checks it and in every instance: "
+    "push it with trust=True (--trust) only if you trust where it came from"
+)
+RUNS_CODE: Final[Mapping[str, str]] = {"sklearn": PICKLE_WARNING, "python": PYTHON_MODEL_WARNING}
+"""Formats whose loading runs code from the model: pushing them needs trust."""
 
 JSON = dict[str, Any]
 
@@ -327,8 +333,8 @@ class Client:
         if not path.exists():
             raise InvalidSpec("path", f"{str(path)!r} does not exist")
         fmt = fmt or detect_format(path)
-        if fmt == "sklearn" and not trust:
-            raise InvalidSpec("trust", PICKLE_WARNING)
+        if fmt in RUNS_CODE and not trust:
+            raise InvalidSpec("trust", RUNS_CODE[fmt])
         with _upload_body(path, fmt) as (body, size, filename):
             response = self._request(
                 "POST",

@@ -38,6 +38,7 @@ from pier.run_marker import RunMarker
 from pier.runtimes import load_runtime
 from pier.runtimes.base import Runtime
 from pier.runtimes.registry import RuntimeRegistry
+from pier.sandbox import Sandbox, default_root
 from pier.services.models import ModelService
 from pier.services.nodes import NodeService
 from pier.services.secrets import SecretService
@@ -145,7 +146,11 @@ async def run(settings: Settings, say: Say = print) -> None:
     if token_digest(token) not in repo.token_digests():
         repo.replace_admin_token(token_digest(token))
 
-    runtimes = load_runtimes(settings)
+    sandbox = Sandbox.prepare(
+        (settings.sandbox.root or default_root()) / installation_id(data_dir),
+        user=settings.sandbox.user, pass_env=tuple(settings.sandbox.pass_env),
+    )  # fmt: skip
+    runtimes = load_runtimes(settings, sandbox)
     board = RouteBoard()
     gateway = GatewayProcess(settings)
     controller = Controller(
@@ -158,7 +163,9 @@ async def run(settings: Settings, say: Say = print) -> None:
         repo=repo,
         nodes=NodeService(repo, routes=board, image_nodes_refusal=_image_nodes_refusal(runtimes)),
         secrets=SecretService(repo),
-        models=ModelService(repo, (data_dir / "models").resolve(), settings.models),
+        models=ModelService(
+            repo, (data_dir / "models").resolve(), settings.models, sandbox=sandbox
+        ),
         routes=board,
         logs=access,
         stats=access,
@@ -242,10 +249,16 @@ async def _run_steps(*steps: tuple[str, Callable[[], Awaitable[object]]]) -> boo
     return is_clean
 
 
-def load_runtimes(settings: Settings) -> RuntimeRegistry:
-    """The local runtime, and docker whenever an engine answers: now, or later (the
-    registry tries again with a backoff). ``--runtime docker`` requires it at start-up."""
+def load_runtimes(settings: Settings, sandbox: Sandbox) -> RuntimeRegistry:
+    """The local runtime (its instances in ``sandbox``), and docker whenever an engine
+    answers: now, or later (the registry tries again with a backoff). ``--runtime docker``
+    requires it at start-up."""
     from pier.runtimes.docker import probe_engine
+
+    def local() -> Runtime:
+        sandbox.check_python()
+        state_dir = (settings.data_dir / "instances").resolve()
+        return load_runtime("local", state_dir=state_dir, sandbox=sandbox)
 
     def docker() -> Runtime:
         problem = probe_engine()
@@ -255,9 +268,7 @@ def load_runtimes(settings: Settings) -> RuntimeRegistry:
 
     registry = RuntimeRegistry(
         {
-            "local": lambda: load_runtime(
-                "local", state_dir=(settings.data_dir / "instances").resolve()
-            ),
+            "local": local,
             "docker": docker,
         },
         retry_base_s=settings.controller.runtime_retry_base_s,

@@ -83,6 +83,23 @@ class ModelSettings(BaseModel):
     """A Python model archive with more files and directories is refused (422)."""
 
 
+class SandboxSettings(BaseModel):
+    """How local instances, and the checks of uploaded models, are kept from pier's files
+    and environment (see pier.sandbox)."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    user: str = "pier-instance"
+    """When pier runs as root, local instances run as this unprivileged user; `pier up`
+    creates it (useradd --system) if it is missing."""
+    root: Path | None = None
+    """Where each local instance gets a directory of its own, never inside the data dir.
+    Default: /var/lib/pier-instances as root, else <tmp>/pier-instances-<uid>."""
+    pass_env: list[str] = Field(default_factory=lambda: ["OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"])
+    """Variables of `pier up`'s environment that instances get too, when set: facts of the
+    machine that numerical libraries need, never credentials."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="PIER_", env_nested_delimiter="__", use_attribute_docstrings=True
@@ -102,6 +119,7 @@ class Settings(BaseSettings):
     controller: ControllerSettings = Field(default_factory=ControllerSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
     models: ModelSettings = Field(default_factory=ModelSettings)
+    sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
 
     @property
     def resolved_database_url(self) -> str:

@@ -52,7 +52,7 @@ def test_push_model_sends_a_directory_as_a_gzip_tar_fake_server(
     (model_dir / "pkg" / "__pycache__" / "util.cpython-311.pyc").write_bytes(b"\0")
     fake_pier.on("POST", "/api/v1/projects/default/models/echo", httpx.Response(201, json=MODEL))
     with fake_pier.client() as client:
-        client.push_model(model_dir, "echo")
+        client.push_model(model_dir, "echo", trust=True)
     (request,) = fake_pier.requests
     assert request.url.params["format"] == "python"
     assert request.url.params["filename"] == "echo.tar.gz"
@@ -71,6 +71,19 @@ def test_push_model_refuses_a_pickle_without_trust_before_uploading_fake_server(
         client.push_model(path, "tree")
     assert caught.value.field == "trust"
     assert "runs code" in caught.value.message
+    assert fake_pier.requests == []
+
+
+def test_push_model_refuses_a_python_model_without_trust_before_uploading_fake_server(
+    fake_pier: FakePier, tmp_path: Path
+) -> None:
+    model_dir = tmp_path / "echo"
+    model_dir.mkdir()
+    (model_dir / "model.py").write_text("class Model: ...\n")
+    with fake_pier.client() as client, pytest.raises(pier.InvalidSpec) as caught:
+        client.push_model(model_dir, "echo")
+    assert caught.value.field == "trust"
+    assert "runs its model.py" in caught.value.message
     assert fake_pier.requests == []
 
 

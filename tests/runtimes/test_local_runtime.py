@@ -19,9 +19,11 @@ from pier.domain.configurations import GIB, Configuration, format_bytes
 from pier.domain.errors import InvalidSpec
 from pier.domain.names import InstanceId, NodeKey, NodeName, ProjectName
 from pier.runtimes import InstanceSpec
+from pier.runtimes.base import Mount
 from pier.runtimes.local import LocalRuntime
 from pier.runtimes.local.limits import format_cpus, plan_limits
 from pier.runtimes.local.logs import LOG_CHUNK_BYTES, LogReader
+from pier.sandbox import DEFAULT_USER
 
 NODE = NodeKey(ProjectName("default"), NodeName("node-a"))
 SLEEPER = (sys.executable, "-c", "import time; time.sleep(120)")
@@ -129,6 +131,53 @@ async def test_an_instance_id_cannot_escape_the_state_dir(runtime: LocalRuntime)
         await runtime.create(make_spec("../escape"))
 
     assert caught.value.field == "instance_id"
+
+
+SANDBOX_REPORT = """
+import json, os, sys
+def attempt(path):
+    try:
+        return open(path).read()
+    except OSError as exc:
+        return type(exc).__name__
+print(json.dumps({"env": dict(os.environ), "cwd": os.getcwd(), "uid": os.getuid(),
+                  "model": attempt(sys.argv[1]), "token": attempt(sys.argv[2])}), flush=True)
+"""
+
+
+async def test_an_instance_runs_sandboxed_with_its_own_copy_of_its_model(
+    runtime: LocalRuntime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PIER_SECRET_PROBE", "xyz")
+    data_dir = tmp_path / "data"
+    data_dir.mkdir(mode=0o700)
+    (data_dir / "admin.token").write_text("t0ken")
+    (data_dir / "admin.token").chmod(0o600)
+    (data_dir / "model.bin").write_text("weights")
+    (data_dir / "model.bin").chmod(0o600)
+    command = (sys.executable, "-c", SANDBOX_REPORT, "{workdir}/model/model.bin",
+               str(data_dir / "admin.token"))  # fmt: skip
+    spec = InstanceSpec(InstanceId("i-boxed"), NODE, command, env={"GREETING": "hi"},
+                        mounts=(Mount(data_dir / "model.bin", "model/model.bin"),))  # fmt: skip
+    await runtime.create(spec)
+    assert await wait_for_exit(runtime, "i-boxed") == 0
+    [line] = [line async for line in runtime.logs(InstanceId("i-boxed"), follow=False)]
+    seen = json.loads(line)
+
+    env, cwd = seen["env"], seen["cwd"]
+    assert "PIER_SECRET_PROBE" not in env and env["GREETING"] == "hi"
+    assert set(env) <= {"PATH", "LANG", "HOME", "TMPDIR", "GREETING", "PIER_PORT",
+                        "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"}  # fmt: skip
+    assert env["HOME"] == cwd and not cwd.startswith(str(tmp_path))
+    assert seen["model"] == "weights"
+    if os.geteuid() == 0:
+        import pwd
+
+        assert seen["uid"] == pwd.getpwnam(DEFAULT_USER).pw_uid
+        assert seen["token"] == "PermissionError"
+        assert os.stat(cwd).st_uid == seen["uid"] and os.stat(cwd).st_mode & 0o777 == 0o700
+    await runtime.delete(InstanceId("i-boxed"), grace_s=1.0)
+    assert not Path(cwd).exists()
 
 
 async def test_logs_stay_after_delete_until_removed(runtime: LocalRuntime, tmp_path: Path) -> None:

@@ -73,7 +73,9 @@ def push(
     trust: Annotated[
         bool,
         typer.Option(
-            "--trust", help="Allow a pickle (scikit-learn): loading it runs code from the file."
+            "--trust",
+            help="Allow a model whose loading runs its code: a pickle (scikit-learn) or a "
+            "Python model directory.",
         ),
     ] = False,
     output: OutputOpt = None,

@@ -18,6 +18,8 @@ DEFAULT_LAUNCHER: Final = ("python3", "-m", "pier.modelserver")
 CONTAINER_MODEL_DIR: Final = "/pier/model"
 """Where a model served from an image is mounted (read-only) inside its containers."""
 CONTAINER_MODEL_PORT: Final = 8080
+LOCAL_MODEL_DIR: Final = "model"
+"""Where a local instance's copy of its model lies, in the instance's own directory."""
 
 
 def _model_server_args(model: ModelRecord, *, path: str, host: str, port: str) -> tuple[str, ...]:
@@ -31,9 +33,9 @@ def _model_server_args(model: ModelRecord, *, path: str, host: str, port: str) -
     )  # fmt: skip
 
 
-def model_server_command(model: ModelRecord, models_dir: Path) -> tuple[str, ...]:
-    """argv of pier's model server for ``model``; ``{port}`` is filled in by the runtime."""
-    path = str(model_path(models_dir, model.sha256, model.format))
+def model_server_command(model: ModelRecord, path: str) -> tuple[str, ...]:
+    """argv of pier's model server for ``model`` at ``path``; ``{port}`` and ``{workdir}``
+    are filled in by the runtime."""
     return (
         sys.executable, "-m", "pier.modelserver",
         *_model_server_args(model, path=path, host="127.0.0.1", port="{port}"),
@@ -77,8 +79,11 @@ def instance_spec(
         command = model_in_image_command(model, target, spec.command, spec.args)
         args, port = (), CONTAINER_MODEL_PORT
         mounts = (Mount(source, target),)
-    elif model is not None:
-        command = model_server_command(model, models_dir)
+    elif model is not None:  # a local instance gets its own copy, in its own directory
+        source = model_path(models_dir, model.sha256, model.format).resolve()
+        target = f"{LOCAL_MODEL_DIR}/{source.name}"
+        command = model_server_command(model, f"{{workdir}}/{target}")
+        mounts = (Mount(source, target),)
     return InstanceSpec(
         instance_id=instance_id,
         node=NodeKey.parse(f"{node.project}/{node.name}"),

@@ -18,7 +18,9 @@ from pier.domain.names import InstanceId, NodeKey
 
 @dataclass(frozen=True, slots=True)
 class Mount:
-    """A host file or directory made visible inside a container instance."""
+    """A host file or directory an instance reads: container runtimes mount it at
+    ``target``; the local runtime copies it to ``target`` in the instance's own directory
+    (``{workdir}`` in the command), since pier's data dir is closed to instances."""
 
     source: Path
     target: str
@@ -32,7 +34,8 @@ class InstanceSpec:
     instance_id: InstanceId
     node: NodeKey
     command: tuple[str, ...]
-    """Process runtimes: argv to run. Container runtimes: command override (may be empty)."""
+    """Process runtimes: argv to run (``{workdir}``: the instance's own directory).
+    Container runtimes: command override (may be empty)."""
     env: Mapping[str, str] = field(default_factory=dict)
     configuration: Configuration | None = None
     image: str | None = None
@@ -45,7 +48,7 @@ class InstanceSpec:
     """Container ports besides ``port`` that pier reaches (a separate health or metrics
     port); container runtimes publish them too."""
     mounts: tuple[Mount, ...] = ()
-    """Container runtimes: host paths to mount (a model served from an image)."""
+    """Host files the instance reads (its model); see Mount."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,10 @@
 """Model use cases: push (stream, hash, validate, store content-addressed) and list.
 
 Validation runs pier's model server in a subprocess (``--describe``): the control
-plane never loads a user's pickle or Python class in its own process.
+plane never loads a user's pickle or Python class in its own process. That subprocess
+runs user code (a pickle, a model.py), so it runs in the same sandbox as local instances
+(pier.sandbox): the sandbox user, a clean environment, a directory of its own outside the
+data dir holding a copy of the uploaded model, and nothing else of pier's files.
 
 An upload is bounded (ModelSettings): refused from its Content-Length before the body
 is read, or once a body sent without one grows past the limit; it is streamed to a temp
@@ -18,6 +21,7 @@ import hashlib
 import io
 import json
 import os
+import secrets
 import shutil
 import sys
 import tarfile
@@ -31,6 +35,7 @@ from pier.domain.errors import BodyTooLarge, InvalidSpec, ModelInUse
 from pier.domain.model_files import model_path
 from pier.domain.names import validate_name
 from pier.domain.specs import ModelFormat
+from pier.sandbox import Sandbox
 from pier.services.views import model_view
 from pier.settings import ModelSettings
 from pier.store.repository import Repository
@@ -41,13 +46,27 @@ UNPACKED_SETTING = "models.max_unpacked_bytes (env PIER_MODELS__MAX_UNPACKED_BYT
 FILES_SETTING = "models.max_files (env PIER_MODELS__MAX_FILES)"
 
 
+RUNS_CODE = {
+    ModelFormat.SKLEARN: "loading a scikit-learn pickle runs its code",
+    ModelFormat.PYTHON: "a Python model runs its model.py (when pier checks it, and in every "
+    "instance)",
+}
+"""Formats whose loading runs code from the upload: they need trust."""
+
+
 class ModelService:
     def __init__(
-        self, repo: Repository, models_dir: Path, limits: ModelSettings | None = None
+        self,
+        repo: Repository,
+        models_dir: Path,
+        limits: ModelSettings | None = None,
+        *,
+        sandbox: Sandbox,
     ) -> None:
         self._repo = repo
         self._dir = models_dir
         self._limits = limits or ModelSettings()
+        self._sandbox = sandbox
 
     async def push(
         self,
@@ -65,10 +84,10 @@ class ModelService:
         self._repo.require_project(project)
         validate_name(name, field="name")
         model_format = _parse_format(fmt)
-        if model_format is ModelFormat.SKLEARN and not trust:
+        if model_format in RUNS_CODE and not trust:
             raise InvalidSpec(
                 "trust",
-                "loading a scikit-learn pickle runs its code; "
+                f"{RUNS_CODE[model_format]}; "
                 "push it with trust (pier model push --trust) if you trust it",
             )
         limit = self._limits.max_upload_bytes
@@ -91,7 +110,7 @@ class ModelService:
                     await asyncio.to_thread(_unpack, tmp, final, self._limits)
                 else:
                     os.replace(tmp, final)
-            metadata = await describe(final, model_format)
+            metadata = await describe(final, model_format, self._sandbox)
             record = self._repo.add_model(
                 project, name, fmt=model_format, sha256=digest, size_bytes=size, metadata=metadata
             )
@@ -235,12 +254,24 @@ def _checked_members(tar: tarfile.TarFile, limits: ModelSettings) -> list[tarfil
     return members
 
 
-async def describe(path: Path, fmt: ModelFormat) -> dict[str, Any]:
-    """The model's V2 metadata, read by the model server in a subprocess."""
+async def describe(path: Path, fmt: ModelFormat, sandbox: Sandbox) -> dict[str, Any]:
+    """The model's V2 metadata, read by the model server in a sandboxed subprocess."""
+    workdir = await asyncio.to_thread(sandbox.make_dir, f"describe-{secrets.token_hex(6)}")
+    try:
+        copy = await asyncio.to_thread(sandbox.hand_over, path, workdir, f"model/{path.name}")
+        return await _run_describe(copy, fmt, sandbox, workdir)
+    finally:
+        await asyncio.to_thread(sandbox.remove_dir, workdir)
+
+
+async def _run_describe(
+    path: Path, fmt: ModelFormat, sandbox: Sandbox, workdir: Path
+) -> dict[str, Any]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "pier.modelserver", "--describe", "--name", "model",
         "--format", fmt.value, "--path", str(path),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env=sandbox.environment({}, home=workdir), **sandbox.popen_options(workdir),
     )  # fmt: skip
     try:
         out, err = await asyncio.wait_for(proc.communicate(), DESCRIBE_TIMEOUT_S)

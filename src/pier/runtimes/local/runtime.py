@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import hashlib
 import os
 import resource
 import signal
@@ -43,6 +44,7 @@ from pier.runtimes.local.processes import (
     wait_group_gone,
 )
 from pier.runtimes.local.state import HOST, InstanceState
+from pier.sandbox import Sandbox, default_root
 
 log = structlog.get_logger("pier.runtimes.local")
 
@@ -60,9 +62,17 @@ class LocalRuntime:
 
     name = "local"
 
-    def __init__(self, state_dir: Path, *, log_max_bytes: int = LOG_MAX_BYTES) -> None:
-        """``log_max_bytes``: an instance's log is rotated past this size (see logs.py)."""
+    def __init__(
+        self, state_dir: Path, *, log_max_bytes: int = LOG_MAX_BYTES, sandbox: Sandbox | None = None
+    ) -> None:
+        """``log_max_bytes``: an instance's log is rotated past this size (see logs.py).
+        ``sandbox``: what instances run in (see pier.sandbox); by default one of their own
+        for this ``state_dir``, under the default sandbox root."""
         self._state_dir = Path(state_dir)
+        if sandbox is None:
+            key = hashlib.sha256(str(self._state_dir.resolve()).encode()).hexdigest()[:12]
+            sandbox = Sandbox.prepare(default_root() / key)
+        self._sandbox = sandbox
         self._log_max_bytes = log_max_bytes
         self._cpu_cursor = 0
         self._port_lock = threading.Lock()
@@ -131,11 +141,23 @@ class LocalRuntime:
         )
         return _observed(record, "running", None)
 
+    def _workdir(self, instance_id: InstanceId) -> Path:
+        _check_instance_id(instance_id)
+        return self._sandbox.root / instance_id
+
     def _start(self, spec: InstanceSpec, limits: LimitPlan) -> InstanceState:
         self._state_dir.mkdir(parents=True, exist_ok=True)
         port = self._pick_port()
-        argv = [arg.replace("{port}", str(port)) for arg in (*spec.command, *spec.args)]
-        env = {**os.environ, **spec.env, "PIER_PORT": str(port)}
+        workdir = self._workdir(spec.instance_id)
+        self._sandbox.remove_dir(workdir)  # left by an earlier process of this instance
+        self._sandbox.make_dir(spec.instance_id)
+        for mount in spec.mounts:
+            self._sandbox.hand_over(mount.source, workdir, mount.target)
+        argv = [
+            arg.replace("{port}", str(port)).replace("{workdir}", str(workdir))
+            for arg in (*spec.command, *spec.args)
+        ]
+        env = self._sandbox.environment({**spec.env, "PIER_PORT": str(port)}, home=workdir)
         with open(self._log_path(spec.instance_id), "ab") as log_file:
             try:
                 popen = subprocess.Popen(
@@ -144,11 +166,11 @@ class LocalRuntime:
                     stdout=log_file,
                     stderr=subprocess.STDOUT,
                     env=env,
-                    close_fds=True,
-                    start_new_session=True,
                     preexec_fn=limits.preexec(),
+                    **self._sandbox.popen_options(workdir),
                 )
             except (OSError, subprocess.SubprocessError) as e:
+                self._sandbox.remove_dir(workdir)
                 reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
                 log_file.write(f"pier: cannot start {argv[0]}: {reason}\n".encode())
                 raise InvalidSpec("command", f"cannot start {argv[0]!r}: {reason}") from e
@@ -225,6 +247,7 @@ class LocalRuntime:
 
     def _forget(self, record: InstanceState) -> None:
         self._state_path(record.instance_id).unlink(missing_ok=True)
+        self._sandbox.remove_dir(self._workdir(record.instance_id))
         with children_lock:
             child = children.get(record.pid)
             if child is not None and child.popen.returncode is not None:
