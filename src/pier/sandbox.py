@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import secrets
 import shutil
 import subprocess
 import sys
@@ -93,12 +94,18 @@ class Sandbox:
                 "TMPDIR": str(home / "tmp")}  # fmt: skip
         return {**base, **passed, **env}
 
-    def make_dir(self, name: str) -> Path:
-        """A fresh directory of the process's own, with a ``tmp`` in it."""
+    def make_dir(self, name: str, files: Mapping[str, Path] | None = None) -> Path:
+        """A fresh directory of the process's own, with a ``tmp`` in it and a copy of each
+        of ``files`` (relative path -> source), readable by the process and writable only
+        by pier. The copies are made before the directory is handed to the sandbox user,
+        so no sandboxed process can slip a link under them. Instances use their id as
+        ``name``; pier's own checks start with ``_``, which no id does."""
         self._make_root()
         path = self.root / name
         path.mkdir(mode=0o700)
         (path / "tmp").mkdir(mode=0o700)
+        for target, source in (files or {}).items():
+            _copy_read_only(source, path / target)
         if self.user is not None:
             for owned in (path, path / "tmp"):
                 os.chown(owned, self.user.uid, self.user.gid)
@@ -114,20 +121,6 @@ class Sandbox:
                 )
             directory.chmod(0o711 if self.user is not None else 0o700)
 
-    def hand_over(self, source: Path, workdir: Path, target: str) -> Path:
-        """Copy a file or directory (a model) to ``workdir/target``: readable by the
-        process, writable only by pier."""
-        destination = workdir / target
-        destination.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-        if source.is_dir():
-            shutil.copytree(source, destination, symlinks=False)
-        else:
-            shutil.copyfile(source, destination)
-        for path in (destination, *(destination.rglob("*") if source.is_dir() else ())):
-            path.chmod(0o755 if path.is_dir() else 0o644)
-        destination.parent.chmod(0o755)
-        return destination
-
     def remove_dir(self, path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
@@ -141,21 +134,36 @@ class Sandbox:
     def check_python(self) -> None:
         """Fail unless the sandbox user can run pier's Python (its files may sit in a
         directory only root may enter, such as /root)."""
-        workdir = self.make_dir(f"check-{os.getpid()}")
+        workdir = self.make_dir(f"_check-{secrets.token_hex(6)}")
         try:
             result = subprocess.run(
                 [sys.executable, "-c", "import pier.modelserver"], capture_output=True,
                 env=self.environment({}, workdir), timeout=CHECK_TIMEOUT_S,
                 **self.popen_options(workdir),
             )  # fmt: skip
+            lines = result.stderr.decode(errors="replace").strip().splitlines()
+            problem = None if result.returncode == 0 else (lines or [f"exit {result.returncode}"])
+        except (OSError, subprocess.SubprocessError) as exc:
+            problem = [str(exc)]
         finally:
             self.remove_dir(workdir)
-        if result.returncode != 0:
-            lines = result.stderr.decode(errors="replace").strip().splitlines()
+        if problem is not None:
             who = self.user.name if self.user else "pier's user"
             raise RuntimeUnavailable(
-                f"the sandbox user {who} cannot run {sys.executable} "
-                f"({lines[-1] if lines else f'exit code {result.returncode}'}); let it "
-                "reach pier's Python: scripts/sandbox-user.sh adds the search permission "
+                f"the sandbox user {who} cannot run {sys.executable} ({problem[-1]}); let "
+                "it reach pier's Python: scripts/sandbox-user.sh adds the search permission "
                 "it lacks (e.g. on /root)"
             )
+
+
+def _copy_read_only(source: Path, destination: Path) -> None:
+    """Copy a file or a directory (links kept as links); 0644 files, 0755 directories."""
+    destination.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    if source.is_dir():
+        shutil.copytree(source, destination, symlinks=True)
+    else:
+        shutil.copyfile(source, destination)
+    for path in (destination, *(destination.rglob("*") if source.is_dir() else ())):
+        if not path.is_symlink():  # a link is left as it is: chmod would follow it
+            path.chmod(0o755 if path.is_dir() else 0o644)
+    destination.parent.chmod(0o755)

@@ -10,10 +10,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import psutil
+import pytest
 
 from pier.controller.loop import Controller
 from pier.controller.routes import RouteBoard
-from pier.domain.errors import RuntimeUnavailable
+from pier.domain.errors import InvalidSpec, RuntimeUnavailable
+from pier.domain.specs import ModelFormat
 from pier.runtimes.base import Runtime
 from pier.runtimes.docker import DockerRuntime, probe_engine
 from pier.runtimes.local import LocalRuntime
@@ -127,6 +129,23 @@ async def test_node_starts_on_its_runtime_once_the_registry_loads_it(
         for runtime in registry.values():
             await runtime.close()
         engine.dispose()
+
+
+def test_an_update_cannot_move_a_node_to_another_runtime(tmp_path: Path) -> None:
+    engine = create_store_engine(f"sqlite:///{tmp_path / 'pier.db'}")
+    migrate(engine)
+    repo = Repository(engine)
+    repo.ensure_default_project()
+    repo.add_model("default", "iris", fmt=ModelFormat.ONNX, sha256="0" * 64, size_bytes=1,
+                   metadata={})  # fmt: skip
+    nodes = NodeService(repo)
+    assert nodes.create("default", "iris", {"model": "iris"}, actor="test")["runtime"] == "local"
+    with pytest.raises(InvalidSpec) as caught:
+        nodes.update("default", "iris", {"image": "127.0.0.1:5000/ms:1"}, actor="test")
+    assert caught.value.field == "image"
+    assert "runs on the local runtime" in caught.value.message
+    assert repo.get_node("default", "iris").spec.image is None
+    engine.dispose()
 
 
 def _kinds(repo: Repository) -> list[str]:

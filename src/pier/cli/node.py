@@ -223,6 +223,7 @@ def get(
                 if spec.get("maintenance_limit")
                 else None,
             ),
+            ("runtime", node.get("runtime")),
             ("access", spec.get("access")),
             ("port", spec.get("port")),
             ("timeout", f"{spec['timeout_s']:g}s" if spec.get("timeout_s") else None),

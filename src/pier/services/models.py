@@ -256,10 +256,12 @@ def _checked_members(tar: tarfile.TarFile, limits: ModelSettings) -> list[tarfil
 
 async def describe(path: Path, fmt: ModelFormat, sandbox: Sandbox) -> dict[str, Any]:
     """The model's V2 metadata, read by the model server in a sandboxed subprocess."""
-    workdir = await asyncio.to_thread(sandbox.make_dir, f"describe-{secrets.token_hex(6)}")
+    target = f"model/{path.name}"
+    workdir = await asyncio.to_thread(
+        sandbox.make_dir, f"_describe-{secrets.token_hex(6)}", {target: path}
+    )
     try:
-        copy = await asyncio.to_thread(sandbox.hand_over, path, workdir, f"model/{path.name}")
-        return await _run_describe(copy, fmt, sandbox, workdir)
+        return await _run_describe(workdir / target, fmt, sandbox, workdir)
     finally:
         await asyncio.to_thread(sandbox.remove_dir, workdir)
 

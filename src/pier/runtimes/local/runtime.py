@@ -150,9 +150,7 @@ class LocalRuntime:
         port = self._pick_port()
         workdir = self._workdir(spec.instance_id)
         self._sandbox.remove_dir(workdir)  # left by an earlier process of this instance
-        self._sandbox.make_dir(spec.instance_id)
-        for mount in spec.mounts:
-            self._sandbox.hand_over(mount.source, workdir, mount.target)
+        self._sandbox.make_dir(spec.instance_id, {m.target: m.source for m in spec.mounts})
         argv = [
             arg.replace("{port}", str(port)).replace("{workdir}", str(workdir))
             for arg in (*spec.command, *spec.args)
