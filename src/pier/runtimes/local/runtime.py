@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import hashlib
 import os
 import resource
@@ -330,8 +331,11 @@ class LocalRuntime:
         return InstanceStats(cpu_percent=cpu_percent, memory_bytes=memory_bytes)
 
     async def close(self) -> None:
-        """Forget cached handles. Instances keep running: stopping them is the controller's job."""
+        """Forget cached handles, and the sandbox's directory once no instance has one in
+        it. Instances keep running: stopping them is the controller's job."""
         self._cpu_probes.clear()
+        with contextlib.suppress(OSError):
+            self._sandbox.root.rmdir()
 
 
 def _observed(record: InstanceState, phase: Phase, exit_code: int | None) -> Observed:
