@@ -44,7 +44,7 @@ def test_nodes_made_before_runtimes_were_stored_are_bound_by_their_spec(tmp_path
         config = alembic_config(str(engine.url))
         with engine.begin() as connection:
             config.attributes["connection"] = connection
-            command.upgrade(config, "0003")
+            command.upgrade(config, "0004")
             connection.execute(text("INSERT INTO projects VALUES ('default', '2026-01-01')"))
             for name, spec in (("web", '{"image": "echo:1"}'), ("iris", '{"model": "iris"}')):
                 connection.execute(
