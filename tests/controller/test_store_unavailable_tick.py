@@ -13,6 +13,7 @@ from structlog.testing import capture_logs
 from pier.controller.loop import Controller
 from pier.controller.routes import RouteBoard
 from pier.domain.specs import parse_node_spec
+from pier.runtimes.registry import RuntimeRegistry
 from pier.settings import ControllerSettings
 from pier.store import Repository, create_store_engine, migrate
 
@@ -33,10 +34,11 @@ async def test_locked_store_fails_ticks_logged_once_and_the_loop_recovers(
     migrate(engine)
     repo = Repository(engine)
     repo.ensure_default_project()
-    repo.add_node("default", "gone", parse_node_spec({"model": "iris"}))
+    repo.add_node("default", "gone", parse_node_spec({"model": "iris"}), runtime="local")
     repo.update_node("default", "gone", deleting=True)  # the next tick removes it: a write
     controller = Controller(
-        repo, {}, settings=ControllerSettings(tick_s=0.05), models_dir=tmp_path,
+        repo, RuntimeRegistry({}, retry_base_s=1.0, retry_max_s=1.0),
+        settings=ControllerSettings(tick_s=0.05), models_dir=tmp_path,
         board=RouteBoard(),
     )  # fmt: skip
     holder = sqlite3.connect(db, isolation_level=None)
