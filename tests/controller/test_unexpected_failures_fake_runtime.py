@@ -125,6 +125,7 @@ def add_node(repo: Repository, *, pinned: bool, **spec: Any) -> None:
                 **spec,
             }
         ),
+        runtime="docker",
     )
     if pinned:
         repo.pin_image("default", "web", PINNED)

@@ -64,7 +64,7 @@ class Controller:
     def __init__(
         self,
         repo: Repository,
-        runtimes: RuntimeRegistry,
+        runtimes: RuntimeRegistry | Mapping[str, Runtime],
         *,
         settings: ControllerSettings,
         models_dir: Path,
@@ -74,11 +74,15 @@ class Controller:
         gateway_token: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """``gateway_url``: where the gateway's load figures are read, for autoscaling;
-        without it every node runs ``min_instances``. ``gateway_token``: the admin token,
-        without which the gateway shows no figures of private nodes."""
+        """``runtimes``: a registry (a missing runtime is retried; see runtimes.registry)
+        or a mapping of runtimes already built. ``gateway_url``: where the gateway's load
+        figures are read, for autoscaling; without it every node runs ``min_instances``.
+        ``gateway_token``: the admin token, without which the gateway shows no figures of
+        private nodes."""
         self._repo = repo
-        self._runtimes = runtimes
+        self._runtimes = (
+            runtimes if isinstance(runtimes, RuntimeRegistry) else RuntimeRegistry.of(runtimes)
+        )
         self._settings = settings
         self._models_dir = models_dir
         self._board = board

@@ -54,6 +54,13 @@ class RuntimeRegistry(Mapping[str, Runtime]):
         self._loaded: dict[str, Runtime] = {}
         self._missing: dict[str, _Missing] = {}
 
+    @classmethod
+    def of(cls, runtimes: Mapping[str, Runtime]) -> RuntimeRegistry:
+        """A registry of runtimes already built: none is missing, none is retried."""
+        registry = cls({}, retry_base_s=1.0, retry_max_s=1.0)
+        registry._loaded.update(runtimes)
+        return registry
+
     def load(self) -> None:
         """Load every runtime once (at start-up); the ones that fail become missing."""
         for name, loader in self._loaders.items():
