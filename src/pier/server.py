@@ -83,7 +83,7 @@ class RuntimeAccess:
         runtime = self._runtime_of(instance_id)
         if runtime is None:
             raise NotFound(f"instance {instance_id!r} has no logs")
-        async for line in runtime.logs(instance_id, follow=follow, tail=tail):  # type: ignore[arg-type]
+        async for line in runtime.logs(InstanceId(instance_id), follow=follow, tail=tail):
             yield line
 
 

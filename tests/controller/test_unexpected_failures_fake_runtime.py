@@ -20,7 +20,7 @@ from pier.controller.routes import RouteBoard
 from pier.domain.names import InstanceId, NodeKey
 from pier.domain.records import EventRecord
 from pier.domain.specs import parse_node_spec
-from pier.runtimes.base import ImageRuntime, InstanceSpec, InstanceStats, Observed
+from pier.runtimes.base import InstanceSpec, InstanceStats, Observed, Runtime
 from pier.settings import ControllerSettings
 from pier.store.database import create_store_engine, migrate
 from pier.store.repository import Repository
@@ -32,7 +32,7 @@ PINNED = "127.0.0.1:5000/echo@sha256:" + "a" * 64
 
 @dataclass
 class FakeEngine:
-    """An ImageRuntime that raises the errors it is given, in order, then works."""
+    """A docker-like Runtime that raises the errors it is given, in order, then works."""
 
     name: str = "docker"
     endpoint: str | None = None
@@ -99,7 +99,7 @@ async def run(
     controllers: list[Controller] = []
 
     def make(engine: FakeEngine) -> Controller:
-        assert isinstance(engine, ImageRuntime)
+        assert isinstance(engine, Runtime)
         settings = ControllerSettings(backoff_base_s=0.02, backoff_max_s=0.1, stop_grace_s=0)
         controller = Controller(
             repo, {"docker": engine}, settings=settings, models_dir=tmp_path, board=RouteBoard()

@@ -9,14 +9,14 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import psutil
 import pytest
 
 from pier.domain.configurations import GIB, Configuration, format_bytes
-from pier.domain.errors import InvalidSpec
+from pier.domain.errors import InvalidSpec, RuntimeUnavailable
 from pier.domain.names import InstanceId, NodeKey, NodeName, ProjectName
 from pier.runtimes import InstanceSpec
 from pier.runtimes.base import Mount
@@ -248,23 +248,36 @@ def test_cpus_and_bytes_read_like_the_tools_write_them() -> None:
     assert format_bytes(512) == "512 B"
 
 
+CHATTY = (
+    "import time\n"
+    "for i in range(3000): print(f'line {i:05d} ' + 'x' * 90)\n"
+    "print('done', flush=True); time.sleep(60)"
+)
+
+
+async def wait_for_file(path: Path, check: Callable[[Path], bool]) -> None:
+    for _ in range(200):
+        if path.exists() and check(path):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{path} did not get there")
+
+
 async def test_a_big_log_is_rotated_and_read_back_whole(tmp_path: Path) -> None:
-    runtime = LocalRuntime(tmp_path / "instances", log_max_bytes=64 * 1024)
-    chatty = (
-        "import time\n"
-        "for i in range(3000): print(f'line {i:05d} ' + 'x' * 90)\n"
-        "print('done', flush=True); time.sleep(60)"
-    )
+    state_dir = tmp_path / "instances"
+    runtime = LocalRuntime(state_dir, log_max_bytes=64 * 1024, log_rotate_period_s=3600)
+    log = state_dir / "i-chatty.log"
     try:
-        await runtime.create(make_spec("i-chatty", (sys.executable, "-c", chatty)))
-        log = tmp_path / "instances" / "i-chatty.log"
-        for _ in range(100):  # not through list(): that would rotate while it writes
-            if log.read_bytes().endswith(b"done\n"):
-                break
-            await asyncio.sleep(0.05)
-        await runtime.list()  # the runtime keeps logs bounded when it looks at its instances
+        await runtime.create(make_spec("i-chatty", (sys.executable, "-c", CHATTY)))
+        await wait_for_file(log, lambda p: p.read_bytes().endswith(b"done\n"))
+        # a restarted pier keeps the logs of the instances it adopts bounded, on its own
+        restarted = LocalRuntime(state_dir, log_max_bytes=64 * 1024, log_rotate_period_s=0.05)
+        try:
+            await wait_for_file(rotated := state_dir / "i-chatty.log.1", lambda p: True)
+        finally:
+            await restarted.close()
         assert log.stat().st_size == 0
-        assert (tmp_path / "instances" / "i-chatty.log.1").stat().st_size > 64 * 1024
+        assert rotated.stat().st_size > 64 * 1024
 
         whole = [line async for line in runtime.logs(InstanceId("i-chatty"), follow=False)]
         tail = [line async for line in runtime.logs(InstanceId("i-chatty"), follow=False, tail=3)]
@@ -279,3 +292,27 @@ async def test_a_big_log_is_rotated_and_read_back_whole(tmp_path: Path) -> None:
     assert [line.split()[1] for line in tail[:2]] == ["02998", "02999"] and tail[2] == "done"
     assert newest == ["done", "after rotation"]
     assert not (tmp_path / "instances" / "i-chatty.log.1").exists()
+
+
+async def test_list_only_reads_and_leaves_a_big_log_alone(tmp_path: Path) -> None:
+    state_dir = tmp_path / "instances"
+    runtime = LocalRuntime(state_dir, log_max_bytes=64 * 1024, log_rotate_period_s=3600)
+    log = state_dir / "i-chatty.log"
+    try:
+        await runtime.create(make_spec("i-chatty", (sys.executable, "-c", CHATTY)))
+        await wait_for_file(log, lambda p: p.read_bytes().endswith(b"done\n"))
+        size = log.stat().st_size
+
+        [seen] = await runtime.list()
+
+        assert seen.phase == "running"
+        assert log.stat().st_size == size > 64 * 1024
+        assert not (state_dir / "i-chatty.log.1").exists()
+    finally:
+        await runtime.delete(InstanceId("i-chatty"), grace_s=1.0)
+        await runtime.close()
+
+
+async def test_the_local_runtime_runs_no_images(runtime: LocalRuntime) -> None:
+    with pytest.raises(RuntimeUnavailable, match="the local runtime cannot pull images"):
+        await runtime.resolve_image("127.0.0.1:5000/pier-test/echo:1")

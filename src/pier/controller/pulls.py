@@ -16,7 +16,7 @@ from pier.controller.incidents import NodeEvents
 from pier.domain.errors import PierError, RuntimeUnavailable
 from pier.domain.names import NodeKey
 from pier.domain.records import NodeRecord
-from pier.runtimes.base import ImageRuntime, Runtime
+from pier.runtimes.base import Runtime
 from pier.store.repository import Repository
 
 
@@ -56,7 +56,7 @@ class ImagePulls:
             self._progress[key] = line
 
         try:
-            if not isinstance(runtime, ImageRuntime):
+            if runtime is None:
                 raise RuntimeUnavailable(f"runtime {node.runtime} cannot pull images")
             auth = (
                 self._repo.get_secret(node.project, node.spec.registry_secret)

@@ -79,8 +79,9 @@ class InstanceStats:
     memory_bytes: int | None = None
 
 
+@runtime_checkable
 class Runtime(Protocol):
-    """Where instances run."""
+    """Where instances run: every method the controller and the server call on one."""
 
     name: str
 
@@ -96,12 +97,9 @@ class Runtime(Protocol):
 
     async def close(self) -> None: ...
 
-    async def list(self, *, node: NodeKey | None = None) -> list[Observed]: ...
-
-
-@runtime_checkable
-class ImageRuntime(Runtime, Protocol):
-    """A runtime that runs container images: it can pull one and pin it by digest."""
+    async def list(self, *, node: NodeKey | None = None) -> list[Observed]:
+        """What runs now; only reads (no clean-up, no rotation): safe to call any time."""
+        ...
 
     async def resolve_image(
         self,
@@ -109,4 +107,7 @@ class ImageRuntime(Runtime, Protocol):
         *,
         auth: dict[str, str] | None = None,
         on_progress: Callable[[str], None] | None = None,
-    ) -> str: ...
+    ) -> str:
+        """Pull ``ref`` and pin it (``repo@sha256:...``); a runtime that runs no images
+        raises RuntimeUnavailable saying so."""
+        ...

@@ -9,7 +9,7 @@ import math
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
-from typing import Any, Final, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar
 
 # Dotted imports only: with tests/docker/ in the tree, ruff's isort takes a bare
 # `import docker` for a first-party module. `import docker.errors` binds `docker` too.
@@ -19,7 +19,7 @@ import structlog
 
 from pier.domain.errors import InvalidSpec, NotFound, RuntimeUnavailable
 from pier.domain.names import InstanceId, NodeKey
-from pier.runtimes.base import InstanceSpec, InstanceStats, Observed
+from pier.runtimes.base import InstanceSpec, InstanceStats, Observed, Runtime
 from pier.runtimes.docker.containers import (
     HOST,
     INSTALLATION_LABEL,
@@ -312,6 +312,12 @@ class DockerRuntime:
         controller's job."""
         self._cpu_samples.clear()
         await asyncio.to_thread(self._client.close)
+
+
+if TYPE_CHECKING:
+
+    def _implements_runtime(runtime: DockerRuntime) -> Runtime:
+        return runtime  # mypy holds DockerRuntime to the Runtime protocol here
 
 
 __all__ = ["DockerRuntime"]

@@ -1,5 +1,5 @@
 """A local instance's log file: reading the last lines, then new lines as they come; and
-keeping it bounded.
+keeping it bounded (a task of the runtime's own looks every LOG_ROTATE_PERIOD_S).
 
 Rotation is copy-truncate: the instance writes through a file descriptor opened with
 O_APPEND that pier cannot make it reopen, so a log past ``max_bytes`` is copied to
@@ -21,6 +21,8 @@ LOG_POLL_PERIOD_S: Final = 0.2
 LOG_CHUNK_BYTES: Final = 1 << 20
 LOG_MAX_BYTES: Final = 16 << 20
 """A log file bigger than this is rotated (one older copy is kept)."""
+LOG_ROTATE_PERIOD_S: Final = 5.0
+"""How often the local runtime's rotation task looks at the log sizes."""
 
 
 def rotated_path(path: Path) -> Path:

@@ -14,20 +14,21 @@ import socket
 import subprocess
 import threading
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import psutil
 import structlog
 
-from pier.domain.errors import InvalidSpec, NotFound
+from pier.domain.errors import InvalidSpec, NotFound, RuntimeUnavailable
 from pier.domain.names import InstanceId, NodeKey
-from pier.runtimes.base import InstanceSpec, InstanceStats, Observed
+from pier.runtimes.base import InstanceSpec, InstanceStats, Observed, Runtime
 from pier.runtimes.local.limits import LimitPlan, available_cpus, plan_limits
 from pier.runtimes.local.logs import (
     LOG_MAX_BYTES,
     LOG_POLL_PERIOD_S,
+    LOG_ROTATE_PERIOD_S,
     LogReader,
     read_all_lines,
     rotate_if_large,
@@ -64,9 +65,15 @@ class LocalRuntime:
     name = "local"
 
     def __init__(
-        self, state_dir: Path, *, log_max_bytes: int = LOG_MAX_BYTES, sandbox: Sandbox | None = None
+        self,
+        state_dir: Path,
+        *,
+        log_max_bytes: int = LOG_MAX_BYTES,
+        log_rotate_period_s: float = LOG_ROTATE_PERIOD_S,
+        sandbox: Sandbox | None = None,
     ) -> None:
-        """``log_max_bytes``: an instance's log is rotated past this size (see logs.py).
+        """``log_max_bytes``: an instance's log is rotated past this size, looked at every
+        ``log_rotate_period_s`` by a task of the runtime's own (see logs.py).
         ``sandbox``: what instances run in (see pier.sandbox); by default one of their own
         for this ``state_dir``, under the default sandbox root."""
         self._state_dir = Path(state_dir)
@@ -75,6 +82,10 @@ class LocalRuntime:
             sandbox = Sandbox.prepare(default_root() / key)
         self._sandbox = sandbox
         self._log_max_bytes = log_max_bytes
+        self._log_rotate_period_s = log_rotate_period_s
+        self._log_rotator: asyncio.Task[None] | None = None
+        with contextlib.suppress(RuntimeError):  # no event loop yet: create() starts it
+            self._start_log_rotator()
         self._cpu_cursor = 0
         self._port_lock = threading.Lock()
         self._recent_ports: deque[int] = deque(maxlen=256)
@@ -131,6 +142,7 @@ class LocalRuntime:
             memory_hard_limit_bytes=resource.getrlimit(resource.RLIMIT_DATA)[1],
         )
         self._cpu_cursor += len(limits.cpus or ())
+        self._start_log_rotator()
         record = await asyncio.to_thread(self._start, spec, limits)
         log.info(
             "instance created",
@@ -222,9 +234,33 @@ class LocalRuntime:
                 continue
             phase, exit_code = probe(record)
             seen.append(_observed(record, phase, exit_code))
-            if rotate_if_large(self._log_path(record.instance_id), self._log_max_bytes):
-                log.info("instance log rotated", instance=record.instance_id)
         return seen
+
+    # -- log rotation --------------------------------------------------------------------
+
+    def _start_log_rotator(self) -> None:
+        """Start the task that keeps logs bounded, once (RuntimeError outside a loop)."""
+        if self._log_rotator is None or self._log_rotator.done():
+            self._log_rotator = asyncio.get_running_loop().create_task(
+                self._rotate_logs_forever(), name="local runtime log rotation"
+            )
+
+    async def _rotate_logs_forever(self) -> None:
+        while True:
+            try:
+                await asyncio.to_thread(self._rotate_large_logs)
+            except OSError as e:
+                log.warning("instance log rotation failed", error=str(e))
+            await asyncio.sleep(self._log_rotate_period_s)
+
+    def _rotate_large_logs(self) -> None:
+        """Rotate every instance's log (adopted ones' too) that is over the limit."""
+        if not self._state_dir.is_dir():
+            return
+        for path in sorted(self._state_dir.glob("*.json")):
+            instance_id = InstanceId(path.stem)
+            if rotate_if_large(self._log_path(instance_id), self._log_max_bytes):
+                log.info("instance log rotated", instance=instance_id)
 
     # -- delete --------------------------------------------------------------------------
 
@@ -330,12 +366,36 @@ class LocalRuntime:
             return InstanceStats()
         return InstanceStats(cpu_percent=cpu_percent, memory_bytes=memory_bytes)
 
+    # -- images --------------------------------------------------------------------------
+
+    async def resolve_image(
+        self,
+        ref: str,
+        *,
+        auth: dict[str, str] | None = None,
+        on_progress: Callable[[str], None] | None = None,
+    ) -> str:
+        """The local runtime runs commands, not images: RuntimeUnavailable."""
+        raise RuntimeUnavailable(f"the local runtime cannot pull images ({ref})")
+
     async def close(self) -> None:
-        """Forget cached handles, and the sandbox's directory once no instance has one in
-        it. Instances keep running: stopping them is the controller's job."""
+        """Stop the log rotation, forget cached handles, and the sandbox's directory once
+        no instance has one in it. Instances keep running: stopping them is the
+        controller's job."""
+        if self._log_rotator is not None:
+            self._log_rotator.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._log_rotator
+            self._log_rotator = None
         self._cpu_probes.clear()
         with contextlib.suppress(OSError):
             self._sandbox.root.rmdir()
+
+
+if TYPE_CHECKING:
+
+    def _implements_runtime(runtime: LocalRuntime) -> Runtime:
+        return runtime  # mypy holds LocalRuntime to the Runtime protocol here
 
 
 def _observed(record: InstanceState, phase: Phase, exit_code: int | None) -> Observed:
