@@ -1,4 +1,6 @@
-"""The docker runtime against a real engine and the local registry.
+"""What only the docker runtime promises, against a real engine and the local registry:
+images and pinning, names and labels, limits. The shared behaviour (create, list,
+adoption, logs, stats, exit codes, delete) is in tests/runtimes/test_runtime_contract.py.
 
 Start both with ``bash scripts/start-docker.sh``. Without an engine the tests are skipped
 with the reason, except with CI=true, where that is a failure: `make test` installs it.
@@ -24,9 +26,9 @@ import pytest
 from tests.docker.images import REPOSITORY_PREFIX, build_and_push, missing_prerequisite
 
 from pier.domain.configurations import GIB, Configuration
-from pier.domain.errors import InvalidSpec, NotFound, RuntimeUnavailable
+from pier.domain.errors import InvalidSpec, RuntimeUnavailable
 from pier.domain.names import InstanceId, NodeKey, NodeName, ProjectName
-from pier.runtimes import InstanceSpec, InstanceStats, load_runtime
+from pier.runtimes import InstanceSpec
 from pier.runtimes.docker import (
     DockerRuntime,
     EngineFacts,
@@ -226,10 +228,10 @@ def test_pull_progress_says_a_few_lines_per_stage() -> None:
     ]
 
 
-# -- create, list, adoption ----------------------------------------------------------------
+# -- create ----------------------------------------------------------------------------------
 
 
-async def test_created_instance_answers_on_its_endpoint(
+async def test_the_test_image_echoes_method_path_and_query(
     runtime: DockerRuntime, pinned_echo: str
 ) -> None:
     seen = await runtime.create(make_spec(pinned_echo))
@@ -263,40 +265,6 @@ async def test_container_is_named_labelled_and_published_on_localhost_only(
     assert bindings and {b["HostIp"] for b in bindings} == {"127.0.0.1"}
 
 
-async def test_create_of_a_running_instance_returns_it(
-    runtime: DockerRuntime, pinned_echo: str
-) -> None:
-    spec = make_spec(pinned_echo)
-    first = await runtime.create(spec)
-    assert await runtime.create(spec) == first
-
-
-async def test_list_finds_instances_by_node_and_a_new_runtime_adopts_them(
-    runtime: DockerRuntime, pinned_echo: str
-) -> None:
-    a = await runtime.create(make_spec(pinned_echo, node=NODE_A, generation=2))
-    b = await runtime.create(make_spec(pinned_echo, node=NODE_B))
-    assert await runtime.list(node=NODE_A) == [a]
-    assert await runtime.list(node=NODE_B) == [b]
-    restarted = load_runtime("docker")
-    try:
-        listed = {o.instance_id: o for o in await restarted.list()}
-    finally:
-        await restarted.close()
-    assert listed[a.instance_id] == a and listed[b.instance_id] == b
-    assert listed[a.instance_id].generation == 2
-
-
-async def test_observed_names_the_container(
-    runtime: DockerRuntime, pinned_echo: str, client: docker.DockerClient
-) -> None:
-    created = await runtime.create(make_spec(pinned_echo))
-    [listed] = [o for o in await runtime.list() if o.instance_id == created.instance_id]
-    container = await asyncio.to_thread(client.containers.get, f"pier-{created.instance_id}")
-    assert created.container_id == listed.container_id == container.id
-    assert created.pid is None
-
-
 async def test_container_removed_out_of_band_disappears_from_list(
     runtime: DockerRuntime, pinned_echo: str, client: docker.DockerClient
 ) -> None:
@@ -304,20 +272,6 @@ async def test_container_removed_out_of_band_disappears_from_list(
     await asyncio.to_thread(client.containers.get(f"pier-{seen.instance_id}").remove, force=True)
     assert seen.instance_id not in {o.instance_id for o in await runtime.list()}
     await runtime.delete(seen.instance_id, grace_s=1)
-
-
-async def test_exited_instance_reports_its_exit_code(
-    runtime: DockerRuntime, pinned_echo: str
-) -> None:
-    spec = make_spec(pinned_echo, port=None, command=("sh", "-c", "echo bye; exit 3"))
-    await runtime.create(spec)
-
-    async def exited() -> list[Any]:
-        return [o for o in await runtime.list(node=NODE_A) if o.phase == "exited"]
-
-    (seen,) = await wait_until(exited)
-    assert (seen.instance_id, seen.exit_code, seen.endpoint) == (spec.instance_id, 3, None)
-    assert [line async for line in runtime.logs(spec.instance_id, follow=False)] == ["bye"]
 
 
 async def test_env_args_and_port_reach_the_container(
@@ -375,73 +329,6 @@ def test_gpus_become_device_requests_when_the_engine_has_a_gpu_runtime() -> None
     (request,) = plan.host_config()["device_requests"]
     assert (request["Count"], request["Capabilities"]) == (2, [["gpu"]])
     assert plan.not_applied == ()
-
-
-# -- logs, stats, delete -------------------------------------------------------------------
-
-
-async def test_logs_show_the_container_output(runtime: DockerRuntime, pinned_echo: str) -> None:
-    seen = await runtime.create(make_spec(pinned_echo))
-    await answer(f"{seen.endpoint}/cgi-bin/echo")
-
-    async def logged() -> list[str]:
-        lines = [line async for line in runtime.logs(seen.instance_id, follow=False)]
-        return lines if any("echo: GET /cgi-bin/echo" in line for line in lines) else []
-
-    lines = await wait_until(logged)
-    assert "testimage 1: listening on :8080" in lines
-    tail = [line async for line in runtime.logs(seen.instance_id, follow=False, tail=1)]
-    assert tail == lines[-1:]
-
-
-async def test_following_logs_streams_until_the_container_stops(
-    runtime: DockerRuntime, pinned_echo: str
-) -> None:
-    seen = await runtime.create(make_spec(pinned_echo))
-    await answer(f"{seen.endpoint}/healthz")
-    lines: list[str] = []
-
-    async def follow() -> None:
-        async for line in runtime.logs(seen.instance_id, follow=True, tail=0):
-            lines.append(line)
-
-    async def has_followed() -> bool:
-        return any("/followed" in line for line in lines)
-
-    following = asyncio.create_task(follow())
-    await get(f"{seen.endpoint}/cgi-bin/echo/followed")
-    await wait_until(has_followed)
-    await runtime.delete(seen.instance_id, grace_s=1)
-    await asyncio.wait_for(following, timeout=10)
-
-
-async def test_logs_of_an_unknown_instance_are_not_found(runtime: DockerRuntime) -> None:
-    with pytest.raises(NotFound):
-        _ = [line async for line in runtime.logs(InstanceId("no-such-instance"), follow=False)]
-
-
-async def test_stats_report_cpu_and_memory(runtime: DockerRuntime, pinned_echo: str) -> None:
-    seen = await runtime.create(make_spec(pinned_echo))
-    await answer(f"{seen.endpoint}/healthz")
-    first = await runtime.stats(seen.instance_id)
-    await get(f"{seen.endpoint}/cgi-bin/echo")
-    second = await runtime.stats(seen.instance_id)
-    for stats in (first, second):
-        assert isinstance(stats.cpu_percent, float) and stats.cpu_percent >= 0
-        assert isinstance(stats.memory_bytes, int) and stats.memory_bytes > 0
-    assert await runtime.stats(InstanceId("no-such-instance")) == InstanceStats()
-
-
-async def test_delete_removes_the_container_and_is_idempotent(
-    runtime: DockerRuntime, pinned_echo: str, client: docker.DockerClient
-) -> None:
-    seen = await runtime.create(make_spec(pinned_echo))
-    await runtime.delete(seen.instance_id, grace_s=5)
-    with pytest.raises(docker.errors.NotFound):
-        client.containers.get(f"pier-{seen.instance_id}")
-    assert await runtime.list() == []
-    await runtime.delete(seen.instance_id, grace_s=5)
-    await runtime.delete(InstanceId("never-existed"), grace_s=0)
 
 
 # -- the test image's contract -------------------------------------------------------------

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from tests.runtimes.observing import is_gone, read_logs, wait_for_log, wait_for_phase, wait_until
 
 from pier.domain.configurations import GIB, Configuration, format_bytes
 from pier.domain.errors import InvalidSpec, RuntimeUnavailable
@@ -25,7 +26,9 @@ from pier.runtimes.local.limits import format_cpus, plan_limits
 from pier.runtimes.local.logs import LOG_CHUNK_BYTES, LogReader
 from pier.sandbox import DEFAULT_USER
 
+MIB = 2**20
 NODE = NodeKey(ProjectName("default"), NodeName("node-a"))
+UNBUFFERED = {"PYTHONUNBUFFERED": "1"}
 SLEEPER = (sys.executable, "-c", "import time; time.sleep(120)")
 
 PIER_KILLED_AFTER_CREATE = """
@@ -56,8 +59,13 @@ async def runtime(tmp_path: Path) -> AsyncIterator[LocalRuntime]:
     await runtime.close()
 
 
-def make_spec(instance_id: str, command: tuple[str, ...] = SLEEPER) -> InstanceSpec:
-    return InstanceSpec(InstanceId(instance_id), NODE, command)
+def make_spec(
+    instance_id: str,
+    command: tuple[str, ...] = SLEEPER,
+    *,
+    configuration: Configuration | None = None,
+) -> InstanceSpec:
+    return InstanceSpec(InstanceId(instance_id), NODE, command, configuration=configuration)
 
 
 async def wait_for_exit(runtime: LocalRuntime, instance_id: str) -> int | None:
@@ -108,12 +116,74 @@ async def test_instances_survive_pier_being_killed_and_are_adopted(
     assert await wait_for_exit(runtime, "i-orphan") is None, "not our child: code unknown"
 
 
-async def test_creating_a_running_instance_again_returns_it(runtime: LocalRuntime) -> None:
-    first = await runtime.create(make_spec("i-twice"))
-    second = await runtime.create(make_spec("i-twice"))
+async def test_delete_stops_the_whole_process_group(runtime: LocalRuntime) -> None:
+    code = (
+        "import signal, subprocess, sys, time\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])\n"
+        "print('grandchild', child.pid, flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    spec = InstanceSpec(
+        InstanceId("i-stubborn"), NODE, (sys.executable, "-c", code), env=UNBUFFERED
+    )
+    created = await runtime.create(spec)
+    lines = await wait_for_log(runtime, "i-stubborn", "grandchild")
+    assert created.pid is not None
+    pids = [created.pid, int(lines[-1].split()[1])]
+    create_times = [psutil.Process(pid).create_time() for pid in pids]
 
-    assert second == first
-    assert len(await runtime.list()) == 1
+    await runtime.delete(InstanceId("i-stubborn"), grace_s=0.5)
+
+    async def all_gone() -> bool:
+        return all(map(is_gone, pids, create_times))
+
+    await wait_until(all_gone, timeout_s=5.0)
+
+
+async def test_cpu_affinity_is_applied(runtime: LocalRuntime) -> None:
+    configuration = Configuration(name="test.1", vcpu=1, memory_bytes=4 * GIB)
+    observed = await runtime.create(make_spec("i-limited", configuration=configuration))
+
+    [cpus] = [limit for limit in observed.limits_applied if limit.startswith("cpus=1 ")]
+    assert observed.pid is not None
+    assert cpus == f"cpus=1 (affinity {format_cpus(psutil.Process(observed.pid).cpu_affinity())})"
+    assert "memory=4 GiB (RLIMIT_DATA)" in observed.limits_applied
+
+
+async def test_instances_are_spread_over_the_cpus(runtime: LocalRuntime) -> None:
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs at least 2 CPUs")
+    configuration = Configuration(name="test.1", vcpu=1, memory_bytes=4 * GIB)
+    first = await runtime.create(make_spec("i-cpu-1", configuration=configuration))
+    second = await runtime.create(make_spec("i-cpu-2", configuration=configuration))
+
+    affinities = [psutil.Process(o.pid).cpu_affinity() for o in (first, second) if o.pid]
+    assert len(affinities) == 2 and affinities[0] != affinities[1]
+
+
+async def test_a_memory_limit_stops_a_child_that_allocates_more(runtime: LocalRuntime) -> None:
+    configuration = Configuration(name="test.small", vcpu=1, memory_bytes=200 * MIB)
+    code = (
+        "import numpy as np\n"
+        "a = np.ones(50 * 2**20 // 8)\n"
+        "print('numpy works under the limit', flush=True)\n"
+        "b = bytearray(400 * 2**20)\n"
+        "print('allocated 400 MiB', flush=True)\n"
+    )
+    spec = InstanceSpec(
+        InstanceId("i-hog"), NODE, (sys.executable, "-c", code), env=UNBUFFERED,
+        configuration=configuration,
+    )  # fmt: skip
+    observed = await runtime.create(spec)
+
+    assert "memory=200 MiB (RLIMIT_DATA)" in observed.limits_applied
+    exited = await wait_for_phase(runtime, "i-hog", "exited")
+    lines = await read_logs(runtime, "i-hog")
+    assert exited.exit_code != 0
+    assert "numpy works under the limit" in lines
+    assert "allocated 400 MiB" not in lines
+    assert lines[-1] == "MemoryError"
 
 
 async def test_a_command_that_cannot_start_is_invalid(runtime: LocalRuntime) -> None:
