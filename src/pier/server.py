@@ -252,7 +252,7 @@ async def _run_steps(*steps: tuple[str, Callable[[], Awaitable[object]]]) -> boo
 def load_runtimes(settings: Settings, sandbox: Sandbox) -> RuntimeRegistry:
     """The local runtime (its instances in ``sandbox``), and docker whenever an engine
     answers: now, or later (the registry tries again with a backoff). ``--runtime docker``
-    requires it at start-up."""
+    (Settings.runtime) requires it at start-up; the setting places no node."""
     from pier.runtimes.docker import probe_engine
 
     def local() -> Runtime:
@@ -277,7 +277,10 @@ def load_runtimes(settings: Settings, sandbox: Sandbox) -> RuntimeRegistry:
     registry.load()
     problem = registry.why_missing("docker")
     if problem is not None and settings.runtime == "docker":
-        raise RuntimeUnavailable(problem)
+        raise RuntimeUnavailable(
+            f"{problem}; --runtime docker needs it at start-up (--runtime local, the default, "
+            "starts without Docker and runs image nodes once an engine answers)"
+        )
     return registry
 
 

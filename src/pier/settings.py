@@ -113,8 +113,10 @@ class Settings(BaseSettings):
     database_url: str | None = None
     """Default: SQLite (WAL) under data_dir."""
     runtime: Literal["local", "docker"] = "local"
-    """Model nodes run locally, image nodes on docker; ``docker`` here makes pier refuse to
-    start without a Docker engine."""
+    """The runtime pier must have at start-up: ``docker`` makes it refuse to start without
+    a Docker engine; ``local`` starts without one and runs image nodes once an engine
+    answers. Where a node runs follows from its spec, not from this (domain/placement.py):
+    image nodes on docker, model nodes on local."""
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     controller: ControllerSettings = Field(default_factory=ControllerSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +25,7 @@ from pier.runtimes.registry import RuntimeRegistry
 from pier.services.nodes import NodeService
 from pier.settings import ControllerSettings
 from pier.store import Repository, create_store_engine, migrate
-from tests.conftest import PierProcess
+from tests.conftest import IrisModel, PierProcess
 
 UNREACHABLE_ENGINE = "unix:///nonexistent/docker.sock"
 
@@ -76,6 +78,35 @@ def test_image_node_waits_for_docker_instead_of_running_on_the_host(
     assert "instance_created" not in since, since
     assert list((restarted.data_dir / "instances").glob("*.json")) == []
     assert marker_processes(marker) == []
+
+
+def test_runtime_docker_refuses_to_start_without_an_engine(
+    pier_factory: Callable[..., PierProcess],
+) -> None:
+    pier = pier_factory("data", start=False, env={"DOCKER_HOST": UNREACHABLE_ENGINE})
+    argv = [
+        sys.executable, "-m", "pier", "up", "--runtime", "docker", "--port", str(pier.port),
+        "--gateway-port", str(pier.gateway_port), "--data-dir", str(pier.data_dir),
+    ]  # fmt: skip
+
+    refused = subprocess.run(argv, env=pier.env, capture_output=True, text=True, timeout=60)
+
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert f"error: no Docker engine at {UNREACHABLE_ENGINE}" in refused.stderr
+    assert "--runtime docker needs it at start-up" in refused.stderr
+    pier.start()  # without --runtime docker the same machine starts: Docker is optional
+    assert "local" in pier.cli("info").stdout
+
+
+def test_runtime_docker_moves_no_model_node_off_the_local_runtime(
+    pier_factory: Callable[..., PierProcess], iris_onnx: IrisModel, echo_image: str
+) -> None:
+    pier = pier_factory("data", env={"PIER_RUNTIME": "docker"})
+    pier.cli("model", "push", str(iris_onnx.path), "--name", "iris")
+    pier.cli("node", "create", "iris", "--model", "iris", "--min", "0")
+    pier.cli("node", "create", "web", "--image", echo_image, "--port", "8080", "--min", "0")
+
+    assert (pier.node("iris")["runtime"], pier.node("web")["runtime"]) == ("local", "docker")
 
 
 async def test_node_starts_on_its_runtime_once_the_registry_loads_it(

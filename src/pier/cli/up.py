@@ -34,7 +34,12 @@ def up(
         str | None, typer.Option(help="SQLAlchemy URL [default: SQLite under the data dir].")
     ] = None,
     runtime: Annotated[
-        str | None, typer.Option(help="Where model nodes run: local [default] or docker.")
+        str | None,
+        typer.Option(
+            help="Runtime required at start-up: local (the default; Docker optional) or "
+            "docker (refuse to start without an engine). Image nodes run on docker, model nodes "
+            "on local, whichever is chosen."
+        ),
     ] = None,
 ) -> None:
     """Run pier on this machine: REST API, gateway, controller (Ctrl-C stops it all)."""

@@ -52,8 +52,7 @@ def connect(docker_host: str | None) -> docker.DockerClient:
         return _client(docker_host, None)
     except (docker.errors.DockerException, requests.RequestException, OSError) as e:
         raise RuntimeUnavailable(
-            f"no Docker engine at {where} ({short_reason(e)}); start one "
-            "(e.g. `dockerd &`) or use --runtime local"
+            f"no Docker engine at {where} ({short_reason(e)}); start one (e.g. `dockerd &`)"
         ) from None
 
 
