@@ -11,6 +11,7 @@ import pier
 def test_public_names_are_pinned() -> None:
     assert sorted(pier.__all__) == [
         "AliasNotFound",
+        "BadRequest",
         "BodyTooLarge",
         "Client",
         "ConfigurationNotFound",
@@ -21,6 +22,8 @@ def test_public_names_are_pinned() -> None:
         "IllegalTransition",
         "InstanceNotFound",
         "InvalidSpec",
+        "MethodNotAllowed",
+        "ModelInUse",
         "ModelNotFound",
         "NameTaken",
         "NodeCrashLooping",

@@ -13,6 +13,7 @@ from typing import Any
 
 from pier.domain.errors import (
     AliasNotFound,
+    BadRequest,
     BodyTooLarge,
     ConfigurationNotFound,
     Conflict,
@@ -20,6 +21,8 @@ from pier.domain.errors import (
     IllegalTransition,
     InstanceNotFound,
     InvalidSpec,
+    MethodNotAllowed,
+    ModelInUse,
     ModelNotFound,
     NameTaken,
     NodeNotFound,
@@ -60,6 +63,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "AliasNotFound",
+    "BadRequest",
     "BodyTooLarge",
     "Client",
     "ConfigurationNotFound",
@@ -70,6 +74,8 @@ __all__ = [
     "IllegalTransition",
     "InstanceNotFound",
     "InvalidSpec",
+    "MethodNotAllowed",
+    "ModelInUse",
     "ModelNotFound",
     "NameTaken",
     "NodeCrashLooping",

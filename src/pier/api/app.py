@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import Depends, FastAPI, Request
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Request, Security
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 import pier
 from pier.api.auth import bearer_guard
@@ -11,12 +14,20 @@ from pier.api.deps import Services
 from pier.api.errors import install_error_handlers
 from pier.api.routes import models, nodes, secrets, system
 
+BEARER = HTTPBearer(
+    auto_error=False, description="The admin token `pier up` writes to <data dir>/admin.token."
+)
+
 
 def create_app(services: Services) -> FastAPI:
     """The REST API at /api/v1, OpenAPI at /openapi.json."""
     guard = bearer_guard(services.repo.token_digests)
 
-    def authenticate(request: Request) -> None:
+    def authenticate(
+        request: Request,
+        _: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)],
+    ) -> None:
+        """Declares the bearer scheme in /openapi.json; ``guard`` does the checking."""
         request.state.actor = guard(request)
 
     app = FastAPI(
@@ -25,9 +36,10 @@ def create_app(services: Services) -> FastAPI:
         description="Inference deployment platform: models and images as nodes.",
     )
     app.state.services = services
-    install_error_handlers(app)
-    for module in (system, models, nodes, secrets):
-        app.include_router(module.router, dependencies=[Depends(authenticate)])
+    routers = [module.router for module in (system, models, nodes, secrets)]
+    install_error_handlers(app, routers)
+    for router in routers:
+        app.include_router(router, dependencies=[Depends(authenticate)])
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

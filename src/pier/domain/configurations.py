@@ -14,12 +14,16 @@ GIB: Final = 2**30
 class Configuration(BaseModel):
     """A named compute profile: vCPU, memory and GPUs for one instance."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, use_attribute_docstrings=True)
 
     name: str
+    """What a node's ``configuration`` names: c1.2, g1.1..."""
     vcpu: int
+    """CPUs an instance may use."""
     memory_bytes: int
+    """Memory an instance may use."""
     gpus: int = 0
+    """GPUs given to an instance."""
 
     @property
     def memory_gib(self) -> float:

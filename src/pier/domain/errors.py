@@ -1,35 +1,64 @@
-"""The PierError tree. Each class carries its error code and HTTP status.
+"""The PierError tree. Each class carries its error code, its type and its HTTP status.
 
-    PierError                 code                  HTTP
-    ├── Unauthorized          unauthorized          401
-    ├── Forbidden             forbidden             403
-    ├── NotFound              not_found             404
-    │   ├── NodeNotFound, ModelNotFound, AliasNotFound, ConfigurationNotFound
-    │   └── InstanceNotFound
-    ├── Conflict              conflict              409
-    │   └── NameTaken, ModelInUse
-    ├── InvalidSpec           invalid_spec          422   .field names the offending field
-    ├── BodyTooLarge          body_too_large        413
-    ├── RuntimeUnavailable    runtime_unavailable   503
-    ├── StoreUnavailable      store_unavailable     503   with Retry-After; pier keeps running
-    └── IllegalTransition     internal              500   a pier bug
+An error reaches a client as ``{"error": {"code", "type", "message", "field"?}}``:
+``code`` is the category (stable, what most callers check), ``type`` the specific class
+within it. The SDK maps ``type`` (else ``code``, else the HTTP status) back to these
+classes, so SDK users catch ``pier.NodeNotFound`` or ``pier.NotFound`` alike.
 
-Messages are built from arguments here; callers never format them. The client maps
-``code`` back to these classes, so SDK users catch ``pier.NodeNotFound``. A name that is
-not found is compared with the ``known`` names, so a typo gets "did you mean 'iris'?".
+    class                         code                 type                     HTTP
+    PierError                     internal             internal                  500
+    ├── BadRequest                bad_request          bad_request               400
+    ├── Unauthorized              unauthorized         unauthorized              401
+    ├── Forbidden                 forbidden            forbidden                 403
+    ├── NotFound                  not_found            not_found                 404
+    │   ├── ProjectNotFound       not_found            project_not_found         404
+    │   ├── NodeNotFound          not_found            node_not_found            404
+    │   ├── ModelNotFound         not_found            model_not_found           404
+    │   ├── AliasNotFound         not_found            alias_not_found           404
+    │   └── InstanceNotFound      not_found            instance_not_found        404
+    ├── MethodNotAllowed          method_not_allowed   method_not_allowed        405
+    ├── Conflict                  conflict             conflict                  409
+    │   ├── NameTaken             conflict             name_taken                409
+    │   └── ModelInUse            conflict             model_in_use              409
+    ├── BodyTooLarge              body_too_large       body_too_large            413
+    ├── InvalidSpec               invalid_spec         invalid_spec              422
+    │   └── ConfigurationNotFound invalid_spec         configuration_not_found   422
+    ├── RuntimeUnavailable        runtime_unavailable  runtime_unavailable       503
+    ├── StoreUnavailable          store_unavailable    store_unavailable         503
+    └── IllegalTransition         internal             illegal_transition        500
+
+BadRequest: the body is not JSON. NotFound itself: an unknown path. MethodNotAllowed
+answers carry ``Allow``. InvalidSpec has ``.field``, the offending field's dotted path
+(``min_instances``, ``health.path``). StoreUnavailable is temporary and carries
+``Retry-After``. IllegalTransition is a bug in pier, never the user's error.
+
+Raised by the SDK itself (``pier.client``), never sent by the server:
+
+    ├── ControlPlaneUnreachable   unreachable          control_plane_unreachable 503
+    ├── GatewayUnreachable        unreachable          gateway_unreachable       503
+    └── NodeNotHealthy            internal             node_not_healthy           -
+        ├── NodeCrashLooping      internal             node_crash_looping         -
+        └── WaitTimedOut          internal             wait_timed_out             -
+
+Any other failure is a plain ``PierError`` (code and type ``internal``, 500). Messages are
+built from arguments here; callers never format them. A name that is not found is
+compared with the ``known`` names, so a typo gets "did you mean 'iris'?".
 """
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 
 class PierError(Exception):
     """Base of every error pier reports to a user."""
 
     code: ClassVar[str] = "internal"
+    """The category: what most callers check (``not_found``, ``invalid_spec``...)."""
+    error_type: ClassVar[str] = "internal"
+    """This class within its category (``node_not_found``): unique in the tree."""
     http_status: ClassVar[int] = 500
     retry_after_s: ClassVar[int | None] = None
     """Sent as ``Retry-After`` when set: the failure is temporary."""
@@ -39,11 +68,28 @@ class PierError(Exception):
         self.message = message
 
     def to_dict(self) -> dict[str, Any]:
-        return {"code": self.code, "message": self.message}
+        return {"code": self.code, "type": self.error_type, "message": self.message}
+
+    @classmethod
+    def from_wire(cls, message: str, *, field: str | None = None) -> Self:
+        """The error a client rebuilds from a JSON error body (no constructor arguments:
+        the server already built the message)."""
+        exc = cls.__new__(cls)
+        PierError.__init__(exc, message)
+        return exc
+
+
+class BadRequest(PierError):
+    """The request body is not what the route reads at all (not JSON)."""
+
+    code = "bad_request"
+    error_type = "bad_request"
+    http_status = 400
 
 
 class Unauthorized(PierError):
     code = "unauthorized"
+    error_type = "unauthorized"
     http_status = 401
 
     def __init__(self, message: str = "missing or invalid bearer token") -> None:
@@ -52,11 +98,13 @@ class Unauthorized(PierError):
 
 class Forbidden(PierError):
     code = "forbidden"
+    error_type = "forbidden"
     http_status = 403
 
 
 class NotFound(PierError):
     code = "not_found"
+    error_type = "not_found"
     http_status = 404
 
 
@@ -67,6 +115,8 @@ def did_you_mean(name: str, known: Iterable[str]) -> str:
 
 
 class NodeNotFound(NotFound):
+    error_type = "node_not_found"
+
     def __init__(self, project: str, node: str, *, known: Iterable[str] = ()) -> None:
         """``known``: the project's node names, for a suggestion."""
         super().__init__(
@@ -75,6 +125,8 @@ class NodeNotFound(NotFound):
 
 
 class ModelNotFound(NotFound):
+    error_type = "model_not_found"
+
     def __init__(
         self, project: str, model: str, version: int | None = None, *, known: Iterable[str] = ()
     ) -> None:
@@ -84,31 +136,50 @@ class ModelNotFound(NotFound):
 
 
 class AliasNotFound(NotFound):
+    error_type = "alias_not_found"
+
     def __init__(self, project: str, alias: str) -> None:
         super().__init__(f"alias {alias!r} not found in project {project!r}")
 
 
 class ProjectNotFound(NotFound):
+    error_type = "project_not_found"
+
     def __init__(self, project: str) -> None:
         super().__init__(f"project {project!r} not found")
 
 
 class InstanceNotFound(NotFound):
+    error_type = "instance_not_found"
+
     def __init__(self, node: str, instance: str) -> None:
         super().__init__(f"instance {instance!r} not found in node {node!r}")
 
 
+class MethodNotAllowed(PierError):
+    """The path exists, the method does not; ``Allow`` lists the methods it has."""
+
+    code = "method_not_allowed"
+    error_type = "method_not_allowed"
+    http_status = 405
+
+
 class Conflict(PierError):
     code = "conflict"
+    error_type = "conflict"
     http_status = 409
 
 
 class NameTaken(Conflict):
+    error_type = "name_taken"
+
     def __init__(self, kind: str, project: str, name: str) -> None:
         super().__init__(f"{kind} {name!r} already exists in project {project!r}")
 
 
 class ModelInUse(Conflict):
+    error_type = "model_in_use"
+
     def __init__(self, project: str, model: str, version: int | None, nodes: list[str]) -> None:
         what = f"model {model!r}" if version is None else f"model {model!r} version {version}"
         used_by = ", ".join(repr(node) for node in nodes)
@@ -122,6 +193,7 @@ class InvalidSpec(PierError):
     """A user-supplied value is wrong; ``field`` is its dotted path (``min_instances``)."""
 
     code = "invalid_spec"
+    error_type = "invalid_spec"
     http_status = 422
 
     def __init__(self, field: str, message: str) -> None:
@@ -131,8 +203,16 @@ class InvalidSpec(PierError):
     def to_dict(self) -> dict[str, Any]:
         return {**super().to_dict(), "field": self.field}
 
+    @classmethod
+    def from_wire(cls, message: str, *, field: str | None = None) -> Self:
+        exc = super().from_wire(message)
+        exc.field = field or "spec"
+        return exc
+
 
 class ConfigurationNotFound(InvalidSpec):
+    error_type = "configuration_not_found"
+
     def __init__(self, name: str, known: list[str]) -> None:
         super().__init__(
             "configuration", f"unknown configuration {name!r}; choose one of {', '.join(known)}"
@@ -143,6 +223,7 @@ class BodyTooLarge(PierError):
     """Over a size limit; ``setting`` names the setting that raises it, when there is one."""
 
     code = "body_too_large"
+    error_type = "body_too_large"
     http_status = 413
     limit_bytes: int | None = None
     setting: str | None = None
@@ -164,6 +245,7 @@ class BodyTooLarge(PierError):
 
 class RuntimeUnavailable(PierError):
     code = "runtime_unavailable"
+    error_type = "runtime_unavailable"
     http_status = 503
 
 
@@ -173,6 +255,7 @@ class StoreUnavailable(PierError):
     same request succeeds once the store is back."""
 
     code = "store_unavailable"
+    error_type = "store_unavailable"
     http_status = 503
     retry_after_s = 1
 
@@ -180,9 +263,17 @@ class StoreUnavailable(PierError):
         super().__init__(f"the store is unavailable ({reason}); try again shortly")
         self.reason = reason
 
+    @classmethod
+    def from_wire(cls, message: str, *, field: str | None = None) -> Self:
+        exc = super().from_wire(message)
+        exc.reason = message
+        return exc
+
 
 class IllegalTransition(PierError):
     """An instance status move outside the table: a bug in pier, never user error."""
+
+    error_type = "illegal_transition"
 
     def __init__(self, current: str, new: str) -> None:
         super().__init__(f"illegal instance status transition {current} -> {new}")
@@ -191,9 +282,11 @@ class IllegalTransition(PierError):
 ERRORS_BY_CODE: dict[str, type[PierError]] = {
     cls.code: cls
     for cls in (
+        BadRequest,
         Unauthorized,
         Forbidden,
         NotFound,
+        MethodNotAllowed,
         Conflict,
         InvalidSpec,
         BodyTooLarge,
@@ -203,3 +296,18 @@ ERRORS_BY_CODE: dict[str, type[PierError]] = {
     )
 }
 """Most general class per code, for clients mapping a JSON error back to an exception."""
+
+_SPECIFIC: tuple[type[PierError], ...] = (
+    *ERRORS_BY_CODE.values(),
+    ProjectNotFound,
+    NodeNotFound,
+    ModelNotFound,
+    AliasNotFound,
+    InstanceNotFound,
+    NameTaken,
+    ModelInUse,
+    ConfigurationNotFound,
+    IllegalTransition,
+)
+ERRORS_BY_TYPE: dict[str, type[PierError]] = {cls.error_type: cls for cls in _SPECIFIC}
+"""Each class the server sends, by its ``type``: the most specific class for an error."""

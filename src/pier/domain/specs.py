@@ -63,7 +63,9 @@ class HealthCheck(_Spec):
     """HTTP path, or the gRPC service name for protocol grpc. Default: /v2/health/ready
     for model nodes; image nodes without a path are checked over TCP."""
     interval_s: Annotated[float, Field(gt=0, le=3600)] = 2.0
+    """Seconds between health checks."""
     timeout_s: Annotated[float, Field(gt=0, le=600)] = 1.0
+    """Timeout of one health check."""
     healthy_threshold: Annotated[int, Field(ge=1, le=100)] = 1
     """Consecutive passes that make an instance Healthy."""
     unhealthy_threshold: Annotated[int, Field(ge=1, le=100)] = 2
@@ -85,10 +87,14 @@ class HealthCheck(_Spec):
 
 
 class Telemetry(_Spec):
+    """Where pier scrapes an instance's metrics."""
+
     format: Literal["prometheus"] = "prometheus"
+    """The metrics' text format."""
     path: str | None = None
     """Metrics path on the instance; model nodes expose /metrics."""
     port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    """Port the metrics path is served on, when not the node's port (image nodes)."""
 
     @field_validator("path")
     @classmethod
@@ -124,23 +130,31 @@ class NodeSpec(_Spec):
     registry_secret: str | None = None
     """Project secret holding registry credentials for ``image``."""
     protocol: Literal["http"] = "http"
+    """What the gateway speaks to the instances."""
     port: Annotated[int, Field(ge=1, le=65535)] | None = None
-    """Port the instance listens on inside its container (image nodes)."""
+    """Port the image's server listens on inside its container (image nodes)."""
     timeout_s: Annotated[float, Field(gt=0, le=3600)] = DEFAULT_TIMEOUT_S
     """Whole-request timeout at the gateway; 504 past it."""
     idle_timeout_s: Annotated[float, Field(gt=0, le=86400)] | None = None
     """The gateway closes a pooled connection to an instance after this long unused
     (default 4 s): set it below the instance server's own keep-alive timeout."""
     health: HealthCheck = Field(default_factory=HealthCheck)
+    """How pier decides an instance may take traffic."""
     telemetry: Telemetry = Field(default_factory=Telemetry)
+    """Where pier scrapes an instance's metrics."""
     configuration: str = DEFAULT_CONFIGURATION
+    """Configuration (compute profile) of each instance, such as c1.4; see
+    /api/v1/configurations."""
     min_instances: Annotated[int, Field(ge=0, le=1000)] = DEFAULT_MIN_INSTANCES
+    """Minimum instances; 0: none while idle, one starts on the first request."""
     max_instances: Annotated[int, Field(ge=0, le=1000)] | None = None
-    """Default: min_instances."""
+    """Maximum instances (autoscaling). Default: min_instances."""
     target_in_flight: Annotated[float, Field(gt=0, le=100_000)] = 4.0
     """Autoscaling target: in-flight requests per instance."""
     maintenance_limit: Annotated[int, Field(ge=1, le=1000)] = 1
+    """Instances that may be down at once during a rolling update."""
     env: dict[str, str] = Field(default_factory=dict)
+    """Environment variables of each instance."""
     secret_env: dict[str, str] = Field(default_factory=dict)
     """Environment values that are never printed back (shown as '***')."""
     command: Argv | None = None
@@ -150,6 +164,7 @@ class NodeSpec(_Spec):
     """Image nodes: replaces the image's arguments. A model in an image: added after the
     model server's own arguments."""
     access: Access = Access.PRIVATE
+    """private: callers need a bearer token; public: anyone may call the node."""
 
     @field_validator("configuration")
     @classmethod
@@ -251,7 +266,11 @@ def parse_node_spec(data: dict[str, Any]) -> NodeSpec:
 
 def invalid_spec_from(exc: ValidationError) -> InvalidSpec:
     """The first pydantic error as an InvalidSpec with a dotted field path."""
-    first = exc.errors()[0]
+    return invalid_spec_from_error(exc.errors()[0])
+
+
+def invalid_spec_from_error(first: Any) -> InvalidSpec:
+    """One pydantic error (an item of ``ValidationError.errors()``) as an InvalidSpec."""
     field = ".".join(str(part) for part in first["loc"]) or "spec"
     cause = (first.get("ctx") or {}).get("error")
     if isinstance(cause, InvalidSpec):

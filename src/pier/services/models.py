@@ -35,6 +35,7 @@ from pier.domain.errors import BodyTooLarge, InvalidSpec, ModelInUse
 from pier.domain.model_files import model_path
 from pier.domain.names import validate_name
 from pier.domain.specs import ModelFormat
+from pier.domain.views import ModelVersion
 from pier.sandbox import Sandbox
 from pier.services.views import model_view
 from pier.settings import ModelSettings
@@ -78,7 +79,7 @@ class ModelService:
         trust: bool,
         actor: str,
         declared_bytes: int | None = None,
-    ) -> dict[str, Any]:
+    ) -> ModelVersion:
         """Store an uploaded model as the next version of ``name``. ``declared_bytes``:
         the request's Content-Length, checked before the body is read."""
         self._repo.require_project(project)
@@ -135,7 +136,7 @@ class ModelService:
         except Exception:
             return True
 
-    def list(self, project: str, name: str | None = None) -> list[dict[str, Any]]:
+    def list(self, project: str, name: str | None = None) -> list[ModelVersion]:
         self._repo.require_project(project)
         models = self._repo.list_models(project, name)
         if name is not None and not models:
@@ -144,9 +145,9 @@ class ModelService:
 
     def delete(
         self, project: str, name: str, version: int | None = None, *, actor: str
-    ) -> builtins.list[dict[str, Any]]:
+    ) -> builtins.list[ModelVersion]:
         """Delete a model's versions (all, or one) unless a node uses them: ModelInUse."""
-        doomed = [m for m in self.list(project, name) if version in (None, m["version"])]
+        doomed = [m for m in self.list(project, name) if version in (None, m.version)]
         if not doomed:
             self._repo.get_model(project, name, version)  # raises ModelNotFound
         users = [
@@ -158,9 +159,9 @@ class ModelService:
             raise ModelInUse(project, name, version, users)
         self._repo.remove_models(project, name, version)
         for model in doomed:
-            if not self._repo.is_model_file_used(model["sha256"]):
-                _remove(model_path(self._dir, model["sha256"], ModelFormat(model["format"])))
-        versions = ", ".join(str(m["version"]) for m in doomed)
+            if not self._repo.is_model_file_used(model.sha256):
+                _remove(model_path(self._dir, model.sha256, model.format))
+        versions = ", ".join(str(m.version) for m in doomed)
         self._repo.add_event(
             project,
             kind="model_deleted",

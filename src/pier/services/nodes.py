@@ -7,10 +7,12 @@ from collections.abc import Callable
 from typing import Any
 
 from pier.domain.errors import InvalidSpec, NotFound
+from pier.domain.merge_patch import merge_patch
 from pier.domain.names import validate_name
 from pier.domain.placement import runtime_for
 from pier.domain.records import InstanceRecord, NodeRecord
 from pier.domain.specs import NodeSpec, parse_node_spec
+from pier.domain.views import EventView, InstanceView, NodeView
 from pier.services.routes import RouteSource
 from pier.services.views import event_view, instance_view, node_view
 from pier.store.repository import Repository
@@ -31,8 +33,8 @@ class NodeService:
         """Why image nodes cannot be created now (no container engine answers), or None."""
 
     def create(
-        self, project: str, name: str, spec: dict[str, Any], *, actor: str
-    ) -> dict[str, Any]:
+        self, project: str, name: str, spec: NodeSpec | dict[str, Any], *, actor: str
+    ) -> NodeView:
         """Validate and store a new node; its instances follow from the controller."""
         self._repo.require_project(project)
         validate_name(name, field="name")
@@ -47,8 +49,8 @@ class NodeService:
         )
         return self._view(node, [])
 
-    def _validated(self, project: str, spec: dict[str, Any]) -> NodeSpec:
-        parsed = parse_node_spec(spec)
+    def _validated(self, project: str, spec: NodeSpec | dict[str, Any]) -> NodeSpec:
+        parsed = spec if isinstance(spec, NodeSpec) else parse_node_spec(spec)
         if parsed.model is not None:
             model = self._repo.get_model(project, parsed.model, parsed.model_version)
             parsed = parsed.model_copy(update={"model_version": model.version})
@@ -65,7 +67,7 @@ class NodeService:
                 ) from None
         return parsed
 
-    def list(self, project: str) -> list[dict[str, Any]]:
+    def list(self, project: str) -> list[NodeView]:
         self._repo.require_project(project)
         instances = self._repo.list_instances(project)
         return [
@@ -73,22 +75,15 @@ class NodeService:
             for n in self._repo.list_nodes(project)
         ]
 
-    def get(self, project: str, name: str) -> dict[str, Any]:
+    def get(self, project: str, name: str) -> NodeView:
         node = self._repo.get_node(project, name)
         return self._view(node, self._repo.list_instances(project, name))
 
-    def update(
-        self, project: str, name: str, changes: dict[str, Any], *, actor: str
-    ) -> dict[str, Any]:
-        """Merge ``changes`` into the spec; instances are replaced in a rolling update."""
+    def update(self, project: str, name: str, changes: dict[str, Any], *, actor: str) -> NodeView:
+        """Apply ``changes``, a JSON Merge Patch of the spec (pier.domain.merge_patch), to
+        the stored spec; instances are replaced in a rolling update."""
         node = self._repo.get_node(project, name)
-        current = node.spec.model_dump(mode="json")
-        merged = {**current, **changes}
-        # Groups merge field by field; secrets key by key, since users only ever see '***'.
-        for group in ("health", "telemetry", "secret_env"):
-            if isinstance(changes.get(group), dict):
-                merged[group] = {**current[group], **changes[group]}
-        parsed = self._validated(project, merged)
+        parsed = self._validated(project, merge_patch(node.spec.model_dump(mode="json"), changes))
         if runtime_for(parsed) != node.runtime:
             raise InvalidSpec(
                 "image",
@@ -115,7 +110,7 @@ class NodeService:
         )
         return self._view(updated, self._repo.list_instances(project, name))
 
-    def delete(self, project: str, name: str, *, actor: str) -> dict[str, Any]:
+    def delete(self, project: str, name: str, *, actor: str) -> NodeView:
         """Mark the node Deleting; the controller stops its instances and forgets it."""
         node = self._repo.update_node(project, name, deleting=True)
         self._repo.add_event(
@@ -127,17 +122,17 @@ class NodeService:
         )
         return self._view(node, self._repo.list_instances(project, name))
 
-    def _view(self, node: NodeRecord, instances: builtins.list[InstanceRecord]) -> dict[str, Any]:
+    def _view(self, node: NodeRecord, instances: builtins.list[InstanceRecord]) -> NodeView:
         routed = self._routes is not None and self._routes.routed(node.project, node.name)
         return node_view(node, instances, routed=routed)
 
-    def instances(self, project: str, name: str) -> builtins.list[dict[str, Any]]:
+    def instances(self, project: str, name: str) -> builtins.list[InstanceView]:
         self._repo.get_node(project, name)
         return [instance_view(i) for i in self._repo.list_instances(project, name)]
 
     def events(
         self, project: str, name: str, *, limit: int, after: int | None = None
-    ) -> builtins.list[dict[str, Any]]:
+    ) -> builtins.list[EventView]:
         """The node's newest events, or with ``after`` (an event id) the ones after it."""
         self._repo.get_node(project, name)
         events = self._repo.list_events(project, name, limit=limit, after=after)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pier.domain.names import validate_name
 from pier.domain.spec_values import check_secret_value
+from pier.domain.views import SecretInfo, SecretWritten
 from pier.store.repository import Repository
 
 
@@ -13,7 +12,7 @@ class SecretService:
     def __init__(self, repo: Repository) -> None:
         self._repo = repo
 
-    def put(self, project: str, name: str, value: dict[str, str], *, actor: str) -> dict[str, Any]:
+    def put(self, project: str, name: str, value: dict[str, str], *, actor: str) -> SecretWritten:
         """Create or replace a secret, e.g. registry credentials {username, password}."""
         self._repo.require_project(project)
         validate_name(name, field="name")
@@ -23,12 +22,12 @@ class SecretService:
         self._repo.add_event(
             project, kind="secret_set", actor=actor, message=f"secret {name} {verb} by {actor}"
         )
-        return {"name": name, "keys": sorted(value), "created": created}
+        return SecretWritten(name=name, keys=sorted(value), created=created)
 
-    def list(self, project: str) -> list[dict[str, Any]]:
+    def list(self, project: str) -> list[SecretInfo]:
         self._repo.require_project(project)
         return [
-            {"name": name, "keys": keys, "updated_at": at.isoformat()}
+            SecretInfo(name=name, keys=keys, updated_at=at)
             for name, keys, at in self._repo.list_secrets(project)
         ]
 

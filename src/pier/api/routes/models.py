@@ -1,25 +1,47 @@
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
 from pier.api.deps import ActorDep, ServicesDep
+from pier.api.errors import error_responses
+from pier.domain.specs import ModelFormat
+from pier.domain.views import ModelList, ModelsDeleted, ModelVersion, ModelVersions
 
-router = APIRouter(prefix="/api/v1/projects/{project}/models", tags=["models"])
+router = APIRouter(
+    prefix="/api/v1/projects/{project}/models",
+    tags=["models"],
+    responses=error_responses(401, 404, 422, 503),
+)
+UPLOAD = {
+    "requestBody": {
+        "required": True,
+        "description": "The model file, or a gzip tar of a Python model directory.",
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
 
 
-@router.post("/{name}", status_code=201)
+@router.post("/{name}", status_code=201, openapi_extra=UPLOAD, responses=error_responses(413))
 async def push_model(
     project: str,
     name: str,
     request: Request,
     services: ServicesDep,
     actor: ActorDep,
-    format: str,
-    trust: bool = False,
-    filename: str | None = None,
-) -> dict[str, Any]:
+    format: Annotated[
+        str,
+        Query(
+            description="The model's format.",
+            json_schema_extra={"enum": [f.value for f in ModelFormat]},
+        ),
+    ],
+    trust: Annotated[
+        bool, Query(description="Allow a pickle (sklearn): loading it runs code from it.")
+    ] = False,
+    filename: Annotated[str | None, Query(description="The uploaded file's name.")] = None,
+) -> ModelVersion:
     """Upload a model file (raw body) as the next version of ``name``. Over
     ``models.max_upload_bytes`` it is 413, told by Content-Length before the body is read."""
     length = request.headers.get("content-length", "")
@@ -30,22 +52,25 @@ async def push_model(
 
 
 @router.get("")
-def list_models(project: str, services: ServicesDep) -> dict[str, Any]:
-    return {"models": services.models.list(project)}
+def list_models(project: str, services: ServicesDep) -> ModelList:
+    """Every version of every model in the project."""
+    return ModelList(models=services.models.list(project))
 
 
 @router.get("/{name}")
-def get_model(project: str, name: str, services: ServicesDep) -> dict[str, Any]:
-    return {"name": name, "versions": services.models.list(project, name)}
+def get_model(project: str, name: str, services: ServicesDep) -> ModelVersions:
+    """A model with all its versions."""
+    return ModelVersions(name=name, versions=services.models.list(project, name))
 
 
-@router.delete("/{name}")
+@router.delete("/{name}", responses=error_responses(409))
 def delete_model(
     project: str,
     name: str,
     services: ServicesDep,
     actor: ActorDep,
     version: Annotated[int | None, Query(ge=1, description="Only this version.")] = None,
-) -> dict[str, Any]:
+) -> ModelsDeleted:
     """Delete a model's versions (all, or one); 409 naming the nodes while any uses them."""
-    return {"name": name, "deleted": services.models.delete(project, name, version, actor=actor)}
+    deleted = services.models.delete(project, name, version, actor=actor)
+    return ModelsDeleted(name=name, deleted=deleted)

@@ -4,75 +4,74 @@ import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from fastapi.responses import PlainTextResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict
+from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 
 from pier.api.deps import ActorDep, ServicesDep
+from pier.api.errors import error_responses
+from pier.domain.requests import NodeCreate, NodeUpdate
+from pier.domain.views import EventList, InstanceList, InstanceStats, NodeList, NodeView, StatsList
 from pier.services.logs import node_logs
 from pier.services.telemetry import scrape_node
 
-router = APIRouter(prefix="/api/v1/projects/{project}/nodes", tags=["nodes"])
+router = APIRouter(
+    prefix="/api/v1/projects/{project}/nodes",
+    tags=["nodes"],
+    responses=error_responses(401, 404, 422, 503),
+)
+TEXT = {"content": {"text/plain": {"schema": {"type": "string"}}}}
 
 
-class NodeCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str
-    spec: dict[str, Any]
-
-
-class NodeUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    spec: dict[str, Any]
-
-
-@router.post("", status_code=201)
-def create_node(
-    project: str, body: NodeCreate, services: ServicesDep, actor: ActorDep
-) -> dict[str, Any]:
+@router.post("", status_code=201, responses=error_responses(400, 409))
+def create_node(project: str, body: NodeCreate, services: ServicesDep, actor: ActorDep) -> NodeView:
     """Create a node from a model or an image; the controller starts its instances."""
     return services.nodes.create(project, body.name, body.spec, actor=actor)
 
 
 @router.get("")
-def list_nodes(project: str, services: ServicesDep) -> dict[str, Any]:
-    return {"nodes": services.nodes.list(project)}
+def list_nodes(project: str, services: ServicesDep) -> NodeList:
+    """The project's nodes."""
+    return NodeList(nodes=services.nodes.list(project))
 
 
 @router.get("/{name}")
-def get_node(project: str, name: str, services: ServicesDep) -> dict[str, Any]:
+def get_node(project: str, name: str, services: ServicesDep) -> NodeView:
+    """A node: its spec (secret values as '***'), status and instance counts."""
     return services.nodes.get(project, name)
 
 
-@router.patch("/{name}")
+@router.patch("/{name}", responses=error_responses(400))
 def update_node(
     project: str, name: str, body: NodeUpdate, services: ServicesDep, actor: ActorDep
-) -> dict[str, Any]:
-    """Change the spec; instances are replaced honouring maintenance_limit."""
-    return services.nodes.update(project, name, body.spec, actor=actor)
+) -> NodeView:
+    """Change the spec by a JSON Merge Patch (RFC 7396): a field given replaces its value,
+    null removes it (back to its default), maps such as env merge key by key. Instances are
+    replaced honouring maintenance_limit when what they are made of changes."""
+    return services.nodes.update(project, name, body.changes(), actor=actor)
 
 
 @router.delete("/{name}", status_code=202)
-def delete_node(project: str, name: str, services: ServicesDep, actor: ActorDep) -> dict[str, Any]:
+def delete_node(project: str, name: str, services: ServicesDep, actor: ActorDep) -> NodeView:
     """Mark the node Deleting; it disappears once its instances are gone."""
     return services.nodes.delete(project, name, actor=actor)
 
 
 @router.get("/{name}/instances")
-def list_instances(project: str, name: str, services: ServicesDep) -> dict[str, Any]:
-    return {"instances": services.nodes.instances(project, name)}
+def list_instances(project: str, name: str, services: ServicesDep) -> InstanceList:
+    """The node's instances with their statuses."""
+    return InstanceList(instances=services.nodes.instances(project, name))
 
 
 @router.get("/{name}/stats")
-async def get_stats(project: str, name: str, services: ServicesDep) -> dict[str, Any]:
+async def get_stats(project: str, name: str, services: ServicesDep) -> StatsList:
     """CPU and memory of each instance, as the runtime measures them now."""
     instances = services.nodes.instances(project, name)
-    measured = await asyncio.gather(*(services.stats.stats(i["id"]) for i in instances))
-    return {
-        "instances": [
-            {"id": i["id"], "status": i["status"], "cpu_percent": cpu, "memory_bytes": memory}
+    measured = await asyncio.gather(*(services.stats.stats(i.id) for i in instances))
+    return StatsList(
+        instances=[
+            InstanceStats(id=i.id, status=i.status, cpu_percent=cpu, memory_bytes=memory)
             for i, (cpu, memory) in zip(instances, measured, strict=True)
         ]
-    }
+    )
 
 
 @router.get("/{name}/events")
@@ -80,25 +79,29 @@ def list_events(
     project: str,
     name: str,
     services: ServicesDep,
-    limit: Annotated[int, Query(ge=1, le=10000)] = 100,
+    limit: Annotated[int, Query(ge=1, le=10000, description="How many events at most.")] = 100,
     after: Annotated[
         int | None,
         Query(ge=0, description="An event id: only the events after it, oldest first."),
     ] = None,
-) -> dict[str, Any]:
+) -> EventList:
     """The newest ``limit`` events, oldest first; with ``after``, the first ``limit`` events
     after that one (poll with the last id seen to follow a node)."""
-    return {"events": services.nodes.events(project, name, limit=limit, after=after)}
+    return EventList(events=services.nodes.events(project, name, limit=limit, after=after))
 
 
-@router.get("/{name}/logs", response_class=StreamingResponse)
+@router.get(
+    "/{name}/logs",
+    response_class=Response,
+    responses={200: {"description": "Log lines, each prefixed [instance-id].", **TEXT}},
+)
 async def get_logs(
     project: str,
     name: str,
     services: ServicesDep,
-    instance: str | None = None,
-    follow: bool = False,
-    tail: Annotated[int | None, Query(ge=0)] = None,
+    instance: Annotated[str | None, Query(description="One instance's logs only.")] = None,
+    follow: Annotated[bool, Query(description="Keep the response open for new lines.")] = False,
+    tail: Annotated[int | None, Query(ge=0, description="Only the last N lines.")] = None,
 ) -> StreamingResponse:
     """Instance logs as text lines; ``follow`` keeps the response open for new lines."""
     lines = node_logs(
@@ -115,7 +118,11 @@ async def get_logs(
     return StreamingResponse(body(), media_type="text/plain; charset=utf-8")
 
 
-@router.get("/{name}/metrics", response_class=PlainTextResponse)
+@router.get(
+    "/{name}/metrics",
+    response_class=Response,
+    responses={200: {"description": "Prometheus text exposition format.", **TEXT}},
+)
 async def get_metrics(project: str, name: str, services: ServicesDep) -> PlainTextResponse:
     """Prometheus text scraped from the node's Healthy instances, labelled node/instance."""
     text = await scrape_node(services.repo, project, name)

@@ -1,34 +1,34 @@
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict
 
 from pier.api.deps import ActorDep, ServicesDep
+from pier.api.errors import error_responses
+from pier.domain.requests import SecretPut
+from pier.domain.views import SecretList, SecretWritten
 
-router = APIRouter(prefix="/api/v1/projects/{project}/secrets", tags=["secrets"])
+router = APIRouter(
+    prefix="/api/v1/projects/{project}/secrets",
+    tags=["secrets"],
+    responses=error_responses(401, 404, 422, 503),
+)
 
 
-class SecretPut(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    value: dict[str, str]
-
-
-@router.put("/{name}")
+@router.put("/{name}", responses=error_responses(400))
 def put_secret(
     project: str, name: str, body: SecretPut, services: ServicesDep, actor: ActorDep
-) -> dict[str, Any]:
+) -> SecretWritten:
     """Create or replace a secret; its value is never returned."""
     return services.secrets.put(project, name, body.value, actor=actor)
 
 
 @router.get("")
-def list_secrets(project: str, services: ServicesDep) -> dict[str, Any]:
+def list_secrets(project: str, services: ServicesDep) -> SecretList:
     """Names and keys of the project's secrets, never their values."""
-    return {"secrets": services.secrets.list(project)}
+    return SecretList(secrets=services.secrets.list(project))
 
 
 @router.delete("/{name}", status_code=204)
 def delete_secret(project: str, name: str, services: ServicesDep, actor: ActorDep) -> None:
+    """Delete a secret."""
     services.secrets.delete(project, name, actor=actor)

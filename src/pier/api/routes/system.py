@@ -1,43 +1,45 @@
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 import pier
 from pier.api.deps import ServicesDep
+from pier.api.errors import error_responses
 from pier.domain.configurations import CONFIGURATIONS
+from pier.domain.routes import RouteTable
+from pier.domain.views import ConfigurationList, Info
 
-router = APIRouter(prefix="/api/v1", tags=["system"])
+router = APIRouter(prefix="/api/v1", tags=["system"], responses=error_responses(401, 503))
 
 
 @router.get("/info")
-def info(services: ServicesDep) -> dict[str, Any]:
-    return {
-        "version": pier.__version__,
-        "gateway_url": services.gateway_url,
-        "runtimes": list(services.runtimes),
-    }
+def info(services: ServicesDep) -> Info:
+    """pier's version, the gateway's URL and the runtimes instances can run on."""
+    return Info(
+        version=pier.__version__,
+        gateway_url=services.gateway_url,
+        runtimes=list(services.runtimes),
+    )
 
 
 @router.get("/configurations")
-def configurations() -> dict[str, Any]:
-    return {
-        "configurations": [
-            {"name": c.name, "vcpu": c.vcpu, "memory_bytes": c.memory_bytes, "gpus": c.gpus}
-            for c in CONFIGURATIONS.values()
-        ]
-    }
+def configurations() -> ConfigurationList:
+    """The configurations (compute profiles) a node can use."""
+    return ConfigurationList(configurations=list(CONFIGURATIONS.values()))
 
 
-@router.get("/routes")
+@router.get("/routes", response_model=RouteTable, responses=error_responses(422))
 async def routes(
     services: ServicesDep,
-    after: int = -1,
-    wait_s: Annotated[float, Query(ge=0, le=60)] = 0,
-    worker: Annotated[int, Query(ge=0)] = 0,
-    workers: Annotated[int, Query(ge=1, le=1024)] = 1,
+    after: Annotated[int, Query(description="The version the asking gateway has.")] = -1,
+    wait_s: Annotated[
+        float, Query(ge=0, le=60, description="How long to wait for a newer version.")
+    ] = 0,
+    worker: Annotated[int, Query(ge=0, description="The asking gateway worker.")] = 0,
+    workers: Annotated[int, Query(ge=1, le=1024, description="How many workers it has.")] = 1,
 ) -> Response:
     """The gateway's route table; long-polls up to ``wait_s`` for a version above ``after``
     (the version the asking gateway worker serves: ``worker`` of ``workers``)."""

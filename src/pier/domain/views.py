@@ -1,0 +1,220 @@
+"""What the REST API answers: nodes, instances, events, models, secrets, errors.
+
+One set of pydantic models serves the server (its routes return them, so /openapi.json
+shows every field), the SDK (it returns them) and any generated client. Times are ISO
+8601 strings with their UTC offset, as ``datetime.isoformat()`` writes them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, PlainSerializer, WithJsonSchema
+
+from pier.domain.configurations import Configuration
+from pier.domain.instance_status import InstanceStatus
+from pier.domain.node_status import NodeStatus
+from pier.domain.specs import ModelFormat, NodeSpec
+
+Timestamp = Annotated[
+    datetime,
+    PlainSerializer(lambda value: value.isoformat(), return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+"""A time with its UTC offset: 2025-01-01T12:00:00.123456+00:00."""
+
+
+class View(BaseModel):
+    """Answers ignore fields they do not know: a newer server may add some."""
+
+    model_config = ConfigDict(extra="ignore", use_attribute_docstrings=True)
+
+
+class InstanceCounts(View):
+    healthy: int
+    """Instances that pass their health check and take traffic."""
+    total: int
+    """Instances that exist now, whatever their status."""
+    target: int
+    """How many instances the node aims for now (the autoscaler's choice)."""
+
+
+class NodeView(View):
+    """A node as users see it: its spec (secret values as '***') and how it is doing."""
+
+    project: str
+    name: str
+    kind: Literal["model", "image"]
+    """model: serves a pushed model (maybe inside an image); image: runs a container."""
+    spec: NodeSpec
+    """What was asked for; secret_env values are shown as '***'."""
+    pinned_image: str | None
+    """The image digest the instances run (the tag resolved once), image nodes only."""
+    runtime: str
+    """Where its instances run (local, docker): chosen when the node is created, kept."""
+    status: NodeStatus
+    """Created until the node first reaches min_instances; then Healthy or Unhealthy;
+    Deleting once deleted, until its instances are gone."""
+    generation: int
+    """Goes up with each spec change that replaces the instances (a rolling update)."""
+    instances: InstanceCounts
+    routed: bool
+    """The gateway has the node's route: a request to it is served (or waits for an
+    instance), not answered 404."""
+    message: str | None
+    """Why the node is not Healthy, or what it is doing (an image pull's progress)."""
+    crash_looping: bool
+    """Its instances keep exiting, or its image cannot be pulled."""
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class NodeList(View):
+    nodes: list[NodeView]
+
+
+class InstanceView(View):
+    """One instance of a node: a process or a container running its spec."""
+
+    id: str
+    node: str
+    status: InstanceStatus
+    since: Timestamp
+    """When the instance got its current status."""
+    endpoint: str | None
+    """Base URL the gateway forwards to (http://127.0.0.1:41235), once known."""
+    restarts: int
+    last_error: str | None
+    """The latest failure: a crash, a failed health check, a pull error."""
+    generation: int
+    """The node generation whose spec the instance runs."""
+    runtime: str
+    """Where it runs: local (a process) or docker (a container)."""
+    pid: int | None
+    """The instance's process, on the local runtime."""
+    container_id: str | None
+    """The instance's container, on the docker runtime."""
+    limits_applied: list[str]
+    """The configuration's limits the runtime enforces (cpus=2, memory=8 GiB)."""
+    limits_not_applied: list[str]
+    """The limits it cannot enforce here, each with the reason."""
+    created_at: Timestamp
+
+
+class InstanceList(View):
+    instances: list[InstanceView]
+
+
+class InstanceStats(View):
+    """What an instance uses now, as its runtime measures it (None: not measurable)."""
+
+    id: str
+    status: InstanceStatus
+    cpu_percent: float | None
+    """Percent of one CPU."""
+    memory_bytes: int | None
+    """Resident memory."""
+
+
+class StatsList(View):
+    instances: list[InstanceStats]
+
+
+class EventView(View):
+    """Something that happened to a node or in a project, and who did it."""
+
+    id: int
+    """Increases with each event: pass the last one seen as ``after`` to follow."""
+    time: Timestamp
+    kind: str
+    """node_created, node_updated, instance_created, instance_healthy, model_pushed..."""
+    message: str
+    instance: str | None
+    """The instance it happened to, if any."""
+    actor: str | None
+    """Who asked for it (admin); None when pier did it on its own."""
+
+
+class EventList(View):
+    events: list[EventView]
+
+
+class ModelVersion(View):
+    """One pushed version of a model."""
+
+    name: str
+    version: int
+    """1 for the first push, then one more per push."""
+    format: ModelFormat
+    sha256: str
+    """SHA-256 of the uploaded bytes."""
+    size_bytes: int
+    created_at: Timestamp
+    metadata: dict[str, Any]
+    """The model's V2 metadata (inputs and outputs) as the model server read it."""
+
+
+class ModelList(View):
+    models: list[ModelVersion]
+    """Every version of every model in the project."""
+
+
+class ModelVersions(View):
+    name: str
+    versions: list[ModelVersion]
+
+
+class ModelsDeleted(View):
+    name: str
+    deleted: list[ModelVersion]
+    """The versions that were deleted."""
+
+
+class SecretWritten(View):
+    name: str
+    keys: list[str]
+    """The secret's keys, sorted; values never come back."""
+    created: bool
+    """True: a new secret; False: an existing one was replaced."""
+
+
+class SecretInfo(View):
+    name: str
+    keys: list[str]
+    """The secret's keys, sorted; values never come back."""
+    updated_at: Timestamp
+
+
+class SecretList(View):
+    secrets: list[SecretInfo]
+
+
+class ConfigurationList(View):
+    configurations: list[Configuration]
+
+
+class Info(View):
+    version: str
+    """pier's version."""
+    gateway_url: str
+    """Where inference requests go."""
+    runtimes: list[str]
+    """The runtimes this pier can start instances on (local, docker)."""
+
+
+class ErrorDetail(View):
+    code: str
+    """The category: not_found, invalid_spec, conflict, unauthorized, store_unavailable..."""
+    type: str
+    """The specific error within its category: node_not_found, model_in_use..."""
+    message: str
+    """For people: what is wrong and, where it helps, what to do."""
+    field: str | None = None
+    """invalid_spec: the offending field's dotted path (min_instances, health.path)."""
+
+
+class ErrorBody(View):
+    """Every error the REST API answers."""
+
+    error: ErrorDetail
