@@ -263,6 +263,15 @@ def _kill_leftovers(data_dir: Path) -> list[str]:
     return found
 
 
+def _stop_and_clean(pier: PierProcess) -> None:
+    if pier.proc is not None:
+        try:
+            pier.stop()
+        except subprocess.TimeoutExpired:
+            pier.proc.kill()
+    _kill_leftovers(pier.data_dir)
+
+
 @pytest.fixture
 def pier_factory(tmp_path: Path) -> Iterator[Callable[..., PierProcess]]:
     """Start real `pier up` processes; each is stopped and checked for leftovers."""
@@ -279,12 +288,18 @@ def pier_factory(tmp_path: Path) -> Iterator[Callable[..., PierProcess]]:
 
     yield make
     for pier in started:
-        if pier.proc is not None:
-            try:
-                pier.stop()
-            except subprocess.TimeoutExpired:
-                pier.proc.kill()
-        _kill_leftovers(pier.data_dir)
+        _stop_and_clean(pier)
+
+
+@contextlib.contextmanager
+def running_pier(data_dir: Path, *, env: dict[str, str] | None = None) -> Iterator[PierProcess]:
+    """One `pier up` for a whole module (see ``pier_factory`` for one per test)."""
+    pier = PierProcess(data_dir, free_port(), free_port(), extra_env=env or {})
+    try:
+        pier.start()
+        yield pier
+    finally:
+        _stop_and_clean(pier)
 
 
 @pytest.fixture

@@ -1,9 +1,13 @@
 """The Python SDK: a synchronous client for pier's control plane and gateway, on httpx.
 
-Errors come back as the classes the server raised (``pier.NotFound``, ``pier.InvalidSpec``
-with ``.field``, ...): the server sends ``{"error": {"code", "message"}}`` and the code
-maps back through ``ERRORS_BY_CODE``, so callers catch pier's own names, never HTTP
-statuses. The CLI is built on this module only, which keeps the SDK sufficient.
+Answers come back as the typed models the server answers with (pier.domain.views:
+``NodeView``, ``InstanceView``, ``ModelVersion``...), the same ones /openapi.json shows.
+Errors come back as the classes the server raised (``pier.NodeNotFound``,
+``pier.InvalidSpec`` with ``.field``, ...): the server sends ``{"error": {"code", "type",
+"message"}}`` and ``type`` maps back through ``ERRORS_BY_TYPE`` (else ``code`` through
+``ERRORS_BY_CODE``, else the HTTP status), so callers catch pier's own names, never HTTP
+statuses; the tree is in pier.domain.errors. The CLI is built on this module only, which
+keeps the SDK sufficient.
 """
 
 from __future__ import annotations
@@ -16,18 +20,42 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import IO, Any, Final, TypeVar
 from urllib.parse import quote
 
 import httpx
+from pydantic import BaseModel, ValidationError
 
+from pier.domain.configurations import Configuration
 from pier.domain.errors import (
     ERRORS_BY_CODE,
+    ERRORS_BY_TYPE,
     BodyTooLarge,
     InvalidSpec,
     NotFound,
     PierError,
     Unauthorized,
+)
+from pier.domain.node_status import NodeStatus
+from pier.domain.specs import NodeSpec
+from pier.domain.views import (
+    ConfigurationList,
+    EventList,
+    EventView,
+    Info,
+    InstanceList,
+    InstanceStats,
+    InstanceView,
+    ModelList,
+    ModelsDeleted,
+    ModelVersion,
+    ModelVersions,
+    NodeList,
+    NodeView,
+    SecretInfo,
+    SecretList,
+    SecretWritten,
+    StatsList,
 )
 
 DEFAULT_URL: Final = "http://127.0.0.1:8080"
@@ -58,12 +86,14 @@ RUNS_CODE: Final[Mapping[str, str]] = {"sklearn": PICKLE_WARNING, "python": PYTH
 """Formats whose loading runs code from the model: pushing them needs trust."""
 
 JSON = dict[str, Any]
+AnswerT = TypeVar("AnswerT", bound=BaseModel)
 
 
 class ControlPlaneUnreachable(PierError):
     """Nothing answers at the control-plane URL."""
 
     code = "unreachable"
+    error_type = "control_plane_unreachable"
     http_status = 503
 
     def __init__(self, url: str) -> None:
@@ -75,6 +105,7 @@ class GatewayUnreachable(PierError):
     """Nothing answers at the gateway URL."""
 
     code = "unreachable"
+    error_type = "gateway_unreachable"
     http_status = 503
 
     def __init__(self, url: str) -> None:
@@ -88,23 +119,29 @@ class GatewayUnreachable(PierError):
 class NodeNotHealthy(PierError):
     """Waiting for a node gave up; ``node`` is the last state seen."""
 
-    def __init__(self, name: str, reason: str, node: JSON | None = None) -> None:
+    error_type = "node_not_healthy"
+
+    def __init__(self, name: str, reason: str, node: NodeView | None = None) -> None:
         super().__init__(f"node {name!r} {reason}")
         self.node = node
 
 
 class NodeCrashLooping(NodeNotHealthy):
-    def __init__(self, name: str, node: JSON) -> None:
-        why = node.get("message") or "its instances keep exiting"
+    error_type = "node_crash_looping"
+
+    def __init__(self, name: str, node: NodeView) -> None:
+        why = node.message or "its instances keep exiting"
         super().__init__(name, f"is crash looping: {why}", node)
 
 
 class WaitTimedOut(NodeNotHealthy):
-    def __init__(self, name: str, goal: str, timeout_s: float, node: JSON | None) -> None:
+    error_type = "wait_timed_out"
+
+    def __init__(self, name: str, goal: str, timeout_s: float, node: NodeView | None) -> None:
         last = ""
         if node is not None:
-            last = f" (last status: {node.get('status')}"
-            last += f": {node['message']})" if node.get("message") else ")"
+            last = f" (last status: {node.status}"
+            last += f": {node.message})" if node.message else ")"
         super().__init__(name, f"did not {goal} within {timeout_s:g}s{last}", node)
 
 
@@ -112,9 +149,9 @@ class WaitTimedOut(NodeNotHealthy):
 class NodeProgress:
     """One poll of ``Client.wait_node``: the node, its instances, events not seen before."""
 
-    node: JSON
-    instances: list[JSON]
-    new_events: list[JSON] = field(default_factory=list)
+    node: NodeView
+    instances: list[InstanceView]
+    new_events: list[EventView] = field(default_factory=list)
 
 
 def resolve_url(url: str | None = None, *, env: Mapping[str, str] | None = None) -> str:
@@ -185,6 +222,7 @@ def error_from_response(response: httpx.Response) -> PierError:
             str(error.get("code") or ""),
             error["message"],
             field=error.get("field"),
+            error_type=str(error.get("type") or ""),
             http_status=response.status_code,
         )
         if isinstance(exc, BodyTooLarge):
@@ -208,15 +246,19 @@ def error_from_response(response: httpx.Response) -> PierError:
 
 
 def make_error(
-    code: str, message: str, *, field: str | None = None, http_status: int = 500
+    code: str,
+    message: str,
+    *,
+    field: str | None = None,
+    error_type: str = "",
+    http_status: int = 500,
 ) -> PierError:
-    """An instance of the most general PierError class for ``code`` (or the HTTP status)."""
-    cls = ERRORS_BY_CODE.get(code) or _ERRORS_BY_STATUS.get(http_status, PierError)
-    exc = cls.__new__(cls)
-    PierError.__init__(exc, message)
-    if isinstance(exc, InvalidSpec):
-        exc.field = field or "spec"
-    return exc
+    """An instance of the PierError class for ``error_type`` (when it belongs to ``code``),
+    else the most general one for ``code``, else the one for the HTTP status."""
+    cls = ERRORS_BY_TYPE.get(error_type)
+    if cls is None or cls.code != code:
+        cls = ERRORS_BY_CODE.get(code) or _ERRORS_BY_STATUS.get(http_status, PierError)
+    return cls.from_wire(message, field=field)
 
 
 _ERRORS_BY_STATUS: Final = {cls.http_status: cls for cls in reversed(ERRORS_BY_CODE.values())}
@@ -270,7 +312,7 @@ class Client:
     def gateway_url(self) -> str:
         """Where inference goes: explicit, else $PIER_GATEWAY_URL, else what pier reports."""
         if self._gateway_url is None:
-            self._gateway_url = str(self.info()["gateway_url"]).rstrip("/")
+            self._gateway_url = self.info().gateway_url.rstrip("/")
         return self._gateway_url
 
     def _project_path(self, *parts: str) -> str:
@@ -309,13 +351,14 @@ class Client:
 
     # -- platform -------------------------------------------------------------------
 
-    def info(self) -> JSON:
+    def info(self) -> Info:
         """pier's version, gateway URL and runtimes."""
-        return _object(self._request("GET", "/api/v1/info"))
+        return _answer(self._request("GET", "/api/v1/info"), Info)
 
-    def configurations(self) -> list[JSON]:
+    def configurations(self) -> list[Configuration]:
         """The configurations (compute profiles) a node can use."""
-        return _items(self._request("GET", "/api/v1/configurations"), "configurations")
+        answer = _answer(self._request("GET", "/api/v1/configurations"), ConfigurationList)
+        return answer.configurations
 
     # -- models ---------------------------------------------------------------------
 
@@ -327,7 +370,7 @@ class Client:
         fmt: str | None = None,
         trust: bool = False,
         on_progress: Callable[[int, int], None] | None = None,
-    ) -> JSON:
+    ) -> ModelVersion:
         """Upload a model file (or a Python model directory) as a new version of ``name``."""
         path = Path(path)
         if not path.exists():
@@ -346,69 +389,83 @@ class Client:
                     self.timeout_s, read=max(self.timeout_s, UPLOAD_READ_TIMEOUT_S)
                 ),
             )
-        return _object(response)
+        return _answer(response, ModelVersion)
 
-    def list_models(self) -> list[JSON]:
+    def list_models(self) -> list[ModelVersion]:
         """Every version of every model in the project."""
-        return _items(self._request("GET", self._project_path("models")), "models")
+        return _answer(self._request("GET", self._project_path("models")), ModelList).models
 
-    def get_model(self, name: str) -> JSON:
-        """A model with all its versions: ``{"name", "versions": [...]}``."""
-        return _object(self._request("GET", self._project_path("models", name)))
+    def get_model(self, name: str) -> ModelVersions:
+        """A model with all its versions."""
+        return _answer(self._request("GET", self._project_path("models", name)), ModelVersions)
 
-    def delete_model(self, name: str, version: int | None = None) -> JSON:
-        """Delete a model's versions (all, or one); ``pier.Conflict`` while a node uses them."""
+    def delete_model(self, name: str, version: int | None = None) -> ModelsDeleted:
+        """Delete a model's versions (all, or one); ``pier.ModelInUse`` while a node uses
+        them."""
         params = {} if version is None else {"version": version}
-        return _object(self._request("DELETE", self._project_path("models", name), params=params))
+        response = self._request("DELETE", self._project_path("models", name), params=params)
+        return _answer(response, ModelsDeleted)
 
     # -- nodes ----------------------------------------------------------------------
 
-    def create_node(self, name: str, spec: Mapping[str, Any] | None = None, **fields: Any) -> JSON:
-        """Create a node from spec fields (model or image, port, min_instances, ...)."""
-        body = {"name": name, "spec": {**(spec or {}), **fields}}
-        return _object(self._request("POST", self._project_path("nodes"), json=body))
+    def create_node(
+        self, name: str, spec: NodeSpec | Mapping[str, Any] | None = None, **fields: Any
+    ) -> NodeView:
+        """Create a node from spec fields (model or image, port, min_instances, ...); the
+        server fills in the defaults of what is not given."""
+        body = {"name": name, "spec": {**_spec_fields(spec), **fields}}
+        response = self._request("POST", self._project_path("nodes"), json=body)
+        return _answer(response, NodeView)
 
-    def list_nodes(self) -> list[JSON]:
+    def list_nodes(self) -> list[NodeView]:
         """The nodes of the project."""
-        return _items(self._request("GET", self._project_path("nodes")), "nodes")
+        return _answer(self._request("GET", self._project_path("nodes")), NodeList).nodes
 
-    def get_node(self, name: str) -> JSON:
+    def get_node(self, name: str) -> NodeView:
         """A node: spec (secrets as '***'), status, instance counts, message."""
-        return _object(self._request("GET", self._project_path("nodes", name)))
+        return _answer(self._request("GET", self._project_path("nodes", name)), NodeView)
 
-    def update_node(self, name: str, spec: Mapping[str, Any] | None = None, **fields: Any) -> JSON:
-        """Change some spec fields; pier replaces instances as needed."""
+    def update_node(
+        self, name: str, spec: Mapping[str, Any] | None = None, **fields: Any
+    ) -> NodeView:
+        """Change some spec fields; pier replaces instances as needed. The server merges
+        the change into the spec as a JSON Merge Patch (RFC 7396): a field given replaces
+        its value, None removes it (back to its default), maps (``env``, ``secret_env``)
+        and groups (``health``, ``telemetry``) merge key by key, so
+        ``update_node("web", env={"B": "2"})`` keeps every other variable and
+        ``env={"A": None}`` removes A."""
         body = {"spec": {**(spec or {}), **fields}}
-        return _object(self._request("PATCH", self._project_path("nodes", name), json=body))
+        response = self._request("PATCH", self._project_path("nodes", name), json=body)
+        return _answer(response, NodeView)
 
-    def delete_node(self, name: str) -> JSON:
+    def delete_node(self, name: str) -> NodeView:
         """Start deleting a node; it disappears once its instances are gone."""
-        return _object(self._request("DELETE", self._project_path("nodes", name)))
+        return _answer(self._request("DELETE", self._project_path("nodes", name)), NodeView)
 
-    def instances(self, name: str) -> list[JSON]:
+    def instances(self, name: str) -> list[InstanceView]:
         """The instances of a node with their statuses."""
         path = self._project_path("nodes", name, "instances")
-        return _items(self._request("GET", path), "instances")
+        return _answer(self._request("GET", path), InstanceList).instances
 
-    def events(self, name: str, *, limit: int = 100, after: int | None = None) -> list[JSON]:
+    def events(self, name: str, *, limit: int = 100, after: int | None = None) -> list[EventView]:
         """The latest events of a node, oldest first; with ``after`` (an event id), the
         first ``limit`` events after that one."""
         params: dict[str, Any] = {"limit": limit}
         if after is not None:
             params["after"] = after
         path = self._project_path("nodes", name, "events")
-        events = _items(self._request("GET", path, params=params), "events")
+        events = _answer(self._request("GET", path, params=params), EventList).events
         # A control plane older than `after` sends the newest events whatever it is asked.
-        return events if after is None else [e for e in events if int(e["id"]) > after]
+        return events if after is None else [e for e in events if e.id > after]
 
     def last_event_id(self, name: str) -> int:
         """The id of the node's newest event (0 if none): ``after`` for what comes next."""
         events = self.events(name, limit=1)
-        return int(events[-1]["id"]) if events else 0
+        return events[-1].id if events else 0
 
     def follow_events(
         self, name: str, *, limit: int = 100, after: int | None = None, poll_s: float = 1.0
-    ) -> Iterator[JSON]:
+    ) -> Iterator[EventView]:
         """The node's latest ``limit`` events (or those after ``after``), then each new one
         as it happens; ends when the node is gone."""
         cursor = after
@@ -422,25 +479,26 @@ class Client:
             if cursor is None:
                 events = events[-limit:]
             yield from events
-            cursor = int(events[-1]["id"]) if events else (cursor or 0)
+            cursor = events[-1].id if events else (cursor or 0)
             time.sleep(poll_s)
 
-    def stats(self, name: str) -> list[JSON]:
+    def stats(self, name: str) -> list[InstanceStats]:
         """CPU percent and memory bytes of each instance of a node, measured now."""
-        return _items(self._request("GET", self._project_path("nodes", name, "stats")), "instances")
+        response = self._request("GET", self._project_path("nodes", name, "stats"))
+        return _answer(response, StatsList).instances
 
     def metrics(self, name: str) -> str:
         """Prometheus text of the node's Healthy instances, labelled node and instance."""
         return self._request("GET", self._project_path("nodes", name, "metrics")).text
 
-    def put_secret(self, name: str, value: Mapping[str, str]) -> JSON:
+    def put_secret(self, name: str, value: Mapping[str, str]) -> SecretWritten:
         """Create or replace a project secret (e.g. registry username and password)."""
         path = self._project_path("secrets", name)
-        return _object(self._request("PUT", path, json={"value": dict(value)}))
+        return _answer(self._request("PUT", path, json={"value": dict(value)}), SecretWritten)
 
-    def list_secrets(self) -> list[JSON]:
+    def list_secrets(self) -> list[SecretInfo]:
         """Names and keys of the project's secrets; values never come back."""
-        return _items(self._request("GET", self._project_path("secrets")), "secrets")
+        return _answer(self._request("GET", self._project_path("secrets")), SecretList).secrets
 
     def delete_secret(self, name: str) -> None:
         """Delete a project secret."""
@@ -469,7 +527,7 @@ class Client:
         generation: int | None = None,
         on_progress: Callable[[NodeProgress], None] | None = None,
         after: int | None = None,
-    ) -> JSON:
+    ) -> NodeView:
         """Poll until the node is Healthy and the gateway routes it (a request sent next is
         served); NodeCrashLooping or WaitTimedOut if it is not. With ``generation`` (what
         ``update_node`` returned), also until no instance of an older spec is left: the
@@ -482,15 +540,15 @@ class Client:
             instances = self.instances(name) if on_progress or generation else []
             if on_progress is not None:
                 events = self.events(name, limit=FOLLOW_PAGE, after=cursor)
-                cursor = int(events[-1]["id"]) if events else (cursor or 0)
+                cursor = events[-1].id if events else (cursor or 0)
                 on_progress(NodeProgress(node, instances, events))
-            healthy = node.get("status") == "Healthy"
-            older = generation and any(i.get("generation", 0) < generation for i in instances)
-            if healthy and node.get("routed") and not older:
+            healthy = node.status is NodeStatus.HEALTHY
+            older = generation and any(i.generation < generation for i in instances)
+            if healthy and node.routed and not older:
                 return node
-            if node.get("crash_looping"):
+            if node.crash_looping:
                 raise NodeCrashLooping(name, node)
-            if node.get("status") == "Deleting":
+            if node.status is NodeStatus.DELETING:
                 raise NodeNotHealthy(name, "is being deleted", node)
             if time.monotonic() >= deadline:
                 goal = "become Healthy"
@@ -548,18 +606,25 @@ class Client:
             )
 
 
-def _object(response: httpx.Response) -> JSON:
-    data = response.json()
-    if not isinstance(data, dict):
-        raise PierError(f"unexpected answer from {response.request.url}: {response.text[:200]}")
-    return data
+def _answer(response: httpx.Response, model: type[AnswerT]) -> AnswerT:
+    """The response's JSON body as ``model``; a PierError if it is not one."""
+    try:
+        return model.model_validate_json(response.content)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"]) or "body"
+        raise PierError(
+            f"unexpected answer from {response.request.url}: {where}: {problem['msg']} "
+            f"(not a {model.__name__}; is this pier's control plane, of this version?)"
+        ) from None
 
 
-def _items(response: httpx.Response, key: str) -> list[JSON]:
-    items = _object(response).get(key)
-    if not isinstance(items, list):
-        raise PierError(f"unexpected answer from {response.request.url}: no {key!r} list")
-    return items
+def _spec_fields(spec: NodeSpec | Mapping[str, Any] | None) -> JSON:
+    """What to send of a spec: a NodeSpec's fields as set, or the given fields."""
+    if isinstance(spec, NodeSpec):
+        fields: JSON = spec.model_dump(mode="json", exclude_unset=True)
+        return fields
+    return dict(spec or {})
 
 
 @contextlib.contextmanager

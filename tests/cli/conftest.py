@@ -87,3 +87,75 @@ def cli_on_fake_pier(fake_pier: FakePier, monkeypatch: pytest.MonkeyPatch) -> It
 
 def body_of(request: httpx.Request) -> Any:
     return json.loads(request.content)
+
+
+CREATED_AT = "2025-01-01T00:00:00+00:00"
+
+
+def node_json(*, spec: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
+    """A whole node as the API answers it (model node iris), with ``fields`` changed and
+    ``spec`` fields merged into its spec."""
+    node: dict[str, Any] = {
+        "project": "default",
+        "name": "iris",
+        "kind": "model",
+        "spec": {"model": "iris", "model_version": 1, **(spec or {})},
+        "pinned_image": None,
+        "runtime": "local",
+        "status": "Healthy",
+        "generation": 1,
+        "instances": {"healthy": 1, "total": 1, "target": 1},
+        "routed": True,
+        "message": None,
+        "crash_looping": False,
+        "created_at": CREATED_AT,
+        "updated_at": CREATED_AT,
+        **fields,
+    }
+    return node
+
+
+def instance_json(**fields: Any) -> dict[str, Any]:
+    """A whole instance as the API answers it, with ``fields`` changed."""
+    return {
+        "id": "iris-3fa9c1",
+        "node": "iris",
+        "status": "Healthy",
+        "since": CREATED_AT,
+        "endpoint": "http://127.0.0.1:41235",
+        "restarts": 0,
+        "last_error": None,
+        "generation": 1,
+        "runtime": "local",
+        "pid": 48213,
+        "container_id": None,
+        "limits_applied": [],
+        "limits_not_applied": [],
+        "created_at": CREATED_AT,
+        **fields,
+    }
+
+
+def event_json(**fields: Any) -> dict[str, Any]:
+    return {
+        "id": 1,
+        "time": CREATED_AT,
+        "kind": "node_created",
+        "message": "node iris created by admin",
+        "instance": None,
+        "actor": "admin",
+        **fields,
+    }
+
+
+def model_json(**fields: Any) -> dict[str, Any]:
+    return {
+        "name": "iris",
+        "version": 1,
+        "format": "onnx",
+        "sha256": "ab" * 32,
+        "size_bytes": 4,
+        "created_at": CREATED_AT,
+        "metadata": {},
+        **fields,
+    }

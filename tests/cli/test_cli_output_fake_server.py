@@ -13,23 +13,16 @@ from typer.testing import CliRunner
 from pier.cli.main import app
 from pier.cli.node import describe_progress
 from pier.cli.output import age, human_bytes
-from tests.cli.conftest import FakePier, body_of, error_response
+from pier.domain.views import InstanceView, NodeView
+from tests.cli.conftest import FakePier, body_of, error_response, instance_json, node_json
 
 runner = CliRunner()
 NODES = "/api/v1/projects/default/nodes"
-NODE = {
-    "project": "default",
-    "name": "iris",
-    "spec": {"model": "iris", "model_version": 1, "configuration": "c1.2", "min_instances": 2,
-             "max_instances": None, "env": {"A": "1"}, "secret_env": {"KEY": "***"}},
-    "status": "Healthy",
-    "generation": 1,
-    "instances": {"healthy": 2, "total": 2},
-    "message": None,
-    "crash_looping": False,
-    "created_at": "2025-01-01T00:00:00+00:00",
-    "updated_at": "2025-01-01T00:00:00+00:00",
-}  # fmt: skip
+NODE = node_json(
+    spec={"configuration": "c1.2", "min_instances": 2, "max_instances": None,
+          "env": {"A": "1"}, "secret_env": {"KEY": "***"}},
+    instances={"healthy": 2, "total": 2, "target": 2},
+)  # fmt: skip
 
 
 def test_node_list_prints_a_table_fake_server(cli_on_fake_pier: FakePier) -> None:
@@ -46,7 +39,7 @@ def test_node_list_prints_a_table_fake_server(cli_on_fake_pier: FakePier) -> Non
 def test_output_json_prints_the_api_shape_before_or_after_the_command_fake_server(
     cli_on_fake_pier: FakePier,
 ) -> None:
-    instances = {"instances": [{"id": "i-1", "status": "Healthy"}]}
+    instances = {"instances": [instance_json(id="i-1")]}
     cli_on_fake_pier.on("GET", f"{NODES}/iris/instances", instances)
     before = runner.invoke(app, ["--output", "json", "node", "instances", "iris"])
     after = runner.invoke(app, ["node", "instances", "iris", "-o", "json"])
@@ -111,7 +104,7 @@ def test_node_create_wait_exits_1_with_the_crash_loop_reason_fake_server(
     assert body_of(cli_on_fake_pier.requests[0])["spec"] == {"model": "iris", "model_version": 1}
 
 
-def test_node_update_merges_env_with_the_current_one_fake_server(
+def test_node_update_sends_only_the_env_given_for_the_server_to_merge_fake_server(
     cli_on_fake_pier: FakePier,
 ) -> None:
     cli_on_fake_pier.on("GET", f"{NODES}/iris", NODE)
@@ -119,7 +112,7 @@ def test_node_update_merges_env_with_the_current_one_fake_server(
     result = runner.invoke(app, ["node", "update", "iris", "--env", "B=2", "--max", "4"])
     assert result.exit_code == 0, result.output
     patch = body_of(cli_on_fake_pier.requests[-1])
-    assert patch == {"spec": {"max_instances": 4, "env": {"A": "1", "B": "2"}}}
+    assert patch == {"spec": {"max_instances": 4, "env": {"B": "2"}}}  # no read-modify-write
     assert "generation 2" in result.stdout
 
 
@@ -190,24 +183,25 @@ def test_call_prints_an_error_body_that_is_not_json_as_it_is_fake_server(
 
 
 def test_progress_line_counts_instances_by_status() -> None:
-    instances = [{"status": "Preparing"}, {"status": "Healthy"}, {"status": "Preparing"}]
-    line = describe_progress({"name": "iris", "status": "Created"}, instances)
+    statuses = ("Preparing", "Healthy", "Preparing")
+    instances = [InstanceView.model_validate(instance_json(status=s)) for s in statuses]
+    created = NodeView.model_validate(node_json(status="Created"))
+    line = describe_progress(created, instances)
     assert line == "iris: Created — instances: 1 Healthy, 2 Preparing"
-    assert describe_progress({"name": "iris", "status": "Created"}, []).endswith("none yet")
+    assert describe_progress(created, []).endswith("none yet")
 
 
 def test_progress_line_says_how_far_a_rollout_is_and_when_the_gateway_lags() -> None:
-    node = {"name": "web", "status": "Healthy", "generation": 2, "routed": True}
+    node = node_json(name="web", status="Healthy", generation=2, routed=True)
     instances = [
-        {"status": "Healthy", "generation": 1},
-        {"status": "Healthy", "generation": 2},
-        {"status": "Preparing", "generation": 2},
+        InstanceView.model_validate(instance_json(status=status, generation=generation))
+        for status, generation in (("Healthy", 1), ("Healthy", 2), ("Preparing", 2))
     ]
-    line = describe_progress(node, instances)
+    line = describe_progress(NodeView.model_validate(node), instances)
     assert line == (
         "web: Healthy — instances: 2 Healthy, 1 Preparing — 1 of 3 still on an older spec"
     )
-    unrouted = describe_progress({**node, "routed": False}, instances[1:])
+    unrouted = describe_progress(NodeView.model_validate({**node, "routed": False}), instances[1:])
     assert unrouted.endswith("— waiting for the gateway to route it")
 
 

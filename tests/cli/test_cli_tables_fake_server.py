@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pier.cli.main import app
-from tests.cli.conftest import FakePier
+from tests.cli.conftest import FakePier, instance_json, node_json
 
 runner = CliRunner()
 NODES = "/api/v1/projects/default/nodes"
@@ -16,14 +16,12 @@ ENDPOINT = "http://127.0.0.1:41235"
 ERROR = "connection refused while checking /v2/health/ready on the instance, 3 times in a row"
 INSTANCES = {
     "instances": [
-        {"id": "iris-3fa9c1", "status": "Unhealthy", "since": "2025-01-01T00:00:00+00:00",
-         "restarts": 2, "pid": 48213, "container_id": None, "endpoint": ENDPOINT,
-         "generation": 1, "limits_applied": ["cpus=1", "memory=2 GiB"],
-         "limits_not_applied": ["gpus=1: no GPU on this machine"], "last_error": ERROR},
-        {"id": "web-77aa01", "status": "Healthy", "since": "2025-01-01T00:00:00+00:00",
-         "restarts": 0, "pid": None, "container_id": "4f1c2a9b8d7e" + "0" * 52,
-         "endpoint": "http://127.0.0.1:32768", "generation": 3, "limits_applied": [],
-         "limits_not_applied": [], "last_error": None},
+        instance_json(id="iris-3fa9c1", status="Unhealthy", restarts=2, pid=48213,
+                      endpoint=ENDPOINT, limits_applied=["cpus=1", "memory=2 GiB"],
+                      limits_not_applied=["gpus=1: no GPU on this machine"], last_error=ERROR),
+        instance_json(id="web-77aa01", node="web", runtime="docker", pid=None,
+                      container_id="4f1c2a9b8d7e" + "0" * 52,
+                      endpoint="http://127.0.0.1:32768", generation=3),
     ]
 }  # fmt: skip
 TERMINAL_80 = {"COLUMNS": "80", "TTY_COMPATIBLE": "1", "NO_COLOR": "1"}
@@ -100,12 +98,10 @@ def test_output_wide_shows_every_column_in_full_fake_server(
 def test_node_list_says_a_node_is_scaled_to_zero_fake_server(
     cli_on_fake_pier: FakePier,
 ) -> None:
-    idle = {
-        "name": "iris-auto", "status": "Healthy", "generation": 1, "message": None,
-        "spec": {"model": "iris", "model_version": 1, "min_instances": 0, "max_instances": 2},
-        "instances": {"healthy": 0, "total": 0, "target": 0},
-        "created_at": "2025-01-01T00:00:00+00:00",
-    }  # fmt: skip
+    idle = node_json(
+        name="iris-auto", spec={"min_instances": 0, "max_instances": 2},
+        instances={"healthy": 0, "total": 0, "target": 0},
+    )  # fmt: skip
     cli_on_fake_pier.on("GET", NODES, {"nodes": [idle]})
     cli_on_fake_pier.on("GET", f"{NODES}/iris-auto", idle)
     listing = lines_of(runner.invoke(app, ["node", "list"], env=PIPED_80).stdout)

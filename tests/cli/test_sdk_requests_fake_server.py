@@ -16,10 +16,10 @@ import pytest
 
 import pier
 from pier.client import NodeProgress
-from tests.cli.conftest import FakePier
+from tests.cli.conftest import FakePier, event_json, instance_json, model_json, node_json
 
 NODES = "/api/v1/projects/default/nodes"
-MODEL = {"name": "iris", "version": 1, "format": "onnx", "sha256": "ab" * 32, "size_bytes": 4}
+MODEL = model_json()
 
 
 def test_push_model_sends_the_file_and_its_format_fake_server(
@@ -31,7 +31,7 @@ def test_push_model_sends_the_file_and_its_format_fake_server(
     seen: list[tuple[int, int]] = []
     with fake_pier.client() as client:
         model = client.push_model(path, "iris", on_progress=lambda s, t: seen.append((s, t)))
-    assert model["version"] == 1
+    assert model.version == 1
     (request,) = fake_pier.requests
     assert request.url.params["format"] == "onnx"
     assert request.url.params["trust"] == "false"
@@ -97,7 +97,7 @@ def test_push_model_needs_a_format_it_can_tell(tmp_path: Path) -> None:
 
 
 def node(status: str, **extra: Any) -> dict[str, Any]:
-    return {"name": "iris", "status": status, "crash_looping": False, "message": None, **extra}
+    return node_json(status=status, **{"routed": False, **extra})
 
 
 def sequence(*answers: dict[str, Any]) -> Any:
@@ -113,15 +113,15 @@ def sequence(*answers: dict[str, Any]) -> Any:
 def test_wait_node_reports_progress_until_healthy_fake_server(fake_pier: FakePier) -> None:
     states = node("Created"), node("Healthy"), node("Healthy", routed=True)
     fake_pier.on("GET", f"{NODES}/iris", sequence(*states))
-    fake_pier.on("GET", f"{NODES}/iris/instances", {"instances": [{"status": "Preparing"}]})
-    event = {"id": 1, "kind": "created", "message": "node created"}
-    fake_pier.on("GET", f"{NODES}/iris/events", {"events": [event]})
+    preparing = instance_json(status="Preparing")
+    fake_pier.on("GET", f"{NODES}/iris/instances", {"instances": [preparing]})
+    fake_pier.on("GET", f"{NODES}/iris/events", {"events": [event_json()]})
     progress: list[NodeProgress] = []
     with fake_pier.client() as client:
         final = client.wait_node("iris", timeout_s=5, poll_s=0, on_progress=progress.append)
-    assert final["status"] == "Healthy" and final["routed"]  # Healthy and in the gateway
-    assert [p.node["status"] for p in progress] == ["Created", "Healthy", "Healthy"]
-    assert [p.new_events for p in progress] == [[event], [], []]  # each event reported once
+    assert final.status == "Healthy" and final.routed  # Healthy and in the gateway
+    assert [p.node.status for p in progress] == ["Created", "Healthy", "Healthy"]
+    assert [[e.id for e in p.new_events] for p in progress] == [[1], [], []]  # reported once
 
 
 def test_wait_node_times_out_when_the_gateway_never_routes_the_node_fake_server(
@@ -169,7 +169,8 @@ def test_logs_stream_lines_with_the_asked_options_fake_server(fake_pier: FakePie
 
 
 def test_call_goes_to_the_gateway_pier_reports_fake_server(fake_pier: FakePier) -> None:
-    fake_pier.on("GET", "/api/v1/info", {"version": "0.1.0", "gateway_url": "http://gw.test/"})
+    info = {"version": "0.1.0", "gateway_url": "http://gw.test/", "runtimes": ["local"]}
+    fake_pier.on("GET", "/api/v1/info", info)
     fake_pier.on("POST", "/default/aliases/prod/v2/models/iris/infer", {"outputs": []})
     fake_pier.on("GET", "/default/nodes/iris/", httpx.Response(503, json={"error": {}}))
     with fake_pier.client() as client:

@@ -18,8 +18,5 @@ def list_configurations(ctx: typer.Context, output: OutputOpt = None) -> None:
         return
     print_table(
         ("NAME", "VCPU", "MEMORY", "GPUS"),
-        (
-            (c.get("name"), c.get("vcpu"), human_bytes(c.get("memory_bytes")), c.get("gpus"))
-            for c in configurations
-        ),
+        ((c.name, c.vcpu, human_bytes(c.memory_bytes), c.gpus) for c in configurations),
     )

@@ -151,9 +151,9 @@ def info(ctx: typer.Context, output: OutputOpt = None) -> None:
         [
             ("url", client.url),
             ("project", state.project),
-            ("version", data.get("version")),
-            ("gateway", data.get("gateway_url")),
-            ("runtimes", data.get("runtimes")),
+            ("version", data.version),
+            ("gateway", data.gateway_url),
+            ("runtimes", data.runtimes),
         ]
     )
 

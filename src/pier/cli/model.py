@@ -1,7 +1,7 @@
 """`pier model ...`: push model artifacts and list their versions."""
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.progress import (
@@ -26,6 +26,7 @@ from pier.cli.output import (
 from pier.client import FORMATS, Client, detect_format
 from pier.domain.errors import BodyTooLarge, InvalidSpec, PierError
 from pier.domain.names import validate_name
+from pier.domain.views import ModelVersion
 
 app = typer.Typer(no_args_is_help=True, help="Push models and list their versions.")
 
@@ -110,9 +111,8 @@ def push(
         print_json(model)
         return
     print_line(
-        f"pushed model [bold]{model.get('name', name)}[/] version {model.get('version')} "
-        f"({model.get('format', fmt)}, {human_bytes(model.get('size_bytes'))}, "
-        f"sha256 {str(model.get('sha256', ''))[:12]})"
+        f"pushed model [bold]{model.name}[/] version {model.version} "
+        f"({model.format}, {human_bytes(model.size_bytes)}, sha256 {model.sha256[:12]})"
     )
 
 
@@ -138,7 +138,7 @@ def _too_large(path: Path, exc: BodyTooLarge) -> str:
 
 def _push_with_progress(
     client: Client, path: Path, name: str, fmt: str, trust: bool
-) -> dict[str, Any]:
+) -> ModelVersion:
     columns = (
         TextColumn("uploading {task.description}"),
         BarColumn(),
@@ -181,7 +181,7 @@ def get(
     if state.is_json:
         print_json(model)
         return
-    versions = model.get("versions", [])
+    versions = model.versions
     print_table(MODEL_COLUMNS, (_model_row(version) for version in versions), wide=state.is_wide)
 
 
@@ -206,16 +206,16 @@ def delete(
     if state.is_json:
         print_json(deleted)
         return
-    versions = ", ".join(str(v.get("version")) for v in deleted.get("deleted", []))
+    versions = ", ".join(str(v.version) for v in deleted.deleted)
     print_line(f"deleted model [bold]{name}[/] version(s) {versions}")
 
 
-def _model_row(model: dict[str, Any]) -> tuple[object, ...]:
+def _model_row(model: ModelVersion) -> tuple[object, ...]:
     return (
-        model.get("name"),
-        model.get("version"),
-        model.get("format"),
-        human_bytes(model.get("size_bytes")),
-        str(model.get("sha256") or "")[:12],
-        age(model.get("created_at")),
+        model.name,
+        model.version,
+        model.format,
+        human_bytes(model.size_bytes),
+        model.sha256[:12],
+        age(model.created_at),
     )

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 
 import typer
+from pydantic_core import to_jsonable_python
 
 from pier.cli.context import OutputOpt, ProjectOpt, cli_state
 from pier.cli.node_options import (
@@ -59,6 +60,9 @@ from pier.cli.output import (
 )
 from pier.client import Client, NodeProgress
 from pier.domain.instance_status import InstanceStatus
+from pier.domain.node_status import NodeStatus
+from pier.domain.specs import NodeSpec
+from pier.domain.views import EventView, InstanceView, NodeView
 
 app = typer.Typer(no_args_is_help=True, help="Create, inspect, update and delete nodes.")
 
@@ -173,7 +177,7 @@ def create(
     client = state.client()
     node = client.create_node(name, spec=spec)
     if not state.is_json:
-        print_line(f"created node [bold]{name}[/] in project {state.project}: {node.get('status')}")
+        print_line(f"created node [bold]{name}[/] in project {state.project}: {node.status}")
     if wait:
         node = wait_healthy(client, name, timeout_s=wait_timeout)
     if state.is_json:
@@ -201,41 +205,34 @@ def get(
     if state.is_json:
         print_json(node)
         return
-    spec = node.get("spec") or {}
+    spec = node.spec
     print_fields(
         [
-            ("name", node.get("name")),
-            ("project", node.get("project")),
-            ("status", node.get("status")),
+            ("name", node.name),
+            ("project", node.project),
+            ("status", node.status),
             ("instances", _instance_counts(node)),
             ("source", _source(spec)),
-            ("configuration", spec.get("configuration")),
+            ("configuration", spec.configuration),
             ("min-max", _range(spec)),
-            (
-                "target in flight",
-                f"{spec['target_in_flight']:g} per instance"
-                if spec.get("target_in_flight")
-                else None,
-            ),
+            ("target in flight", f"{spec.target_in_flight:g} per instance"),
             (
                 "maintenance limit",
-                f"{spec['maintenance_limit']} instance(s) down at once in a rolling update"
-                if spec.get("maintenance_limit")
-                else None,
+                f"{spec.maintenance_limit} instance(s) down at once in a rolling update",
             ),
-            ("runtime", node.get("runtime")),
-            ("access", spec.get("access")),
-            ("port", spec.get("port")),
-            ("timeout", f"{spec['timeout_s']:g}s" if spec.get("timeout_s") else None),
-            ("health", (spec.get("health") or {}).get("path")),
-            ("metrics", (spec.get("telemetry") or {}).get("path")),
-            ("env", spec.get("env")),
-            ("secret env", spec.get("secret_env")),
-            ("generation", node.get("generation")),
-            ("created", node.get("created_at")),
-            ("updated", node.get("updated_at")),
-            *([("crash looping", "yes")] if node.get("crash_looping") else []),
-            ("message", node.get("message")),
+            ("runtime", node.runtime),
+            ("access", spec.access),
+            ("port", spec.port),
+            ("timeout", f"{spec.timeout_s:g}s"),
+            ("health", spec.health.path),
+            ("metrics", spec.telemetry.path),
+            ("env", spec.env),
+            ("secret env", spec.secret_env),
+            ("generation", node.generation),
+            ("created", node.created_at.isoformat()),
+            ("updated", node.updated_at.isoformat()),
+            *([("crash looping", "yes")] if node.crash_looping else []),
+            ("message", node.message),
         ]
     )
 
@@ -285,7 +282,7 @@ def update(
         model=model_ref, image=image, port=port, min_instances=min_instances,
         max_instances=max_instances, target_in_flight=target_in_flight,
         maintenance_limit=maintenance_limit, configuration=configuration, timeout=timeout,
-        env=None, secret_env=parse_env(secret_env, "--secret-env"),
+        env=parse_env(env, "--env"), secret_env=parse_env(secret_env, "--secret-env"),
         health=_optional(
             path=health, protocol=health_protocol, port=health_port, interval_s=health_interval,
             timeout_s=health_timeout, healthy_threshold=healthy_threshold,
@@ -295,27 +292,23 @@ def update(
         registry_secret=registry_secret, command=command, args=arg, idle_timeout=idle_timeout,
         access=_access(access),
     )  # fmt: skip
-    new_env = parse_env(env, "--env")
-    if not changes and new_env is None:
+    if not changes:
         ctx.fail("nothing to update: give at least one option (see --help)")
     state = cli_state(ctx, output=output, project=project)
     client = state.client()
-    current = client.get_node(name)
+    before = client.get_node(name).generation  # to tell whether a rollout started
     seen_up_to = client.last_event_id(name) if wait else None  # --wait shows what follows
-    if new_env is not None:
-        # The server replaces env as a whole: add to what the node has.
-        changes["env"] = {**((current.get("spec") or {}).get("env") or {}), **new_env}
-    node = client.update_node(name, spec=changes)
+    node = client.update_node(name, spec=changes)  # the server merges env key by key
     if not state.is_json:
         how = (
             "replacing its instances one by one"
-            if node.get("generation") != current.get("generation")
+            if node.generation != before
             else "applied to the running instances"
         )
-        print_line(f"updated node [bold]{name}[/] (generation {node.get('generation')}): {how}")
+        print_line(f"updated node [bold]{name}[/] (generation {node.generation}): {how}")
     if wait:
         node = wait_healthy(
-            client, name, timeout_s=wait_timeout, generation=node["generation"], after=seen_up_to
+            client, name, timeout_s=wait_timeout, generation=node.generation, after=seen_up_to
         )
     if state.is_json:
         print_json(node)
@@ -342,7 +335,7 @@ def delete(
     elif wait:
         print_line(f"deleted node [bold]{name}[/]")
     else:
-        print_line(f"node [bold]{name}[/]: {node.get('status')} (gone once its instances stop)")
+        print_line(f"node [bold]{name}[/]: {node.status} (gone once its instances stop)")
 
 
 @app.command()
@@ -415,7 +408,7 @@ def _follow_events(client: Client, name: str, *, limit: int, as_json: bool) -> N
     with stopped_by_ctrl_c():
         for event in client.follow_events(name, limit=limit):
             if as_json:
-                typer.echo(json.dumps(event, ensure_ascii=False))
+                typer.echo(json.dumps(to_jsonable_python(event), ensure_ascii=False))
             else:
                 typer.echo(describe_event(event, indent=""))
     if not as_json:
@@ -429,7 +422,7 @@ def wait_healthy(
     timeout_s: float,
     generation: int | None = None,
     after: int | None = None,
-) -> JSON:
+) -> NodeView:
     """Wait for a node to be Healthy (with every instance of ``generation`` when given) with
     a live status line on stderr, and the events after ``after``; its last state."""
     with stderr.status(f"{name}: waiting to be Healthy") as status:
@@ -446,31 +439,27 @@ def wait_healthy(
     return node
 
 
-def describe_progress(node: JSON, instances: Sequence[JSON]) -> str:
+def describe_progress(node: NodeView, instances: Sequence[InstanceView]) -> str:
     """'iris: Created — instances: 1 Healthy, 1 Preparing'."""
-    counts = Counter(str(item.get("status")) for item in instances)
+    counts = Counter(item.status.value for item in instances)
     parts = [f"{counts[status]} {status}" for status in PROGRESS_ORDER if counts[status]]
     parts += [f"{n} {status}" for status, n in counts.items() if status not in PROGRESS_ORDER]
-    line = f"{node.get('name')}: {node.get('status')} — instances: {', '.join(parts) or 'none yet'}"
-    generation = node.get("generation")
-    older = [
-        i for i in instances if generation and (i.get("generation") or generation) < generation
-    ]
+    line = f"{node.name}: {node.status} — instances: {', '.join(parts) or 'none yet'}"
+    older = [i for i in instances if i.generation < node.generation]
     if older:
         line += f" — {len(older)} of {len(instances)} still on an older spec"
-    message = _first_line(node.get("message"))
-    if message and node.get("status") != "Healthy":
+    message = _first_line(node.message)
+    if message and node.status is not NodeStatus.HEALTHY:
         line += f" — {message}"  # e.g. the image pull's progress
-    elif node.get("status") == "Healthy" and not node.get("routed"):
+    elif node.status is NodeStatus.HEALTHY and not node.routed:
         line += " — waiting for the gateway to route it"
     return line
 
 
-def describe_event(event: JSON, *, indent: str = "  ") -> str:
+def describe_event(event: EventView, *, indent: str = "  ") -> str:
     """'12:00:01 [i-abc] instance_created: message'."""
-    instance = f" [{event['instance']}]" if event.get("instance") else ""
-    when = clock(event.get("time"))
-    return f"{indent}{when}{instance} {event.get('kind')}: {event.get('message')}"
+    instance = f" [{event.instance}]" if event.instance else ""
+    return f"{indent}{clock(event.time)}{instance} {event.kind}: {event.message}"
 
 
 def parse_model_ref(ref: str) -> JSON:
@@ -544,80 +533,70 @@ def _optional(**fields: Any) -> JSON:
     return {key: value for key, value in fields.items() if value is not None}
 
 
-def _node_row(node: JSON) -> tuple[object, ...]:
-    spec = node.get("spec") or {}
+def _node_row(node: NodeView) -> tuple[object, ...]:
     return (
-        node.get("name"),
-        node.get("status"),
+        node.name,
+        node.status,
         _instance_counts(node),
-        _source(spec),
-        spec.get("configuration"),
-        _range(spec),
-        node.get("generation"),
-        age(node.get("created_at")),
-        _first_line(node.get("message"), max_chars=None),
+        _source(node.spec),
+        node.spec.configuration,
+        _range(node.spec),
+        node.generation,
+        age(node.created_at),
+        _first_line(node.message, max_chars=None),
     )
 
 
-def _instance_row(item: JSON) -> tuple[object, ...]:
-    container = item.get("container_id")
+def _instance_row(item: InstanceView) -> tuple[object, ...]:
+    container = item.container_id
     return (
-        item.get("id"),
-        item.get("status"),
-        age(item.get("since")),
-        item.get("restarts"),
-        item.get("pid") or (str(container)[:SHORT_CONTAINER_ID] if container else None),
-        item.get("endpoint"),
-        item.get("generation"),
-        item.get("limits_applied"),
-        item.get("limits_not_applied"),
-        _first_line(item.get("last_error"), max_chars=None),
+        item.id,
+        item.status,
+        age(item.since),
+        item.restarts,
+        item.pid or (container[:SHORT_CONTAINER_ID] if container else None),
+        item.endpoint,
+        item.generation,
+        item.limits_applied,
+        item.limits_not_applied,
+        _first_line(item.last_error, max_chars=None),
     )
 
 
-def _handle_header(items: Sequence[JSON]) -> str:
-    if items and all(item.get("container_id") is None for item in items):
+def _handle_header(items: Sequence[InstanceView]) -> str:
+    if items and all(item.container_id is None for item in items):
         return "PID"
-    if items and all(item.get("pid") is None for item in items):
+    if items and all(item.pid is None for item in items):
         return "CONTAINER"
     return HANDLE_HEADER
 
 
-def _event_row(event: JSON) -> tuple[object, ...]:
-    return (
-        clock(event.get("time")),
-        event.get("kind"),
-        event.get("instance"),
-        event.get("actor"),
-        event.get("message"),
-    )
+def _event_row(event: EventView) -> tuple[object, ...]:
+    return (clock(event.time), event.kind, event.instance, event.actor, event.message)
 
 
-def _instance_counts(node: JSON) -> str:
-    counts = node.get("instances") or {}
-    target = counts.get("target")
-    if not counts.get("total") and target == 0:
+def _instance_counts(node: NodeView) -> str:
+    counts = node.instances
+    if not counts.total and counts.target == 0:
         return "0/0 (scaled to zero)"  # --min 0 and idle: the next request starts one
-    text = f"{counts.get('healthy', 0)}/{counts.get('total', 0)} Healthy"
-    if target is not None and target != counts.get("total"):
-        text += f", scaling to {target}"
+    text = f"{counts.healthy}/{counts.total} Healthy"
+    if counts.target != counts.total:
+        text += f", scaling to {counts.target}"
     return text
 
 
-def _source(spec: JSON) -> str:
-    version = spec.get("model_version")
-    model = f"model {spec.get('model')}" + (f":{version}" if version else "")
-    if spec.get("image") and spec.get("model"):
-        return f"{model} in image {spec['image']}"
-    if spec.get("image"):
-        return f"image {spec['image']}"
+def _source(spec: NodeSpec) -> str:
+    version = spec.model_version
+    model = f"model {spec.model}" + (f":{version}" if version else "")
+    if spec.image and spec.model:
+        return f"{model} in image {spec.image}"
+    if spec.image:
+        return f"image {spec.image}"
     return model
 
 
-def _range(spec: JSON) -> str:
-    low = spec.get("min_instances")
-    high = spec.get("max_instances")
-    return f"{low}-{low if high is None else high}"
+def _range(spec: NodeSpec) -> str:
+    return f"{spec.min_instances}-{spec.effective_max}"
 
 
 def _first_line(text: str | None, *, max_chars: int | None = 80) -> str | None:
@@ -644,10 +623,10 @@ def stats(
         ("INSTANCE", "STATUS", "CPU %", "MEMORY MiB"),
         (
             (
-                s.get("id"),
-                s.get("status"),
-                "-" if s.get("cpu_percent") is None else f"{s['cpu_percent']:.1f}",
-                "-" if s.get("memory_bytes") is None else f"{s['memory_bytes'] / 2**20:.1f}",
+                s.id,
+                s.status,
+                "-" if s.cpu_percent is None else f"{s.cpu_percent:.1f}",
+                "-" if s.memory_bytes is None else f"{s.memory_bytes / 2**20:.1f}",
             )
             for s in measured
         ),

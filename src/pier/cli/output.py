@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 import typer
+from pydantic_core import to_jsonable_python
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -48,8 +49,9 @@ class Column:
 
 
 def print_json(data: Any) -> None:
-    """Plain JSON on stdout: no colours, stable for pipes and `jq`."""
-    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    """Plain JSON on stdout (the API's shape: models as the server sends them): no
+    colours, stable for pipes and `jq`."""
+    typer.echo(json.dumps(to_jsonable_python(data), indent=2, ensure_ascii=False))
 
 
 def print_table(
@@ -124,14 +126,15 @@ def human_bytes(size: int | None) -> str:
     return "-" if size is None else format_bytes(size)
 
 
-def age(timestamp: str | None, *, now: datetime | None = None) -> str:
-    """An ISO time as an age: '45s', '12m', '3h', '2d'; unparsable times unchanged."""
+def age(timestamp: datetime | str | None, *, now: datetime | None = None) -> str:
+    """A time (or an ISO string) as an age: '45s', '12m', '3h', '2d'; unparsable times
+    unchanged."""
     if not timestamp:
         return "-"
     try:
-        then = datetime.fromisoformat(timestamp)
+        then = timestamp if isinstance(timestamp, datetime) else datetime.fromisoformat(timestamp)
     except ValueError:
-        return timestamp
+        return str(timestamp)
     if then.tzinfo is None:
         then = then.replace(tzinfo=UTC)
     seconds = max(0, int(((now or datetime.now(UTC)) - then).total_seconds()))
@@ -141,11 +144,12 @@ def age(timestamp: str | None, *, now: datetime | None = None) -> str:
     return f"{seconds}s"
 
 
-def clock(timestamp: str | None) -> str:
-    """An ISO time as local HH:MM:SS (events)."""
+def clock(timestamp: datetime | str | None) -> str:
+    """A time (or an ISO string) as local HH:MM:SS (events)."""
     if not timestamp:
         return "-"
     try:
-        return datetime.fromisoformat(timestamp).astimezone().strftime("%H:%M:%S")
+        then = timestamp if isinstance(timestamp, datetime) else datetime.fromisoformat(timestamp)
     except ValueError:
-        return timestamp
+        return str(timestamp)
+    return then.astimezone().strftime("%H:%M:%S")

@@ -48,8 +48,8 @@ def set_secret(
     if state.is_json:
         print_json(result)
     else:
-        verb = "created" if result.get("created") else "replaced"
-        print_line(f"secret [bold]{name}[/] {verb} (keys: {', '.join(result.get('keys', []))})")
+        verb = "created" if result.created else "replaced"
+        print_line(f"secret [bold]{name}[/] {verb} (keys: {', '.join(result.keys)})")
 
 
 @app.command("list")
@@ -62,7 +62,7 @@ def list_secrets(ctx: typer.Context, output: OutputOpt = None, project: ProjectO
         return
     print_table(
         ("NAME", "KEYS", "UPDATED"),
-        ((s.get("name"), ", ".join(s.get("keys", [])), s.get("updated_at")) for s in secrets),
+        ((s.name, ", ".join(s.keys), s.updated_at.isoformat()) for s in secrets),
     )
 
 
