@@ -76,6 +76,14 @@ def test_a_bad_value_raises_invalid_spec_naming_the_field(client: pier.Client) -
     assert patched.value.field == "health.interval_s"
 
 
+def test_ids_beyond_the_stores_range_are_invalid_not_a_crash(client: pier.Client) -> None:
+    with pytest.raises(pier.InvalidSpec) as version:
+        client.create_node("other", model="iris", model_version=2**64)
+    with pytest.raises(pier.InvalidSpec) as after:
+        client.events("iris", after=2**64)
+    assert (version.value.field, after.value.field) == ("model_version", "after")
+
+
 def test_an_unknown_configuration_raises_configuration_not_found(client: pier.Client) -> None:
     with pytest.raises(pier.ConfigurationNotFound) as caught:
         client.update_node("iris", configuration="x9.9")

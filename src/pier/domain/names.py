@@ -19,6 +19,10 @@ NAME_PATTERN = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 DEFAULT_PROJECT = ProjectName("default")
 
+MAX_ID = 2**63 - 1
+"""The largest event id or model version there can be (the store's 64-bit integers): the
+upper bound of every id or version a request may name."""
+
 
 def validate_name(value: str, *, field: str) -> str:
     """Return ``value`` if it is a valid pier name, else raise InvalidSpec naming ``field``."""

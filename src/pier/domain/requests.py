@@ -47,5 +47,5 @@ class NodeUpdate(_Body):
 
 
 class SecretPut(_Body):
-    value: dict[str, str]
+    value: Annotated[dict[str, str], Field(json_schema_extra={"minProperties": 1})]
     """The secret's keys and values (e.g. username and password); never shown back."""

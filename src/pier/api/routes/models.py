@@ -6,6 +6,7 @@ from fastapi import APIRouter, Query, Request
 
 from pier.api.deps import ActorDep, ServicesDep
 from pier.api.errors import error_responses
+from pier.domain.names import MAX_ID
 from pier.domain.specs import ModelFormat
 from pier.domain.views import ModelList, ModelsDeleted, ModelVersion, ModelVersions
 
@@ -69,7 +70,7 @@ def delete_model(
     name: str,
     services: ServicesDep,
     actor: ActorDep,
-    version: Annotated[int | None, Query(ge=1, description="Only this version.")] = None,
+    version: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Only this version.")] = None,
 ) -> ModelsDeleted:
     """Delete a model's versions (all, or one); 409 naming the nodes while any uses them."""
     deleted = services.models.delete(project, name, version, actor=actor)

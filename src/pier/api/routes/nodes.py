@@ -8,6 +8,7 @@ from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 
 from pier.api.deps import ActorDep, ServicesDep
 from pier.api.errors import error_responses
+from pier.domain.names import MAX_ID
 from pier.domain.requests import NodeCreate, NodeUpdate
 from pier.domain.views import EventList, InstanceList, InstanceStats, NodeList, NodeView, StatsList
 from pier.services.logs import node_logs
@@ -82,7 +83,7 @@ def list_events(
     limit: Annotated[int, Query(ge=1, le=10000, description="How many events at most.")] = 100,
     after: Annotated[
         int | None,
-        Query(ge=0, description="An event id: only the events after it, oldest first."),
+        Query(ge=0, le=MAX_ID, description="An event id: only the events after it, oldest first."),
     ] = None,
 ) -> EventList:
     """The newest ``limit`` events, oldest first; with ``after``, the first ``limit`` events
