@@ -212,6 +212,10 @@ class ErrorDetail(View):
     """For people: what is wrong and, where it helps, what to do."""
     field: str | None = None
     """invalid_spec: the offending field's dotted path (min_instances, health.path)."""
+    limit_bytes: int | None = None
+    """body_too_large: the limit the body is over."""
+    setting: str | None = None
+    """body_too_large: the setting that raises the limit."""
 
 
 class ErrorBody(View):
