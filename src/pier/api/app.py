@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request, Security
+from fastapi.routing import APIRoute
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -17,6 +18,12 @@ from pier.api.routes import models, nodes, secrets, system
 BEARER = HTTPBearer(
     auto_error=False, description="The admin token `pier up` writes to <data dir>/admin.token."
 )
+
+
+def operation_id(route: APIRoute) -> str:
+    """A route's operationId is its function's name (create_node, get_node...): what a
+    generated client names its functions."""
+    return route.name
 
 
 def create_app(services: Services) -> FastAPI:
@@ -34,6 +41,7 @@ def create_app(services: Services) -> FastAPI:
         title="pier",
         version=pier.__version__,
         description="Inference deployment platform: models and images as nodes.",
+        generate_unique_id_function=operation_id,
     )
     app.state.services = services
     routers = [module.router for module in (system, models, nodes, secrets)]
