@@ -46,6 +46,7 @@ from pier.cli.node_options import (
     UnhealthyThresholdOpt,
     WaitOpt,
     WaitTimeoutOpt,
+    flags_in_errors,
 )
 from pier.cli.output import (
     Column,
@@ -175,7 +176,8 @@ def create(
     )  # fmt: skip
     state = cli_state(ctx, output=output, project=project)
     client = state.client()
-    node = client.create_node(name, spec=spec)
+    with flags_in_errors():
+        node = client.create_node(name, spec=spec)
     if not state.is_json:
         print_line(f"created node [bold]{name}[/] in project {state.project}: {node.status}")
     if wait:
@@ -298,7 +300,8 @@ def update(
     client = state.client()
     before = client.get_node(name).generation  # to tell whether a rollout started
     seen_up_to = client.last_event_id(name) if wait else None  # --wait shows what follows
-    node = client.update_node(name, spec=changes)  # the server merges env key by key
+    with flags_in_errors():
+        node = client.update_node(name, spec=changes)  # the server merges env key by key
     if not state.is_json:
         how = (
             "replacing its instances one by one"

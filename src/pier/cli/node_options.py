@@ -1,11 +1,26 @@
-"""The options of `pier node create` and `pier node update`, shared between them."""
+"""The options of `pier node create` and `pier node update`, declared once per spec field.
 
-from typing import Annotated
+``SPEC_FLAGS`` is the one table from a NodeSpec field to the flag that sets it: each
+option's help is that field's description (flags in place of field names), and an
+InvalidSpec from the server is told in flags (``--max (2) is below --min (3)``, not
+``max_instances``) by ``in_flags``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated, Any, Final
 
 import typer
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+from rich.markup import escape
 
-from pier.domain.configurations import DEFAULT_CONFIGURATION
-from pier.domain.specs import DEFAULT_MIN_INSTANCES, DEFAULT_TIMEOUT_S
+from pier.domain.errors import InvalidSpec
+from pier.domain.specs import NodeSpec
 
 CREATE_EXAMPLES = """\b
 Examples:
@@ -14,274 +29,174 @@ Examples:
 """
 """The epilog of `pier node create --help`: a model node and an image node."""
 
+
+@dataclass(frozen=True, slots=True)
+class SpecFlag:
+    """The flag that sets a spec field; ``usage`` says what the flag itself takes."""
+
+    flag: str
+    usage: str = ""
+
+
+SPEC_FLAGS: Final[dict[str, SpecFlag]] = {
+    "model": SpecFlag("--model", "MODEL:VERSION pins a version; else the newest one."),
+    "model_version": SpecFlag("--model"),
+    "image": SpecFlag("--image"),
+    "port": SpecFlag("--port"),
+    "health.path": SpecFlag("--health"),
+    "min_instances": SpecFlag("--min"),
+    "max_instances": SpecFlag("--max"),
+    "target_in_flight": SpecFlag("--target-in-flight"),
+    "maintenance_limit": SpecFlag("--maintenance-limit"),
+    "configuration": SpecFlag("--config", "See `pier configuration list`."),
+    "env": SpecFlag("--env", "KEY=VALUE; repeat for more (update adds them to the node's)."),
+    "secret_env": SpecFlag("--secret-env", "KEY=VALUE; repeat for more."),
+    "timeout_s": SpecFlag("--timeout"),
+    "telemetry.path": SpecFlag("--metrics"),
+    "access": SpecFlag("--public/--private"),
+    "registry_secret": SpecFlag("--registry-secret"),
+    "command": SpecFlag("--command", "Split like a shell would."),
+    "args": SpecFlag("--arg", "Repeat for more."),
+    "idle_timeout_s": SpecFlag("--idle-timeout"),
+    "health.protocol": SpecFlag("--health-protocol"),
+    "health.port": SpecFlag("--health-port"),
+    "telemetry.port": SpecFlag("--metrics-port"),
+    "health.interval_s": SpecFlag("--health-interval"),
+    "health.timeout_s": SpecFlag("--health-timeout"),
+    "health.healthy_threshold": SpecFlag("--healthy-threshold"),
+    "health.unhealthy_threshold": SpecFlag("--unhealthy-threshold"),
+    "health.grace_s": SpecFlag("--health-grace"),
+}
+"""NodeSpec field (dotted path) -> the flag of `pier node create/update` that sets it."""
+
+_FIELD_NAMES: Final = re.compile(
+    r"(?<![\w.-])("
+    + "|".join(
+        re.escape(f) for f in sorted(SPEC_FLAGS, key=len, reverse=True) if "_" in f or "." in f
+    )
+    + r")(?![\w.])"
+)
+"""Field names as they appear in messages and descriptions (the ones no word spells)."""
+
+
+def flag_of(field: str) -> str:
+    return SPEC_FLAGS[field].flag.split("/")[0]
+
+
+def in_flags(text: str) -> str:
+    """``text`` with the spec's field names replaced by their flags."""
+    return _FIELD_NAMES.sub(lambda match: flag_of(match[1]), text)
+
+
+def spec_field(path: str) -> FieldInfo:
+    """The FieldInfo of a dotted NodeSpec path (``health.path``)."""
+    model: type[BaseModel] = NodeSpec
+    *groups, name = path.split(".")
+    for group in groups:
+        annotation = model.model_fields[group].annotation
+        assert isinstance(annotation, type) and issubclass(annotation, BaseModel)
+        model = annotation
+    return model.model_fields[name]
+
+
+def spec_help(path: str, *, default: str | None = None) -> str:
+    """The help of the flag for ``path``: the field's description, in flags, with what the
+    flag takes; ``default``: shown as the default the server applies (for create)."""
+    description = re.sub(
+        r"``([\w.]+)``",
+        lambda quoted: flag_of(quoted[1]) if quoted[1] in SPEC_FLAGS else f"`{quoted[1]}`",
+        spec_field(path).description or "",
+    ).replace("``", "`")
+    text = " ".join(f"{description} {SPEC_FLAGS[path].usage}".split())
+    if default is not None:
+        text = re.sub(r"\s*Default: [^.;]*[.;]", "", text)
+    text = escape(in_flags(text))
+    return text if default is None else f"{text} [dim]\\[default: {escape(default)}][/dim]"
+
+
+def spec_option(path: str, *, default: str | None = None, **kwargs: Any) -> Any:
+    """The typer.Option that sets ``path``, its help from the spec (see spec_help)."""
+    flags = SPEC_FLAGS[path].flag
+    return typer.Option(flags, help=spec_help(path, default=default), show_default=False, **kwargs)
+
+
+@contextlib.contextmanager
+def flags_in_errors() -> Iterator[None]:
+    """An InvalidSpec about a spec field is told with the flag the user typed."""
+    try:
+        yield
+    except InvalidSpec as exc:
+        if exc.field not in SPEC_FLAGS:
+            raise
+        raise InvalidSpec.from_wire(flag_message(exc), field=exc.field) from None
+
+
+def flag_message(exc: InvalidSpec) -> str:
+    """'max_instances: max_instances (1) is below min_instances (3)' -> '--max (1) is below
+    --min (3)'; 'health.path: must start with /' -> '--health: must start with /'."""
+    flag = flag_of(exc.field)
+    text = in_flags(exc.message.removeprefix(f"{exc.field}: "))
+    return text if re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", text) else f"{flag}: {text}"
+
+
 NameArg = Annotated[str, typer.Argument(help="Node name.", show_default=False)]
-MinOpt = Annotated[
-    int | None,
-    typer.Option("--min", min=0, metavar="N", help="Minimum instances.", show_default=False),
-]
-MaxOpt = Annotated[
-    int | None,
-    typer.Option(
-        "--max", min=0, metavar="N", help="Maximum instances (autoscaling).", show_default=False
-    ),
-]
+ModelOpt = Annotated[str | None, spec_option("model", metavar="MODEL[:VERSION]")]
+ImageOpt = Annotated[str | None, spec_option("image", metavar="REF")]
+PortOpt = Annotated[int | None, spec_option("port", min=1, max=65535, metavar="PORT")]
+HealthOpt = Annotated[str | None, spec_option("health.path", metavar="PATH")]
+MinOpt = Annotated[int | None, spec_option("min_instances", min=0, metavar="N")]
+MaxOpt = Annotated[int | None, spec_option("max_instances", min=0, metavar="N")]
 CreateMinOpt = Annotated[
     int | None,
-    typer.Option(
-        "--min", min=0, metavar="N", show_default=False,
-        help="Minimum instances; 0: none while idle, one starts on the first request. "
-        f"[dim]\\[default: {DEFAULT_MIN_INSTANCES}][/dim]",
+    spec_option(
+        "min_instances", default=str(spec_field("min_instances").default), min=0, metavar="N"
     ),
-]  # fmt: skip
+]
 CreateMaxOpt = Annotated[
-    int | None,
-    typer.Option(
-        "--max", min=0, metavar="N", show_default=False,
-        help="Maximum instances (autoscaling). [dim]\\[default: as many as --min][/dim]",
-    ),
-]  # fmt: skip
-CreateTimeoutOpt = Annotated[
-    float | None,
-    typer.Option(
-        "--timeout", min=0, metavar="SECONDS", show_default=False,
-        help=f"Whole-request timeout at the gateway (504 past it). [dim]\\[default: "
-        f"{DEFAULT_TIMEOUT_S:g}][/dim]",
-    ),
-]  # fmt: skip
+    int | None, spec_option("max_instances", default="as many as --min", min=0, metavar="N")
+]
+TargetOpt = Annotated[float | None, spec_option("target_in_flight", min=0.01, metavar="N")]
+MaintenanceLimitOpt = Annotated[int | None, spec_option("maintenance_limit", min=1, metavar="N")]
+ConfigOpt = Annotated[str | None, spec_option("configuration", metavar="NAME")]
 CreateConfigOpt = Annotated[
     str | None,
-    typer.Option(
-        "--config", metavar="NAME", show_default=False,
-        help="Configuration (compute profile) such as c1.4; see `pier configuration list`. "
-        f"[dim]\\[default: {DEFAULT_CONFIGURATION}][/dim]",
-    ),
-]  # fmt: skip
-"""`create` says which defaults the server applies to what is not given (and sends only what
-is given); `update` leaves out what is not given."""
-TargetOpt = Annotated[
+    spec_option("configuration", default=str(spec_field("configuration").default), metavar="NAME"),
+]
+EnvOpt = Annotated[list[str] | None, spec_option("env", metavar="KEY=VALUE")]
+SecretEnvOpt = Annotated[list[str] | None, spec_option("secret_env", metavar="KEY=VALUE")]
+TimeoutOpt = Annotated[float | None, spec_option("timeout_s", min=0, metavar="SECONDS")]
+CreateTimeoutOpt = Annotated[
     float | None,
-    typer.Option(
-        "--target-in-flight",
-        min=0.01,
-        metavar="N",
-        help="Autoscaling: requests in flight per instance the node aims for (default 4); "
-        "the node runs between --min and --max instances to hold it.",
-        show_default=False,
+    spec_option(
+        "timeout_s", default=f"{spec_field('timeout_s').default:g}", min=0, metavar="SECONDS"
     ),
 ]
-ConfigOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--config",
-        metavar="NAME",
-        help="Configuration (compute profile) such as c1.4; see `pier configuration list`.",
-        show_default=False,
-    ),
+MetricsOpt = Annotated[str | None, spec_option("telemetry.path", metavar="PATH")]
+AccessOpt = Annotated[bool | None, spec_option("access")]
+RegistrySecretOpt = Annotated[str | None, spec_option("registry_secret", metavar="SECRET")]
+CommandOpt = Annotated[str | None, spec_option("command", metavar="'CMD ARGS'")]
+ArgOpt = Annotated[list[str] | None, spec_option("args", metavar="ARG")]
+IdleTimeoutOpt = Annotated[float | None, spec_option("idle_timeout_s", min=0, metavar="SECONDS")]
+HealthProtocolOpt = Annotated[str | None, spec_option("health.protocol", metavar="http|tcp|grpc")]
+HealthPortOpt = Annotated[int | None, spec_option("health.port", min=1, max=65535, metavar="PORT")]
+MetricsPortOpt = Annotated[
+    int | None, spec_option("telemetry.port", min=1, max=65535, metavar="PORT")
 ]
-EnvOpt = Annotated[
-    list[str] | None,
-    typer.Option("--env", metavar="KEY=VALUE", help="Environment variable; repeat for more."),
+HealthIntervalOpt = Annotated[float | None, spec_option("health.interval_s", metavar="SECONDS")]
+HealthTimeoutOpt = Annotated[float | None, spec_option("health.timeout_s", metavar="SECONDS")]
+HealthyThresholdOpt = Annotated[int | None, spec_option("health.healthy_threshold", metavar="N")]
+UnhealthyThresholdOpt = Annotated[
+    int | None, spec_option("health.unhealthy_threshold", metavar="N")
 ]
-SecretEnvOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--secret-env",
-        metavar="KEY=VALUE",
-        help="Environment variable whose value is never printed back; repeat for more.",
-    ),
-]
-TimeoutOpt = Annotated[
-    float | None,
-    typer.Option(
-        "--timeout",
-        min=0,
-        metavar="SECONDS",
-        help="Whole-request timeout at the gateway (504 past it).",
-        show_default=False,
-    ),
-]
-HealthOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--health",
-        metavar="PATH",
-        help="HTTP health-check path (model nodes: /v2/health/ready).",
-        show_default=False,
-    ),
-]
+HealthGraceOpt = Annotated[float | None, spec_option("health.grace_s", metavar="SECONDS")]
 WaitOpt = Annotated[bool, typer.Option("--wait", help="Show progress until the node is Healthy.")]
 WaitTimeoutOpt = Annotated[
     float, typer.Option("--wait-timeout", min=0, metavar="SECONDS", help="How long --wait waits.")
-]
-ModelOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--model",
-        metavar="MODEL[:VERSION]",
-        help="Serve a pushed model (its newest version unless VERSION is given).",
-        show_default=False,
-    ),
-]
-ImageOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--image",
-        metavar="REF",
-        help="Run a container image. With --model: an image that has pier's model server "
-        "(python3 -m pier.modelserver), which serves the model mounted into it.",
-        show_default=False,
-    ),
-]
-PortOpt = Annotated[
-    int | None,
-    typer.Option(
-        "--port",
-        min=1,
-        max=65535,
-        metavar="PORT",
-        help="Port the image's server listens on.",
-        show_default=False,
-    ),
-]
-MetricsOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--metrics",
-        metavar="PATH",
-        help="Prometheus metrics path on the instance.",
-        show_default=False,
-    ),
-]
-RegistrySecretOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--registry-secret",
-        metavar="SECRET",
-        help="Project secret with the registry's username and password.",
-        show_default=False,
-    ),
-]
-CommandOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--command",
-        metavar="'CMD ARGS'",
-        help="Replace the image's entrypoint (split like a shell would).",
-        show_default=False,
-    ),
-]
-ArgOpt = Annotated[
-    list[str] | None,
-    typer.Option("--arg", metavar="ARG", help="Replace the image's arguments; repeat."),
-]
-IdleTimeoutOpt = Annotated[
-    float | None,
-    typer.Option(
-        "--idle-timeout",
-        min=0,
-        metavar="SECONDS",
-        help="Close idle connections to an instance after this long.",
-        show_default=False,
-    ),
-]
-HealthProtocolOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--health-protocol",
-        metavar="http|tcp|grpc",
-        help="How to check health (image nodes without --health: tcp).",
-        show_default=False,
-    ),
-]
-HealthPortOpt = Annotated[
-    int | None,
-    typer.Option(
-        "--health-port",
-        min=1,
-        max=65535,
-        metavar="PORT",
-        help="Port the health check uses, when not --port (image nodes).",
-        show_default=False,
-    ),
-]
-MetricsPortOpt = Annotated[
-    int | None,
-    typer.Option(
-        "--metrics-port",
-        min=1,
-        max=65535,
-        metavar="PORT",
-        help="Port the metrics path is served on, when not --port (image nodes).",
-        show_default=False,
-    ),
-]
-HealthIntervalOpt = Annotated[
-    float | None,
-    typer.Option(
-        "--health-interval",
-        metavar="SECONDS",
-        show_default=False,
-        help="Seconds between health checks.",
-    ),
-]
-HealthTimeoutOpt = Annotated[
-    float | None,
-    typer.Option(
-        "--health-timeout",
-        metavar="SECONDS",
-        show_default=False,
-        help="Timeout of one health check.",
-    ),
-]
-HealthyThresholdOpt = Annotated[
-    int | None,
-    typer.Option(
-        "--healthy-threshold",
-        metavar="N",
-        show_default=False,
-        help="Passes in a row that make an instance Healthy.",
-    ),
-]
-UnhealthyThresholdOpt = Annotated[
-    int | None,
-    typer.Option(
-        "--unhealthy-threshold",
-        metavar="N",
-        show_default=False,
-        help="Failures in a row that make an instance Unhealthy.",
-    ),
-]
-HealthGraceOpt = Annotated[
-    float | None,
-    typer.Option(
-        "--health-grace",
-        metavar="SECONDS",
-        show_default=False,
-        help="How long an instance may stay Unhealthy before it is replaced.",
-    ),
-]
-AccessOpt = Annotated[
-    bool | None,
-    typer.Option(
-        "--public/--private",
-        help="Let anyone call the node without a token, or only holders of one.",
-        show_default=False,
-    ),
 ]
 RolloutWaitOpt = Annotated[
     bool,
     typer.Option(
         "--wait",
         help="Show progress until every instance runs the new spec and the node is Healthy.",
-    ),
-]
-MaintenanceLimitOpt = Annotated[
-    int | None,
-    typer.Option(
-        "--maintenance-limit",
-        min=1,
-        metavar="N",
-        help="Instances that may be down at once during a rolling update (default 1).",
-        show_default=False,
     ),
 ]

@@ -58,7 +58,7 @@ class HealthCheck(_Spec):
     protocol: Literal["http", "tcp", "grpc"] = "http"
     """http: GET path answers 2xx; tcp: the port accepts; grpc: grpc.health.v1 SERVING."""
     port: Annotated[int, Field(ge=1, le=65535)] | None = None
-    """Default: the node's port."""
+    """Port the health check uses, when not the node's port (image nodes)."""
     path: str | None = None
     """HTTP path, or the gRPC service name for protocol grpc. Default: /v2/health/ready
     for model nodes; image nodes without a path are checked over TCP."""
@@ -143,8 +143,7 @@ class NodeSpec(_Spec):
     telemetry: Telemetry = Field(default_factory=Telemetry)
     """Where pier scrapes an instance's metrics."""
     configuration: str = DEFAULT_CONFIGURATION
-    """Configuration (compute profile) of each instance, such as c1.4; see
-    /api/v1/configurations."""
+    """Configuration (compute profile) of each instance, such as c1.4."""
     min_instances: Annotated[int, Field(ge=0, le=1000)] = DEFAULT_MIN_INSTANCES
     """Minimum instances; 0: none while idle, one starts on the first request."""
     max_instances: Annotated[int, Field(ge=0, le=1000)] | None = None
