@@ -124,7 +124,7 @@ def main() -> None:
                 }
                 script = lua_script(tmp_path / f"{name}.lua", body, token)
                 targets = {
-                    "direct": f"{instance['endpoint']}/v2/models/{model}/infer",
+                    "direct": f"{instance.endpoint}/v2/models/{model}/infer",
                     "gateway": f"http://127.0.0.1:{gateway_port}/default/nodes/{name}"
                                f"/v2/models/{model}/infer",
                 }  # fmt: skip
