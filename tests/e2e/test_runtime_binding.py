@@ -170,7 +170,7 @@ def test_an_update_cannot_move_a_node_to_another_runtime(tmp_path: Path) -> None
     repo.add_model("default", "iris", fmt=ModelFormat.ONNX, sha256="0" * 64, size_bytes=1,
                    metadata={})  # fmt: skip
     nodes = NodeService(repo)
-    assert nodes.create("default", "iris", {"model": "iris"}, actor="test")["runtime"] == "local"
+    assert nodes.create("default", "iris", {"model": "iris"}, actor="test").runtime == "local"
     with pytest.raises(InvalidSpec) as caught:
         nodes.update("default", "iris", {"image": "127.0.0.1:5000/ms:1"}, actor="test")
     assert caught.value.field == "image"
