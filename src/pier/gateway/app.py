@@ -112,14 +112,15 @@ class Gateway:
         self.no_instance_wait_s = config.no_instance_wait_s
         self.client_limits = config.client
         self.request_ids = RequestIds()
-        self.metrics = GatewayMetrics(clock=loop.time)
+        self.clients: ClientConnections[ClientConnection] = ClientConnections(
+            config.max_connections
+        )
+        """The shared port's connections: capped."""
+        self.own_clients: ClientConnections[ClientConnection] = ClientConnections(None)
+        """The worker's own port, where the control plane reads figures: not capped."""
+        self.metrics = GatewayMetrics(clock=loop.time, connections=self.clients)
         self.upstreams = UpstreamRegistry()
         self.deadlines = Deadlines(loop)
-        self.clients = ClientConnections(config.max_connections)
-        """The shared port's connections: capped."""
-        self.own_clients = ClientConnections(None)
-        """The worker's own port, where the control plane reads figures: not capped."""
-        self.metrics.connections = self.clients
         self._refusal = render_error(TooManyConnections(config.max_connections), keep_alive=False)
         self.router = self._compile(RouteTable())
         self._routes_changed = asyncio.Event()

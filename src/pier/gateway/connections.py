@@ -23,12 +23,9 @@ import contextlib
 import resource
 import socket
 import struct
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final, Generic, Protocol, TypeVar
 
 import structlog
-
-if TYPE_CHECKING:
-    from pier.gateway.server import ClientConnection
 
 log = structlog.get_logger("pier.gateway")
 
@@ -44,7 +41,15 @@ _RESET: Final = struct.pack("ii", 1, 0)
 """SO_LINGER on, zero seconds: close() sends a TCP reset."""
 
 
-class ClientConnections:
+class Closable(Protocol):
+    def close_when_idle(self) -> None:
+        """Close now if no response is owed, else after the last one."""
+
+
+C = TypeVar("C", bound=Closable)
+
+
+class ClientConnections(Generic[C]):
     """The open client connections of one listening socket, the idle ones in the order
     they became idle, and the cap."""
 
@@ -53,8 +58,8 @@ class ClientConnections:
     def __init__(self, limit: int | None) -> None:
         self.limit = limit
         """None: no cap (a worker's own port, where the control plane reads figures)."""
-        self.open: set[ClientConnection] = set()
-        self.idle: dict[ClientConnection, None] = {}
+        self.open: set[C] = set()
+        self.idle: dict[C, None] = {}
         """Idle connections, the longest idle first (a dict keeps insertion order)."""
         self.pending = 0
         """Accepted but not yet made: connection_made comes a loop iteration later, after
@@ -82,22 +87,29 @@ class ClientConnections:
         self.idle_closed += 1
         conn.close_when_idle()
 
-    def add(self, conn: ClientConnection) -> None:
+    def add(self, conn: C) -> None:
         """``conn`` is made: it counts, idle until its first request begins."""
         self.pending = max(0, self.pending - 1)
         self.open.add(conn)
         self.idle[conn] = None
 
-    def remove(self, conn: ClientConnection) -> None:
+    def remove(self, conn: C) -> None:
         self.open.discard(conn)
         self.idle.pop(conn, None)
 
-    def mark_idle(self, conn: ClientConnection) -> None:
+    def mark_idle(self, conn: C) -> None:
         if conn in self.open:
             self.idle[conn] = None
 
-    def mark_busy(self, conn: ClientConnection) -> None:
+    def mark_busy(self, conn: C) -> None:
         self.idle.pop(conn, None)
+
+    def start_refusing(self) -> None:
+        """A refused connection is being answered (``RefusedConnection``)."""
+        self.refusing += 1
+
+    def stop_refusing(self) -> None:
+        self.refusing -= 1
 
 
 class RefusedConnection(asyncio.Protocol):
@@ -107,7 +119,7 @@ class RefusedConnection(asyncio.Protocol):
 
     __slots__ = ("answer", "connections", "is_counted", "timer", "transport")
 
-    def __init__(self, connections: ClientConnections, answer: bytes) -> None:
+    def __init__(self, connections: ClientConnections[Any], answer: bytes) -> None:
         self.connections = connections
         self.answer = answer
         self.transport: Any = None
@@ -121,7 +133,7 @@ class RefusedConnection(asyncio.Protocol):
         if connections.refusing >= MAX_REFUSING:
             transport.close()
             return
-        connections.refusing += 1
+        connections.start_refusing()
         self.is_counted = True
         loop = asyncio.get_running_loop()
         self.timer = loop.call_later(REFUSED_LINGER_S, transport.close)
@@ -135,7 +147,7 @@ class RefusedConnection(asyncio.Protocol):
             self.timer = None
         if self.is_counted:
             self.is_counted = False
-            self.connections.refusing -= 1
+            self.connections.stop_refusing()
         self.transport = None
 
 

@@ -170,25 +170,35 @@ class UpstreamTimeout(PierError):
         super().__init__(f"no complete response within the node's timeout of {timeout_s:g} s")
 
 
+def split_key(key: bytes) -> tuple[str, str]:
+    """A route key, ``b"project/name"`` -> ``("project", "name")``."""
+    project, _, name = key.decode("latin-1").partition("/")
+    return project, name
+
+
 def render_error(
     error: PierError,
     *,
-    project: str | None = None,
+    key: bytes | None = None,
+    is_alias: bool = False,
     node: str | None = None,
-    alias: str | None = None,
     keep_alive: bool = True,
     http11: bool = True,
     headers: bytes = b"",
 ) -> bytes:
-    """The whole HTTP response for ``error``, naming the project, alias and node when known;
+    """The whole HTTP response for ``error``, naming the route the caller used (``key``,
+    a node's or an alias's) and, for an alias, the node it had picked (``node``);
     ``headers`` are more header lines (each ending in CRLF), e.g. the ``x-request-id``."""
     detail: dict[str, str] = error.to_dict()
-    if project is not None:
+    if key is not None:
+        project, name = split_key(key)
         detail["project"] = project
-    if alias is not None:
-        detail["alias"] = alias
-    if node is not None:
-        detail["node"] = node
+        if is_alias:
+            detail["alias"] = name
+            if node is not None:
+                detail["node"] = node
+        else:
+            detail["node"] = name
     body = orjson.dumps({"error": detail})
     if isinstance(error, MethodNotAllowed):
         headers += error.allow

@@ -14,10 +14,10 @@ closed is simply not used. After the request was written, a lost connection is a
 
 from __future__ import annotations
 
-from functools import partial
-from typing import TYPE_CHECKING, Final
+import asyncio
+from typing import Final, Protocol
 
-from pier.domain.errors import AliasNotFound, NodeNotFound, PierError
+from pier.domain.errors import PierError
 from pier.gateway.balance import mark_down, pick_instance
 from pier.gateway.errors import (
     NoHealthyInstance,
@@ -25,17 +25,41 @@ from pier.gateway.errors import (
     UpstreamTimeout,
     render_error,
 )
+from pier.gateway.flow import ClientOutput
+from pier.gateway.limits import Deadlines
+from pier.gateway.metrics import GatewayMetrics, NodeStats
+from pier.gateway.pool import Upstream
 from pier.gateway.relay import UpstreamConnection
-from pier.gateway.routes import split_key
+from pier.gateway.routes import NodeTarget, Router
 
 _HTTP11_HOST: Final = b" HTTP/1.1\r\nhost: "
 
-if TYPE_CHECKING:
-    from pier.gateway.app import Gateway
-    from pier.gateway.metrics import NodeStats
-    from pier.gateway.pool import Upstream
-    from pier.gateway.routes import NodeTarget
-    from pier.gateway.server import ClientConnection
+
+class Shared(Protocol):
+    """What exchanges share in one gateway process (``app.Gateway``)."""
+
+    loop: asyncio.AbstractEventLoop
+    router: Router
+    """The route table served now."""
+    deadlines: Deadlines
+    metrics: GatewayMetrics
+    no_instance_wait_s: float
+
+    async def wait_for_routes(self, timeout_s: float) -> None:
+        """Return when the routes change, or after ``timeout_s``."""
+
+
+class Client(Protocol):
+    """The client connection an exchange answers (``server.ClientConnection``)."""
+
+    @property
+    def output(self) -> ClientOutput: ...
+
+    def cut(self) -> None:
+        """End the connection with a reset (a response under way cannot be completed)."""
+
+    def exchange_done(self, exchange: Exchange) -> None:
+        """``exchange`` is answered: go on with the next request, or close."""
 
 
 class Exchange:
@@ -56,18 +80,17 @@ class Exchange:
         "limit",
         "method",
         "node",
+        "output",
         "request_id",
-        "response_started",
-        "sent_at",
         "stats",
-        "status",
         "target",
         "upstream",
     )
 
     def __init__(
         self,
-        client: ClientConnection,
+        client: Client,
+        gateway: Shared,
         node: NodeTarget | None,
         alias: str | None,
         key: bytes,
@@ -81,7 +104,8 @@ class Exchange:
         request_id: bytes,
     ) -> None:
         self.client = client
-        self.gateway: Gateway = client.gateway
+        self.output = client.output
+        self.gateway = gateway
         self.node = node
         self.alias = alias
         self.key = key
@@ -98,10 +122,7 @@ class Exchange:
         self.upstream: Upstream | None = None
         self.conn: UpstreamConnection | None = None
         self.stats: NodeStats | None = None
-        self.status = 0
-        self.sent_at = 0.0
         self.is_done = False
-        self.response_started = False
 
     def start(self) -> None:
         """Send the request to an instance, or wait briefly for one to appear."""
@@ -113,24 +134,21 @@ class Exchange:
         now = gateway.loop.time()
         self.stats = stats = node.stats
         stats.begin(now)
-        gateway.deadlines.pending[self] = now + node.timeout_s
+        gateway.deadlines.add(self, now + node.timeout_s)
         instances = node.instances
         upstream = instances[0] if len(instances) == 1 else pick_instance(instances, now)
-        upstream.in_flight += 1
+        upstream.acquire()
         self.upstream = upstream
         conn = upstream.take_idle(now)
         if conn is None:
             gateway.loop.create_task(self._connect(upstream))
         else:
-            self._send(conn, now)
+            self._send(upstream, conn, now)
 
-    def _send(self, conn: UpstreamConnection, now: float) -> None:
+    def _send(self, upstream: Upstream, conn: UpstreamConnection, now: float) -> None:
         self.conn = conn
-        conn.exchange = self
-        conn.limit = self.limit
-        upstream = conn.upstream
-        self.sent_at = now
-        conn.transport.write(
+        conn.send(
+            self,
             b"".join(
                 (
                     self.method,
@@ -142,7 +160,8 @@ class Exchange:
                     self.head,
                     self.body,
                 )
-            )
+            ),
+            now,
         )
 
     async def _connect(self, upstream: Upstream) -> None:
@@ -150,13 +169,13 @@ class Exchange:
         tried = [upstream]
         while True:
             try:
-                conn = await upstream.connect(loop, partial(UpstreamConnection, upstream))
+                conn = await upstream.connect(loop)
                 break
             except (OSError, TimeoutError) as e:
                 now = loop.time()
                 mark_down(upstream, now)
                 if self.upstream is upstream:
-                    upstream.in_flight -= 1
+                    upstream.release()
                     self.upstream = None
                 node = self.node
                 if self.is_done or node is None:
@@ -167,7 +186,7 @@ class Exchange:
                     self.fail(UpstreamConnectFailed(len(tried), reason))
                     return
                 upstream = pick_instance(others, now)
-                upstream.in_flight += 1
+                upstream.acquire()
                 self.upstream = upstream
                 tried.append(upstream)
                 idle = upstream.take_idle(now)
@@ -175,9 +194,9 @@ class Exchange:
                     conn = idle
                     break
         if self.is_done:
-            upstream.release(conn, loop.time())
+            upstream.put_idle(conn)
         else:
-            self._send(conn, loop.time())
+            self._send(upstream, conn, loop.time())
 
     async def _wait_for_instances(self) -> None:
         """Wait for the node (or a node of the alias) to have a Healthy instance: briefly,
@@ -189,19 +208,11 @@ class Exchange:
         waiting: NodeStats | None = None
         try:
             while not self.is_done:
-                router = gateway.router
-                if self.alias is not None:
-                    alias = router.aliases.get(self.key)
-                    if alias is None:
-                        self.fail(AliasNotFound(*split_key(self.key)))
-                        return
-                    self.node = alias.pick()
-                else:
-                    self.node = router.nodes.get(self.key)
-                    if self.node is None:
-                        self.fail(NodeNotFound(*split_key(self.key)))
-                        return
-                node = self.node
+                target = gateway.router.resolve(self.alias is not None, self.key)
+                if isinstance(target, PierError):
+                    self.fail(target)
+                    return
+                node = self.node = target.pick()
                 if node is not None and node.instances:
                     if waiting is not None:
                         waiting.end(loop.time())
@@ -228,26 +239,29 @@ class Exchange:
         if self.is_done:
             return
         conn = self.conn
+        is_started = conn is not None and conn.has_relayed
         if conn is not None:
             conn.detach()
-        self.keep_alive = self.keep_alive and not self.response_started
-        if self.response_started:
+        if is_started:
+            self.keep_alive = False
             self.client.cut()
         else:
-            project, name = split_key(self.key)
-            node = self.node.node if self.node is not None else None
-            self.client.write(
+            self.output.write(
                 render_error(
                     error,
-                    project=project,
-                    alias=name if self.alias is not None else None,
-                    node=name if self.alias is None else node,
+                    key=self.key,
+                    is_alias=self.alias is not None,
+                    node=self.node.node if self.node is not None else None,
                     keep_alive=self.keep_alive,
                     http11=self.http11,
                     headers=self.request_id,
                 )
             )
         self.finish(error.http_status, None)
+
+    def close_client_after(self) -> None:
+        """The response is delimited by a close: the client connection ends after it."""
+        self.keep_alive = False
 
     def expire(self) -> None:
         """The node's timeout_s passed (called by the deadline sweep)."""
@@ -268,10 +282,10 @@ class Exchange:
         self.is_done = True
         self.conn = None
         gateway = self.gateway
-        gateway.deadlines.pending.pop(self, None)
+        gateway.deadlines.remove(self)
         upstream = self.upstream
         if upstream is not None:
-            upstream.in_flight -= 1
+            upstream.release()
             self.upstream = None
         stats = self.stats
         if stats is not None:

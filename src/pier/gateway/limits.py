@@ -68,8 +68,14 @@ class Deadlines:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self.pending: dict[Expiring, float] = {}
-        """Exchange or connection -> loop time its deadline passes. The hot path adds and
-        deletes here."""
+        """Exchange or connection -> loop time its deadline passes."""
+
+    def add(self, item: Expiring, at: float) -> None:
+        """``item`` expires at loop time ``at`` (replacing a deadline it had)."""
+        self.pending[item] = at
+
+    def remove(self, item: Expiring) -> None:
+        self.pending.pop(item, None)
 
     def expired(self, now: float) -> list[Expiring]:
         """Remove and return the entries whose deadline is at or before ``now``."""

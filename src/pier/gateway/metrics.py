@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import time
 from bisect import bisect_left
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Final
+from collections.abc import Callable, Collection, Iterator
+from typing import Final, Protocol
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -30,9 +30,6 @@ from prometheus_client.core import (
     HistogramMetricFamily,
     Metric,
 )
-
-if TYPE_CHECKING:
-    from pier.gateway.connections import ClientConnections
 
 LATENCY_BUCKETS_S: Final = (
     0.0005,
@@ -54,6 +51,19 @@ LATENCY_BUCKETS_S: Final = (
 )
 CONTENT_TYPE: Final = b"text/plain; version=0.0.4; charset=utf-8"
 _CLASSES: Final = tuple(f"{i}xx" for i in range(1, 10))
+
+
+class ConnectionFigures(Protocol):
+    """The client connections of the shared port (``connections.ClientConnections``)."""
+
+    @property
+    def open(self) -> Collection[object]: ...
+    @property
+    def idle(self) -> Collection[object]: ...
+    @property
+    def refused(self) -> int: ...
+    @property
+    def idle_closed(self) -> int: ...
 
 
 class NodeStats:
@@ -109,12 +119,16 @@ class NodeStats:
 class GatewayMetrics:
     """All NodeStats of this process, kept across route table versions."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        connections: ConnectionFigures | None = None,
+    ) -> None:
         """``clock``: the event loop's time, the one ``begin``/``end`` are given."""
         self.clock = clock
         self._nodes: dict[tuple[str, str], NodeStats] = {}
         self.unrouted = self.node("", "")
-        self.connections: ClientConnections | None = None
+        self.connections = connections
         """The client connections of the shared port, for their figures."""
 
     def node(self, project: str, node: str) -> NodeStats:
@@ -185,7 +199,7 @@ class _Collector:
             yield from _connection_figures(self._metrics.connections)
 
 
-def _connection_figures(connections: ClientConnections) -> Iterator[Metric]:
+def _connection_figures(connections: ConnectionFigures) -> Iterator[Metric]:
     yield GaugeMetricFamily(
         "pier_gateway_client_connections",
         "Client connections open on the shared port (max_connections caps them).",

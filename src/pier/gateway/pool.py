@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Final
+from collections.abc import Iterable
+from typing import Final
 from urllib.parse import urlsplit
 
 from pier.domain.routes import RouteInstance
-
-if TYPE_CHECKING:
-    from pier.gateway.relay import UpstreamConnection
+from pier.gateway.relay import UpstreamConnection
 
 IDLE_S: Final = 4.0
 """Pooled connections idle longer than this are closed instead of reused."""
@@ -77,20 +75,32 @@ class Upstream:
             conn.close()
         return None
 
-    async def connect(
-        self, loop: asyncio.AbstractEventLoop, factory: Callable[[], UpstreamConnection]
-    ) -> UpstreamConnection:
+    async def connect(self, loop: asyncio.AbstractEventLoop) -> UpstreamConnection:
         """A new connection to this instance; raises OSError or TimeoutError."""
         async with asyncio.timeout(CONNECT_TIMEOUT_S):
-            _, conn = await loop.create_connection(factory, self.host, self.port, ssl=self.ssl)
+            _, conn = await loop.create_connection(
+                lambda: UpstreamConnection(self, loop), self.host, self.port, ssl=self.ssl
+            )
         return conn
 
-    def release(self, conn: UpstreamConnection, now: float) -> None:
-        """Put a connection whose response is complete back into the pool."""
+    def acquire(self) -> None:
+        """A request to this instance starts (counted for balancing and draining)."""
+        self.in_flight += 1
+
+    def release(self) -> None:
+        """A request to this instance is done."""
+        self.in_flight -= 1
+
+    def keep_idle_for(self, idle_s: float) -> None:
+        """Close pooled connections idle longer than ``idle_s`` (the node's idle timeout)."""
+        self.idle_s = idle_s
+
+    def put_idle(self, conn: UpstreamConnection) -> None:
+        """Put a connection whose response is complete back into the pool (its
+        ``idle_since`` says since when it is idle)."""
         if self.is_retired or not conn.is_open:
             conn.close()
             return
-        conn.idle_since = now
         self.idle.append(conn)
 
     def close_expired(self, now: float) -> None:

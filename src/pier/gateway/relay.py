@@ -17,17 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final, Protocol
 
 import httptools
 
+from pier.domain.errors import PierError
 from pier.gateway import wire
 from pier.gateway.errors import BadUpstreamResponse, ResponseTooLarge, UpstreamDisconnected
-
-if TYPE_CHECKING:
-    from pier.domain.errors import PierError
-    from pier.gateway.forward import Exchange
-    from pier.gateway.pool import Upstream
+from pier.gateway.flow import ClientOutput
 
 MAX_HEAD_BYTES: Final = 64 * 1024
 _CRLF: Final = b"\r\n"
@@ -42,6 +39,49 @@ tests: ``needle in bytes`` first tries the needle as an integer and formats a Ty
 each time, which costs more than the search."""
 
 
+class Exchange(Protocol):
+    """The request whose response is relayed (``forward.Exchange``)."""
+
+    @property
+    def output(self) -> ClientOutput: ...
+    @property
+    def is_head(self) -> bool: ...
+    @property
+    def keep_alive(self) -> bool: ...
+    @property
+    def http11(self) -> bool: ...
+    @property
+    def request_id(self) -> bytes:
+        """The ``x-request-id`` header line the response gets."""
+
+    @property
+    def limit(self) -> int:
+        """Response body limit."""
+
+    def close_client_after(self) -> None:
+        """The response is delimited by a close: the client connection ends after it."""
+
+    def finish(self, status: int, latency_s: float | None) -> None:
+        """The response was relayed whole."""
+
+    def fail(self, error: PierError) -> None:
+        """Answer ``error`` instead (or cut the client off if the response had started);
+        detaches and closes the instance connection."""
+
+
+class Origin(Protocol):
+    """The instance a connection goes to (``pool.Upstream``)."""
+
+    @property
+    def instance_id(self) -> str: ...
+    @property
+    def instance_header(self) -> bytes:
+        """The ``x-pier-instance`` header line."""
+
+    def put_idle(self, conn: UpstreamConnection) -> None:
+        """Take back a connection whose response is complete (or close it)."""
+
+
 class _Refused(Exception):
     """Raised in a parser callback after the exchange was failed, to stop parsing."""
 
@@ -51,8 +91,10 @@ class UpstreamConnection(asyncio.Protocol):
 
     __slots__ = (
         "body_bytes",
+        "clock",
         "exchange",
         "has_head",
+        "has_relayed",
         "head_buf",
         "headers",
         "idle_since",
@@ -65,20 +107,28 @@ class UpstreamConnection(asyncio.Protocol):
         "is_reusable",
         "limit",
         "out",
+        "output",
         "parser",
         "remaining",
+        "sent_at",
+        "status",
         "transport",
         "upstream",
     )
 
-    def __init__(self, upstream: Upstream) -> None:
+    def __init__(self, upstream: Origin, loop: asyncio.AbstractEventLoop) -> None:
         self.upstream = upstream
+        self.clock = loop.time
+        self.output: ClientOutput | None = None
+        """Where the response being relayed goes."""
+        self.sent_at = 0.0
         self.parser: Any = None
         self.transport: Any = None
         self.exchange: Exchange | None = None
         self.is_open = False
         self.is_paused = False
         self.idle_since = 0.0
+        """Loop time of the connection's last response (or of its opening)."""
         self.limit = 0
         self.out: list[bytes] = []
         self._ready()
@@ -86,11 +136,14 @@ class UpstreamConnection(asyncio.Protocol):
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
         self.is_open = True
+        self.idle_since = self.clock()
 
     def _ready(self) -> None:
         """Reset the per-response state (after a response, so not on the way in)."""
         self.head_buf = b""
         self.has_head = False
+        self.has_relayed = False
+        self.status = 0
         self.remaining = 0
         self.body_bytes = 0
         self.is_parsing = False
@@ -99,6 +152,15 @@ class UpstreamConnection(asyncio.Protocol):
         self.is_complete = False
         self.is_reusable = False
         self.headers: list[tuple[bytes, bytes]] = []
+
+    def send(self, exchange: Exchange, request: bytes, now: float) -> None:
+        """Write ``request`` (whole) and relay its response to ``exchange``."""
+        self.exchange = exchange
+        self.limit = exchange.limit
+        self.sent_at = now
+        output = self.output = exchange.output
+        output.attach(self)
+        self.transport.write(request)
 
     def data_received(self, data: bytes) -> None:
         exchange = self.exchange
@@ -147,7 +209,7 @@ class UpstreamConnection(asyncio.Protocol):
         if not 0 <= length <= self.limit:
             self._refuse_length(exchange, length)
             return
-        exchange.status = status
+        self.status = status
         remaining = length + end + 4 - len(data)
         if remaining < 0:  # more than Content-Length: relay what was promised, then close
             data = data[:remaining]
@@ -168,9 +230,7 @@ class UpstreamConnection(asyncio.Protocol):
             self.out.append(relayed)
             self._flush(exchange)
         else:  # the whole response in one read, the common case
-            client = exchange.client
-            if not client.is_closed:
-                client.transport.write(relayed)
+            exchange.output.write(relayed)
             self._done(exchange, remaining == 0)
 
     def _count(self, exchange: Exchange, data: bytes) -> None:
@@ -246,8 +306,8 @@ class UpstreamConnection(asyncio.Protocol):
             self.is_chunking = is_chunked and exchange.http11
             self.is_eof_delimited = not is_chunked
             if not self.is_chunking:
-                exchange.keep_alive = False  # the client reads the body until the close
-        exchange.status = status
+                exchange.close_client_after()  # the client reads the body until the close
+        self.status = status
         kept += (
             self.upstream.instance_header,
             exchange.request_id,
@@ -278,37 +338,41 @@ class UpstreamConnection(asyncio.Protocol):
         self.is_reusable = self.parser.should_keep_alive() and not is_head
 
     def _flush(self, exchange: Exchange) -> None:
-        exchange.response_started = True
-        client = exchange.client
-        if not client.is_closed:
-            client.transport.writelines(self.out)
+        self.has_relayed = True
+        exchange.output.writelines(self.out)
         self.out.clear()
 
     def _complete(self, exchange: Exchange) -> None:
         out = self.out
-        client = exchange.client
-        if not client.is_closed:
-            client.transport.write(out[0] if len(out) == 1 else b"".join(out))
+        exchange.output.write(out[0] if len(out) == 1 else b"".join(out))
         out.clear()
         self._done(exchange, self.is_reusable)
 
     def _done(self, exchange: Exchange, is_reusable: bool) -> None:
         """The response was relayed: pool or close the connection, finish the exchange."""
-        self.exchange = None
-        now = exchange.gateway.loop.time()
-        if self.is_paused:
-            self.resume()
-        upstream = self.upstream
-        if is_reusable and self.is_open and not upstream.is_retired:
+        self._release_output()
+        now = self.clock()
+        status = self.status
+        if is_reusable and self.is_open:
             if self.is_parsing:
                 self._ready()
             else:
-                self.has_head = self.is_reusable = False
-            self.idle_since = now  # back to the pool (Upstream.release, inlined)
-            upstream.idle.append(self)
+                self.has_head = self.is_reusable = self.has_relayed = False
+            self.idle_since = now
+            self.upstream.put_idle(self)
         else:
             self.close()
-        exchange.finish(exchange.status, now - exchange.sent_at)
+        exchange.finish(status, now - self.sent_at)
+
+    def _release_output(self) -> None:
+        """No exchange any more: stop following the client's pauses."""
+        self.exchange = None
+        output = self.output
+        if output is not None:
+            self.output = None
+            output.detach(self)
+        if self.is_paused:
+            self.resume()
 
     def _fail(self, exchange: Exchange, error: PierError) -> None:
         self.out.clear()
@@ -320,11 +384,11 @@ class UpstreamConnection(asyncio.Protocol):
         exchange = self.exchange
         if exchange is None:
             return
-        self.exchange = None
+        self._release_output()
         if self.is_eof_delimited:
             if self.out:
                 self._flush(exchange)
-            exchange.finish(exchange.status, exchange.gateway.loop.time() - exchange.sent_at)
+            exchange.finish(self.status, self.clock() - self.sent_at)
         else:
             self.out.clear()
             exchange.fail(UpstreamDisconnected(self.upstream.instance_id))
@@ -342,7 +406,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     def detach(self) -> None:
         """Forget the exchange and close: the rest of its response will not be read."""
-        self.exchange = None
+        self._release_output()
         self.close()
 
     def close(self) -> None:

@@ -6,12 +6,16 @@ nodes holding their ``Upstream`` objects, aliases holding a weighted choice over
 nodes that can take traffic. A new table builds a new Router; requests in flight keep
 the one they started with.
 
-Routing, in order:
+``match_request`` finds where a request goes (the key and the target path), in order:
   * a header ``x-node-id: NODE`` or ``x-node-alias: ALIAS`` (project from ``x-folder-id``
     or ``x-pier-project``, default ``default``): the path is forwarded unchanged
     (DataSphere-compatible);
   * ``/{project}/nodes/{node}/{path}`` and ``/{project}/aliases/{alias}/{path}``:
     ``/{path}`` is forwarded, the query string kept.
+
+``Router.resolve`` then finds the node or alias of the key, or the error for an unknown
+one: the client connection calls it when the head is parsed, and a request waiting for
+instances calls it again when the routes change.
 """
 
 from __future__ import annotations
@@ -22,10 +26,12 @@ from typing import Final, TypeAlias
 
 import structlog
 
+from pier.domain.errors import AliasNotFound, NodeNotFound, PierError
 from pier.domain.routes import AliasRoute, NodeRoute, RouteInstance, RouteTable
 from pier.domain.specs import Access
 from pier.domain.tokens import token_digest
 from pier.gateway.balance import WeightedChoice
+from pier.gateway.errors import split_key
 from pier.gateway.limits import body_limit
 from pier.gateway.metrics import GatewayMetrics, NodeStats
 from pier.gateway.pool import IDLE_S, Upstream, UpstreamRegistry
@@ -49,6 +55,10 @@ class NodeTarget:
     max_body_bytes: int
     stats: NodeStats
     scales_from_zero: bool = False
+
+    def pick(self) -> NodeTarget:
+        """The node takes the request itself (as an alias picks one of its nodes)."""
+        return self
 
 
 @dataclass(slots=True, eq=False)
@@ -103,6 +113,18 @@ class Router:
         )
         """(project, node) of the public nodes: what callers without a token may see."""
 
+    def resolve(self, is_alias: bool, key: bytes) -> NodeTarget | AliasTarget | PierError:
+        """The node or alias of ``key`` (``b"project/name"``), or the error that says it
+        is unknown (a node's names the project's nodes, for a suggestion)."""
+        if is_alias:
+            alias = self.aliases.get(key)
+            return alias if alias is not None else AliasNotFound(*split_key(key))
+        node = self.nodes.get(key)
+        if node is not None:
+            return node
+        project, name = split_key(key)
+        return NodeNotFound(project, name, known=self.node_names(project))
+
     @property
     def upstreams(self) -> Iterable[Upstream]:
         for node in self.nodes.values():
@@ -146,6 +168,15 @@ class Router:
         )
 
 
+def match_request(
+    url: bytes, node: bytes | None, alias: bytes | None, project: bytes | None
+) -> RouteMatch | None:
+    """Where a request goes: by its routing headers if it has any, else by its path."""
+    if node is not None or alias is not None:
+        return match_headers(url, node, alias, project)
+    return match_path(url)
+
+
 def match_path(url: bytes) -> RouteMatch | None:
     """``/{project}/(nodes|aliases)/{name}/{path}?q`` -> its key and ``/{path}?q``."""
     parts = url.split(b"/", 4)
@@ -181,12 +212,6 @@ def match_headers(
     return None
 
 
-def split_key(key: bytes) -> tuple[str, str]:
-    """``b"project/name"`` -> ``("project", "name")`` for error messages."""
-    project, _, name = key.decode("latin-1").partition("/")
-    return project, name
-
-
 def _key(project: str, name: str) -> bytes:
     return f"{project}/{name}".encode()
 
@@ -204,7 +229,7 @@ def _compile_node(
 ) -> NodeTarget:
     instances = tuple(u for i in route.instances if (u := _upstream(upstreams, i)) is not None)
     for upstream in instances:
-        upstream.idle_s = route.idle_timeout_s or IDLE_S
+        upstream.keep_idle_for(route.idle_timeout_s or IDLE_S)
     return NodeTarget(
         project=route.project,
         node=route.node,

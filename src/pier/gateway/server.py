@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final, Protocol
 
 import httptools
 import structlog
 
-from pier.domain.errors import AliasNotFound, BodyTooLarge, NodeNotFound, PierError, Unauthorized
+from pier.domain.errors import BodyTooLarge, PierError, Unauthorized
 from pier.gateway import wire
-from pier.gateway.connections import reset
+from pier.gateway.connections import ClientConnections, reset
 from pier.gateway.errors import (
     BadRequest,
     HeadersTooLarge,
@@ -41,17 +41,12 @@ from pier.gateway.errors import (
     VersionNotSupported,
     render_error,
 )
-from pier.gateway.forward import Exchange
-from pier.gateway.limits import LINGER_S
+from pier.gateway.flow import ClientOutput
+from pier.gateway.forward import Exchange, Shared
+from pier.gateway.limits import LINGER_S, ClientLimits
 from pier.gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from pier.gateway.request_ids import RequestIds
-from pier.gateway.routes import match_headers, match_path, split_key
-
-if TYPE_CHECKING:
-    from pier.gateway.app import Gateway
-    from pier.gateway.connections import ClientConnections
-    from pier.gateway.limits import ClientLimits
-    from pier.gateway.routes import NodeTarget
+from pier.gateway.routes import AliasTarget, NodeTarget, match_request
 
 log = structlog.get_logger("pier.gateway")
 _HEADERS: Final = wire.REQUEST_HEADERS
@@ -59,6 +54,20 @@ _HEADERS_LOWER: Final = wire.REQUEST_HEADERS_LOWER
 _CRLF: Final = b"\r\n"
 _REQUEST_LINE_FRAME: Final = len(b"  HTTP/1.1")
 """What a request line has besides its method and target."""
+
+
+class GatewayState(Shared, Protocol):
+    """What client connections share in one gateway process (``app.Gateway``)."""
+
+    client_limits: ClientLimits
+    request_ids: RequestIds
+    max_body_bytes: int
+
+    def render_health(self, authorization: bytes | None) -> bytes:
+        """The body of ``/healthz``."""
+
+    def render_metrics(self, authorization: bytes | None) -> bytes:
+        """The body of ``/metrics``."""
 
 
 class ClientConnection(asyncio.Protocol):
@@ -90,7 +99,6 @@ class ClientConnection(asyncio.Protocol):
         "http11",
         "is_answered",
         "is_broken",
-        "is_closed",
         "is_lingering",
         "is_mid_request",
         "is_paused",
@@ -103,6 +111,7 @@ class ClientConnection(asyncio.Protocol):
         "must_close",
         "node",
         "node_id",
+        "output",
         "parser",
         "project_id",
         "queue",
@@ -141,7 +150,9 @@ class ClientConnection(asyncio.Protocol):
     alias: str | None
     target: bytes
 
-    def __init__(self, gateway: Gateway, connections: ClientConnections) -> None:
+    def __init__(
+        self, gateway: GatewayState, connections: ClientConnections[ClientConnection]
+    ) -> None:
         self.gateway = gateway
         self.connections = connections
         self.is_mid_request = False
@@ -151,7 +162,8 @@ class ClientConnection(asyncio.Protocol):
         self.transport: Any = None
         self.current: Exchange | None = None
         self.queue: deque[Exchange | bytes] = deque()
-        self.is_closed = False
+        self.output = ClientOutput()
+        """Where responses go; it owns the transport's write side and flow control."""
         self.is_broken = False
         self.must_close = False
         self.http11 = True
@@ -176,6 +188,7 @@ class ClientConnection(asyncio.Protocol):
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
+        self.output.open(transport)
         self.connections.add(self)
         peer = transport.get_extra_info("peername")
         if peer:
@@ -185,7 +198,7 @@ class ClientConnection(asyncio.Protocol):
         )
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.is_closed = True
+        self.output.close()
         self.connections.remove(self)
         if self.is_timed:
             self._untime()
@@ -255,17 +268,17 @@ class ClientConnection(asyncio.Protocol):
                 if self.is_timed:
                     return
             timeout_s = limits.header_timeout_s
-        self.gateway.deadlines.pending[self] = self.gateway.loop.time() + timeout_s
+        self.gateway.deadlines.add(self, self.gateway.loop.time() + timeout_s)
         self.is_timed = True
 
     def _untime(self) -> None:
         self.is_timed = False
-        self.gateway.deadlines.pending.pop(self, None)
+        self.gateway.deadlines.remove(self)
 
     def expire(self) -> None:
         """A request's head, or the next part of its body, came too late (the sweep)."""
         self.is_timed = False
-        if self.is_closed or self.is_broken:
+        if self.output.is_closed or self.is_broken:
             return
         if self.is_answered:  # refused already, its body was being dropped: no 2nd answer
             self.is_broken = True
@@ -296,24 +309,16 @@ class ClientConnection(asyncio.Protocol):
         self.close_when_idle()
 
     def pause_writing(self) -> None:
-        current = self.current
-        if current is not None and current.conn is not None:
-            current.conn.pause()
+        self.output.pause()
 
     def resume_writing(self) -> None:
-        current = self.current
-        if current is not None and current.conn is not None:
-            current.conn.resume()
-
-    def write(self, data: bytes) -> None:
-        if not self.is_closed:
-            self.transport.write(data)
+        self.output.resume()
 
     def cut(self) -> None:
         """End the connection at once, with a reset: a response already under way cannot
         be completed, and the client must not take a close for the end of its body."""
-        if not self.is_closed:
-            self.is_closed = True
+        if not self.output.is_closed:
+            self.output.close()
             reset(self.transport)
 
     def close_if_quiet(self) -> None:
@@ -326,7 +331,7 @@ class ClientConnection(asyncio.Protocol):
     def close_when_idle(self) -> None:
         """Close now if no response is owed, else after the last one."""
         self.must_close = True
-        if self.current is None and not self.queue and not self.is_closed:
+        if self.current is None and not self.queue and not self.output.is_closed:
             self._close()
 
     def _close(self) -> None:
@@ -351,17 +356,17 @@ class ClientConnection(asyncio.Protocol):
         while queue:
             item = queue.popleft()
             if isinstance(item, bytes):
-                self.write(item)
+                self.output.write(item)
             else:
                 self.current = item
                 item.start()
                 return
         if self.read_ahead:
             self.read_ahead = 0
-            if self.is_paused and not self.is_closed:
+            if self.is_paused and not self.output.is_closed:
                 self.is_paused = False
                 self.transport.resume_reading()
-        if self.must_close and not self.is_closed:
+        if self.must_close and not self.output.is_closed:
             self._close()
         elif self.url and not self.is_broken:  # read while owed: its time starts now
             self._read_partly(0)
@@ -502,36 +507,21 @@ class ClientConnection(asyncio.Protocol):
             self.request_id = self.gateway.request_ids.new()
         self.keep_alive = parser.should_keep_alive()
         url = self.url
-        if self.node_id is not None or self.alias_id is not None:
-            match = match_headers(url, self.node_id, self.alias_id, self.project_id)
-        else:
-            match = match_path(url)
+        match = match_request(url, self.node_id, self.alias_id, self.project_id)
         if match is None:
             self._answer_gateway_path(url)
             return
-        is_alias, key, target = match
+        is_alias, key, self.target = match
         self.key = key
-        self.target = target
         router = self.gateway.router
-        node: NodeTarget | None
-        if is_alias:
-            alias = router.aliases.get(key)
-            if alias is None:
-                self._answer_unknown(AliasNotFound(*split_key(key)), alias=True)
-                return
-            node = alias.pick()
-            is_public = alias.is_public
-            self.alias = alias.alias
-        else:
-            node = router.nodes.get(key)
-            if node is None:
-                project, name = split_key(key)
-                known = router.node_names(project)
-                self._answer_unknown(NodeNotFound(project, name, known=known))
-                return
-            is_public = node.is_public
-        self.node = node
-        if not is_public and not router.is_authorized(self.authorization):
+        route = router.resolve(is_alias, key)
+        if isinstance(route, PierError):
+            self._answer_unknown(route, alias=is_alias)
+            return
+        if isinstance(route, AliasTarget):
+            self.alias = route.alias
+        self.node = node = route.pick()
+        if not route.is_public and not router.is_authorized(self.authorization):
             self._answer(Unauthorized(), alias=is_alias)
             return
         if node is not None:
@@ -579,6 +569,7 @@ class ClientConnection(asyncio.Protocol):
         body = self.body
         exchange = Exchange(
             self,
+            self.gateway,
             self.node,
             self.alias,
             self.key,  # type: ignore[arg-type]
@@ -645,15 +636,11 @@ class ClientConnection(asyncio.Protocol):
         """Refuse the request with ``error``; its body, if any, is read and dropped."""
         self.is_answered = True
         keep_alive = not close and not self.is_broken and self.keep_alive
-        project = name = None
-        if self.key is not None:
-            project, name = split_key(self.key)
         self._send_or_queue(
             render_error(
                 error,
-                project=project,
-                alias=name if alias else None,
-                node=None if alias else name,
+                key=self.key,
+                is_alias=alias,
                 keep_alive=keep_alive,
                 http11=self.http11,
                 headers=self._request_id(),
@@ -668,10 +655,10 @@ class ClientConnection(asyncio.Protocol):
 
     def _send_or_queue(self, response: bytes) -> None:
         if self.current is None and not self.queue:
-            self.write(response)
+            self.output.write(response)
         else:
             self.queue.append(response)
 
     def _linger_over(self) -> None:
-        if not self.is_closed:
+        if not self.output.is_closed:
             self.transport.close()

@@ -1,0 +1,70 @@
+"""The client side of a relayed response: where its bytes go, and flow control back.
+
+A ``ClientOutput`` belongs to one client connection. The instance connection relaying a
+response writes to it and attaches itself as the source; when the client's transport
+buffers too much (``pause_writing``), the client connection pauses the output, which
+stops reading from the source until the buffer drains. A source attached while the
+output is paused is paused at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+
+class Source(Protocol):
+    """What produces the bytes: an instance connection (it stops and starts reading)."""
+
+    def pause(self) -> None: ...
+
+    def resume(self) -> None: ...
+
+
+class ClientOutput:
+    """A client connection's transport as the relay sees it: write, pause, resume."""
+
+    __slots__ = ("is_closed", "is_paused", "source", "transport")
+
+    def __init__(self) -> None:
+        self.transport: Any = None
+        self.is_closed = False
+        """The client is gone (or was cut off): what is written is dropped."""
+        self.is_paused = False
+        self.source: Source | None = None
+
+    def open(self, transport: Any) -> None:
+        self.transport = transport
+
+    def close(self) -> None:
+        """Write nothing more (the connection was lost or cut)."""
+        self.is_closed = True
+        self.source = None
+
+    def write(self, data: bytes) -> None:
+        if not self.is_closed:
+            self.transport.write(data)
+
+    def writelines(self, parts: list[bytes]) -> None:
+        if not self.is_closed:
+            self.transport.writelines(parts)
+
+    def attach(self, source: Source) -> None:
+        """``source`` relays the next response: it follows this output's pauses."""
+        self.source = source
+        if self.is_paused:
+            source.pause()
+
+    def detach(self, source: Source) -> None:
+        if self.source is source:
+            self.source = None
+
+    def pause(self) -> None:
+        """The client's transport buffers too much: stop the source."""
+        self.is_paused = True
+        if self.source is not None:
+            self.source.pause()
+
+    def resume(self) -> None:
+        self.is_paused = False
+        if self.source is not None:
+            self.source.resume()
