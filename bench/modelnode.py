@@ -64,14 +64,20 @@ def mlp_model() -> tuple[bytes, list[float]]:
     return onnx.SerializeToString(), x[0].tolist()
 
 
-def lua_script(path: Path, body: dict, token: str) -> Path:
+def lua_script(path: Path, body: dict, token: str | None = None) -> Path:
+    """A wrk script POSTing ``body`` as JSON (with a bearer token, if given)."""
+    auth = f'wrk.headers["Authorization"] = "Bearer {token}"\n' if token else ""
     path.write_text(
         'wrk.method = "POST"\n'
         f"wrk.body = {json.dumps(json.dumps(body))}\n"
-        'wrk.headers["Content-Type"] = "application/json"\n'
-        f'wrk.headers["Authorization"] = "Bearer {token}"\n'
+        'wrk.headers["Content-Type"] = "application/json"\n' + auth
     )
     return path
+
+
+def infer_body(row: list[float]) -> dict:
+    """A V2 inference request with one row for the model's input ``X``."""
+    return {"inputs": [{"name": "X", "shape": [1, len(row)], "datatype": "FP32", "data": row}]}
 
 
 def start_pier(data_dir: Path) -> tuple[subprocess.Popen[bytes], int, int]:
@@ -117,12 +123,7 @@ def main() -> None:
                 model = name.removesuffix("-img")
                 client.wait_node(name, timeout_s=120)
                 [instance] = client.instances(name)
-                body = {
-                    "inputs": [
-                        {"name": "X", "shape": [1, len(row)], "datatype": "FP32", "data": row}
-                    ]
-                }
-                script = lua_script(tmp_path / f"{name}.lua", body, token)
+                script = lua_script(tmp_path / f"{name}.lua", infer_body(row), token)
                 targets = {
                     "direct": f"{instance.endpoint}/v2/models/{model}/infer",
                     "gateway": f"http://127.0.0.1:{gateway_port}/default/nodes/{name}"

@@ -82,6 +82,40 @@ class Origin(Protocol):
         """Take back a connection whose response is complete (or close it)."""
 
 
+_COUNTED_HEADS: Final[dict[bytes, tuple[int, int]]] = {}
+"""Heads seen lately -> what ``_count_head`` said of them. An instance sends the same
+head again and again (the same headers, often the same length), and a dictionary lookup
+costs a fraction of the searches it saves."""
+_COUNTED_HEADS_SIZE: Final = 512
+_COUNTED_HEAD_MAX_BYTES: Final = 1024
+"""Larger heads are not kept (the cache stays under a megabyte)."""
+
+
+def _count_head(head: bytes) -> tuple[int, int]:
+    """(status, Content-Length) of a response head that can be relayed counted, the
+    length -1 if it is not a number; (0, 0) for one that needs the parser."""
+    lower = head.lower()
+    at = lower.find(b"\r\ncontent-length:")
+    status = _HTTP11_STATUS.get(head[:12], 0)
+    if (
+        status < 200
+        or at < 0
+        or _NOT_COUNTED.search(lower) is not None
+        or lower.find(b"\r\ncontent-length:", at + 17) >= 0
+    ):
+        counted = (0, 0)
+    else:
+        try:
+            counted = (status, int(head[at + 17 : lower.find(b"\r\n", at + 17)]))
+        except ValueError:
+            counted = (status, -1)
+    if len(head) <= _COUNTED_HEAD_MAX_BYTES:
+        if len(_COUNTED_HEADS) >= _COUNTED_HEADS_SIZE:
+            _COUNTED_HEADS.clear()
+        _COUNTED_HEADS[head] = counted
+    return counted
+
+
 class _Refused(Exception):
     """Raised in a parser callback after the exchange was failed, to stop parsing."""
 
@@ -189,23 +223,14 @@ class UpstreamConnection(asyncio.Protocol):
                 self.head_buf = data
             return
         head = data[: end + 2]
-        lower = head.lower()
-        at = lower.find(b"\r\ncontent-length:")
-        status = _HTTP11_STATUS.get(head[:12], 0)
-        if (
-            status < 200
-            or at < 0
-            or exchange.is_head
-            or _NOT_COUNTED.search(lower) is not None
-            or lower.find(b"\r\ncontent-length:", at + 17) >= 0
-        ):
+        counted = _COUNTED_HEADS.get(head)
+        if counted is None:
+            counted = _count_head(head)
+        status, length = counted
+        if status == 0 or exchange.is_head:
             self.is_parsing = True
             self._parse(exchange, data)
             return
-        try:
-            length = int(head[at + 17 : lower.find(b"\r\n", at + 17)])
-        except ValueError:
-            length = -1
         if not 0 <= length <= self.limit:
             self._refuse_length(exchange, length)
             return
