@@ -33,7 +33,7 @@ from typing import Literal
 import orjson
 
 from pier.domain.errors import NotFound, PierError
-from pier.gateway import wire
+from pier.http import wire
 
 
 class BadRequest(PierError):

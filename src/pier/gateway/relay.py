@@ -22,9 +22,9 @@ from typing import Any, Final, Protocol
 import httptools
 
 from pier.domain.errors import PierError
-from pier.gateway import wire
 from pier.gateway.errors import BadUpstreamResponse, ResponseTooLarge, UpstreamDisconnected
 from pier.gateway.flow import ClientOutput
+from pier.http import wire
 
 MAX_HEAD_BYTES: Final = 64 * 1024
 _CRLF: Final = b"\r\n"

@@ -28,7 +28,7 @@ import httptools
 import structlog
 
 from pier.domain.errors import BodyTooLarge, PierError, Unauthorized
-from pier.gateway import wire
+from pier.gateway import headers
 from pier.gateway.connections import ClientConnections, reset
 from pier.gateway.errors import (
     BadRequest,
@@ -47,10 +47,11 @@ from pier.gateway.limits import LINGER_S, ClientLimits
 from pier.gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from pier.gateway.request_ids import RequestIds
 from pier.gateway.routes import AliasTarget, NodeTarget, match_request
+from pier.http import wire
 
 log = structlog.get_logger("pier.gateway")
-_HEADERS: Final = wire.REQUEST_HEADERS
-_HEADERS_LOWER: Final = wire.REQUEST_HEADERS_LOWER
+_HEADERS: Final = headers.REQUEST_HEADERS
+_HEADERS_LOWER: Final = headers.REQUEST_HEADERS_LOWER
 _CRLF: Final = b"\r\n"
 _REQUEST_LINE_FRAME: Final = len(b"  HTTP/1.1")
 """What a request line has besides its method and target."""
@@ -426,20 +427,20 @@ class ClientConnection(asyncio.Protocol):
             raise HeadersTooLarge("max_header_bytes", self.limits.max_header_bytes)
         kind = _HEADERS.get(name)
         if kind is None:
-            kind = _HEADERS_LOWER.get(name.lower(), wire.FORWARD)
-        if kind == wire.FORWARD:
+            kind = _HEADERS_LOWER.get(name.lower(), headers.FORWARD)
+        if kind == headers.FORWARD:
             self.headers += (_CRLF, name, b": ", value)
-        elif kind == wire.HOST:
+        elif kind == headers.HOST:
             if self.has_host:
                 raise BadRequest("more than one Host header")
             self.has_host = True
-        elif kind == wire.DROP:
+        elif kind == headers.DROP:
             pass
-        elif kind == wire.CONTENT_LENGTH:
+        elif kind == headers.CONTENT_LENGTH:
             self.content_length = int(value)
             self.has_body = True
             self.headers += (_CRLF, name, b": ", value)
-        elif kind == wire.AUTHORIZATION:
+        elif kind == headers.AUTHORIZATION:
             if self.authorization is not None:
                 raise BadRequest("more than one Authorization header")
             self.authorization = value
@@ -447,14 +448,14 @@ class ClientConnection(asyncio.Protocol):
             self._rare_header(kind, name, value)
 
     def _rare_header(self, kind: int, name: bytes, value: bytes) -> None:
-        if kind == wire.TRANSFER_ENCODING:
+        if kind == headers.TRANSFER_ENCODING:
             self.has_body = True
-        elif kind == wire.EXPECT:
+        elif kind == headers.EXPECT:
             self.expects_continue = value.lower() == b"100-continue"
-        elif kind == wire.REQUEST_ID:
+        elif kind == headers.REQUEST_ID:
             if self.request_id is None:
                 self.request_id = RequestIds.given(value)
-        elif kind == wire.FORWARDED_FOR:
+        elif kind == headers.FORWARDED_FOR:
             known = self.forwarded_for
             self.forwarded_for = value if known is None else known + b", " + value
         else:
@@ -462,15 +463,15 @@ class ClientConnection(asyncio.Protocol):
             self.headers += (_CRLF, name, b": ", value)
 
     def _routing_header(self, kind: int, value: bytes) -> None:
-        if kind == wire.NODE_ID:
+        if kind == headers.NODE_ID:
             if self.node_id is not None:
                 raise BadRequest("more than one x-node-id header")
             self.node_id = value
-        elif kind == wire.NODE_ALIAS:
+        elif kind == headers.NODE_ALIAS:
             if self.alias_id is not None:
                 raise BadRequest("more than one x-node-alias header")
             self.alias_id = value
-        elif kind == wire.PROJECT or self.project_id is None:
+        elif kind == headers.PROJECT or self.project_id is None:
             self.project_id = value.strip()
 
     def _check_head(self) -> None:

@@ -36,6 +36,7 @@ from typing import Any
 
 import structlog
 
+from pier.http import wire
 from pier.modelserver.dataplane import DataPlane
 from pier.modelserver.v2 import BadRequest, V2Error, error_body
 
@@ -46,7 +47,7 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-_JSON = b"application/json"
+_JSON = wire.JSON
 _BINARY = b"application/octet-stream"
 _MODELS_PREFIX = "/v2/models/"
 _ENDPOINTS = frozenset({"infer", "metadata", "ready"})

@@ -30,24 +30,20 @@ import contextlib
 import socket
 import time
 import urllib.parse
-from http import HTTPStatus
-from typing import cast
+from typing import Final, cast
 
 import httptools
 import structlog
 
+from pier.http import wire
 from pier.modelserver.app import ModelServerApp
 from pier.modelserver.v2 import error_body
 
 log = structlog.get_logger(__name__)
 
-_STATUS_LINES = {s.value: b"HTTP/1.1 %d %s\r\n" % (s.value, s.phrase.encode()) for s in HTTPStatus}
-_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-_BAD_REQUEST_BODY = b'{"error":"malformed HTTP request"}'
-_BAD_REQUEST = (
-    b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n"
-    b"content-length: %d\r\nconnection: close\r\n\r\n%s"
-) % (len(_BAD_REQUEST_BODY), _BAD_REQUEST_BODY)
+_BAD_REQUEST: Final = wire.simple_response(
+    400, wire.JSON, b'{"error":"malformed HTTP request"}', keep_alive=False
+)
 DEFAULT_IDLE_TIMEOUT_S = 75.0
 _SWEEP_PERIOD_S = 5.0
 
@@ -123,7 +119,7 @@ class HttpConnection(asyncio.Protocol):
         for name, value in self._headers:
             if name == b"expect" and value.lower() == b"100-continue":
                 assert self._transport is not None
-                self._transport.write(_CONTINUE)
+                self._transport.write(wire.CONTINUE)
 
     def on_body(self, body: bytes) -> None:
         self._body_bytes += len(body)
@@ -170,16 +166,10 @@ def _path(url: bytes) -> str:
 
 def _encode(response: tuple[int, bytes, bytes, int | None], keep_alive: bool) -> bytes:
     status, body, content_type, header_length = response
-    head = b"%scontent-type: %s\r\ncontent-length: %d\r\n" % (
-        _STATUS_LINES[status],
-        content_type,
-        len(body),
+    more = (
+        b"" if header_length is None else b"inference-header-content-length: %d\r\n" % header_length
     )
-    if header_length is not None:
-        head += b"inference-header-content-length: %d\r\n" % header_length
-    if not keep_alive:
-        head += b"connection: close\r\n"
-    return b"".join((head, b"\r\n", body))
+    return wire.simple_response(status, content_type, body, keep_alive=keep_alive, headers=more)
 
 
 async def serve(
