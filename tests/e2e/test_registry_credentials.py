@@ -139,7 +139,7 @@ def test_pull_with_the_project_secret_and_a_clear_error_without(
         "nope",
         check=False,
     )
-    assert missing.returncode == 1 and "registry_secret" in missing.stderr
+    assert missing.returncode == 1 and "--registry-secret: no secret 'nope'" in missing.stderr
 
     everything = [
         pier.log_path.read_text(),
