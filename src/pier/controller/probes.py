@@ -117,9 +117,10 @@ class Probe:
         parts = urlsplit(self._endpoint)
         port = parts.port
         try:
-            _, writer = await asyncio.wait_for(
-                asyncio.open_connection(parts.hostname, port), self._health.timeout_s
-            )
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that
+            # comes as the connection is made, and the probe would outlive its stop()
+            async with asyncio.timeout(self._health.timeout_s):
+                _, writer = await asyncio.open_connection(parts.hostname, port)
         except (OSError, TimeoutError) as exc:
             return False, f"cannot connect to {parts.hostname}:{port}: {exc}"
         writer.close()
