@@ -3,82 +3,29 @@ node (once per change of the error, never with a secret) and is retried with a b
 no node stays Created without a message, no instance stays Deleting.
 
 The controller runs in-process on a real store; the runtime is a fake (a container
-engine that fails on cue), implementing the Runtime protocol."""
+engine that fails on cue, tests/controller/fake_runtime.py), implementing the Runtime
+protocol."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.controller.fake_runtime import PINNED, FakeRuntime, events, tick_until
 
 from pier.controller.loop import Controller
 from pier.controller.routes import RouteBoard
-from pier.domain.names import InstanceId, NodeKey
-from pier.domain.records import EventRecord
+from pier.domain.names import InstanceId
 from pier.domain.specs import parse_node_spec
-from pier.runtimes.base import InstanceSpec, InstanceStats, Observed, Runtime
+from pier.runtimes.base import Runtime
 from pier.settings import ControllerSettings
 from pier.store.database import create_store_engine, migrate
 from pier.store.repository import Repository
 
 PASSWORD = "hunter2-registry-password"
 SECRET_ENV = "s3cret-env-value"
-PINNED = "127.0.0.1:5000/echo@sha256:" + "a" * 64
-
-
-@dataclass
-class FakeEngine:
-    """A docker-like Runtime that raises the errors it is given, in order, then works."""
-
-    name: str = "docker"
-    endpoint: str | None = None
-    pull_errors: list[Exception] = field(default_factory=list)
-    delete_errors: list[Exception] = field(default_factory=list)
-    pulls: int = 0
-    deletes: int = 0
-    running: dict[InstanceId, Observed] = field(default_factory=dict)
-
-    async def resolve_image(
-        self,
-        ref: str,
-        *,
-        auth: dict[str, str] | None = None,
-        on_progress: Callable[[str], None] | None = None,
-    ) -> str:
-        self.pulls += 1
-        if self.pull_errors:
-            raise self.pull_errors.pop(0)
-        return PINNED
-
-    async def create(self, spec: InstanceSpec) -> Observed:
-        seen = Observed(spec.instance_id, spec.node, "running", self.endpoint)
-        self.running[spec.instance_id] = seen
-        return seen
-
-    async def delete(self, instance_id: InstanceId, *, grace_s: float) -> None:
-        self.deletes += 1
-        if self.delete_errors:
-            raise self.delete_errors.pop(0)
-        self.running.pop(instance_id, None)
-
-    async def logs(
-        self, instance_id: InstanceId, *, follow: bool, tail: int | None = None
-    ) -> AsyncIterator[str]:
-        for line in ():
-            yield line
-
-    async def stats(self, instance_id: InstanceId) -> InstanceStats:
-        return InstanceStats()
-
-    async def close(self) -> None:
-        pass
-
-    async def list(self, *, node: NodeKey | None = None) -> list[Observed]:
-        return [o for o in self.running.values() if node is None or o.node == node]
 
 
 @pytest.fixture
@@ -95,10 +42,10 @@ def repo(tmp_path: Path) -> Iterator[Repository]:
 @pytest.fixture
 async def run(
     repo: Repository, tmp_path: Path
-) -> AsyncIterator[Callable[[FakeEngine], Controller]]:
+) -> AsyncIterator[Callable[[FakeRuntime], Controller]]:
     controllers: list[Controller] = []
 
-    def make(engine: FakeEngine) -> Controller:
+    def make(engine: FakeRuntime) -> Controller:
         assert isinstance(engine, Runtime)
         settings = ControllerSettings(backoff_base_s=0.02, backoff_max_s=0.1, stop_grace_s=0)
         controller = Controller(
@@ -131,29 +78,15 @@ def add_node(repo: Repository, *, pinned: bool, **spec: Any) -> None:
         repo.pin_image("default", "web", PINNED)
 
 
-async def tick_until(controller: Controller, done: Callable[[], Any], *, ticks: int = 2000) -> Any:
-    """Tick the controller until ``done()`` holds (background work runs in between)."""
-    for _ in range(ticks):
-        await controller.tick()
-        if value := done():
-            return value
-        await asyncio.sleep(0.005)
-    raise AssertionError("the controller never got there")
-
-
-def events(repo: Repository, kind: str) -> list[EventRecord]:
-    return [e for e in repo.list_events("default", "web", limit=1000) if e.kind == kind]
-
-
 def no_secret_in(repo: Repository) -> None:
     for event in repo.list_events("default", "web", limit=1000):
         assert PASSWORD not in event.message and SECRET_ENV not in event.message
 
 
 async def test_a_pull_that_raises_is_an_event_then_retried_with_backoff(
-    repo: Repository, run: Callable[[FakeEngine], Controller]
+    repo: Repository, run: Callable[[FakeRuntime], Controller]
 ) -> None:
-    engine = FakeEngine(
+    engine = FakeRuntime(
         pull_errors=[
             KeyError("layers"),
             KeyError("layers"),  # the same again: no second event
@@ -181,10 +114,10 @@ async def test_a_pull_that_raises_is_an_event_then_retried_with_backoff(
 
 
 async def test_a_probe_that_raises_is_one_event_and_keeps_probing(
-    repo: Repository, run: Callable[[FakeEngine], Controller]
+    repo: Repository, run: Callable[[FakeRuntime], Controller]
 ) -> None:
     # The engine reports an endpoint the HTTP client refuses to use: the probe raises.
-    engine = FakeEngine(endpoint="http://127.0.0.1:99999")
+    engine = FakeRuntime(endpoint="http://127.0.0.1:99999")
     add_node(repo, pinned=True, health={"path": "/healthz", "interval_s": 0.01})
     controller = run(engine)
 
@@ -200,9 +133,9 @@ async def test_a_probe_that_raises_is_one_event_and_keeps_probing(
 
 
 async def test_a_removal_that_raises_is_retried_until_the_node_is_gone(
-    repo: Repository, run: Callable[[FakeEngine], Controller]
+    repo: Repository, run: Callable[[FakeRuntime], Controller]
 ) -> None:
-    engine = FakeEngine()
+    engine = FakeRuntime()
     add_node(repo, pinned=True)
     controller = run(engine)
     await tick_until(controller, lambda: engine.running)

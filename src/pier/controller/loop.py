@@ -128,7 +128,10 @@ class Controller:
 
         Stopping does not depend on the store: instances are stopped first, and their rows
         removed afterwards if the store takes writes (if not, the next start finds them
-        gone). Returns False if an instance could not be stopped."""
+        gone). Returns False if an instance could not be stopped. Stopping a stopped
+        controller does nothing."""
+        if self._http.is_closed:
+            return True
         self._pulls.cancel()
         for task in (self._task, self._watch):
             if task is not None:

@@ -1,0 +1,190 @@
+"""The reconcile loop, in-process on a real store with a fake runtime and a settable clock
+(tests/controller/fake_runtime.py): crash loops back off, a restart adopts what runs,
+autoscaling stays within min..max, an instance leaves the routes and drains before it is
+deleted, and a rolling update replaces no more than maintenance_limit at a time.
+
+The loop is stepped with explicit ticks; time moves only when a test moves the clock."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.controller.fake_runtime import (
+    TCP_HEALTH,
+    FakeClock,
+    FakeGateway,
+    FakeRuntime,
+    add_image_node,
+    controllers,
+    events,
+    tick_until,
+)
+
+from pier.controller.loop import Controller
+from pier.domain.instance_status import InstanceStatus
+from pier.domain.specs import parse_node_spec
+from pier.store.database import create_store_engine, migrate
+from pier.store.repository import Repository
+
+S = InstanceStatus
+Make = Callable[..., Controller]
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Iterator[Repository]:
+    engine = create_store_engine(f"sqlite:///{tmp_path / 'pier.db'}")
+    migrate(engine)
+    repository = Repository(engine)
+    repository.ensure_default_project()
+    yield repository
+    engine.dispose()
+
+
+def statuses(repo: Repository) -> list[S]:
+    return [r.status for r in repo.list_instances("default", "web")]
+
+
+def live(runtime: FakeRuntime) -> int:
+    return len(runtime.running)
+
+
+async def test_a_crash_loop_backs_off_doubling_up_to_the_max(
+    repo: Repository, tmp_path: Path
+) -> None:
+    async with controllers(repo, tmp_path) as make:
+        clock = FakeClock()
+        runtime = FakeRuntime(exit_on_start=1)
+        add_image_node(repo)
+        controller = make(runtime, clock=clock, backoff_base_s=1.0, backoff_max_s=8.0)
+
+        for n, delay_s in enumerate([1, 2, 4, 8, 8], start=1):
+            await tick_until(controller, lambda n=n: len(events(repo, "instance_failed")) >= n)
+            failed = events(repo, "instance_failed")
+            assert f"exited with code 1; next start in {delay_s} s" in failed[-1].message
+            starts = len(runtime.created)
+            await controller.tick()  # the backoff holds: no start before the clock moves
+            await controller.tick()
+            assert len(runtime.created) == starts
+            clock.advance(delay_s)
+        node = repo.get_node("default", "web")
+        assert node.crash_looping
+        assert node.message is not None and "exited with code 1" in node.message
+
+
+async def test_a_restarted_controller_adopts_what_runs_and_starts_no_duplicate(
+    repo: Repository, tmp_path: Path
+) -> None:
+    async with controllers(repo, tmp_path) as make:
+        runtime = FakeRuntime(serve=True)
+        add_image_node(repo, min_instances=2, health=TCP_HEALTH)
+        first = make(runtime, clock=FakeClock())
+        await tick_until(first, lambda: statuses(repo) == [S.HEALTHY, S.HEALTHY])
+        await first.stop(stop_instances=False)
+        before = sorted(runtime.running)
+
+        second = make(runtime, clock=FakeClock())
+        adopted = await second.adopt()
+        assert (adopted.instances, adopted.nodes, adopted.removed, adopted.lost) == (2, 1, 0, 0)
+        await tick_until(second, lambda: statuses(repo) == [S.HEALTHY, S.HEALTHY])
+        for _ in range(5):
+            await second.tick()
+        assert sorted(runtime.running) == before and len(runtime.created) == 2
+        assert len(events(repo, "instance_adopted")) == 2
+
+
+async def test_autoscaling_follows_the_load_within_min_and_max(
+    repo: Repository, tmp_path: Path
+) -> None:
+    async with controllers(repo, tmp_path) as make:
+        clock = FakeClock()
+        gateway = FakeGateway(in_flight_seconds={"web": 0.0})
+        await gateway.start()
+        runtime = FakeRuntime(serve=True)
+        add_image_node(
+            repo, min_instances=1, max_instances=3, target_in_flight=1, health=TCP_HEALTH
+        )
+        controller = make(
+            runtime, clock=clock, gateway=gateway, autoscale_window_s=2.0, scale_down_delay_s=5.0
+        )
+        try:
+            counts: list[int] = []
+
+            async def step(concurrency: float) -> int:
+                gateway.in_flight_seconds["web"] += concurrency * 0.5
+                clock.advance(0.5)
+                await controller.tick()
+                counts.append(live(runtime))
+                return counts[-1]
+
+            await tick_until(controller, lambda: statuses(repo) == [S.HEALTHY])
+            for _ in range(20):  # ten requests in flight: more than three instances can take
+                await step(10.0)
+            assert live(runtime) == 3 and max(counts) == 3
+            assert repo.get_node("default", "web").target_instances == 3
+            counts.clear()
+            for _ in range(40):  # idle for longer than the scale-down delay
+                await step(0.0)
+            await tick_until(controller, lambda: live(runtime) == 1)
+            assert min(counts) >= 1
+            scaled = [e.message for e in events(repo, "node_scaled")]
+            assert any("from 1 to 3" in m for m in scaled) and "to 1 instances" in scaled[-1]
+        finally:
+            await gateway.stop()
+
+
+async def test_an_instance_drains_before_it_is_deleted(repo: Repository, tmp_path: Path) -> None:
+    async with controllers(repo, tmp_path) as make:
+        gateway = FakeGateway()
+        await gateway.start()
+        runtime = FakeRuntime(serve=True)
+        add_image_node(repo, health=TCP_HEALTH)
+        controller = make(runtime, clock=FakeClock(), gateway=gateway)
+        try:
+            await tick_until(controller, lambda: statuses(repo) == [S.HEALTHY])
+            (instance_id,) = runtime.running
+            gateway.draining = {instance_id: 1}  # a request still in flight to it
+            repo.update_node("default", "web", deleting=True)
+            reads = gateway.health_reads
+            await tick_until(controller, lambda: gateway.health_reads >= reads + 5)
+            assert instance_id in runtime.running  # not deleted while a request is in flight
+            assert statuses(repo) == [S.DELETING]
+
+            gateway.draining = {}
+            await tick_until(controller, lambda: not repo.list_nodes())
+            assert runtime.deleted == [instance_id]
+        finally:
+            await gateway.stop()
+
+
+async def test_a_rolling_update_replaces_at_most_maintenance_limit_at_a_time(
+    repo: Repository, tmp_path: Path
+) -> None:
+    async with controllers(repo, tmp_path) as make:
+        runtime = FakeRuntime(serve=True)
+        spec: dict[str, Any] = {
+            "image": "127.0.0.1:5000/echo:1", "port": 8080, "min_instances": 3,
+            "maintenance_limit": 1, "health": TCP_HEALTH,
+        }  # fmt: skip
+        add_image_node(repo, **{k: v for k, v in spec.items() if k not in ("image", "port")})
+        controller = make(runtime, clock=FakeClock())
+        await tick_until(controller, lambda: statuses(repo) == [S.HEALTHY] * 3)
+        old = set(runtime.running)
+
+        updated = repo.update_node(
+            "default", "web", spec=parse_node_spec({**spec, "env": {"VERSION": "2"}})
+        )
+        assert updated.generation == 2
+
+        def replaced() -> bool:
+            rows = repo.list_instances("default", "web")
+            healthy = [r for r in rows if r.status is S.HEALTHY]
+            assert len(healthy) >= 3 - 1, rows  # never fewer than target - maintenance_limit
+            assert len(runtime.running) <= 3 + 1  # never more than target + maintenance_limit
+            return len(healthy) == 3 and all(r.generation == 2 for r in rows)
+
+        await tick_until(controller, replaced)
+        assert not old & set(runtime.running)
+        assert len(runtime.created) == 6
