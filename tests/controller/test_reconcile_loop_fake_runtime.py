@@ -146,7 +146,7 @@ async def test_an_instance_drains_before_it_is_deleted(repo: Repository, tmp_pat
             await tick_until(controller, lambda: statuses(repo) == [S.HEALTHY])
             (instance_id,) = runtime.running
             gateway.draining = {instance_id: 1}  # a request still in flight to it
-            repo.update_node("default", "web", deleting=True)
+            repo.mark_node_deleting("default", "web")
             reads = gateway.health_reads
             await tick_until(controller, lambda: gateway.health_reads >= reads + 5)
             assert instance_id in runtime.running  # not deleted while a request is in flight
@@ -173,8 +173,8 @@ async def test_a_rolling_update_replaces_at_most_maintenance_limit_at_a_time(
         await tick_until(controller, lambda: statuses(repo) == [S.HEALTHY] * 3)
         old = set(runtime.running)
 
-        updated = repo.update_node(
-            "default", "web", spec=parse_node_spec({**spec, "env": {"VERSION": "2"}})
+        updated = repo.update_node_spec(
+            "default", "web", parse_node_spec({**spec, "env": {"VERSION": "2"}})
         )
         assert updated.generation == 2
 

@@ -35,7 +35,7 @@ async def test_locked_store_fails_ticks_logged_once_and_the_loop_recovers(
     repo = Repository(engine)
     repo.ensure_default_project()
     repo.add_node("default", "gone", parse_node_spec({"model": "iris"}), runtime="local")
-    repo.update_node("default", "gone", deleting=True)  # the next tick removes it: a write
+    repo.mark_node_deleting("default", "gone")  # the next tick removes it: a write
     controller = Controller(
         repo, RuntimeRegistry({}, retry_base_s=1.0, retry_max_s=1.0),
         settings=ControllerSettings(tick_s=0.05), models_dir=tmp_path,

@@ -141,7 +141,7 @@ async def test_a_removal_that_raises_is_retried_until_the_node_is_gone(
     await tick_until(controller, lambda: engine.running)
 
     engine.delete_errors = [RuntimeError(f"engine said no to {SECRET_ENV}")] * 2
-    repo.update_node("default", "web", deleting=True)
+    repo.mark_node_deleting("default", "web")
     failed = await tick_until(controller, lambda: events(repo, "delete_failed"))
     assert "RuntimeError: engine said no" in failed[0].message
     assert len(failed) == 1

@@ -59,3 +59,9 @@ def test_a_new_model_version_replaces_the_instances() -> None:
     v1 = parse_node_spec({"model": "iris", "model_version": 1})
     v2 = parse_node_spec({"model": "iris", "model_version": 2})
     assert v1.instance_shape() != v2.instance_shape()
+
+
+def test_the_generation_moves_only_when_the_instances_must_be_replaced() -> None:
+    before = parse_node_spec(WEB)
+    assert parse_node_spec({**WEB, "min_instances": 3}).generation_after(before, 4) == 4
+    assert parse_node_spec({**WEB, "env": {"GREETING": "ho"}}).generation_after(before, 4) == 5

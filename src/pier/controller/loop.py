@@ -454,7 +454,6 @@ class Controller:
             await self._create(node, now)
         if node.deleting and not any(t.key == node.key for t in self._instances.values()):
             self._repo.remove_node(node.project, node.name)
-            self._repo.remove_events(node.project, node.name)
             self._backoff.pop(node.key, None)
             self._targets.pop(node.key, None)
             for subject in ("pull", "reconcile"):

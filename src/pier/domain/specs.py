@@ -248,6 +248,11 @@ class NodeSpec(_Spec):
         shape["telemetry"] = {"port": self.telemetry.port}
         return shape
 
+    def generation_after(self, previous: NodeSpec, generation: int) -> int:
+        """The node's generation once this spec replaces ``previous``: one more when what
+        the instances are made from changed (a rolling update replaces them)."""
+        return generation + (self.instance_shape() != previous.instance_shape())
+
     def redacted(self) -> dict[str, Any]:
         """The spec as shown to users: secret values replaced by '***'."""
         data = self.model_dump(mode="json")

@@ -93,33 +93,36 @@ class NodeService:
             )
         if parsed == node.spec:
             return self._view(node, self._repo.list_instances(project, name))
-        repin = {"pinned_image": None} if parsed.image != node.spec.image else {}
-        updated = self._repo.update_node(project, name, spec=parsed, **repin)
         fields = ", ".join(sorted(changes)) or "nothing"
-        how = (
-            f"instances are replaced one by one (generation {updated.generation})"
-            if updated.generation != node.generation
-            else "applied to the running instances"
-        )
-        self._repo.add_event(
-            project,
-            node=name,
-            kind="node_updated",
-            actor=actor,
-            message=f"node {name} updated by {actor}: {fields}; {how}",
-        )
+        with self._repo.unit_of_work():  # the spec and its event, or neither
+            updated = self._repo.update_node_spec(
+                project, name, parsed, repin=parsed.image != node.spec.image
+            )
+            how = (
+                f"instances are replaced one by one (generation {updated.generation})"
+                if updated.generation != node.generation
+                else "applied to the running instances"
+            )
+            self._repo.add_event(
+                project,
+                node=name,
+                kind="node_updated",
+                actor=actor,
+                message=f"node {name} updated by {actor}: {fields}; {how}",
+            )
         return self._view(updated, self._repo.list_instances(project, name))
 
     def delete(self, project: str, name: str, *, actor: str) -> NodeView:
         """Mark the node Deleting; the controller stops its instances and forgets it."""
-        node = self._repo.update_node(project, name, deleting=True)
-        self._repo.add_event(
-            project,
-            node=name,
-            kind="node_deleting",
-            actor=actor,
-            message=f"node {name} deleted by {actor}",
-        )
+        with self._repo.unit_of_work():
+            node = self._repo.mark_node_deleting(project, name)
+            self._repo.add_event(
+                project,
+                node=name,
+                kind="node_deleting",
+                actor=actor,
+                message=f"node {name} deleted by {actor}",
+            )
         return self._view(node, self._repo.list_instances(project, name))
 
     def _view(self, node: NodeRecord, instances: builtins.list[InstanceRecord]) -> NodeView:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
@@ -55,9 +56,33 @@ class Repository:
 
     def __init__(self, engine: Engine) -> None:
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._unit: ContextVar[Session | None] = ContextVar("pier_store_unit", default=None)
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[None]:
+        """Run the calls made inside as one transaction: all of them are stored, or none
+        (a multi-step change such as a spec update and its event)."""
+        if self._unit.get() is not None:
+            yield  # already inside one
+            return
+        with self._transaction() as session:
+            token = self._unit.set(session)
+            try:
+                yield
+            finally:
+                self._unit.reset(token)
 
     @contextmanager
     def _session(self) -> Iterator[Session]:
+        """The unit of work's transaction, or one of its own."""
+        if (session := self._unit.get()) is not None:
+            yield session
+            return
+        with self._transaction() as session:
+            yield session
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Session]:
         """One transaction; a failing store raises StoreUnavailable, named by the
         database's own reason and never by the statement or its values."""
         try:
@@ -195,19 +220,29 @@ class Repository:
         with self._session() as s:
             return _node(self._node_row(s, project, name))
 
-    def update_node(self, project: str, name: str, **values: Any) -> NodeRecord:
-        """Set columns of a node; a ``spec`` that changes what instances are made of bumps
-        the generation (a rolling update replaces them)."""
+    def update_node_spec(
+        self, project: str, name: str, spec: NodeSpec, *, repin: bool = False
+    ) -> NodeRecord:
+        """Replace a node's spec; the generation follows NodeSpec.generation_after.
+        ``repin``: forget the pinned image (the spec names another one)."""
         with self._session() as s:
             row = self._node_row(s, project, name)
-            if "spec" in values:
-                spec: NodeSpec = values.pop("spec")
-                if spec.instance_shape() != NodeSpec.model_validate(row.spec).instance_shape():
-                    row.generation += 1
-                row.spec = spec.model_dump(mode="json")
-            for key, value in values.items():
-                setattr(row, key, value)
+            row.generation = spec.generation_after(
+                NodeSpec.model_validate(row.spec), row.generation
+            )
+            row.spec = spec.model_dump(mode="json")
+            if repin:
+                row.pinned_image = None
             row.updated_at = utcnow()
+            s.flush()
+            return _node(row)
+
+    def mark_node_deleting(self, project: str, name: str) -> NodeRecord:
+        """The node is to go: the controller stops its instances, then removes it."""
+        with self._session() as s:
+            row = self._node_row(s, project, name)
+            row.deleting, row.updated_at = True, utcnow()
+            s.flush()
             return _node(row)
 
     def set_node_state(
@@ -241,11 +276,13 @@ class Repository:
                 row.pinned_image = image
 
     def remove_node(self, project: str, name: str) -> None:
+        """Forget a node, its instances' rows and its events, in one transaction."""
         with self._session() as s:
             s.execute(delete(NodeRow).where(NodeRow.project == project, NodeRow.name == name))
             s.execute(
                 delete(InstanceRow).where(InstanceRow.project == project, InstanceRow.node == name)
             )
+            s.execute(delete(EventRow).where(EventRow.project == project, EventRow.node == name))
 
     @staticmethod
     def _node_row(s: Session, project: str, name: str) -> NodeRow:
@@ -377,10 +414,6 @@ class Repository:
                 query.order_by(EventRow.id.desc()).limit(limit)
             ).all()
             return [_event(r) for r in reversed(rows)]
-
-    def remove_events(self, project: str, node: str) -> None:
-        with self._session() as s:
-            s.execute(delete(EventRow).where(EventRow.project == project, EventRow.node == node))
 
 
 def store_failure_reason(exc: Exception) -> str:

@@ -1,0 +1,57 @@
+"""The store's node operations: a spec update bumps the generation by the domain's rule,
+a unit of work stores all of its writes or none, and removing a node forgets its events."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pier.domain.specs import parse_node_spec
+from pier.store.database import create_store_engine, migrate
+from pier.store.repository import Repository
+
+SPEC = {"image": "127.0.0.1:5000/echo:1", "port": 8080}
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Iterator[Repository]:
+    engine = create_store_engine(f"sqlite:///{tmp_path / 'pier.db'}")
+    migrate(engine)
+    repository = Repository(engine)
+    repository.ensure_default_project()
+    repository.add_node("default", "web", parse_node_spec(SPEC), runtime="docker")
+    yield repository
+    engine.dispose()
+
+
+def test_a_spec_update_bumps_the_generation_only_for_a_new_shape(repo: Repository) -> None:
+    repo.pin_image("default", "web", "127.0.0.1:5000/echo@sha256:" + "a" * 64)
+    scaled = repo.update_node_spec("default", "web", parse_node_spec({**SPEC, "min_instances": 2}))
+    assert (scaled.generation, scaled.pinned_image is not None) == (1, True)
+    moved = repo.update_node_spec(
+        "default", "web", parse_node_spec({**SPEC, "image": "127.0.0.1:5000/echo:2"}), repin=True
+    )
+    assert (moved.generation, moved.pinned_image) == (2, None)
+
+
+def test_a_unit_of_work_stores_all_of_its_writes_or_none(repo: Repository) -> None:
+    with pytest.raises(RuntimeError), repo.unit_of_work():
+        repo.mark_node_deleting("default", "web")
+        repo.add_event("default", node="web", kind="node_deleting", message="going")
+        raise RuntimeError("the second step failed")
+    assert not repo.get_node("default", "web").deleting
+    assert not repo.list_events("default", "web")
+
+    with repo.unit_of_work():
+        repo.mark_node_deleting("default", "web")
+        repo.add_event("default", node="web", kind="node_deleting", message="going")
+    assert repo.get_node("default", "web").deleting
+    assert [e.kind for e in repo.list_events("default", "web")] == ["node_deleting"]
+
+
+def test_removing_a_node_forgets_its_events(repo: Repository) -> None:
+    repo.add_event("default", node="web", kind="node_created", message="made")
+    repo.remove_node("default", "web")
+    assert not repo.list_nodes() and not repo.list_events("default", "web")
