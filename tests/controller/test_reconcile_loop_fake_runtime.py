@@ -26,6 +26,7 @@ from tests.controller.fake_runtime import (
 from pier.controller.loop import Controller
 from pier.domain.instance_status import InstanceStatus
 from pier.domain.specs import parse_node_spec
+from pier.runtimes.docker.images import ImagePullFailed
 from pier.store.database import create_store_engine, migrate
 from pier.store.repository import Repository
 
@@ -41,6 +42,10 @@ def repo(tmp_path: Path) -> Iterator[Repository]:
     repository.ensure_default_project()
     yield repository
     engine.dispose()
+
+
+def spec_of(**spec: Any) -> dict[str, Any]:
+    return {"image": "127.0.0.1:5000/echo:1", "port": 8080, **spec}
 
 
 def statuses(repo: Repository) -> list[S]:
@@ -188,3 +193,21 @@ async def test_a_rolling_update_replaces_at_most_maintenance_limit_at_a_time(
         await tick_until(controller, replaced)
         assert not old & set(runtime.running)
         assert len(runtime.created) == 6
+
+
+async def test_a_deleted_node_leaves_nothing_behind_for_a_new_node_of_its_name(
+    repo: Repository, tmp_path: Path
+) -> None:
+    async with controllers(repo, tmp_path) as make:
+        runtime = FakeRuntime(pull_errors=[ImagePullFailed("127.0.0.1:5000/echo:1", "denied")])
+        repo.add_node("default", "web", parse_node_spec(spec_of()), runtime="docker")
+        controller = make(runtime, clock=FakeClock())
+        await tick_until(controller, lambda: events(repo, "image_pull_failed"))
+        await tick_until(controller, lambda: repo.get_node("default", "web").message)
+        repo.mark_node_deleting("default", "web")
+        await tick_until(controller, lambda: not repo.list_nodes())
+
+        add_image_node(repo)  # the same name again, its image pinned
+        await tick_until(controller, lambda: runtime.running)
+        await controller.tick()
+        assert repo.get_node("default", "web").message is None  # not the old pull's error

@@ -33,6 +33,7 @@ from pier.controller.backoff import Backoff, CrashBackoff
 from pier.controller.gateway_view import GatewayView
 from pier.controller.incidents import NodeEvents, describe_failure
 from pier.controller.instance_specs import DEFAULT_LAUNCHER, instance_spec
+from pier.controller.node_state import NodeState
 from pier.controller.observe import observe_status
 from pier.controller.plan import Plan, plan_node
 from pier.controller.probes import Probe
@@ -87,9 +88,8 @@ class Controller:
         self._models_dir = models_dir
         self._board = board
         self._clock = clock
-        self._instances: dict[InstanceId, TrackedInstance] = {}
-        self._backoff: dict[NodeKey, CrashBackoff] = {}
-        self._locks: defaultdict[NodeKey, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._nodes: dict[NodeKey, NodeState] = {}
+        """Per node, all the controller keeps of it (see node_state.py)."""
         self._http = httpx.AsyncClient(trust_env=False)
         self._task: asyncio.Task[None] | None = None
         self._max_body_bytes = max_body_bytes
@@ -101,18 +101,33 @@ class Controller:
             window_s=settings.autoscale_window_s,
             scale_down_delay_s=settings.scale_down_delay_s,
         )
-        self._scalers: dict[NodeKey, NodeScaler] = {}
-        self._targets: dict[NodeKey, int] = {}
         self._events = NodeEvents(repo)
         self._pulls = ImagePulls(repo, self._events, clock)
         self._tick_failures = TickFailures()
-        self._unavailable: dict[NodeKey, str] = {}
-        """Nodes whose runtime is missing, with why."""
         self._watch: asyncio.Task[None] | None = None
 
     @property
     def tick_failures(self) -> TickFailures:
         return self._tick_failures
+
+    @property
+    def _instances(self) -> dict[InstanceId, TrackedInstance]:
+        """Every tracked instance, of every node (a copy: change them through the node's
+        state)."""
+        return {i: t for state in self._nodes.values() for i, t in state.instances.items()}
+
+    def _state(self, key: NodeKey) -> NodeState:
+        """The node's state, made when the controller first meets the node."""
+        state = self._nodes.get(key)
+        if state is None:
+            backoff = CrashBackoff(self._settings.backoff_base_s, self._settings.backoff_max_s)
+            state = self._nodes[key] = NodeState(backoff)
+        return state
+
+    def _untrack(self, tracked: TrackedInstance) -> None:
+        state = self._nodes.get(tracked.key)
+        if state is not None:
+            state.instances.pop(tracked.instance_id, None)
 
     # life cycle
 
@@ -176,7 +191,7 @@ class Controller:
             tracked.probe = None
         runtime = self._runtimes[tracked.runtime]
         await runtime.delete(tracked.instance_id, grace_s=self._settings.stop_grace_s)
-        self._instances.pop(tracked.instance_id, None)
+        self._untrack(tracked)
 
     async def _run(self) -> None:
         while True:
@@ -277,7 +292,7 @@ class Controller:
                 log.info("runtime back", runtime=name, adopted=adopted.describe())
 
     def _track(self, tracked: TrackedInstance, seen: Observed, node: NodeRecord) -> None:
-        self._instances[tracked.instance_id] = tracked
+        self._state(tracked.key).instances[tracked.instance_id] = tracked
         self._update_from(tracked, seen, node)
 
     def _update_from(self, tracked: TrackedInstance, seen: Observed, node: NodeRecord) -> None:
@@ -314,7 +329,7 @@ class Controller:
         loads = await self._gateway.load() if self._gateway is not None else None
         now = self._clock()
         for node in nodes:
-            self._targets[node.key] = self._scale(node, loads, now)
+            self._state(node.key).target = self._scale(node, loads, now)
         await asyncio.gather(*(self._reconcile_guarded(n, seen_by_node[n.key]) for n in nodes))
         await self._publish_routes(nodes)
 
@@ -329,7 +344,7 @@ class Controller:
     async def _reconcile_guarded(self, node: NodeRecord, seen: dict[InstanceId, Observed]) -> None:
         subject = ("reconcile", node.key)
         try:
-            async with self._locks[node.key]:
+            async with self._state(node.key).lock:
                 await self.reconcile(node, seen)
         except StoreUnavailable:
             raise  # the whole tick failed, not this node: logged once by the loop
@@ -343,7 +358,8 @@ class Controller:
 
     async def reconcile(self, node: NodeRecord, seen: dict[InstanceId, Observed]) -> None:
         now = self._clock()
-        mine = [t for t in self._instances.values() if t.key == node.key]
+        state = self._state(node.key)
+        mine = list(state.instances.values())
         for tracked in mine:
             observed = seen.get(tracked.instance_id)
             if observed is None:
@@ -354,13 +370,13 @@ class Controller:
             self._observe(tracked, node, now)
             self._tell_probe_failure(tracked, node)
             self._retry_removal(tracked, node, now)
-        backoff = self._backoff_for(node.key)
+        backoff = state.backoff
         if not node.deleting and not self._runtime_ready(node):
             self._update_node_state(node, backoff)
             return
         if node.spec.image is not None and node.pinned_image is None and not node.deleting:
             self._pulls.ensure(node, self._runtimes.get(node.runtime), backoff, now)
-        target = self._targets.get(node.key, node.spec.min_instances)
+        target = node.spec.min_instances if state.target is None else state.target
         plan = plan_node(
             node.spec, target, [t.planned() for t in mine],
             generation=node.generation, now=now, backoff_until=backoff.until,
@@ -372,16 +388,18 @@ class Controller:
     def _runtime_ready(self, node: NodeRecord) -> bool:
         """Whether the node's runtime is there; says so once when that changes."""
         reason = self._runtimes.why_missing(node.runtime)
+        state = self._state(node.key)
         if reason is None:
-            if self._unavailable.pop(node.key, None) is not None:
+            if state.unavailable is not None:
+                state.unavailable = None
                 self._event(node, "runtime_available", f"runtime {node.runtime} is available again")
             return True
-        if node.key not in self._unavailable:
+        if state.unavailable is None:
             message = (
                 f"runtime {node.runtime} is unavailable: {reason}; the node's instances "
                 "start when it is back (pier tries again on its own)"
             )
-            self._unavailable[node.key] = message
+            state.unavailable = message
             self._event(node, "runtime_unavailable", message)
         return False
 
@@ -389,19 +407,16 @@ class Controller:
 
     def _scale(self, node: NodeRecord, loads: Mapping[NodeKey, float] | None, now: float) -> int:
         """The node's target instance count, from the gateway's load (see autoscale.py)."""
+        state = self._state(node.key)
         if node.deleting:
-            self._scalers.pop(node.key, None)
+            state.scaler = None
             return 0
-        scaler = self._scalers.get(node.key)
+        scaler = state.scaler
         if scaler is None:
-            running = sum(
-                1
-                for t in self._instances.values()
-                if t.key == node.key and t.status is not S.DELETING
-            )
+            running = state.count(exclude=S.DELETING)
             start = node.target_instances if node.target_instances is not None else running
             start = min(max(start, node.spec.min_instances), node.spec.effective_max)
-            scaler = self._scalers[node.key] = NodeScaler(self._autoscale, start=start, now=now)
+            scaler = state.scaler = NodeScaler(self._autoscale, start=start, now=now)
         before = scaler.target
         if loads is not None:
             scaler.observe(now, loads.get(node.key, 0.0))
@@ -430,11 +445,11 @@ class Controller:
         tracked.since = now
         tracked.last_error = tracked.window.last_error if new is S.UNHEALTHY else None
         if new is S.HEALTHY:
-            self._backoff_for(node.key).record_healthy()
+            self._state(node.key).backoff.record_healthy()
         self._repo.upsert_instance(tracked.record())
 
     async def _apply(self, node: NodeRecord, plan: Plan, now: float) -> None:
-        by_id = {t.instance_id: t for t in self._instances.values()}
+        by_id = dict(self._state(node.key).instances)
         for instance_id in plan.failed:
             await self._record_failure(node, by_id[InstanceId(instance_id)], now)
         removals = [
@@ -452,14 +467,17 @@ class Controller:
                 log.info("reconcile", node=str(node.key), reason=reason)
         for _ in range(0 if waiting_for_image else plan.create):
             await self._create(node, now)
-        if node.deleting and not any(t.key == node.key for t in self._instances.values()):
+        if node.deleting and not self._state(node.key).instances:
             self._repo.remove_node(node.project, node.name)
-            self._backoff.pop(node.key, None)
-            self._targets.pop(node.key, None)
-            for subject in ("pull", "reconcile"):
-                self._events.resolved((subject, node.key))
-            self._unavailable.pop(node.key, None)
+            self._forget_node(node.key)
             log.info("node deleted", node=str(node.key))
+
+    def _forget_node(self, key: NodeKey) -> None:
+        """Drop all the controller keeps of a removed node, as a whole."""
+        self._nodes.pop(key, None)
+        self._pulls.forget(key)
+        for subject in ("pull", "reconcile"):
+            self._events.resolved((subject, key))
 
     async def _record_failure(self, node: NodeRecord, tracked: TrackedInstance, now: float) -> None:
         tail = await self._log_tail(tracked)
@@ -471,7 +489,7 @@ class Controller:
                     f" (the image could not run {' '.join(node.spec.command or DEFAULT_LAUNCHER)}"
                     ": a model in an image needs Python and pier's model server in it)"
                 )
-        delay_s = self._backoff_for(node.key).record_failure(now=now)
+        delay_s = self._state(node.key).backoff.record_failure(now=now)
         message = f"instance {tracked.instance_id} {why}; next start in {delay_s:g} s"
         if tail:
             message += "\nlast log lines:\n" + "\n".join(tail)
@@ -507,13 +525,14 @@ class Controller:
             model = self._repo.get_model(node.project, node.spec.model, node.spec.model_version)
         spec = instance_spec(node, instance_id, model=model, models_dir=self._models_dir)
         self._repo.upsert_instance(tracked.record())  # recorded before it exists
-        self._instances[instance_id] = tracked
+        state = self._state(node.key)
+        state.instances[instance_id] = tracked
         try:
             seen = await self._runtimes[runtime_name].create(spec)
         except Exception as exc:
-            del self._instances[instance_id]
+            self._untrack(tracked)
             self._repo.remove_instance(instance_id)
-            delay_s = self._backoff_for(node.key).record_failure(now=now)
+            delay_s = state.backoff.record_failure(now=now)
             self._event(
                 node,
                 "instance_create_failed",
@@ -607,7 +626,7 @@ class Controller:
         self._events.resolved(("probe", tracked.instance_id))
         if self._events.resolved(("delete", tracked.instance_id)):
             log.info("instance removed after all", instance=tracked.instance_id)
-        self._instances.pop(tracked.instance_id, None)
+        self._untrack(tracked)
         self._repo.remove_instance(tracked.instance_id)
         if reason is not None:
             self._repo.add_event(
@@ -619,13 +638,11 @@ class Controller:
             )
 
     def _update_node_state(self, node: NodeRecord, backoff: CrashBackoff) -> None:
-        healthy = sum(
-            1 for t in self._instances.values() if t.key == node.key and t.status is S.HEALTHY
-        )
-        reached = node.reached_minimum or healthy >= node.spec.min_instances
+        state = self._state(node.key)
+        reached = node.reached_minimum or state.count(S.HEALTHY) >= node.spec.min_instances
         message = None
-        if node.key in self._unavailable:
-            message = self._unavailable[node.key]
+        if state.unavailable is not None:
+            message = state.unavailable
         elif pulling := self._pulls.message(node.key):
             message = pulling
         elif backoff.is_crash_looping:
@@ -638,17 +655,10 @@ class Controller:
             reached_minimum=reached,
             message=message,
             crash_looping=backoff.is_crash_looping,
-            target_instances=self._targets.get(node.key),
+            target_instances=state.target,
         )
 
     # helpers of the tick
-
-    def _backoff_for(self, key: NodeKey) -> CrashBackoff:
-        if key not in self._backoff:
-            self._backoff[key] = CrashBackoff(
-                self._settings.backoff_base_s, self._settings.backoff_max_s
-            )
-        return self._backoff[key]
 
     def _event(
         self, node: NodeRecord, kind: str, message: str, *, instance: str | None = None

@@ -44,6 +44,14 @@ class ImagePulls:
         """The pull's progress, or why the last one failed."""
         return self._progress.get(key) or self._errors.get(key)
 
+    def forget(self, key: NodeKey) -> None:
+        """The node is gone: stop its pull and drop what was known of it."""
+        task = self._tasks.pop(key, None)
+        if task is not None:
+            task.cancel()
+        self._progress.pop(key, None)
+        self._errors.pop(key, None)
+
     def cancel(self) -> None:
         for task in self._tasks.values():
             task.cancel()
