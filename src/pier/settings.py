@@ -46,7 +46,8 @@ class ControllerSettings(BaseModel):
     model_config = ConfigDict(use_attribute_docstrings=True)
 
     tick_s: float = 0.5
-    """How often every node is reconciled."""
+    """How often every node is reconciled. A node's reconcile that takes longer goes on
+    in the background: the tick does not wait for it, nor hold up the other nodes."""
     backoff_base_s: float = 1.0
     """First delay after an instance crashes; doubles per crash in a row."""
     backoff_max_s: float = 60.0

@@ -58,6 +58,8 @@ class FakeRuntime:
     """Each instance listens on a port of its own (its endpoint), until it crashes."""
     exit_on_start: int | None = None
     """Every instance it starts has exited at once with this code (a crash loop)."""
+    held: dict[str, asyncio.Event] = field(default_factory=dict)
+    """Starting an instance of one of these nodes (by name) waits until its event is set."""
     pull_errors: list[Exception] = field(default_factory=list)
     delete_errors: list[Exception] = field(default_factory=list)
     pulls: int = 0
@@ -80,6 +82,8 @@ class FakeRuntime:
         return PINNED
 
     async def create(self, spec: InstanceSpec) -> Observed:
+        if (gate := self.held.get(spec.node.node)) is not None:
+            await gate.wait()
         self.created.append(spec.instance_id)
         endpoint = self.endpoint
         if self.serve:

@@ -7,6 +7,7 @@ The loop is stepped with explicit ticks; time moves only when a test moves the c
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -211,3 +212,21 @@ async def test_a_deleted_node_leaves_nothing_behind_for_a_new_node_of_its_name(
         await tick_until(controller, lambda: runtime.running)
         await controller.tick()
         assert repo.get_node("default", "web").message is None  # not the old pull's error
+
+
+async def test_a_slow_node_does_not_hold_up_the_others(repo: Repository, tmp_path: Path) -> None:
+    async with controllers(repo, tmp_path) as make:
+        gate = asyncio.Event()
+        runtime = FakeRuntime(held={"slow": gate})
+        add_image_node(repo, "slow")
+        add_image_node(repo, "fast")
+        controller = make(runtime, clock=FakeClock(), tick_s=0.05)
+        await tick_until(controller, lambda: runtime.created)  # the slow one's start hangs
+        (instance_id,) = runtime.created
+        assert instance_id.startswith("fast-")
+        repo.mark_node_deleting("default", "fast")
+        await tick_until(controller, lambda: [n.name for n in repo.list_nodes()] == ["slow"])
+
+        gate.set()
+        await tick_until(controller, lambda: len(runtime.created) == 2)
+        assert runtime.created[1].startswith("slow-")

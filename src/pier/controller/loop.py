@@ -148,7 +148,8 @@ class Controller:
         if self._http.is_closed:
             return True
         self._pulls.cancel()
-        for task in (self._task, self._watch):
+        reconciling = [s.reconciling for s in self._nodes.values() if s.reconciling is not None]
+        for task in (self._task, self._watch, *reconciling):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -330,8 +331,28 @@ class Controller:
         now = self._clock()
         for node in nodes:
             self._state(node.key).target = self._scale(node, loads, now)
-        await asyncio.gather(*(self._reconcile_guarded(n, seen_by_node[n.key]) for n in nodes))
+        started = [self._start_reconcile(n, seen_by_node[n.key]) for n in nodes]
+        tasks = [task for task in started if task is not None]
+        if tasks:  # a slow node goes on in the background; the others are not held up
+            done, _ = await asyncio.wait(tasks, timeout=self._settings.tick_s)
+            for task in done:
+                if not task.cancelled() and (exc := task.exception()) is not None:
+                    raise exc  # the store failed: the whole tick did
         await self._publish_routes(nodes)
+
+    def _start_reconcile(
+        self, node: NodeRecord, seen: dict[InstanceId, Observed]
+    ) -> asyncio.Task[None] | None:
+        """Reconcile the node in a task of its own, unless its previous one still runs."""
+        state = self._state(node.key)
+        if state.reconciling is not None and not state.reconciling.done():
+            return None
+        task = asyncio.create_task(
+            self._reconcile_guarded(node, seen), name=f"reconcile {node.key}"
+        )
+        task.add_done_callback(_retrieve_store_failure)
+        state.reconciling = task
+        return task
 
     async def _publish_routes(self, nodes: list[NodeRecord] | None = None) -> int:
         """Publish the routes as they are now; returns the version the gateway must reach."""
@@ -704,6 +725,13 @@ class Controller:
             return
         if tracked.removal_backoff is None or now >= tracked.removal_backoff.until:
             self._retire(tracked, node, reason=tracked.removal_reason or "not needed")
+
+
+def _retrieve_store_failure(task: asyncio.Task[None]) -> None:
+    """A reconcile that outlived its tick and then met a failing store: the next tick
+    meets it too and tells it; retrieved here so that asyncio does not."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _scaling_message(node: NodeRecord, before: int, decision: Decision) -> str:

@@ -30,6 +30,8 @@ class NodeState:
     """Why the node's runtime is missing, while it is."""
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     """Held while the node is reconciled: one reconcile of a node at a time."""
+    reconciling: asyncio.Task[None] | None = None
+    """The node's reconcile, while it runs (it may outlive a tick: see Controller.tick)."""
 
     def count(self, *statuses: InstanceStatus, exclude: InstanceStatus | None = None) -> int:
         """Instances in one of ``statuses`` (any, when none given), but not ``exclude``."""
