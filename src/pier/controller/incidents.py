@@ -14,6 +14,7 @@ from typing import Final
 import structlog
 
 from pier.domain.errors import NotFound
+from pier.domain.event_kinds import EventKind
 from pier.domain.records import NodeRecord
 from pier.store.repository import Repository
 
@@ -69,7 +70,7 @@ class NodeEvents:
         self._incidents = Incidents()
 
     def add(
-        self, node: NodeRecord, kind: str, message: str, *, instance: str | None = None
+        self, node: NodeRecord, kind: EventKind, message: str, *, instance: str | None = None
     ) -> None:
         self._repo.add_event(
             node.project, node=node.name, instance=instance, kind=kind,
@@ -94,7 +95,7 @@ class NodeEvents:
         message: str,
         *,
         node: NodeRecord | None,
-        kind: str,
+        kind: EventKind,
         what: str,
         then: str = "",
         instance: str | None = None,

@@ -43,6 +43,7 @@ from pier.controller.routes import RouteBoard
 from pier.controller.tick_failures import TickFailures
 from pier.controller.tracked import TrackedInstance
 from pier.domain.errors import NotFound, PierError, StoreUnavailable
+from pier.domain.event_kinds import FAILURES, EventKind
 from pier.domain.instance_status import InstanceStatus, path_to
 from pier.domain.names import InstanceId, NodeKey
 from pier.domain.records import InstanceRecord, NodeRecord, endpoint_for_port
@@ -53,6 +54,7 @@ from pier.store.repository import Repository
 
 log = structlog.get_logger("pier.controller")
 S = InstanceStatus
+K = EventKind
 LOG_TAIL_LINES = 20
 MAX_DRAIN_S = 120.0
 """The longest an instance leaving the routes waits for its requests in flight."""
@@ -260,7 +262,7 @@ class Controller:
             adopted_nodes.add(seen.node)
             self._event(
                 node,
-                "instance_adopted",
+                K.INSTANCE_ADOPTED,
                 f"instance {seen.instance_id} adopted after a restart",
                 instance=seen.instance_id,
             )
@@ -274,7 +276,7 @@ class Controller:
             row.project,
             node=row.node,
             instance=row.id,
-            kind="instance_lost",
+            kind=K.INSTANCE_LOST,
             message=f"instance {row.id} {why}",
         )
 
@@ -371,7 +373,7 @@ class Controller:
             raise  # the whole tick failed, not this node: logged once by the loop
         except Exception as exc:
             self._events.failure(
-                subject, self._events.describe(exc, node), node=node, kind="reconcile_failed",
+                subject, self._events.describe(exc, node), node=node, kind=K.RECONCILE_FAILED,
                 what="reconcile failed", exc=exc,
             )  # fmt: skip
         else:
@@ -413,7 +415,7 @@ class Controller:
         if reason is None:
             if state.unavailable is not None:
                 state.unavailable = None
-                self._event(node, "runtime_available", f"runtime {node.runtime} is available again")
+                self._event(node, K.RUNTIME_AVAILABLE, f"runtime {node.runtime} is available again")
             return True
         if state.unavailable is None:
             message = (
@@ -421,7 +423,7 @@ class Controller:
                 "start when it is back (pier tries again on its own)"
             )
             state.unavailable = message
-            self._event(node, "runtime_unavailable", message)
+            self._event(node, K.RUNTIME_UNAVAILABLE, message)
         return False
 
     # autoscaling
@@ -443,7 +445,7 @@ class Controller:
             scaler.observe(now, loads.get(node.key, 0.0))
         decision = scaler.decide(node.spec, now)
         if decision.target != before:
-            self._event(node, "node_scaled", _scaling_message(node, before, decision))
+            self._event(node, K.NODE_SCALED, _scaling_message(node, before, decision))
         return decision.target
 
     def _observe(self, tracked: TrackedInstance, node: NodeRecord, now: float) -> None:
@@ -458,7 +460,7 @@ class Controller:
         for step in path_to(tracked.status, new):
             self._event(
                 node,
-                "instance_status",
+                K.INSTANCE_STATUS,
                 f"instance {tracked.instance_id}: {tracked.status} -> {step}",
                 instance=tracked.instance_id,
             )
@@ -514,7 +516,7 @@ class Controller:
         message = f"instance {tracked.instance_id} {why}; next start in {delay_s:g} s"
         if tail:
             message += "\nlast log lines:\n" + "\n".join(tail)
-        self._event(node, "instance_failed", message, instance=tracked.instance_id)
+        self._event(node, K.INSTANCE_FAILED, message, instance=tracked.instance_id)
 
     async def _log_tail(self, tracked: TrackedInstance) -> list[str]:
         """The instance's last log lines, best effort: none when they cannot be read."""
@@ -556,14 +558,17 @@ class Controller:
             delay_s = state.backoff.record_failure(now=now)
             self._event(
                 node,
-                "instance_create_failed",
+                K.INSTANCE_CREATE_FAILED,
                 f"could not start an instance: {exc}; next try in {delay_s:g} s",
             )
             return
         self._update_from(tracked, seen, node)
         self._observe(tracked, node, self._clock())
         self._event(
-            node, "instance_created", f"instance {instance_id} created", instance=instance_id
+            node,
+            K.INSTANCE_CREATED,
+            f"instance {instance_id} created",
+            instance=instance_id,
         )
 
     def _retire(self, tracked: TrackedInstance, node: NodeRecord, *, reason: str) -> None:
@@ -654,7 +659,7 @@ class Controller:
                 tracked.key.project,
                 node=tracked.key.node,
                 instance=tracked.instance_id,
-                kind="instance_deleted",
+                kind=K.INSTANCE_DELETED,
                 message=f"instance {tracked.instance_id} deleted ({reason})",
             )
 
@@ -668,7 +673,7 @@ class Controller:
             message = pulling
         elif backoff.is_crash_looping:
             last = self._repo.list_events(node.project, node.name, limit=20)
-            failures = [e.message for e in last if e.kind.endswith("failed")]
+            failures = [e.message for e in last if e.kind in FAILURES]
             message = failures[-1] if failures else "instances keep failing"
         self._repo.set_node_state(
             node.project,
@@ -682,7 +687,7 @@ class Controller:
     # helpers of the tick
 
     def _event(
-        self, node: NodeRecord, kind: str, message: str, *, instance: str | None = None
+        self, node: NodeRecord, kind: EventKind, message: str, *, instance: str | None = None
     ) -> None:
         self._events.add(node, kind, message, instance=instance)
 
@@ -696,7 +701,7 @@ class Controller:
             self._events.resolved(subject)
             return
         self._events.failure(
-            subject, error, node=node, kind="probe_failed", instance=tracked.instance_id,
+            subject, error, node=node, kind=K.PROBE_FAILED, instance=tracked.instance_id,
             what=f"the health check of instance {tracked.instance_id} could not run",
             then="; retrying with a backoff",
         )  # fmt: skip
@@ -713,7 +718,7 @@ class Controller:
             node = self._repo.get_node(tracked.key.project, tracked.key.node)
         self._events.failure(
             ("delete", tracked.instance_id), self._events.describe(exc, node), node=node,
-            kind="delete_failed", instance=tracked.instance_id,
+            kind=K.DELETE_FAILED, instance=tracked.instance_id,
             what=f"instance {tracked.instance_id} could not be removed",
             then=f"; retrying with a backoff (next try in {delay_s:g} s)",
         )  # fmt: skip

@@ -14,10 +14,13 @@ from collections.abc import Callable
 from pier.controller.backoff import CrashBackoff
 from pier.controller.incidents import NodeEvents
 from pier.domain.errors import PierError, RuntimeUnavailable
+from pier.domain.event_kinds import EventKind
 from pier.domain.names import NodeKey
 from pier.domain.records import NodeRecord
 from pier.runtimes.base import Runtime
 from pier.store.repository import Repository
+
+K = EventKind
 
 
 class ImagePulls:
@@ -76,14 +79,14 @@ class ImagePulls:
         except PierError as exc:
             delay_s = backoff.record_failure(now=self._clock())
             self._errors[key] = exc.message
-            self._events.add(node, "image_pull_failed", f"{exc.message}; next try in {delay_s:g} s")
+            self._events.add(node, K.IMAGE_PULL_FAILED, f"{exc.message}; next try in {delay_s:g} s")
         except Exception as exc:
             self._broke(node, exc, backoff)
         else:
             self._errors.pop(key, None)
             self._events.resolved(("pull", key))
             self._repo.pin_image(node.project, node.name, pinned)
-            self._events.add(node, "image_pinned", f"image {node.spec.image} pinned as {pinned}")
+            self._events.add(node, K.IMAGE_PINNED, f"image {node.spec.image} pinned as {pinned}")
         finally:
             self._progress.pop(key, None)
 
@@ -93,7 +96,7 @@ class ImagePulls:
         message = self._events.describe(exc, node)
         self._errors[node.key] = f"pulling {node.spec.image} failed: {message}"
         self._events.failure(
-            ("pull", node.key), message, node=node, kind="pull_failed",
+            ("pull", node.key), message, node=node, kind=K.PULL_FAILED,
             what=f"pulling {node.spec.image} failed",
             then=f"; retrying with a backoff (next try in {delay_s:g} s)",
         )  # fmt: skip
