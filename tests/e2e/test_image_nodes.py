@@ -11,6 +11,7 @@ import docker
 import pytest
 
 from tests.conftest import PierProcess
+from tests.e2e.loop_ticks import wait_for_ticks
 
 
 @pytest.fixture
@@ -180,7 +181,7 @@ def test_restart_adopts_containers_and_replaces_one_removed_out_of_band(
     pier.stop(signal.SIGKILL)
     pier.start()
     pier.wait_for(lambda: pier.node("web")["status"] == "Healthy", what="Healthy after restart")
-    time.sleep(2)
+    wait_for_ticks(pier, "--image", echo_image, "--port", "8080")  # a few ticks, then:
     assert sorted(i["id"] for i in pier.instances("web")) == before
     assert sorted(c.id for c in containers(pier, engine)) == container_ids
 

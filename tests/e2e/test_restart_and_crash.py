@@ -12,6 +12,7 @@ import httpx
 import psutil
 
 from tests.conftest import IrisModel, PierProcess
+from tests.e2e.loop_ticks import wait_for_ticks
 from tests.e2e.test_model_node_end_to_end import push_and_create
 
 
@@ -87,7 +88,7 @@ def test_sigkill_of_pier_up_then_restart_adopts_instances(
     pier.wait_for(
         lambda: pier.node("iris")["status"] == "Healthy", what="node Healthy after restart"
     )
-    time.sleep(2.0)  # a few ticks: nothing may be created or deleted
+    wait_for_ticks(pier, "--model", "iris")  # a few ticks: nothing may be created or deleted
     assert sorted(i["id"] for i in pier.instances("iris")) == before
     assert sorted(pier.instance_pids()) == pids
     assert all(psutil.pid_exists(p) for p in pids)
