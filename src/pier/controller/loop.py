@@ -22,6 +22,7 @@ import secrets
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -44,7 +45,7 @@ from pier.controller.tick_failures import TickFailures
 from pier.controller.tracked import TrackedInstance
 from pier.domain.errors import NotFound, PierError, StoreUnavailable
 from pier.domain.event_kinds import FAILURES, EventKind
-from pier.domain.instance_status import InstanceStatus, path_to
+from pier.domain.instance_status import InstanceStatus, InstanceView, path_to
 from pier.domain.names import InstanceId, NodeKey
 from pier.domain.records import InstanceRecord, NodeRecord, endpoint_for_port
 from pier.runtimes.base import Observed, Runtime
@@ -251,9 +252,11 @@ class Controller:
                 instance_id=seen.instance_id, key=seen.node, runtime=name,
                 generation=seen.generation,
                 created_at=row.created_at.timestamp() if row else now,
-                status=row.status if row else S.CREATED,
-                since=row.since.timestamp() if row else now,
-                restarts=row.restarts if row else 0,
+                view=InstanceView(
+                    seen.instance_id, row.status if row else S.CREATED,
+                    since=row.since.timestamp() if row else now,
+                    restarts=row.restarts if row else 0,
+                ),
             )  # fmt: skip
             self._track(tracked, seen, node)
             if tracked.status is S.DELETING:  # pier stopped while it was leaving
@@ -464,9 +467,9 @@ class Controller:
                 f"instance {tracked.instance_id}: {tracked.status} -> {step}",
                 instance=tracked.instance_id,
             )
-            tracked.status = step
-        tracked.since = now
-        tracked.last_error = tracked.window.last_error if new is S.UNHEALTHY else None
+            tracked.move(step, now=now)
+        error = tracked.window.last_error if new is S.UNHEALTHY else None
+        tracked.view = replace(tracked.view, last_error=error)
         if new is S.HEALTHY:
             self._state(node.key).backoff.record_healthy()
         self._repo.upsert_instance(tracked.record())
@@ -541,7 +544,7 @@ class Controller:
             runtime=runtime_name,
             generation=node.generation,
             created_at=now,
-            since=now,
+            view=InstanceView(instance_id, S.UNDEFINED, since=now),
         )
         model = None
         if node.spec.model is not None:
@@ -627,12 +630,11 @@ class Controller:
         stays as it was and a later tick decides again."""
         if tracked.status is S.DELETING:
             return
-        before = (tracked.status, tracked.since)
-        tracked.status, tracked.since = S.DELETING, self._clock()
+        before = tracked.move(S.DELETING, now=self._clock())
         try:
             self._repo.upsert_instance(tracked.record())
         except StoreUnavailable:
-            tracked.status, tracked.since = before
+            tracked.view = before
             raise
 
     async def _remove(self, tracked: TrackedInstance, *, reason: str | None) -> None:

@@ -1,4 +1,8 @@
-"""The controller's in-memory view of one instance, and its persistence as a store row."""
+"""The controller's in-memory view of one instance, and its persistence as a store row.
+
+pier's opinion of the instance (status, since, restarts, last error) is a frozen
+InstanceView, moved only by the transition table (``InstanceView.moved_to``) and replaced
+as a whole; the rest are facts the runtime and the probe report."""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from pier.controller.backoff import Backoff
 from pier.controller.observe import ProbeWindow
 from pier.controller.plan import PlannedInstance
 from pier.controller.probes import Probe
-from pier.domain.instance_status import InstanceStatus
+from pier.domain.instance_status import InstanceStatus, InstanceView
 from pier.domain.names import InstanceId, NodeKey
 from pier.domain.records import InstanceRecord
 
@@ -21,14 +25,11 @@ class TrackedInstance:
     runtime: str
     generation: int
     created_at: float
-    status: InstanceStatus = InstanceStatus.UNDEFINED
-    since: float = 0.0
+    view: InstanceView
     endpoint: str | None = None
     port_endpoints: dict[int, str] = field(default_factory=dict)
     exited: bool = False
     exit_code: int | None = None
-    restarts: int = 0
-    last_error: str | None = None
     limits_applied: tuple[str, ...] = ()
     limits_not_applied: tuple[str, ...] = ()
     pid: int | None = None
@@ -38,6 +39,28 @@ class TrackedInstance:
     """Why it is being deleted, once it is (told in the instance_deleted event)."""
     removal_backoff: Backoff | None = field(default=None, repr=False)
     """Set once a removal failed: when the controller tries again."""
+
+    @property
+    def status(self) -> InstanceStatus:
+        return self.view.status
+
+    @property
+    def since(self) -> float:
+        return self.view.since
+
+    @property
+    def restarts(self) -> int:
+        return self.view.restarts
+
+    @property
+    def last_error(self) -> str | None:
+        return self.view.last_error
+
+    def move(self, status: InstanceStatus, *, now: float) -> InstanceView:
+        """Move to ``status`` (IllegalTransition if the table forbids it); returns the
+        view it had, to put back if the move cannot be stored."""
+        before, self.view = self.view, self.view.moved_to(status, now=now)
+        return before
 
     @property
     def window(self) -> ProbeWindow:

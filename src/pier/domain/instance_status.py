@@ -68,7 +68,8 @@ def path_to(current: InstanceStatus, target: InstanceStatus) -> list[InstanceSta
 
 @dataclass(frozen=True, slots=True)
 class InstanceView:
-    """pier's opinion of one instance; moved_to() returns a new object."""
+    """pier's opinion of one instance; moved_to() returns a new object. The controller
+    keeps one per tracked instance and replaces it on every move."""
 
     instance_id: str
     status: InstanceStatus
