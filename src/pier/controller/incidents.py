@@ -16,12 +16,12 @@ import structlog
 from pier.domain.errors import NotFound
 from pier.domain.event_kinds import EventKind
 from pier.domain.records import NodeRecord
+from pier.domain.specs import SECRET_MASK
 from pier.store.repository import Repository
 
 log = structlog.get_logger("pier.controller")
 
 MAX_MESSAGE_CHARS: Final = 500
-REDACTED: Final = "***"
 PUBLIC_CREDENTIAL_KEYS: Final = frozenset({"username", "email", "serveraddress", "registry"})
 """Keys of registry credentials whose values are not secret (and too common to hide)."""
 
@@ -38,7 +38,7 @@ def describe_failure(exc: BaseException, *, secrets: Iterable[str] = ()) -> str:
 def redact(text: str, secrets: Iterable[str]) -> str:
     """``text`` with every non-empty value of ``secrets`` replaced by '***'."""
     for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
-        text = text.replace(secret, REDACTED)
+        text = text.replace(secret, SECRET_MASK)
     return text
 
 

@@ -35,6 +35,8 @@ from pier.domain.spec_values import (
 DEFAULT_MIN_INSTANCES: Final = 1
 DEFAULT_TIMEOUT_S: Final = 60.0
 """Defaults of a node spec that `pier node create --help` shows."""
+SECRET_MASK: Final = "***"
+"""What users see instead of a secret value."""
 
 
 class Access(StrEnum):
@@ -253,11 +255,13 @@ class NodeSpec(_Spec):
         the instances are made from changed (a rolling update replaces them)."""
         return generation + (self.instance_shape() != previous.instance_shape())
 
+    def masked(self) -> NodeSpec:
+        """The spec as shown to users: secret values replaced by ``SECRET_MASK``."""
+        return self.model_copy(update={"secret_env": dict.fromkeys(self.secret_env, SECRET_MASK)})
+
     def redacted(self) -> dict[str, Any]:
-        """The spec as shown to users: secret values replaced by '***'."""
-        data = self.model_dump(mode="json")
-        data["secret_env"] = {key: "***" for key in self.secret_env}
-        return data
+        """``masked()`` as JSON values."""
+        return self.masked().model_dump(mode="json")
 
 
 def parse_node_spec(data: dict[str, Any]) -> NodeSpec:

@@ -10,8 +10,6 @@ from pier.domain.node_status import derive_node_status
 from pier.domain.records import EventRecord, InstanceRecord, ModelRecord, NodeRecord
 from pier.domain.views import EventView, InstanceCounts, InstanceView, ModelVersion, NodeView
 
-SECRET_MASK = "***"
-
 
 def node_view(
     node: NodeRecord, instances: Sequence[InstanceRecord], *, routed: bool = False
@@ -27,12 +25,11 @@ def node_view(
         failing=node.crash_looping,
     )
     target = node.spec.min_instances if node.target_instances is None else node.target_instances
-    masked = {key: SECRET_MASK for key in node.spec.secret_env}
     return NodeView(
         project=node.project,
         name=node.name,
         kind="model" if node.spec.model else "image",
-        spec=node.spec.model_copy(update={"secret_env": masked}),
+        spec=node.spec.masked(),
         pinned_image=node.pinned_image,
         runtime=node.runtime,
         status=status,
