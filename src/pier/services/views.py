@@ -44,42 +44,12 @@ def node_view(
 
 
 def instance_view(inst: InstanceRecord) -> InstanceView:
-    return InstanceView(
-        id=inst.id,
-        node=inst.node,
-        status=inst.status,
-        since=inst.since,
-        endpoint=inst.endpoint,
-        restarts=inst.restarts,
-        last_error=inst.last_error,
-        generation=inst.generation,
-        runtime=inst.runtime,
-        pid=inst.pid,
-        container_id=inst.container_id,
-        limits_applied=list(inst.limits_applied),
-        limits_not_applied=list(inst.limits_not_applied),
-        created_at=inst.created_at,
-    )
+    return InstanceView.model_validate(inst, from_attributes=True)
 
 
 def event_view(event: EventRecord) -> EventView:
-    return EventView(
-        id=event.id,
-        time=event.time,
-        kind=event.kind,
-        message=event.message,
-        instance=event.instance,
-        actor=event.actor,
-    )
+    return EventView.model_validate(event, from_attributes=True)
 
 
 def model_view(model: ModelRecord) -> ModelVersion:
-    return ModelVersion(
-        name=model.name,
-        version=model.version,
-        format=model.format,
-        sha256=model.sha256,
-        size_bytes=model.size_bytes,
-        created_at=model.created_at,
-        metadata=model.metadata,
-    )
+    return ModelVersion.model_validate(model, from_attributes=True)
