@@ -66,6 +66,26 @@ class NodeRoute(_Frozen):
 class AliasTarget(_Frozen):
     node: str
     weight: int
+    """The node's share of the alias's traffic, 0-100 (the alias's shares sum to 100)."""
+    ready: bool = True
+    """The node is Healthy at its minimum (and not suspended): only ready nodes take the
+    alias's traffic; a share of a node that is not ready goes to the ready ones. When no
+    node is ready, the nodes with a Healthy instance take it by their shares."""
+
+
+class AliasMirror(_Frozen):
+    node: str
+    percent: float = Field(gt=0, le=100)
+    """This share of the alias's requests is copied to ``node``; its answers are discarded
+    (their status, latency and, for V2 answers, agreement with the primary are counted)."""
+
+
+class HeaderRoute(_Frozen):
+    header: str
+    """Lower-case header name."""
+    value: str
+    node: str
+    """Requests carrying ``header: value`` go to this node whatever the shares."""
 
 
 class AliasRoute(_Frozen):
@@ -73,6 +93,11 @@ class AliasRoute(_Frozen):
     alias: str
     targets: tuple[AliasTarget, ...] = ()
     access: Access = Access.PRIVATE
+    mirrors: tuple[AliasMirror, ...] = ()
+    sticky_header: str | None = None
+    """Lower-case header name: callers with the same value of it keep their instance
+    (consistent hashing over the chosen node's instances)."""
+    header_routes: tuple[HeaderRoute, ...] = ()
 
 
 class RouteTable(_Frozen):
