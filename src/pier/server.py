@@ -39,6 +39,7 @@ from pier.runtimes import load_runtime
 from pier.runtimes.base import Runtime
 from pier.runtimes.registry import RuntimeRegistry
 from pier.sandbox import Sandbox, default_root
+from pier.services.aliases import AliasService
 from pier.services.models import ModelService
 from pier.services.nodes import NodeService
 from pier.services.secrets import SecretService
@@ -162,6 +163,7 @@ async def run(settings: Settings, say: Say = print) -> None:
     services = Services(
         repo=repo,
         nodes=NodeService(repo, routes=board, image_nodes_refusal=_image_nodes_refusal(runtimes)),
+        aliases=AliasService(repo, routes=board),
         secrets=SecretService(repo),
         models=ModelService(
             repo, (data_dir / "models").resolve(), settings.models, sandbox=sandbox

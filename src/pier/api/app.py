@@ -13,7 +13,7 @@ import pier
 from pier.api.auth import bearer_guard
 from pier.api.deps import Services
 from pier.api.errors import install_error_handlers
-from pier.api.routes import models, nodes, secrets, system
+from pier.api.routes import aliases, models, nodes, secrets, system
 
 BEARER = HTTPBearer(
     auto_error=False, description="The admin token `pier up` writes to <data dir>/admin.token."
@@ -40,11 +40,12 @@ def create_app(services: Services) -> FastAPI:
     app = FastAPI(
         title="pier",
         version=pier.__version__,
-        description="Inference deployment platform: models and images as nodes.",
+        description="Inference deployment platform: models and images as nodes, published "
+        "behind aliases.",
         generate_unique_id_function=operation_id,
     )
     app.state.services = services
-    routers = [module.router for module in (system, models, nodes, secrets)]
+    routers = [module.router for module in (system, models, nodes, aliases, secrets)]
     install_error_handlers(app, routers)
     for router in routers:
         app.include_router(router, dependencies=[Depends(authenticate)])

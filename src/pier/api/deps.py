@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from pier.services.aliases import AliasService
 from pier.services.models import ModelService
 from pier.services.nodes import NodeService
 from pier.services.routes import InstanceStatsSource, LogSource, RouteSource
@@ -19,6 +20,7 @@ from pier.store.repository import Repository
 class Services:
     repo: Repository
     nodes: NodeService
+    aliases: AliasService
     models: ModelService
     secrets: SecretService
     routes: RouteSource

@@ -30,7 +30,7 @@ STATUS_DESCRIPTIONS: Final[Mapping[int, str]] = {
     400: "bad_request: the body is not JSON",
     401: "unauthorized: no bearer token, or not a valid one",
     404: "not_found: no such project, node, model or secret (type says which)",
-    409: "conflict: the name is taken, or the model is in use by a node",
+    409: "conflict: the name is taken, or the model (node) is in use by a node (alias)",
     413: "body_too_large: the upload is over the limit",
     422: "invalid_spec: a value is wrong; field names it",
     503: "store_unavailable (temporary, with Retry-After) or runtime_unavailable",

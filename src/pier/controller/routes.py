@@ -26,6 +26,8 @@ class RouteBoard:
         self._workers = 1
         self._since: dict[str, int] = {}
         """The version each node of the table first appeared in, by "project/node"."""
+        self._alias_since: dict[str, int] = {}
+        """The version each alias of the table last changed in, by "project/alias"."""
 
     @property
     def table(self) -> RouteTable:
@@ -40,7 +42,14 @@ class RouteBoard:
         """Whether the gateway serves a route for the node: a request to it is balanced
         (or waits for an instance) rather than answered 404. With several gateway workers,
         every one of them serves it."""
-        since = self._since.get(f"{project}/{node}")
+        return self._served_since(self._since.get(f"{project}/{node}"))
+
+    def alias_routed(self, project: str, alias: str) -> bool:
+        """Whether every gateway worker serves the alias as it is in the current table
+        (its latest change included)."""
+        return self._served_since(self._alias_since.get(f"{project}/{alias}"))
+
+    def _served_since(self, since: int | None) -> bool:
         served = [self._applied.get(worker, -1) for worker in range(self._workers)]
         return since is not None and min(served) >= since
 
@@ -48,8 +57,15 @@ class RouteBoard:
         """Make ``table`` current if its content differs; versions only go up."""
         if table.model_copy(update={"version": self._table.version}) == self._table:
             return
-        self._table = table.model_copy(update={"version": self._table.version + 1})
+        previous = self._table
+        self._table = table.model_copy(update={"version": previous.version + 1})
         self._since = {key: self._since.get(key, self._table.version) for key in table.nodes}
+        self._alias_since = {
+            key: self._alias_since.get(key, self._table.version)
+            if previous.aliases.get(key) == route
+            else self._table.version
+            for key, route in table.aliases.items()
+        }
         async with self._changed:
             self._changed.notify_all()
 

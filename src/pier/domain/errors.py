@@ -19,7 +19,8 @@ classes, so SDK users catch ``pier.NodeNotFound`` or ``pier.NotFound`` alike.
     ├── MethodNotAllowed          method_not_allowed   method_not_allowed        405
     ├── Conflict                  conflict             conflict                  409
     │   ├── NameTaken             conflict             name_taken                409
-    │   └── ModelInUse            conflict             model_in_use              409
+    │   ├── ModelInUse            conflict             model_in_use              409
+    │   └── NodeInUse             conflict             node_in_use               409
     ├── BodyTooLarge              body_too_large       body_too_large            413
     ├── InvalidSpec               invalid_spec         invalid_spec              422
     │   └── ConfigurationNotFound invalid_spec         configuration_not_found   422
@@ -138,8 +139,11 @@ class ModelNotFound(NotFound):
 class AliasNotFound(NotFound):
     error_type = "alias_not_found"
 
-    def __init__(self, project: str, alias: str) -> None:
-        super().__init__(f"alias {alias!r} not found in project {project!r}")
+    def __init__(self, project: str, alias: str, *, known: Iterable[str] = ()) -> None:
+        """``known``: the project's alias names, for a suggestion."""
+        super().__init__(
+            f"alias {alias!r} not found in project {project!r}{did_you_mean(alias, known)}"
+        )
 
 
 class ProjectNotFound(NotFound):
@@ -186,6 +190,19 @@ class ModelInUse(Conflict):
         super().__init__(
             f"{what} is in use by node {used_by} in project {project!r}; "
             "delete the node or move it to another model first"
+        )
+
+
+class NodeInUse(Conflict):
+    """A node an alias still uses cannot be deleted: the alias would lose its traffic."""
+
+    error_type = "node_in_use"
+
+    def __init__(self, project: str, node: str, aliases: list[str]) -> None:
+        used_by = ", ".join(repr(alias) for alias in aliases)
+        super().__init__(
+            f"node {node!r} is in use by alias {used_by} in project {project!r}; "
+            "set the alias to other nodes first (pier alias set)"
         )
 
 
@@ -306,6 +323,7 @@ _SPECIFIC: tuple[type[PierError], ...] = (
     InstanceNotFound,
     NameTaken,
     ModelInUse,
+    NodeInUse,
     ConfigurationNotFound,
     IllegalTransition,
 )

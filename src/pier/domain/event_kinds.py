@@ -34,6 +34,9 @@ class EventKind(StrEnum):
     MODEL_DELETED = "model_deleted"
     SECRET_SET = "secret_set"
     SECRET_DELETED = "secret_deleted"
+    ALIAS_CREATED = "alias_created"
+    ALIAS_UPDATED = "alias_updated"
+    ALIAS_DELETED = "alias_deleted"
 
 
 _K = EventKind

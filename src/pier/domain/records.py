@@ -1,4 +1,4 @@
-"""Plain records of what pier keeps: models, nodes, instances, events.
+"""Plain records of what pier keeps: models, nodes, aliases, instances, events.
 
 The store returns these; services and the API shape them for users.
 """
@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from pier.domain.aliases import AliasSpec
 from pier.domain.instance_status import InstanceStatus
 from pier.domain.names import NodeKey
 from pier.domain.specs import ModelFormat, NodeSpec
@@ -48,6 +49,15 @@ class NodeRecord:
     @property
     def key(self) -> NodeKey:
         return NodeKey.parse(f"{self.project}/{self.name}")
+
+
+@dataclass(frozen=True, slots=True)
+class AliasRecord:
+    project: str
+    name: str
+    spec: AliasSpec
+    created_at: datetime
+    updated_at: datetime
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""What the REST API answers: nodes, instances, events, models, secrets, errors.
+"""What the REST API answers: nodes, aliases, instances, events, models, secrets, errors.
 
 One set of pydantic models serves the server (its routes return them, so /openapi.json
 shows every field), the SDK (it returns them) and any generated client. Times are ISO
@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, PlainSerializer, WithJsonSchema
 
+from pier.domain.aliases import AliasSpec
 from pier.domain.configurations import Configuration
 from pier.domain.instance_status import InstanceStatus
 from pier.domain.node_status import NodeStatus
@@ -72,6 +73,42 @@ class NodeView(View):
 
 class NodeList(View):
     nodes: list[NodeView]
+
+
+class AliasNodeView(View):
+    """One node of an alias: its share, the share it takes now, and why not all of it."""
+
+    node: str
+    share: int
+    """Its share in the alias's spec (percent)."""
+    effective_share: float
+    """The percent of the alias's requests it takes now: the share of a node that is not
+    ready goes to the ready ones, in proportion to their shares."""
+    ready: bool
+    """Healthy at its minimum: it takes alias traffic."""
+    why_not_ready: str | None
+    """Why it takes no alias traffic ("1/2 Healthy, below its minimum", "deleting",
+    "not found"); None when ready."""
+    status: NodeStatus | None
+    """The node's status; None when no such node exists now."""
+
+
+class AliasView(View):
+    """An alias as users see it: its spec and how its traffic is spread now."""
+
+    project: str
+    name: str
+    spec: AliasSpec
+    nodes: list[AliasNodeView]
+    """Each node with a share, in the spec's order."""
+    routed: bool
+    """Every gateway worker serves the alias as it is now (its latest change is live)."""
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class AliasList(View):
+    aliases: list[AliasView]
 
 
 class InstanceView(View):

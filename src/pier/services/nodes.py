@@ -6,7 +6,7 @@ import builtins
 from collections.abc import Callable
 from typing import Any
 
-from pier.domain.errors import InvalidSpec, NotFound
+from pier.domain.errors import InvalidSpec, NodeInUse, NotFound
 from pier.domain.merge_patch import merge_patch
 from pier.domain.names import validate_name
 from pier.domain.placement import runtime_for
@@ -113,8 +113,12 @@ class NodeService:
         return self._view(updated, self._repo.list_instances(project, name))
 
     def delete(self, project: str, name: str, *, actor: str) -> NodeView:
-        """Mark the node Deleting; the controller stops its instances and forgets it."""
+        """Mark the node Deleting; the controller stops its instances and forgets it.
+        Refused (NodeInUse) while an alias names the node."""
         with self._repo.unit_of_work():
+            self._repo.get_node(project, name)
+            if aliases := self._repo.aliases_using(project, name):
+                raise NodeInUse(project, name, aliases)
             node = self._repo.mark_node_deleting(project, name)
             self._repo.add_event(
                 project,

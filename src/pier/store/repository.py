@@ -17,7 +17,9 @@ from sqlalchemy.exc import DisconnectionError, IntegrityError, InterfaceError, O
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
+from pier.domain.aliases import AliasSpec
 from pier.domain.errors import (
+    AliasNotFound,
     ModelNotFound,
     NameTaken,
     NodeNotFound,
@@ -27,9 +29,10 @@ from pier.domain.errors import (
 )
 from pier.domain.instance_status import InstanceStatus
 from pier.domain.names import DEFAULT_PROJECT
-from pier.domain.records import EventRecord, InstanceRecord, ModelRecord, NodeRecord
+from pier.domain.records import AliasRecord, EventRecord, InstanceRecord, ModelRecord, NodeRecord
 from pier.domain.specs import ModelFormat, NodeSpec
 from pier.store.tables import (
+    AliasRow,
     EventRow,
     InstanceRow,
     ModelRow,
@@ -52,7 +55,7 @@ def _utc(value: datetime) -> datetime:
 
 
 class Repository:
-    """Projects, tokens, models, nodes, instances and events."""
+    """Projects, tokens, models, nodes, aliases, instances and events."""
 
     def __init__(self, engine: Engine) -> None:
         self._sessions = sessionmaker(engine, expire_on_commit=False)
@@ -292,6 +295,60 @@ class Repository:
             raise NodeNotFound(project, name, known=names)
         return row
 
+    # aliases
+
+    def add_alias(self, project: str, name: str, spec: AliasSpec) -> AliasRecord:
+        now = utcnow()
+        try:
+            with self._session() as s:
+                row = AliasRow(
+                    project=project,
+                    name=name,
+                    spec=spec.model_dump(mode="json"),
+                    created_at=now,
+                    updated_at=now,
+                )
+                s.add(row)
+                s.flush()
+                return _alias(row)
+        except IntegrityError:
+            raise NameTaken("alias", project, name) from None
+
+    def list_aliases(self, project: str | None = None) -> list[AliasRecord]:
+        query = select(AliasRow).order_by(AliasRow.project, AliasRow.name)
+        if project is not None:
+            query = query.where(AliasRow.project == project)
+        with self._session() as s:
+            return [_alias(r) for r in s.scalars(query)]
+
+    def get_alias(self, project: str, name: str) -> AliasRecord:
+        with self._session() as s:
+            return _alias(self._alias_row(s, project, name))
+
+    def update_alias_spec(self, project: str, name: str, spec: AliasSpec) -> AliasRecord:
+        with self._session() as s:
+            row = self._alias_row(s, project, name)
+            row.spec, row.updated_at = spec.model_dump(mode="json"), utcnow()
+            s.flush()
+            return _alias(row)
+
+    def remove_alias(self, project: str, name: str) -> None:
+        with self._session() as s:
+            self._alias_row(s, project, name)
+            s.execute(delete(AliasRow).where(AliasRow.project == project, AliasRow.name == name))
+
+    def aliases_using(self, project: str, node: str) -> list[str]:
+        """The project's aliases that name ``node`` (a share, a mirror or a header route)."""
+        return [a.name for a in self.list_aliases(project) if node in a.spec.node_names()]
+
+    @staticmethod
+    def _alias_row(s: Session, project: str, name: str) -> AliasRow:
+        row = s.scalar(select(AliasRow).where(AliasRow.project == project, AliasRow.name == name))
+        if row is None:
+            names = s.scalars(select(AliasRow.name).where(AliasRow.project == project))
+            raise AliasNotFound(project, name, known=names)
+        return row
+
     # instances
 
     def upsert_instance(self, record: InstanceRecord) -> None:
@@ -451,6 +508,16 @@ def _node(row: NodeRow) -> NodeRecord:
         pinned_image=row.pinned_image,
         target_instances=row.target_instances,
         runtime=row.runtime,
+    )
+
+
+def _alias(row: AliasRow) -> AliasRecord:
+    return AliasRecord(
+        project=row.project,
+        name=row.name,
+        spec=AliasSpec.model_validate(row.spec),
+        created_at=_utc(row.created_at),
+        updated_at=_utc(row.updated_at),
     )
 
 

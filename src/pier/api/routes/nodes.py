@@ -50,9 +50,10 @@ def update_node(
     return services.nodes.update(project, name, body.changes(), actor=actor)
 
 
-@router.delete("/{name}", status_code=202)
+@router.delete("/{name}", status_code=202, responses=error_responses(409))
 def delete_node(project: str, name: str, services: ServicesDep, actor: ActorDep) -> NodeView:
-    """Mark the node Deleting; it disappears once its instances are gone."""
+    """Mark the node Deleting; it disappears once its instances are gone. Refused (409,
+    node_in_use) while an alias uses the node."""
     return services.nodes.delete(project, name, actor=actor)
 
 
