@@ -62,6 +62,9 @@ class ControllerSettings(BaseModel):
     long, then twice as long each time; its nodes wait for it, they never move."""
     runtime_retry_max_s: float = 60.0
     """The longest wait between two tries of a missing runtime."""
+    model_queue_limit: Annotated[int, Field(ge=1)] = 256
+    """Inference requests a model node's instance holds at once (running, waiting for a
+    worker thread or a batch); more get 503 at once (the model server's --max-queue)."""
 
 
 class StoreSettings(BaseModel):

@@ -14,6 +14,7 @@ from pier.cli.node_options import (
     CREATE_EXAMPLES,
     AccessOpt,
     ArgOpt,
+    BatchDelayOpt,
     CommandOpt,
     ConfigOpt,
     CreateConfigOpt,
@@ -31,6 +32,7 @@ from pier.cli.node_options import (
     IdleTimeoutOpt,
     ImageOpt,
     MaintenanceLimitOpt,
+    MaxBatchSizeOpt,
     MaxOpt,
     MetricsOpt,
     MetricsPortOpt,
@@ -151,6 +153,8 @@ def create(
     healthy_threshold: HealthyThresholdOpt = None,
     unhealthy_threshold: UnhealthyThresholdOpt = None,
     health_grace: HealthGraceOpt = None,
+    max_batch_size: MaxBatchSizeOpt = None,
+    batch_delay: BatchDelayOpt = None,
     wait: WaitOpt = False,
     wait_timeout: WaitTimeoutOpt = 300.0,
     output: OutputOpt = None,
@@ -172,7 +176,7 @@ def create(
         ),
         telemetry=_optional(path=metrics, port=metrics_port),
         registry_secret=registry_secret, command=command, args=arg, idle_timeout=idle_timeout,
-        access=_access(access),
+        access=_access(access), max_batch_size=max_batch_size, batch_delay_ms=batch_delay,
     )  # fmt: skip
     state = cli_state(ctx, output=output, project=project)
     client = state.client()
@@ -218,6 +222,7 @@ def get(
             ("configuration", spec.configuration),
             ("min-max", _range(spec)),
             ("target in flight", f"{spec.target_in_flight:g} per instance"),
+            *([("batching", _batching(spec))] if spec.max_batch_size else []),
             (
                 "maintenance limit",
                 f"{spec.maintenance_limit} instance(s) down at once in a rolling update",
@@ -269,6 +274,8 @@ def update(
     healthy_threshold: HealthyThresholdOpt = None,
     unhealthy_threshold: UnhealthyThresholdOpt = None,
     health_grace: HealthGraceOpt = None,
+    max_batch_size: MaxBatchSizeOpt = None,
+    batch_delay: BatchDelayOpt = None,
     wait: RolloutWaitOpt = False,
     wait_timeout: WaitTimeoutOpt = 300.0,
     output: OutputOpt = None,
@@ -292,7 +299,7 @@ def update(
         ),
         telemetry=_optional(path=metrics, port=metrics_port),
         registry_secret=registry_secret, command=command, args=arg, idle_timeout=idle_timeout,
-        access=_access(access),
+        access=_access(access), max_batch_size=max_batch_size, batch_delay_ms=batch_delay,
     )  # fmt: skip
     if not changes:
         ctx.fail("nothing to update: give at least one option (see --help)")
@@ -510,6 +517,8 @@ def spec_fields(
     args: list[str] | None,
     idle_timeout: float | None,
     access: str | None,
+    max_batch_size: int | None = None,
+    batch_delay_ms: float | None = None,
 ) -> JSON:
     """The spec fields given on the command line, in the API's names; None: not given."""
     spec: JSON = {**(model or {})}
@@ -522,9 +531,15 @@ def spec_fields(
             telemetry=telemetry or None, registry_secret=registry_secret,
             command=shlex.split(command) if command is not None else None, args=args or None,
             idle_timeout_s=idle_timeout, access=access,
+            max_batch_size=max_batch_size, batch_delay_ms=batch_delay_ms,
         )
     )  # fmt: skip
     return spec
+
+
+def _batching(spec: NodeSpec) -> str:
+    """Dynamic batching as `pier node get` shows it."""
+    return f"up to {spec.max_batch_size} rows, waiting up to {spec.batch_delay_ms or 0:g} ms"
 
 
 def _access(public: bool | None) -> str | None:

@@ -66,6 +66,8 @@ SPEC_FLAGS: Final[dict[str, SpecFlag]] = {
     "health.healthy_threshold": SpecFlag("--healthy-threshold"),
     "health.unhealthy_threshold": SpecFlag("--unhealthy-threshold"),
     "health.grace_s": SpecFlag("--health-grace"),
+    "max_batch_size": SpecFlag("--max-batch-size"),
+    "batch_delay_ms": SpecFlag("--batch-delay-ms"),
 }
 """NodeSpec field (dotted path) -> the flag of `pier node create/update` that sets it."""
 
@@ -189,6 +191,8 @@ UnhealthyThresholdOpt = Annotated[
     int | None, spec_option("health.unhealthy_threshold", metavar="N")
 ]
 HealthGraceOpt = Annotated[float | None, spec_option("health.grace_s", metavar="SECONDS")]
+MaxBatchSizeOpt = Annotated[int | None, spec_option("max_batch_size", min=1, metavar="N")]
+BatchDelayOpt = Annotated[float | None, spec_option("batch_delay_ms", min=0, metavar="MS")]
 WaitOpt = Annotated[bool, typer.Option("--wait", help="Show progress until the node is Healthy.")]
 WaitTimeoutOpt = Annotated[
     float, typer.Option("--wait-timeout", min=0, metavar="SECONDS", help="How long --wait waits.")

@@ -11,6 +11,7 @@ from pier.domain.configurations import get_configuration
 from pier.domain.model_files import model_path
 from pier.domain.names import InstanceId, NodeKey
 from pier.domain.records import ModelRecord, NodeRecord
+from pier.domain.specs import NodeSpec
 from pier.runtimes.base import InstanceSpec, Mount
 
 DEFAULT_LAUNCHER: Final = ("python3", "-m", "pier.modelserver")
@@ -33,12 +34,28 @@ def _model_server_args(model: ModelRecord, *, path: str, host: str, port: str) -
     )  # fmt: skip
 
 
-def model_server_command(model: ModelRecord, path: str) -> tuple[str, ...]:
+def inference_args(spec: NodeSpec, *, queue_limit: int) -> tuple[str, ...]:
+    """How the model server runs inference: a worker thread per vCPU of the node's
+    configuration, the queue limit, and dynamic batching when the node asks for it."""
+    args: tuple[str, ...] = (
+        "--workers", str(get_configuration(spec.configuration).vcpu),
+        "--max-queue", str(queue_limit),
+    )  # fmt: skip
+    if spec.max_batch_size is not None and spec.max_batch_size > 1:
+        args += ("--max-batch-size", str(spec.max_batch_size))
+        args += ("--batch-delay-ms", f"{spec.batch_delay_ms or 0.0:g}")
+    return args
+
+
+def model_server_command(
+    model: ModelRecord, path: str, inference: Sequence[str] = ()
+) -> tuple[str, ...]:
     """argv of pier's model server for ``model`` at ``path``; ``{port}`` and ``{workdir}``
     are filled in by the runtime."""
     return (
         sys.executable, "-m", "pier.modelserver",
         *_model_server_args(model, path=path, host="127.0.0.1", port="{port}"),
+        *inference,
     )  # fmt: skip
 
 
@@ -47,6 +64,7 @@ def model_in_image_command(
     container_path: str,
     launcher: Sequence[str] | None,
     args: Sequence[str] | None,
+    inference: Sequence[str] = (),
 ) -> tuple[str, ...]:
     """argv of pier's model server inside a container, serving the model mounted at
     ``container_path``."""
@@ -54,14 +72,21 @@ def model_in_image_command(
     return (
         *(launcher or DEFAULT_LAUNCHER),
         *_model_server_args(model, path=container_path, host="0.0.0.0", port=port),
+        *inference,
         *(args or ()),
     )
 
 
 def instance_spec(
-    node: NodeRecord, instance_id: InstanceId, *, model: ModelRecord | None, models_dir: Path
+    node: NodeRecord,
+    instance_id: InstanceId,
+    *,
+    model: ModelRecord | None,
+    models_dir: Path,
+    queue_limit: int,
 ) -> InstanceSpec:
     spec = node.spec
+    inference = inference_args(spec, queue_limit=queue_limit)
     env = {
         **spec.env,
         **spec.secret_env,
@@ -76,13 +101,13 @@ def instance_spec(
     if model is not None and spec.image is not None:
         source = model_path(models_dir, model.sha256, model.format).resolve()
         target = f"{CONTAINER_MODEL_DIR}/{source.name}"
-        command = model_in_image_command(model, target, spec.command, spec.args)
+        command = model_in_image_command(model, target, spec.command, spec.args, inference)
         args, port = (), CONTAINER_MODEL_PORT
         mounts = (Mount(source, target),)
     elif model is not None:  # a local instance gets its own copy, in its own directory
         source = model_path(models_dir, model.sha256, model.format).resolve()
         target = f"{LOCAL_MODEL_DIR}/{source.name}"
-        command = model_server_command(model, f"{{workdir}}/{target}")
+        command = model_server_command(model, f"{{workdir}}/{target}", inference)
         mounts = (Mount(source, target),)
     return InstanceSpec(
         instance_id=instance_id,

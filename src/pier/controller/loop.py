@@ -549,7 +549,13 @@ class Controller:
         model = None
         if node.spec.model is not None:
             model = self._repo.get_model(node.project, node.spec.model, node.spec.model_version)
-        spec = instance_spec(node, instance_id, model=model, models_dir=self._models_dir)
+        spec = instance_spec(
+            node,
+            instance_id,
+            model=model,
+            models_dir=self._models_dir,
+            queue_limit=self._settings.model_queue_limit,
+        )
         self._repo.upsert_instance(tracked.record())  # recorded before it exists
         state = self._state(node.key)
         state.instances[instance_id] = tracked

@@ -166,6 +166,13 @@ class NodeSpec(_Spec):
     model server's own arguments."""
     access: Access = Access.PRIVATE
     """private: callers need a bearer token; public: anyone may call the node."""
+    max_batch_size: Annotated[int, Field(ge=1, le=65536)] | None = None
+    """Model nodes: dynamic batching, the most rows of concurrent requests combined into
+    one model call (for a model whose first dimension is a batch dimension). Default: off
+    (1); it pays for models whose call costs more than its rows, under concurrency."""
+    batch_delay_ms: Annotated[float, Field(ge=0, le=1000)] | None = None
+    """Model nodes with max_batch_size: how long a batch may wait for more requests while
+    a worker is free (default 0: it waits only while every worker is busy)."""
 
     @field_validator("configuration")
     @classmethod
@@ -209,6 +216,14 @@ class NodeSpec(_Spec):
                 "max_instances",
                 f"max_instances ({self.max_instances}) is below min_instances "
                 f"({self.min_instances})",
+            )
+        if self.model is None:
+            for field in ("max_batch_size", "batch_delay_ms"):
+                if getattr(self, field) is not None:
+                    raise FieldError(field, f"{field} applies to model nodes")
+        if self.batch_delay_ms is not None and (self.max_batch_size or 1) <= 1:
+            raise FieldError(
+                "batch_delay_ms", "batch_delay_ms needs max_batch_size above 1 (batching on)"
             )
         if self.model is not None:
             for field, port in (

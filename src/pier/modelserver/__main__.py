@@ -3,6 +3,7 @@
     python -m pier.modelserver --name NAME --format onnx|sklearn|python --path PATH
         [--version 1] [--host 127.0.0.1] [--port 0]
         [--http builtin|uvicorn] [--max-body-bytes 67108864]
+        [--workers N] [--max-queue 256] [--max-batch-size 1] [--batch-delay-ms 0]
 
 ``--format`` may be left out when the path tells it (see
 :func:`pier.modelserver.loaders.detect_format`). The socket is bound first (``--port
@@ -10,6 +11,13 @@
 then the model loads in a background thread while the server already answers
 ``/v2/health/live``; ``/v2/health/ready`` turns 200 once the model is loaded and a
 warm-up inference on zeros passed.
+
+Inference runs on ``--workers`` threads (default: the CPUs this process may use),
+never on the event loop, and at most ``--max-queue`` requests are held (running or
+waiting); more get 503. ``--max-batch-size`` above 1 turns on dynamic batching for a
+model whose inputs and outputs start with a batch dimension: concurrent requests run
+as one call of up to that many rows, a batch waiting at most ``--batch-delay-ms`` for
+more while a worker is free (see :mod:`pier.modelserver.batching`).
 
 Exit status: 0 after SIGTERM or SIGINT, within about a second (idle connections close
 at once, requests still arriving get up to a second); 1 when the model fails to load
@@ -39,6 +47,7 @@ from pier.modelserver.app import DEFAULT_MAX_BODY_BYTES, ModelServerApp
 from pier.modelserver.dataplane import DataPlane
 from pier.modelserver.loaders import FORMATS, describe_model, detect_format
 from pier.modelserver.metrics import ModelServerMetrics
+from pier.modelserver.workers import DEFAULT_QUEUE_LIMIT
 from pier.observability.logging import configure_logging
 
 log = structlog.get_logger("pier.modelserver")
@@ -75,16 +84,50 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="HTTP server: the built-in asyncio/httptools one (default, faster) or uvicorn",
     )
     parser.add_argument(
+        "--workers",
+        type=_positive,
+        default=None,
+        help="threads that run inference (default: the CPUs this process may use)",
+    )
+    parser.add_argument(
+        "--max-queue",
+        type=_positive,
+        default=DEFAULT_QUEUE_LIMIT,
+        help=f"requests held at once, running or waiting; more get 503 "
+        f"(default: {DEFAULT_QUEUE_LIMIT})",
+    )
+    parser.add_argument(
+        "--max-batch-size",
+        type=_positive,
+        default=1,
+        help="dynamic batching: rows combined into one model call (default: 1, off)",
+    )
+    parser.add_argument(
+        "--batch-delay-ms",
+        type=float,
+        default=0.0,
+        help="dynamic batching: how long a batch may wait for more requests (default: 0)",
+    )
+    parser.add_argument(
         "--describe",
         action="store_true",
         help="print the model's V2 metadata as JSON and exit (the control plane's upload check)",
     )
     args = parser.parse_args(argv)
+    if not 0 <= args.batch_delay_ms <= 60_000:
+        parser.error("--batch-delay-ms must be between 0 and 60000")
     if args.format is None:
         args.format = detect_format(args.path)
         if args.format is None:
             parser.error(f"cannot tell the format of {args.path}; pass --format")
     return args
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number")
+    return value
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -183,7 +226,15 @@ def main(argv: list[str] | None = None) -> int:
         return describe(args.path, args.format)
     metrics = ModelServerMetrics(args.name)
     dataplane = DataPlane(
-        name=args.name, version=args.version, fmt=args.format, path=args.path, metrics=metrics
+        name=args.name,
+        version=args.version,
+        fmt=args.format,
+        path=args.path,
+        metrics=metrics,
+        workers=args.workers,
+        queue_limit=args.max_queue,
+        max_batch_size=args.max_batch_size,
+        batch_delay_s=args.batch_delay_ms / 1000,
     )
     app = ModelServerApp(dataplane, max_body_bytes=args.max_body_bytes)
     sock = bind_socket(args.host, args.port)
@@ -191,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     log.info("model server listening", host=host, port=port, model=args.name, http=args.http)
     serve = serve_uvicorn if args.http == "uvicorn" else serve_builtin
     serve(app, sock, dataplane)
+    dataplane.close()
     is_loading = dataplane.state == "loading"
     status = 1 if dataplane.state == "failed" else 0
     log.info("model server stopped", model=args.name, status=status)

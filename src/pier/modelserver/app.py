@@ -4,9 +4,12 @@ No framework on purpose. A small model answers in microseconds, so per-request
 plumbing is the cost that matters: FastAPI/Starlette's routing, request objects and
 middleware cost several times the inference itself (see the project's performance
 notes). Here a request is one dict lookup or one ``split`` to route and one pass over
-the headers. :meth:`ModelServerApp.handle` does the work synchronously and is shared
-by the two HTTP servers: the built-in one (:mod:`pier.modelserver.protocol`, the
-default, which calls it from its parser callbacks) and any ASGI server (``__call__``).
+the headers. :meth:`ModelServerApp.handle` is shared by the two HTTP servers: the
+built-in one (:mod:`pier.modelserver.protocol`, the default, which calls it from its
+parser callbacks) and any ASGI server (``__call__``). It answers everything but
+inference at once; an inference is handed to the model's worker threads (see
+:meth:`~pier.modelserver.dataplane.DataPlane.submit`) and ``handle`` returns a future
+of its response, so health, metadata and metrics answer while a model computes.
 
 Routes (Triton's HTTP API):
 
@@ -29,6 +32,7 @@ wrong method, 413 body too large, 503 not ready, 500 only for a model or server 
 
 from __future__ import annotations
 
+import asyncio
 import time
 import zlib
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -37,7 +41,7 @@ from typing import Any
 import structlog
 
 from pier.http import wire
-from pier.modelserver.dataplane import DataPlane
+from pier.modelserver.dataplane import Answer, DataPlane
 from pier.modelserver.v2 import BadRequest, V2Error, error_body
 
 log = structlog.get_logger(__name__)
@@ -66,14 +70,17 @@ class BodyTooLarge(V2Error):
 
 Response = tuple[int, bytes, bytes, int | None]
 """(status, body, content type, Inference-Header-Content-Length or None)."""
+Reply = Response | asyncio.Future[Response]
+"""A response now, or (inference) one to come."""
 
 
 class ModelServerApp:
     """The V2 routes over one :class:`DataPlane`, as an ASGI app and as :meth:`handle`.
 
-    :meth:`handle` is synchronous: every answer, inference included, is computed
-    inline, so the raw protocol server (:mod:`pier.modelserver.protocol`) calls it
-    straight from its parser callbacks, and the ASGI adapter only reads the body first.
+    :meth:`handle` is synchronous and never blocks: a response is computed inline,
+    except an inference's, which comes later as a future. The raw protocol server
+    (:mod:`pier.modelserver.protocol`) calls it straight from its parser callbacks, and
+    the ASGI adapter only reads the body first.
     """
 
     def __init__(
@@ -96,7 +103,7 @@ class ModelServerApp:
         headers: list[tuple[bytes, bytes]],
         body: bytes,
         started_s: float,
-    ) -> Response:
+    ) -> Reply:
         """Answer one request; ``started_s`` (``time.perf_counter()``) is its arrival."""
         if path.startswith(_MODELS_PREFIX):
             return self._model_request(method, path, headers, body, started_s)
@@ -116,9 +123,10 @@ class ModelServerApp:
                 if body is None:
                     response = self.too_large()
                 else:
-                    response = self.handle(
+                    reply = self.handle(
                         scope["method"], scope["path"], scope["headers"], body, started_s
                     )
+                    response = reply if isinstance(reply, tuple) else await reply
                 await _send(send, *response)
             finally:
                 self.metrics.in_flight -= 1
@@ -140,11 +148,35 @@ class ModelServerApp:
         headers: list[tuple[bytes, bytes]],
         body: bytes,
         started_s: float,
-    ) -> Response:
+    ) -> Reply:
         name, endpoint, version = _parse_model_path(path[len(_MODELS_PREFIX) :].split("/"))
-        response = self._model_answer(name, endpoint, version, method, headers, body)
+        reply = self._model_answer(name, endpoint, version, method, headers, body)
+        if not isinstance(reply, tuple):
+            return self._when_answered(reply, name, started_s)
         label = endpoint if endpoint in _ENDPOINTS else "other"  # paths are user input
-        self.metrics.observe_request(name, label, response[0], time.perf_counter() - started_s)
+        self.metrics.observe_request(name, label, reply[0], time.perf_counter() - started_s)
+        return reply
+
+    def _when_answered(
+        self, answer: asyncio.Future[Answer], name: str, started_s: float
+    ) -> asyncio.Future[Response]:
+        """The response to an inference once its answer (or error) has come."""
+        response: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+
+        def done(answer: asyncio.Future[Answer]) -> None:
+            if answer.cancelled():
+                reply = _error(503, "the inference was cancelled: the server is stopping")
+            elif (exc := answer.exception()) is not None:
+                reply = _error_response(exc, name, "infer")
+            else:
+                body, length = answer.result()
+                reply = 200, body, (_JSON if length is None else _BINARY), length
+            duration_s = time.perf_counter() - started_s
+            self.metrics.observe_request(name, "infer", reply[0], duration_s)
+            if not response.done():
+                response.set_result(reply)
+
+        answer.add_done_callback(done)
         return response
 
     def _model_answer(
@@ -155,7 +187,7 @@ class ModelServerApp:
         method: str,
         headers: list[tuple[bytes, bytes]],
         body: bytes,
-    ) -> Response:
+    ) -> Response | asyncio.Future[Answer]:
         dataplane = self.dataplane
         try:
             if endpoint == "infer":
@@ -164,8 +196,7 @@ class ModelServerApp:
                 header_length, encoding = _infer_headers(headers)
                 if encoding is not None:
                     body = self._decompress(body, encoding)
-                response, length = dataplane.infer(name, version, body, header_length)
-                return 200, response, (_JSON if length is None else _BINARY), length
+                return dataplane.submit(name, version, body, header_length)
             if method not in ("GET", "HEAD"):
                 return 405, error_body(f"{method} is not allowed here"), _JSON, None
             if endpoint == "metadata":
@@ -175,11 +206,8 @@ class ModelServerApp:
                     return 200, b'{"ready":true}', _JSON, None
                 return 503, b'{"ready":false}', _JSON, None
             return 404, error_body(f"no route for /v2/models/{name}/{endpoint}"), _JSON, None
-        except V2Error as e:
-            return e.status, error_body(e.message), _JSON, None
         except Exception as e:
-            log.exception("request failed", model=name, endpoint=endpoint)
-            return 500, error_body(f"internal error: {type(e).__name__}: {e}"), _JSON, None
+            return _error_response(e, name, endpoint)
 
     def too_large(self) -> Response:
         """The answer to a body over ``max_body_bytes``, which adapters enforce."""
@@ -213,6 +241,18 @@ class ModelServerApp:
         if inflater.unconsumed_tail:
             raise BodyTooLarge(self.max_body_bytes)
         return out
+
+
+def _error(status: int, message: str) -> Response:
+    return status, error_body(message), _JSON, None
+
+
+def _error_response(exc: BaseException, name: str, endpoint: str) -> Response:
+    """A V2 error's own answer; anything else is a pier fault (500, logged)."""
+    if isinstance(exc, V2Error):
+        return _error(exc.status, exc.message)
+    log.error("request failed", model=name, endpoint=endpoint, exc_info=exc)
+    return _error(500, f"internal error: {type(exc).__name__}: {exc}")
 
 
 def _parse_model_path(parts: list[str]) -> tuple[str, str, str | None]:

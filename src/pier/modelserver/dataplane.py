@@ -4,6 +4,14 @@ One process serves one model version. :meth:`DataPlane.load` runs once, off the 
 loop, while the server already answers liveness probes; the model only becomes
 visible to requests (ready) after a warm-up inference on synthetic input passed.
 
+Inference never runs on the event loop: :meth:`DataPlane.submit` hands a request to
+the model's :class:`~pier.modelserver.workers.InferencePool` (decode, predict and
+encode on a worker thread, one hand-over per request), or, when the node asks for
+dynamic batching and the model has a batch dimension, decodes it on the loop and gives
+it to the :class:`~pier.modelserver.batching.Batcher`, which runs several requests as
+one ``predict`` on a worker thread and splits the rows back. Either way the request is
+counted against the pool's queue limit from arrival to answer.
+
 The infer path is the hot path: a tiny model answers in microseconds, so the JSON and
 numpy work around it dominates. Everything that can be known per model (specs by name,
 output names, the metadata document) is computed at load time, and requests are
@@ -13,8 +21,10 @@ a message rather than an error deep inside the runtime.
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -24,6 +34,7 @@ import orjson
 import structlog
 
 from pier import __version__
+from pier.modelserver.batching import Batcher
 from pier.modelserver.loaders import LoadedModel, describe, load_model
 from pier.modelserver.metrics import ModelServerMetrics
 from pier.modelserver.v2 import (
@@ -37,16 +48,33 @@ from pier.modelserver.v2 import (
     tensor_from_binary,
     tensor_from_json,
 )
+from pier.modelserver.workers import DEFAULT_QUEUE_LIMIT, InferencePool, default_workers
 
 log = structlog.get_logger(__name__)
 
 _INPUT_ERRORS = (ValueError, TypeError, KeyError, IndexError, OverflowError)
+
+Answer = tuple[bytes, int | None]
+"""An inference response body and the length of its JSON header (None: all JSON)."""
 
 
 @dataclass(frozen=True, slots=True)
 class OutputChoice:
     names: tuple[str, ...]
     binary: tuple[bool, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class InferRequest:
+    """One decoded inference request, ready to be predicted alone or in a batch."""
+
+    head: dict[str, Any]
+    feed: dict[str, np.ndarray]
+    choice: OutputChoice
+    rows: int
+    """Its size along the batch dimension (1 for a model without one)."""
+    batch_key: Hashable
+    """Requests with equal keys can be concatenated: same outputs, same inner shapes."""
 
 
 class ServedModel:
@@ -66,6 +94,8 @@ class ServedModel:
         self._all_json = OutputChoice(self.output_names, (False,) * len(self.outputs))
         self._all_binary = OutputChoice(self.output_names, (True,) * len(self.outputs))
         self.is_batched = all(spec.shape[:1] == (-1,) for spec in model.inputs)
+        self.can_batch = self.is_batched and all(spec.shape[:1] == (-1,) for spec in model.outputs)
+        """Requests can be combined: every input and output has a first, batch dimension."""
         self.metadata = orjson.dumps({"name": name, "versions": [version], **describe(model)})
 
     def decode_inputs(self, tensors: Any, body: memoryview, offset: int) -> dict[str, np.ndarray]:
@@ -191,6 +221,73 @@ class ServedModel:
             return 1
         return int(next(iter(feed.values())).shape[0])
 
+    def parse(self, body: bytes, header_length: int | None) -> InferRequest:
+        """Decode and check one request body (JSON, or a JSON header and binary data)."""
+        view = memoryview(body)
+        if header_length is None:
+            header, offset = view, -1
+        elif 0 <= header_length <= len(body):
+            header, offset = view[:header_length], header_length
+        else:
+            raise BadRequest(f"Inference-Header-Content-Length {header_length} exceeds the body")
+        try:
+            request = orjson.loads(header)
+        except orjson.JSONDecodeError as e:
+            raise BadRequest(f"request is not valid JSON: {e}") from None
+        if not isinstance(request, dict):
+            raise BadRequest("request must be a JSON object")
+        feed = self.decode_inputs(request.get("inputs"), view, offset)
+        choice = self.choose_outputs(request)
+        head: dict[str, Any] = {"model_name": self.name, "model_version": self.version}
+        if "id" in request:
+            head["id"] = request["id"]
+        inner = tuple(feed[name].shape[1:] for name in self.inputs)
+        return InferRequest(head, feed, choice, self.samples(feed), (choice.names, inner))
+
+    def answer(self, request: InferRequest, results: Mapping[str, np.ndarray]) -> Answer:
+        """The response to one request from the model's outputs for it."""
+        return encode_response(request.head, self.typed_outputs(results, request.choice))
+
+    def run_batch(self, requests: Sequence[InferRequest]) -> list[Answer | V2Error]:
+        """Predict requests of one batch key as one call and split the rows back.
+
+        When the combined call fails, or its outputs do not have one row per input
+        row, each request is run on its own, so that one bad request fails alone.
+        """
+        if len(requests) > 1:
+            names = requests[0].choice.names
+            feed = {
+                name: np.concatenate([request.feed[name] for request in requests])
+                for name in self.inputs
+            }
+            rows = sum(request.rows for request in requests)
+            try:
+                results = self.predict(feed, names)
+            except V2Error:
+                results = {}
+            if all(name in results and results[name].shape[:1] == (rows,) for name in names):
+                return self._split(requests, results)
+        return [self._run_one(request) for request in requests]
+
+    def _split(
+        self, requests: Sequence[InferRequest], results: Mapping[str, np.ndarray]
+    ) -> list[Answer | V2Error]:
+        answers: list[Answer | V2Error] = []
+        start = 0
+        for request in requests:
+            end = start + request.rows
+            answers.append(
+                self.answer(request, {name: results[name][start:end] for name in results})
+            )
+            start = end
+        return answers
+
+    def _run_one(self, request: InferRequest) -> Answer | V2Error:
+        try:
+            return self.answer(request, self.predict(request.feed, request.choice.names))
+        except V2Error as e:
+            return e
+
     def warm_up(self) -> None:
         """One inference on zeros, to fail early and to get lazy initialisation done."""
         feed = {spec.name: spec.example() for spec in self.inputs.values()}
@@ -204,13 +301,30 @@ class DataPlane:
     """The one model this server serves, from load to inference."""
 
     def __init__(
-        self, *, name: str, version: str, fmt: str, path: Path, metrics: ModelServerMetrics
+        self,
+        *,
+        name: str,
+        version: str,
+        fmt: str,
+        path: Path,
+        metrics: ModelServerMetrics,
+        workers: int | None = None,
+        queue_limit: int = DEFAULT_QUEUE_LIMIT,
+        max_batch_size: int = 1,
+        batch_delay_s: float = 0.0,
     ) -> None:
         self.name = name
         self.version = version
         self.fmt = fmt
         self.path = path
         self.metrics = metrics
+        self.pool = InferencePool(
+            name, workers=workers or default_workers(), queue_limit=queue_limit
+        )
+        self.max_batch_size = max_batch_size
+        self.batch_delay_s = batch_delay_s
+        self._batcher: Batcher[InferRequest, Answer] | None = None
+        self._metrics_lock = threading.Lock()  # worker threads count inferences
         self._served: ServedModel | None = None
         self.state: Literal["loading", "ready", "failed"] = "loading"
         self.server_metadata = orjson.dumps(
@@ -230,6 +344,7 @@ class DataPlane:
         except BaseException:
             self.state = "failed"
             raise
+        self._batcher = self._make_batcher(served)
         self._served = served
         self.state = "ready"
         log.info(
@@ -238,6 +353,26 @@ class DataPlane:
             version=self.version,
             format=self.fmt,
             load_s=round(time.perf_counter() - started, 3),
+            workers=self.pool.workers,
+            max_batch_size=self.max_batch_size if self._batcher is not None else 1,
+        )
+
+    def _make_batcher(self, served: ServedModel) -> Batcher[InferRequest, Answer] | None:
+        """The batcher when the node asks for batching and the model can be batched."""
+        if self.max_batch_size <= 1:
+            return None
+        if not served.can_batch:
+            log.warning(
+                "dynamic batching off: the model has no batch dimension",
+                model=self.name,
+                max_batch_size=self.max_batch_size,
+            )
+            return None
+        return Batcher(
+            self.pool,
+            lambda requests: self._run_batch(served, requests),
+            max_batch_size=self.max_batch_size,
+            delay_s=self.batch_delay_s,
         )
 
     def served(self, name: str, version: str | None) -> ServedModel:
@@ -259,27 +394,50 @@ class DataPlane:
 
     def infer(
         self, name: str, version: str | None, body: bytes, header_length: int | None
-    ) -> tuple[bytes, int | None]:
-        """Answer one inference request: the response body and its JSON header's length."""
+    ) -> Answer:
+        """Answer one inference request here and now, blocking (tests and tools)."""
+        return self._infer_one(self.served(name, version), body, header_length)
+
+    def submit(
+        self, name: str, version: str | None, body: bytes, header_length: int | None
+    ) -> asyncio.Future[Answer]:
+        """Start answering one inference request off the event loop (call on the loop).
+
+        Raises at once for an unknown or unready model, a full queue, and (when
+        batching) a request that does not decode; the future holds the answer or the
+        V2 error of this request alone.
+        """
         served = self.served(name, version)
-        view = memoryview(body)
-        if header_length is None:
-            header, offset = view, -1
-        elif 0 <= header_length <= len(body):
-            header, offset = view[:header_length], header_length
-        else:
-            raise BadRequest(f"Inference-Header-Content-Length {header_length} exceeds the body")
+        self.pool.admit()
         try:
-            request = orjson.loads(header)
-        except orjson.JSONDecodeError as e:
-            raise BadRequest(f"request is not valid JSON: {e}") from None
-        if not isinstance(request, dict):
-            raise BadRequest("request must be a JSON object")
-        feed = served.decode_inputs(request.get("inputs"), view, offset)
-        choice = served.choose_outputs(request)
-        results = served.predict(feed, choice.names)
-        self.metrics.observe_inference(served.samples(feed))
-        head: dict[str, Any] = {"model_name": served.name, "model_version": served.version}
-        if "id" in request:
-            head["id"] = request["id"]
-        return encode_response(head, served.typed_outputs(results, choice))
+            if self._batcher is None:
+                future = self.pool.run(self._infer_one, served, body, header_length)
+            else:
+                future = self._batcher.submit(served.parse(body, header_length))
+        except BaseException:
+            self.pool.release()
+            raise
+        future.add_done_callback(self.pool.released)
+        return future
+
+    def _infer_one(self, served: ServedModel, body: bytes, header_length: int | None) -> Answer:
+        request = served.parse(body, header_length)
+        answer = served.answer(request, served.predict(request.feed, request.choice.names))
+        self._observe(request.rows)
+        return answer
+
+    def _run_batch(
+        self, served: ServedModel, requests: Sequence[InferRequest]
+    ) -> list[Answer | V2Error]:
+        answers = served.run_batch(requests)
+        self._observe(sum(request.rows for request in requests))
+        return answers
+
+    def _observe(self, samples: int) -> None:
+        """Count one execution of ``samples`` samples (from any worker thread)."""
+        with self._metrics_lock:
+            self.metrics.observe_inference(samples)
+
+    def close(self) -> None:
+        """Stop the worker threads (running calls finish)."""
+        self.pool.shutdown()

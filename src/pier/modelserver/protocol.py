@@ -2,13 +2,15 @@
 
 Why not uvicorn: with a tiny model the HTTP plumbing is most of the cost. uvicorn
 creates an asyncio task, a request/response cycle object and an ``asyncio.Event`` per
-request and writes headers and body separately. Because every answer here is computed
-synchronously (:meth:`ModelServerApp.handle`), this server answers straight from the
-parser's ``on_message_complete`` callback with a single ``transport.write``: no task,
-no await. Measured on a shared 2-core machine (server pinned to one core, wrk on the
-other, the iris logistic regression in ONNX, JSON tensors, concurrency 32): 25-40%
-less CPU per request and 1.1-1.8x the requests per second of the same app on uvicorn,
-about 1.7x a hand-written FastAPI endpoint doing the same inference.
+request and writes headers and body separately. Here :meth:`ModelServerApp.handle`
+answers from the parser's ``on_message_complete`` callback: at once (health,
+metadata) with a single ``transport.write``, or, for an inference, with a future whose
+done callback writes the response: no task, no await. Responses of pipelined requests
+are queued and written in request order. Measured on a shared 2-core machine, when
+inference still ran inline (server pinned to one core, wrk on the other, the iris
+logistic regression in ONNX, JSON tensors, concurrency 32): 25-40% less CPU per
+request and 1.1-1.8x the requests per second of the same app on uvicorn, about 1.7x a
+hand-written FastAPI endpoint doing the same inference.
 ``python -m pier.modelserver --http uvicorn`` keeps the ASGI path available.
 
 What it does and does not do:
@@ -30,13 +32,14 @@ import contextlib
 import socket
 import time
 import urllib.parse
+from collections import deque
 from typing import Final, cast
 
 import httptools
 import structlog
 
 from pier.http import wire
-from pier.modelserver.app import ModelServerApp
+from pier.modelserver.app import ModelServerApp, Reply
 from pier.modelserver.v2 import error_body
 
 log = structlog.get_logger(__name__)
@@ -63,9 +66,16 @@ class HttpConnection(asyncio.Protocol):
         self._body: list[bytes] = []
         self._body_bytes = 0
         self._started_s = 0.0
-        self.is_busy = False
-        """True between a request's first byte and its answer."""
+        self._is_arriving = False
+        """A request has begun and is not complete yet."""
+        self._replies: deque[tuple[Reply, bool, bool]] = deque()
+        """Complete requests not answered yet, in order: (reply, keep-alive, is HEAD)."""
         self.last_active_s = time.monotonic()
+
+    @property
+    def is_busy(self) -> bool:
+        """True between a request's first byte and its answer."""
+        return self._is_arriving or bool(self._replies)
 
     # asyncio.Protocol
 
@@ -75,9 +85,9 @@ class HttpConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._connections.discard(self)
-        if self.is_busy:
-            self.is_busy = False
-            self._metrics.in_flight -= 1
+        self._metrics.in_flight -= len(self._replies) + self._is_arriving
+        self._replies.clear()  # answers still to come are dropped
+        self._is_arriving = False
         self._transport = None
 
     def data_received(self, data: bytes) -> None:
@@ -106,7 +116,7 @@ class HttpConnection(asyncio.Protocol):
         self._body = []
         self._body_bytes = 0
         self._started_s = time.perf_counter()
-        self.is_busy = True
+        self._is_arriving = True
         self._metrics.in_flight += 1
 
     def on_url(self, url: bytes) -> None:
@@ -127,30 +137,59 @@ class HttpConnection(asyncio.Protocol):
             self._body.append(body)
 
     def on_message_complete(self) -> None:
+        if self._transport is None:
+            return
+        self._is_arriving = False
+        method = self._parser.get_method().decode("ascii")
+        keep_alive = self._parser.should_keep_alive()
+        reply = self._reply(method)
+        if not self._replies and isinstance(reply, tuple):
+            self._write(reply, keep_alive, method == "HEAD")  # the common case: no queue
+            return
+        self._replies.append((reply, keep_alive, method == "HEAD"))
+        if not isinstance(reply, tuple):
+            reply.add_done_callback(self._write_ready)
+
+    def _reply(self, method: str) -> Reply:
+        if self._body_bytes > self._max_body_bytes:
+            return self._app.too_large()
+        body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
+        try:
+            return self._app.handle(method, _path(self._url), self._headers, body, self._started_s)
+        except Exception:  # handle() answers errors itself; this is a pier bug
+            log.exception("request failed", method=method)
+            return 500, error_body("internal error"), b"application/json", None
+
+    def _write_ready(self, _: object = None) -> None:
+        """Write the queued responses that are ready, in request order."""
+        while self._replies:
+            reply, keep_alive, is_head = self._replies[0]
+            if not isinstance(reply, tuple):
+                if not reply.done():
+                    return
+                reply = reply.result()
+            self._replies.popleft()
+            if not self._write(reply, keep_alive, is_head):
+                return
+
+    def _write(
+        self, response: tuple[int, bytes, bytes, int | None], keep_alive: bool, is_head: bool
+    ) -> bool:
+        """Send one response; False when the connection is closed after it (or was)."""
         transport = self._transport
         if transport is None:
-            return
-        if self._body_bytes > self._max_body_bytes:
-            response = self._app.too_large()
-        else:
-            body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
-            method = self._parser.get_method().decode("ascii")
-            try:
-                response = self._app.handle(
-                    method, _path(self._url), self._headers, body, self._started_s
-                )
-            except Exception:  # handle() answers errors itself; this is a pier bug
-                log.exception("request failed", method=method)
-                response = (500, error_body("internal error"), b"application/json", None)
-            if method == "HEAD":
-                response = (response[0], b"", response[2], None)
-        keep_alive = self._parser.should_keep_alive()
+            return False
+        if is_head:
+            response = (response[0], b"", response[2], None)
         transport.write(_encode(response, keep_alive))
-        self.is_busy = False
         self._metrics.in_flight -= 1
         self.last_active_s = time.monotonic()
         if not keep_alive:
+            self._metrics.in_flight -= len(self._replies)
+            self._replies.clear()
             self.close()
+            return False
+        return True
 
     def close(self) -> None:
         if self._transport is not None and not self._transport.is_closing():

@@ -44,7 +44,8 @@ _SUFFIXES: Mapping[str, str] = {
 
 @runtime_checkable
 class LoadedModel(Protocol):
-    """A model ready to predict. ``predict`` may be called from any one thread at a time."""
+    """A model ready to predict. ``predict`` is called from worker threads, several at
+    once (onnxruntime sessions and fitted scikit-learn estimators allow it)."""
 
     platform: str
     inputs: Sequence[TensorSpec]

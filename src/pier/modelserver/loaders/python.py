@@ -34,9 +34,11 @@ The contract a user's ``model.py`` follows::
 * **Warm-up.** Before the server reports ready, ``predict`` is called once with zeros
   (empty strings for ``BYTES``), every dynamic dimension set to 1; if it raises, the
   model fails to load. Make ``predict`` accept such input.
-* **State.** Requests run one at a time on the server's event loop, so ``predict`` may
-  keep state between calls without locks; it should stay quick, as it blocks the
-  server while it runs.
+* **Threads.** ``predict`` runs on the server's worker threads, never on its event
+  loop: health probes are answered while it runs, however long it takes, and up to
+  ``--workers`` calls (the node's vCPUs) run at once. State shared between calls
+  needs a lock. With dynamic batching (``--max-batch-size``) one call may hold the
+  rows of several requests.
 """
 
 from __future__ import annotations
