@@ -24,6 +24,10 @@ from pier.domain.specs import parse_node_spec
         ({"model": "iris", "telemetry": {"port": 9000}}, "telemetry.port"),
         ({"model": "Iris!"}, "model"),
         ({"model": "iris", "env": {"1BAD": "x"}}, "env"),
+        ({"model": "iris", "max_batch_size": 0}, "max_batch_size"),
+        ({"model": "iris", "max_batch_size": 8, "batch_delay_ms": -1}, "batch_delay_ms"),
+        ({"model": "iris", "batch_delay_ms": 2}, "batch_delay_ms"),
+        ({"image": "example:1", "port": 80, "max_batch_size": 8}, "max_batch_size"),
     ],
 )
 def test_bad_spec_names_the_field(spec: dict[str, Any], field: str) -> None:
