@@ -1,8 +1,8 @@
 """Dynamic batching: concurrent requests run as one model call; each caller gets its rows.
 
 With one worker, the first request holds the worker inside the gated model's
-``predict``; the others arrive meanwhile (the server's in-flight gauge says when all
-have) and wait for the worker, so they run together once the gate opens.
+``predict``; the others arrive meanwhile (the server's gauge of requests held says
+when all have) and wait for the worker, so they run together once the gate opens.
 """
 
 from __future__ import annotations
@@ -16,13 +16,14 @@ import httpx
 from .conftest import ModelServer, StartModelServer
 from .test_modelserver_slow_models import entered, gated_model, infer_body, outputs, post, wait_for
 
-_IN_FLIGHT = re.compile(rb"^\w*requests_in_flight\{[^}]*\} (\S+)$", re.M)
+_HELD = re.compile(rb"^\w*inference_requests_held\{[^}]*\} (\S+)$", re.M)
 CALLERS = 12
 
 
-def in_flight(server: ModelServer) -> int:
+def held(server: ModelServer) -> int:
+    """Inference requests the server holds: running, or waiting for the worker."""
     metrics = httpx.get(f"{server.url}/metrics").content
-    match = _IN_FLIGHT.search(metrics)
+    match = _HELD.search(metrics)
     assert match is not None, metrics
     return int(float(match[1]))
 
@@ -36,7 +37,7 @@ def hold_the_worker_then_send(
         first = callers.submit(post, server, "batched", infer_body([[100.0, 0.5]]))
         wait_for(lambda: entered(directory) == 1)
         calls = [callers.submit(post, server, "batched", body) for body in bodies]
-        wait_for(lambda: in_flight(server) == len(bodies) - refused + 1)
+        wait_for(lambda: held(server) == len(bodies) - refused + 1)
         (directory / "go").touch()
         assert outputs(first.result())["y"] == [100.5]
         return [call.result() for call in calls]

@@ -1,7 +1,7 @@
 """Models that take time: inference runs on worker threads, never on the event loop.
 
 The model below records each call's entry as a file and then waits for a file named
-``go`` (at most 2 s; not for the warm-up's zeros), so a test knows which calls are
+``go`` (at most a minute; not for the warm-up's zeros), so a test knows which calls are
 inside ``predict`` at the same time, and that health probes were answered while they
 were, without guessing durations.
 """
@@ -9,12 +9,16 @@ were, without guessing durations.
 from __future__ import annotations
 
 import concurrent.futures
+import signal
 import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from .conftest import ModelServer, StartModelServer
+
+GATE_S = 60.0
 
 GATED_PREDICT = """
 import pathlib
@@ -49,7 +53,7 @@ class Model:
         try:
             if not warm_up:
                 (HERE / f"entered-{uuid.uuid4().hex}").touch()
-                deadline = time.monotonic() + 2.0
+                deadline = time.monotonic() + GATE_S
                 while not (HERE / "go").exists() and time.monotonic() < deadline:
                     time.sleep(0.005)
             if (x < 0).any():
@@ -62,10 +66,10 @@ class Model:
 """
 
 
-def gated_model(tmp_path: Path) -> Path:
+def gated_model(tmp_path: Path, gate_s: float = GATE_S) -> Path:
     directory = tmp_path / "gated"
     directory.mkdir()
-    (directory / "model.py").write_text(GATED_PREDICT)
+    (directory / "model.py").write_text(GATED_PREDICT.replace("GATE_S", repr(gate_s)))
     return directory
 
 
@@ -130,3 +134,17 @@ def test_requests_past_the_queue_limit_get_503_and_the_server_keeps_serving(
         (directory / "go").touch()
         assert outputs(first.result())["y"] == [2.0]
     assert outputs(post(server, "slow", infer_body([[3.0, 3.0]])))["y"] == [6.0]
+
+
+def test_sigterm_while_predict_runs_exits_promptly(
+    tmp_path: Path, start_model_server: StartModelServer
+) -> None:
+    directory = gated_model(tmp_path, gate_s=120.0)  # a predict() that would run for minutes
+    server = start_model_server("slow", "python", directory)
+    with concurrent.futures.ThreadPoolExecutor(1) as callers:
+        call = callers.submit(post, server, "slow", infer_body([[1.0, 1.0]]))
+        wait_for(lambda: entered(directory) == 1)
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(timeout=10) == 0
+        with pytest.raises(httpx.TransportError):
+            call.result()

@@ -244,10 +244,12 @@ def main(argv: list[str] | None = None) -> int:
     serve(app, sock, dataplane)
     dataplane.close()
     is_loading = dataplane.state == "loading"
+    is_inferring = dataplane.pool.held > 0
     status = 1 if dataplane.state == "failed" else 0
     log.info("model server stopped", model=args.name, status=status)
-    if is_loading:
-        # Never wait for (or tear the interpreter down under) a half-loaded model.
+    if is_loading or is_inferring:
+        # Never wait for (or tear the interpreter down under) a half-loaded model, nor
+        # for a predict() still running on a worker thread past the grace period.
         sys.stderr.flush()
         os._exit(status)
     return status

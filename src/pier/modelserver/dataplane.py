@@ -321,6 +321,7 @@ class DataPlane:
         self.pool = InferencePool(
             name, workers=workers or default_workers(), queue_limit=queue_limit
         )
+        metrics.held = lambda: self.pool.held
         self.max_batch_size = max_batch_size
         self.batch_delay_s = batch_delay_s
         self._batcher: Batcher[InferRequest, Answer] | None = None

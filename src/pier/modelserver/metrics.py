@@ -29,7 +29,7 @@ families when scraped.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -64,6 +64,8 @@ class ModelServerMetrics(Collector):
     def __init__(self, model: str) -> None:
         self.model = model
         self.in_flight = 0
+        self.held: Callable[[], int] = lambda: 0
+        """Inference requests the model's pool holds now (set by the data plane)."""
         self.inferences = 0
         self.executions = 0
         self._series: dict[tuple[str, str, int], _Series] = {}
@@ -117,6 +119,13 @@ class ModelServerMetrics(Collector):
             "HTTP requests received but not yet answered.",
             self.model,
             self.in_flight,
+        )
+        yield _single(
+            GaugeMetricFamily,
+            "inference_requests_held",
+            "Inference requests running, or waiting for a worker thread or a batch.",
+            self.model,
+            self.held(),
         )
         yield _single(
             CounterMetricFamily,
