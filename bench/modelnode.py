@@ -1,5 +1,11 @@
 """Model nodes through pier's gateway: requests/s and p50/p99 at concurrency 1 and 32.
 
+A second table is about dynamic batching, on a compute-bound model (an MLP
+512→2048→2048→10, see ``_compute_model.py``) at concurrency 1, 8 and 32: the same
+model on a node without batching ("big") and with ``max_batch_size`` 32 ("big-batch"),
+and, with ``--pytriton-python PY`` (a Python that has ``nvidia-pytriton`` and
+``onnxruntime``), PyTriton with its dynamic batcher on the same ONNX file, on CPU 0.
+
 Two models: the ONNX logistic regression on iris of the tests, and a 64→256→10 MLP
 (scikit-learn, exported to ONNX). `pier up` and everything it starts (gateway, model
 server instances) run on CPU 0; wrk, with a Lua POST script carrying a V2 JSON request,
@@ -12,7 +18,7 @@ docker runtime ("mlp-img"): the same model server in a container, reached throug
 engine's published port, so its rows say what the container costs. Containers are not
 pinned to CPU 0.
 
-    python bench/modelnode.py [--duration 10] [--quick] [--image REF]
+    python bench/modelnode.py [--duration 10] [--quick] [--image REF] [--pytriton-python PY]
 """
 
 from __future__ import annotations
@@ -31,10 +37,13 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _wrk import free_port, pinned, require_tools, run_wrk
+from _compute_model import compute_model
+from _wrk import free_port, pinned, require_tools, run_wrk, stop, wait_for_port
 from pier.client import Client
 
 CONCURRENCY = (1, 32)
+BATCH_CONCURRENCY = (1, 8, 32)
+MAX_BATCH_SIZE = 32
 
 
 def iris_model() -> tuple[bytes, list[float]]:
@@ -80,6 +89,67 @@ def infer_body(row: list[float]) -> dict:
     return {"inputs": [{"name": "X", "shape": [1, len(row)], "datatype": "FP32", "data": row}]}
 
 
+def measure(url: str, script: Path, connections: int, duration_s: float) -> object:
+    """One wrk run after a second of warm-up."""
+    run_wrk(url, connections=connections, duration_s=1.0, script=script)
+    return run_wrk(url, connections=connections, duration_s=duration_s, script=script)
+
+
+def start_pytriton(
+    python: str, model_path: Path, log_path: Path
+) -> tuple[subprocess.Popen[bytes], int]:
+    """PyTriton on CPU 0 serving ``model_path`` as ``big``; its HTTP port."""
+    ports = [free_port() for _ in range(3)]
+    libdir = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_config_var('LIBDIR'))"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    env = {**os.environ, "LD_LIBRARY_PATH": libdir}  # else Triton loads another libpython
+    server = str(Path(__file__).resolve().parent / "_pytriton_server.py")
+    argv = [python, server, str(model_path), *map(str, ports)]
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(pinned(0, argv), stdout=log, stderr=subprocess.STDOUT, env=env)
+    wait_for_port(ports[0], proc, timeout_s=120)
+    return proc, ports[0]
+
+
+def batching_rows(
+    client: Client,
+    tmp_path: Path,
+    gateway_port: int,
+    token: str,
+    args: argparse.Namespace,
+    duration_s: float,
+) -> list[tuple[str, int, object]]:
+    """The compute-bound model without and with dynamic batching (and PyTriton)."""
+    blob, row = compute_model()
+    path = tmp_path / "big.onnx"
+    path.write_bytes(blob)
+    client.push_model(path, "big")
+    client.create_node("big", model="big", min_instances=1)
+    client.create_node("big-batch", model="big", min_instances=1, max_batch_size=MAX_BATCH_SIZE)
+    script = lua_script(tmp_path / "big.lua", infer_body(row), token)
+    targets = {}
+    for name in ("big", "big-batch"):
+        client.wait_node(name, timeout_s=120)
+        targets[f"pier {name}"] = (
+            f"http://127.0.0.1:{gateway_port}/default/nodes/{name}/v2/models/big/infer"
+        )
+    pytriton = None
+    if args.pytriton_python:
+        pytriton, port = start_pytriton(args.pytriton_python, path, tmp_path / "pytriton.log")
+        targets["pytriton batcher"] = f"http://127.0.0.1:{port}/v2/models/big/infer"
+    try:
+        return [
+            (target, connections, measure(url, script, connections, duration_s))
+            for connections in BATCH_CONCURRENCY
+            for target, url in targets.items()
+        ]
+    finally:
+        if pytriton is not None:
+            stop(pytriton)
+
+
 def start_pier(data_dir: Path) -> tuple[subprocess.Popen[bytes], int, int]:
     port, gateway_port = free_port(), free_port()
     log = (data_dir.parent / "pier-up.log").open("wb")
@@ -99,6 +169,11 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run")
     parser.add_argument("--quick", action="store_true", help="3 s runs")
     parser.add_argument("--image", metavar="REF", help="also serve the MLP from this image")
+    parser.add_argument(
+        "--pytriton-python",
+        metavar="PY",
+        help="a Python with nvidia-pytriton and onnxruntime: also measure PyTriton",
+    )
     args = parser.parse_args()
     duration_s = 3.0 if args.quick else args.duration
     require_tools("wrk", "taskset")
@@ -130,20 +205,20 @@ def main() -> None:
                                f"/v2/models/{model}/infer",
                 }  # fmt: skip
                 for connections in CONCURRENCY:
-                    results = {}
-                    for target, url in targets.items():
-                        run_wrk(url, connections=connections, duration_s=1.0, script=script)
-                        results[target] = run_wrk(
-                            url, connections=connections, duration_s=duration_s, script=script
-                        )
+                    results = {
+                        target: measure(url, script, connections, duration_s)
+                        for target, url in targets.items()
+                    }
                     direct = results["direct"]
                     for target, r in results.items():
                         rows.append((name, target, connections, r, direct))
+            batched = batching_rows(client, tmp_path, gateway_port, token, args, duration_s)
             client.close()
         finally:
             proc.send_signal(signal.SIGINT)
             proc.wait(60)
     print_table(rows, duration_s)
+    print_batching_table(batched, with_pytriton=bool(args.pytriton_python))
 
 
 def print_table(rows: list, duration_s: float) -> None:
@@ -167,6 +242,23 @@ def print_table(rows: list, duration_s: float) -> None:
         "\nreference, measured here with their defaults on one core, MLP at concurrency 32: "
         "PyTriton ~1950 req/s, MLServer ~860, BentoML ~750, Ray Serve <100; target > 3000"
     )
+
+
+def print_batching_table(rows: list, *, with_pytriton: bool) -> None:
+    print(
+        f"\ncompute-bound MLP 512-2048-2048-10 through the gateway (pytriton: direct); "
+        f"big-batch: --max-batch-size {MAX_BATCH_SIZE}"
+    )
+    header = f"{'server':18} {'conc':>4} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}"
+    print(header)
+    print("-" * len(header))
+    for target, conc, r in rows:
+        print(
+            f"{target:18} {conc:>4} {r.requests_per_s:>9.0f} {r.p50_ms:>8.3f} "
+            f"{r.p99_ms:>8.3f} {r.errors:>6}"
+        )
+    if not with_pytriton:
+        print("PyTriton not measured: give --pytriton-python PY (a Python with nvidia-pytriton)")
 
 
 if __name__ == "__main__":
