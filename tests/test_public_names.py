@@ -27,6 +27,7 @@ def test_public_names_are_pinned() -> None:
         "ModelNotFound",
         "NameTaken",
         "NodeCrashLooping",
+        "NodeDeleting",
         "NodeInUse",
         "NodeNotFound",
         "NodeNotHealthy",

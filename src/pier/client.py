@@ -442,6 +442,31 @@ class Client:
         """Start deleting a node; it disappears once its instances are gone."""
         return _answer(self._request("DELETE", self._project_path("nodes", name)), NodeView)
 
+    def suspend_node(self, name: str) -> NodeView:
+        """Suspend a node: its instances are drained and stopped, the spec kept; the
+        gateway answers 503 for it until ``resume_node``. Suspending twice is harmless."""
+        path = self._project_path("nodes", name, "suspend")
+        return _answer(self._request("POST", path), NodeView)
+
+    def resume_node(self, name: str) -> NodeView:
+        """Resume a suspended node: it comes back to its minimum (``wait_node`` waits for
+        it). Resuming a running node is harmless."""
+        path = self._project_path("nodes", name, "resume")
+        return _answer(self._request("POST", path), NodeView)
+
+    def wait_node_stopped(
+        self, name: str, *, timeout_s: float = 120.0, poll_s: float = 0.5
+    ) -> NodeView:
+        """Poll until a suspended node has no instance left."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            node = self.get_node(name)
+            if node.instances.total == 0:
+                return node
+            if time.monotonic() >= deadline:
+                raise WaitTimedOut(name, "stop its instances", timeout_s, node)
+            time.sleep(poll_s)
+
     def instances(self, name: str) -> list[InstanceView]:
         """The instances of a node with their statuses."""
         path = self._project_path("nodes", name, "instances")
@@ -550,6 +575,8 @@ class Client:
                 raise NodeCrashLooping(name, node)
             if node.status is NodeStatus.DELETING:
                 raise NodeNotHealthy(name, "is being deleted", node)
+            if node.status is NodeStatus.SUSPENDED:
+                raise NodeNotHealthy(name, f"is suspended (pier node resume {name})", node)
             if time.monotonic() >= deadline:
                 goal = "become Healthy"
                 if healthy:

@@ -230,3 +230,41 @@ async def test_a_slow_node_does_not_hold_up_the_others(repo: Repository, tmp_pat
         gate.set()
         await tick_until(controller, lambda: len(runtime.created) == 2)
         assert runtime.created[1].startswith("slow-")
+
+
+async def test_a_suspended_node_drains_stops_and_starts_for_no_load_until_resumed(
+    repo: Repository, tmp_path: Path
+) -> None:
+    async with controllers(repo, tmp_path) as make:
+        clock = FakeClock()
+        gateway = FakeGateway(in_flight_seconds={"web": 0.0})
+        await gateway.start()
+        runtime = FakeRuntime(serve=True)
+        add_image_node(
+            repo, min_instances=1, max_instances=3, target_in_flight=1, health=TCP_HEALTH
+        )
+        controller = make(runtime, clock=clock, gateway=gateway, autoscale_window_s=2.0)
+        try:
+            await tick_until(controller, lambda: statuses(repo) == [S.HEALTHY])
+            (first,) = runtime.running
+            gateway.draining = {first: 1}  # a request still in flight to it
+            repo.set_node_suspended("default", "web", suspended=True)
+            reads = gateway.health_reads
+            await tick_until(controller, lambda: gateway.health_reads >= reads + 5)
+            assert first in runtime.running and statuses(repo) == [S.DELETING]
+            route = controller._board.table.nodes["default/web"]
+            assert route.suspended and not route.instances and not route.scales_from_zero
+
+            gateway.draining = {}
+            await tick_until(controller, lambda: not runtime.running)
+            for _ in range(20):  # ten requests in flight, ten seconds long: no start
+                gateway.in_flight_seconds["web"] += 10.0 * 0.5
+                clock.advance(0.5)
+                await controller.tick()
+            assert runtime.created == [first] and not repo.list_instances("default", "web")
+
+            repo.set_node_suspended("default", "web", suspended=False)
+            await tick_until(controller, lambda: statuses(repo) == [S.HEALTHY])
+            assert not controller._board.table.nodes["default/web"].suspended
+        finally:
+            await gateway.stop()

@@ -22,3 +22,20 @@ def test_node_status_is_derived_from_healthy_instances(
         healthy=healthy, minimum=minimum, reached_minimum_once=reached, deleting=deleting
     )
     assert status is expected
+
+
+@pytest.mark.parametrize(
+    ("healthy", "deleting", "expected"),
+    [
+        (0, False, NodeStatus.SUSPENDED),
+        (2, False, NodeStatus.SUSPENDED),
+        (0, True, NodeStatus.DELETING),
+    ],
+)
+def test_a_suspended_node_is_suspended_while_its_instances_drain_until_deleted(
+    healthy: int, deleting: bool, expected: NodeStatus
+) -> None:
+    status = derive_node_status(
+        healthy=healthy, minimum=2, reached_minimum_once=True, deleting=deleting, suspended=True
+    )
+    assert status is expected

@@ -349,6 +349,53 @@ def delete(
 
 
 @app.command()
+def suspend(
+    ctx: typer.Context,
+    name: NameArg,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Wait until the node's instances are stopped.")
+    ] = False,
+    wait_timeout: WaitTimeoutOpt = 120.0,
+    output: OutputOpt = None,
+    project: ProjectOpt = None,
+) -> None:
+    """Suspend a node: drain and stop its instances, keep its spec (resume brings it back)."""
+    state = cli_state(ctx, output=output, project=project)
+    client = state.client()
+    node = client.suspend_node(name)
+    if wait:
+        with stderr.status(f"{name}: Suspended — waiting for its instances to stop"):
+            node = client.wait_node_stopped(name, timeout_s=wait_timeout)
+    if state.is_json:
+        print_json(node)
+    else:
+        left = "" if node.instances.total == 0 else " (its instances are stopping)"
+        print_line(f"node [bold]{name}[/]: {node.status}{left}")
+
+
+@app.command()
+def resume(
+    ctx: typer.Context,
+    name: NameArg,
+    wait: WaitOpt = False,
+    wait_timeout: WaitTimeoutOpt = 300.0,
+    output: OutputOpt = None,
+    project: ProjectOpt = None,
+) -> None:
+    """Resume a suspended node: it is brought back to its minimum of instances."""
+    state = cli_state(ctx, output=output, project=project)
+    client = state.client()
+    after = client.last_event_id(name) if wait else None
+    node = client.resume_node(name)
+    if wait:
+        node = wait_healthy(client, name, timeout_s=wait_timeout, after=after)
+    if state.is_json:
+        print_json(node)
+    elif not wait:
+        print_line(f"node [bold]{name}[/]: {node.status}")
+
+
+@app.command()
 def instances(
     ctx: typer.Context, name: NameArg, output: OutputOpt = None, project: ProjectOpt = None
 ) -> None:

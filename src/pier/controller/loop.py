@@ -400,7 +400,8 @@ class Controller:
         if not node.deleting and not self._runtime_ready(node):
             self._update_node_state(node, backoff)
             return
-        if node.spec.image is not None and node.pinned_image is None and not node.deleting:
+        at_rest = node.deleting or node.suspended
+        if node.spec.image is not None and node.pinned_image is None and not at_rest:
             self._pulls.ensure(node, self._runtimes.get(node.runtime), backoff, now)
         target = node.spec.min_instances if state.target is None else state.target
         plan = plan_node(
@@ -434,7 +435,7 @@ class Controller:
     def _scale(self, node: NodeRecord, loads: Mapping[NodeKey, float] | None, now: float) -> int:
         """The node's target instance count, from the gateway's load (see autoscale.py)."""
         state = self._state(node.key)
-        if node.deleting:
+        if node.deleting or node.suspended:  # a suspended node starts for no load
             state.scaler = None
             return 0
         scaler = state.scaler

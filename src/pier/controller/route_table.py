@@ -37,6 +37,7 @@ def build_route_table(
             idle_timeout_s=node.spec.idle_timeout_s,
             access=node.spec.access,
             max_body_bytes=max_body_bytes,
-            scales_from_zero=node.spec.min_instances == 0,
+            scales_from_zero=node.spec.min_instances == 0 and not node.suspended,
+            suspended=node.suspended,
         )
     return RouteTable(nodes=routes, token_sha256=token_sha256)

@@ -20,7 +20,8 @@ classes, so SDK users catch ``pier.NodeNotFound`` or ``pier.NotFound`` alike.
     ├── Conflict                  conflict             conflict                  409
     │   ├── NameTaken             conflict             name_taken                409
     │   ├── ModelInUse            conflict             model_in_use              409
-    │   └── NodeInUse             conflict             node_in_use               409
+    │   ├── NodeInUse             conflict             node_in_use               409
+    │   └── NodeDeleting          conflict             node_deleting             409
     ├── BodyTooLarge              body_too_large       body_too_large            413
     ├── InvalidSpec               invalid_spec         invalid_spec              422
     │   └── ConfigurationNotFound invalid_spec         configuration_not_found   422
@@ -206,6 +207,17 @@ class NodeInUse(Conflict):
         )
 
 
+class NodeDeleting(Conflict):
+    """The node is being deleted: it cannot be suspended or resumed any more."""
+
+    error_type = "node_deleting"
+
+    def __init__(self, project: str, node: str, action: str) -> None:
+        super().__init__(
+            f"node {node!r} in project {project!r} is being deleted: it cannot be {action}"
+        )
+
+
 class InvalidSpec(PierError):
     """A user-supplied value is wrong; ``field`` is its dotted path (``min_instances``)."""
 
@@ -324,6 +336,7 @@ _SPECIFIC: tuple[type[PierError], ...] = (
     NameTaken,
     ModelInUse,
     NodeInUse,
+    NodeDeleting,
     ConfigurationNotFound,
     IllegalTransition,
 )

@@ -15,6 +15,8 @@ class EventKind(StrEnum):
     NODE_UPDATED = "node_updated"
     NODE_DELETING = "node_deleting"
     NODE_SCALED = "node_scaled"
+    NODE_SUSPENDED = "node_suspended"
+    NODE_RESUMED = "node_resumed"
     INSTANCE_CREATED = "instance_created"
     INSTANCE_STATUS = "instance_status"
     INSTANCE_ADOPTED = "instance_adopted"

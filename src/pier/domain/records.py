@@ -45,6 +45,8 @@ class NodeRecord:
     """How many instances the autoscaler wants now (None until it first decided)."""
     runtime: str = "local"
     """The runtime the node is bound to (see domain.placement)."""
+    suspended: bool = False
+    """Suspended on request: no instance runs (none is started) until it is resumed."""
 
     @property
     def key(self) -> NodeKey:

@@ -61,6 +61,9 @@ class NodeRoute(_Frozen):
     scales_from_zero: bool = False
     """min_instances is 0: a request finding no instance waits up to ``timeout_s`` for one
     to start (its wait is load the autoscaler sees), not just the gateway's short wait."""
+    suspended: bool = False
+    """Suspended on request: the gateway answers 503 saying so (and starts nothing), and
+    an alias routes around the node."""
 
 
 class AliasTarget(_Frozen):

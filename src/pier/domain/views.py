@@ -56,6 +56,7 @@ class NodeView(View):
     """Where its instances run (local, docker): chosen when the node is created, kept."""
     status: NodeStatus
     """Created until the node first reaches min_instances; then Healthy or Unhealthy;
+    Suspended from ``pier node suspend`` until ``pier node resume`` (no instance runs);
     Deleting once deleted, until its instances are gone."""
     generation: int
     """Goes up with each spec change that replaces the instances (a rolling update)."""

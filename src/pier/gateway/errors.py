@@ -18,6 +18,7 @@ the route the caller used (an alias error also names the node it had picked, if 
     upstream_disconnected     502   an instance dropped the connection after the request was sent
     bad_upstream_response     502   an instance answered with invalid HTTP
     no_healthy_instance       503   no Healthy instance, even after a short wait for routes
+    node_suspended            503   the node is suspended (``pier node resume`` brings it back)
     too_many_connections      503   the worker holds max_connections busy client connections
     upstream_timeout          504   the node's timeout_s passed before the response was complete
     http_version_not_supported 505  HTTP other than 1.0 and 1.1
@@ -149,6 +150,20 @@ class NoHealthyInstance(PierError):
 
     def __init__(self, waited_s: float) -> None:
         super().__init__(f"no Healthy instance to take the request (waited {waited_s:g} s)")
+
+
+class NodeSuspended(PierError):
+    code = "node_suspended"
+    http_status = 503
+
+    def __init__(self, project: str, node: str, *, is_public: bool) -> None:
+        super().__init__(
+            f"node {node!r} in project {project!r} is suspended: it runs no instance until "
+            f"it is resumed (pier node resume {node})"
+        )
+        self.is_public = is_public
+        """Anyone may learn that a public node is suspended; of a private one, only a
+        caller with a valid token."""
 
 
 class TooManyConnections(PierError):

@@ -14,7 +14,8 @@ the one they started with.
     ``/{path}`` is forwarded, the query string kept.
 
 ``Router.resolve`` then finds the node or alias of the key, or the error for an unknown
-one: the client connection calls it when the head is parsed, and a request waiting for
+or a suspended one (a suspended node is no target at all, so an alias routes around
+it): the client connection calls it when the head is parsed, and a request waiting for
 instances calls it again when the routes change.
 """
 
@@ -31,7 +32,7 @@ from pier.domain.routes import AliasRoute, NodeRoute, RouteInstance, RouteTable
 from pier.domain.specs import Access
 from pier.domain.tokens import token_digest
 from pier.gateway.balance import WeightedChoice
-from pier.gateway.errors import split_key
+from pier.gateway.errors import NodeSuspended, split_key
 from pier.gateway.limits import body_limit
 from pier.gateway.metrics import GatewayMetrics, NodeStats
 from pier.gateway.pool import IDLE_S, Upstream, UpstreamRegistry
@@ -104,7 +105,14 @@ class Router:
         self.nodes: dict[bytes, NodeTarget] = {
             _key(r.project, r.node): _compile_node(r, upstreams, metrics, default_max_body_bytes)
             for r in table.nodes.values()
+            if not r.suspended
         }
+        self.suspended: dict[bytes, bool] = {
+            _key(r.project, r.node): r.access == Access.PUBLIC
+            for r in table.nodes.values()
+            if r.suspended
+        }
+        """Keys of the suspended nodes, and whether each is public."""
         self.aliases: dict[bytes, AliasTarget] = {
             _key(a.project, a.alias): self._compile_alias(a) for a in table.aliases.values()
         }
@@ -123,6 +131,9 @@ class Router:
         if node is not None:
             return node
         project, name = split_key(key)
+        is_public = self.suspended.get(key)
+        if is_public is not None:
+            return NodeSuspended(project, name, is_public=is_public)
         return NodeNotFound(project, name, known=self.node_names(project))
 
     @property

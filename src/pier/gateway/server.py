@@ -34,6 +34,7 @@ from pier.gateway.errors import (
     BadRequest,
     HeadersTooLarge,
     MethodNotAllowed,
+    NodeSuspended,
     NoRoute,
     RequestLineTooLong,
     RequestTimeout,
@@ -534,9 +535,11 @@ class ClientConnection(asyncio.Protocol):
             self._send_or_queue(wire.CONTINUE)  # after the responses owed before it
 
     def _answer_unknown(self, error: PierError, *, alias: bool = False) -> None:
-        """404 for a caller with a valid token; 401 for anyone else, who learns nothing
-        about which nodes and aliases exist."""
-        if self.gateway.router.is_authorized(self.authorization):
+        """404 (or 503 for a suspended node) for a caller with a valid token; 401 for
+        anyone else, who learns nothing about which nodes and aliases exist, except that
+        a public node is suspended."""
+        is_public = isinstance(error, NodeSuspended) and error.is_public
+        if is_public or self.gateway.router.is_authorized(self.authorization):
             self._answer(error, alias=alias)
         else:
             self._answer(Unauthorized(), alias=alias)

@@ -6,7 +6,8 @@ import builtins
 from collections.abc import Callable
 from typing import Any
 
-from pier.domain.errors import InvalidSpec, NodeInUse, NotFound
+from pier.domain.errors import InvalidSpec, NodeDeleting, NodeInUse, NotFound
+from pier.domain.event_kinds import EventKind
 from pier.domain.merge_patch import merge_patch
 from pier.domain.names import validate_name
 from pier.domain.placement import runtime_for
@@ -128,6 +129,39 @@ class NodeService:
                 message=f"node {name} deleted by {actor}",
             )
         return self._view(node, self._repo.list_instances(project, name))
+
+    def suspend(self, project: str, name: str, *, actor: str) -> NodeView:
+        """Suspend the node: the controller drains and stops its instances and starts none
+        (not for load, not for a request) until it is resumed; the spec is kept. Suspending
+        a suspended node changes nothing."""
+        return self._set_suspended(project, name, suspended=True, actor=actor)
+
+    def resume(self, project: str, name: str, *, actor: str) -> NodeView:
+        """Resume a suspended node: the controller brings it back to its minimum.
+        Resuming a node that is not suspended changes nothing."""
+        return self._set_suspended(project, name, suspended=False, actor=actor)
+
+    def _set_suspended(self, project: str, name: str, *, suspended: bool, actor: str) -> NodeView:
+        node = self._repo.get_node(project, name)
+        if node.deleting:
+            raise NodeDeleting(project, name, "suspended" if suspended else "resumed")
+        if node.suspended == suspended:
+            return self._view(node, self._repo.list_instances(project, name))
+        with self._repo.unit_of_work():
+            updated = self._repo.set_node_suspended(project, name, suspended=suspended)
+            what = (
+                "its instances are drained and stopped, its spec kept"
+                if suspended
+                else f"back to its minimum of {node.spec.min_instances} instance(s)"
+            )
+            self._repo.add_event(
+                project,
+                node=name,
+                kind=EventKind.NODE_SUSPENDED if suspended else EventKind.NODE_RESUMED,
+                actor=actor,
+                message=f"node {name} {'suspended' if suspended else 'resumed'} by {actor}: {what}",
+            )
+        return self._view(updated, self._repo.list_instances(project, name))
 
     def _view(self, node: NodeRecord, instances: builtins.list[InstanceRecord]) -> NodeView:
         routed = self._routes is not None and self._routes.routed(node.project, node.name)

@@ -23,6 +23,7 @@ def node_view(
         reached_minimum_once=node.reached_minimum,
         deleting=node.deleting,
         failing=node.crash_looping,
+        suspended=node.suspended,
     )
     target = node.spec.min_instances if node.target_instances is None else node.target_instances
     return NodeView(

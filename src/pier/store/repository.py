@@ -248,6 +248,17 @@ class Repository:
             s.flush()
             return _node(row)
 
+    def set_node_suspended(self, project: str, name: str, *, suspended: bool) -> NodeRecord:
+        """Suspend the node (the controller stops its instances) or resume it; resuming
+        starts it afresh: Created until it reaches its minimum again."""
+        with self._session() as s:
+            row = self._node_row(s, project, name)
+            row.suspended, row.updated_at = suspended, utcnow()
+            if not suspended:
+                row.reached_minimum, row.crash_looping, row.target_instances = False, False, None
+            s.flush()
+            return _node(row)
+
     def set_node_state(
         self,
         project: str,
@@ -508,6 +519,7 @@ def _node(row: NodeRow) -> NodeRecord:
         pinned_image=row.pinned_image,
         target_instances=row.target_instances,
         runtime=row.runtime,
+        suspended=row.suspended,
     )
 
 

@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -61,6 +71,8 @@ class NodeRow(Base):
     """The image by digest, fixed when the first instance is made: every instance runs it."""
     runtime: Mapped[str] = mapped_column(String(32))
     """The runtime the node is bound to, decided when it is created; never another."""
+    suspended: Mapped[bool] = mapped_column(default=False, server_default=false())
+    """Suspended on request: the controller runs no instance of it until it is resumed."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 

@@ -57,6 +57,19 @@ def delete_node(project: str, name: str, services: ServicesDep, actor: ActorDep)
     return services.nodes.delete(project, name, actor=actor)
 
 
+@router.post("/{name}/suspend", responses=error_responses(409))
+def suspend_node(project: str, name: str, services: ServicesDep, actor: ActorDep) -> NodeView:
+    """Suspend the node: its instances are drained and stopped, none starts (for load or
+    for a request) and the gateway answers 503 saying so; the spec is kept. Idempotent."""
+    return services.nodes.suspend(project, name, actor=actor)
+
+
+@router.post("/{name}/resume", responses=error_responses(409))
+def resume_node(project: str, name: str, services: ServicesDep, actor: ActorDep) -> NodeView:
+    """Resume a suspended node: it is brought back to its minimum. Idempotent."""
+    return services.nodes.resume(project, name, actor=actor)
+
+
 @router.get("/{name}/instances")
 def list_instances(project: str, name: str, services: ServicesDep) -> InstanceList:
     """The node's instances with their statuses."""
