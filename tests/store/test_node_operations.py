@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from pier.domain.errors import NodeDeleting
 from pier.domain.specs import parse_node_spec
+from pier.services.nodes import NodeService
 from pier.store.database import create_store_engine, migrate
 from pier.store.repository import Repository
 
@@ -55,3 +57,23 @@ def test_removing_a_node_forgets_its_events(repo: Repository) -> None:
     repo.add_event("default", node="web", kind="node_created", message="made")
     repo.remove_node("default", "web")
     assert not repo.list_nodes() and not repo.list_events("default", "web")
+
+
+def test_suspend_and_resume_are_idempotent_events_refused_for_a_deleting_node(
+    repo: Repository,
+) -> None:
+    nodes = NodeService(repo)
+    repo.set_node_state("default", "web", reached_minimum=True, message=None,
+                        crash_looping=False, target_instances=3)  # fmt: skip
+    assert nodes.suspend("default", "web", actor="admin").status == "Suspended"
+    assert nodes.suspend("default", "web", actor="admin").status == "Suspended"
+    resumed = nodes.resume("default", "web", actor="admin")
+    assert resumed.status == "Created"  # afresh: to its minimum, not the old target
+    assert resumed.instances.target == 1
+    nodes.resume("default", "web", actor="admin")
+    kinds = [e.kind for e in repo.list_events("default", "web")]
+    assert (kinds.count("node_suspended"), kinds.count("node_resumed")) == (1, 1)
+
+    repo.mark_node_deleting("default", "web")
+    with pytest.raises(NodeDeleting, match=r"'web'.*being deleted.*cannot be suspended"):
+        nodes.suspend("default", "web", actor="admin")
