@@ -135,3 +135,15 @@ def test_the_view_says_why_a_node_takes_no_traffic(aliases: AliasService, repo: 
     healthy(repo, "v2", 2)
     v1, v2 = aliases.get("default", "prod").nodes
     assert (v1.effective_share, v2.effective_share, v2.ready) == (80.0, 20.0, True)
+
+
+def test_a_suspended_node_of_an_alias_takes_no_traffic_and_says_so(
+    aliases: AliasService, repo: Repository
+) -> None:
+    healthy(repo, "v1", 2)
+    healthy(repo, "v2", 2)
+    aliases.create("default", "prod", TWO, actor="admin")
+    NodeService(repo).suspend("default", "v2", actor="admin")
+    v1, v2 = aliases.get("default", "prod").nodes
+    assert (v1.effective_share, v2.effective_share) == (100.0, 0.0)
+    assert (v2.ready, v2.why_not_ready, v2.status) == (False, "suspended", "Suspended")

@@ -147,6 +147,8 @@ def why_not_ready(node: NodeView | None) -> str | None:
         return None
     if node.status is NodeStatus.DELETING:
         return "deleting"
+    if node.status is NodeStatus.SUSPENDED:
+        return "suspended"
     healthy, minimum = node.instances.healthy, node.spec.min_instances
     if healthy < minimum:
         return f"{healthy}/{minimum} Healthy, below its minimum"
