@@ -35,6 +35,8 @@ def test_public_names_are_pinned() -> None:
         "NotFound",
         "PierError",
         "ProjectNotFound",
+        "RolloutNotFound",
+        "RolloutRunning",
         "RuntimeUnavailable",
         "StoreUnavailable",
         "Unauthorized",

@@ -17,7 +17,7 @@ import os
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final, TypeVar
@@ -37,6 +37,7 @@ from pier.domain.errors import (
     Unauthorized,
 )
 from pier.domain.node_status import NodeStatus
+from pier.domain.rollouts import RolloutPhase
 from pier.domain.specs import NodeSpec
 from pier.domain.views import (
     ConfigurationList,
@@ -52,6 +53,7 @@ from pier.domain.views import (
     ModelVersions,
     NodeList,
     NodeView,
+    RolloutView,
     SecretInfo,
     SecretList,
     SecretWritten,
@@ -596,6 +598,57 @@ class Client:
                 return
             if time.monotonic() >= deadline:
                 raise WaitTimedOut(name, "disappear", timeout_s, node)
+            time.sleep(poll_s)
+
+    # -- rollouts -------------------------------------------------------------------
+
+    def start_rollout(
+        self,
+        alias: str,
+        *,
+        to_node: str,
+        steps: Sequence[int],
+        bake_s: float,
+        max_error_rate: float,
+        max_p95_ms: float | None = None,
+        **fields: Any,
+    ) -> RolloutView:
+        """Move an alias's traffic to ``to_node`` by ``steps`` (percents), each held
+        ``bake_s``; it rolls back by itself when the new node's error rate (a fraction:
+        0.01 is 1%) or p95 latency is over its limit. ``pier.RolloutRunning`` if one runs."""
+        body = {"to_node": to_node, "steps": list(steps), "bake_s": bake_s,
+                "max_error_rate": max_error_rate, "max_p95_ms": max_p95_ms, **fields}  # fmt: skip
+        path = self._project_path("aliases", alias, "rollout")
+        return _answer(self._request("POST", path, json=body), RolloutView)
+
+    def get_rollout(self, alias: str) -> RolloutView:
+        """An alias's latest rollout: step, figures, decision and why."""
+        path = self._project_path("aliases", alias, "rollout")
+        return _answer(self._request("GET", path), RolloutView)
+
+    def abort_rollout(self, alias: str) -> RolloutView:
+        """Roll an alias's running rollout back now."""
+        path = self._project_path("aliases", alias, "rollout", "abort")
+        return _answer(self._request("POST", path), RolloutView)
+
+    def wait_rollout(
+        self,
+        alias: str,
+        *,
+        timeout_s: float = 3600.0,
+        poll_s: float = 0.5,
+        on_progress: Callable[[RolloutView], None] | None = None,
+    ) -> RolloutView:
+        """Poll until the alias's rollout is completed or rolled back; its last state."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            rollout = self.get_rollout(alias)
+            if on_progress is not None:
+                on_progress(rollout)
+            if rollout.phase is not RolloutPhase.RUNNING:
+                return rollout
+            if time.monotonic() >= deadline:
+                raise WaitTimedOut(f"alias/{alias}", "finish its rollout", timeout_s, None)
             time.sleep(poll_s)
 
     # -- inference ------------------------------------------------------------------

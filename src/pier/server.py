@@ -42,6 +42,7 @@ from pier.sandbox import Sandbox, default_root
 from pier.services.aliases import AliasService
 from pier.services.models import ModelService
 from pier.services.nodes import NodeService
+from pier.services.rollouts import RolloutService
 from pier.services.secrets import SecretService
 from pier.settings import Settings
 from pier.store import Repository, create_store_engine, migrate
@@ -164,6 +165,7 @@ async def run(settings: Settings, say: Say = print) -> None:
         repo=repo,
         nodes=NodeService(repo, routes=board, image_nodes_refusal=_image_nodes_refusal(runtimes)),
         aliases=AliasService(repo, routes=board),
+        rollouts=RolloutService(repo),
         secrets=SecretService(repo),
         models=ModelService(
             repo, (data_dir / "models").resolve(), settings.models, sandbox=sandbox

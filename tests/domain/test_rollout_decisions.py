@@ -72,7 +72,7 @@ def test_a_healthy_rollout_holds_each_bake_then_advances_and_completes() -> None
     state = decide(state, now=T0 + 120, counts=counts(2000, 3))
     state = decide(state, now=T0 + 180, counts=counts(2500, 3))
     assert (state.phase, state.action) == (RolloutPhase.COMPLETED, RolloutAction.COMPLETED)
-    assert state.shares() == (("v1", 0), ("v2", 0), ("v3", 100))
+    assert state.shares() == (("v3", 100),)  # the others can be deleted now
     assert [f.requests for f in state.passed] == [600, 400, 500]
     assert decide(state, now=T0 + 999, counts=counts(0, 0, slow=0)) == state  # finished
 
@@ -118,6 +118,14 @@ def test_abort_rolls_back_now_and_a_finished_rollout_stays() -> None:
     assert aborted.phase is RolloutPhase.ROLLED_BACK and aborted.shares() == BEFORE
     assert "aborted by admin at step 10%" in aborted.why
     assert abort_rollout(aborted, now=T0 + 2, actor="admin") == aborted
+
+
+def test_a_rollout_started_without_counters_bakes_from_its_first_decision() -> None:
+    state = start_rollout(plan(), BEFORE, now=T0, counts=None)
+    state = decide(state, now=T0 + 7, counts=counts(500, 1))
+    assert (state.baseline, state.bake_until, state.step) == (counts(500, 1), T0 + 67, 0)
+    state = decide(state, now=T0 + 66, counts=counts(600, 1))
+    assert state.action is RolloutAction.HOLD and state.figures.requests == 100
 
 
 def test_a_stored_state_goes_on_at_its_step_and_deadline() -> None:

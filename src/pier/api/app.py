@@ -13,7 +13,7 @@ import pier
 from pier.api.auth import bearer_guard
 from pier.api.deps import Services
 from pier.api.errors import install_error_handlers
-from pier.api.routes import aliases, models, nodes, secrets, system
+from pier.api.routes import aliases, models, nodes, rollouts, secrets, system
 
 BEARER = HTTPBearer(
     auto_error=False, description="The admin token `pier up` writes to <data dir>/admin.token."
@@ -45,7 +45,7 @@ def create_app(services: Services) -> FastAPI:
         generate_unique_id_function=operation_id,
     )
     app.state.services = services
-    routers = [module.router for module in (system, models, nodes, aliases, secrets)]
+    routers = [module.router for module in (system, models, nodes, aliases, rollouts, secrets)]
     install_error_handlers(app, routers)
     for router in routers:
         app.include_router(router, dependencies=[Depends(authenticate)])

@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 from pier.services.aliases import AliasService
 from pier.services.models import ModelService
 from pier.services.nodes import NodeService
+from pier.services.rollouts import RolloutService
 from pier.services.routes import InstanceStatsSource, LogSource, RouteSource
 from pier.services.secrets import SecretService
 from pier.store.repository import Repository
@@ -21,6 +22,7 @@ class Services:
     repo: Repository
     nodes: NodeService
     aliases: AliasService
+    rollouts: RolloutService
     models: ModelService
     secrets: SecretService
     routes: RouteSource

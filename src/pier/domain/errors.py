@@ -15,13 +15,15 @@ classes, so SDK users catch ``pier.NodeNotFound`` or ``pier.NotFound`` alike.
     │   ├── NodeNotFound          not_found            node_not_found            404
     │   ├── ModelNotFound         not_found            model_not_found           404
     │   ├── AliasNotFound         not_found            alias_not_found           404
+    │   ├── RolloutNotFound       not_found            rollout_not_found         404
     │   └── InstanceNotFound      not_found            instance_not_found        404
     ├── MethodNotAllowed          method_not_allowed   method_not_allowed        405
     ├── Conflict                  conflict             conflict                  409
     │   ├── NameTaken             conflict             name_taken                409
     │   ├── ModelInUse            conflict             model_in_use              409
     │   ├── NodeInUse             conflict             node_in_use               409
-    │   └── NodeDeleting          conflict             node_deleting             409
+    │   ├── NodeDeleting          conflict             node_deleting             409
+    │   └── RolloutRunning        conflict             rollout_running           409
     ├── BodyTooLarge              body_too_large       body_too_large            413
     ├── InvalidSpec               invalid_spec         invalid_spec              422
     │   └── ConfigurationNotFound invalid_spec         configuration_not_found   422
@@ -147,6 +149,16 @@ class AliasNotFound(NotFound):
         )
 
 
+class RolloutNotFound(NotFound):
+    error_type = "rollout_not_found"
+
+    def __init__(self, project: str, alias: str) -> None:
+        super().__init__(
+            f"alias {alias!r} in project {project!r} has had no rollout "
+            f"(start one: pier alias rollout {alias} --to NODE ...)"
+        )
+
+
 class ProjectNotFound(NotFound):
     error_type = "project_not_found"
 
@@ -215,6 +227,18 @@ class NodeDeleting(Conflict):
     def __init__(self, project: str, node: str, action: str) -> None:
         super().__init__(
             f"node {node!r} in project {project!r} is being deleted: it cannot be {action}"
+        )
+
+
+class RolloutRunning(Conflict):
+    """An alias runs one rollout at a time."""
+
+    error_type = "rollout_running"
+
+    def __init__(self, project: str, alias: str, to_node: str) -> None:
+        super().__init__(
+            f"alias {alias!r} in project {project!r} is rolling out to {to_node!r}; "
+            f"wait for it to end or abort it (pier alias rollout {alias} --abort)"
         )
 
 
@@ -332,11 +356,13 @@ _SPECIFIC: tuple[type[PierError], ...] = (
     NodeNotFound,
     ModelNotFound,
     AliasNotFound,
+    RolloutNotFound,
     InstanceNotFound,
     NameTaken,
     ModelInUse,
     NodeInUse,
     NodeDeleting,
+    RolloutRunning,
     ConfigurationNotFound,
     IllegalTransition,
 )

@@ -13,6 +13,7 @@ from typing import Any
 from pier.domain.aliases import AliasSpec
 from pier.domain.instance_status import InstanceStatus
 from pier.domain.names import NodeKey
+from pier.domain.rollouts import RolloutState
 from pier.domain.specs import ModelFormat, NodeSpec
 
 
@@ -59,6 +60,16 @@ class AliasRecord:
     name: str
     spec: AliasSpec
     created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutRecord:
+    """An alias's latest guarded rollout."""
+
+    project: str
+    alias: str
+    state: RolloutState
     updated_at: datetime
 
 

@@ -26,8 +26,9 @@ from typing import Annotated, Final
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from pier.domain.aliases import TOTAL_SHARE, NodeRef
+from pier.domain.aliases import TOTAL_SHARE, AliasSpec, NodeRef
 from pier.domain.errors import InvalidSpec
+from pier.domain.event_kinds import EventKind
 from pier.domain.specs import invalid_spec_from
 
 MAX_ROLLOUT_STEPS: Final = 20
@@ -160,6 +161,15 @@ class RolloutAction(StrEnum):
     ROLLED_BACK = "rolled_back"
 
 
+DECISION_EVENTS: Final = {
+    RolloutAction.STARTED: EventKind.ROLLOUT_STARTED,
+    RolloutAction.ADVANCED: EventKind.ROLLOUT_ADVANCED,
+    RolloutAction.COMPLETED: EventKind.ROLLOUT_COMPLETED,
+    RolloutAction.ROLLED_BACK: EventKind.ROLLOUT_ROLLED_BACK,
+}
+"""The event each decision is told by (holding is no decision)."""
+
+
 class RolloutState(_Frozen):
     """A rollout as stored: the plan, where it is, what it saw, and its latest decision."""
 
@@ -171,8 +181,9 @@ class RolloutState(_Frozen):
     step_started_at: float
     bake_until: float
     """When the step's bake is over (epoch seconds)."""
-    baseline: TrafficCounts
-    """The gateway's counters when the step started."""
+    baseline: TrafficCounts | None
+    """The gateway's counters when the step started; None until the first decision
+    (a rollout started where no counters are read starts its bake then)."""
     figures: StepFigures
     """The new node's figures over the step so far."""
     passed: tuple[StepFigures, ...] = ()
@@ -189,10 +200,19 @@ class RolloutState(_Frozen):
         return self.plan.steps[self.step]
 
     def shares(self) -> Shares:
-        """The alias's shares the rollout stands for now."""
+        """The alias's shares the rollout stands for now; once it is complete, the nodes
+        left with no share are dropped (so that they can be deleted)."""
         if self.phase is RolloutPhase.ROLLED_BACK:
             return self.previous
-        return step_shares(self.previous, self.plan.to_node, self.percent)
+        shares = step_shares(self.previous, self.plan.to_node, self.percent)
+        if self.phase is RolloutPhase.COMPLETED:
+            return tuple((node, share) for node, share in shares if share > 0)
+        return shares
+
+    def applied_to(self, spec: AliasSpec) -> AliasSpec:
+        """``spec`` with the shares the rollout stands for now (the rest as it is)."""
+        nodes = [{"node": node, "share": share} for node, share in self.shares()]
+        return AliasSpec.model_validate({**spec.model_dump(), "nodes": nodes})
 
 
 def step_shares(previous: Shares, to_node: str, percent: int) -> Shares:
@@ -213,10 +233,15 @@ def step_shares(previous: Shares, to_node: str, percent: int) -> Shares:
     return tuple((node, percent if node == to_node else whole[node]) for node in names)
 
 
+def shares_of(spec: AliasSpec) -> Shares:
+    return tuple((share.node, share.share) for share in spec.nodes)
+
+
 def start_rollout(
-    plan: RolloutPlan, current: Shares, *, now: float, counts: TrafficCounts
+    plan: RolloutPlan, current: Shares, *, now: float, counts: TrafficCounts | None = None
 ) -> RolloutState:
-    """The first step of ``plan`` over an alias whose shares are ``current``."""
+    """The first step of ``plan`` over an alias whose shares are ``current``; without
+    ``counts`` the step's bake starts at the first decision, which takes them."""
     others = sum(share for node, share in current if node != plan.to_node)
     if others == 0:
         raise InvalidSpec("to_node", f"node {plan.to_node!r} already takes all of the traffic")
@@ -240,6 +265,11 @@ def decide(state: RolloutState, *, now: float, counts: TrafficCounts) -> Rollout
     the new node's requests through the alias."""
     if state.phase is not RolloutPhase.RUNNING:
         return state
+    if state.baseline is None:
+        return state.model_copy(
+            update={"baseline": counts, "step_started_at": now,
+                    "bake_until": now + state.plan.bake_s, "action": RolloutAction.HOLD}
+        )  # fmt: skip
     figures = StepFigures.of(counts.since(state.baseline))
     state = state.model_copy(update={"figures": figures})
     breach = _breach(state.plan, figures)

@@ -12,10 +12,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, PlainSerializer, WithJsonSchema
 
-from pier.domain.aliases import AliasSpec
+from pier.domain.aliases import AliasShare, AliasSpec
 from pier.domain.configurations import Configuration
 from pier.domain.instance_status import InstanceStatus
 from pier.domain.node_status import NodeStatus
+from pier.domain.rollouts import RolloutAction, RolloutPhase, RolloutPlan, StepFigures
 from pier.domain.specs import ModelFormat, NodeSpec
 
 Timestamp = Annotated[
@@ -94,6 +95,35 @@ class AliasNodeView(View):
     """The node's status; None when no such node exists now."""
 
 
+class RolloutView(View):
+    """An alias's guarded rollout: where it is, what it saw, and its latest decision."""
+
+    alias: str
+    plan: RolloutPlan
+    phase: RolloutPhase
+    """running; completed (the new node takes its last step's share); rolled_back (the
+    alias has its shares of before the rollout)."""
+    action: RolloutAction
+    """What the latest decision did: started, hold, advanced, completed, rolled_back."""
+    why: str
+    """The latest decision, with the figures and limit that made it."""
+    step: int
+    """The step running or last run, from 1."""
+    percent: int
+    """The new node's share at that step."""
+    bake_until: Timestamp | None
+    """When the step's bake is over; None until the controller first looked."""
+    figures: StepFigures
+    """The new node's figures on the alias's traffic over the step so far."""
+    passed: list[StepFigures]
+    """The figures of each step passed."""
+    previous: list[AliasShare]
+    """The alias's shares before the rollout: what a roll back puts back."""
+    shares: list[AliasShare]
+    """The shares the rollout gives the alias now."""
+    updated_at: Timestamp
+
+
 class AliasView(View):
     """An alias as users see it: its spec and how its traffic is spread now."""
 
@@ -104,6 +134,8 @@ class AliasView(View):
     """Each node with a share, in the spec's order."""
     routed: bool
     """Every gateway worker serves the alias as it is now (its latest change is live)."""
+    rollout: RolloutView | None = None
+    """Its latest guarded rollout, if it had one."""
     created_at: Timestamp
     updated_at: Timestamp
 

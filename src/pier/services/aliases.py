@@ -20,7 +20,7 @@ from pier.domain.node_status import NodeStatus
 from pier.domain.records import AliasRecord
 from pier.domain.views import AliasNodeView, AliasView, NodeView
 from pier.services.routes import RouteSource
-from pier.services.views import node_view
+from pier.services.views import node_view, rollout_view
 from pier.store.repository import Repository
 
 
@@ -134,6 +134,9 @@ class AliasService:
                 for s in alias.spec.nodes
             ],
             routed=routed,
+            rollout=rollout_view(r)
+            if (r := self._repo.get_rollout(alias.project, alias.name))
+            else None,
             created_at=alias.created_at,
             updated_at=alias.updated_at,
         )

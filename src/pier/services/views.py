@@ -4,11 +4,26 @@ as the typed views of pier.domain.views."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
+from pier.domain.aliases import AliasShare
 from pier.domain.instance_status import InstanceStatus
 from pier.domain.node_status import derive_node_status
-from pier.domain.records import EventRecord, InstanceRecord, ModelRecord, NodeRecord
-from pier.domain.views import EventView, InstanceCounts, InstanceView, ModelVersion, NodeView
+from pier.domain.records import (
+    EventRecord,
+    InstanceRecord,
+    ModelRecord,
+    NodeRecord,
+    RolloutRecord,
+)
+from pier.domain.views import (
+    EventView,
+    InstanceCounts,
+    InstanceView,
+    ModelVersion,
+    NodeView,
+    RolloutView,
+)
 
 
 def node_view(
@@ -54,3 +69,20 @@ def event_view(event: EventRecord) -> EventView:
 
 def model_view(model: ModelRecord) -> ModelVersion:
     return ModelVersion.model_validate(model, from_attributes=True)
+
+
+def rollout_view(record: RolloutRecord) -> RolloutView:
+    state = record.state
+
+    def shares(pairs: Sequence[tuple[str, int]]) -> list[AliasShare]:
+        return [AliasShare(node=node, share=share) for node, share in pairs]
+
+    bake_until = None
+    if state.baseline is not None:
+        bake_until = datetime.fromtimestamp(state.bake_until, UTC)
+    return RolloutView(
+        alias=record.alias, plan=state.plan, phase=state.phase, action=state.action,
+        why=state.why, step=state.step + 1, percent=state.percent, bake_until=bake_until,
+        figures=state.figures, passed=list(state.passed), previous=shares(state.previous),
+        shares=shares(state.shares()), updated_at=record.updated_at,
+    )  # fmt: skip

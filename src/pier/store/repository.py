@@ -12,7 +12,7 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import Engine, Select, delete, func, select
 from sqlalchemy.exc import DisconnectionError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
@@ -29,9 +29,18 @@ from pier.domain.errors import (
 )
 from pier.domain.instance_status import InstanceStatus
 from pier.domain.names import DEFAULT_PROJECT
-from pier.domain.records import AliasRecord, EventRecord, InstanceRecord, ModelRecord, NodeRecord
+from pier.domain.records import (
+    AliasRecord,
+    EventRecord,
+    InstanceRecord,
+    ModelRecord,
+    NodeRecord,
+    RolloutRecord,
+)
+from pier.domain.rollouts import DECISION_EVENTS, RolloutPhase, RolloutState
 from pier.domain.specs import ModelFormat, NodeSpec
 from pier.store.tables import (
+    AliasRolloutRow,
     AliasRow,
     EventRow,
     InstanceRow,
@@ -344,9 +353,65 @@ class Repository:
             return _alias(row)
 
     def remove_alias(self, project: str, name: str) -> None:
+        """Forget an alias and its rollout."""
         with self._session() as s:
             self._alias_row(s, project, name)
             s.execute(delete(AliasRow).where(AliasRow.project == project, AliasRow.name == name))
+            s.execute(
+                delete(AliasRolloutRow).where(
+                    AliasRolloutRow.project == project, AliasRolloutRow.alias == name
+                )
+            )
+
+    def put_rollout(self, project: str, alias: str, state: RolloutState) -> RolloutRecord:
+        """Store the alias's rollout state, in place of its previous rollout's."""
+        with self._session() as s:
+            row = s.scalar(self._rollout_query(project, alias))
+            now = utcnow()
+            if row is None:
+                row = AliasRolloutRow(project=project, alias=alias, created_at=now)
+                s.add(row)
+            row.phase, row.state = state.phase, state.model_dump(mode="json")
+            row.updated_at = now
+            s.flush()
+            return _rollout(row)
+
+    def apply_rollout(
+        self, project: str, alias: str, state: RolloutState, *, actor: str | None = None
+    ) -> RolloutRecord:
+        """Store a rollout decision, give the alias the shares it stands for and, unless
+        it holds, add its event (on the new node's timeline), as one unit: the gateway
+        never sees a step the store does not remember."""
+        with self.unit_of_work(), self._session() as s:
+            row = self._alias_row(s, project, alias)
+            spec = state.applied_to(AliasSpec.model_validate(row.spec))
+            if spec.model_dump(mode="json") != row.spec:
+                row.spec, row.updated_at = spec.model_dump(mode="json"), utcnow()
+            kind = DECISION_EVENTS.get(state.action)
+            if kind is not None:
+                self.add_event(
+                    project, node=state.plan.to_node, kind=kind, actor=actor,
+                    message=f"alias {alias} rollout to {state.plan.to_node}: {state.why}",
+                )  # fmt: skip
+            return self.put_rollout(project, alias, state)
+
+    def get_rollout(self, project: str, alias: str) -> RolloutRecord | None:
+        """The alias's latest rollout, or None if it never had one."""
+        with self._session() as s:
+            row = s.scalar(self._rollout_query(project, alias))
+            return None if row is None else _rollout(row)
+
+    def running_rollouts(self) -> list[RolloutRecord]:
+        query = select(AliasRolloutRow).where(AliasRolloutRow.phase == RolloutPhase.RUNNING)
+        with self._session() as s:
+            rows = s.scalars(query.order_by(AliasRolloutRow.project, AliasRolloutRow.alias))
+            return [_rollout(r) for r in rows]
+
+    @staticmethod
+    def _rollout_query(project: str, alias: str) -> Select[AliasRolloutRow]:
+        return select(AliasRolloutRow).where(
+            AliasRolloutRow.project == project, AliasRolloutRow.alias == alias
+        )
 
     def aliases_using(self, project: str, node: str) -> list[str]:
         """The project's aliases that name ``node`` (a share, a mirror or a header route)."""
@@ -529,6 +594,15 @@ def _alias(row: AliasRow) -> AliasRecord:
         name=row.name,
         spec=AliasSpec.model_validate(row.spec),
         created_at=_utc(row.created_at),
+        updated_at=_utc(row.updated_at),
+    )
+
+
+def _rollout(row: AliasRolloutRow) -> RolloutRecord:
+    return RolloutRecord(
+        project=row.project,
+        alias=row.alias,
+        state=RolloutState.model_validate(row.state),
         updated_at=_utc(row.updated_at),
     )
 

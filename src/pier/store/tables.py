@@ -136,3 +136,19 @@ class AliasRow(Base):
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AliasRolloutRow(Base):
+    """An alias's latest guarded rollout: its whole state (domain.rollouts) as JSON."""
+
+    __tablename__ = "alias_rollouts"
+    __table_args__ = (UniqueConstraint("project", "alias"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project: Mapped[str] = mapped_column(ForeignKey("projects.name"))
+    alias: Mapped[str] = mapped_column(String(63))
+    phase: Mapped[str] = mapped_column(String(16))
+    """running, completed or rolled_back (also in ``state``; a column to find the
+    running ones)."""
+    state: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
