@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pier.controller.loop import Controller
+from pier.controller.rollouts import CountsReader
 from pier.controller.routes import RouteBoard
 from pier.domain.names import InstanceId, NodeKey
 from pier.domain.records import EventRecord
@@ -197,6 +198,7 @@ def make_controller(
     *,
     clock: Callable[[], float] | None = None,
     gateway: FakeGateway | None = None,
+    alias_counts: CountsReader | None = None,
     **settings: Any,
 ) -> Controller:
     values: dict[str, Any] = {"backoff_base_s": 0.02, "backoff_max_s": 0.1, "stop_grace_s": 0}
@@ -205,7 +207,8 @@ def make_controller(
     return Controller(
         repo, {runtime.name: runtime}, settings=ControllerSettings(**values),
         models_dir=tmp_path, board=RouteBoard(),
-        gateway_url=gateway.url if gateway is not None else None, **extra,
+        gateway_url=gateway.url if gateway is not None else None, alias_counts=alias_counts,
+        **extra,
     )  # fmt: skip
 
 

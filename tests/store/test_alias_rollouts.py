@@ -94,3 +94,15 @@ def test_deleting_an_alias_forgets_its_rollout(repo: Repository) -> None:
     RolloutService(repo).start("default", "prod", PLAN, actor="admin")
     AliasService(repo).delete("default", "prod", actor="admin")
     assert repo.get_rollout("default", "prod") is None
+
+
+def test_a_decision_on_an_older_view_does_not_overwrite_an_abort(repo: Repository) -> None:
+    rollouts = RolloutService(repo, clock=lambda: T0)
+    rollouts.start("default", "prod", PLAN, actor="admin")
+    (seen,) = repo.running_rollouts()  # a tick reads the rollout ...
+    rollouts.abort("default", "prod", actor="admin")  # ... the API aborts it meanwhile
+    later = decide(seen.state, now=T0, counts=TrafficCounts())
+    assert repo.replace_rollout("default", "prod", seen.state, later) is None
+    record = repo.get_rollout("default", "prod")
+    assert record is not None and record.state.phase is RolloutPhase.ROLLED_BACK
+    assert shares(repo) == [("v1", 90), ("v2", 10)]

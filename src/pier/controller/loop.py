@@ -39,6 +39,7 @@ from pier.controller.observe import observe_status
 from pier.controller.plan import Plan, plan_node
 from pier.controller.probes import Probe
 from pier.controller.pulls import ImagePulls
+from pier.controller.rollouts import CountsReader, RolloutDriver
 from pier.controller.route_table import build_route_table
 from pier.controller.routes import RouteBoard
 from pier.controller.tick_failures import TickFailures
@@ -77,12 +78,14 @@ class Controller:
         gateway_url: str | None = None,
         gateway_token: str | None = None,
         clock: Callable[[], float] = time.time,
+        alias_counts: CountsReader | None = None,
     ) -> None:
         """``runtimes``: a registry (a missing runtime is retried; see runtimes.registry)
         or a mapping of runtimes already built. ``gateway_url``: where the gateway's load
         figures are read, for autoscaling; without it every node runs ``min_instances``.
         ``gateway_token``: the admin token, without which the gateway shows no figures of
-        private nodes."""
+        private nodes. ``alias_counts``: the gateway's counters of alias traffic by node,
+        on which guarded rollouts are decided (without it none is)."""
         self._repo = repo
         self._runtimes = (
             runtimes if isinstance(runtimes, RuntimeRegistry) else RuntimeRegistry.of(runtimes)
@@ -108,6 +111,7 @@ class Controller:
         self._pulls = ImagePulls(repo, self._events, clock)
         self._tick_failures = TickFailures()
         self._watch: asyncio.Task[None] | None = None
+        self._rollouts = RolloutDriver(repo, alias_counts, clock)
 
     @property
     def tick_failures(self) -> TickFailures:
@@ -343,6 +347,7 @@ class Controller:
             for task in done:
                 if not task.cancelled() and (exc := task.exception()) is not None:
                     raise exc  # the store failed: the whole tick did
+        await self._rollouts.drive()  # its new shares go out with these routes
         await self._publish_routes(nodes)
 
     def _start_reconcile(

@@ -376,6 +376,17 @@ class Repository:
             s.flush()
             return _rollout(row)
 
+    def replace_rollout(
+        self, project: str, alias: str, expected: RolloutState, state: RolloutState
+    ) -> RolloutRecord | None:
+        """apply_rollout, only if the stored rollout is still ``expected``; None when
+        something else (an abort) was stored meanwhile."""
+        with self.unit_of_work(), self._session() as s:
+            stored = s.scalar(self._rollout_query(project, alias))
+            if stored is None or stored.state != expected.model_dump(mode="json"):
+                return None
+            return self.apply_rollout(project, alias, state)
+
     def apply_rollout(
         self, project: str, alias: str, state: RolloutState, *, actor: str | None = None
     ) -> RolloutRecord:
