@@ -94,6 +94,14 @@ def test_a_breach_on_few_requests_rolls_back_when_the_bake_ends() -> None:
     assert state.phase is RolloutPhase.ROLLED_BACK and "baked" in state.why
 
 
+def test_a_step_that_saw_too_few_requests_holds_after_its_bake() -> None:
+    state = decide(started(), now=T0 + 60, counts=counts(1019, 3))
+    assert (state.action, state.step) == (RolloutAction.HOLD, 0)
+    assert "saw 19 of the 20 requests (min_requests) it needs" in state.why
+    state = decide(state, now=T0 + 61, counts=counts(1020, 3))
+    assert (state.action, state.step) == (RolloutAction.ADVANCED, 1)
+
+
 def test_a_slow_p95_rolls_back() -> None:
     state = decide(started(), now=T0 + 10, counts=counts(1100, 3, slow=10))
     assert state.figures.p95_ms == pytest.approx(750.0)  # 10 of 100 between 0.5 and 1 s

@@ -106,3 +106,12 @@ def test_a_decision_on_an_older_view_does_not_overwrite_an_abort(repo: Repositor
     record = repo.get_rollout("default", "prod")
     assert record is not None and record.state.phase is RolloutPhase.ROLLED_BACK
     assert shares(repo) == [("v1", 90), ("v2", 10)]
+
+
+def test_the_shares_of_an_alias_rolling_out_are_the_rollouts(repo: Repository) -> None:
+    RolloutService(repo).start("default", "prod", PLAN, actor="admin")
+    aliases = AliasService(repo)
+    with pytest.raises(RolloutRunning, match="--abort"):
+        aliases.update("default", "prod", {"nodes": [{"node": "v1"}]}, actor="admin")
+    updated = aliases.update("default", "prod", {"metadata": {"team": "ml"}}, actor="admin")
+    assert updated.spec.metadata == {"team": "ml"}  # what is not a share may change

@@ -7,7 +7,9 @@ latency from the gateway's histogram buckets) are compared with the limits:
 
 * a limit exceeded once the step has seen ``min_requests`` requests rolls back at once
   (a clearly bad node does not get the whole bake to do harm);
-* when the bake is over, a limit exceeded by whatever the step saw rolls back; otherwise
+* when the bake is over, a limit exceeded by whatever the step saw rolls back; a step
+  that saw fewer than ``min_requests`` holds until it has (no evidence is no pass: a
+  new node that takes no traffic, suspended say, never completes a rollout); otherwise
   the next step starts, or after the last one the rollout is complete;
 * rolling back (or an abort) puts back the shares the alias had before the rollout.
 
@@ -60,7 +62,8 @@ class RolloutPlan(_Frozen):
     max_p95_ms: Annotated[float, Field(gt=0)] | None = None
     """The slowest the new node's 95th percentile latency may be; None: not checked."""
     min_requests: Annotated[int, Field(ge=1, le=1_000_000)] = DEFAULT_MIN_REQUESTS
-    """Requests a step must see before a limit exceeded rolls back before its bake ends."""
+    """Requests a step must see to pass, and before a limit exceeded rolls back ahead of
+    the bake's end."""
 
     @field_validator("steps")
     @classmethod
@@ -279,6 +282,12 @@ def decide(state: RolloutState, *, now: float, counts: TrafficCounts) -> Rollout
         return state.model_copy(update={"action": RolloutAction.HOLD})
     if breach is not None:
         return _rolled_back(state, now, f"step {state.percent}% baked: {breach}")
+    if figures.requests < state.plan.min_requests:
+        why = (
+            f"step {state.percent}% baked but saw {figures.requests} of the "
+            f"{state.plan.min_requests} requests (min_requests) it needs: holding"
+        )
+        return state.model_copy(update={"action": RolloutAction.HOLD, "why": why})
     if state.step + 1 == len(state.plan.steps):
         why = f"completed: {state.plan.to_node} takes {state.percent}%; {_seen(figures)}"
         return state.model_copy(

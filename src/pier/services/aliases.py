@@ -12,12 +12,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from pier.domain.aliases import AliasSpec, effective_shares, parse_alias_spec
-from pier.domain.errors import InvalidSpec, did_you_mean
+from pier.domain.errors import InvalidSpec, RolloutRunning, did_you_mean
 from pier.domain.event_kinds import EventKind
 from pier.domain.merge_patch import merge_patch
 from pier.domain.names import validate_name
 from pier.domain.node_status import NodeStatus
 from pier.domain.records import AliasRecord
+from pier.domain.rollouts import RolloutPhase
 from pier.domain.views import AliasNodeView, AliasView, NodeView
 from pier.services.routes import RouteSource
 from pier.services.views import node_view, rollout_view
@@ -77,6 +78,10 @@ class AliasService:
     def _replace(self, alias: AliasRecord, spec: AliasSpec, *, actor: str) -> AliasView:
         if spec == alias.spec:
             return self._view(alias)
+        rollout = self._repo.get_rollout(alias.project, alias.name)
+        running = rollout is not None and rollout.state.phase is RolloutPhase.RUNNING
+        if running and rollout is not None and spec.nodes != alias.spec.nodes:
+            raise RolloutRunning(alias.project, alias.name, rollout.state.plan.to_node)
         updated = self._repo.update_alias_spec(alias.project, alias.name, spec)
         shares = ", ".join(f"{s.node}={s.share}" for s in spec.nodes)
         self._event(
