@@ -77,3 +77,16 @@ def test_suspend_and_resume_are_idempotent_events_refused_for_a_deleting_node(
     repo.mark_node_deleting("default", "web")
     with pytest.raises(NodeDeleting, match=r"'web'.*being deleted.*cannot be suspended"):
         nodes.suspend("default", "web", actor="admin")
+
+
+def test_a_ticks_view_from_before_a_resume_does_not_undo_it(repo: Repository) -> None:
+    nodes = NodeService(repo)
+    nodes.suspend("default", "web", actor="admin")
+    seen = repo.get_node("default", "web")  # a tick reads the node, suspended ...
+    nodes.resume("default", "web", actor="admin")  # ... it is resumed meanwhile
+    repo.set_node_state(
+        "default", "web", reached_minimum=True, message=None, crash_looping=False,
+        target_instances=0, suspended=seen.suspended,
+    )  # fmt: skip
+    resumed = repo.get_node("default", "web")
+    assert (resumed.reached_minimum, resumed.target_instances) == (False, None)

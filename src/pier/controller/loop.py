@@ -696,6 +696,7 @@ class Controller:
             message=message,
             crash_looping=backoff.is_crash_looping,
             target_instances=state.target,
+            suspended=node.suspended,
         )
 
     # helpers of the tick

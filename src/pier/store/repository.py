@@ -277,11 +277,15 @@ class Repository:
         message: str | None,
         crash_looping: bool,
         target_instances: int | None = None,
+        suspended: bool = False,
     ) -> None:
-        """Controller-owned columns; no audit event, no generation bump."""
+        """Controller-owned columns; no audit event, no generation bump. ``suspended``:
+        as the controller saw the node; if it was suspended or resumed since, nothing is
+        written (a resume starts the node afresh, and a tick's older view must not undo
+        that)."""
         with self._session() as s:
             row = s.scalar(select(NodeRow).where(NodeRow.project == project, NodeRow.name == name))
-            if row is None:
+            if row is None or row.suspended != suspended:
                 return
             state = (reached_minimum, message, crash_looping, target_instances)
             if (row.reached_minimum, row.message, row.crash_looping, row.target_instances) != state:
