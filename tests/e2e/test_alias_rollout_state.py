@@ -35,7 +35,7 @@ def test_a_rollout_is_stored_survives_a_sigkill_and_aborts(
     assert shares(pier) == [("v1", 90), ("v2", 10)]
 
     pier.stop(signal.SIGKILL)
-    pier.start()
+    pier.start(timeout_s=120)  # a loaded machine can take a while
     with pier.api() as api:
         alias = api.get(f"{ALIASES}/prod").json()
     rollout = alias["rollout"]

@@ -35,7 +35,7 @@ def test_suspend_stops_the_node_across_a_restart_and_resume_brings_it_back(
     assert [e["kind"] for e in pier.events("iris")].count("node_suspended") == 1
 
     pier.stop(signal.SIGINT)
-    pier.start()
+    pier.start(timeout_s=120)  # a loaded machine can take a while
     wait_for_ticks(pier, "--model", "iris")  # the loop reconciled it: nothing may start
     assert pier.node("iris")["status"] == "Suspended"
     assert pier.instances("iris") == [] and pier.instance_pids() == []
