@@ -74,6 +74,7 @@ class GatewayProcess:
             "--body-timeout-s", str(gw.body_timeout_s),
             "--max-pipelined-bytes", str(gw.max_pipelined_bytes),
             "--max-connections", str(gw.max_connections),
+            "--max-sticky-sessions", str(gw.max_sticky_sessions),
         ]  # fmt: skip
         self._log_path.parent.mkdir(parents=True, exist_ok=True)
         with self._log_path.open("ab") as log:

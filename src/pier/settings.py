@@ -40,6 +40,10 @@ class GatewaySettings(BaseModel):
     """Client connections each worker keeps open at most (nginx's worker_connections).
     At the cap a new connection takes the place of the one idle longest; with none idle
     it gets 503 ``too_many_connections``. Connections to instances are not counted."""
+    max_sticky_sessions: int = Field(default=65536, ge=1)
+    """Sticky sessions (of aliases with a sticky header) each worker remembers, to tell
+    a caller whose instance went away that it was re-pinned (``x-pier-repinned: 1``). The
+    instance a session goes to does not depend on it: that is consistent hashing."""
 
 
 class ControllerSettings(BaseModel):

@@ -7,7 +7,14 @@ from dataclasses import dataclass
 
 import pytest
 
-from pier.gateway.balance import WeightedChoice, mark_down, pick_instance
+from pier.gateway.balance import (
+    HashRing,
+    SessionPins,
+    WeightedChoice,
+    mark_down,
+    pick_instance,
+    session_hash,
+)
 
 
 @dataclass(eq=False)
@@ -51,3 +58,49 @@ def test_weighted_choice_follows_the_weights() -> None:
 def test_weighted_choice_needs_positive_weights() -> None:
     with pytest.raises(ValueError, match="positive weights"):
         WeightedChoice(["a"], [0])
+
+
+@dataclass(frozen=True)
+class Keyed:
+    instance_id: str
+
+
+def _owners(ring: HashRing[Keyed], sessions: list[int]) -> dict[int, str]:
+    return {s: ring.pick(s).instance_id for s in sessions}  # type: ignore[union-attr]
+
+
+def test_adding_an_instance_moves_only_the_sessions_it_takes_over() -> None:
+    sessions = [session_hash(b"user-%d" % i) for i in range(2000)]
+    four = [Keyed(f"i{n}") for n in range(4)]
+    before = _owners(HashRing(four), sessions)
+    after = _owners(HashRing([*four, Keyed("i4")]), sessions)
+    moved = [s for s in sessions if before[s] != after[s]]
+    assert {after[s] for s in moved} == {"i4"}
+    assert 0.1 < len(moved) / len(sessions) < 0.35  # about a fifth
+    assert min(Counter(before.values()).values()) > 2000 / 4 * 0.6  # spread evenly enough
+
+
+def test_removing_an_instance_moves_only_its_sessions() -> None:
+    sessions = [session_hash(b"user-%d" % i) for i in range(1000)]
+    four = [Keyed(f"i{n}") for n in range(4)]
+    before = _owners(HashRing(four), sessions)
+    after = _owners(HashRing(four[:3]), sessions)
+    assert {s for s in sessions if before[s] != after[s]} == {
+        s for s in sessions if before[s] == "i3"
+    }
+
+
+def test_the_same_session_picks_the_same_node_by_weight() -> None:
+    choice = WeightedChoice(["a", "b"], [80, 20])
+    assert {choice.pick_at(0.5) for _ in range(10)} == {"a"}
+    assert choice.pick_at(0.85) == "b"
+
+
+def test_session_pins_tell_a_move_and_forget_the_oldest() -> None:
+    pins = SessionPins(max_sessions=2)
+    assert not pins.pin(1, "a")
+    assert not pins.pin(1, "a")
+    assert pins.pin(1, "b")
+    assert not pins.pin(2, "a")
+    assert not pins.pin(3, "a")  # forgets session 1, unseen longest
+    assert not pins.pin(1, "c")

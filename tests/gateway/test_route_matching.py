@@ -69,6 +69,6 @@ def test_alias_only_picks_weighted_nodes_with_instances() -> None:
     )
     router = _router(table)
     alias = router.aliases[b"p/a"]
-    assert {alias.pick().node for _ in range(20)} == {"up"}  # type: ignore[union-attr]
+    assert {alias.pick().node.node for _ in range(20)} == {"up"}  # type: ignore[union-attr]
     assert router.nodes[b"p/up"].max_body_bytes == 5
     assert router.nodes[b"p/down"].max_body_bytes == 99

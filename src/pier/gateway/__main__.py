@@ -4,7 +4,7 @@ python -m pier.gateway --host 127.0.0.1 --port 8000 [--control-url URL]
     [--token-file PATH] [--routes-file PATH] [--max-body-bytes N] [--workers N]
     [--max-request-line-bytes N] [--max-header-bytes N] [--max-headers N]
     [--header-timeout-s S] [--body-timeout-s S] [--max-pipelined-bytes N]
-    [--max-connections N]
+    [--max-connections N] [--max-sticky-sessions N]
 """
 
 from __future__ import annotations
@@ -13,7 +13,12 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from pier.gateway.app import DEFAULT_MAX_CONNECTIONS, GatewayConfig, run_gateway
+from pier.gateway.app import (
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_STICKY_SESSIONS,
+    GatewayConfig,
+    run_gateway,
+)
 from pier.gateway.limits import DEFAULT_MAX_BODY_BYTES, ClientLimits
 from pier.observability.logging import configure_logging
 
@@ -65,6 +70,12 @@ def parse_args(argv: Sequence[str] | None = None) -> GatewayConfig:
         "one idle longest is closed for a new one, and with none idle the new one gets 503",
     )
     parser.add_argument(
+        "--max-sticky-sessions",
+        type=int,
+        default=DEFAULT_MAX_STICKY_SESSIONS,
+        help="sticky sessions each worker remembers, to tell a moved one it was re-pinned",
+    )
+    parser.add_argument(
         "--no-instance-wait-s",
         type=float,
         default=2.0,
@@ -81,6 +92,8 @@ def parse_args(argv: Sequence[str] | None = None) -> GatewayConfig:
         parser.error("--workers must be at least 1")
     if args.max_connections < 1:
         parser.error("--max-connections must be at least 1")
+    if args.max_sticky_sessions < 1:
+        parser.error("--max-sticky-sessions must be at least 1")
     return GatewayConfig(
         host=args.host,
         port=args.port,
@@ -91,6 +104,7 @@ def parse_args(argv: Sequence[str] | None = None) -> GatewayConfig:
         workers=args.workers,
         max_connections=args.max_connections,
         no_instance_wait_s=args.no_instance_wait_s,
+        max_sticky_sessions=args.max_sticky_sessions,
         client=ClientLimits(**{field: getattr(args, field) for field, _, _ in _CLIENT_LIMITS}),
     )
 

@@ -39,6 +39,7 @@ import structlog
 import uvloop
 
 from pier.domain.routes import RouteTable
+from pier.gateway.balance import SessionPins
 from pier.gateway.connections import ClientConnections, RefusedConnection, fit_open_files
 from pier.gateway.errors import TooManyConnections, render_error
 from pier.gateway.limits import DEFAULT_MAX_BODY_BYTES, ClientLimits, Deadlines
@@ -59,6 +60,7 @@ address the shared port is on."""
 CLIENT_IDLE_S: Final = 60.0
 """Client connections quiet this long (up to twice as long) with nothing owed are closed."""
 DEFAULT_MAX_CONNECTIONS: Final = 4096
+DEFAULT_MAX_STICKY_SESSIONS: Final = 65536
 BACKLOG: Final = 4096
 """Connections the kernel queues on a listening socket until a worker accepts them."""
 RESPAWN_DELAY_S: Final = 0.5
@@ -97,6 +99,8 @@ class GatewayConfig:
     """How long a request for a node without Healthy instances waits for routes to change."""
     client: ClientLimits = field(default_factory=ClientLimits)
     """What each client connection may send, and how slowly."""
+    max_sticky_sessions: int = DEFAULT_MAX_STICKY_SESSIONS
+    """Sticky sessions each worker remembers (to tell a caller it was re-pinned)."""
 
 
 class Gateway:
@@ -121,6 +125,7 @@ class Gateway:
         self.metrics = GatewayMetrics(clock=loop.time, connections=self.clients)
         self.upstreams = UpstreamRegistry()
         self.deadlines = Deadlines(loop)
+        self.sessions = SessionPins(config.max_sticky_sessions)
         self._refusal = render_error(TooManyConnections(config.max_connections), keep_alive=False)
         self.router = self._compile(RouteTable())
         self._routes_changed = asyncio.Event()
@@ -161,14 +166,17 @@ class Gateway:
         return orjson.dumps(status)
 
     def render_metrics(self, authorization: bytes | None) -> bytes:
-        """``/metrics``: every node's series for a caller with a valid bearer token; only
-        those of public nodes for anyone else, so the names of private nodes stay private."""
+        """``/metrics``: every node's and alias's series for a caller with a valid bearer
+        token; only those of public nodes and aliases for anyone else, so the names of
+        private ones stay private."""
         router = self.router
         if router.is_authorized(authorization):
             return self.metrics.render()
         public, unrouted = router.public_nodes, self.metrics.unrouted
+        public_aliases = router.public_aliases
         return self.metrics.render(
-            lambda stats: stats is unrouted or (stats.project, stats.node) in public
+            lambda stats: stats is unrouted or (stats.project, stats.node) in public,
+            lambda project, alias: (project, alias) in public_aliases,
         )
 
     def accept(self) -> asyncio.Protocol:

@@ -18,18 +18,29 @@ Aliases: a weighted random choice over the alias's nodes that have a weight abov
 and at least one Healthy instance. It is random (not round-robin by weight) so gateway
 workers need no shared counter, and it is recomputed whenever the route table changes,
 so a node whose last instance went away stops receiving its share at once.
+
+Sticky sessions: a session's header value is hashed (BLAKE2b, the same in every worker
+and after a restart, unlike ``hash()``); the upper half of the hash picks the node by
+weight, so a session stays on its node while the shares stay, and the lower half is a
+point on the node's hash ring, where each instance has ``RING_REPLICAS`` points (hashed
+from its id). The session goes to the instance owning the first point at or after its
+own. Adding an instance takes over about 1/n of the sessions, each from one neighbour;
+removing one moves only its own sessions, each to the next point's instance.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
+from hashlib import blake2b
 from itertools import accumulate
 from random import random
 from typing import Generic, Protocol, TypeVar
 
 DOWN_FOR_S = 1.0
 """How long an instance that refused a connection loses every tie."""
+RING_REPLICAS = 100
+"""Points per instance on a hash ring: enough for an even share at a few instances."""
 
 
 class Balanced(Protocol):
@@ -37,7 +48,13 @@ class Balanced(Protocol):
     down_until: float
 
 
+class Keyed(Protocol):
+    @property
+    def instance_id(self) -> str: ...
+
+
 B = TypeVar("B", bound=Balanced)
+K = TypeVar("K", bound=Keyed)
 T = TypeVar("T")
 
 
@@ -91,6 +108,66 @@ class WeightedChoice(Generic[T]):
         index = bisect_right(self._cumulative, random() * self._total)
         return self._items[min(index, len(self._items) - 1)]
 
+    def pick_at(self, fraction: float) -> T:
+        """The item whose share of [0, 1) holds ``fraction``: the same one every time."""
+        index = bisect_right(self._cumulative, fraction * self._total)
+        return self._items[min(index, len(self._items) - 1)]
+
     @property
     def items(self) -> tuple[T, ...]:
         return self._items
+
+
+def session_hash(value: bytes) -> int:
+    """A session header value as a 128-bit number (stable across processes)."""
+    return int.from_bytes(blake2b(value, digest_size=16).digest(), "big")
+
+
+class HashRing(Generic[K]):
+    """Consistent hashing of sessions onto instances (see the module docstring)."""
+
+    __slots__ = ("_owners", "_points")
+
+    def __init__(self, instances: Sequence[K]) -> None:
+        points = sorted(
+            (_point(b"%s#%d" % (instance.instance_id.encode(), replica)), index)
+            for index, instance in enumerate(instances)
+            for replica in range(RING_REPLICAS)
+        )
+        self._points = [point for point, _ in points]
+        self._owners = [instances[index] for _, index in points]
+
+    def pick(self, session: int) -> K | None:
+        """The instance owning ``session`` (its lower 64 bits); None on an empty ring."""
+        points = self._points
+        if not points:
+            return None
+        index = bisect_left(points, session & _LOW_64)
+        return self._owners[index if index < len(points) else 0]
+
+
+_LOW_64 = 2**64 - 1
+
+
+def _point(key: bytes) -> int:
+    return int.from_bytes(blake2b(key, digest_size=8).digest(), "big")
+
+
+class SessionPins:
+    """The instance each sticky session went to last (this worker's, at most
+    ``max_sessions``, the longest unseen forgotten first): how a moved session is told."""
+
+    __slots__ = ("_last", "_max")
+
+    def __init__(self, max_sessions: int) -> None:
+        self._last: dict[int, str] = {}
+        self._max = max_sessions
+
+    def pin(self, session: int, instance_id: str) -> bool:
+        """Record that ``session`` goes to ``instance_id``; True if it went to another
+        instance before (it was re-pinned)."""
+        last = self._last.pop(session, None)
+        if last is None and len(self._last) >= self._max:
+            del self._last[next(iter(self._last))]
+        self._last[session] = instance_id
+        return last is not None and last != instance_id

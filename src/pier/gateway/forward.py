@@ -18,7 +18,7 @@ import asyncio
 from typing import Final, Protocol
 
 from pier.domain.errors import PierError
-from pier.gateway.balance import mark_down, pick_instance
+from pier.gateway.balance import SessionPins, mark_down, pick_instance
 from pier.gateway.errors import (
     NoHealthyInstance,
     UpstreamConnectFailed,
@@ -30,7 +30,7 @@ from pier.gateway.limits import Deadlines
 from pier.gateway.metrics import GatewayMetrics, NodeStats
 from pier.gateway.pool import Upstream
 from pier.gateway.relay import UpstreamConnection
-from pier.gateway.routes import NodeTarget, Router
+from pier.gateway.routes import AliasRequest, AliasTarget, NodeTarget, Router
 
 _HTTP11_HOST: Final = b" HTTP/1.1\r\nhost: "
 
@@ -44,6 +44,8 @@ class Shared(Protocol):
     deadlines: Deadlines
     metrics: GatewayMetrics
     no_instance_wait_s: float
+    sessions: SessionPins
+    """Where each sticky session went last."""
 
     async def wait_for_routes(self, timeout_s: float) -> None:
         """Return when the routes change, or after ``timeout_s``."""
@@ -82,6 +84,7 @@ class Exchange:
         "node",
         "output",
         "request_id",
+        "response_headers",
         "stats",
         "target",
         "upstream",
@@ -92,7 +95,7 @@ class Exchange:
         client: Client,
         gateway: Shared,
         node: NodeTarget | None,
-        alias: str | None,
+        alias: AliasRequest | None,
         key: bytes,
         method: bytes,
         target: bytes,
@@ -118,7 +121,13 @@ class Exchange:
         self.http11 = http11
         self.limit = limit
         self.request_id = request_id
-        """The ``x-request-id`` header line the response gets."""
+        """The ``x-request-id`` header line."""
+        self.response_headers = request_id
+        """The header lines the gateway adds to the response: the ``x-request-id``, and
+        through an alias the node's (and ``x-pier-repinned``)."""
+        if alias is not None:
+            alias.started_at = gateway.loop.time()
+            self.response_headers = alias.header_lines(request_id)
         self.upstream: Upstream | None = None
         self.conn: UpstreamConnection | None = None
         self.stats: NodeStats | None = None
@@ -136,7 +145,12 @@ class Exchange:
         stats.begin(now)
         gateway.deadlines.add(self, now + node.timeout_s)
         instances = node.instances
-        upstream = instances[0] if len(instances) == 1 else pick_instance(instances, now)
+        if self.alias is not None:
+            upstream = self._pick_for_alias(self.alias, node, now)
+        elif len(instances) == 1:
+            upstream = instances[0]
+        else:
+            upstream = pick_instance(instances, now)
         upstream.acquire()
         self.upstream = upstream
         conn = upstream.take_idle(now)
@@ -144,6 +158,18 @@ class Exchange:
             gateway.loop.create_task(self._connect(upstream))
         else:
             self._send(upstream, conn, now)
+
+    def _pick_for_alias(self, alias: AliasRequest, node: NodeTarget, now: float) -> Upstream:
+        """The instance of a sticky session's ring (the response says when it moved), or
+        the less loaded of two."""
+        ring = node.ring
+        upstream = ring.pick(alias.session) if ring is not None and alias.session >= 0 else None
+        if upstream is None:
+            upstream = pick_instance(node.instances, now)
+        else:
+            alias.is_repinned = self.gateway.sessions.pin(alias.session, upstream.instance_id)
+        self.response_headers = alias.header_lines(self.request_id)
+        return upstream
 
     def _send(self, upstream: Upstream, conn: UpstreamConnection, now: float) -> None:
         self.conn = conn
@@ -212,7 +238,10 @@ class Exchange:
                 if isinstance(target, PierError):
                     self.fail(target)
                     return
-                node = self.node = target.pick()
+                if isinstance(target, AliasTarget):
+                    node = self.node = self._repick(target)
+                else:
+                    node = self.node = target
                 if node is not None and node.instances:
                     if waiting is not None:
                         waiting.end(loop.time())
@@ -234,6 +263,12 @@ class Exchange:
             if waiting is not None:
                 waiting.end(loop.time())
 
+    def _repick(self, target: AliasTarget) -> NodeTarget | None:
+        alias: AliasRequest = self.alias  # type: ignore[assignment]  # an alias's key
+        node = alias.repick(target)
+        self.response_headers = alias.header_lines(self.request_id)
+        return node
+
     def fail(self, error: PierError) -> None:
         """Answer with ``error``, or cut the client off if the response had started."""
         if self.is_done:
@@ -254,7 +289,7 @@ class Exchange:
                     node=self.node.node if self.node is not None else None,
                     keep_alive=self.keep_alive,
                     http11=self.http11,
-                    headers=self.request_id,
+                    headers=self.response_headers,
                 )
             )
         self.finish(error.http_status, None)
@@ -295,4 +330,7 @@ class Exchange:
         else:
             stats = gateway.metrics.unrouted
         stats.record(status, latency_s)
+        alias = self.alias
+        if alias is not None and alias.leg is not None:
+            alias.leg.stats.record(status, gateway.loop.time() - alias.started_at)
         self.client.exchange_done(self)

@@ -66,26 +66,34 @@ class ConnectionFigures(Protocol):
     def idle_closed(self) -> int: ...
 
 
-class NodeStats:
-    """Counters of one node (``project``/``node`` empty for requests that matched no node)."""
+class Outcomes:
+    """Requests by status class and latency histogram counts (the common part of a
+    node's and an alias node's figures)."""
 
-    __slots__ = (
-        "busy_at",
-        "busy_s",
-        "by_class",
-        "in_flight",
-        "latency_counts",
-        "latency_sum_s",
-        "node",
-        "project",
-    )
+    __slots__ = ("by_class", "latency_counts", "latency_sum_s")
 
-    def __init__(self, project: str, node: str) -> None:
-        self.project = project
-        self.node = node
+    def __init__(self) -> None:
         self.by_class = [0] * 10
         self.latency_counts = [0] * (len(LATENCY_BUCKETS_S) + 1)
         self.latency_sum_s = 0.0
+
+    def record(self, status: int, latency_s: float | None) -> None:
+        """Count one finished request; ``latency_s`` is None when no instance answered."""
+        self.by_class[status // 100] += 1  # statuses are 100..999
+        if latency_s is not None:
+            self.latency_counts[bisect_left(LATENCY_BUCKETS_S, latency_s)] += 1
+            self.latency_sum_s += latency_s
+
+
+class NodeStats(Outcomes):
+    """Counters of one node (``project``/``node`` empty for requests that matched no node)."""
+
+    __slots__ = ("busy_at", "busy_s", "in_flight", "node", "project")
+
+    def __init__(self, project: str, node: str) -> None:
+        super().__init__()
+        self.project = project
+        self.node = node
         self.in_flight = 0
         self.busy_s = 0.0
         """Integral of ``in_flight`` over time up to ``busy_at`` (loop time)."""
@@ -108,16 +116,79 @@ class NodeStats:
         """The integral of requests in flight over time, up to ``now``."""
         return self.busy_s + self.in_flight * max(0.0, now - self.busy_at)
 
-    def record(self, status: int, latency_s: float | None) -> None:
-        """Count one finished request; ``latency_s`` is None when no instance answered."""
-        self.by_class[status // 100] += 1  # statuses are 100..999
-        if latency_s is not None:
-            self.latency_counts[bisect_left(LATENCY_BUCKETS_S, latency_s)] += 1
-            self.latency_sum_s += latency_s
+
+class AliasStats(Outcomes):
+    """Counters of one node of an alias: the alias's requests it took (gateway errors
+    counted by their status), and their duration from the gateway's first try to the
+    end of the response."""
+
+    __slots__ = ("alias", "node", "project")
+
+    def __init__(self, project: str, alias: str, node: str) -> None:
+        super().__init__()
+        self.project = project
+        self.alias = alias
+        self.node = node
+
+
+class MirrorStats:
+    """Counters of one mirror of an alias: copies sent (answered below 500), dropped
+    (no room in the queue or budget, or a body over the limit) and failed (5xx or no
+    answer), their latency, and how their V2 outputs compared with the primary's."""
+
+    __slots__ = (
+        "alias",
+        "differ",
+        "dropped",
+        "equal",
+        "errors",
+        "latency_counts",
+        "latency_sum_s",
+        "max_abs_difference",
+        "node",
+        "project",
+        "sent",
+    )
+
+    def __init__(self, project: str, alias: str, node: str) -> None:
+        self.project = project
+        self.alias = alias
+        self.node = node
+        self.sent = 0
+        self.dropped = 0
+        self.errors = 0
+        self.latency_counts = [0] * (len(LATENCY_BUCKETS_S) + 1)
+        self.latency_sum_s = 0.0
+        self.equal = 0
+        self.differ = 0
+        self.max_abs_difference = 0.0
+        """The largest absolute difference between a mirrored and a primary output."""
+
+    def answered(self, status: int, latency_s: float) -> None:
+        """A copy was answered with ``status`` after ``latency_s``."""
+        if status >= 500:
+            self.errors += 1
+        else:
+            self.sent += 1
+        self.latency_counts[bisect_left(LATENCY_BUCKETS_S, latency_s)] += 1
+        self.latency_sum_s += latency_s
+
+    def compared(self, is_equal: bool, max_abs_difference: float) -> None:
+        """The copy's outputs were compared with the primary's."""
+        if is_equal:
+            self.equal += 1
+        else:
+            self.differ += 1
+        self.max_abs_difference = max(self.max_abs_difference, max_abs_difference)
+
+
+AliasShown = Callable[[str, str], bool]
+"""Whether the series of alias (project, alias) may be shown to this scrape."""
 
 
 class GatewayMetrics:
-    """All NodeStats of this process, kept across route table versions."""
+    """All NodeStats, AliasStats and MirrorStats of this process, kept across route table
+    versions."""
 
     def __init__(
         self,
@@ -127,6 +198,8 @@ class GatewayMetrics:
         """``clock``: the event loop's time, the one ``begin``/``end`` are given."""
         self.clock = clock
         self._nodes: dict[tuple[str, str], NodeStats] = {}
+        self._aliases: dict[tuple[str, str, str], AliasStats] = {}
+        self._mirrors: dict[tuple[str, str, str], MirrorStats] = {}
         self.unrouted = self.node("", "")
         self.connections = connections
         """The client connections of the shared port, for their figures."""
@@ -138,13 +211,41 @@ class GatewayMetrics:
             stats = self._nodes[(project, node)] = NodeStats(project, node)
         return stats
 
+    def alias(self, project: str, alias: str, node: str) -> AliasStats:
+        """The stats of ``node`` as a node of ``project/alias``, created on first use."""
+        key = (project, alias, node)
+        stats = self._aliases.get(key)
+        if stats is None:
+            stats = self._aliases[key] = AliasStats(project, alias, node)
+        return stats
+
+    def mirror(self, project: str, alias: str, node: str) -> MirrorStats:
+        """The stats of ``node`` as a mirror of ``project/alias``, created on first use."""
+        key = (project, alias, node)
+        stats = self._mirrors.get(key)
+        if stats is None:
+            stats = self._mirrors[key] = MirrorStats(project, alias, node)
+        return stats
+
     def all(self) -> list[NodeStats]:
         return list(self._nodes.values())
 
-    def render(self, is_shown: Callable[[NodeStats], bool] | None = None) -> bytes:
-        """Prometheus text exposition of every counter, of the nodes ``is_shown`` accepts."""
+    def aliases(self) -> list[AliasStats]:
+        return list(self._aliases.values())
+
+    def mirrors(self) -> list[MirrorStats]:
+        return list(self._mirrors.values())
+
+    def render(
+        self,
+        is_shown: Callable[[NodeStats], bool] | None = None,
+        is_alias_shown: AliasShown | None = None,
+    ) -> bytes:
+        """Prometheus text exposition of every counter, of the nodes ``is_shown`` accepts
+        and the aliases (and their mirrors) ``is_alias_shown`` accepts (None: all)."""
         registry = CollectorRegistry(auto_describe=False)
         registry.register(_Collector(self, is_shown))
+        registry.register(_AliasCollector(self, is_alias_shown))
         return generate_latest(registry)
 
 
@@ -182,21 +283,96 @@ class _Collector:
                 continue
             names = [stats.project, stats.node]
             busy.add_metric(names, stats.in_flight_seconds(now))
-            for index, code in enumerate(_CLASSES, start=1):
-                if stats.by_class[index]:
-                    requests.add_metric([*names, code], stats.by_class[index])
+            _add_classes(requests, names, stats.by_class)
             in_flight.add_metric(names, stats.in_flight)
-            count = sum(stats.latency_counts)
-            if count:
-                latency.add_metric(
-                    names, _cumulative(stats.latency_counts), sum_value=stats.latency_sum_s
-                )
+            _add_histogram(latency, names, stats.latency_counts, stats.latency_sum_s)
         yield requests
         yield latency
         yield in_flight
         yield busy
         if self._metrics.connections is not None:
             yield from _connection_figures(self._metrics.connections)
+
+
+class _AliasCollector:
+    """The series of aliases and their mirrors (labels project, alias, node)."""
+
+    def __init__(self, metrics: GatewayMetrics, is_shown: AliasShown | None) -> None:
+        self._metrics = metrics
+        self._is_shown = is_shown
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["project", "alias", "node"]
+        requests = CounterMetricFamily(
+            "pier_gateway_alias_requests",
+            "Requests through an alias, by the node that took them and status class "
+            "(gateway errors counted by their status).",
+            labels=[*labels, "class"],
+        )
+        duration = HistogramMetricFamily(
+            "pier_gateway_alias_request_duration_seconds",
+            "Requests through an alias, from the gateway's first try until the response "
+            "was complete (or the gateway's error was sent).",
+            labels=labels,
+        )
+        is_shown = self._is_shown
+        for stats in self._metrics.aliases():
+            if is_shown is None or is_shown(stats.project, stats.alias):
+                names = [stats.project, stats.alias, stats.node]
+                _add_classes(requests, names, stats.by_class)
+                _add_histogram(duration, names, stats.latency_counts, stats.latency_sum_s)
+        yield requests
+        yield duration
+        yield from self._mirror_figures(labels)
+
+    def _mirror_figures(self, labels: list[str]) -> Iterator[Metric]:
+        outcomes = CounterMetricFamily(
+            "pier_gateway_mirror_requests",
+            "Copies of an alias's requests for a mirror node: sent (answered below 500), "
+            "dropped (no room, or a body over the limit), error (5xx or no answer).",
+            labels=[*labels, "outcome"],
+        )
+        duration = HistogramMetricFamily(
+            "pier_gateway_mirror_request_duration_seconds",
+            "Mirrored requests, from sending the copy until its response was complete.",
+            labels=labels,
+        )
+        compared = CounterMetricFamily(
+            "pier_gateway_mirror_compared",
+            "Mirrored V2 answers whose outputs were compared with the primary's.",
+            labels=[*labels, "result"],
+        )
+        difference = GaugeMetricFamily(
+            "pier_gateway_mirror_max_abs_difference",
+            "The largest absolute difference between a mirrored and a primary output.",
+            labels=labels,
+        )
+        is_shown = self._is_shown
+        for stats in self._metrics.mirrors():
+            if is_shown is not None and not is_shown(stats.project, stats.alias):
+                continue
+            names = [stats.project, stats.alias, stats.node]
+            outcomes.add_metric([*names, "sent"], stats.sent)
+            outcomes.add_metric([*names, "dropped"], stats.dropped)
+            outcomes.add_metric([*names, "error"], stats.errors)
+            _add_histogram(duration, names, stats.latency_counts, stats.latency_sum_s)
+            compared.add_metric([*names, "equal"], stats.equal)
+            compared.add_metric([*names, "differ"], stats.differ)
+            difference.add_metric(names, stats.max_abs_difference)
+        yield from (outcomes, duration, compared, difference)
+
+
+def _add_classes(family: CounterMetricFamily, names: list[str], by_class: list[int]) -> None:
+    for index, code in enumerate(_CLASSES, start=1):
+        if by_class[index]:
+            family.add_metric([*names, code], by_class[index])
+
+
+def _add_histogram(
+    family: HistogramMetricFamily, names: list[str], counts: list[int], sum_s: float
+) -> None:
+    if sum(counts):
+        family.add_metric(names, _cumulative(counts), sum_value=sum_s)
 
 
 def _connection_figures(connections: ConnectionFigures) -> Iterator[Metric]:

@@ -51,8 +51,8 @@ class Exchange(Protocol):
     @property
     def http11(self) -> bool: ...
     @property
-    def request_id(self) -> bytes:
-        """The ``x-request-id`` header line the response gets."""
+    def response_headers(self) -> bytes:
+        """The header lines the gateway adds to the response (``x-request-id``...)."""
 
     @property
     def limit(self) -> int:
@@ -246,9 +246,9 @@ class UpstreamConnection(asyncio.Protocol):
             )
         # the head as it came, x-pier-instance and x-request-id added before the blank line,
         # then the body
-        relayed = b"".join(
-            (head, self.upstream.instance_header, exchange.request_id, connection, data[end + 2 :])
-        )
+        added = exchange.response_headers
+        body = data[end + 2 :]
+        relayed = b"".join((head, self.upstream.instance_header, added, connection, body))
         if remaining > 0:
             self.has_head = self.is_reusable = True
             self.remaining = remaining
@@ -335,7 +335,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.status = status
         kept += (
             self.upstream.instance_header,
-            exchange.request_id,
+            exchange.response_headers,
             wire.CHUNKED if self.is_chunking else b"",
             wire.connection_header(keep_alive=exchange.keep_alive, http11=exchange.http11),
             _CRLF,

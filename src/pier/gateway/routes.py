@@ -21,8 +21,8 @@ instances calls it again when the routes change.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Final, TypeAlias
 
 import structlog
@@ -31,16 +31,19 @@ from pier.domain.errors import AliasNotFound, NodeNotFound, PierError
 from pier.domain.routes import AliasRoute, NodeRoute, RouteInstance, RouteTable
 from pier.domain.specs import Access
 from pier.domain.tokens import token_digest
-from pier.gateway.balance import WeightedChoice
+from pier.gateway.balance import HashRing, WeightedChoice, session_hash
 from pier.gateway.errors import NodeSuspended, split_key
 from pier.gateway.limits import body_limit
-from pier.gateway.metrics import GatewayMetrics, NodeStats
+from pier.gateway.metrics import AliasStats, GatewayMetrics, MirrorStats, NodeStats
 from pier.gateway.pool import IDLE_S, Upstream, UpstreamRegistry
 
 log = structlog.get_logger("pier.gateway")
 
 DEFAULT_PROJECT: Final = b"default"
 _TOKEN_CACHE_SIZE: Final = 1024
+_HALF_RANGE: Final = float(2**64)
+"""A session hash is 128 bits: the upper half picks the node, the lower the instance."""
+_REPINNED: Final = b"x-pier-repinned: 1\r\n"
 
 
 @dataclass(slots=True, eq=False)
@@ -56,29 +59,122 @@ class NodeTarget:
     max_body_bytes: int
     stats: NodeStats
     scales_from_zero: bool = False
+    ring: HashRing[Upstream] | None = None
+    """The instances on a hash ring, for sticky sessions (built for sticky aliases)."""
 
-    def pick(self) -> NodeTarget:
-        """The node takes the request itself (as an alias picks one of its nodes)."""
-        return self
+
+@dataclass(slots=True, eq=False)
+class AliasNode:
+    """A node as one alias serves it: where its requests go, its figures there, and the
+    header naming it in every answer through the alias."""
+
+    node: NodeTarget
+    stats: AliasStats
+    header: bytes
+    """The ``x-pier-node`` header line."""
+
+
+@dataclass(slots=True, eq=False)
+class MirrorTarget:
+    """A node that gets a copy of ``fraction`` of an alias's requests."""
+
+    node: NodeTarget
+    fraction: float
+    stats: MirrorStats
 
 
 @dataclass(slots=True, eq=False)
 class AliasTarget:
-    """An alias: a weighted choice over its nodes that have Healthy instances."""
+    """An alias: a weighted choice over its nodes that can take traffic, header routes,
+    sticky sessions and mirrors."""
 
     project: str
     alias: str
     is_public: bool
-    choice: WeightedChoice[NodeTarget] | None
-    """None when no node of the alias can take traffic now."""
-    fallback: NodeTarget | None
+    choice: WeightedChoice[AliasNode] | None
+    """Ready nodes with a weight and a Healthy instance; when there are none, the nodes
+    with a weight and a Healthy instance; None when no node of the alias has one."""
+    fallback: AliasNode | None
     """A node of the alias for limits and errors while ``choice`` is None."""
+    by_name: dict[str, AliasNode] = field(default_factory=dict)
+    """Every node the alias may send to (targets and header routes), by name."""
+    header_routes: tuple[tuple[bytes, bytes, str], ...] = ()
+    """(lower-case header name, value, node): requests carrying it go to that node."""
+    sticky_header: bytes | None = None
+    mirrors: tuple[MirrorTarget, ...] = ()
 
-    def pick(self) -> NodeTarget | None:
-        """The node to take the next request, by weight; None if none can."""
-        if self.choice is not None:
-            return self.choice.pick()
-        return self.fallback
+    @property
+    def reads_headers(self) -> bool:
+        """Whether the alias routes by a request header (header routes, sticky)."""
+        return bool(self.header_routes) or self.sticky_header is not None
+
+    def read_headers(self, headers: list[bytes]) -> tuple[str | None, int]:
+        """(the node a header route names, the sticky session's hash or -1) of a request
+        whose forwarded headers are ``headers`` (name and value at 1 and 3 of each four)."""
+        routed: str | None = None
+        session = -1
+        sticky = self.sticky_header
+        for index in range(1, len(headers) - 2, 4):
+            name = headers[index].lower()
+            value = headers[index + 2]
+            if name == sticky and session < 0:
+                session = session_hash(value.strip())
+            if routed is None:
+                for header, wanted, node in self.header_routes:
+                    if name == header and value.strip() == wanted:
+                        routed = node
+                        break
+        return routed, session
+
+    def pick(self, routed: str | None = None, session: int = -1) -> AliasNode | None:
+        """The node to take the next request: the one a header route names, else one
+        by weight (the same one for the same session while the shares stay); None if no
+        node can take it."""
+        if routed is not None:
+            leg = self.by_name.get(routed)
+            if leg is not None:
+                return leg
+        choice = self.choice
+        if choice is None:
+            return self.fallback
+        if session >= 0:
+            return choice.pick_at((session >> 64) / _HALF_RANGE)
+        return choice.pick()
+
+
+class AliasRequest:
+    """What one request through an alias carries besides its node: how it was routed,
+    its sticky session, the copies it is to be mirrored to."""
+
+    __slots__ = ("is_repinned", "leg", "mirrors", "routed", "session", "started_at", "target")
+
+    def __init__(self, target: AliasTarget, routed: str | None, session: int) -> None:
+        self.target = target
+        self.routed = routed
+        self.session = session
+        self.leg = target.pick(routed, session)
+        self.is_repinned = False
+        self.started_at = 0.0
+        self.mirrors: list[MirrorTarget] | None = None
+        """The mirrors this request is copied to, once chosen."""
+
+    @property
+    def node(self) -> NodeTarget | None:
+        leg = self.leg
+        return leg.node if leg is not None else None
+
+    def repick(self, target: AliasTarget) -> NodeTarget | None:
+        """Pick again in ``target`` (the alias in a newer route table)."""
+        self.target = target
+        leg = self.leg = target.pick(self.routed, self.session)
+        return leg.node if leg is not None else None
+
+    def header_lines(self, request_id: bytes) -> bytes:
+        """The header lines the gateway adds to the answer: ``request_id``, the node's,
+        and ``x-pier-repinned`` when a sticky session moved."""
+        leg = self.leg
+        lines = request_id if leg is None else request_id + leg.header
+        return lines + _REPINNED if self.is_repinned else lines
 
 
 RouteMatch: TypeAlias = tuple[bool, bytes, bytes]
@@ -100,6 +196,7 @@ class Router:
     ) -> None:
         self.version = table.version
         self.table = table
+        self._metrics = metrics
         self._tokens = table.token_sha256
         self._token_cache: dict[bytes, bool] = {}
         self.nodes: dict[bytes, NodeTarget] = {
@@ -120,6 +217,10 @@ class Router:
             (r.project, r.node) for r in table.nodes.values() if r.access == Access.PUBLIC
         )
         """(project, node) of the public nodes: what callers without a token may see."""
+        self.public_aliases = frozenset(
+            (a.project, a.alias) for a in table.aliases.values() if a.access == Access.PUBLIC
+        )
+        """(project, alias) of the public aliases."""
 
     def resolve(self, is_alias: bool, key: bytes) -> NodeTarget | AliasTarget | PierError:
         """The node or alias of ``key`` (``b"project/name"``), or the error that says it
@@ -159,24 +260,45 @@ class Router:
         return known
 
     def _compile_alias(self, route: AliasRoute) -> AliasTarget:
-        ready: list[NodeTarget] = []
-        weights: list[int] = []
-        fallback: NodeTarget | None = None
-        for target in route.targets:
-            node = self.nodes.get(_key(route.project, target.node))
-            if node is None:
-                continue
-            fallback = fallback or node
-            if target.weight > 0 and node.instances:
-                ready.append(node)
-                weights.append(target.weight)
+        by_name: dict[str, AliasNode] = {}
+        for name in (*(t.node for t in route.targets), *(r.node for r in route.header_routes)):
+            node = self.nodes.get(_key(route.project, name))
+            if node is not None and name not in by_name:
+                stats = self._metrics.alias(route.project, route.alias, name)
+                by_name[name] = AliasNode(node, stats, b"x-pier-node: %s\r\n" % name.encode())
+        weighted = [(by_name[t.node], t) for t in route.targets if t.node in by_name]
+        live = [(leg, t) for leg, t in weighted if t.weight > 0 and leg.node.instances]
+        ready = [(leg, t) for leg, t in live if t.ready]
+        chosen = ready or live
+        fallback = next((leg for leg, t in weighted if t.weight > 0), None)
+        if route.sticky_header is not None:
+            for leg in by_name.values():
+                leg.node.ring = leg.node.ring or HashRing(leg.node.instances)
         return AliasTarget(
             project=route.project,
             alias=route.alias,
             is_public=route.access == Access.PUBLIC,
-            choice=WeightedChoice(ready, weights) if ready else None,
-            fallback=fallback,
+            choice=WeightedChoice([leg for leg, _ in chosen], [t.weight for _, t in chosen])
+            if chosen
+            else None,
+            fallback=fallback or next(iter(by_name.values()), None),
+            by_name=by_name,
+            header_routes=tuple(
+                (r.header.lower().encode("latin-1"), r.value.encode("latin-1"), r.node)
+                for r in route.header_routes
+            ),
+            sticky_header=route.sticky_header.lower().encode("latin-1")
+            if route.sticky_header
+            else None,
+            mirrors=tuple(self._compile_mirrors(route)),
         )
+
+    def _compile_mirrors(self, route: AliasRoute) -> Iterator[MirrorTarget]:
+        for mirror in route.mirrors:
+            node = self.nodes.get(_key(route.project, mirror.node))
+            if node is not None:
+                stats = self._metrics.mirror(route.project, route.alias, mirror.node)
+                yield MirrorTarget(node, mirror.percent / 100.0, stats)
 
 
 def match_request(

@@ -47,7 +47,7 @@ from pier.gateway.forward import Exchange, Shared
 from pier.gateway.limits import LINGER_S, ClientLimits
 from pier.gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from pier.gateway.request_ids import RequestIds
-from pier.gateway.routes import AliasTarget, NodeTarget, match_request
+from pier.gateway.routes import AliasRequest, AliasTarget, NodeTarget, match_request
 from pier.http import wire
 
 log = structlog.get_logger("pier.gateway")
@@ -149,7 +149,7 @@ class ClientConnection(asyncio.Protocol):
     limit: int
     key: bytes | None
     node: NodeTarget | None
-    alias: str | None
+    alias: AliasRequest | None
     target: bytes
 
     def __init__(
@@ -306,6 +306,7 @@ class ClientConnection(asyncio.Protocol):
             self._untime()
         self.key = None
         self.node = None
+        self.alias = None
         if not self.is_answered:
             self._answer(error)
         self.close_when_idle()
@@ -521,8 +522,14 @@ class ClientConnection(asyncio.Protocol):
             self._answer_unknown(route, alias=is_alias)
             return
         if isinstance(route, AliasTarget):
-            self.alias = route.alias
-        self.node = node = route.pick()
+            if route.reads_headers:
+                routed, session = route.read_headers(self.headers)
+                self.alias = alias = AliasRequest(route, routed, session)
+            else:
+                self.alias = alias = AliasRequest(route, None, -1)
+            self.node = node = alias.node
+        else:
+            self.node = node = route
         if not route.is_public and not router.is_authorized(self.authorization):
             self._answer(Unauthorized(), alias=is_alias)
             return
@@ -640,18 +647,25 @@ class ClientConnection(asyncio.Protocol):
         """Refuse the request with ``error``; its body, if any, is read and dropped."""
         self.is_answered = True
         keep_alive = not close and not self.is_broken and self.keep_alive
+        through = self.alias
+        node = self.node
         self._send_or_queue(
             render_error(
                 error,
                 key=self.key,
                 is_alias=alias,
+                node=node.node if node is not None else None,
                 keep_alive=keep_alive,
                 http11=self.http11,
-                headers=self._request_id(),
+                headers=self._request_id()
+                if through is None
+                else through.header_lines(self._request_id()),
             )
         )
-        stats = self.node.stats if self.node is not None else self.gateway.metrics.unrouted
+        stats = node.stats if node is not None else self.gateway.metrics.unrouted
         stats.record(error.http_status, None)
+        if through is not None and through.leg is not None:
+            through.leg.stats.record(error.http_status, None)
         if not keep_alive:
             self.must_close = True
             if not self.is_broken:

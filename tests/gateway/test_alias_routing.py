@@ -1,0 +1,214 @@
+"""What the gateway does with an alias: ready gating, the header naming the node, header
+routes, sticky sessions, and the alias's figures in /metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from gateway_processes import TOKEN, Gateway, Upstream, node, table, wait_until, write_routes
+
+from pier.domain.routes import AliasRoute, AliasTarget, HeaderRoute, RouteTable
+from pier.domain.specs import Access
+
+AUTH = {"authorization": f"Bearer {TOKEN}"}
+
+
+def _alias(name: str, *targets: AliasTarget, **fields: Any) -> AliasRoute:
+    return AliasRoute(
+        project="default", alias=name, targets=targets, access=Access.PUBLIC, **fields
+    )
+
+
+def _routes(upstreams: dict[str, Upstream], *aliases: AliasRoute, version: int = 1) -> RouteTable:
+    a, b = upstreams["a"].endpoint, upstreams["b"].endpoint
+    return table(
+        node("v1", a),
+        node("v2", b),
+        node("empty", max_body_bytes=10),
+        aliases=aliases,
+        version=version,
+    )
+
+
+def _answered_by(client: httpx.Client, path: str, n: int, **kwargs: Any) -> list[tuple[str, str]]:
+    """(instance name from the body, x-pier-node) of ``n`` requests."""
+    seen = []
+    for _ in range(n):
+        response = client.get(path, **kwargs)
+        assert response.status_code == 200, response.text
+        seen.append((response.json()["instance"], response.headers["x-pier-node"]))
+    return seen
+
+
+def test_only_ready_nodes_take_the_alias_traffic_and_answers_name_the_node(
+    gateway_factory: Callable[..., Gateway], upstreams: dict[str, Upstream]
+) -> None:
+    routes = _routes(
+        upstreams,
+        _alias(
+            "prod",
+            AliasTarget(node="v1", weight=50),
+            AliasTarget(node="v2", weight=50, ready=False),
+        ),
+    )
+    gateway = gateway_factory(routes)
+    with gateway.client() as client:
+        seen = _answered_by(client, "/default/aliases/prod/x", 40)
+    assert set(seen) == {("a", "v1")}
+
+
+def test_with_no_ready_node_the_nodes_with_instances_share_the_traffic(
+    gateway_factory: Callable[..., Gateway], upstreams: dict[str, Upstream]
+) -> None:
+    routes = _routes(
+        upstreams,
+        _alias(
+            "prod",
+            AliasTarget(node="v1", weight=50, ready=False),
+            AliasTarget(node="v2", weight=50, ready=False),
+            AliasTarget(node="empty", weight=50, ready=False),
+        ),
+    )
+    gateway = gateway_factory(routes)
+    with gateway.client() as client:
+        seen = _answered_by(client, "/x", 60, headers={"x-node-alias": "prod"})
+    assert set(seen) == {("a", "v1"), ("b", "v2")}
+
+
+def test_a_gateway_error_through_an_alias_names_the_node(
+    gateway_factory: Callable[..., Gateway], upstreams: dict[str, Upstream]
+) -> None:
+    routes = _routes(upstreams, _alias("dark", AliasTarget(node="empty", weight=100)))
+    gateway = gateway_factory(routes, "--no-instance-wait-s", "0.1")
+    with gateway.client() as client:
+        response = client.get("/default/aliases/dark/x")
+        too_large = client.post("/default/aliases/dark/x", content=b"x" * 100)
+    assert response.status_code == 503
+    assert response.headers["x-pier-node"] == "empty"
+    assert response.json()["error"]["node"] == "empty"
+    assert response.json()["error"]["alias"] == "dark"
+    assert too_large.status_code == 413
+    assert too_large.headers["x-pier-node"] == "empty"
+
+
+def test_a_header_route_sends_its_requests_to_its_node(
+    gateway_factory: Callable[..., Gateway], upstreams: dict[str, Upstream]
+) -> None:
+    routes = _routes(
+        upstreams,
+        _alias(
+            "prod",
+            AliasTarget(node="v1", weight=100),
+            AliasTarget(node="v2", weight=0),
+            header_routes=(HeaderRoute(header="x-canary", value="yes", node="v2"),),
+        ),
+    )
+    gateway = gateway_factory(routes)
+    with gateway.client() as client:
+        routed = _answered_by(client, "/default/aliases/prod/x", 20, headers={"X-Canary": "yes"})
+        other = _answered_by(client, "/default/aliases/prod/x", 20, headers={"x-canary": "no"})
+        plain = _answered_by(client, "/default/aliases/prod/x", 20)
+    assert set(routed) == {("b", "v2")}
+    assert set(other) == set(plain) == {("a", "v1")}
+
+
+def _sticky_routes(upstreams: dict[str, Upstream], instances: int, version: int) -> RouteTable:
+    a, b = upstreams["a"].endpoint, upstreams["b"].endpoint
+    endpoints = [a, b] * 3
+    return table(
+        node("web", *endpoints[:instances]),
+        aliases=(_alias("s", AliasTarget(node="web", weight=100), sticky_header="X-Session"),),
+        version=version,
+    )
+
+
+def _instances_of(client: httpx.Client, sessions: list[str], rounds: int) -> dict[str, set[str]]:
+    """Each session's instances over ``rounds`` requests each, and whether any answer
+    said it was re-pinned."""
+    seen: dict[str, set[str]] = {s: set() for s in sessions}
+    for _ in range(rounds):
+        for session in sessions:
+            response = client.get("/default/aliases/s/x", headers={"x-session": session})
+            assert response.status_code == 200
+            assert "x-pier-repinned" not in response.headers
+            seen[session].add(response.headers["x-pier-instance"])
+    return seen
+
+
+def test_sticky_sessions_keep_their_instance_and_only_a_removed_ones_move(
+    gateway_factory: Callable[..., Gateway], upstreams: dict[str, Upstream]
+) -> None:
+    gateway = gateway_factory(_sticky_routes(upstreams, 4, version=1))
+    sessions = [f"session-{i}" for i in range(50)]
+    with gateway.client() as client:
+        seen = _instances_of(client, sessions, 10)  # 500 requests
+        assert all(len(instances) == 1 for instances in seen.values())
+        pinned = {s: next(iter(i)) for s, i in seen.items()}
+        assert len(set(pinned.values())) == 4  # the sessions spread over the instances
+
+        write_routes(gateway.routes_file, _sticky_routes(upstreams, 3, version=2))
+        wait_until(lambda: gateway.routes_version() == 2, what="routes version 2")
+        moved = {s for s, i in pinned.items() if i == "web-3"}
+        for session in sessions:
+            response = client.get("/default/aliases/s/x", headers={"x-session": session})
+            assert response.status_code == 200
+            instance = response.headers["x-pier-instance"]
+            if session in moved:
+                assert instance != "web-3"
+                assert response.headers["x-pier-repinned"] == "1"
+            else:
+                assert instance == pinned[session]
+                assert "x-pier-repinned" not in response.headers
+        after = _instances_of(client, sessions, 2)  # settled: no more re-pinning
+    assert moved
+    assert all(len(instances) == 1 for instances in after.values())
+
+
+def _sample(text: str, name: str, **labels: str) -> float | None:
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def test_alias_figures_are_in_metrics_and_private_ones_only_with_a_token(
+    gateway_factory: Callable[..., Gateway], upstreams: dict[str, Upstream]
+) -> None:
+    routes = _routes(
+        upstreams,
+        _alias("pub", AliasTarget(node="v1", weight=100)),
+        _alias("priv", AliasTarget(node="v2", weight=100)).model_copy(
+            update={"access": Access.PRIVATE}
+        ),
+        _alias("dark", AliasTarget(node="empty", weight=100)),
+    )
+    gateway = gateway_factory(routes, "--no-instance-wait-s", "0.05")
+    with gateway.client() as client:
+        for _ in range(3):
+            assert client.get("/default/aliases/pub/x").status_code == 200
+            assert client.get("/default/aliases/priv/x", headers=AUTH).status_code == 200
+        assert client.get("/default/aliases/dark/x").status_code == 503
+        public = client.get("/metrics").text
+        private = client.get("/metrics", headers=AUTH).text
+    requests = "pier_gateway_alias_requests_total"
+    assert _sample(public, requests, alias="pub", node="v1", **{"class": "2xx"}) == 3
+    assert _sample(public, requests, alias="dark", node="empty", **{"class": "5xx"}) == 1
+    assert _sample(public, requests, alias="priv") is None
+    assert 'alias="priv"' not in public
+    assert _sample(private, requests, alias="priv", node="v2", **{"class": "2xx"}) == 3
+    duration = "pier_gateway_alias_request_duration_seconds_count"
+    assert _sample(private, duration, alias="pub", node="v1") == 3
+
+
+def test_a_sticky_session_is_the_same_in_two_workers(
+    gateway_factory: Callable[..., Gateway], upstreams: dict[str, Upstream]
+) -> None:
+    gateway = gateway_factory(_sticky_routes(upstreams, 4, version=1), "--workers", "2")
+    seen: set[str] = set()
+    for _ in range(8):  # new connections: the kernel spreads them over the workers
+        with gateway.client() as client:
+            response = client.get("/default/aliases/s/x", headers={"X-SESSION": "one"})
+            seen.add(response.headers["x-pier-instance"])
+    assert len(seen) == 1
