@@ -75,6 +75,12 @@ class GatewayProcess:
             "--max-pipelined-bytes", str(gw.max_pipelined_bytes),
             "--max-connections", str(gw.max_connections),
             "--max-sticky-sessions", str(gw.max_sticky_sessions),
+            "--mirror-queue-size", str(gw.mirror_queue_size),
+            "--mirror-max-in-flight", str(gw.mirror_max_in_flight),
+            "--mirror-max-bytes", str(gw.mirror_max_bytes),
+            "--mirror-max-body-bytes", str(gw.mirror_max_body_bytes),
+            "--mirror-timeout-s", str(gw.mirror_timeout_s),
+            "--mirror-tolerance", str(gw.mirror_tolerance),
         ]  # fmt: skip
         self._log_path.parent.mkdir(parents=True, exist_ok=True)
         with self._log_path.open("ab") as log:

@@ -44,6 +44,23 @@ class GatewaySettings(BaseModel):
     """Sticky sessions (of aliases with a sticky header) each worker remembers, to tell
     a caller whose instance went away that it was re-pinned (``x-pier-repinned: 1``). The
     instance a session goes to does not depend on it: that is consistent hashing."""
+    mirror_queue_size: int = Field(default=256, ge=1)
+    """Mirrored copies waiting to be sent (counting the primaries being recorded for
+    them), per worker. A request finding it full is not mirrored: counted as dropped."""
+    mirror_max_in_flight: int = Field(default=32, ge=1)
+    """Mirrored copies being sent at once, per worker; the others wait in the queue."""
+    mirror_max_bytes: int = Field(default=64 * 2**20, ge=0)
+    """Request bodies and primary answers held for waiting and in-flight copies, per
+    worker; a copy over it is dropped."""
+    mirror_max_body_bytes: int = Field(default=2**20, ge=0)
+    """Requests with a larger body are not mirrored (dropped); larger answers are not
+    compared."""
+    mirror_timeout_s: float = Field(default=10.0, gt=0)
+    """A copy unanswered this long (or the mirror node's timeout_s, if shorter) is an
+    error; a mirror that hangs costs at most mirror_max_in_flight copies at a time."""
+    mirror_tolerance: float = Field(default=1e-6, ge=0)
+    """A mirrored V2 output equals the primary's when each number is within this,
+    absolutely or relatively."""
 
 
 class ControllerSettings(BaseModel):

@@ -11,7 +11,12 @@ Paths (any method, query strings kept):
   /cgi                a CGI-style answer: header lines ending in bare LF, body until close
   /header?name=N&value=V  an answer with the header N: V
   /count              how many requests this instance has seen (not counting /count)
+  /infer              a V2 answer: outputs y = [1.0, 2.0], or [1.0, 2.5] if NAME starts
+                      with "other"
   anything else       JSON: instance name, method, target, headers, body size
+
+An instance whose NAME starts with "fails" answers every request but /count with 500;
+one whose NAME starts with "hangs" never answers them.
 """
 
 from __future__ import annotations
@@ -61,6 +66,14 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
                 SEEN += 1
             if url.path == "/count":
                 writer.write(respond(200, json.dumps({"count": SEEN}).encode()))
+            elif NAME.startswith("fails"):
+                writer.write(respond(500, b'{"error": "failing on purpose"}'))
+            elif NAME.startswith("hangs"):
+                await asyncio.sleep(3600)
+            elif url.path == "/infer":
+                second = 2.5 if NAME.startswith("other") else 2.0
+                output = {"name": "y", "datatype": "FP32", "shape": [2], "data": [1.0, second]}
+                writer.write(respond(200, json.dumps({"outputs": [output]}).encode()))
             elif url.path == "/sleep":
                 await asyncio.sleep(float(query.get("s", "1")))
                 writer.write(respond(200, b'{"slept": true}'))

@@ -10,18 +10,24 @@ figures are then read from every worker and combined: loads add up, the routes v
 the oldest any worker serves, and requests in flight to a removed instance add up.
 
 The gateway names private nodes (in /metrics series, in the ids of draining instances)
-only to a caller with a valid bearer token, so the view sends the admin token."""
+only to a caller with a valid bearer token, so the view sends the admin token.
+
+``alias_figures`` reads what the gateway counted of aliases as typed values: per (alias,
+node) requests by status class and their latency histogram (``AliasFigures``: error rate
+and p95 of a window are ``later.minus(earlier)``), and per (alias, mirror) the copies'
+outcomes, latency and agreement (``MirrorFigures``), summed over the workers."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+import math
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
 
 import httpx
 import structlog
 from prometheus_client.parser import text_string_to_metric_families
 
-from pier.domain.names import NodeKey, NodeName, ProjectName
+from pier.domain.names import AliasName, NodeKey, NodeName, ProjectName
 
 log = structlog.get_logger(__name__)
 
@@ -66,6 +72,20 @@ class GatewayView:
             for key, value in parse_in_flight_seconds(response.text).items():
                 loads[key] = loads.get(key, 0.0) + value
         return loads
+
+    async def alias_figures(self) -> AliasFiguresRead | None:
+        """Every alias's and mirror's figures, summed over the workers; None when the
+        gateway (or one of its workers) did not answer."""
+        if self._worker_urls is None and await self._statuses() is None:
+            return None
+        figures = AliasFiguresRead()
+        for url in self._worker_urls or ():
+            response = await self._get(url, "/metrics")
+            if response is None:
+                self._worker_urls = None
+                return None
+            figures = figures.plus(parse_alias_figures(response.text))
+        return figures
 
     async def status(self) -> GatewayStatus | None:
         """The routes version every worker serves (the oldest) and the requests in flight
@@ -129,3 +149,262 @@ def parse_in_flight_seconds(text: str) -> dict[NodeKey, float]:
             if project and node:
                 loads[NodeKey(ProjectName(project), NodeName(node))] = float(sample.value)
     return loads
+
+
+ALIAS_REQUESTS = "pier_gateway_alias_requests"
+ALIAS_DURATION = "pier_gateway_alias_request_duration_seconds"
+MIRROR_REQUESTS = "pier_gateway_mirror_requests"
+MIRROR_DURATION = "pier_gateway_mirror_request_duration_seconds"
+MIRROR_COMPARED = "pier_gateway_mirror_compared"
+MIRROR_DIFFERENCE = "pier_gateway_mirror_max_abs_difference"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class AliasNodeKey:
+    """A node as a node (or mirror) of an alias."""
+
+    project: ProjectName
+    alias: AliasName
+    node: NodeName
+
+
+@dataclass(frozen=True, slots=True)
+class LatencyHistogram:
+    """Counts by upper bound (cumulative, as Prometheus has them; the last bound inf)."""
+
+    buckets: tuple[tuple[float, float], ...] = ()
+    sum_s: float = 0.0
+
+    @property
+    def count(self) -> int:
+        return int(self.buckets[-1][1]) if self.buckets else 0
+
+    def quantile(self, q: float) -> float | None:
+        """The ``q`` quantile (0..1), interpolated within its bucket as Prometheus's
+        histogram_quantile does; None without observations. In the last bucket (above
+        every bound) it is the highest finite bound."""
+        total = self.count
+        if total == 0:
+            return None
+        rank = q * total
+        lower, below = 0.0, 0.0
+        for bound, cumulative in self.buckets:
+            if cumulative >= rank and cumulative > below:
+                if math.isinf(bound):
+                    return lower
+                return lower + (bound - lower) * (rank - below) / (cumulative - below)
+            lower, below = bound, cumulative
+        return lower
+
+    def plus(self, other: LatencyHistogram) -> LatencyHistogram:
+        return self._combined(other, 1.0)
+
+    def minus(self, earlier: LatencyHistogram) -> LatencyHistogram:
+        """The observations since ``earlier`` (figures of the same series read before)."""
+        return self._combined(earlier, -1.0)
+
+    def _combined(self, other: LatencyHistogram, sign: float) -> LatencyHistogram:
+        if not other.buckets:
+            return self
+        if not self.buckets:
+            return other if sign > 0 else LatencyHistogram()
+        theirs = dict(other.buckets)
+        buckets = tuple((b, max(0.0, c + sign * theirs.get(b, 0.0))) for b, c in self.buckets)
+        return LatencyHistogram(buckets, self.sum_s + sign * other.sum_s)
+
+
+@dataclass(frozen=True, slots=True)
+class AliasFigures:
+    """An alias's requests a node took, as the gateway counted them (every worker)."""
+
+    key: AliasNodeKey
+    requests: dict[str, int] = field(default_factory=dict)
+    """By status class: "2xx", "4xx", "5xx"...; gateway errors by their status."""
+    latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+    """From the gateway's first try until the answer was complete."""
+
+    @property
+    def total(self) -> int:
+        return sum(self.requests.values())
+
+    @property
+    def errors(self) -> int:
+        """5xx answers, the instance's and the gateway's (502, 503, 504)."""
+        return self.requests.get("5xx", 0)
+
+    @property
+    def error_rate(self) -> float | None:
+        return self.errors / self.total if self.total else None
+
+    @property
+    def p95_s(self) -> float | None:
+        return self.latency.quantile(0.95)
+
+    def plus(self, other: AliasFigures) -> AliasFigures:
+        return AliasFigures(
+            self.key, _added(self.requests, other.requests, 1), self.latency.plus(other.latency)
+        )
+
+    def minus(self, earlier: AliasFigures) -> AliasFigures:
+        """The requests since ``earlier`` (the same series, read before): a window."""
+        requests = _added(self.requests, earlier.requests, -1)
+        return AliasFigures(self.key, requests, self.latency.minus(earlier.latency))
+
+
+@dataclass(frozen=True, slots=True)
+class MirrorFigures:
+    """Copies of an alias's requests sent to a mirror node (every worker)."""
+
+    key: AliasNodeKey
+    sent: int = 0
+    """Copies answered below 500."""
+    dropped: int = 0
+    """Copies not sent: no room in the queue or budget, or a body over the limit."""
+    errors: int = 0
+    """Copies answered with a 5xx, or not answered (no instance, connection, timeout)."""
+    latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+    equal: int = 0
+    differ: int = 0
+    max_abs_difference: float = 0.0
+
+    @property
+    def mirrored(self) -> int:
+        """Copies sent, answered or not."""
+        return self.sent + self.errors
+
+    @property
+    def p50_s(self) -> float | None:
+        return self.latency.quantile(0.5)
+
+    @property
+    def p95_s(self) -> float | None:
+        return self.latency.quantile(0.95)
+
+    @property
+    def equal_share(self) -> float | None:
+        """Of the V2 answers compared, the share whose outputs equal the primary's."""
+        compared = self.equal + self.differ
+        return self.equal / compared if compared else None
+
+    def plus(self, other: MirrorFigures) -> MirrorFigures:
+        return MirrorFigures(
+            self.key,
+            sent=self.sent + other.sent,
+            dropped=self.dropped + other.dropped,
+            errors=self.errors + other.errors,
+            latency=self.latency.plus(other.latency),
+            equal=self.equal + other.equal,
+            differ=self.differ + other.differ,
+            max_abs_difference=max(self.max_abs_difference, other.max_abs_difference),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AliasFiguresRead:
+    """What the gateway counted of aliases: per (alias, node) and per (alias, mirror)."""
+
+    aliases: dict[AliasNodeKey, AliasFigures] = field(default_factory=dict)
+    mirrors: dict[AliasNodeKey, MirrorFigures] = field(default_factory=dict)
+
+    def plus(self, other: AliasFiguresRead) -> AliasFiguresRead:
+        return AliasFiguresRead(
+            _merged(self.aliases, other.aliases), _merged(self.mirrors, other.mirrors)
+        )
+
+
+class _Summable(Protocol):
+    def plus(self: _S, other: _S) -> _S: ...
+
+
+_S = TypeVar("_S", bound=_Summable)
+
+
+def _merged(ours: dict[AliasNodeKey, _S], theirs: dict[AliasNodeKey, _S]) -> dict[AliasNodeKey, _S]:
+    merged = dict(ours)
+    for key, figures in theirs.items():
+        known = merged.get(key)
+        merged[key] = figures if known is None else known.plus(figures)
+    return merged
+
+
+def _added(ours: dict[str, int], theirs: dict[str, int], sign: int) -> dict[str, int]:
+    keys = ours.keys() | theirs.keys()
+    return {k: max(0, ours.get(k, 0) + sign * theirs.get(k, 0)) for k in sorted(keys)}
+
+
+def parse_alias_figures(text: str) -> AliasFiguresRead:
+    """The alias and mirror figures of one worker's Prometheus text."""
+    requests: dict[AliasNodeKey, dict[str, int]] = {}
+    latency: dict[str, dict[AliasNodeKey, _Histogram]] = {ALIAS_DURATION: {}, MIRROR_DURATION: {}}
+    mirrors: dict[AliasNodeKey, dict[str, float]] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name in latency:
+            _read_histogram(family.samples, latency[family.name])
+            continue
+        for sample in family.samples:
+            key = _alias_node_key(sample.labels)
+            if key is None:
+                continue
+            if family.name == ALIAS_REQUESTS:
+                requests.setdefault(key, {})[sample.labels.get("class", "")] = int(sample.value)
+            elif family.name == MIRROR_REQUESTS:
+                mirrors.setdefault(key, {})[sample.labels.get("outcome", "")] = sample.value
+            elif family.name == MIRROR_COMPARED:
+                mirrors.setdefault(key, {})[sample.labels.get("result", "")] = sample.value
+            elif family.name == MIRROR_DIFFERENCE:
+                mirrors.setdefault(key, {})["max_abs_difference"] = sample.value
+    alias_latency = {k: h.histogram() for k, h in latency[ALIAS_DURATION].items()}
+    mirror_latency = {k: h.histogram() for k, h in latency[MIRROR_DURATION].items()}
+    return AliasFiguresRead(
+        {
+            key: AliasFigures(key, by_class, alias_latency.get(key, LatencyHistogram()))
+            for key, by_class in requests.items()
+        },
+        {
+            key: _mirror_figures(key, values, mirror_latency.get(key, LatencyHistogram()))
+            for key, values in mirrors.items()
+        },
+    )
+
+
+@dataclass
+class _Histogram:
+    buckets: list[tuple[float, float]] = field(default_factory=list)
+    sum_s: float = 0.0
+
+    def histogram(self) -> LatencyHistogram:
+        return LatencyHistogram(tuple(sorted(self.buckets)), self.sum_s)
+
+
+def _read_histogram(samples: list[Any], into: dict[AliasNodeKey, _Histogram]) -> None:
+    for sample in samples:
+        key = _alias_node_key(sample.labels)
+        if key is None:
+            continue
+        histogram = into.setdefault(key, _Histogram())
+        if sample.name.endswith("_bucket"):
+            histogram.buckets.append((float(sample.labels["le"]), float(sample.value)))
+        elif sample.name.endswith("_sum"):
+            histogram.sum_s = float(sample.value)
+
+
+def _mirror_figures(
+    key: AliasNodeKey, values: dict[str, float], latency: LatencyHistogram
+) -> MirrorFigures:
+    return MirrorFigures(
+        key,
+        sent=int(values.get("sent", 0)),
+        dropped=int(values.get("dropped", 0)),
+        errors=int(values.get("error", 0)),
+        latency=latency,
+        equal=int(values.get("equal", 0)),
+        differ=int(values.get("differ", 0)),
+        max_abs_difference=values.get("max_abs_difference", 0.0),
+    )
+
+
+def _alias_node_key(labels: dict[str, str]) -> AliasNodeKey | None:
+    project, alias, node = labels.get("project"), labels.get("alias"), labels.get("node")
+    if not (project and alias and node):
+        return None
+    return AliasNodeKey(ProjectName(project), AliasName(alias), NodeName(node))

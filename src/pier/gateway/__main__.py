@@ -5,6 +5,8 @@ python -m pier.gateway --host 127.0.0.1 --port 8000 [--control-url URL]
     [--max-request-line-bytes N] [--max-header-bytes N] [--max-headers N]
     [--header-timeout-s S] [--body-timeout-s S] [--max-pipelined-bytes N]
     [--max-connections N] [--max-sticky-sessions N]
+    [--mirror-queue-size N] [--mirror-max-in-flight N] [--mirror-max-bytes N]
+    [--mirror-max-body-bytes N] [--mirror-timeout-s S] [--mirror-tolerance X]
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pier.gateway.app import (
     GatewayConfig,
     run_gateway,
 )
-from pier.gateway.limits import DEFAULT_MAX_BODY_BYTES, ClientLimits
+from pier.gateway.limits import DEFAULT_MAX_BODY_BYTES, ClientLimits, MirrorLimits
 from pier.observability.logging import configure_logging
 
 _CLIENT_LIMITS: tuple[tuple[str, type, str], ...] = (
@@ -29,6 +31,15 @@ _CLIENT_LIMITS: tuple[tuple[str, type, str], ...] = (
     ("header_timeout_s", float, "a request head not complete this long after it began: 408"),
     ("body_timeout_s", float, "a request body with no new bytes for this long: 408"),
     ("max_pipelined_bytes", int, "read at most this much more of a connection owed answers"),
+)
+
+_MIRROR_LIMITS: tuple[tuple[str, type, str], ...] = (
+    ("queue_size", int, "mirrored copies waiting (with primaries recorded for them)"),
+    ("max_in_flight", int, "mirrored copies being sent at once"),
+    ("max_bytes", int, "bytes held for waiting and in-flight copies"),
+    ("max_body_bytes", int, "larger requests are not mirrored, larger answers not compared"),
+    ("timeout_s", float, "a copy unanswered this long fails"),
+    ("tolerance", float, "mirrored outputs within this of the primary's are equal"),
 )
 
 
@@ -87,7 +98,19 @@ def parse_args(argv: Sequence[str] | None = None) -> GatewayConfig:
         parser.add_argument(
             "--" + field.replace("_", "-"), type=kind, default=default, help=f"{about} ({default})"
         )
+    mirror_defaults = MirrorLimits()
+    for field, kind, about in _MIRROR_LIMITS:
+        default = getattr(mirror_defaults, field)
+        parser.add_argument(
+            "--mirror-" + field.replace("_", "-"),
+            type=kind,
+            default=default,
+            help=f"{about} ({default})",
+        )
     args = parser.parse_args(argv)
+    mirror = MirrorLimits(**{f: getattr(args, "mirror_" + f) for f, _, _ in _MIRROR_LIMITS})
+    if min(mirror.queue_size, mirror.max_in_flight) < 1:
+        parser.error("--mirror-queue-size and --mirror-max-in-flight must be at least 1")
     if args.workers < 1:
         parser.error("--workers must be at least 1")
     if args.max_connections < 1:
@@ -105,6 +128,7 @@ def parse_args(argv: Sequence[str] | None = None) -> GatewayConfig:
         max_connections=args.max_connections,
         no_instance_wait_s=args.no_instance_wait_s,
         max_sticky_sessions=args.max_sticky_sessions,
+        mirror=mirror,
         client=ClientLimits(**{field: getattr(args, field) for field, _, _ in _CLIENT_LIMITS}),
     )
 

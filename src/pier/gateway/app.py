@@ -42,8 +42,9 @@ from pier.domain.routes import RouteTable
 from pier.gateway.balance import SessionPins
 from pier.gateway.connections import ClientConnections, RefusedConnection, fit_open_files
 from pier.gateway.errors import TooManyConnections, render_error
-from pier.gateway.limits import DEFAULT_MAX_BODY_BYTES, ClientLimits, Deadlines
+from pier.gateway.limits import DEFAULT_MAX_BODY_BYTES, ClientLimits, Deadlines, MirrorLimits
 from pier.gateway.metrics import GatewayMetrics
+from pier.gateway.mirror import Mirrors
 from pier.gateway.pool import IDLE_S, UpstreamRegistry
 from pier.gateway.request_ids import RequestIds
 from pier.gateway.routes import Router
@@ -101,6 +102,8 @@ class GatewayConfig:
     """What each client connection may send, and how slowly."""
     max_sticky_sessions: int = DEFAULT_MAX_STICKY_SESSIONS
     """Sticky sessions each worker remembers (to tell a caller it was re-pinned)."""
+    mirror: MirrorLimits = field(default_factory=MirrorLimits)
+    """What mirrored copies may take."""
 
 
 class Gateway:
@@ -126,6 +129,7 @@ class Gateway:
         self.upstreams = UpstreamRegistry()
         self.deadlines = Deadlines(loop)
         self.sessions = SessionPins(config.max_sticky_sessions)
+        self.mirrors = Mirrors(self, config.mirror)
         self._refusal = render_error(TooManyConnections(config.max_connections), keep_alive=False)
         self.router = self._compile(RouteTable())
         self._routes_changed = asyncio.Event()

@@ -5,6 +5,10 @@ response writes to it and attaches itself as the source; when the client's trans
 buffers too much (``pause_writing``), the client connection pauses the output, which
 stops reading from the source until the buffer drains. A source attached while the
 output is paused is paused at once.
+
+A ``CopyingOutput`` keeps a bounded copy of what is written: put in front of a client's
+output, it records the primary answer of a mirrored request (the client gets every byte
+as before); on its own it collects a mirror's answer, which goes nowhere else.
 """
 
 from __future__ import annotations
@@ -68,3 +72,50 @@ class ClientOutput:
         self.is_paused = False
         if self.source is not None:
             self.source.resume()
+
+
+class CopyingOutput(ClientOutput):
+    """Writes through to ``inner`` (if any) and keeps a copy of the first ``limit`` bytes."""
+
+    __slots__ = ("copied", "inner", "is_truncated", "limit", "size")
+
+    def __init__(self, inner: ClientOutput | None, limit: int) -> None:
+        super().__init__()
+        self.inner = inner
+        self.limit = limit
+        self.copied: list[bytes] = []
+        self.size = 0
+        self.is_truncated = False
+        """More than ``limit`` bytes were written: the copy is not the whole answer."""
+
+    def write(self, data: bytes) -> None:
+        self._keep(data)
+        if self.inner is not None:
+            self.inner.write(data)
+
+    def writelines(self, parts: list[bytes]) -> None:
+        for data in parts:
+            self._keep(data)
+        if self.inner is not None:
+            self.inner.writelines(parts)
+
+    def attach(self, source: Source) -> None:
+        if self.inner is not None:
+            self.inner.attach(source)
+
+    def detach(self, source: Source) -> None:
+        if self.inner is not None:
+            self.inner.detach(source)
+
+    def copy(self) -> bytes | None:
+        """What was written, or None if it was more than ``limit`` bytes."""
+        return None if self.is_truncated else b"".join(self.copied)
+
+    def _keep(self, data: bytes) -> None:
+        size = self.size + len(data)
+        if size > self.limit:
+            self.is_truncated = True
+            self.copied.clear()
+        elif not self.is_truncated:
+            self.size = size
+            self.copied.append(data)

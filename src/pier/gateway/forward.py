@@ -15,6 +15,7 @@ closed is simply not used. After the request was written, a lost connection is a
 from __future__ import annotations
 
 import asyncio
+from random import random
 from typing import Final, Protocol
 
 from pier.domain.errors import PierError
@@ -25,12 +26,13 @@ from pier.gateway.errors import (
     UpstreamTimeout,
     render_error,
 )
-from pier.gateway.flow import ClientOutput
+from pier.gateway.flow import ClientOutput, CopyingOutput
 from pier.gateway.limits import Deadlines
 from pier.gateway.metrics import GatewayMetrics, NodeStats
+from pier.gateway.mirror import MirrorRequest, Mirrors
 from pier.gateway.pool import Upstream
 from pier.gateway.relay import UpstreamConnection
-from pier.gateway.routes import AliasRequest, AliasTarget, NodeTarget, Router
+from pier.gateway.routes import AliasRequest, AliasTarget, MirrorTarget, NodeTarget, Router
 
 _HTTP11_HOST: Final = b" HTTP/1.1\r\nhost: "
 
@@ -46,6 +48,7 @@ class Shared(Protocol):
     no_instance_wait_s: float
     sessions: SessionPins
     """Where each sticky session went last."""
+    mirrors: Mirrors
 
     async def wait_for_routes(self, timeout_s: float) -> None:
         """Return when the routes change, or after ``timeout_s``."""
@@ -128,10 +131,35 @@ class Exchange:
         if alias is not None:
             alias.started_at = gateway.loop.time()
             self.response_headers = alias.header_lines(request_id)
+            if alias.target.mirrors:
+                self._choose_mirrors(alias, client.output)
         self.upstream: Upstream | None = None
         self.conn: UpstreamConnection | None = None
         self.stats: NodeStats | None = None
         self.is_done = False
+
+    def _choose_mirrors(self, alias: AliasRequest, output: ClientOutput) -> None:
+        """Pick the mirrors this request is copied to (each by its share) and, if there is
+        room for the copies, record the answer to compare theirs with."""
+        chosen = [m for m in alias.target.mirrors if random() < m.fraction]
+        mirrors = self.gateway.mirrors
+        if chosen and mirrors.reserve(chosen, len(self.body)):
+            alias.mirrors = chosen
+            self.output = CopyingOutput(output, mirrors.limits.max_body_bytes)
+
+    def _send_copies(self, alias: AliasRequest, status: int) -> None:
+        """The answer is relayed: queue the copies (not if the client went away)."""
+        chosen: list[MirrorTarget] = alias.mirrors  # type: ignore[assignment]  # checked
+        alias.mirrors = None
+        mirrors = self.gateway.mirrors
+        if status == 499:
+            mirrors.cancel(chosen)
+            return
+        output = self.output
+        primary = output.copy() if isinstance(output, CopyingOutput) and status == 200 else None
+        request = MirrorRequest(self.method, self.target, self.head, self.body)
+        for target in chosen:
+            mirrors.submit(target, request, primary)
 
     def start(self) -> None:
         """Send the request to an instance, or wait briefly for one to appear."""
@@ -331,6 +359,9 @@ class Exchange:
             stats = gateway.metrics.unrouted
         stats.record(status, latency_s)
         alias = self.alias
-        if alias is not None and alias.leg is not None:
-            alias.leg.stats.record(status, gateway.loop.time() - alias.started_at)
+        if alias is not None:
+            if alias.leg is not None:
+                alias.leg.stats.record(status, gateway.loop.time() - alias.started_at)
+            if alias.mirrors is not None:
+                self._send_copies(alias, status)
         self.client.exchange_done(self)

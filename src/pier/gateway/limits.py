@@ -54,6 +54,24 @@ class ClientLimits:
     max_pipelined_bytes: int = 2**20
 
 
+@dataclass(frozen=True, slots=True)
+class MirrorLimits:
+    """What mirrored copies may take (the gateway's ``mirror_*`` settings)."""
+
+    queue_size: int = 256
+    """Copies waiting to be sent, with the primaries being recorded for them."""
+    max_in_flight: int = 32
+    """Copies being sent at once."""
+    max_bytes: int = 64 * 2**20
+    """Request bodies and primary answers held for waiting and in-flight copies."""
+    max_body_bytes: int = 2**20
+    """Larger requests are not mirrored; larger answers are not compared."""
+    timeout_s: float = 10.0
+    """A copy unanswered this long (or the mirror node's timeout_s, if shorter) fails."""
+    tolerance: float = 1e-6
+    """Outputs are equal when they differ by at most this, absolutely or relatively."""
+
+
 class Expiring(Protocol):
     def expire(self) -> None:
         """The deadline passed."""

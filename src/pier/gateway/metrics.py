@@ -164,6 +164,14 @@ class MirrorStats:
         self.max_abs_difference = 0.0
         """The largest absolute difference between a mirrored and a primary output."""
 
+    def count_dropped(self) -> None:
+        """A copy was not sent: no room, or a body over the limit."""
+        self.dropped += 1
+
+    def count_error(self) -> None:
+        """A copy got no whole answer: no instance, a failed connection, a timeout."""
+        self.errors += 1
+
     def answered(self, status: int, latency_s: float) -> None:
         """A copy was answered with ``status`` after ``latency_s``."""
         if status >= 500:

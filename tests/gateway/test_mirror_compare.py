@@ -1,0 +1,43 @@
+"""Comparing a mirror's V2 outputs with the primary's, as pure functions."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from pier.gateway.compare import compare_answers
+
+
+def _answer(*outputs: tuple[str, object]) -> bytes:
+    body = orjson.dumps({"outputs": [{"name": n, "data": d} for n, d in outputs]})
+    return b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body)
+
+
+def test_outputs_within_the_tolerance_are_equal() -> None:
+    result = compare_answers(_answer(("y", [1.0, 2.0])), _answer(("y", [1.0, 2.0000001])), 1e-6)
+    assert result is not None and result.is_equal
+    assert result.max_abs_difference == pytest.approx(1e-7)
+
+
+def test_different_outputs_report_the_largest_difference() -> None:
+    primary = _answer(("y", [[1.0, 2.0], [3.0, 4.0]]), ("label", ["cat"]))
+    mirrored = _answer(("y", [[1.5, 2.0], [3.0, 1.0]]), ("label", ["cat"]))
+    result = compare_answers(primary, mirrored, 1e-6)
+    assert result is not None and not result.is_equal
+    assert result.max_abs_difference == 3.0
+
+
+@pytest.mark.parametrize(
+    "mirrored",
+    [_answer(("z", [1.0])), _answer(("y", [1.0, 2.0])), _answer(("y", ["1.0"]))],
+)
+def test_other_names_lengths_or_types_differ(mirrored: bytes) -> None:
+    result = compare_answers(_answer(("y", [1.0])), mirrored, 1e-6)
+    assert result is not None and not result.is_equal
+
+
+@pytest.mark.parametrize(
+    "other", [b"HTTP/1.1 200 OK\r\n\r\nnot json", b"HTTP/1.1 200 OK\r\n\r\n{}", b"no head"]
+)
+def test_answers_without_v2_outputs_are_not_compared(other: bytes) -> None:
+    assert compare_answers(_answer(("y", [1.0])), other, 1e-6) is None
