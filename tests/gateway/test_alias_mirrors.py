@@ -20,6 +20,7 @@ from gateway_processes import (
     table,
     wait_until,
 )
+from raw_http import RawClient
 
 from pier.controller.gateway_view import AliasFiguresRead, AliasNodeKey, GatewayView
 from pier.domain.names import AliasName, NodeName, ProjectName
@@ -159,3 +160,29 @@ def test_requests_with_bodies_over_the_limit_are_not_mirrored(
     wait_until(_settled(gateway, "twin", 20), what="every copy to twin to end")
     twin = _read(gateway).mirrors[_key("twin")]
     assert (twin.sent, twin.dropped, twin.errors) == (10, 10, 0)
+
+
+def test_pipelined_requests_never_sent_are_not_mirrored_and_hold_no_room(
+    gateway_factory: Callable[..., Gateway], upstreams: dict[str, Upstream]
+) -> None:
+    a = upstreams["a"].endpoint
+    routes = table(
+        node("v1", a),
+        node("twin", a),
+        aliases=(
+            _mirrored(
+                ("twin", 100),
+            ),
+        ),
+    )
+    gateway = gateway_factory(routes, "--mirror-queue-size", "2")
+    auth = f"authorization: Bearer {TOKEN}\r\n".encode()
+    slow = b"GET /default/aliases/prod/sleep?s=0.5 HTTP/1.1\r\nhost: t\r\n%s\r\n" % auth
+    queued = b"GET /default/aliases/prod/x HTTP/1.1\r\nhost: t\r\n%s\r\n" % auth
+    with RawClient(gateway.port) as client:
+        client.send(slow + queued * 3)  # then gone: the first is abandoned, 3 never sent
+    _call(gateway, "/default/aliases/prod/x", 5)
+
+    wait_until(_settled(gateway, "twin", 6), what="every copy to twin to end")
+    twin = _read(gateway).mirrors[_key("twin")]
+    assert (twin.sent, twin.dropped) == (5, 1)  # the abandoned one's copy is not sent

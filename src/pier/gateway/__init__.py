@@ -11,13 +11,14 @@ one (``forward.Client``, ``forward.Shared``, ``relay.Exchange``, ``relay.Origin`
     app        the process: workers, shared state (``Gateway``), route updates, draining
     server     a client connection: parses requests, answers in order
     forward    one request (``Exchange``): picks an instance, sends, retries, times out
+    mirror     copies of an alias's requests to its mirrors: queue, budget, comparison
     routes     the compiled table: ``match_request`` (path or headers) and ``resolve``
     pool       an instance (``Upstream``): its keep-alive pool and requests in flight
     relay      an instance connection: relays one response at a time to a ``ClientOutput``
-    balance, connections, errors, flow, limits, metrics, request_ids, sync
-               instance choice, the connection cap, JSON errors, the client's write side
-               and flow control, limits and deadlines, Prometheus figures, X-Request-Id,
-               route table updates
+    balance, compare, connections, errors, flow, limits, metrics, request_ids, sync
+               instance choice (and sticky sessions), V2 outputs compared, the connection
+               cap, JSON errors, the client's write side and flow control, limits and
+               deadlines, Prometheus figures, X-Request-Id, route table updates
     headers    what each request header is to the gateway
 
 A request: ``server.ClientConnection`` parses it and calls ``Router.resolve``, then makes

@@ -23,7 +23,8 @@ the route the caller used (an alias error also names the node it had picked, if 
     upstream_timeout          504   the node's timeout_s passed before the response was complete
     http_version_not_supported 505  HTTP other than 1.0 and 1.1
 
-Every answer carries the request's ``x-request-id``. The 4xx/5xx the gateway finds in a
+Every answer carries the request's ``x-request-id``, and through an alias the node it had
+picked in ``x-pier-node``. The 4xx/5xx the gateway finds in a
 request head (405, 408, 414, 431, 501, 505 and a 400) close the connection after them.
 """
 

@@ -131,8 +131,6 @@ class Exchange:
         if alias is not None:
             alias.started_at = gateway.loop.time()
             self.response_headers = alias.header_lines(request_id)
-            if alias.target.mirrors:
-                self._choose_mirrors(alias, client.output)
         self.upstream: Upstream | None = None
         self.conn: UpstreamConnection | None = None
         self.stats: NodeStats | None = None
@@ -189,7 +187,11 @@ class Exchange:
 
     def _pick_for_alias(self, alias: AliasRequest, node: NodeTarget, now: float) -> Upstream:
         """The instance of a sticky session's ring (the response says when it moved), or
-        the less loaded of two."""
+        the less loaded of two. The first time, the mirrors the request is copied to are
+        chosen (when it is sent: a request never sent is never copied)."""
+        if alias.target.mirrors and not alias.has_chosen_mirrors:
+            alias.has_chosen_mirrors = True
+            self._choose_mirrors(alias, self.output)
         ring = node.ring
         upstream = ring.pick(alias.session) if ring is not None and alias.session >= 0 else None
         if upstream is None:

@@ -17,6 +17,14 @@ the one they started with.
 or a suspended one (a suspended node is no target at all, so an alias routes around
 it): the client connection calls it when the head is parsed, and a request waiting for
 instances calls it again when the routes change.
+
+An alias picks its node per request (``AliasRequest``): a header route's node if the
+request carries that header value; else by weight among the ready nodes with a Healthy
+instance (a node not yet Healthy at its minimum, or suspended, gets none of the share),
+or, when none is ready, among the nodes with a Healthy instance. With a sticky header
+the session's hash picks the node (by weight) and the instance (on the node's hash
+ring, ``balance``). Every answer through an alias names its node (``x-pier-node``), and
+the request is counted per (alias, node) in ``AliasStats``.
 """
 
 from __future__ import annotations
@@ -146,7 +154,16 @@ class AliasRequest:
     """What one request through an alias carries besides its node: how it was routed,
     its sticky session, the copies it is to be mirrored to."""
 
-    __slots__ = ("is_repinned", "leg", "mirrors", "routed", "session", "started_at", "target")
+    __slots__ = (
+        "has_chosen_mirrors",
+        "is_repinned",
+        "leg",
+        "mirrors",
+        "routed",
+        "session",
+        "started_at",
+        "target",
+    )
 
     def __init__(self, target: AliasTarget, routed: str | None, session: int) -> None:
         self.target = target
@@ -156,7 +173,8 @@ class AliasRequest:
         self.is_repinned = False
         self.started_at = 0.0
         self.mirrors: list[MirrorTarget] | None = None
-        """The mirrors this request is copied to, once chosen."""
+        """The mirrors this request is copied to, once chosen (and not yet queued)."""
+        self.has_chosen_mirrors = False
 
     @property
     def node(self) -> NodeTarget | None:
