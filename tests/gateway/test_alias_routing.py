@@ -212,3 +212,16 @@ def test_a_sticky_session_is_the_same_in_two_workers(
             response = client.get("/default/aliases/s/x", headers={"X-SESSION": "one"})
             seen.add(response.headers["x-pier-instance"])
     assert len(seen) == 1
+
+
+def test_a_caller_without_a_token_learns_nothing_of_a_private_aliass_nodes(
+    gateway_factory: Callable[..., Gateway], upstreams: dict[str, Upstream]
+) -> None:
+    private = _alias("priv", AliasTarget(node="v2", weight=100))
+    routes = _routes(upstreams, private.model_copy(update={"access": Access.PRIVATE}))
+    gateway = gateway_factory(routes)
+    with gateway.client() as client:
+        refused = client.get("/default/aliases/priv/x")
+    assert refused.status_code == 401
+    assert "x-pier-node" not in refused.headers
+    assert "node" not in refused.json()["error"]

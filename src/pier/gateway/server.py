@@ -531,6 +531,7 @@ class ClientConnection(asyncio.Protocol):
         else:
             self.node = node = route
         if not route.is_public and not router.is_authorized(self.authorization):
+            self.alias = None  # the caller learns nothing of the alias's nodes
             self._answer(Unauthorized(), alias=is_alias)
             return
         if node is not None:
@@ -654,7 +655,7 @@ class ClientConnection(asyncio.Protocol):
                 error,
                 key=self.key,
                 is_alias=alias,
-                node=node.node if node is not None else None,
+                node=node.node if node is not None and through is not None else None,
                 keep_alive=keep_alive,
                 http11=self.http11,
                 headers=self._request_id()
