@@ -125,7 +125,7 @@ def test_mirrored_outputs_are_compared_with_the_primarys(
         aliases=(_mirrored(("twin", 100), ("changed", 100)),),
     )
     gateway = gateway_factory(routes)
-    _call(gateway, "/default/aliases/prod/infer", 20)
+    _call(gateway, "/default/aliases/prod/outputs", 20)
 
     wait_until(_settled(gateway, "twin", 20), what="every copy to twin to end")
     wait_until(_settled(gateway, "changed", 20), what="every copy to changed to end")

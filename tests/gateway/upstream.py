@@ -11,7 +11,7 @@ Paths (any method, query strings kept):
   /cgi                a CGI-style answer: header lines ending in bare LF, body until close
   /header?name=N&value=V  an answer with the header N: V
   /count              how many requests this instance has seen (not counting /count)
-  /infer              a V2 answer: outputs y = [1.0, 2.0], or [1.0, 2.5] if NAME starts
+  /outputs            a V2 answer: outputs y = [1.0, 2.0], or [1.0, 2.5] if NAME starts
                       with "other"
   anything else       JSON: instance name, method, target, headers, body size
 
@@ -70,7 +70,7 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
                 writer.write(respond(500, b'{"error": "failing on purpose"}'))
             elif NAME.startswith("hangs"):
                 await asyncio.sleep(3600)
-            elif url.path == "/infer":
+            elif url.path == "/outputs":
                 second = 2.5 if NAME.startswith("other") else 2.0
                 output = {"name": "y", "datatype": "FP32", "shape": [2], "data": [1.0, second]}
                 writer.write(respond(200, json.dumps({"outputs": [output]}).encode()))
