@@ -22,8 +22,13 @@ from gateway_processes import (
 )
 from raw_http import RawClient
 
-from pier.controller.gateway_view import AliasFiguresRead, AliasNodeKey, GatewayView
-from pier.domain.names import AliasName, NodeName, ProjectName
+from pier.controller.gateway_view import (
+    AliasFiguresRead,
+    AliasNodeKey,
+    GatewayView,
+    parse_in_flight_seconds,
+)
+from pier.domain.names import AliasName, NodeKey, NodeName, ProjectName
 from pier.domain.routes import AliasMirror, AliasRoute, AliasTarget, RouteTable
 from pier.domain.specs import Access
 
@@ -134,6 +139,10 @@ def test_mirrored_outputs_are_compared_with_the_primarys(
     assert (twin.sent, twin.equal, twin.equal_share, twin.max_abs_difference) == (20, 20, 1.0, 0.0)
     assert (changed.sent, changed.differ, changed.equal_share) == (20, 20, 0.0)
     assert changed.max_abs_difference == pytest.approx(0.5)
+    # the copies are load on the mirror nodes, counted in their own figures
+    text = httpx.get(f"{gateway.url}/metrics", headers={"authorization": f"Bearer {TOKEN}"}).text
+    assert 'pier_gateway_requests_total{code="2xx",node="twin",project="default"} 20.0' in text
+    assert parse_in_flight_seconds(text)[NodeKey.parse("default/changed")] > 0
 
 
 def test_requests_with_bodies_over_the_limit_are_not_mirrored(
@@ -186,3 +195,26 @@ def test_pipelined_requests_never_sent_are_not_mirrored_and_hold_no_room(
     wait_until(_settled(gateway, "twin", 6), what="every copy to twin to end")
     twin = _read(gateway).mirrors[_key("twin")]
     assert (twin.sent, twin.dropped) == (5, 1)  # the abandoned one's copy is not sent
+
+
+def test_the_figures_of_every_worker_are_summed(
+    gateway_factory: Callable[..., Gateway], upstreams: dict[str, Upstream]
+) -> None:
+    a = upstreams["a"].endpoint
+    routes = table(
+        node("v1", a),
+        node("twin", a),
+        aliases=(
+            _mirrored(
+                ("twin", 100),
+            ),
+        ),
+    )
+    gateway = gateway_factory(routes, "--workers", "2")
+    for _ in range(4):  # new connections: the kernel spreads them over the workers
+        _call(gateway, "/default/aliases/prod/x", 5)
+
+    wait_until(_settled(gateway, "twin", 20), what="every copy to twin to end")
+    figures = _read(gateway)
+    assert figures.aliases[_key("v1")].requests == {"2xx": 20}
+    assert figures.mirrors[_key("twin")].sent == 20

@@ -15,7 +15,9 @@ mirror's with. What copies may hold is bounded by ``MirrorLimits``:
     fails, which frees its place. A mirror that hangs therefore fills ``max_in_flight``,
     then the queue, then its copies are dropped: the callers see nothing of it.
 
-Each copy ends as one of ``MirrorStats``' outcomes: sent (answered below 500), error (a
+A copy is load on the mirror node like any request: it counts in the node's own figures
+(requests, latency, the in-flight integral the autoscaler reads). Each copy ends as one
+of ``MirrorStats``' outcomes: sent (answered below 500), error (a
 5xx, no instance, a failed connection, a timeout) or dropped; its latency is counted,
 and when both answers are 200 V2 JSON, whether the outputs agree (``compare``).
 """
@@ -122,6 +124,7 @@ class MirrorCopy:
 
     __slots__ = (
         "conn",
+        "is_begun",
         "is_done",
         "mirrors",
         "output",
@@ -153,6 +156,8 @@ class MirrorCopy:
         self.upstream: Upstream | None = None
         self.conn: UpstreamConnection | None = None
         self.is_done = False
+        self.is_begun = False
+        """Counted in flight for the mirror node."""
 
     @property
     def is_head(self) -> bool:
@@ -169,6 +174,8 @@ class MirrorCopy:
             self._end_failed()
             return
         now = owner.loop.time()
+        node.stats.begin(now)
+        self.is_begun = True
         timeout_s = min(node.timeout_s, self.mirrors.limits.timeout_s)
         owner.deadlines.add(self, now + timeout_s)
         upstream = self.upstream = pick_instance(node.instances, now)
@@ -185,7 +192,7 @@ class MirrorCopy:
             conn = await upstream.connect(loop)
         except (OSError, TimeoutError):
             if not self.is_done:
-                self._end_failed()
+                self._end_failed(502)
             return
         if self.is_done:
             upstream.put_idle(conn)
@@ -226,7 +233,7 @@ class MirrorCopy:
             return
         if self.conn is not None:
             self.conn.detach()
-        self._end_failed()
+        self._end_failed(error.http_status)
 
     def finish(self, status: int, latency_s: float | None) -> None:
         """The mirror answered: count it and compare its outputs with the primary's."""
@@ -234,6 +241,7 @@ class MirrorCopy:
             return
         stats = self.target.stats
         stats.answered(status, latency_s or 0.0)
+        self.target.node.stats.record(status, latency_s)
         answer = self.output.copy()
         if self.primary is not None and status == 200 and answer is not None:
             comparison = compare_answers(self.primary, answer, self.mirrors.limits.tolerance)
@@ -241,14 +249,20 @@ class MirrorCopy:
                 stats.compared(comparison.is_equal, comparison.max_abs_difference)
         self._end()
 
-    def _end_failed(self) -> None:
+    def _end_failed(self, status: int = 503) -> None:
         self.target.stats.count_error()
+        if self.is_begun:
+            self.target.node.stats.record(status, None)
         self._end()
 
     def _end(self) -> None:
         self.is_done = True
         self.conn = None
-        self.mirrors.owner.deadlines.remove(self)
+        owner = self.mirrors.owner
+        owner.deadlines.remove(self)
+        if self.is_begun:
+            self.is_begun = False
+            self.target.node.stats.end(owner.loop.time())
         if self.upstream is not None:
             self.upstream.release()
             self.upstream = None
