@@ -37,6 +37,10 @@ def test_match_headers_keeps_the_path_and_defaults_the_project() -> None:
     assert match_headers(b"/", None, None, b"team") is None
 
 
+def test_an_alias_header_may_have_datasphere_s_prefix() -> None:
+    assert match_headers(b"/x", None, b" datasphere.user.prod", b"f1") == (True, b"f1/prod", b"/x")
+
+
 def _router(table: RouteTable) -> Router:
     return Router(
         table, upstreams=UpstreamRegistry(), metrics=GatewayMetrics(), default_max_body_bytes=99

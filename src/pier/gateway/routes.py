@@ -8,8 +8,8 @@ the one they started with.
 
 ``match_request`` finds where a request goes (the key and the target path), in order:
   * a header ``x-node-id: NODE`` or ``x-node-alias: ALIAS`` (project from ``x-folder-id``
-    or ``x-pier-project``, default ``default``): the path is forwarded unchanged
-    (DataSphere-compatible);
+    or ``x-pier-project``, default ``default``; DataSphere's ``datasphere.user.ALIAS``
+    is ALIAS): the path is forwarded unchanged (DataSphere-compatible);
   * ``/{project}/nodes/{node}/{path}`` and ``/{project}/aliases/{alias}/{path}``:
     ``/{path}`` is forwarded, the query string kept.
 
@@ -48,6 +48,8 @@ from pier.gateway.pool import IDLE_S, Upstream, UpstreamRegistry
 log = structlog.get_logger("pier.gateway")
 
 DEFAULT_PROJECT: Final = b"default"
+DATASPHERE_ALIAS_PREFIX: Final = b"datasphere.user."
+"""DataSphere names a user's alias ``datasphere.user.NAME`` in ``x-node-alias``."""
 _TOKEN_CACHE_SIZE: Final = 1024
 _HALF_RANGE: Final = float(2**64)
 """A session hash is 128 bits: the upper half picks the node, the lower the instance."""
@@ -359,7 +361,10 @@ def match_headers(
     if node is not None:
         return (False, prefix + node.strip(), url)
     if alias is not None:
-        return (True, prefix + alias.strip(), url)
+        alias = alias.strip()
+        if alias.startswith(DATASPHERE_ALIAS_PREFIX):
+            alias = alias[len(DATASPHERE_ALIAS_PREFIX) :]
+        return (True, prefix + alias, url)
     return None
 
 
