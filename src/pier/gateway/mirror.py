@@ -60,6 +60,7 @@ class Mirrors:
         """Primaries being relayed whose copies will be queued."""
         self.in_flight = 0
         self.held_bytes = 0
+        self._is_scheduled = False
 
     def reserve(self, targets: list[MirrorTarget], body_bytes: int) -> bool:
         """Make room for copies of a request with a ``body_bytes`` body to ``targets``
@@ -86,7 +87,9 @@ class Mirrors:
             return
         self.held_bytes += size
         self._queue.append(MirrorCopy(self, target, request, primary, size))
-        self._send_next()
+        if not self._is_scheduled:  # sent from the loop, not from the primary's callback
+            self._is_scheduled = True
+            self.owner.loop.call_soon(self._send_next)
 
     def cancel(self, targets: list[MirrorTarget]) -> None:
         """The primary went wrong (the client left): its copies are not sent."""
@@ -100,6 +103,7 @@ class Mirrors:
         self._send_next()
 
     def _send_next(self) -> None:
+        self._is_scheduled = False
         queue = self._queue
         while queue and self.in_flight < self.limits.max_in_flight:
             self.in_flight += 1
