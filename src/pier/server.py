@@ -39,13 +39,16 @@ from pier.runtimes import load_runtime
 from pier.runtimes.base import Runtime
 from pier.runtimes.registry import RuntimeRegistry
 from pier.sandbox import Sandbox, default_root
+from pier.services.access import AccessService
 from pier.services.aliases import AliasService
 from pier.services.models import ModelService
 from pier.services.nodes import NodeService
+from pier.services.projects import ProjectService
 from pier.services.rollouts import RolloutService
 from pier.services.secrets import SecretService
 from pier.settings import Settings
 from pier.store import Repository, create_store_engine, migrate
+from pier.store.repository import utcnow
 
 log = structlog.get_logger("pier.server")
 
@@ -145,7 +148,7 @@ async def run(settings: Settings, say: Say = print) -> None:
     repo = Repository(engine)
     repo.ensure_default_project()
     token, created = ensure_admin_token(settings.token_path)
-    if token_digest(token) not in repo.token_digests():
+    if repo.principal_of(token_digest(token), utcnow()) is None:
         repo.replace_admin_token(token_digest(token))
 
     sandbox = Sandbox.prepare(
@@ -167,6 +170,8 @@ async def run(settings: Settings, say: Say = print) -> None:
         aliases=AliasService(repo, routes=board),
         rollouts=RolloutService(repo),
         secrets=SecretService(repo),
+        projects=ProjectService(repo),
+        access=AccessService(repo, settings.auth),
         models=ModelService(
             repo, (data_dir / "models").resolve(), settings.models, sandbox=sandbox
         ),

@@ -125,6 +125,15 @@ class SandboxSettings(BaseModel):
     machine that numerical libraries need, never credentials."""
 
 
+class AuthSettings(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    max_token_lifetime_s: Annotated[int, Field(ge=1)] = 366 * 24 * 3600
+    """The longest ``expires_in_s`` (`pier token create --expires`) a token may be given."""
+    max_tokens_per_project: Annotated[int, Field(ge=1)] = 1000
+    """How many tokens a project may have; creating one more is refused (409)."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="PIER_", env_nested_delimiter="__", use_attribute_docstrings=True
@@ -147,6 +156,7 @@ class Settings(BaseSettings):
     store: StoreSettings = Field(default_factory=StoreSettings)
     models: ModelSettings = Field(default_factory=ModelSettings)
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
 
     @property
     def resolved_database_url(self) -> str:

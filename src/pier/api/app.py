@@ -10,13 +10,16 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 import pier
-from pier.api.auth import bearer_guard
+from pier.api.auth import bearer_principal, check, requirement
 from pier.api.deps import Services
 from pier.api.errors import install_error_handlers
-from pier.api.routes import aliases, models, nodes, rollouts, secrets, system
+from pier.api.routes import access, aliases, models, nodes, projects, rollouts, secrets, system
+from pier.store.repository import utcnow
 
 BEARER = HTTPBearer(
-    auto_error=False, description="The admin token `pier up` writes to <data dir>/admin.token."
+    auto_error=False,
+    description="The admin token `pier up` writes to <data dir>/admin.token, or a token "
+    "`pier token create` made (its role in the path's project decides what it may do).",
 )
 
 
@@ -28,14 +31,17 @@ def operation_id(route: APIRoute) -> str:
 
 def create_app(services: Services) -> FastAPI:
     """The REST API at /api/v1, OpenAPI at /openapi.json."""
-    guard = bearer_guard(services.repo.token_digests)
 
     def authenticate(
         request: Request,
         _: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)],
     ) -> None:
-        """Declares the bearer scheme in /openapi.json; ``guard`` does the checking."""
-        request.state.actor = guard(request)
+        """Declares the bearer scheme in /openapi.json; checks the token against the
+        policy table for the route and the path's project."""
+        principal = bearer_principal(request, services.repo.principal_of, utcnow())
+        check(principal, requirement(request), request.path_params.get("project"))
+        request.state.principal = principal
+        request.state.actor = principal.name
 
     app = FastAPI(
         title="pier",
@@ -45,7 +51,10 @@ def create_app(services: Services) -> FastAPI:
         generate_unique_id_function=operation_id,
     )
     app.state.services = services
-    routers = [module.router for module in (system, models, nodes, aliases, rollouts, secrets)]
+    routers = [
+        module.router
+        for module in (system, projects, access, models, nodes, aliases, rollouts, secrets)
+    ]
     install_error_handlers(app, routers)
     for router in routers:
         app.include_router(router, dependencies=[Depends(authenticate)])

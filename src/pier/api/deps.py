@@ -8,9 +8,12 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from pier.domain.roles import Principal
+from pier.services.access import AccessService
 from pier.services.aliases import AliasService
 from pier.services.models import ModelService
 from pier.services.nodes import NodeService
+from pier.services.projects import ProjectService
 from pier.services.rollouts import RolloutService
 from pier.services.routes import InstanceStatsSource, LogSource, RouteSource
 from pier.services.secrets import SecretService
@@ -25,6 +28,8 @@ class Services:
     rollouts: RolloutService
     models: ModelService
     secrets: SecretService
+    projects: ProjectService
+    access: AccessService
     routes: RouteSource
     logs: LogSource
     stats: InstanceStatsSource
@@ -43,5 +48,11 @@ def get_actor(request: Request) -> str:
     return actor
 
 
+def get_principal(request: Request) -> Principal:
+    principal: Principal = request.state.principal
+    return principal
+
+
 ServicesDep = Annotated[Services, Depends(get_services)]
 ActorDep = Annotated[str, Depends(get_actor)]
+PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -52,7 +52,7 @@ from pier.domain.records import InstanceRecord, NodeRecord, endpoint_for_port
 from pier.runtimes.base import Observed, Runtime
 from pier.runtimes.registry import RuntimeRegistry
 from pier.settings import ControllerSettings
-from pier.store.repository import Repository
+from pier.store.repository import Repository, utcnow
 
 log = structlog.get_logger("pier.controller")
 S = InstanceStatus
@@ -368,7 +368,7 @@ class Controller:
         """Publish the routes as they are now; returns the version the gateway must reach."""
         await self._board.publish(build_route_table(
             self._repo.list_nodes() if nodes is None else nodes, self._instances.values(),
-            token_sha256=self._repo.token_digests(), max_body_bytes=self._max_body_bytes,
+            grants=self._repo.call_grants(utcnow()), max_body_bytes=self._max_body_bytes,
         ))  # fmt: skip
         return self._board.version
 

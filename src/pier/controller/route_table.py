@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from pier.controller.tracked import TrackedInstance
 from pier.domain.instance_status import InstanceStatus
-from pier.domain.records import NodeRecord
+from pier.domain.records import CallGrants, NodeRecord
 from pier.domain.routes import NodeRoute, RouteInstance, RouteTable, is_routable
 
 
@@ -14,7 +14,7 @@ def build_route_table(
     nodes: Iterable[NodeRecord],
     instances: Iterable[TrackedInstance],
     *,
-    token_sha256: frozenset[str],
+    grants: CallGrants,
     max_body_bytes: int | None = None,
 ) -> RouteTable:
     healthy: dict[str, list[RouteInstance]] = {}
@@ -40,4 +40,4 @@ def build_route_table(
             scales_from_zero=node.spec.min_instances == 0 and not node.suspended,
             suspended=node.suspended,
         )
-    return RouteTable(nodes=routes, token_sha256=token_sha256)
+    return RouteTable(nodes=routes, token_sha256=grants.admins, project_tokens=grants.by_project)

@@ -116,3 +116,13 @@ def endpoint_for_port(
     if port is not None and port != node_port:
         return port_endpoints.get(port)
     return endpoint
+
+
+@dataclass(frozen=True, slots=True)
+class CallGrants:
+    """Which tokens may call private nodes and aliases, for the gateway's route table."""
+
+    admins: frozenset[str]
+    """SHA-256 digests of the installation admins' tokens: every project."""
+    by_project: dict[str, dict[str, float | None]]
+    """Project -> digest -> when the token expires (Unix time; None: never)."""

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pier.domain.aliases import AliasSpec
 from pier.domain.merge_patch import PATCH_RULE, patch_model
 from pier.domain.names import NAME_PATTERN
+from pier.domain.roles import Role
 from pier.domain.specs import NodeSpec
 
 if TYPE_CHECKING:
@@ -74,3 +75,31 @@ class AliasUpdate(_Body):
         """The patch as JSON, with its explicit nulls (they remove a field)."""
         patch: dict[str, Any] = self.spec.model_dump(mode="json", exclude_unset=True)
         return patch
+
+
+class ProjectCreate(_Body):
+    name: Name
+
+
+class MemberAdd(_Body):
+    """Give a user (made on first use) or a service account a role in the project."""
+
+    principal: Name
+    role: Role
+
+
+class ServiceAccountCreate(_Body):
+    name: Name
+    role: Role
+    """Its role in the project it belongs to."""
+
+
+class TokenCreate(_Body):
+    role: Role
+    """What the token may do in the project (narrowed by its owner's role, if it has one)."""
+    name: Name | None = None
+    """A label for `token list`; default: the owner's name, else 'token'."""
+    principal: Name | None = None
+    """The user or service account it belongs to; none: a token of the project's own."""
+    expires_in_s: Annotated[int | None, Field(ge=1)] = None
+    """Seconds until it stops working (at most auth.max_token_lifetime_s); none: never."""

@@ -110,4 +110,9 @@ class RouteTable(_Frozen):
     aliases: dict[str, AliasRoute] = Field(default_factory=dict)
     """Keyed by "project/alias"."""
     token_sha256: frozenset[str] = frozenset()
-    """SHA-256 hex digests of the bearer tokens allowed to call private routes."""
+    """SHA-256 hex digests of the installation admins' tokens: they may call every private
+    route, and see the gateway's figures of every node."""
+    project_tokens: dict[str, dict[str, float | None]] = Field(default_factory=dict)
+    """Project -> SHA-256 hex digest -> expiry (Unix time; None: never) of the other tokens
+    allowed to call that project's private routes (its callers, editors and admins). The
+    gateway checks the expiry by its own clock, so it holds while the control plane is away."""

@@ -16,6 +16,7 @@ from pier.domain.aliases import AliasShare, AliasSpec
 from pier.domain.configurations import Configuration
 from pier.domain.instance_status import InstanceStatus
 from pier.domain.node_status import NodeStatus
+from pier.domain.roles import PrincipalKind, Role
 from pier.domain.rollouts import RolloutAction, RolloutPhase, RolloutPlan, StepFigures
 from pier.domain.specs import ModelFormat, NodeSpec
 
@@ -258,6 +259,65 @@ class SecretInfo(View):
 
 class SecretList(View):
     secrets: list[SecretInfo]
+
+
+class ProjectView(View):
+    name: str
+    created_at: Timestamp
+    nodes: int
+    """How many nodes the project has."""
+    models: int
+    """How many models (names, whatever their versions) the project has."""
+
+
+class ProjectList(View):
+    projects: list[ProjectView]
+    """The projects the asking token has a role in (every project: the installation admin)."""
+
+
+class MemberView(View):
+    principal: str
+    kind: PrincipalKind
+    role: Role
+
+
+class MemberList(View):
+    members: list[MemberView]
+
+
+class ServiceAccountView(View):
+    name: str
+    project: str
+    """The project it belongs to: deleting the project deletes it."""
+    role: Role
+    created_at: Timestamp
+
+
+class ServiceAccountList(View):
+    service_accounts: list[ServiceAccountView]
+
+
+class TokenInfo(View):
+    """A token as listed: never its value."""
+
+    id: int
+    name: str
+    project: str
+    role: Role
+    principal: str | None
+    """The user or service account it belongs to (its role there narrows the token's)."""
+    created_at: Timestamp
+    expires_at: Timestamp | None
+    """None: it never expires."""
+
+
+class TokenList(View):
+    tokens: list[TokenInfo]
+
+
+class TokenCreated(TokenInfo):
+    token: str
+    """The bearer token itself: shown this once, only its SHA-256 is kept."""
 
 
 class ConfigurationList(View):

@@ -29,6 +29,7 @@ the request is counted per (alias, node) in ``AliasStats``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Final, TypeAlias
@@ -197,6 +198,10 @@ class AliasRequest:
         return lines + _REPINNED if self.is_repinned else lines
 
 
+_TokenGrant: TypeAlias = tuple[bool, dict[str, float | None]]
+"""What one token may call: (installation admin, project -> expiry)."""
+_UNSEEN: Final[_TokenGrant] = (False, {})
+
 RouteMatch: TypeAlias = tuple[bool, bytes, bytes]
 """Where a request goes before the node is resolved: (is_alias, b"project/name", target),
 target being the path and query to send to the instance. A plain tuple: it is made per
@@ -217,8 +222,9 @@ class Router:
         self.version = table.version
         self.table = table
         self._metrics = metrics
-        self._tokens = table.token_sha256
-        self._token_cache: dict[bytes, bool] = {}
+        self._admins = table.token_sha256
+        self._grants = _grants_by_token(table.project_tokens)
+        self._token_cache: dict[bytes, _TokenGrant | None] = {}
         self.nodes: dict[bytes, NodeTarget] = {
             _key(r.project, r.node): _compile_node(r, upstreams, metrics, default_max_body_bytes)
             for r in table.nodes.values()
@@ -267,17 +273,38 @@ class Router:
         return [r.node for r in self.table.nodes.values() if r.project == project]
 
     def is_authorized(self, authorization: bytes | None) -> bool:
-        """True if ``authorization`` is ``Bearer T`` with sha256(T) among the table's tokens."""
-        if authorization is None or authorization[:7].lower() != b"bearer ":
+        """True if ``authorization`` is ``Bearer T`` with sha256(T) an installation admin's."""
+        grant = self._grant(authorization)
+        return grant is not None and grant[0]
+
+    def may_call(self, authorization: bytes | None, project: str) -> bool:
+        """True if ``authorization`` carries a token allowed to call ``project``'s private
+        routes now: an installation admin's, or one of the project's not yet expired (by
+        this gateway's clock)."""
+        grant = self._grant(authorization)
+        if grant is None:
             return False
+        is_admin, projects = grant
+        if is_admin:
+            return True
+        if project not in projects:
+            return False
+        expires = projects[project]
+        return expires is None or time.time() < expires
+
+    def _grant(self, authorization: bytes | None) -> _TokenGrant | None:
+        """What the bearer token may call, hashed once per token per table (a bounded cache)."""
+        if authorization is None or authorization[:7].lower() != b"bearer ":
+            return None
         token = authorization[7:].strip()
-        known = self._token_cache.get(token)
-        if known is None:
-            known = token_digest(token) in self._tokens
+        grant: _TokenGrant | None = self._token_cache.get(token, _UNSEEN)
+        if grant is _UNSEEN:
+            digest = token_digest(token)
+            grant = (True, {}) if digest in self._admins else self._grants.get(digest)
             if len(self._token_cache) >= _TOKEN_CACHE_SIZE:
                 self._token_cache.clear()
-            self._token_cache[token] = known
-        return known
+            self._token_cache[token] = grant
+        return grant
 
     def _compile_alias(self, route: AliasRoute) -> AliasTarget:
         by_name: dict[str, AliasNode] = {}
@@ -366,6 +393,17 @@ def match_headers(
             alias = alias[len(DATASPHERE_ALIAS_PREFIX) :]
         return (True, prefix + alias, url)
     return None
+
+
+def _grants_by_token(
+    project_tokens: dict[str, dict[str, float | None]],
+) -> dict[str, _TokenGrant]:
+    """The table's project -> digest -> expiry, turned round: digest -> its projects."""
+    grants: dict[str, _TokenGrant] = {}
+    for project, tokens in project_tokens.items():
+        for digest, expires in tokens.items():
+            grants.setdefault(digest, (False, {}))[1][project] = expires
+    return grants
 
 
 def _key(project: str, name: str) -> bytes:

@@ -41,6 +41,7 @@ from pier.gateway.errors import (
     UpgradeNotSupported,
     VersionNotSupported,
     render_error,
+    split_key,
 )
 from pier.gateway.flow import ClientOutput
 from pier.gateway.forward import Exchange, Shared
@@ -530,7 +531,7 @@ class ClientConnection(asyncio.Protocol):
             self.node = node = alias.node
         else:
             self.node = node = route
-        if not route.is_public and not router.is_authorized(self.authorization):
+        if not route.is_public and not router.may_call(self.authorization, route.project):
             self.alias = None  # the caller learns nothing of the alias's nodes
             self._answer(Unauthorized(), alias=is_alias)
             return
@@ -543,11 +544,12 @@ class ClientConnection(asyncio.Protocol):
             self._send_or_queue(wire.CONTINUE)  # after the responses owed before it
 
     def _answer_unknown(self, error: PierError, *, alias: bool = False) -> None:
-        """404 (or 503 for a suspended node) for a caller with a valid token; 401 for
-        anyone else, who learns nothing about which nodes and aliases exist, except that
-        a public node is suspended."""
+        """404 (or 503 for a suspended node) for a caller with a token that may call the
+        project; 401 for anyone else, who learns nothing about which nodes and aliases
+        exist, except that a public node is suspended."""
         is_public = isinstance(error, NodeSuspended) and error.is_public
-        if is_public or self.gateway.router.is_authorized(self.authorization):
+        project = split_key(self.key)[0] if self.key is not None else ""
+        if is_public or self.gateway.router.may_call(self.authorization, project):
             self._answer(error, alias=alias)
         else:
             self._answer(Unauthorized(), alias=alias)

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from pier.domain.aliases import AliasSpec
 from pier.domain.errors import (
     AliasNotFound,
+    Conflict,
     ModelNotFound,
     NameTaken,
     NodeNotFound,
@@ -31,6 +32,7 @@ from pier.domain.instance_status import InstanceStatus
 from pier.domain.names import DEFAULT_PROJECT
 from pier.domain.records import (
     AliasRecord,
+    CallGrants,
     EventRecord,
     InstanceRecord,
     ModelRecord,
@@ -38,14 +40,25 @@ from pier.domain.records import (
     RolloutRecord,
 )
 from pier.domain.rollouts import DECISION_EVENTS, RolloutPhase, RolloutState
+from pier.domain.roles import (
+    INSTALLATION_ADMIN,
+    Permission,
+    Principal,
+    PrincipalKind,
+    Role,
+    token_permissions,
+)
 from pier.domain.specs import ModelFormat, NodeSpec
+from pier.domain.views import MemberView, ServiceAccountView, TokenInfo
 from pier.store.tables import (
     AliasRolloutRow,
     AliasRow,
     EventRow,
     InstanceRow,
+    MemberRow,
     ModelRow,
     NodeRow,
+    PrincipalRow,
     ProjectRow,
     SecretRow,
     TokenRow,
@@ -115,20 +128,228 @@ class Repository:
             if s.get(ProjectRow, project) is None:
                 raise ProjectNotFound(project)
 
-    def add_token(self, *, name: str, sha256: str, role: str, project: str | None = None) -> None:
+    def add_project(self, name: str) -> None:
         with self._session() as s:
-            s.add(
-                TokenRow(name=name, sha256=sha256, role=role, project=project, created_at=utcnow())
-            )
+            if s.get(ProjectRow, name) is not None:
+                raise Conflict(f"project {name!r} already exists")
+            s.add(ProjectRow(name=name, created_at=utcnow()))
 
-    def token_digests(self) -> frozenset[str]:
+    def list_projects(self) -> list[tuple[str, datetime]]:
         with self._session() as s:
-            return frozenset(s.scalars(select(TokenRow.sha256)))
+            rows = s.scalars(select(ProjectRow).order_by(ProjectRow.name))
+            return [(row.name, _utc(row.created_at)) for row in rows]
+
+    def get_project(self, name: str) -> tuple[str, datetime]:
+        with self._session() as s:
+            row = s.get(ProjectRow, name)
+            if row is None:
+                raise ProjectNotFound(name)
+            return row.name, _utc(row.created_at)
+
+    def project_contents(self, name: str) -> dict[str, list[str]]:
+        """The names of what the project holds that keeps it from being deleted."""
+        with self._session() as s:
+            nodes = s.scalars(select(NodeRow.name).where(NodeRow.project == name))
+            models = s.scalars(select(ModelRow.name).where(ModelRow.project == name).distinct())
+            return {"nodes": sorted(nodes), "models": sorted(models)}
+
+    def remove_project(self, name: str) -> None:
+        """Delete an empty project with its secrets, members, service accounts, tokens
+        and events."""
+        with self._session() as s:
+            accounts = select(PrincipalRow.name).where(PrincipalRow.project == name)
+            s.execute(delete(TokenRow).where(TokenRow.principal.in_(accounts)))
+            s.execute(delete(MemberRow).where(MemberRow.principal.in_(accounts)))
+            s.execute(delete(PrincipalRow).where(PrincipalRow.project == name))
+            s.execute(delete(TokenRow).where(TokenRow.project == name))
+            s.execute(delete(MemberRow).where(MemberRow.project == name))
+            s.execute(delete(SecretRow).where(SecretRow.project == name))
+            s.execute(delete(EventRow).where(EventRow.project == name))
+            s.execute(delete(ProjectRow).where(ProjectRow.name == name))
+
+    # principals and members
+
+    def add_member(self, project: str, principal: str, role: str) -> MemberView:
+        """Give ``principal`` (a user, made now if new) ``role`` in the project."""
+        with self._session() as s:
+            who = s.get(PrincipalRow, principal)
+            if who is None:
+                who = PrincipalRow(name=principal, kind=PrincipalKind.USER, created_at=utcnow())
+                s.add(who)
+            row = s.scalar(_member(project, principal))
+            if row is None:
+                s.add(
+                    MemberRow(project=project, principal=principal, role=role, created_at=utcnow())
+                )
+            else:
+                row.role = role
+            return MemberView(principal=principal, kind=PrincipalKind(who.kind), role=Role(role))
+
+    def list_members(self, project: str) -> list[MemberView]:
+        query = (
+            select(MemberRow.principal, PrincipalRow.kind, MemberRow.role)
+            .join(PrincipalRow, PrincipalRow.name == MemberRow.principal)
+            .where(MemberRow.project == project)
+            .order_by(MemberRow.principal)
+        )
+        with self._session() as s:
+            return [
+                MemberView(principal=name, kind=PrincipalKind(kind), role=Role(role))
+                for name, kind, role in s.execute(query)
+            ]
+
+    def remove_member(self, project: str, principal: str) -> None:
+        with self._session() as s:
+            row = s.scalar(_member(project, principal))
+            if row is None:
+                raise NotFound(f"{principal!r} is no member of project {project!r}")
+            s.delete(row)
+
+    def add_service_account(self, project: str, name: str, role: str) -> ServiceAccountView:
+        now = utcnow()
+        with self._session() as s:
+            if s.get(PrincipalRow, name) is not None:
+                raise NameTaken("user or service account", project, name)
+            s.add(
+                PrincipalRow(
+                    name=name, kind=PrincipalKind.SERVICE_ACCOUNT, project=project, created_at=now
+                )
+            )
+            s.flush()
+            s.add(MemberRow(project=project, principal=name, role=role, created_at=now))
+        return ServiceAccountView(name=name, project=project, role=Role(role), created_at=now)
+
+    def list_service_accounts(self, project: str) -> list[ServiceAccountView]:
+        query = (
+            select(PrincipalRow.name, PrincipalRow.created_at, MemberRow.role)
+            .outerjoin(
+                MemberRow,
+                (MemberRow.principal == PrincipalRow.name) & (MemberRow.project == project),
+            )
+            .where(PrincipalRow.project == project)
+            .order_by(PrincipalRow.name)
+        )
+        with self._session() as s:
+            return [
+                ServiceAccountView(
+                    name=name, project=project, role=Role(role or Role.VIEWER), created_at=_utc(at)
+                )
+                for name, at, role in s.execute(query)
+            ]
+
+    def remove_service_account(self, project: str, name: str) -> None:
+        """Delete the service account with its memberships and tokens."""
+        with self._session() as s:
+            row = s.get(PrincipalRow, name)
+            if row is None or row.project != project:
+                raise NotFound(f"service account {name!r} not found in project {project!r}")
+            s.execute(delete(TokenRow).where(TokenRow.principal == name))
+            s.execute(delete(MemberRow).where(MemberRow.principal == name))
+            s.delete(row)
+
+    # tokens
+
+    def add_token(
+        self,
+        *,
+        name: str,
+        sha256: str,
+        role: str,
+        project: str | None = None,
+        principal: str | None = None,
+        expires_at: datetime | None = None,
+    ) -> TokenInfo:
+        with self._session() as s:
+            if principal is not None and s.get(PrincipalRow, principal) is None:
+                raise NotFound(f"no user or service account {principal!r}")
+            row = TokenRow(
+                name=name,
+                sha256=sha256,
+                role=role,
+                project=project,
+                principal=principal,
+                expires_at=expires_at,
+                created_at=utcnow(),
+            )
+            s.add(row)
+            s.flush()
+            return _token(row)
+
+    def count_tokens(self, project: str) -> int:
+        with self._session() as s:
+            query = select(func.count()).select_from(TokenRow).where(TokenRow.project == project)
+            return int(s.scalar(query) or 0)
+
+    def list_tokens(self, project: str) -> list[TokenInfo]:
+        query = select(TokenRow).where(TokenRow.project == project).order_by(TokenRow.id)
+        with self._session() as s:
+            return [_token(row) for row in s.scalars(query)]
+
+    def remove_token(self, project: str, token_id: int) -> None:
+        with self._session() as s:
+            row = s.scalar(
+                select(TokenRow).where(TokenRow.project == project, TokenRow.id == token_id)
+            )
+            if row is None:
+                raise NotFound(f"token {token_id} not found in project {project!r}")
+            s.delete(row)
+
+    def principal_of(self, sha256: str, now: datetime) -> Principal | None:
+        """Who a token with this digest acts as, or None if none such is valid now."""
+        with self._session() as s:
+            row = s.scalar(select(TokenRow).where(TokenRow.sha256 == sha256))
+            if row is None or _expired(row, now):
+                return None
+            if row.role == INSTALLATION_ADMIN:
+                return Principal(name=row.principal or row.name, is_installation_admin=True)
+            assert row.project is not None
+            owner_role = None
+            if row.principal is not None:
+                owner_role = s.scalar(
+                    select(MemberRow.role).where(
+                        MemberRow.project == row.project, MemberRow.principal == row.principal
+                    )
+                )
+            allowed = token_permissions(
+                row.role, owned=row.principal is not None, owner_role=owner_role
+            )
+            name = row.principal or f"token:{row.name}"
+            return Principal(name=name, permissions={row.project: allowed})
+
+    def call_grants(self, now: datetime) -> CallGrants:
+        """The digests of the tokens that may call private routes: the installation
+        admins' (every project) and, by project, the others' with their expiry."""
+        owner_roles = select(MemberRow.project, MemberRow.principal, MemberRow.role)
+        with self._session() as s:
+            roles = {(p, who): role for p, who, role in s.execute(owner_roles)}
+            admins: set[str] = set()
+            by_project: dict[str, dict[str, float | None]] = {}
+            for row in s.scalars(select(TokenRow)):
+                if _expired(row, now):
+                    continue
+                if row.role == INSTALLATION_ADMIN:
+                    admins.add(row.sha256)
+                    continue
+                assert row.project is not None
+                owner_role = roles.get((row.project, row.principal or ""))
+                allowed = token_permissions(
+                    row.role, owned=row.principal is not None, owner_role=owner_role
+                )
+                if Permission.CALL in allowed:
+                    expiry = _utc(row.expires_at).timestamp() if row.expires_at else None
+                    by_project.setdefault(row.project, {})[row.sha256] = expiry
+            return CallGrants(frozenset(admins), by_project)
 
     def replace_admin_token(self, sha256: str) -> None:
         with self._session() as s:
-            s.execute(delete(TokenRow).where(TokenRow.role == "admin"))
-            s.add(TokenRow(name="admin", sha256=sha256, role="admin", created_at=utcnow()))
+            s.execute(
+                delete(TokenRow).where(
+                    TokenRow.role == INSTALLATION_ADMIN, TokenRow.name == "admin"
+                )
+            )
+            s.add(
+                TokenRow(name="admin", sha256=sha256, role=INSTALLATION_ADMIN, created_at=utcnow())
+            )
 
     # models
 
@@ -653,4 +874,25 @@ def _event(row: EventRow) -> EventRecord:
         kind=row.kind,
         message=row.message,
         actor=row.actor,
+    )
+
+
+def _member(project: str, principal: str) -> Select[MemberRow]:
+    return select(MemberRow).where(MemberRow.project == project, MemberRow.principal == principal)
+
+
+def _expired(row: TokenRow, now: datetime) -> bool:
+    return row.expires_at is not None and _utc(row.expires_at) <= now
+
+
+def _token(row: TokenRow) -> TokenInfo:
+    assert row.project is not None
+    return TokenInfo(
+        id=row.id,
+        name=row.name,
+        project=row.project,
+        role=Role(row.role),
+        principal=row.principal,
+        created_at=_utc(row.created_at),
+        expires_at=_utc(row.expires_at) if row.expires_at else None,
     )

@@ -29,14 +29,41 @@ class ProjectRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class PrincipalRow(Base):
+    """A user or a service account: what members and tokens belong to."""
+
+    __tablename__ = "principals"
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    project: Mapped[str | None] = mapped_column(String(63), nullable=True)
+    """A service account's own project (it is deleted with it); None for a user."""
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class MemberRow(Base):
+    """A principal's role in a project."""
+
+    __tablename__ = "members"
+    __table_args__ = (UniqueConstraint("project", "principal"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project: Mapped[str] = mapped_column(ForeignKey("projects.name"))
+    principal: Mapped[str] = mapped_column(ForeignKey("principals.name"))
+    role: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class TokenRow(Base):
     __tablename__ = "tokens"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(63))
     sha256: Mapped[str] = mapped_column(String(64), unique=True)
     role: Mapped[str] = mapped_column(String(32))
+    """A project role, or installation-admin (then ``project`` is None)."""
     project: Mapped[str | None] = mapped_column(String(63), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    principal: Mapped[str | None] = mapped_column(String(63), nullable=True)
+    """The user or service account it belongs to; None: a project token of its own."""
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class ModelRow(Base):

@@ -13,7 +13,7 @@ from pier.domain.views import ModelList, ModelsDeleted, ModelVersion, ModelVersi
 router = APIRouter(
     prefix="/api/v1/projects/{project}/models",
     tags=["models"],
-    responses=error_responses(401, 404, 422, 503),
+    responses=error_responses(401, 403, 404, 422, 503),
 )
 UPLOAD = {
     "requestBody": {

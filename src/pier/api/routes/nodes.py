@@ -17,7 +17,7 @@ from pier.services.telemetry import scrape_node
 router = APIRouter(
     prefix="/api/v1/projects/{project}/nodes",
     tags=["nodes"],
-    responses=error_responses(401, 404, 422, 503),
+    responses=error_responses(401, 403, 404, 422, 503),
 )
 TEXT = {"content": {"text/plain": {"schema": {"type": "string"}}}}
 

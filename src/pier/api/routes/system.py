@@ -12,7 +12,7 @@ from pier.domain.configurations import CONFIGURATIONS
 from pier.domain.routes import RouteTable
 from pier.domain.views import ConfigurationList, Info
 
-router = APIRouter(prefix="/api/v1", tags=["system"], responses=error_responses(401, 503))
+router = APIRouter(prefix="/api/v1", tags=["system"], responses=error_responses(401, 403, 503))
 
 
 @router.get("/info")

@@ -1,0 +1,62 @@
+"""The one table saying what each REST route requires of the token that calls it.
+
+Keys are (method, path template) exactly as the routes declare them; a route of a
+project (``{project}`` in its path) requires a permission in that project. A route not
+in the table is for the installation admin alone (and tests/api fail until it is added).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Final, TypeAlias
+
+from pier.domain.roles import Permission
+
+
+class Anyone(StrEnum):
+    AUTHENTICATED = "authenticated"
+    """Any valid token."""
+    INSTALLATION_ADMIN = "installation-admin"
+    """The installation's admin only."""
+
+
+Requirement: TypeAlias = Permission | Anyone
+
+_P = "/api/v1/projects/{project}"
+R, W, M = Permission.READ, Permission.WRITE, Permission.MANAGE
+
+POLICY: Final[dict[tuple[str, str], Requirement]] = {
+    ("GET", "/api/v1/info"): Anyone.AUTHENTICATED,
+    ("GET", "/api/v1/configurations"): Anyone.AUTHENTICATED,
+    ("GET", "/api/v1/routes"): Anyone.INSTALLATION_ADMIN,
+    ("GET", "/api/v1/projects"): Anyone.AUTHENTICATED,
+    ("POST", "/api/v1/projects"): Anyone.INSTALLATION_ADMIN,
+    ("GET", _P): R,
+    ("DELETE", _P): Anyone.INSTALLATION_ADMIN,
+    ("GET", f"{_P}/models"): R,
+    ("GET", f"{_P}/models/{{name}}"): R,
+    ("POST", f"{_P}/models/{{name}}"): W,
+    ("DELETE", f"{_P}/models/{{name}}"): W,
+    ("GET", f"{_P}/nodes"): R,
+    ("POST", f"{_P}/nodes"): W,
+    ("GET", f"{_P}/nodes/{{name}}"): R,
+    ("PATCH", f"{_P}/nodes/{{name}}"): W,
+    ("DELETE", f"{_P}/nodes/{{name}}"): W,
+    ("GET", f"{_P}/nodes/{{name}}/instances"): R,
+    ("GET", f"{_P}/nodes/{{name}}/stats"): R,
+    ("GET", f"{_P}/nodes/{{name}}/events"): R,
+    ("GET", f"{_P}/nodes/{{name}}/logs"): R,
+    ("GET", f"{_P}/nodes/{{name}}/metrics"): R,
+    ("GET", f"{_P}/secrets"): R,
+    ("PUT", f"{_P}/secrets/{{name}}"): W,
+    ("DELETE", f"{_P}/secrets/{{name}}"): W,
+    ("GET", f"{_P}/members"): R,
+    ("POST", f"{_P}/members"): M,
+    ("DELETE", f"{_P}/members/{{principal}}"): M,
+    ("GET", f"{_P}/service-accounts"): R,
+    ("POST", f"{_P}/service-accounts"): M,
+    ("DELETE", f"{_P}/service-accounts/{{name}}"): M,
+    ("GET", f"{_P}/tokens"): M,
+    ("POST", f"{_P}/tokens"): M,
+    ("DELETE", f"{_P}/tokens/{{token_id}}"): M,
+}
