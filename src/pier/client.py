@@ -47,17 +47,26 @@ from pier.domain.views import (
     InstanceList,
     InstanceStats,
     InstanceView,
+    MemberList,
+    MemberView,
     ModelList,
     ModelsDeleted,
     ModelVersion,
     ModelVersions,
     NodeList,
     NodeView,
+    ProjectList,
+    ProjectView,
     RolloutView,
     SecretInfo,
     SecretList,
     SecretWritten,
+    ServiceAccountList,
+    ServiceAccountView,
     StatsList,
+    TokenCreated,
+    TokenInfo,
+    TokenList,
 )
 
 DEFAULT_URL: Final = "http://127.0.0.1:8080"
@@ -530,6 +539,69 @@ class Client:
     def delete_secret(self, name: str) -> None:
         """Delete a project secret."""
         self._request("DELETE", self._project_path("secrets", name))
+
+    # -- projects and access ----------------------------------------------------------
+
+    def create_project(self, name: str) -> ProjectView:
+        """Create a project (installation admin)."""
+        return _answer(self._request("POST", "/api/v1/projects", json={"name": name}), ProjectView)
+
+    def list_projects(self) -> list[ProjectView]:
+        """The projects this client's token has a role in."""
+        return _answer(self._request("GET", "/api/v1/projects"), ProjectList).projects
+
+    def get_project(self, name: str | None = None) -> ProjectView:
+        """A project (default: this client's) and how much it holds."""
+        path = f"/api/v1/projects/{quote(name or self.project, safe='')}"
+        return _answer(self._request("GET", path), ProjectView)
+
+    def delete_project(self, name: str) -> None:
+        """Delete an empty project (installation admin); Conflict names what it still has."""
+        self._request("DELETE", f"/api/v1/projects/{quote(name, safe='')}")
+
+    def add_member(self, principal: str, role: str) -> MemberView:
+        """Give a user (made on first use) or service account ``role`` in the project."""
+        body = {"principal": principal, "role": role}
+        return _answer(self._request("POST", self._project_path("members"), json=body), MemberView)
+
+    def list_members(self) -> list[MemberView]:
+        return _answer(self._request("GET", self._project_path("members")), MemberList).members
+
+    def remove_member(self, principal: str) -> None:
+        """Take the member's role away: their tokens for the project stop working."""
+        self._request("DELETE", self._project_path("members", principal))
+
+    def create_service_account(self, name: str, role: str) -> ServiceAccountView:
+        path, body = self._project_path("service-accounts"), {"name": name, "role": role}
+        return _answer(self._request("POST", path, json=body), ServiceAccountView)
+
+    def list_service_accounts(self) -> list[ServiceAccountView]:
+        answer = self._request("GET", self._project_path("service-accounts"))
+        return _answer(answer, ServiceAccountList).service_accounts
+
+    def delete_service_account(self, name: str) -> None:
+        """Delete a service account with its tokens."""
+        self._request("DELETE", self._project_path("service-accounts", name))
+
+    def create_token(
+        self,
+        role: str,
+        *,
+        name: str | None = None,
+        principal: str | None = None,
+        expires_in_s: int | None = None,
+    ) -> TokenCreated:
+        """A new token with ``role`` in the project; ``.token`` is its value, shown once."""
+        body = {"role": role, "name": name, "principal": principal, "expires_in_s": expires_in_s}
+        answer = self._request("POST", self._project_path("tokens"), json=body)
+        return _answer(answer, TokenCreated)
+
+    def list_tokens(self) -> list[TokenInfo]:
+        """The project's tokens, never their values."""
+        return _answer(self._request("GET", self._project_path("tokens")), TokenList).tokens
+
+    def revoke_token(self, token_id: int) -> None:
+        self._request("DELETE", self._project_path("tokens", str(token_id)))
 
     def logs(
         self, name: str, instance: str | None = None, follow: bool = False, tail: int | None = None
