@@ -65,7 +65,9 @@ PATH_VALUES = {"name": "nosuch", "principal": "nosuch", "token_id": "999999"}
 
 @pytest.fixture(scope="module")
 def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PierProcess]:
-    with running_pier(tmp_path_factory.mktemp("roles") / "data", env=NO_DOCKER) as pier:
+    with running_pier(
+        tmp_path_factory.mktemp("roles") / "data", env=NO_DOCKER, start_timeout_s=120
+    ) as pier:
         with pier.api() as api:
             for project in ("a", "b", "scratch"):
                 assert api.post("/api/v1/projects", json={"name": project}).status_code == 201

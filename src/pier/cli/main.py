@@ -152,7 +152,12 @@ def root(
         ),
     ] = False,
 ) -> None:
-    """pier: deploy models and container images as autoscaled, monitored nodes."""
+    """pier: deploy models and container images as autoscaled, monitored nodes.
+
+    Roles per project: viewer (read, no secret values), caller (call
+    private nodes and aliases through the gateway only), editor (models,
+    nodes, secrets), admin (members, service accounts, tokens). The token
+    `pier up` writes is the installation's admin."""
     state = CliState(project=project, url=url, token=token, output=output)
     ctx.obj = state
     ctx.call_on_close(state.close)
