@@ -10,7 +10,16 @@ import time
 from collections.abc import Callable
 
 import httpx
-from gateway_processes import TOKEN, Gateway, Upstream, node, table, wait_until, write_routes
+from gateway_processes import (
+    TOKEN,
+    Gateway,
+    Upstream,
+    alias,
+    node,
+    table,
+    wait_until,
+    write_routes,
+)
 
 from pier.domain.routes import RouteTable
 from pier.domain.specs import Access
@@ -31,6 +40,10 @@ def routes(upstreams: dict[str, Upstream], *, soon_expires: float, version: int)
     plain = table(
         node("private", upstreams["a"].endpoint, access=Access.PRIVATE, project="team"),
         node("private", upstreams["b"].endpoint, access=Access.PRIVATE, project="other"),
+        aliases=(
+            alias("secured", ("private", 100), access=Access.PRIVATE, project="team"),
+            alias("secured", ("private", 100), access=Access.PRIVATE, project="other"),
+        ),
         version=version,
     )
     grants = {digest(TEAM_TOKEN): None, digest(SOON_TOKEN): soon_expires}
@@ -52,6 +65,9 @@ def test_a_project_token_calls_its_project_only_however_the_project_is_named(
                                       "x-pier-project": "team"}),
             client.get("/x", headers={**bearer(TEAM_TOKEN), "x-node-id": "private",
                                       "x-folder-id": "team"}),
+            client.get("/team/aliases/secured/x", headers=bearer(TEAM_TOKEN)),
+            client.get("/x", headers={**bearer(TEAM_TOKEN), "x-node-alias": "secured",
+                                      "x-folder-id": "team"}),
         ]  # fmt: skip
         other = [
             client.get("/other/nodes/private/x", headers=bearer(TEAM_TOKEN)),
@@ -60,10 +76,13 @@ def test_a_project_token_calls_its_project_only_however_the_project_is_named(
             client.get("/x", headers={**bearer(TEAM_TOKEN), "x-node-id": "private",
                                       "x-folder-id": "other"}),
             client.get("/other/nodes/missing/x", headers=bearer(TEAM_TOKEN)),
+            client.get("/other/aliases/secured/x", headers=bearer(TEAM_TOKEN)),
+            client.get("/x", headers={**bearer(TEAM_TOKEN), "x-node-alias": "secured",
+                                      "x-pier-project": "other"}),
         ]  # fmt: skip
         admin = client.get("/other/nodes/private/x", headers=bearer(TOKEN))
-    assert [r.status_code for r in own] == [200, 200, 200]
-    assert [r.status_code for r in other] == [401, 401, 401, 401]
+    assert [r.status_code for r in own] == [200] * 5
+    assert [r.status_code for r in other] == [401] * 6
     assert admin.status_code == 200
 
 

@@ -33,8 +33,8 @@ def list_projects(ctx: typer.Context, output: OutputOpt = None) -> None:
         print_json({"projects": projects})
         return
     print_table(
-        ("NAME", "NODES", "MODELS", "CREATED"),
-        ((p.name, p.nodes, p.models, p.created_at.isoformat()) for p in projects),
+        ("NAME", "NODES", "ALIASES", "MODELS", "CREATED"),
+        ((p.name, p.nodes, p.aliases, p.models, p.created_at.isoformat()) for p in projects),
     )
 
 
@@ -56,6 +56,7 @@ def get(
         [
             ("name", project.name),
             ("nodes", project.nodes),
+            ("aliases", project.aliases),
             ("models", project.models),
             ("created", project.created_at.isoformat()),
         ]
@@ -65,6 +66,6 @@ def get(
 @app.command()
 def delete(ctx: typer.Context, name: NameArg) -> None:
     """Delete an empty project with its secrets, members and tokens (installation admin);
-    refused, naming them, while it has nodes or models."""
+    refused, naming them, while it has nodes, aliases or models."""
     cli_state(ctx).client().delete_project(name)
     print_line(f"project [bold]{name}[/] deleted")

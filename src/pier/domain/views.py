@@ -266,6 +266,8 @@ class ProjectView(View):
     created_at: Timestamp
     nodes: int
     """How many nodes the project has."""
+    aliases: int
+    """How many aliases the project has."""
     models: int
     """How many models (names, whatever their versions) the project has."""
 

@@ -1,4 +1,5 @@
-"""Projects: created and deleted by the installation admin; deleted only when empty."""
+"""Projects: created and deleted by the installation admin; deleted only when empty
+(no nodes, aliases or models)."""
 
 from __future__ import annotations
 
@@ -26,12 +27,13 @@ class ProjectService:
         name, created_at = self._repo.get_project(name)
         held = self._repo.project_contents(name)
         return ProjectView(
-            name=name, created_at=created_at, nodes=len(held["nodes"]), models=len(held["models"])
-        )
+            name=name, created_at=created_at, nodes=len(held["nodes"]),
+            aliases=len(held["aliases"]), models=len(held["models"]),
+        )  # fmt: skip
 
     def delete(self, name: str) -> None:
         """Delete the project with its secrets, members, service accounts and tokens;
-        refused (409, naming them) while it has nodes or models."""
+        refused (409, naming them) while it has nodes, aliases or models."""
         self._repo.get_project(name)
         if name == DEFAULT_PROJECT:
             raise Conflict(f"project {DEFAULT_PROJECT!r} cannot be deleted")

@@ -150,8 +150,9 @@ class Repository:
         """The names of what the project holds that keeps it from being deleted."""
         with self._session() as s:
             nodes = s.scalars(select(NodeRow.name).where(NodeRow.project == name))
+            aliases = s.scalars(select(AliasRow.name).where(AliasRow.project == name))
             models = s.scalars(select(ModelRow.name).where(ModelRow.project == name).distinct())
-            return {"nodes": sorted(nodes), "models": sorted(models)}
+            return {"nodes": sorted(nodes), "aliases": sorted(aliases), "models": sorted(models)}
 
     def remove_project(self, name: str) -> None:
         """Delete an empty project with its secrets, members, service accounts, tokens

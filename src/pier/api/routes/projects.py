@@ -35,5 +35,5 @@ def get_project(project: str, services: ServicesDep) -> ProjectView:
 @router.delete("/{project}", status_code=204, responses=error_responses(404, 409))
 def delete_project(project: str, services: ServicesDep) -> None:
     """Delete a project with its secrets, members, service accounts and tokens (installation
-    admin); 409 naming them while it has nodes or models."""
+    admin); 409 naming them while it has nodes, aliases or models."""
     services.projects.delete(project)
