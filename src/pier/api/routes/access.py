@@ -24,7 +24,7 @@ router = APIRouter(
 )
 
 
-@router.post("/members", status_code=201)
+@router.post("/members", status_code=201, responses=error_responses(400))
 def add_member(project: str, body: MemberAdd, services: ServicesDep) -> MemberView:
     """Give a user (made on first use) or a service account a role in the project."""
     return services.access.add_member(project, body.principal, body.role)
@@ -42,7 +42,7 @@ def remove_member(project: str, principal: str, services: ServicesDep) -> None:
     services.access.remove_member(project, principal)
 
 
-@router.post("/service-accounts", status_code=201, responses=error_responses(409))
+@router.post("/service-accounts", status_code=201, responses=error_responses(400, 409))
 def create_service_account(
     project: str, body: ServiceAccountCreate, services: ServicesDep
 ) -> ServiceAccountView:
@@ -62,7 +62,7 @@ def delete_service_account(project: str, name: str, services: ServicesDep) -> No
     services.access.delete_service_account(project, name)
 
 
-@router.post("/tokens", status_code=201, responses=error_responses(409))
+@router.post("/tokens", status_code=201, responses=error_responses(400, 409))
 def create_token(project: str, body: TokenCreate, services: ServicesDep) -> TokenCreated:
     """A new token with a role in the project; its value is in this answer only."""
     return services.access.create_token(project, body)

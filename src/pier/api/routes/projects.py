@@ -14,7 +14,7 @@ router = APIRouter(
 )
 
 
-@router.post("", status_code=201, responses=error_responses(409))
+@router.post("", status_code=201, responses=error_responses(400, 409))
 def create_project(body: ProjectCreate, services: ServicesDep) -> ProjectView:
     """Create a project (installation admin)."""
     return services.projects.create(body.name)
