@@ -146,3 +146,21 @@ def test_a_viewer_sees_secret_names_never_their_values(up: PierProcess) -> None:
     assert listed.status_code == 200
     assert listed.json()["secrets"][0]["keys"] == ["password"]
     assert "hunter2" not in listed.text
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("members", {"principal": "tes*", "role": "caller"}, "principal"),
+        ("service-accounts", {"name": "Bot", "role": "viewer"}, "name"),
+        ("tokens", {"role": "caller", "principal": "a b"}, "principal"),
+        ("tokens", {"role": "caller", "name": "-x"}, "name"),
+    ],
+)
+def test_names_of_principals_and_tokens_are_checked(
+    up: PierProcess, path: str, body: dict[str, str], field: str
+) -> None:
+    with up.api() as api:
+        answer = api.post(f"/api/v1/projects/a/{path}", json=body)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"]["field"] == field

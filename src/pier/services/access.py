@@ -9,6 +9,7 @@ import secrets
 from datetime import timedelta
 
 from pier.domain.errors import Conflict, InvalidSpec
+from pier.domain.names import validate_name
 from pier.domain.requests import TokenCreate
 from pier.domain.tokens import token_digest
 from pier.domain.views import MemberView, ServiceAccountView, TokenCreated, TokenInfo
@@ -23,6 +24,7 @@ class AccessService:
 
     def add_member(self, project: str, principal: str, role: str) -> MemberView:
         self._repo.require_project(project)
+        validate_name(principal, field="principal")
         return self._repo.add_member(project, principal, role)
 
     def members(self, project: str) -> list[MemberView]:
@@ -34,6 +36,7 @@ class AccessService:
 
     def create_service_account(self, project: str, name: str, role: str) -> ServiceAccountView:
         self._repo.require_project(project)
+        validate_name(name, field="name")
         return self._repo.add_service_account(project, name, role)
 
     def service_accounts(self, project: str) -> list[ServiceAccountView]:
@@ -46,6 +49,9 @@ class AccessService:
     def create_token(self, project: str, body: TokenCreate) -> TokenCreated:
         """A new token with ``body.role`` in the project; its value is in the answer only."""
         self._repo.require_project(project)
+        for field in ("name", "principal"):
+            if (given := getattr(body, field)) is not None:
+                validate_name(given, field=field)
         limit = self._settings
         if body.expires_in_s is not None and body.expires_in_s > limit.max_token_lifetime_s:
             raise InvalidSpec(
