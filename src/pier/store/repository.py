@@ -39,7 +39,6 @@ from pier.domain.records import (
     NodeRecord,
     RolloutRecord,
 )
-from pier.domain.rollouts import DECISION_EVENTS, RolloutPhase, RolloutState
 from pier.domain.roles import (
     INSTALLATION_ADMIN,
     Permission,
@@ -48,6 +47,7 @@ from pier.domain.roles import (
     Role,
     token_permissions,
 )
+from pier.domain.rollouts import DECISION_EVENTS, RolloutPhase, RolloutState
 from pier.domain.specs import ModelFormat, NodeSpec
 from pier.domain.views import MemberView, ServiceAccountView, TokenInfo
 from pier.store.tables import (

@@ -10,7 +10,7 @@ from pier.domain.views import RolloutView
 router = APIRouter(
     prefix="/api/v1/projects/{project}/aliases/{name}/rollout",
     tags=["aliases"],
-    responses=error_responses(401, 404, 422, 503),
+    responses=error_responses(401, 403, 404, 422, 503),
 )
 
 
