@@ -41,6 +41,8 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("GET", f"{_P}/nodes/{{name}}"): READ,
     ("PATCH", f"{_P}/nodes/{{name}}"): WRITE,
     ("DELETE", f"{_P}/nodes/{{name}}"): WRITE,
+    ("POST", f"{_P}/nodes/{{name}}/suspend"): WRITE,
+    ("POST", f"{_P}/nodes/{{name}}/resume"): WRITE,
     ("GET", f"{_P}/nodes/{{name}}/instances"): READ,
     ("GET", f"{_P}/nodes/{{name}}/stats"): READ,
     ("GET", f"{_P}/nodes/{{name}}/events"): READ,

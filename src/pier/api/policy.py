@@ -42,6 +42,8 @@ POLICY: Final[dict[tuple[str, str], Requirement]] = {
     ("GET", f"{_P}/nodes/{{name}}"): R,
     ("PATCH", f"{_P}/nodes/{{name}}"): W,
     ("DELETE", f"{_P}/nodes/{{name}}"): W,
+    ("POST", f"{_P}/nodes/{{name}}/suspend"): W,
+    ("POST", f"{_P}/nodes/{{name}}/resume"): W,
     ("GET", f"{_P}/nodes/{{name}}/instances"): R,
     ("GET", f"{_P}/nodes/{{name}}/stats"): R,
     ("GET", f"{_P}/nodes/{{name}}/events"): R,
