@@ -62,8 +62,11 @@ class FakeRuntime:
     held: dict[str, asyncio.Event] = field(default_factory=dict)
     """Starting an instance of one of these nodes (by name) waits until its event is set."""
     pull_errors: list[Exception] = field(default_factory=list)
+    create_errors: list[Exception] = field(default_factory=list)
     delete_errors: list[Exception] = field(default_factory=list)
     pulls: int = 0
+    creates: int = 0
+    """Tries to start an instance, failed ones included."""
     deletes: int = 0
     created: list[InstanceId] = field(default_factory=list)
     deleted: list[InstanceId] = field(default_factory=list)
@@ -85,6 +88,9 @@ class FakeRuntime:
     async def create(self, spec: InstanceSpec) -> Observed:
         if (gate := self.held.get(spec.node.node)) is not None:
             await gate.wait()
+        self.creates += 1
+        if self.create_errors:
+            raise self.create_errors.pop(0)
         self.created.append(spec.instance_id)
         endpoint = self.endpoint
         if self.serve:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import secrets
 import time
 from collections import defaultdict
@@ -32,7 +33,7 @@ from pier.controller.adoption import Adoption
 from pier.controller.autoscale import AutoscaleSettings, Decision, NodeScaler
 from pier.controller.backoff import Backoff, CrashBackoff
 from pier.controller.gateway_view import GatewayView
-from pier.controller.incidents import NodeEvents, describe_failure
+from pier.controller.incidents import NodeEvents, describe_failure, redact
 from pier.controller.instance_specs import DEFAULT_LAUNCHER, instance_spec
 from pier.controller.node_state import NodeState
 from pier.controller.observe import observe_status
@@ -49,6 +50,7 @@ from pier.domain.event_kinds import FAILURES, EventKind
 from pier.domain.instance_status import InstanceStatus, InstanceView, path_to
 from pier.domain.names import InstanceId, NodeKey
 from pier.domain.records import InstanceRecord, NodeRecord, endpoint_for_port
+from pier.domain.retry import PermanentError, TemporaryError
 from pier.runtimes.base import Observed, Runtime
 from pier.runtimes.registry import RuntimeRegistry
 from pier.settings import ControllerSettings
@@ -204,14 +206,17 @@ class Controller:
     async def _run(self) -> None:
         while True:
             started = self._clock()
+            pause_s = 0.0
             try:
                 await self.tick()
             except Exception as exc:
                 self._tick_failures.failed(exc)
+                if isinstance(exc, TemporaryError):  # e.g. a runtime's engine lost mid-list
+                    pause_s = min(exc.delay_s, self._settings.backoff_max_s)
             else:
                 self._tick_failures.succeeded()
             elapsed_s = self._clock() - started
-            await asyncio.sleep(max(0.05, self._settings.tick_s - elapsed_s))
+            await asyncio.sleep(max(0.05, self._settings.tick_s - elapsed_s, pause_s))
 
     # adoption
 
@@ -374,15 +379,21 @@ class Controller:
 
     async def _reconcile_guarded(self, node: NodeRecord, seen: dict[InstanceId, Observed]) -> None:
         subject = ("reconcile", node.key)
+        state = self._state(node.key)
         try:
-            async with self._state(node.key).lock:
+            async with state.lock:
                 await self.reconcile(node, seen)
         except StoreUnavailable:
             raise  # the whole tick failed, not this node: logged once by the loop
         except Exception as exc:
+            message = self._events.describe(exc, node)
+            if isinstance(exc, PermanentError):
+                state.block(node.generation, f"reconcile failed: {message}")
+            elif isinstance(exc, TemporaryError):
+                state.backoff.retry_after(exc.delay_s, now=self._clock())
             self._events.failure(
-                subject, self._events.describe(exc, node), node=node, kind=K.RECONCILE_FAILED,
-                what="reconcile failed", exc=exc,
+                subject, message, node=node, kind=K.RECONCILE_FAILED, what="reconcile failed",
+                exc=None if isinstance(exc, (PermanentError, TemporaryError)) else exc,
             )  # fmt: skip
         else:
             self._events.resolved(subject)
@@ -407,12 +418,13 @@ class Controller:
             return
         at_rest = node.deleting or node.suspended
         if node.spec.image is not None and node.pinned_image is None and not at_rest:
-            self._pulls.ensure(node, self._runtimes.get(node.runtime), backoff, now)
+            self._pulls.ensure(node, self._runtimes.get(node.runtime), state, now)
         target = node.spec.min_instances if state.target is None else state.target
+        blocked = state.blocked_message(node.generation) is not None
         plan = plan_node(
             node.spec, target, [t.planned() for t in mine],
-            generation=node.generation, now=now, backoff_until=backoff.until,
-            deleting=node.deleting,
+            generation=node.generation, now=now, deleting=node.deleting,
+            backoff_until=math.inf if blocked else backoff.until,
         )  # fmt: skip
         await self._apply(node, plan, now)
         self._update_node_state(node, backoff)
@@ -570,12 +582,7 @@ class Controller:
         except Exception as exc:
             self._untrack(tracked)
             self._repo.remove_instance(instance_id)
-            delay_s = state.backoff.record_failure(now=now)
-            self._event(
-                node,
-                K.INSTANCE_CREATE_FAILED,
-                f"could not start an instance: {exc}; next try in {delay_s:g} s",
-            )
+            self._create_failed(node, state, exc, now)
             return
         self._update_from(tracked, seen, node)
         self._observe(tracked, node, self._clock())
@@ -585,6 +592,19 @@ class Controller:
             f"instance {instance_id} created",
             instance=instance_id,
         )
+
+    def _create_failed(
+        self, node: NodeRecord, state: NodeState, exc: Exception, now: float
+    ) -> None:
+        """A PermanentError blocks the node's spec (no start again until it changes); any
+        other failure is tried again after the backoff (a TemporaryError's own delay)."""
+        message = f"could not start an instance: {exc}"
+        if isinstance(exc, PermanentError):
+            message += "; not retried until the node's spec changes"
+            state.block(node.generation, redact(message, self._events.secrets_of(node)))
+        else:
+            message += f"; next try in {state.backoff.after(exc, now=now):g} s"
+        self._event(node, K.INSTANCE_CREATE_FAILED, message)
 
     def _retire(self, tracked: TrackedInstance, node: NodeRecord, *, reason: str) -> None:
         """Take a working instance out of the routes, let the gateway finish the requests
@@ -681,8 +701,11 @@ class Controller:
         state = self._state(node.key)
         reached = node.reached_minimum or state.count(S.HEALTHY) >= node.spec.min_instances
         message = None
+        blocked = state.blocked_message(node.generation)
         if state.unavailable is not None:
             message = state.unavailable
+        elif blocked is not None:
+            message = blocked
         elif pulling := self._pulls.message(node.key):
             message = pulling
         elif backoff.is_crash_looping:
@@ -694,7 +717,7 @@ class Controller:
             node.name,
             reached_minimum=reached,
             message=message,
-            crash_looping=backoff.is_crash_looping,
+            crash_looping=backoff.is_crash_looping or blocked is not None,
             target_instances=state.target,
             suspended=node.suspended,
         )
@@ -727,7 +750,7 @@ class Controller:
             tracked.removal_backoff = Backoff(
                 self._settings.backoff_base_s, self._settings.backoff_max_s
             )
-        delay_s = tracked.removal_backoff.record_failure(now=self._clock())
+        delay_s = tracked.removal_backoff.after(exc, now=self._clock())
         node: NodeRecord | None = None
         with contextlib.suppress(NotFound):
             node = self._repo.get_node(tracked.key.project, tracked.key.node)

@@ -3,6 +3,7 @@
 A NodeState is made when the controller first meets a node (in the store or among what a
 runtime runs) and dropped as a whole when the node is removed, so nothing of a deleted
 node (its lock, backoff, scaler, instances) lingers for a new node of the same name.
+A permanent failure (domain/retry.py) blocks the node's spec until its generation moves.
 """
 
 from __future__ import annotations
@@ -15,6 +16,14 @@ from pier.controller.backoff import CrashBackoff
 from pier.controller.tracked import TrackedInstance
 from pier.domain.instance_status import InstanceStatus
 from pier.domain.names import InstanceId
+
+
+@dataclass(frozen=True, slots=True)
+class Blocked:
+    """A permanent failure of one generation of the node's spec."""
+
+    generation: int
+    message: str
 
 
 @dataclass(slots=True)
@@ -32,6 +41,20 @@ class NodeState:
     """Held while the node is reconciled: one reconcile of a node at a time."""
     reconciling: asyncio.Task[None] | None = None
     """The node's reconcile, while it runs (it may outlive a tick: see Controller.tick)."""
+    blocked: Blocked | None = None
+    """Set by a PermanentError: the node's spec cannot run as it is."""
+
+    def block(self, generation: int, message: str) -> None:
+        """Start no instance and pull no image of ``generation`` again: ``message`` says
+        why (no secret in it)."""
+        self.blocked = Blocked(generation, message)
+
+    def blocked_message(self, generation: int) -> str | None:
+        """Why the node cannot run, while its spec is the one that failed; a new
+        generation of the spec lifts the block."""
+        if self.blocked is not None and self.blocked.generation != generation:
+            self.blocked = None
+        return self.blocked.message if self.blocked is not None else None
 
     def count(self, *statuses: InstanceStatus, exclude: InstanceStatus | None = None) -> int:
         """Instances in one of ``statuses`` (any, when none given), but not ``exclude``."""

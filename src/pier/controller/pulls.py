@@ -3,7 +3,9 @@ one pull per node at a time, honouring the node's backoff.
 
 A registry's refusal (ImagePullFailed, any PierError) is an ``image_pull_failed`` event
 per try; anything else a pull raises is a ``pull_failed`` event once per change of the
-error. Both are retried after the backoff, and the node's message says what is going on.
+error. Both are retried after the backoff (a TemporaryError after its own delay), and the
+node's message says what is going on. A PermanentError (a runtime that runs no images) is
+one ``image_pull_failed`` event, and the node pulls again only once its spec changes.
 """
 
 from __future__ import annotations
@@ -11,12 +13,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from pier.controller.backoff import CrashBackoff
-from pier.controller.incidents import NodeEvents
+from pier.controller.incidents import NodeEvents, redact
+from pier.controller.node_state import NodeState
 from pier.domain.errors import PierError, RuntimeUnavailable
 from pier.domain.event_kinds import EventKind
 from pier.domain.names import NodeKey
 from pier.domain.records import NodeRecord
+from pier.domain.retry import PermanentError
 from pier.runtimes.base import Runtime
 from pier.store.repository import Repository
 
@@ -33,14 +36,17 @@ class ImagePulls:
         self._errors: dict[NodeKey, str] = {}
 
     def ensure(
-        self, node: NodeRecord, runtime: Runtime | None, backoff: CrashBackoff, now: float
+        self, node: NodeRecord, runtime: Runtime | None, state: NodeState, now: float
     ) -> None:
-        """Start pulling the node's image unless a pull runs or the backoff is on."""
+        """Start pulling the node's image unless a pull runs, the backoff is on, or the
+        node's spec is blocked."""
         running = self._tasks.get(node.key)
-        if (running is not None and not running.done()) or backoff.until > now:
+        if (running is not None and not running.done()) or state.backoff.until > now:
+            return
+        if state.blocked_message(node.generation) is not None:
             return
         self._tasks[node.key] = asyncio.create_task(
-            self._pull(node, runtime, backoff), name=f"pull {node.key}"
+            self._pull(node, runtime, state), name=f"pull {node.key}"
         )
 
     def message(self, key: NodeKey) -> str | None:
@@ -59,7 +65,7 @@ class ImagePulls:
         for task in self._tasks.values():
             task.cancel()
 
-    async def _pull(self, node: NodeRecord, runtime: Runtime | None, backoff: CrashBackoff) -> None:
+    async def _pull(self, node: NodeRecord, runtime: Runtime | None, state: NodeState) -> None:
         assert node.spec.image is not None
         key = node.key
 
@@ -76,12 +82,14 @@ class ImagePulls:
             )
             progress(f"pulling {node.spec.image}")
             pinned = await runtime.resolve_image(node.spec.image, auth=auth, on_progress=progress)
+        except PermanentError as exc:
+            self._blocked(node, exc, state)
         except PierError as exc:
-            delay_s = backoff.record_failure(now=self._clock())
+            delay_s = state.backoff.after(exc, now=self._clock())
             self._errors[key] = exc.message
             self._events.add(node, K.IMAGE_PULL_FAILED, f"{exc.message}; next try in {delay_s:g} s")
         except Exception as exc:
-            self._broke(node, exc, backoff)
+            self._broke(node, exc, state)
         else:
             self._errors.pop(key, None)
             self._events.resolved(("pull", key))
@@ -90,9 +98,17 @@ class ImagePulls:
         finally:
             self._progress.pop(key, None)
 
-    def _broke(self, node: NodeRecord, exc: Exception, backoff: CrashBackoff) -> None:
+    def _blocked(self, node: NodeRecord, exc: PermanentError, state: NodeState) -> None:
+        """No pull of this image can succeed: say so once, and wait for a new spec."""
+        message = redact(f"{exc}; not retried until the node's spec changes",
+                         self._events.secrets_of(node))  # fmt: skip
+        self._errors[node.key] = message
+        state.block(node.generation, message)
+        self._events.add(node, K.IMAGE_PULL_FAILED, message)
+
+    def _broke(self, node: NodeRecord, exc: Exception, state: NodeState) -> None:
         """The pull raised something the runtime does not turn into an ImagePullFailed."""
-        delay_s = backoff.record_failure(now=self._clock())
+        delay_s = state.backoff.after(exc, now=self._clock())
         message = self._events.describe(exc, node)
         self._errors[node.key] = f"pulling {node.spec.image} failed: {message}"
         self._events.failure(
