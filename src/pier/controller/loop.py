@@ -23,7 +23,6 @@ import secrets
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -31,7 +30,7 @@ import structlog
 
 from pier.controller.adoption import Adoption
 from pier.controller.autoscale import AutoscaleSettings, Decision, NodeScaler
-from pier.controller.backoff import Backoff, CrashBackoff
+from pier.controller.backoff import CrashBackoff
 from pier.controller.gateway_view import GatewayView
 from pier.controller.incidents import NodeEvents, describe_failure, redact
 from pier.controller.instance_specs import DEFAULT_LAUNCHER, instance_spec
@@ -169,8 +168,7 @@ class Controller:
         if stop_instances:
             stopped = await self._stop_all()
         for tracked in self._instances.values():
-            if tracked.probe:
-                await tracked.probe.stop()
+            await tracked.stop_probe()
         await self._http.aclose()
         return stopped
 
@@ -196,9 +194,7 @@ class Controller:
         return len(gone) == len(tracked)
 
     async def _stop_instance(self, tracked: TrackedInstance) -> None:
-        if tracked.probe:
-            await tracked.probe.stop()
-            tracked.probe = None
+        await tracked.stop_probe()
         runtime = self._runtimes[tracked.runtime]
         await runtime.delete(tracked.instance_id, grace_s=self._settings.stop_grace_s)
         self._untrack(tracked)
@@ -311,26 +307,16 @@ class Controller:
         self._update_from(tracked, seen, node)
 
     def _update_from(self, tracked: TrackedInstance, seen: Observed, node: NodeRecord) -> None:
-        tracked.exited = seen.phase == "exited"
-        tracked.exit_code = seen.exit_code
-        tracked.limits_applied = seen.limits_applied
-        tracked.limits_not_applied = seen.limits_not_applied
-        tracked.port_endpoints = dict(seen.port_endpoints)
-        handle = (seen.pid or tracked.pid, seen.container_id or tracked.container_id)
-        if handle != (tracked.pid, tracked.container_id):
-            tracked.pid, tracked.container_id = handle
-            if tracked.status is not S.UNDEFINED:  # an instance being created is saved next
-                self._repo.upsert_instance(tracked.record())
-        if seen.endpoint and seen.endpoint != tracked.endpoint:
-            tracked.endpoint = seen.endpoint
+        if tracked.observe(seen) and tracked.status is not S.UNDEFINED:
+            self._repo.upsert_instance(tracked.record())  # one being created is saved next
         probed = endpoint_for_port(
             tracked.endpoint, tracked.port_endpoints, node.spec.health.port, node.spec.port
         )
         if probed and tracked.probe is None and tracked.status is not S.DELETING:
-            tracked.probe = Probe(
-                probed, node.spec.health, self._http, retry_max_s=self._settings.backoff_max_s
-            )
-            tracked.probe.start()
+            tracked.start_probe(
+                Probe(probed, node.spec.health, self._http,
+                      retry_max_s=self._settings.backoff_max_s)
+            )  # fmt: skip
 
     # the tick
 
@@ -406,7 +392,7 @@ class Controller:
             observed = seen.get(tracked.instance_id)
             if observed is None:
                 if tracked.status not in (S.UNDEFINED, S.DELETING):
-                    tracked.exited = True  # removed behind pier's back
+                    tracked.vanish()
             else:
                 self._update_from(tracked, observed, node)
             self._observe(tracked, node, now)
@@ -487,7 +473,7 @@ class Controller:
             )
             tracked.move(step, now=now)
         error = tracked.window.last_error if new is S.UNHEALTHY else None
-        tracked.view = replace(tracked.view, last_error=error)
+        tracked.show_error(error)
         if new is S.HEALTHY:
             self._state(node.key).backoff.record_healthy()
         self._repo.upsert_instance(tracked.record())
@@ -614,7 +600,7 @@ class Controller:
             return
         routed = tracked.status is S.HEALTHY and not tracked.exited
         self._mark_deleting(tracked)
-        tracked.removal_reason = tracked.removal_reason or reason
+        tracked.leave(reason)
         drain_s = node.spec.timeout_s if routed else 0.0
         task = asyncio.create_task(
             self._drain_then_remove(tracked, drain_s, reason=reason),
@@ -666,18 +652,16 @@ class Controller:
         try:
             self._repo.upsert_instance(tracked.record())
         except StoreUnavailable:
-            tracked.view = before
+            tracked.undo(before)
             raise
 
     async def _remove(self, tracked: TrackedInstance, *, reason: str | None) -> None:
         """Stop and forget the instance. When the runtime fails to, the instance stays
         Deleting and the reconcile tries again after a backoff (_retry_removal)."""
         self._mark_deleting(tracked)
-        tracked.removal_reason = tracked.removal_reason or reason
+        tracked.leave(reason)
         try:
-            if tracked.probe:
-                await tracked.probe.stop()
-                tracked.probe = None
+            await tracked.stop_probe()
             runtime = self._runtimes[tracked.runtime]
             await runtime.delete(tracked.instance_id, grace_s=self._settings.stop_grace_s)
         except Exception as exc:
@@ -746,11 +730,10 @@ class Controller:
 
     def _removal_failed(self, tracked: TrackedInstance, exc: Exception) -> None:
         """The instance stays Deleting; _retry_removal tries again after a backoff."""
-        if tracked.removal_backoff is None:
-            tracked.removal_backoff = Backoff(
-                self._settings.backoff_base_s, self._settings.backoff_max_s
-            )
-        delay_s = tracked.removal_backoff.after(exc, now=self._clock())
+        delay_s = tracked.removal_failed(
+            exc, base_s=self._settings.backoff_base_s, max_s=self._settings.backoff_max_s,
+            now=self._clock(),
+        )  # fmt: skip
         node: NodeRecord | None = None
         with contextlib.suppress(NotFound):
             node = self._repo.get_node(tracked.key.project, tracked.key.node)
