@@ -44,6 +44,14 @@ class NodeState:
     blocked: Blocked | None = None
     """Set by a PermanentError: the node's spec cannot run as it is."""
 
+    def take_failure(self) -> BaseException | None:
+        """What the node's reconcile raised, once it is over; told once (then forgotten)."""
+        task = self.reconciling
+        if task is None or not task.done():
+            return None
+        self.reconciling = None
+        return None if task.cancelled() else task.exception()
+
     def block(self, generation: int, message: str) -> None:
         """Start no instance and pull no image of ``generation`` again: ``message`` says
         why (no secret in it)."""

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from pier.controller.incidents import NodeEvents, redact
 from pier.controller.node_state import NodeState
+from pier.controller.store_thread import StoreThread
 from pier.domain.errors import PierError, RuntimeUnavailable
 from pier.domain.event_kinds import EventKind
 from pier.domain.names import NodeKey
@@ -27,8 +28,11 @@ K = EventKind
 
 
 class ImagePulls:
-    def __init__(self, repo: Repository, events: NodeEvents, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, repo: Repository, db: StoreThread, events: NodeEvents, clock: Callable[[], float]
+    ) -> None:
         self._repo = repo
+        self._db = db
         self._events = events
         self._clock = clock
         self._tasks: dict[NodeKey, asyncio.Task[None]] = {}
@@ -76,42 +80,46 @@ class ImagePulls:
             if runtime is None:
                 raise RuntimeUnavailable(f"runtime {node.runtime} cannot pull images")
             auth = (
-                self._repo.get_secret(node.project, node.spec.registry_secret)
+                await self._db.run(self._repo.get_secret, node.project, node.spec.registry_secret)
                 if node.spec.registry_secret
                 else None
             )
             progress(f"pulling {node.spec.image}")
             pinned = await runtime.resolve_image(node.spec.image, auth=auth, on_progress=progress)
         except PermanentError as exc:
-            self._blocked(node, exc, state)
+            await self._blocked(node, exc, state)
         except PierError as exc:
             delay_s = state.backoff.after(exc, now=self._clock())
             self._errors[key] = exc.message
-            self._events.add(node, K.IMAGE_PULL_FAILED, f"{exc.message}; next try in {delay_s:g} s")
+            await self._events.add(
+                node, K.IMAGE_PULL_FAILED, f"{exc.message}; next try in {delay_s:g} s"
+            )
         except Exception as exc:
-            self._broke(node, exc, state)
+            await self._broke(node, exc, state)
         else:
             self._errors.pop(key, None)
             self._events.resolved(("pull", key))
-            self._repo.pin_image(node.project, node.name, pinned)
-            self._events.add(node, K.IMAGE_PINNED, f"image {node.spec.image} pinned as {pinned}")
+            await self._db.run(self._repo.pin_image, node.project, node.name, pinned)
+            await self._events.add(
+                node, K.IMAGE_PINNED, f"image {node.spec.image} pinned as {pinned}"
+            )
         finally:
             self._progress.pop(key, None)
 
-    def _blocked(self, node: NodeRecord, exc: PermanentError, state: NodeState) -> None:
+    async def _blocked(self, node: NodeRecord, exc: PermanentError, state: NodeState) -> None:
         """No pull of this image can succeed: say so once, and wait for a new spec."""
         message = redact(f"{exc}; not retried until the node's spec changes",
-                         self._events.secrets_of(node))  # fmt: skip
+                         await self._events.secrets_of(node))  # fmt: skip
         self._errors[node.key] = message
         state.block(node.generation, message)
-        self._events.add(node, K.IMAGE_PULL_FAILED, message)
+        await self._events.add(node, K.IMAGE_PULL_FAILED, message)
 
-    def _broke(self, node: NodeRecord, exc: Exception, state: NodeState) -> None:
+    async def _broke(self, node: NodeRecord, exc: Exception, state: NodeState) -> None:
         """The pull raised something the runtime does not turn into an ImagePullFailed."""
         delay_s = state.backoff.after(exc, now=self._clock())
-        message = self._events.describe(exc, node)
+        message = await self._events.describe(exc, node)
         self._errors[node.key] = f"pulling {node.spec.image} failed: {message}"
-        self._events.failure(
+        await self._events.failure(
             ("pull", node.key), message, node=node, kind=K.PULL_FAILED,
             what=f"pulling {node.spec.image} failed",
             then=f"; retrying with a backoff (next try in {delay_s:g} s)",
