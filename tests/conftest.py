@@ -137,6 +137,9 @@ class PierProcess:
             if b"pier is up" in self.log_path.read_bytes()[seen_bytes:]:
                 return
             time.sleep(0.05)
+        self.proc.kill()  # a start that fails leaves nothing running (its gateway neither)
+        self.proc.wait()
+        _kill_leftovers(self.data_dir)
         raise AssertionError(f"pier up did not start:\n{self.log_path.read_text()}")
 
     def stop(self, sig: int = signal.SIGINT, timeout_s: float = 30.0) -> None:
