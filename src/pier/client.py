@@ -47,6 +47,7 @@ from pier.domain.views import (
     InstanceList,
     InstanceStats,
     InstanceView,
+    KeyRotated,
     ModelList,
     ModelsDeleted,
     ModelVersion,
@@ -530,6 +531,10 @@ class Client:
     def delete_secret(self, name: str) -> None:
         """Delete a project secret."""
         self._request("DELETE", self._project_path("secrets", name))
+
+    def rotate_secrets_key(self) -> KeyRotated:
+        """Seal every secret value again with a new key (the installation's, not a project's)."""
+        return _answer(self._request("POST", "/api/v1/secrets/rotate-key"), KeyRotated)
 
     def logs(
         self, name: str, instance: str | None = None, follow: bool = False, tail: int | None = None

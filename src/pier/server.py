@@ -39,6 +39,7 @@ from pier.runtimes import load_runtime
 from pier.runtimes.base import Runtime
 from pier.runtimes.registry import RuntimeRegistry
 from pier.sandbox import Sandbox, default_root
+from pier.secret_keys import SecretKeys
 from pier.services.aliases import AliasService
 from pier.services.models import ModelService
 from pier.services.nodes import NodeService
@@ -142,7 +143,10 @@ async def run(settings: Settings, say: Say = print) -> None:
         settings.resolved_database_url, busy_timeout_s=settings.store.busy_timeout_s
     )
     migrate(engine)
-    repo = Repository(engine)
+    secrets_key = settings.secrets_key.get_secret_value() if settings.secrets_key else None
+    keys = SecretKeys.load(secrets_key, settings.secrets_key_path)
+    repo = Repository(engine, sealer=keys.sealer())
+    repo.reseal_secrets()  # seals values kept before sealing; fails early on a wrong key
     repo.ensure_default_project()
     token, created = ensure_admin_token(settings.token_path)
     if token_digest(token) not in repo.token_digests():
@@ -166,7 +170,7 @@ async def run(settings: Settings, say: Say = print) -> None:
         nodes=NodeService(repo, routes=board, image_nodes_refusal=_image_nodes_refusal(runtimes)),
         aliases=AliasService(repo, routes=board),
         rollouts=RolloutService(repo),
-        secrets=SecretService(repo),
+        secrets=SecretService(repo, keys),
         models=ModelService(
             repo, (data_dir / "models").resolve(), settings.models, sandbox=sandbox
         ),

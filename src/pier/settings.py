@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -137,6 +137,10 @@ class Settings(BaseSettings):
     """Models, instance logs, the SQLite store and admin.token live here."""
     database_url: str | None = None
     """Default: SQLite (WAL) under data_dir."""
+    secrets_key: SecretStr | None = None
+    """Fernet keys that seal secret values at rest, separated by commas; the first seals,
+    every one opens (rotation). Default: <data dir>/secrets.key, made with mode 0600 on
+    first start. Never kept in the store."""
     runtime: Literal["local", "docker"] = "local"
     """The runtime pier must have at start-up: ``docker`` makes it refuse to start without
     a Docker engine; ``local`` starts without one and runs image nodes once an engine
@@ -161,3 +165,7 @@ class Settings(BaseSettings):
     @property
     def token_path(self) -> Path:
         return self.data_dir / "admin.token"
+
+    @property
+    def secrets_key_path(self) -> Path:
+        return self.data_dir / "secrets.key"

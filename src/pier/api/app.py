@@ -46,6 +46,7 @@ def create_app(services: Services) -> FastAPI:
     )
     app.state.services = services
     routers = [module.router for module in (system, models, nodes, aliases, rollouts, secrets)]
+    routers.append(secrets.keys_router)
     install_error_handlers(app, routers)
     for router in routers:
         app.include_router(router, dependencies=[Depends(authenticate)])

@@ -260,6 +260,16 @@ class SecretList(View):
     secrets: list[SecretInfo]
 
 
+class KeyRotated(View):
+    """What `pier secret rotate-key` did."""
+
+    sealed: int
+    """Values sealed again with the new key (secrets and nodes' secret_env)."""
+    key_source: Literal["file", "environment"]
+    """file: <data dir>/secrets.key; environment: PIER_SECRETS_KEY."""
+    message: str
+
+
 class ConfigurationList(View):
     configurations: list[Configuration]
 

@@ -39,6 +39,7 @@ from pier.domain.records import (
 )
 from pier.domain.rollouts import DECISION_EVENTS, RolloutPhase, RolloutState
 from pier.domain.specs import ModelFormat, NodeSpec
+from pier.store.sealing import Sealer, is_sealed
 from pier.store.tables import (
     AliasRolloutRow,
     AliasRow,
@@ -66,9 +67,12 @@ def _utc(value: datetime) -> datetime:
 class Repository:
     """Projects, tokens, models, nodes, aliases, instances and events."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, sealer: Sealer | None = None) -> None:
+        """``sealer`` seals secret values and nodes' ``secret_env`` at rest; without one,
+        a key of its own that nothing keeps (a store used in one process only)."""
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._unit: ContextVar[Session | None] = ContextVar("pier_store_unit", default=None)
+        self._sealer = sealer or Sealer.ephemeral()
 
     @contextmanager
     def unit_of_work(self) -> Iterator[None]:
@@ -206,7 +210,7 @@ class Repository:
                 row = NodeRow(
                     project=project,
                     name=name,
-                    spec=spec.model_dump(mode="json"),
+                    spec=self._sealed_spec(spec),
                     generation=1,
                     deleting=False,
                     reached_minimum=False,
@@ -217,7 +221,7 @@ class Repository:
                 )
                 s.add(row)
                 s.flush()
-                return _node(row)
+                return self._node(row)
         except IntegrityError:
             raise NameTaken("node", project, name) from None
 
@@ -226,11 +230,11 @@ class Repository:
         if project is not None:
             query = query.where(NodeRow.project == project)
         with self._session() as s:
-            return [_node(r) for r in s.scalars(query)]
+            return [self._node(r) for r in s.scalars(query)]
 
     def get_node(self, project: str, name: str) -> NodeRecord:
         with self._session() as s:
-            return _node(self._node_row(s, project, name))
+            return self._node(self._node_row(s, project, name))
 
     def update_node_spec(
         self, project: str, name: str, spec: NodeSpec, *, repin: bool = False
@@ -239,15 +243,13 @@ class Repository:
         ``repin``: forget the pinned image (the spec names another one)."""
         with self._session() as s:
             row = self._node_row(s, project, name)
-            row.generation = spec.generation_after(
-                NodeSpec.model_validate(row.spec), row.generation
-            )
-            row.spec = spec.model_dump(mode="json")
+            row.generation = spec.generation_after(self._spec(row), row.generation)
+            row.spec = self._sealed_spec(spec)
             if repin:
                 row.pinned_image = None
             row.updated_at = utcnow()
             s.flush()
-            return _node(row)
+            return self._node(row)
 
     def mark_node_deleting(self, project: str, name: str) -> NodeRecord:
         """The node is to go: the controller stops its instances, then removes it."""
@@ -255,7 +257,7 @@ class Repository:
             row = self._node_row(s, project, name)
             row.deleting, row.updated_at = True, utcnow()
             s.flush()
-            return _node(row)
+            return self._node(row)
 
     def set_node_suspended(self, project: str, name: str, *, suspended: bool) -> NodeRecord:
         """Suspend the node (the controller stops its instances) or resume it; resuming
@@ -266,7 +268,7 @@ class Repository:
             if not suspended:
                 row.reached_minimum, row.crash_looping, row.target_instances = False, False, None
             s.flush()
-            return _node(row)
+            return self._node(row)
 
     def set_node_state(
         self,
@@ -310,6 +312,63 @@ class Repository:
                 delete(InstanceRow).where(InstanceRow.project == project, InstanceRow.node == name)
             )
             s.execute(delete(EventRow).where(EventRow.project == project, EventRow.node == name))
+
+    def _node(self, row: NodeRow) -> NodeRecord:
+        return NodeRecord(
+            project=row.project,
+            name=row.name,
+            spec=self._spec(row),
+            generation=row.generation,
+            deleting=row.deleting,
+            reached_minimum=row.reached_minimum,
+            message=row.message,
+            crash_looping=row.crash_looping,
+            created_at=_utc(row.created_at),
+            updated_at=_utc(row.updated_at),
+            pinned_image=row.pinned_image,
+            target_instances=row.target_instances,
+            runtime=row.runtime,
+            suspended=row.suspended,
+        )
+
+    # secrets at rest
+
+    def _sealed_spec(self, spec: NodeSpec) -> dict[str, Any]:
+        """The spec as stored: its ``secret_env`` sealed."""
+        data = spec.model_dump(mode="json")
+        data["secret_env"] = self._sealer.seal(spec.secret_env)
+        return data
+
+    def _spec(self, row: NodeRow) -> NodeSpec:
+        data = dict(row.spec)
+        data["secret_env"] = self._open(data.get("secret_env") or {})
+        return NodeSpec.model_validate(data)
+
+    def _open(self, stored: Any) -> dict[str, str]:
+        """A stored secret value: sealed text, or a mapping kept before values were sealed."""
+        return self._sealer.open(stored) if is_sealed(stored) else dict(stored)
+
+    def reseal_secrets(self, sealer: Sealer | None = None) -> int:
+        """Seal every secret value and node ``secret_env`` again with ``sealer``'s first key
+        (default: this store's), in one transaction, then use ``sealer`` from now on. Values
+        kept before sealing are sealed too. Returns how many values were sealed."""
+        target = sealer or self._sealer
+        count = 0
+        with self._session() as s:
+            for secret in s.scalars(select(SecretRow)):
+                secret.value = target.seal(self._open(secret.value))
+                count += 1
+            for node in s.scalars(select(NodeRow)):
+                spec = dict(node.spec)
+                spec["secret_env"] = target.seal(self._open(spec.get("secret_env") or {}))
+                node.spec = spec
+                count += 1
+        self._sealer = target
+        return count
+
+    def use_sealer(self, sealer: Sealer) -> None:
+        """Seal and open with ``sealer`` from now on (every value must be sealed with its keys)."""
+        self._sealer = sealer
 
     @staticmethod
     def _node_row(s: Session, project: str, name: str) -> NodeRow:
@@ -489,13 +548,14 @@ class Repository:
             )
             now = utcnow()
             if row is None:
+                sealed = self._sealer.seal(value)
                 s.add(
                     SecretRow(
-                        project=project, name=name, value=value, created_at=now, updated_at=now
+                        project=project, name=name, value=sealed, created_at=now, updated_at=now
                     )
                 )
                 return True
-            row.value, row.updated_at = value, now
+            row.value, row.updated_at = self._sealer.seal(value), now
             return False
 
     def get_secret(self, project: str, name: str) -> dict[str, Any]:
@@ -505,7 +565,7 @@ class Repository:
             )
             if row is None:
                 raise NotFound(f"secret {name!r} not found in project {project!r}")
-            return dict(row.value)
+            return self._open(row.value)
 
     def list_secrets(self, project: str) -> list[tuple[str, list[str], datetime]]:
         """(name, keys, updated_at) of each secret: never the values."""
@@ -513,7 +573,7 @@ class Repository:
             rows = s.scalars(
                 select(SecretRow).where(SecretRow.project == project).order_by(SecretRow.name)
             )
-            return [(r.name, sorted(r.value), _utc(r.updated_at)) for r in rows]
+            return [(r.name, sorted(self._open(r.value)), _utc(r.updated_at)) for r in rows]
 
     def delete_secret(self, project: str, name: str) -> None:
         self.get_secret(project, name)
@@ -581,25 +641,6 @@ def _model(row: ModelRow) -> ModelRecord:
         size_bytes=row.size_bytes,
         created_at=_utc(row.created_at),
         metadata=row.meta or {},
-    )
-
-
-def _node(row: NodeRow) -> NodeRecord:
-    return NodeRecord(
-        project=row.project,
-        name=row.name,
-        spec=NodeSpec.model_validate(row.spec),
-        generation=row.generation,
-        deleting=row.deleting,
-        reached_minimum=row.reached_minimum,
-        message=row.message,
-        crash_looping=row.crash_looping,
-        created_at=_utc(row.created_at),
-        updated_at=_utc(row.updated_at),
-        pinned_image=row.pinned_image,
-        target_instances=row.target_instances,
-        runtime=row.runtime,
-        suspended=row.suspended,
     )
 
 

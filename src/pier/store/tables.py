@@ -120,7 +120,8 @@ class SecretRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     project: Mapped[str] = mapped_column(ForeignKey("projects.name"))
     name: Mapped[str] = mapped_column(String(63))
-    value: Mapped[dict[str, Any]] = mapped_column(JSON)
+    value: Mapped[Any] = mapped_column(JSON)
+    """Sealed text (pier.store.sealing); a mapping only if kept before values were sealed."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
