@@ -19,6 +19,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, Final, TypeVar
 from urllib.parse import quote
@@ -26,6 +27,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from pier.domain.audit import AuditEntry, AuditPage
 from pier.domain.configurations import Configuration
 from pier.domain.errors import (
     ERRORS_BY_CODE,
@@ -531,6 +533,40 @@ class Client:
     def delete_secret(self, name: str) -> None:
         """Delete a project secret."""
         self._request("DELETE", self._project_path("secrets", name))
+
+    # -- audit log ------------------------------------------------------------------
+
+    def audit(
+        self,
+        *,
+        project: str | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        outcome: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        before: int | None = None,
+        limit: int = 100,
+    ) -> AuditPage:
+        """One page of the audit log, newest first; filters given narrow it. Pass the
+        page's ``next_before`` as ``before`` for the next one."""
+        given = {
+            "project": project, "actor": actor, "action": action, "outcome": outcome,
+            "since": since.isoformat() if since else None,
+            "until": until.isoformat() if until else None, "before": before, "limit": limit,
+        }  # fmt: skip
+        params = {k: v for k, v in given.items() if v is not None}
+        return _answer(self._request("GET", "/api/v1/audit", params=params), AuditPage)
+
+    def iter_audit(self, **filters: Any) -> Iterator[AuditEntry]:
+        """Every audit entry matching ``filters`` (those of ``audit``), newest first."""
+        before = filters.pop("before", None)
+        while True:
+            page = self.audit(**filters, before=before)
+            yield from page.entries
+            if page.next_before is None:
+                return
+            before = page.next_before
 
     def rotate_secrets_key(self) -> KeyRotated:
         """Seal every secret value again with a new key (the installation's, not a project's)."""

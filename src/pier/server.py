@@ -41,6 +41,7 @@ from pier.runtimes.registry import RuntimeRegistry
 from pier.sandbox import Sandbox, default_root
 from pier.secret_keys import SecretKeys
 from pier.services.aliases import AliasService
+from pier.services.audit import AuditService
 from pier.services.models import ModelService
 from pier.services.nodes import NodeService
 from pier.services.rollouts import RolloutService
@@ -179,6 +180,7 @@ async def run(settings: Settings, say: Say = print) -> None:
         stats=access,
         gateway_url=gateway.url,
         runtimes=runtimes,
+        audit=AuditService(repo, max_entries=settings.audit.max_entries),
     )
     server = _ApiServer(
         uvicorn.Config(

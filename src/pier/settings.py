@@ -125,6 +125,13 @@ class SandboxSettings(BaseModel):
     machine that numerical libraries need, never credentials."""
 
 
+class AuditSettings(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    max_entries: Annotated[int, Field(ge=1000)] = 1_000_000
+    """The audit log keeps this many of the newest entries; older ones are dropped."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="PIER_", env_nested_delimiter="__", use_attribute_docstrings=True
@@ -151,6 +158,7 @@ class Settings(BaseSettings):
     store: StoreSettings = Field(default_factory=StoreSettings)
     models: ModelSettings = Field(default_factory=ModelSettings)
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
 
     @property
     def resolved_database_url(self) -> str:

@@ -10,10 +10,11 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 import pier
+from pier.api.audit import AuditMiddleware
 from pier.api.auth import bearer_guard
 from pier.api.deps import Services
 from pier.api.errors import install_error_handlers
-from pier.api.routes import aliases, models, nodes, rollouts, secrets, system
+from pier.api.routes import aliases, audit, models, nodes, rollouts, secrets, system
 
 BEARER = HTTPBearer(
     auto_error=False, description="The admin token `pier up` writes to <data dir>/admin.token."
@@ -45,8 +46,9 @@ def create_app(services: Services) -> FastAPI:
         generate_unique_id_function=operation_id,
     )
     app.state.services = services
+    app.add_middleware(AuditMiddleware, record=services.audit.record)
     routers = [module.router for module in (system, models, nodes, aliases, rollouts, secrets)]
-    routers.append(secrets.keys_router)
+    routers += [secrets.keys_router, audit.router]
     install_error_handlers(app, routers)
     for router in routers:
         app.include_router(router, dependencies=[Depends(authenticate)])

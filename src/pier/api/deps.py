@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from pier.services.aliases import AliasService
+from pier.services.audit import AuditService
 from pier.services.models import ModelService
 from pier.services.nodes import NodeService
 from pier.services.rollouts import RolloutService
@@ -31,6 +32,7 @@ class Services:
     gateway_url: str
     runtimes: Collection[str]
     """The runtimes loaded now (one that was missing may load later)."""
+    audit: AuditService
 
 
 def get_services(request: Request) -> Services:

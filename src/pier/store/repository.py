@@ -18,6 +18,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from pier.domain.aliases import AliasSpec
+from pier.domain.audit import AuditEntry, AuditOutcome, AuditQuery
 from pier.domain.errors import (
     AliasNotFound,
     ModelNotFound,
@@ -29,6 +30,7 @@ from pier.domain.errors import (
 )
 from pier.domain.instance_status import InstanceStatus
 from pier.domain.names import DEFAULT_PROJECT
+from pier.domain.quotas import ProjectLimits
 from pier.domain.records import (
     AliasRecord,
     EventRecord,
@@ -43,10 +45,12 @@ from pier.store.sealing import Sealer, is_sealed
 from pier.store.tables import (
     AliasRolloutRow,
     AliasRow,
+    AuditRow,
     EventRow,
     InstanceRow,
     ModelRow,
     NodeRow,
+    ProjectLimitsRow,
     ProjectRow,
     SecretRow,
     TokenRow,
@@ -54,6 +58,9 @@ from pier.store.tables import (
 
 STORE_FAILURES = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)
 """The store itself failing (locked, read-only, disk full, unreachable), not pier's SQL."""
+
+AUDIT_PRUNE_EVERY = 1000
+"""Entries past the audit log's size setting are dropped once per this many new ones."""
 
 
 def utcnow() -> datetime:
@@ -623,6 +630,59 @@ class Repository:
             ).all()
             return [_event(r) for r in reversed(rows)]
 
+    # the audit log
+
+    def add_audit_entry(self, entry: AuditEntry, *, keep: int) -> None:
+        """Keep ``entry`` (the store gives its id); the oldest beyond the newest ``keep``
+        entries are dropped now and then."""
+        fields = entry.model_dump(exclude={"id"})
+        with self._session() as s:
+            row = AuditRow(**{**fields, "outcome": str(entry.outcome)})
+            s.add(row)
+            s.flush()
+            if row.id % AUDIT_PRUNE_EVERY == 0:
+                s.execute(delete(AuditRow).where(AuditRow.id <= row.id - keep))
+
+    def list_audit(self, query: AuditQuery) -> list[AuditEntry]:
+        """Entries matching ``query``, newest first, at most ``query.limit``."""
+        select_ = select(AuditRow)
+        for column, value in (
+            (AuditRow.project, query.project), (AuditRow.actor, query.actor),
+            (AuditRow.action, query.action), (AuditRow.outcome, query.outcome),
+        ):  # fmt: skip
+            if value is not None:
+                select_ = select_.where(column == str(value))
+        if query.since is not None:
+            select_ = select_.where(AuditRow.time >= query.since)
+        if query.until is not None:
+            select_ = select_.where(AuditRow.time < query.until)
+        if query.before is not None:
+            select_ = select_.where(AuditRow.id < query.before)
+        with self._session() as s:
+            rows = s.scalars(select_.order_by(AuditRow.id.desc()).limit(query.limit))
+            return [_audit(r) for r in rows]
+
+    # allowed configurations and quotas
+
+    def get_project_limits(self, project: str) -> ProjectLimits:
+        """The project's limits (none set: no limit)."""
+        with self._session() as s:
+            row = s.get(ProjectLimitsRow, project)
+            return ProjectLimits() if row is None else _limits(row)
+
+    def all_project_limits(self) -> dict[str, ProjectLimits]:
+        """Every project that has limits, with them."""
+        with self._session() as s:
+            return {r.project: _limits(r) for r in s.scalars(select(ProjectLimitsRow))}
+
+    def set_project_limits(self, project: str, limits: ProjectLimits) -> None:
+        with self._session() as s:
+            row = s.get(ProjectLimitsRow, project) or ProjectLimitsRow(project=project)
+            for field, value in limits.model_dump().items():
+                setattr(row, field, value)
+            row.updated_at = utcnow()
+            s.add(row)
+
 
 def store_failure_reason(exc: Exception) -> str:
     """The database's first line about ``exc`` ("database is locked"), without the SQL."""
@@ -695,3 +755,19 @@ def _event(row: EventRow) -> EventRecord:
         message=row.message,
         actor=row.actor,
     )
+
+
+def _audit(row: AuditRow) -> AuditEntry:
+    return AuditEntry(
+        id=row.id, time=_utc(row.time), actor=row.actor, project=row.project,
+        action=row.action, target=row.target, method=row.method, path=row.path,
+        client=row.client, status=row.status, outcome=AuditOutcome(row.outcome),
+        error=row.error,
+    )  # fmt: skip
+
+
+def _limits(row: ProjectLimitsRow) -> ProjectLimits:
+    return ProjectLimits(
+        configurations=row.configurations, max_instances=row.max_instances,
+        max_vcpus=row.max_vcpus, max_memory_bytes=row.max_memory_bytes, max_gpus=row.max_gpus,
+    )  # fmt: skip
