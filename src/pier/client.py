@@ -39,6 +39,7 @@ from pier.domain.errors import (
     Unauthorized,
 )
 from pier.domain.node_status import NodeStatus
+from pier.domain.quotas import ProjectLimits, ProjectLimitsView
 from pier.domain.rollouts import RolloutPhase
 from pier.domain.specs import NodeSpec
 from pier.domain.views import (
@@ -533,6 +534,18 @@ class Client:
     def delete_secret(self, name: str) -> None:
         """Delete a project secret."""
         self._request("DELETE", self._project_path("secrets", name))
+
+    # -- allowed configurations and quotas ------------------------------------------
+
+    def project_limits(self) -> ProjectLimitsView:
+        """The project's allowed configurations and quotas, with what its nodes use."""
+        return _answer(self._request("GET", self._project_path("limits")), ProjectLimitsView)
+
+    def set_project_limits(self, limits: ProjectLimits | Mapping[str, Any]) -> ProjectLimitsView:
+        """Replace the project's allowed configurations and quotas (None: no limit)."""
+        body = limits if isinstance(limits, ProjectLimits) else ProjectLimits(**limits)
+        response = self._request("PUT", self._project_path("limits"), json=body.model_dump())
+        return _answer(response, ProjectLimitsView)
 
     # -- audit log ------------------------------------------------------------------
 

@@ -44,6 +44,7 @@ from pier.services.aliases import AliasService
 from pier.services.audit import AuditService
 from pier.services.models import ModelService
 from pier.services.nodes import NodeService
+from pier.services.quotas import QuotaService
 from pier.services.rollouts import RolloutService
 from pier.services.secrets import SecretService
 from pier.settings import Settings
@@ -181,6 +182,7 @@ async def run(settings: Settings, say: Say = print) -> None:
         gateway_url=gateway.url,
         runtimes=runtimes,
         audit=AuditService(repo, max_entries=settings.audit.max_entries),
+        quotas=QuotaService(repo),
     )
     server = _ApiServer(
         uvicorn.Config(

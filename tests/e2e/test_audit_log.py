@@ -93,3 +93,24 @@ def test_neither_the_store_nor_a_rotated_key_reveals_a_secret(pier: PierProcess)
         secrets = api.get("/api/v1/projects/default/secrets").json()["secrets"]
         assert [(s["name"], s["keys"]) for s in secrets] == [("regcred", ["password", "username"])]
     assert audit(pier, action="rotate_secrets_key")["entries"][0]["outcome"] == "ok"
+
+
+def test_project_limits_are_set_and_shown_with_use_through_the_cli(pier: PierProcess) -> None:
+    shown = pier.cli_json("project", "limits", "set", "--configurations", "c1.2,c1.4",
+                          "--max-vcpus", "8", "--max-memory", "64GiB")  # fmt: skip
+    assert shown["limits"] == {
+        "configurations": ["c1.2", "c1.4"], "max_instances": None, "max_vcpus": 8,
+        "max_memory_bytes": 64 * 2**30, "max_gpus": None,
+    }  # fmt: skip
+    assert shown["usage"] == {"instances": 0, "vcpus": 0, "memory_bytes": 0, "gpus": 0}
+    pier.cli("project", "limits", "set", "--max-vcpus", "none", "--max-gpus", "0")
+    limits = pier.cli_json("project", "limits", "get")["limits"]
+    assert (limits["max_vcpus"], limits["max_gpus"], limits["max_memory_bytes"]) == (
+        None, 0, 64 * 2**30,
+    )  # fmt: skip
+    table = pier.cli("project", "limits", "get").stdout
+    assert "c1.2, c1.4" in table and "64 GiB" in table
+    refused = pier.cli("project", "limits", "set", "--max-vcpus", "lots", check=False)
+    assert refused.returncode != 0 and "--max-vcpus" in refused.stderr
+    entries = audit(pier, action="set_project_limits")["entries"]
+    assert [(e["project"], e["outcome"]) for e in entries] == [("default", "ok")] * 2

@@ -14,7 +14,7 @@ from pier.api.audit import AuditMiddleware
 from pier.api.auth import bearer_guard
 from pier.api.deps import Services
 from pier.api.errors import install_error_handlers
-from pier.api.routes import aliases, audit, models, nodes, rollouts, secrets, system
+from pier.api.routes import aliases, audit, models, nodes, quotas, rollouts, secrets, system
 
 BEARER = HTTPBearer(
     auto_error=False, description="The admin token `pier up` writes to <data dir>/admin.token."
@@ -48,7 +48,7 @@ def create_app(services: Services) -> FastAPI:
     app.state.services = services
     app.add_middleware(AuditMiddleware, record=services.audit.record)
     routers = [module.router for module in (system, models, nodes, aliases, rollouts, secrets)]
-    routers += [secrets.keys_router, audit.router]
+    routers += [secrets.keys_router, audit.router, quotas.router]
     install_error_handlers(app, routers)
     for router in routers:
         app.include_router(router, dependencies=[Depends(authenticate)])

@@ -12,6 +12,7 @@ from pier.services.aliases import AliasService
 from pier.services.audit import AuditService
 from pier.services.models import ModelService
 from pier.services.nodes import NodeService
+from pier.services.quotas import QuotaService
 from pier.services.rollouts import RolloutService
 from pier.services.routes import InstanceStatsSource, LogSource, RouteSource
 from pier.services.secrets import SecretService
@@ -33,6 +34,7 @@ class Services:
     runtimes: Collection[str]
     """The runtimes loaded now (one that was missing may load later)."""
     audit: AuditService
+    quotas: QuotaService
 
 
 def get_services(request: Request) -> Services:

@@ -39,6 +39,7 @@ from pier.controller.observe import observe_status
 from pier.controller.plan import Plan, plan_node
 from pier.controller.probes import Probe
 from pier.controller.pulls import ImagePulls
+from pier.controller.quota_room import held_message, quota_ceiling
 from pier.controller.rollouts import CountsReader, RolloutDriver
 from pier.controller.route_table import build_route_table
 from pier.controller.routes import RouteBoard
@@ -340,8 +341,10 @@ class Controller:
                 seen_by_node[seen.node][seen.instance_id] = seen
         loads = await self._gateway.load() if self._gateway is not None else None
         now = self._clock()
+        limits = self._repo.all_project_limits()
         for node in nodes:
-            self._state(node.key).target = await self._scale(node, loads, now)
+            ceiling = quota_ceiling(node, nodes, limits, self._current_target)
+            self._state(node.key).target = await self._scale(node, loads, now, ceiling)
         failed = self._take_failures(nodes)  # of reconciles that outlived their tick
         started = [self._start_reconcile(n, seen_by_node[n.key]) for n in nodes]
         tasks = [task for task in started if task is not None]
@@ -457,10 +460,20 @@ class Controller:
 
     # autoscaling
 
+    def _current_target(self, node: NodeRecord) -> int | None:
+        """The node's target as this tick knows it, else the one it last stored."""
+        target = self._state(node.key).target
+        return target if target is not None else node.target_instances
+
     async def _scale(
-        self, node: NodeRecord, loads: Mapping[NodeKey, float] | None, now: float
+        self,
+        node: NodeRecord,
+        loads: Mapping[NodeKey, float] | None,
+        now: float,
+        ceiling: tuple[int, str] | None = None,
     ) -> int:
-        """The node's target instance count, from the gateway's load (see autoscale.py)."""
+        """The node's target instance count, from the gateway's load (see autoscale.py),
+        at most ``ceiling``'s count (what the project's quotas leave; see quota_room.py)."""
         state = self._state(node.key)
         if node.deleting or node.suspended:  # a suspended node starts for no load
             state.scaler = None
@@ -474,10 +487,22 @@ class Controller:
         before = scaler.target
         if loads is not None:
             scaler.observe(now, loads.get(node.key, 0.0))
-        decision = scaler.decide(node.spec, now)
+        decision = scaler.decide(node.spec, now, ceiling=ceiling[0] if ceiling else None)
         if decision.target != before:
             await self._event(node, K.NODE_SCALED, _scaling_message(node, before, decision))
+        await self._tell_quota(node, decision, ceiling[1] if ceiling else None)
         return decision.target
+
+    async def _tell_quota(self, node: NodeRecord, decision: Decision, quota: str | None) -> None:
+        """Say once that a quota holds the node back, and again only once it changes."""
+        state = self._state(node.key)
+        held_by = quota if decision.wanted is not None else None
+        if held_by is not None and held_by != state.held_by_quota:
+            message = held_message(
+                node, target=decision.target, wanted=decision.wanted or 0, quota=held_by
+            )
+            await self._event(node, K.QUOTA_REACHED, message)
+        state.held_by_quota = held_by
 
     async def _observe(self, tracked: TrackedInstance, node: NodeRecord, now: float) -> None:
         new = observe_status(

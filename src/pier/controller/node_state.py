@@ -35,6 +35,8 @@ class NodeState:
     scaler: NodeScaler | None = None
     target: int | None = None
     """The instance count the last tick aimed at."""
+    held_by_quota: str | None = None
+    """The quota that holds the node's autoscaling back, while one does (told once)."""
     unavailable: str | None = None
     """Why the node's runtime is missing, while it is."""
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
