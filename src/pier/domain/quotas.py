@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pier.domain.configurations import Configuration, format_bytes, get_configuration
 from pier.domain.errors import ConfigurationNotAllowed, QuotaExceeded
 
-Cap = Annotated[int, Field(ge=0)] | None
+Cap = Annotated[int, Field(ge=0, strict=True)] | None
 
 
 class ProjectLimits(BaseModel):

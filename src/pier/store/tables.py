@@ -61,6 +61,7 @@ class NodeRow(Base):
     project: Mapped[str] = mapped_column(ForeignKey("projects.name"))
     name: Mapped[str] = mapped_column(String(63))
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    """The NodeSpec as JSON, its ``secret_env`` sealed (pier.store.sealing)."""
     generation: Mapped[int] = mapped_column(Integer, default=1)
     deleting: Mapped[bool] = mapped_column(default=False)
     reached_minimum: Mapped[bool] = mapped_column(default=False)

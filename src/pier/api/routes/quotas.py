@@ -19,7 +19,7 @@ def get_project_limits(project: str, services: ServicesDep) -> ProjectLimitsView
     return services.quotas.get(project)
 
 
-@router.put("")
+@router.put("", responses=error_responses(400))
 def set_project_limits(
     project: str, body: ProjectLimits, services: ServicesDep
 ) -> ProjectLimitsView:
