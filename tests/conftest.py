@@ -284,9 +284,9 @@ def pier_factory(tmp_path: Path) -> Iterator[Callable[..., PierProcess]]:
         name: str = "data", *, start: bool = True, env: dict[str, str] | None = None
     ) -> PierProcess:
         pier = PierProcess(tmp_path / name, free_port(), free_port(), extra_env=env or {})
+        started.append(pier)  # before start: one that never came up is stopped too
         if start:
             pier.start()
-        started.append(pier)
         return pier
 
     yield make
