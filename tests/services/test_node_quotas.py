@@ -78,3 +78,15 @@ def test_limits_name_only_known_configurations(repo: Repository) -> None:
     with pytest.raises(InvalidSpec) as refused:
         QuotaService(repo).set("default", ProjectLimits(configurations=["c9.9"]))
     assert refused.value.field == "configurations"
+
+
+def test_a_suspended_node_claims_nothing_and_resuming_it_must_fit(repo: Repository) -> None:
+    quotas, nodes = QuotaService(repo), NodeService(repo)
+    quotas.set("default", ProjectLimits(max_instances=2))
+    nodes.create("default", "a", spec(min_instances=2), actor="admin")
+    nodes.suspend("default", "a", actor="admin")
+    assert quotas.get("default").usage.instances == 0
+    nodes.create("default", "b", spec(min_instances=1), actor="admin")
+    with pytest.raises(QuotaExceeded, match="max_instances"):
+        nodes.resume("default", "a", actor="admin")
+    assert repo.get_node("default", "a").suspended

@@ -28,7 +28,7 @@ def quota_ceiling(
     others = usage_of(
         node_claim(n.spec.configuration, min_instances=n.spec.min_instances, target=target_of(n))
         for n in nodes
-        if n.project == node.project and n.key != node.key and not n.deleting
+        if n.project == node.project and n.key != node.key and not (n.deleting or n.suspended)
     )
     return instances_within(project_limits, others, node.spec.configuration)
 

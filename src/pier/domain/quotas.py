@@ -1,6 +1,6 @@
 """A project's allowed configurations and quotas, and the pure math of what fits.
 
-A quota caps a sum over the project's nodes that are not being deleted: instances, and
+A quota caps a sum over the project's nodes that are neither deleted nor suspended: instances, and
 the vCPUs, memory and GPUs of their configurations. What a node counts for is its
 *claim*: the instances it holds now (the autoscaler's target), and never fewer than its
 ``min_instances``. Creating or updating a node is refused when its ``min_instances``

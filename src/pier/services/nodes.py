@@ -156,6 +156,8 @@ class NodeService:
         if node.suspended == suspended:
             return self._view(node, self._repo.list_instances(project, name))
         with self._repo.unit_of_work():
+            if not suspended:  # back to its minimum: that must fit the quotas again
+                self._quotas.check_node(project, name, node.spec)
             updated = self._repo.set_node_suspended(project, name, suspended=suspended)
             what = (
                 "its instances are drained and stopped, its spec kept"

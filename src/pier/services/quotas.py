@@ -44,13 +44,13 @@ class QuotaService:
 
     def usage(self, project: str, *, besides: str | None = None) -> Usage:
         """What the project's nodes (but ``besides``) claim: their target, at least their
-        minimum; nodes being deleted claim nothing."""
+        minimum; nodes being deleted or suspended claim nothing."""
         return usage_of(
             node_claim(
                 n.spec.configuration, min_instances=n.spec.min_instances, target=n.target_instances
             )
             for n in self._repo.list_nodes(project)
-            if n.name != besides and not n.deleting
+            if n.name != besides and not (n.deleting or n.suspended)
         )
 
     def check_node(self, project: str, name: str, spec: NodeSpec) -> None:
