@@ -133,7 +133,7 @@ def test_failing_health_check_takes_instance_out_and_replaces_it(
             what="the gateway answering 503",
             timeout_s=10,
         )
-        assert out.json()["error"]["node"] == "web"
+        assert out.json()["node"] == "web"
     pier.wait_for(
         lambda: (
             [(i["id"] != first["id"], i["status"]) for i in pier.instances("web")]
