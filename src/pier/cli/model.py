@@ -25,7 +25,7 @@ from pier.cli.output import (
 )
 from pier.client import FORMATS, Client, detect_format
 from pier.domain.errors import BodyTooLarge, InvalidSpec, PierError
-from pier.domain.names import validate_name
+from pier.domain.names import validate_model_name
 from pier.domain.views import ModelVersion
 
 app = typer.Typer(no_args_is_help=True, help="Push models and list their versions.")
@@ -98,7 +98,7 @@ def push(
             ) from None
     name = name or default_model_name(path)
     try:
-        validate_name(name, field="--name")
+        validate_model_name(name, field="--name")
         model = _push_with_progress(state.client(), path, name, fmt, trust)
     except BodyTooLarge as exc:
         raise PierError(_too_large(path, exc)) from None

@@ -21,7 +21,7 @@ from pydantic import (
 
 from pier.domain.configurations import DEFAULT_CONFIGURATION, get_configuration
 from pier.domain.errors import InvalidSpec
-from pier.domain.names import NAME_PATTERN
+from pier.domain.names import MODEL_NAME_PATTERN, MODEL_NAME_RULE, NAME_PATTERN
 from pier.domain.spec_values import (
     Argv,
     FieldError,
@@ -180,7 +180,14 @@ class NodeSpec(_Spec):
         get_configuration(value)
         return value
 
-    @field_validator("model", "registry_secret")
+    @field_validator("model")
+    @classmethod
+    def _a_model_name(cls, value: str | None) -> str | None:
+        if value is not None and not MODEL_NAME_PATTERN.fullmatch(value):
+            raise ValueError(f"{value[:130]!r} is not a valid model name: {MODEL_NAME_RULE}")
+        return value
+
+    @field_validator("registry_secret")
     @classmethod
     def _a_name(cls, value: str | None) -> str | None:
         if value is not None and not NAME_PATTERN.match(value):

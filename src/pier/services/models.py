@@ -33,7 +33,7 @@ from typing import Any
 
 from pier.domain.errors import BodyTooLarge, InvalidSpec, ModelInUse
 from pier.domain.model_files import model_path
-from pier.domain.names import validate_name
+from pier.domain.names import validate_model_name
 from pier.domain.specs import ModelFormat
 from pier.domain.views import ModelVersion
 from pier.sandbox import Sandbox
@@ -83,7 +83,7 @@ class ModelService:
         """Store an uploaded model as the next version of ``name``. ``declared_bytes``:
         the request's Content-Length, checked before the body is read."""
         self._repo.require_project(project)
-        validate_name(name, field="name")
+        validate_model_name(name, field="name")
         model_format = _parse_format(fmt)
         if model_format in RUNS_CODE and not trust:
             raise InvalidSpec(
