@@ -57,7 +57,7 @@ def test_model_names_follow_tritons_rules(name: str) -> None:
     assert parse_node_spec({"model": name}).model == name
 
 
-@pytest.mark.parametrize("name", ["", ".hidden", "-a", "a/b", "a b", "a:1", "a\n", "é", "x" * 129])
+@pytest.mark.parametrize("name", ["", ".hidden", "-a", "a/b", "a b", "a:1", "a\n", "é", "x" * 64])
 def test_bad_model_names_are_refused_naming_the_field(name: str) -> None:
     with pytest.raises(InvalidSpec) as caught:
         validate_model_name(name, field="--name")

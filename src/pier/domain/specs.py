@@ -184,7 +184,7 @@ class NodeSpec(_Spec):
     @classmethod
     def _a_model_name(cls, value: str | None) -> str | None:
         if value is not None and not MODEL_NAME_PATTERN.fullmatch(value):
-            raise ValueError(f"{value[:130]!r} is not a valid model name: {MODEL_NAME_RULE}")
+            raise ValueError(f"{value[:100]!r} is not a valid model name: {MODEL_NAME_RULE}")
         return value
 
     @field_validator("registry_secret")
