@@ -52,6 +52,7 @@ from pier.modelserver.v2 import (
     tensor_from_binary,
     tensor_from_json,
 )
+from pier.modelserver.warmup import warm_up
 from pier.modelserver.workers import DEFAULT_QUEUE_LIMIT, InferencePool, default_workers
 
 log = structlog.get_logger(__name__)
@@ -333,13 +334,11 @@ class ServedModel:
         except V2Error as e:
             return e
 
-    def warm_up(self) -> None:
-        """One inference on zeros, to fail early and to get lazy initialisation done."""
-        feed = {spec.name: spec.example() for spec in self.inputs.values()}
-        results = self.predict(feed, self.output_names)
-        missing = set(self.output_names) - set(results)
-        if missing:
-            raise InferenceFailed(f"warm-up returned no output(s) {sorted(missing)}")
+    def run_request(self, request: dict[str, Any], body: memoryview) -> None:
+        """Decode, predict and encode a JSON ``request`` without answering it (a warm-up)."""
+        feed = self.decode_inputs(request.get("inputs"), body, -1)
+        choice = self.choose_outputs(request)
+        encode_response({}, self.typed_outputs(self.predict(feed, choice.names), choice))
 
 
 def _raw_shape(spec: TensorSpec, size: int) -> tuple[int, ...]:
@@ -378,8 +377,11 @@ class DataPlane:
         queue_limit: int = DEFAULT_QUEUE_LIMIT,
         max_batch_size: int = 1,
         batch_delay_s: float = 0.0,
+        example: bytes | None = None,
     ) -> None:
         self.name = name
+        self.example = example
+        """A JSON inference request for the warm-up, else inputs derived from the model."""
         self.version = version
         self.fmt = fmt
         self.path = path
@@ -408,7 +410,7 @@ class DataPlane:
         started = time.perf_counter()
         try:
             served = ServedModel(self.name, self.version, load_model(self.path, self.fmt))
-            served.warm_up()
+            warm_up(served, self.example)
         except BaseException:
             self.state = "failed"
             raise
