@@ -152,5 +152,5 @@ def test_an_example_request_is_the_warm_up(tmp_path: Path) -> None:
         return dataplane
 
     assert load("hello").is_ready
-    with pytest.raises(WarmUpFailed, match="on its example request failed: .*unknown word 'bye'"):
+    with pytest.raises(WarmUpFailed, match=r"on its example request failed: .*unknown word 'bye'"):
         load("bye")

@@ -21,9 +21,7 @@ MODEL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}$")
 """Triton's rules for a model name (letters, digits, '_', '-', '.'), as it appears in
 ``/v2/models/{name}``; not starting with '.' or '-'. A model's name is no DNS label: it
 names no container or host, and its files are stored by content hash."""
-MODEL_NAME_RULE = (
-    "use 1-63 letters, digits, '_', '-' and '.', starting with a letter, digit or '_'"
-)
+MODEL_NAME_RULE = "use 1-63 letters, digits, '_', '-' and '.', starting with a letter, digit or '_'"
 
 DEFAULT_PROJECT = ProjectName("default")
 

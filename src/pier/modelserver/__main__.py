@@ -22,8 +22,9 @@ more while a worker is free (see :mod:`pier.modelserver.batching`).
 
 Exit status: 0 after SIGTERM or SIGINT, within about a second (idle connections close
 at once, requests still arriving get up to a second); 1 when the model fails to load
-(the reason is logged as ``model load failed``, a warm-up's on one line with ``error=``); 2 for bad arguments. Logs are
-structlog lines on stderr; nothing goes to stdout and there is no access log.
+(the reason is logged as ``model load failed``; a failed warm-up's on that one line, as
+``error=``); 2 for bad arguments. Logs are structlog lines on stderr; nothing goes to
+stdout and there is no access log.
 """
 
 from __future__ import annotations
