@@ -6,6 +6,7 @@ statistics, repository index and classification."""
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import Iterator
 
 import httpx
@@ -21,6 +22,9 @@ from tests.triton_models import write_model
 NO_DOCKER = {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}
 NODES = {"simple": "simple", "simple-string": "simple_string", "simple-identity": "simple_identity"}
 """Node name (a DNS label) -> model name (Triton's rules allow '_')."""
+SMALL = 64 * 1024
+"""The body limit of node ``small``."""
+MiB = 2**20
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +37,8 @@ def up(tmp_path_factory: pytest.TempPathFactory, iris_onnx: IrisModel) -> Iterat
                 client.create_node(node, model=model, access="public")
             client.push_model(iris_onnx.path, "iris")
             client.create_node("iris", model="iris", access="public")
-            for node in (*NODES, "iris"):
+            client.create_node("small", model="simple", access="public", max_body_bytes=SMALL)
+            for node in (*NODES, "iris", "small"):
                 client.wait_node(node, timeout_s=120)
         yield running
 
@@ -178,3 +183,23 @@ def test_a_raw_binary_request_through_the_gateway(up: PierProcess, iris_onnx: Ir
     assert response.status_code == 200, response.text
     labels = {o["name"]: o["data"] for o in response.json()["outputs"]}["label"]
     assert labels == iris_onnx.labels[:2].tolist()
+
+
+@pytest.mark.parametrize(("node", "limit"), [("small", SMALL), ("simple", 16 * MiB)])
+def test_the_nodes_body_limit_holds_at_the_gateway_and_the_instance(
+    up: PierProcess, node: str, limit: int
+) -> None:
+    path = f"/default/nodes/{node}/v2/models/simple/infer"
+    inflating = gzip.compress(b" " * (limit + 1))  # small on the wire, over the limit inflated
+    with httpx.Client(base_url=up.gateway_url, trust_env=False, timeout=60) as gateway:
+        at_gateway = gateway.post(path, content=b" " * (limit + 1))
+        at_instance = gateway.post(path, content=inflating, headers={"Content-Encoding": "gzip"})
+        fits = gateway.post(
+            path, content=gzip.compress(b" " * limit), headers={"Content-Encoding": "gzip"}
+        )
+    assert at_gateway.status_code == 413 and at_gateway.json()["code"] == "body_too_large"
+    assert at_gateway.json()["node"] == node and str(limit) in at_gateway.json()["error"]
+    assert at_instance.status_code == 413, at_instance.text
+    assert "x-pier-instance" in at_instance.headers  # answered by the model server
+    assert at_instance.json() == {"error": f"request body is larger than {limit} bytes"}
+    assert fits.status_code == 400 and "not valid JSON" in fits.json()["error"]

@@ -34,13 +34,20 @@ def _model_server_args(model: ModelRecord, *, path: str, host: str, port: str) -
     )  # fmt: skip
 
 
-def inference_args(spec: NodeSpec, *, queue_limit: int) -> tuple[str, ...]:
+def inference_args(
+    spec: NodeSpec, *, queue_limit: int, default_max_body_bytes: int | None = None
+) -> tuple[str, ...]:
     """How the model server runs inference: a worker thread per vCPU of the node's
-    configuration, the queue limit, and dynamic batching when the node asks for it."""
+    configuration, the queue limit, the node's body limit (its ``max_body_bytes``, else
+    ``default_max_body_bytes``, the gateway's: one limit for the whole path), and dynamic
+    batching when the node asks for it."""
     args: tuple[str, ...] = (
         "--workers", str(get_configuration(spec.configuration).vcpu),
         "--max-queue", str(queue_limit),
     )  # fmt: skip
+    body_limit = default_max_body_bytes if spec.max_body_bytes is None else spec.max_body_bytes
+    if body_limit is not None:
+        args += ("--max-body-bytes", str(body_limit))
     if spec.max_batch_size is not None and spec.max_batch_size > 1:
         args += ("--max-batch-size", str(spec.max_batch_size))
         args += ("--batch-delay-ms", f"{spec.batch_delay_ms or 0.0:g}")
@@ -84,9 +91,14 @@ def instance_spec(
     model: ModelRecord | None,
     models_dir: Path,
     queue_limit: int,
+    default_max_body_bytes: int | None = None,
 ) -> InstanceSpec:
+    """``default_max_body_bytes``: the gateway's body limit, which a node without its own
+    ``max_body_bytes`` has, at the gateway and in its model server alike."""
     spec = node.spec
-    inference = inference_args(spec, queue_limit=queue_limit)
+    inference = inference_args(
+        spec, queue_limit=queue_limit, default_max_body_bytes=default_max_body_bytes
+    )
     env = {
         **spec.env,
         **spec.secret_env,

@@ -610,6 +610,7 @@ class Controller:
             model=model,
             models_dir=self._models_dir,
             queue_limit=self._settings.model_queue_limit,
+            default_max_body_bytes=self._max_body_bytes,
         )
         await self._db.run(self._repo.upsert_instance, tracked.record())  # before it exists
         state = self._state(node.key)

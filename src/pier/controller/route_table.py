@@ -36,7 +36,9 @@ def build_route_table(
             timeout_s=node.spec.timeout_s,
             idle_timeout_s=node.spec.idle_timeout_s,
             access=node.spec.access,
-            max_body_bytes=max_body_bytes,
+            max_body_bytes=(
+                max_body_bytes if node.spec.max_body_bytes is None else node.spec.max_body_bytes
+            ),
             scales_from_zero=node.spec.min_instances == 0 and not node.suspended,
             suspended=node.suspended,
         )

@@ -78,7 +78,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--max-body-bytes",
         type=int,
         default=DEFAULT_MAX_BODY_BYTES,
-        help="larger request bodies get 413 (default: 64 MiB)",
+        help="larger request bodies get 413, counted once inflated (default: 16 MiB)",
     )
     parser.add_argument(
         "--http",

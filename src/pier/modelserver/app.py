@@ -67,7 +67,8 @@ _MODEL_ENDPOINTS = ("infer", "ready", "config", "stats")
 _HEADER_LENGTH = b"inference-header-content-length"
 _CONTENT_ENCODING = b"content-encoding"
 _WBITS = {b"gzip": 16 + zlib.MAX_WBITS, b"deflate": zlib.MAX_WBITS}
-DEFAULT_MAX_BODY_BYTES = 64 * 2**20
+DEFAULT_MAX_BODY_BYTES = 16 * 2**20
+"""The gateway's default body limit: a node has one limit for the whole path."""
 
 
 class BodyTooLarge(V2Error):
