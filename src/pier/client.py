@@ -375,22 +375,28 @@ class Client:
         *,
         fmt: str | None = None,
         trust: bool = False,
+        example: bytes | None = None,
         on_progress: Callable[[int, int], None] | None = None,
     ) -> ModelVersion:
-        """Upload a model file (or a Python model directory) as a new version of ``name``."""
+        """Upload a model file (or a Python model directory) as a new version of ``name``;
+        ``example``: a V2 JSON inference request the model accepts, for its warm-up."""
         path = Path(path)
         if not path.exists():
             raise InvalidSpec("path", f"{str(path)!r} does not exist")
         fmt = fmt or detect_format(path)
         if fmt in RUNS_CODE and not trust:
             raise InvalidSpec("trust", RUNS_CODE[fmt])
+        head = example or b""
+        headers = {"Content-Type": "application/octet-stream"}
+        if example:
+            headers["x-pier-example-length"] = str(len(example))
         with _upload_body(path, fmt) as (body, size, filename):
             response = self._request(
                 "POST",
                 self._project_path("models", name),
                 params={"format": fmt, "trust": str(trust).lower(), "filename": filename},
-                content=_read_chunks(body, size, on_progress),
-                headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
+                content=_read_chunks(body, size, on_progress, head=head),
+                headers={**headers, "Content-Length": str(len(head) + size)},
                 timeout=httpx.Timeout(
                     self.timeout_s, read=max(self.timeout_s, UPLOAD_READ_TIMEOUT_S)
                 ),
@@ -786,8 +792,10 @@ def _skip_caches(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
 
 
 def _read_chunks(
-    file: IO[bytes], size: int, on_progress: Callable[[int, int], None] | None
+    file: IO[bytes], size: int, on_progress: Callable[[int, int], None] | None, *, head: bytes = b""
 ) -> Iterator[bytes]:
+    if head:
+        yield head
     sent = 0
     if on_progress is not None:
         on_progress(0, size)

@@ -106,6 +106,8 @@ class ModelSettings(BaseModel):
     """A Python model archive whose files add up to more is refused (413)."""
     max_files: Annotated[int, Field(ge=1)] = 10_000
     """A Python model archive with more files and directories is refused (422)."""
+    max_example_bytes: Annotated[int, Field(ge=1)] = 16 * 2**20
+    """A larger example request pushed with a model (--example) is refused (413)."""
 
 
 class SandboxSettings(BaseModel):

@@ -222,7 +222,8 @@ class ModelVersion(View):
     size_bytes: int
     created_at: Timestamp
     metadata: dict[str, Any]
-    """The model's V2 metadata (inputs and outputs) as the model server read it."""
+    """The model's V2 metadata (inputs and outputs) as the model server read it, and
+    ``example_sha256`` when it was pushed with an example request."""
 
 
 class ModelList(View):
