@@ -119,3 +119,16 @@ def test_raw_binary_request_needs_a_model_with_one_input(simple: ModelServer) ->
             headers={"Inference-Header-Content-Length": "0"},
         )
     assert response.status_code == 400 and "one input" in response.json()["error"]
+
+
+def test_model_config_tells_the_dynamic_batching_of_the_node(
+    start_model_server: StartModelServer, tmp_path: Path
+) -> None:
+    path = write_model(tmp_path, "simple")
+    server = start_model_server(
+        "simple", "python", path, "--max-batch-size", "8", "--batch-delay-ms", "2"
+    )
+    config = triton.InferenceServerClient(server.address).get_model_config("simple")
+    assert config["max_batch_size"] == 8
+    assert config["dynamic_batching"]["max_queue_delay_microseconds"] == 2000
+    assert [t["dims"] for t in config["input"]] == [[16], [16]]  # the batch dimension left out

@@ -472,6 +472,8 @@ class DataPlane:
                 backend=self.fmt,
                 inputs=served.model.inputs,
                 outputs=served.model.outputs,
+                max_batch_size=self.max_batch_size if self._batcher is not None else 0,
+                batch_delay_s=self.batch_delay_s,
             )
         )
 
