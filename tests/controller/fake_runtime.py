@@ -205,6 +205,7 @@ def make_controller(
     clock: Callable[[], float] | None = None,
     gateway: FakeGateway | None = None,
     alias_counts: CountsReader | None = None,
+    board: RouteBoard | None = None,
     **settings: Any,
 ) -> Controller:
     values: dict[str, Any] = {"backoff_base_s": 0.02, "backoff_max_s": 0.1, "stop_grace_s": 0}
@@ -212,7 +213,7 @@ def make_controller(
     extra: dict[str, Any] = {"clock": clock} if clock is not None else {}
     return Controller(
         repo, {runtime.name: runtime}, settings=ControllerSettings(**values),
-        models_dir=tmp_path, board=RouteBoard(),
+        models_dir=tmp_path, board=board or RouteBoard(),
         gateway_url=gateway.url if gateway is not None else None, alias_counts=alias_counts,
         **extra,
     )  # fmt: skip

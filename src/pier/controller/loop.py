@@ -380,9 +380,10 @@ class Controller:
         if nodes is None:
             nodes = await self._db.run(self._repo.list_nodes)
         digests = await self._db.run(self._repo.token_digests)
+        aliases = await self._db.run(self._repo.list_aliases)
         await self._board.publish(build_route_table(
             nodes, self._instances.values(), token_sha256=digests,
-            max_body_bytes=self._max_body_bytes,
+            max_body_bytes=self._max_body_bytes, aliases=aliases,
         ))  # fmt: skip
         return self._board.version
 
