@@ -27,6 +27,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from pier.domain.aliases import AliasSpec
 from pier.domain.audit import AuditEntry, AuditPage
 from pier.domain.configurations import Configuration
 from pier.domain.errors import (
@@ -43,6 +44,8 @@ from pier.domain.quotas import ProjectLimits, ProjectLimitsView
 from pier.domain.rollouts import RolloutPhase
 from pier.domain.specs import NodeSpec
 from pier.domain.views import (
+    AliasList,
+    AliasView,
     ConfigurationList,
     EventList,
     EventView,
@@ -528,6 +531,61 @@ class Client:
         """Prometheus text of the node's Healthy instances, labelled node and instance."""
         return self._request("GET", self._project_path("nodes", name, "metrics")).text
 
+    # -- aliases --------------------------------------------------------------------
+
+    def create_alias(
+        self, name: str, spec: AliasSpec | Mapping[str, Any] | None = None, **fields: Any
+    ) -> AliasView:
+        """Create an alias from spec fields: ``nodes=[{"node": "iris-v1", "share": 90},
+        {"node": "iris-v2", "share": 10}]`` (shares sum to 100; one node may leave its
+        share out and takes the rest), ``mirrors``, ``sticky_header``, ``header_routes``,
+        ``metadata``, ``access``."""
+        body = {"name": name, "spec": {**_spec_fields(spec), **fields}}
+        response = self._request("POST", self._project_path("aliases"), json=body)
+        return _answer(response, AliasView)
+
+    def list_aliases(self) -> list[AliasView]:
+        """The aliases of the project."""
+        return _answer(self._request("GET", self._project_path("aliases")), AliasList).aliases
+
+    def get_alias(self, name: str) -> AliasView:
+        """An alias: its spec and, per node, its share, the share it takes now and why."""
+        return _answer(self._request("GET", self._project_path("aliases", name)), AliasView)
+
+    def set_alias(
+        self, name: str, spec: Mapping[str, Any] | None = None, **fields: Any
+    ) -> AliasView:
+        """Change some spec fields, as a JSON Merge Patch: ``set_alias("prod",
+        nodes=[{"node": "iris-v2"}])`` moves all traffic to iris-v2 and keeps the rest
+        (``nodes``, ``mirrors`` and ``header_routes`` are replaced whole; None removes a
+        field). Every gateway worker switches at once."""
+        body = {"spec": {**(spec or {}), **fields}}
+        response = self._request("PATCH", self._project_path("aliases", name), json=body)
+        return _answer(response, AliasView)
+
+    def replace_alias(self, name: str, spec: AliasSpec | Mapping[str, Any]) -> AliasView:
+        """Replace the alias's whole spec (what it leaves out goes back to its default)."""
+        body = {"spec": _spec_fields(spec)}
+        response = self._request("PUT", self._project_path("aliases", name), json=body)
+        return _answer(response, AliasView)
+
+    def delete_alias(self, name: str) -> None:
+        """Delete an alias; its nodes stay."""
+        self._request("DELETE", self._project_path("aliases", name))
+
+    def wait_alias_routed(
+        self, name: str, *, timeout_s: float = 30.0, poll_s: float = 0.1
+    ) -> AliasView:
+        """Return once every gateway worker serves the alias as it is stored now."""
+        deadline = time.monotonic() + timeout_s
+        while not (alias := self.get_alias(name)).routed:
+            if time.monotonic() >= deadline:
+                raise PierError(f"alias {name!r} was not published within {timeout_s:g} s")
+            time.sleep(poll_s)
+        return alias
+
+    # -- secrets --------------------------------------------------------------------
+
     def put_secret(self, name: str, value: Mapping[str, str]) -> SecretWritten:
         """Create or replace a project secret (e.g. registry username and password)."""
         path = self._project_path("secrets", name)
@@ -759,8 +817,11 @@ def _answer(response: httpx.Response, model: type[AnswerT]) -> AnswerT:
         ) from None
 
 
-def _spec_fields(spec: NodeSpec | Mapping[str, Any] | None) -> JSON:
-    """What to send of a spec: a NodeSpec's fields as set, or the given fields."""
+def _spec_fields(spec: NodeSpec | AliasSpec | Mapping[str, Any] | None) -> JSON:
+    """What to send of a spec: a NodeSpec's (AliasSpec's) fields as set, or the given
+    fields."""
+    if isinstance(spec, AliasSpec):
+        return spec.model_dump(mode="json")
     if isinstance(spec, NodeSpec):
         fields: JSON = spec.model_dump(mode="json", exclude_unset=True)
         return fields
