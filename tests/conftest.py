@@ -295,11 +295,13 @@ def pier_factory(tmp_path: Path) -> Iterator[Callable[..., PierProcess]]:
 
 
 @contextlib.contextmanager
-def running_pier(data_dir: Path, *, env: dict[str, str] | None = None) -> Iterator[PierProcess]:
+def running_pier(
+    data_dir: Path, *, env: dict[str, str] | None = None, timeout_s: float = 30.0
+) -> Iterator[PierProcess]:
     """One `pier up` for a whole module (see ``pier_factory`` for one per test)."""
     pier = PierProcess(data_dir, free_port(), free_port(), extra_env=env or {})
     try:
-        pier.start()
+        pier.start(timeout_s)
         yield pier
     finally:
         _stop_and_clean(pier)
