@@ -55,7 +55,7 @@ use_after_free.enabled = false
 [[operations]]
 include-method = "GET"
 include-path-regex = "/\\\\{name\\\\}"
-parameters = { name = "iris" }  # an existing model and node: their views, not only 404s
+parameters = { name = "iris" }  # an existing model, node and alias: their views, not 404s
 
 [[operations]]
 include-path-regex = "/logs$"
@@ -76,12 +76,13 @@ EXAMPLES, BODY_EXAMPLES = (2, 5) if os.environ.get("CI") == "true" else (5, 15)
 
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory: pytest.TempPathFactory, iris_onnx: IrisModel) -> Iterator[PierProcess]:
-    """Model iris, node iris (min 0: no instance runs) and a secret; no Docker engine, so
-    an image node in a fuzzed body is refused, never pulled."""
+    """Model iris, node iris (min 0: no instance runs), alias iris over it and a secret;
+    no Docker engine, so an image node in a fuzzed body is refused, never pulled."""
     with running_pier(tmp_path_factory.mktemp("fuzz") / "data", env=NO_DOCKER) as up:
         with pier.Client(up.url, up.token) as client:
             client.push_model(iris_onnx.path, "iris")
             client.create_node("iris", model="iris", min_instances=0)
+            client.create_alias("iris", nodes=[{"node": "iris"}])
             client.put_secret("regcred", {"username": "me", "password": "pw"})
         yield up
 
