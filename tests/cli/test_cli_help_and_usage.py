@@ -94,6 +94,7 @@ def test_node_create_needs_a_model_or_an_image() -> None:
         (["alias", "create", "prod", "--node", "v1", "--route", "x-t:v2"], "HEADER=VALUE:NODE"),
         (["alias", "create", "prod", "--node", "v1", "--metadata", "owner"], "KEY=VALUE"),
         (["alias", "set", "prod"], "nothing to change"),
+        (["alias", "set", "prod", "--mirror", "v2=5", "--no-mirrors"], "not both"),
     ],
 )
 def test_bad_option_values_are_usage_errors(args: list[str], says: str) -> None:

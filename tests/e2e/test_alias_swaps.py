@@ -169,10 +169,11 @@ def test_the_cli_manages_an_alias_and_names_the_flag_in_errors(up: PierProcess) 
     )
     assert spec["mirrors"] == [{"node": "cli-b", "percent": 5.0}]
     assert spec["header_routes"] == [{"header": "x-tester", "value": "yes", "node": "cli-b"}]
-    up.cli("alias", "set", "web", "--node", "cli-b", "--metadata", "team=x")
+    up.cli("alias", "set", "web", "--node", "cli-b", "--metadata", "team=x", "--no-mirrors")
     got = up.cli_json("alias", "get", "web")
     assert [(n["node"], n["share"]) for n in got["nodes"]] == [("cli-b", 100)]
     assert got["spec"]["metadata"] == {"owner": "ml", "team": "x"}
+    assert got["spec"]["mirrors"] == [] and got["spec"]["header_routes"] != []
     assert "web" in up.cli("alias", "list").stdout
     up.cli("alias", "delete", "web")
     assert "web" not in [a["name"] for a in up.cli_json("alias", "list")["aliases"]]

@@ -130,6 +130,12 @@ def set_alias(
     mirror: MirrorOpt = None,
     sticky_header: StickyOpt = None,
     route: RouteOpt = None,
+    no_mirrors: Annotated[
+        bool, typer.Option("--no-mirrors", help="Stop every mirror of the alias.")
+    ] = False,
+    no_routes: Annotated[
+        bool, typer.Option("--no-routes", help="Drop every header route of the alias.")
+    ] = False,
     output: OutputOpt = None,
     project: ProjectOpt = None,
 ) -> None:
@@ -138,6 +144,14 @@ def set_alias(
     What a flag gives replaces that part of the alias (all of --node, all of --mirror, all
     of --route); --metadata adds keys; what no flag gives stays as it is."""
     fields = spec_fields(node, metadata, public, mirror, sticky_header, route)
+    for flag, given, field, other in (
+        ("--no-mirrors", no_mirrors, "mirrors", "--mirror"),
+        ("--no-routes", no_routes, "header_routes", "--route"),
+    ):
+        if given and field in fields:
+            raise typer.BadParameter(f"give {flag} or {other}, not both", param_hint=flag)
+        if given:
+            fields[field] = None  # a merge patch's null: back to none
     if not fields:
         ctx.fail("nothing to change: give --node, --mirror, --route, --metadata, ...")
     state = cli_state(ctx, output=output, project=project)
