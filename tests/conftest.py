@@ -137,6 +137,9 @@ class PierProcess:
             if b"pier is up" in self.log_path.read_bytes()[seen_bytes:]:
                 return
             time.sleep(0.05)
+        self.proc.kill()  # a start that fails leaves nothing running (its gateway neither)
+        self.proc.wait()
+        _kill_leftovers(self.data_dir)
         raise AssertionError(f"pier up did not start:\n{self.log_path.read_text()}")
 
     def stop(self, sig: int = signal.SIGINT, timeout_s: float = 30.0) -> None:
@@ -281,9 +284,9 @@ def pier_factory(tmp_path: Path) -> Iterator[Callable[..., PierProcess]]:
         name: str = "data", *, start: bool = True, env: dict[str, str] | None = None
     ) -> PierProcess:
         pier = PierProcess(tmp_path / name, free_port(), free_port(), extra_env=env or {})
+        started.append(pier)  # before start: one that never came up is stopped too
         if start:
             pier.start()
-        started.append(pier)
         return pier
 
     yield make
@@ -293,12 +296,12 @@ def pier_factory(tmp_path: Path) -> Iterator[Callable[..., PierProcess]]:
 
 @contextlib.contextmanager
 def running_pier(
-    data_dir: Path, *, env: dict[str, str] | None = None, start_timeout_s: float = 30.0
+    data_dir: Path, *, env: dict[str, str] | None = None, timeout_s: float = 30.0
 ) -> Iterator[PierProcess]:
     """One `pier up` for a whole module (see ``pier_factory`` for one per test)."""
     pier = PierProcess(data_dir, free_port(), free_port(), extra_env=env or {})
     try:
-        pier.start(start_timeout_s)
+        pier.start(timeout_s)
         yield pier
     finally:
         _stop_and_clean(pier)

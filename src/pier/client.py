@@ -19,6 +19,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, Final, TypeVar
 from urllib.parse import quote
@@ -26,6 +27,8 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from pier.domain.aliases import AliasSpec
+from pier.domain.audit import AuditEntry, AuditPage
 from pier.domain.configurations import Configuration
 from pier.domain.errors import (
     ERRORS_BY_CODE,
@@ -37,9 +40,12 @@ from pier.domain.errors import (
     Unauthorized,
 )
 from pier.domain.node_status import NodeStatus
+from pier.domain.quotas import ProjectLimits, ProjectLimitsView
 from pier.domain.rollouts import RolloutPhase
 from pier.domain.specs import NodeSpec
 from pier.domain.views import (
+    AliasList,
+    AliasView,
     ConfigurationList,
     EventList,
     EventView,
@@ -47,6 +53,7 @@ from pier.domain.views import (
     InstanceList,
     InstanceStats,
     InstanceView,
+    KeyRotated,
     MemberList,
     MemberView,
     ModelList,
@@ -380,22 +387,28 @@ class Client:
         *,
         fmt: str | None = None,
         trust: bool = False,
+        example: bytes | None = None,
         on_progress: Callable[[int, int], None] | None = None,
     ) -> ModelVersion:
-        """Upload a model file (or a Python model directory) as a new version of ``name``."""
+        """Upload a model file (or a Python model directory) as a new version of ``name``;
+        ``example``: a V2 JSON inference request the model accepts, for its warm-up."""
         path = Path(path)
         if not path.exists():
             raise InvalidSpec("path", f"{str(path)!r} does not exist")
         fmt = fmt or detect_format(path)
         if fmt in RUNS_CODE and not trust:
             raise InvalidSpec("trust", RUNS_CODE[fmt])
+        head = example or b""
+        headers = {"Content-Type": "application/octet-stream"}
+        if example:
+            headers["x-pier-example-length"] = str(len(example))
         with _upload_body(path, fmt) as (body, size, filename):
             response = self._request(
                 "POST",
                 self._project_path("models", name),
                 params={"format": fmt, "trust": str(trust).lower(), "filename": filename},
-                content=_read_chunks(body, size, on_progress),
-                headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
+                content=_read_chunks(body, size, on_progress, head=head),
+                headers={**headers, "Content-Length": str(len(head) + size)},
                 timeout=httpx.Timeout(
                     self.timeout_s, read=max(self.timeout_s, UPLOAD_READ_TIMEOUT_S)
                 ),
@@ -527,6 +540,61 @@ class Client:
         """Prometheus text of the node's Healthy instances, labelled node and instance."""
         return self._request("GET", self._project_path("nodes", name, "metrics")).text
 
+    # -- aliases --------------------------------------------------------------------
+
+    def create_alias(
+        self, name: str, spec: AliasSpec | Mapping[str, Any] | None = None, **fields: Any
+    ) -> AliasView:
+        """Create an alias from spec fields: ``nodes=[{"node": "iris-v1", "share": 90},
+        {"node": "iris-v2", "share": 10}]`` (shares sum to 100; one node may leave its
+        share out and takes the rest), ``mirrors``, ``sticky_header``, ``header_routes``,
+        ``metadata``, ``access``."""
+        body = {"name": name, "spec": {**_spec_fields(spec), **fields}}
+        response = self._request("POST", self._project_path("aliases"), json=body)
+        return _answer(response, AliasView)
+
+    def list_aliases(self) -> list[AliasView]:
+        """The aliases of the project."""
+        return _answer(self._request("GET", self._project_path("aliases")), AliasList).aliases
+
+    def get_alias(self, name: str) -> AliasView:
+        """An alias: its spec and, per node, its share, the share it takes now and why."""
+        return _answer(self._request("GET", self._project_path("aliases", name)), AliasView)
+
+    def set_alias(
+        self, name: str, spec: Mapping[str, Any] | None = None, **fields: Any
+    ) -> AliasView:
+        """Change some spec fields, as a JSON Merge Patch: ``set_alias("prod",
+        nodes=[{"node": "iris-v2"}])`` moves all traffic to iris-v2 and keeps the rest
+        (``nodes``, ``mirrors`` and ``header_routes`` are replaced whole; None removes a
+        field). Every gateway worker switches at once."""
+        body = {"spec": {**(spec or {}), **fields}}
+        response = self._request("PATCH", self._project_path("aliases", name), json=body)
+        return _answer(response, AliasView)
+
+    def replace_alias(self, name: str, spec: AliasSpec | Mapping[str, Any]) -> AliasView:
+        """Replace the alias's whole spec (what it leaves out goes back to its default)."""
+        body = {"spec": _spec_fields(spec)}
+        response = self._request("PUT", self._project_path("aliases", name), json=body)
+        return _answer(response, AliasView)
+
+    def delete_alias(self, name: str) -> None:
+        """Delete an alias; its nodes stay."""
+        self._request("DELETE", self._project_path("aliases", name))
+
+    def wait_alias_routed(
+        self, name: str, *, timeout_s: float = 30.0, poll_s: float = 0.1
+    ) -> AliasView:
+        """Return once every gateway worker serves the alias as it is stored now."""
+        deadline = time.monotonic() + timeout_s
+        while not (alias := self.get_alias(name)).routed:
+            if time.monotonic() >= deadline:
+                raise PierError(f"alias {name!r} was not published within {timeout_s:g} s")
+            time.sleep(poll_s)
+        return alias
+
+    # -- secrets --------------------------------------------------------------------
+
     def put_secret(self, name: str, value: Mapping[str, str]) -> SecretWritten:
         """Create or replace a project secret (e.g. registry username and password)."""
         path = self._project_path("secrets", name)
@@ -602,6 +670,56 @@ class Client:
 
     def revoke_token(self, token_id: int) -> None:
         self._request("DELETE", self._project_path("tokens", str(token_id)))
+
+    # -- allowed configurations and quotas ------------------------------------------
+
+    def project_limits(self) -> ProjectLimitsView:
+        """The project's allowed configurations and quotas, with what its nodes use."""
+        return _answer(self._request("GET", self._project_path("limits")), ProjectLimitsView)
+
+    def set_project_limits(self, limits: ProjectLimits | Mapping[str, Any]) -> ProjectLimitsView:
+        """Replace the project's allowed configurations and quotas (None: no limit)."""
+        body = limits if isinstance(limits, ProjectLimits) else ProjectLimits(**limits)
+        response = self._request("PUT", self._project_path("limits"), json=body.model_dump())
+        return _answer(response, ProjectLimitsView)
+
+    # -- audit log ------------------------------------------------------------------
+
+    def audit(
+        self,
+        *,
+        project: str | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        outcome: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        before: int | None = None,
+        limit: int = 100,
+    ) -> AuditPage:
+        """One page of the audit log, newest first; filters given narrow it. Pass the
+        page's ``next_before`` as ``before`` for the next one."""
+        given = {
+            "project": project, "actor": actor, "action": action, "outcome": outcome,
+            "since": since.isoformat() if since else None,
+            "until": until.isoformat() if until else None, "before": before, "limit": limit,
+        }  # fmt: skip
+        params = {k: v for k, v in given.items() if v is not None}
+        return _answer(self._request("GET", "/api/v1/audit", params=params), AuditPage)
+
+    def iter_audit(self, **filters: Any) -> Iterator[AuditEntry]:
+        """Every audit entry matching ``filters`` (those of ``audit``), newest first."""
+        before = filters.pop("before", None)
+        while True:
+            page = self.audit(**filters, before=before)
+            yield from page.entries
+            if page.next_before is None:
+                return
+            before = page.next_before
+
+    def rotate_secrets_key(self) -> KeyRotated:
+        """Seal every secret value again with a new key (the installation's, not a project's)."""
+        return _answer(self._request("POST", "/api/v1/secrets/rotate-key"), KeyRotated)
 
     def logs(
         self, name: str, instance: str | None = None, follow: bool = False, tail: int | None = None
@@ -771,8 +889,11 @@ def _answer(response: httpx.Response, model: type[AnswerT]) -> AnswerT:
         ) from None
 
 
-def _spec_fields(spec: NodeSpec | Mapping[str, Any] | None) -> JSON:
-    """What to send of a spec: a NodeSpec's fields as set, or the given fields."""
+def _spec_fields(spec: NodeSpec | AliasSpec | Mapping[str, Any] | None) -> JSON:
+    """What to send of a spec: a NodeSpec's (AliasSpec's) fields as set, or the given
+    fields."""
+    if isinstance(spec, AliasSpec):
+        return spec.model_dump(mode="json")
     if isinstance(spec, NodeSpec):
         fields: JSON = spec.model_dump(mode="json", exclude_unset=True)
         return fields
@@ -804,8 +925,10 @@ def _skip_caches(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
 
 
 def _read_chunks(
-    file: IO[bytes], size: int, on_progress: Callable[[int, int], None] | None
+    file: IO[bytes], size: int, on_progress: Callable[[int, int], None] | None, *, head: bytes = b""
 ) -> Iterator[bytes]:
+    if head:
+        yield head
     sent = 0
     if on_progress is not None:
         on_progress(0, size)

@@ -39,11 +39,14 @@ from pier.runtimes import load_runtime
 from pier.runtimes.base import Runtime
 from pier.runtimes.registry import RuntimeRegistry
 from pier.sandbox import Sandbox, default_root
+from pier.secret_keys import SecretKeys
 from pier.services.access import AccessService
 from pier.services.aliases import AliasService
+from pier.services.audit import AuditService
 from pier.services.models import ModelService
 from pier.services.nodes import NodeService
 from pier.services.projects import ProjectService
+from pier.services.quotas import QuotaService
 from pier.services.rollouts import RolloutService
 from pier.services.secrets import SecretService
 from pier.settings import Settings
@@ -145,7 +148,10 @@ async def run(settings: Settings, say: Say = print) -> None:
         settings.resolved_database_url, busy_timeout_s=settings.store.busy_timeout_s
     )
     migrate(engine)
-    repo = Repository(engine)
+    secrets_key = settings.secrets_key.get_secret_value() if settings.secrets_key else None
+    keys = SecretKeys.load(secrets_key, settings.secrets_key_path)
+    repo = Repository(engine, sealer=keys.sealer())
+    repo.reseal_secrets()  # seals values kept before sealing; fails early on a wrong key
     repo.ensure_default_project()
     token, created = ensure_admin_token(settings.token_path)
     if repo.principal_of(token_digest(token), utcnow()) is None:
@@ -169,7 +175,7 @@ async def run(settings: Settings, say: Say = print) -> None:
         nodes=NodeService(repo, routes=board, image_nodes_refusal=_image_nodes_refusal(runtimes)),
         aliases=AliasService(repo, routes=board),
         rollouts=RolloutService(repo),
-        secrets=SecretService(repo),
+        secrets=SecretService(repo, keys),
         projects=ProjectService(repo),
         access=AccessService(repo, settings.auth),
         models=ModelService(
@@ -180,6 +186,8 @@ async def run(settings: Settings, say: Say = print) -> None:
         stats=access,
         gateway_url=gateway.url,
         runtimes=runtimes,
+        audit=AuditService(repo, max_entries=settings.audit.max_entries),
+        quotas=QuotaService(repo),
     )
     server = _ApiServer(
         uvicorn.Config(

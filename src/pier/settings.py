@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -106,6 +106,8 @@ class ModelSettings(BaseModel):
     """A Python model archive whose files add up to more is refused (413)."""
     max_files: Annotated[int, Field(ge=1)] = 10_000
     """A Python model archive with more files and directories is refused (422)."""
+    max_example_bytes: Annotated[int, Field(ge=1)] = 16 * 2**20
+    """A larger example request pushed with a model (--example) is refused (413)."""
 
 
 class SandboxSettings(BaseModel):
@@ -134,6 +136,13 @@ class AuthSettings(BaseModel):
     """How many tokens a project may have; creating one more is refused (409)."""
 
 
+class AuditSettings(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    max_entries: Annotated[int, Field(ge=1000)] = 1_000_000
+    """The audit log keeps this many of the newest entries; older ones are dropped."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="PIER_", env_nested_delimiter="__", use_attribute_docstrings=True
@@ -146,6 +155,10 @@ class Settings(BaseSettings):
     """Models, instance logs, the SQLite store and admin.token live here."""
     database_url: str | None = None
     """Default: SQLite (WAL) under data_dir."""
+    secrets_key: SecretStr | None = None
+    """Fernet keys that seal secret values at rest, separated by commas; the first seals,
+    every one opens (rotation). Default: <data dir>/secrets.key, made with mode 0600 on
+    first start. Never kept in the store."""
     runtime: Literal["local", "docker"] = "local"
     """The runtime pier must have at start-up: ``docker`` makes it refuse to start without
     a Docker engine; ``local`` starts without one and runs image nodes once an engine
@@ -157,6 +170,7 @@ class Settings(BaseSettings):
     models: ModelSettings = Field(default_factory=ModelSettings)
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
 
     @property
     def resolved_database_url(self) -> str:
@@ -171,3 +185,7 @@ class Settings(BaseSettings):
     @property
     def token_path(self) -> Path:
         return self.data_dir / "admin.token"
+
+    @property
+    def secrets_key_path(self) -> Path:
+        return self.data_dir / "secrets.key"

@@ -42,6 +42,11 @@ def test_the_cli_has_the_documented_commands() -> None:
         ("node", "delete"),
         ("node", "instances"),
         ("node", "logs"),
+        ("alias", "create"),
+        ("alias", "set"),
+        ("alias", "get"),
+        ("alias", "list"),
+        ("alias", "delete"),
         ("call",),
     ]:
         assert path in ALL_COMMANDS
@@ -82,6 +87,14 @@ def test_node_create_needs_a_model_or_an_image() -> None:
         (["node", "create", "iris", "--model", "iris:latest"], "MODEL[:VERSION]"),
         (["node", "update", "iris"], "nothing to update"),
         (["call", "iris", "-H", "no-colon"], "KEY:VALUE"),
+        (["alias", "create", "prod"], "--node"),
+        (["alias", "create", "prod", "--node", "v1=ninety"], "NODE[=SHARE]"),
+        (["alias", "create", "prod", "--node", "v1", "--mirror", "v2"], "NODE=PERCENT"),
+        (["alias", "create", "prod", "--node", "v1", "--mirror", "v2=lots"], "--mirror"),
+        (["alias", "create", "prod", "--node", "v1", "--route", "x-t:v2"], "HEADER=VALUE:NODE"),
+        (["alias", "create", "prod", "--node", "v1", "--metadata", "owner"], "KEY=VALUE"),
+        (["alias", "set", "prod"], "nothing to change"),
+        (["alias", "set", "prod", "--mirror", "v2=5", "--no-mirrors"], "not both"),
     ],
 )
 def test_bad_option_values_are_usage_errors(args: list[str], says: str) -> None:

@@ -161,8 +161,18 @@ def test_call_prints_the_body_or_fails_with_the_error_fake_server(
     [
         error_response(404, "not_found", "node 'irs' not found in project 'default'"),
         httpx.Response(404, json={"error": "node 'irs' not found in project 'default'"}),
+        httpx.Response(
+            404,
+            json={
+                "error": "node 'irs' not found in project 'default'",
+                "code": "not_found",
+                "type": "not_found",
+                "project": "default",
+                "node": "irs",
+            },
+        ),
     ],
-    ids=["pier-error-object", "v2-error-string"],
+    ids=["pier-error-object", "v2-error-string", "gateway-v2-error-with-details"],
 )
 def test_call_prints_a_json_error_as_one_error_line_fake_server(
     cli_on_fake_pier: FakePier, answer: httpx.Response

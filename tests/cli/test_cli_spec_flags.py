@@ -3,12 +3,13 @@ their help is the field's description, and errors name the flag the user typed."
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
 from pier.cli.main import app
 from pier.cli.node_options import SPEC_FLAGS, flag_of, spec_field, spec_help
-from tests.cli.conftest import FakePier, error_response, node_json
+from tests.cli.conftest import FakePier, body_of, error_response, node_json
 
 runner = CliRunner()
 NODES = "/api/v1/projects/default/nodes"
@@ -64,3 +65,13 @@ def test_each_flag_is_a_spec_field_and_its_help_is_the_fields_description(field:
     assert flag_of(field) in result.stdout
     first_words = " ".join(spec_help(field).split()[:4])
     assert first_words in " ".join(result.stdout.split()), (field, first_words)
+
+
+def test_max_body_bytes_is_sent_as_the_nodes_limit_fake_server(cli_on_fake_pier: FakePier) -> None:
+    cli_on_fake_pier.on("POST", NODES, httpx.Response(201, json=node_json()))
+    argv = ["node", "create", "iris", "--model", "iris", "--max-body-bytes", "65536"]
+    assert runner.invoke(app, argv).exit_code == 0
+    assert body_of(cli_on_fake_pier.requests[0])["spec"] == {
+        "model": "iris",
+        "max_body_bytes": 65536,
+    }

@@ -62,8 +62,11 @@ class FakeRuntime:
     held: dict[str, asyncio.Event] = field(default_factory=dict)
     """Starting an instance of one of these nodes (by name) waits until its event is set."""
     pull_errors: list[Exception] = field(default_factory=list)
+    create_errors: list[Exception] = field(default_factory=list)
     delete_errors: list[Exception] = field(default_factory=list)
     pulls: int = 0
+    creates: int = 0
+    """Tries to start an instance, failed ones included."""
     deletes: int = 0
     created: list[InstanceId] = field(default_factory=list)
     deleted: list[InstanceId] = field(default_factory=list)
@@ -85,6 +88,9 @@ class FakeRuntime:
     async def create(self, spec: InstanceSpec) -> Observed:
         if (gate := self.held.get(spec.node.node)) is not None:
             await gate.wait()
+        self.creates += 1
+        if self.create_errors:
+            raise self.create_errors.pop(0)
         self.created.append(spec.instance_id)
         endpoint = self.endpoint
         if self.serve:
@@ -199,6 +205,7 @@ def make_controller(
     clock: Callable[[], float] | None = None,
     gateway: FakeGateway | None = None,
     alias_counts: CountsReader | None = None,
+    board: RouteBoard | None = None,
     **settings: Any,
 ) -> Controller:
     values: dict[str, Any] = {"backoff_base_s": 0.02, "backoff_max_s": 0.1, "stop_grace_s": 0}
@@ -206,7 +213,7 @@ def make_controller(
     extra: dict[str, Any] = {"clock": clock} if clock is not None else {}
     return Controller(
         repo, {runtime.name: runtime}, settings=ControllerSettings(**values),
-        models_dir=tmp_path, board=RouteBoard(),
+        models_dir=tmp_path, board=board or RouteBoard(),
         gateway_url=gateway.url if gateway is not None else None, alias_counts=alias_counts,
         **extra,
     )  # fmt: skip

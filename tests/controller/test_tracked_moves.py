@@ -1,5 +1,6 @@
 """A tracked instance's status moves only as the transition table allows, by replacing its
-frozen view; a move that cannot be stored is undone by putting the old view back."""
+frozen view; a move that cannot be stored is undone by putting the old view back. What
+the runtime reports is a frozen RuntimeFacts, replaced as a whole."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pier.controller.tracked import TrackedInstance
 from pier.domain.errors import IllegalTransition
 from pier.domain.instance_status import InstanceStatus, InstanceView
 from pier.domain.names import InstanceId, NodeKey, NodeName, ProjectName
+from pier.runtimes.base import Observed
 
 S = InstanceStatus
 
@@ -35,3 +37,20 @@ def test_a_move_the_table_forbids_raises_and_changes_nothing() -> None:
     with pytest.raises(IllegalTransition):
         instance.move(S.HEALTHY, now=3.0)
     assert (instance.status, instance.since) == (S.DELETING, 2.0)
+
+
+def test_runtime_facts_are_replaced_as_a_whole_keeping_what_is_not_repeated() -> None:
+    instance = tracked()
+    first = Observed(InstanceId("web-1"), instance.key, "running", "http://127.0.0.1:1", pid=7)
+    assert instance.observe(first)  # a new handle: the row must be saved
+    facts = instance.facts
+    again = Observed(InstanceId("web-1"), instance.key, "exited", None, exit_code=3)
+    assert not instance.observe(again)  # no handle reported: the old one is kept
+    assert (instance.endpoint, instance.pid, instance.exited) == ("http://127.0.0.1:1", 7, True)
+    assert (facts.exited, facts.exit_code) == (False, None)  # the old facts: unchanged
+
+
+def test_a_vanished_instance_shows_as_exited() -> None:
+    instance = tracked()
+    instance.vanish()
+    assert instance.exited

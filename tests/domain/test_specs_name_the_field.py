@@ -3,7 +3,7 @@ from typing import Any
 import pytest
 
 from pier.domain.errors import InvalidSpec
-from pier.domain.names import validate_name
+from pier.domain.names import validate_model_name, validate_name
 from pier.domain.specs import parse_node_spec
 
 
@@ -23,6 +23,7 @@ from pier.domain.specs import parse_node_spec
         ({"model": "iris", "image": "example:1", "health": {"port": 9000}}, "health.port"),
         ({"model": "iris", "telemetry": {"port": 9000}}, "telemetry.port"),
         ({"model": "Iris!"}, "model"),
+        ({"model": "iris", "registry_secret": "Creds_1"}, "registry_secret"),
         ({"model": "iris", "env": {"1BAD": "x"}}, "env"),
         ({"model": "iris", "max_batch_size": 0}, "max_batch_size"),
         ({"model": "iris", "max_batch_size": 8, "batch_delay_ms": -1}, "batch_delay_ms"),
@@ -48,6 +49,22 @@ def test_bad_names_are_refused(name: str) -> None:
     with pytest.raises(InvalidSpec) as caught:
         validate_name(name, field="name")
     assert caught.value.field == "name"
+
+
+@pytest.mark.parametrize("name", ["simple", "simple_string", "Iris", "resnet-50.v2", "_x", "9"])
+def test_model_names_follow_tritons_rules(name: str) -> None:
+    assert validate_model_name(name, field="name") == name
+    assert parse_node_spec({"model": name}).model == name
+
+
+@pytest.mark.parametrize("name", ["", ".hidden", "-a", "a/b", "a b", "a:1", "a\n", "é", "x" * 64])
+def test_bad_model_names_are_refused_naming_the_field(name: str) -> None:
+    with pytest.raises(InvalidSpec) as caught:
+        validate_model_name(name, field="--name")
+    assert caught.value.field == "--name" and "model name" in caught.value.message
+    with pytest.raises(InvalidSpec) as caught:
+        parse_node_spec({"model": name})
+    assert caught.value.field == "model"
 
 
 def test_max_defaults_to_min() -> None:

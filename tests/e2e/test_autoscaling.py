@@ -4,7 +4,6 @@ request on the way."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 from tests.conftest import PierProcess
@@ -43,7 +42,9 @@ def test_a_node_scales_with_its_load_and_back(
     # one client keeps going while the node shrinks: no request fails on the way down
     with Load(pier, clients=1, path="/default/nodes/web/cgi-bin/slow?s=0.05") as light:
         pier.wait_for(lambda: counts() == (1, 1), timeout_s=40, what="back to 1 instance")
-        time.sleep(1)
+        pier.wait_for(lambda: len(pier.instances("web")) == 1, what="the surplus ones removed")
+        served = len(light.statuses)
+        pier.wait_for(lambda: len(light.statuses) >= served + 5, what="requests after that")
     assert light.statuses and set(light.statuses) == {200}, sorted(set(light.statuses))
     assert len(pier.instances("web")) == 1
 

@@ -1,17 +1,27 @@
-"""Bad input gets a clear JSON error naming the field; limits and tokens are enforced."""
+"""Bad input gets a clear JSON error naming the field; limits and tokens are enforced.
+
+The checks share one `pier up` (they add nothing another one reads: a model, a secret);
+the two that run instances start their own."""
 
 from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
 
-from tests.conftest import IrisModel, PierProcess
+from tests.conftest import IrisModel, PierProcess, running_pier
 from tests.e2e.test_model_node_end_to_end import push_and_create
 
 MiB = 2**20
+
+
+@pytest.fixture(scope="module")
+def pier(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PierProcess]:
+    with running_pier(tmp_path_factory.mktemp("errors") / "data") as up:
+        yield up
 
 
 def test_admin_token_file_is_private(pier: PierProcess) -> None:
@@ -35,9 +45,10 @@ def test_api_and_gateway_refuse_missing_or_wrong_token(
     with httpx.Client(trust_env=False) as c:
         api = c.get(f"{pier.url}/api/v1/projects/default/nodes", headers=headers)
         gw = c.get(f"{pier.gateway_url}/default/nodes/iris/v2/health/ready", headers=headers)
-    for response in (api, gw):
-        assert response.status_code == 401, response.text
-        assert response.json()["error"]["code"] == "unauthorized"
+    assert api.status_code == gw.status_code == 401, (api.text, gw.text)
+    assert api.json()["error"]["code"] == "unauthorized"  # the control plane's error object
+    assert gw.json()["code"] == "unauthorized"  # the gateway's V2 error, details beside
+    assert isinstance(gw.json()["error"], str)
 
 
 @pytest.mark.parametrize(
@@ -82,21 +93,24 @@ def test_cli_names_the_flag(pier: PierProcess, iris_onnx: IrisModel) -> None:
 
 
 def test_body_over_16_mib_is_413_before_reaching_an_instance(
-    pier: PierProcess, iris_onnx: IrisModel
+    pier_factory: Callable[..., PierProcess], iris_onnx: IrisModel
 ) -> None:
+    pier = pier_factory()
     push_and_create(pier, iris_onnx, instances=1)
     with pier.gateway() as gw:
         r = gw.post("/default/nodes/iris/v2/models/iris/infer", content=b"x" * (16 * MiB + 1))
         at_limit = gw.post("/default/nodes/iris/v2/models/iris/infer", content=b"x" * (16 * MiB))
     assert r.status_code == 413
-    assert r.json()["error"]["code"] == "body_too_large"
+    assert r.json()["code"] == "body_too_large"
     assert at_limit.status_code == 400  # reached the model server, which refused bad JSON
 
 
-def test_sklearn_pickle_needs_trust(pier: PierProcess, tmp_path) -> None:
+def test_sklearn_pickle_needs_trust(pier_factory: Callable[..., PierProcess], tmp_path) -> None:
     import joblib
     from sklearn.datasets import load_iris
     from sklearn.tree import DecisionTreeClassifier
+
+    pier = pier_factory()
 
     x, y = load_iris(return_X_y=True)
     path = tmp_path / "tree.joblib"

@@ -104,3 +104,38 @@ def test_a_generated_client_reads_errors_as_the_error_model(
     assert (missing.error.code, missing.error.type_) == ("not_found", "node_not_found")
     assert isinstance(unknown_model, models.ErrorBody)
     assert unknown_model.error.type_ == "model_not_found"
+
+
+def test_a_generated_client_manages_an_alias_and_reads_node_in_use(
+    generated: ModuleType, up: PierProcess, iris_onnx: IrisModel
+) -> None:
+    models = importlib.import_module(f"{PACKAGE}.models")
+    client = generated.AuthenticatedClient(base_url=up.url, token=up.token)
+    with client as c, iris_onnx.path.open("rb") as model_file:
+        types = importlib.import_module(f"{PACKAGE}.types")
+        api("models.push_model").sync(
+            "default", "iris-a", client=c, body=types.File(payload=model_file),
+            format_=models.PushModelFormat.ONNX,
+        )  # fmt: skip
+        node = models.NodeCreate(
+            name="alias-a", spec=models.NodeSpec(model="iris-a", min_instances=0)
+        )
+        assert isinstance(
+            api("nodes.create_node").sync("default", client=c, body=node), models.NodeView
+        )
+        spec = models.AliasSpec(nodes=[models.AliasShare(node="alias-a")])
+        body = models.AliasCreate(name="prod", spec=spec)
+        created = api("aliases.create_alias").sync("default", client=c, body=body)
+        assert isinstance(created, models.AliasView), created
+        assert [(n.node, n.share) for n in created.nodes] == [("alias-a", 100)]
+
+        read = api("aliases.get_alias").sync("default", "prod", client=c)
+        assert isinstance(read, models.AliasView) and read.spec.access == models.Access.PRIVATE
+        listed = api("aliases.list_aliases").sync("default", client=c)
+        assert isinstance(listed, models.AliasList) and [a.name for a in listed.aliases] == ["prod"]
+
+        in_use = api("nodes.delete_node").sync("default", "alias-a", client=c)
+        assert isinstance(in_use, models.ErrorBody) and in_use.error.type_ == "node_in_use"
+        api("aliases.delete_alias").sync("default", "prod", client=c)
+        deleted = api("nodes.delete_node").sync("default", "alias-a", client=c)
+        assert isinstance(deleted, models.NodeView)

@@ -4,17 +4,29 @@ tritonclient through the gateway by path and by header."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import numpy as np
+import pytest
 import tritonclient.http as triton
 
-from tests.conftest import IrisModel, PierProcess
+from tests.conftest import IrisModel, PierProcess, running_pier
 
 
 def push_and_create(pier: PierProcess, iris: IrisModel, *, instances: int = 2) -> None:
     pushed = pier.cli("model", "push", str(iris.path), "--name", "iris", "--output", "json")
     assert json.loads(pushed.stdout)["version"] == 1
     pier.cli("node", "create", "iris", "--model", "iris", "--min", str(instances), "--wait")
+
+
+@pytest.fixture(scope="module")
+def iris_node(
+    tmp_path_factory: pytest.TempPathFactory, iris_onnx: IrisModel
+) -> Iterator[PierProcess]:
+    """One `pier up` with node iris (2 instances) for the checks that only call it."""
+    with running_pier(tmp_path_factory.mktemp("iris-node") / "data") as up:
+        push_and_create(up, iris_onnx)
+        yield up
 
 
 def infer(
@@ -27,9 +39,9 @@ def infer(
 
 
 def test_tritonclient_through_the_gateway_matches_sklearn(
-    pier: PierProcess, iris_onnx: IrisModel
+    iris_node: PierProcess, iris_onnx: IrisModel
 ) -> None:
-    push_and_create(pier, iris_onnx)
+    pier = iris_node
     with pier.api() as api:
         node = api.get("/api/v1/projects/default/nodes/iris").json()
     assert node["status"] == "Healthy"
@@ -51,8 +63,8 @@ def test_tritonclient_through_the_gateway_matches_sklearn(
     by_header.close()
 
 
-def test_load_is_spread_over_both_instances(pier: PierProcess, iris_onnx: IrisModel) -> None:
-    push_and_create(pier, iris_onnx)
+def test_load_is_spread_over_both_instances(iris_node: PierProcess) -> None:
+    pier = iris_node
     seen = set()
     with pier.gateway() as gw:
         for _ in range(40):

@@ -22,7 +22,7 @@ READY = "/v2/health/ready"
 def up(tmp_path_factory: pytest.TempPathFactory, iris_onnx: IrisModel) -> Iterator[PierProcess]:
     """Projects a and b, each with a private node iris of one instance."""
     with running_pier(
-        tmp_path_factory.mktemp("projects") / "data", env=NO_DOCKER, start_timeout_s=120
+        tmp_path_factory.mktemp("projects") / "data", env=NO_DOCKER, timeout_s=120
     ) as started:
         for project in ("a", "b"):
             with pier.Client(started.url, started.token, project) as client:

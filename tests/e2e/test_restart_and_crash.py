@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
 
 import httpx
 import psutil
@@ -40,7 +39,7 @@ def test_killed_instance_is_replaced_while_requests_flow(
     for t in threads:
         t.start()
     try:
-        time.sleep(0.5)
+        pier.wait_for(lambda: ok >= 10, what="requests served before the kill")
         victim = pier.instance_pids()[0]
         os.kill(victim, signal.SIGKILL)
 
@@ -54,7 +53,8 @@ def test_killed_instance_is_replaced_while_requests_flow(
             )
 
         pier.wait_for(replaced, what="a replacement instance and a Healthy node")
-        time.sleep(0.5)
+        served = ok
+        pier.wait_for(lambda: ok >= served + 50, what="requests served after the replacement")
     finally:
         stop.set()
         for t in threads:

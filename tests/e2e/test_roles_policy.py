@@ -69,6 +69,10 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("GET", f"{_P}/tokens"): MANAGE,
     ("POST", f"{_P}/tokens"): MANAGE,
     ("DELETE", f"{_P}/tokens/{{token_id}}"): MANAGE,
+    ("GET", f"{_P}/limits"): READ,
+    ("PUT", f"{_P}/limits"): MANAGE,
+    ("GET", "/api/v1/audit"): INSTALLATION,
+    ("POST", "/api/v1/secrets/rotate-key"): INSTALLATION,
 }
 PATH_VALUES = {"name": "nosuch", "principal": "nosuch", "token_id": "999999"}
 """Path parameters name nothing that exists: an allowed call changes nothing."""
@@ -77,7 +81,7 @@ PATH_VALUES = {"name": "nosuch", "principal": "nosuch", "token_id": "999999"}
 @pytest.fixture(scope="module")
 def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PierProcess]:
     with running_pier(
-        tmp_path_factory.mktemp("roles") / "data", env=NO_DOCKER, start_timeout_s=120
+        tmp_path_factory.mktemp("roles") / "data", env=NO_DOCKER, timeout_s=120
     ) as pier:
         with pier.api() as api:
             for project in ("a", "b", "scratch"):

@@ -7,14 +7,15 @@ from dataclasses import dataclass
 
 import pytest
 
+from pier.domain.routes import RouteInstance
 from pier.gateway.balance import (
     HashRing,
     SessionPins,
     WeightedChoice,
-    mark_down,
     pick_instance,
     session_hash,
 )
+from pier.gateway.pool import Upstream
 
 
 @dataclass(eq=False)
@@ -43,10 +44,16 @@ def test_ties_spread_at_random() -> None:
 
 
 def test_an_instance_that_refused_loses_until_its_penalty_ends() -> None:
-    refused, other = Instance("refused"), Instance("other", in_flight=3)
-    mark_down(refused, now=10.0)
-    assert {pick_instance([refused, other], now=10.5).name for _ in range(50)} == {"other"}
-    assert pick_instance([refused, other], now=11.5).name == "refused"
+    refused, other = upstream("refused"), upstream("other")
+    for _ in range(3):
+        other.acquire()
+    refused.mark_down(now=10.0)
+    assert {pick_instance([refused, other], now=10.5).instance_id for _ in range(50)} == {"other"}
+    assert pick_instance([refused, other], now=11.5).instance_id == "refused"
+
+
+def upstream(name: str) -> Upstream:
+    return Upstream(RouteInstance(instance_id=name, endpoint="http://127.0.0.1:9"))
 
 
 def test_weighted_choice_follows_the_weights() -> None:

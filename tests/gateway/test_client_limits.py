@@ -45,6 +45,6 @@ def test_pier_up_passes_the_settings_to_the_gateway(tmp_path: Path) -> None:
     finally:
         gateway.stop()
     assert response.status == 408
-    message = response.json()["error"]["message"]
+    message = response.json()["error"]
     assert "0.5 s" in message
     assert "header_timeout_s" in message

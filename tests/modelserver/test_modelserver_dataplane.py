@@ -12,6 +12,23 @@ from onnx import TensorProto, helper
 from pier.modelserver.dataplane import DataPlane
 from pier.modelserver.metrics import ModelServerMetrics
 from pier.modelserver.v2 import BadRequest, InferenceFailed
+from pier.modelserver.warmup import WarmUpFailed
+from tests.triton_models import write_model
+
+PICKY_MODEL = """
+class Model:
+    inputs = [{"name": "word", "datatype": "BYTES", "shape": [1]}]
+    outputs = [{"name": "length", "datatype": "INT64", "shape": [1]}]
+
+    def load(self):
+        pass
+
+    def predict(self, inputs):
+        word = inputs["word"][0].decode()
+        if word != "hello":
+            raise ValueError(f"unknown word {word!r}")
+        return {"length": [len(word)]}
+"""
 
 FAILING_MODEL = """
 class Model:
@@ -88,7 +105,52 @@ def test_a_failing_warm_up_fails_the_load(tmp_path: Path) -> None:
         name="m", version="1", fmt="python", path=tmp_path, metrics=ModelServerMetrics("m")
     )
 
-    with pytest.raises(InferenceFailed):
+    with pytest.raises(WarmUpFailed, match="returned no output 'y'"):
         dataplane.load()
     assert dataplane.state == "failed"
     assert not dataplane.is_ready
+
+
+def test_a_bytes_model_that_parses_its_strings_warms_up(tmp_path: Path) -> None:
+    dataplane = _dataplane(write_model(tmp_path, "simple_string"), "python")
+    numbers = [str(i) for i in range(16)]
+    inputs = [
+        {"name": name, "datatype": "BYTES", "shape": [1, 16], "data": numbers}
+        for name in ("INPUT0", "INPUT1")
+    ]
+    outputs = {o["name"]: o["data"] for o in _infer(dataplane, inputs)["outputs"]}
+    assert outputs["OUTPUT0"] == [str(2 * i) for i in range(16)]
+    assert outputs["OUTPUT1"] == ["0"] * 16
+
+
+def test_a_model_refusing_every_derived_input_says_why_and_what_to_do(tmp_path: Path) -> None:
+    (tmp_path / "model.py").write_text(PICKY_MODEL)
+    dataplane = DataPlane(
+        name="m", version="1", fmt="python", path=tmp_path, metrics=ModelServerMetrics("m")
+    )
+    with pytest.raises(WarmUpFailed) as caught:
+        dataplane.load()
+    assert "unknown word '0'" in str(caught.value) and "unknown word ''" in str(caught.value)
+    assert "pier model push --example" in str(caught.value)
+    assert dataplane.state == "failed"
+
+
+def test_an_example_request_is_the_warm_up(tmp_path: Path) -> None:
+    (tmp_path / "model.py").write_text(PICKY_MODEL)
+
+    def load(word: str) -> DataPlane:
+        request = {"inputs": [{"name": "word", "datatype": "BYTES", "shape": [1], "data": [word]}]}
+        dataplane = DataPlane(
+            name="m",
+            version="1",
+            fmt="python",
+            path=tmp_path,
+            metrics=ModelServerMetrics("m"),
+            example=orjson.dumps(request),
+        )
+        dataplane.load()
+        return dataplane
+
+    assert load("hello").is_ready
+    with pytest.raises(WarmUpFailed, match=r"on its example request failed: .*unknown word 'bye'"):
+        load("bye")

@@ -111,6 +111,24 @@ def test_a_model_that_fails_to_load_exits_with_1(
     assert "model load failed" in server.logs()
 
 
+def test_a_failed_warm_up_is_one_log_line_saying_why(
+    tmp_path: Path, start_model_server: StartModelServer
+) -> None:
+    (tmp_path / "model.py").write_text(
+        "class Model:\n"
+        "    inputs = [{'name': 'x', 'datatype': 'BYTES', 'shape': [1]}]\n"
+        "    outputs = [{'name': 'y', 'datatype': 'BYTES', 'shape': [1]}]\n"
+        "    def load(self): pass\n"
+        "    def predict(self, inputs): raise ValueError('only real words')\n"
+    )
+    server = start_model_server("picky", "python", tmp_path, wait_ready=False)
+
+    assert server.process.wait(timeout=30) == 1
+    (line,) = [line for line in server.logs().splitlines() if "model load failed" in line]
+    assert "only real words" in line and "--example" in line
+    assert "Traceback" not in server.logs()
+
+
 def test_uvicorn_http_serves_the_same_protocol(
     iris: IrisModels, start_model_server: StartModelServer
 ) -> None:

@@ -10,10 +10,22 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 import pier
+from pier.api.audit import AuditMiddleware
 from pier.api.auth import bearer_principal, check, requirement
 from pier.api.deps import Services
 from pier.api.errors import install_error_handlers
-from pier.api.routes import access, aliases, models, nodes, projects, rollouts, secrets, system
+from pier.api.routes import (
+    access,
+    aliases,
+    audit,
+    models,
+    nodes,
+    projects,
+    quotas,
+    rollouts,
+    secrets,
+    system,
+)
 from pier.store.repository import utcnow
 
 BEARER = HTTPBearer(
@@ -51,10 +63,12 @@ def create_app(services: Services) -> FastAPI:
         generate_unique_id_function=operation_id,
     )
     app.state.services = services
+    app.add_middleware(AuditMiddleware, record=services.audit.record)
     routers = [
         module.router
         for module in (system, projects, access, models, nodes, aliases, rollouts, secrets)
     ]
+    routers += [secrets.keys_router, audit.router, quotas.router]
     install_error_handlers(app, routers)
     for router in routers:
         app.include_router(router, dependencies=[Depends(authenticate)])

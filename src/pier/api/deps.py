@@ -11,9 +11,11 @@ from fastapi import Depends, Request
 from pier.domain.roles import Principal
 from pier.services.access import AccessService
 from pier.services.aliases import AliasService
+from pier.services.audit import AuditService
 from pier.services.models import ModelService
 from pier.services.nodes import NodeService
 from pier.services.projects import ProjectService
+from pier.services.quotas import QuotaService
 from pier.services.rollouts import RolloutService
 from pier.services.routes import InstanceStatsSource, LogSource, RouteSource
 from pier.services.secrets import SecretService
@@ -36,6 +38,8 @@ class Services:
     gateway_url: str
     runtimes: Collection[str]
     """The runtimes loaded now (one that was missing may load later)."""
+    audit: AuditService
+    quotas: QuotaService
 
 
 def get_services(request: Request) -> Services:

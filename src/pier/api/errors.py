@@ -29,7 +29,8 @@ log = structlog.get_logger("pier.api")
 STATUS_DESCRIPTIONS: Final[Mapping[int, str]] = {
     400: "bad_request: the body is not JSON",
     401: "unauthorized: no bearer token, or not a valid one",
-    403: "forbidden: the token's role in the project does not permit this",
+    403: "forbidden: the token's role in the project does not permit this, or "
+    "quota_exceeded: the change would take the project past a quota (quota names it)",
     404: "not_found: no such project, node, model or secret (type says which)",
     409: "conflict: the name is taken, or the model (node) is in use by a node (alias)",
     413: "body_too_large: the upload is over the limit",

@@ -70,4 +70,8 @@ POLICY: Final[dict[tuple[str, str], Requirement]] = {
     ("GET", f"{_P}/tokens"): M,
     ("POST", f"{_P}/tokens"): M,
     ("DELETE", f"{_P}/tokens/{{token_id}}"): M,
+    ("GET", f"{_P}/limits"): R,
+    ("PUT", f"{_P}/limits"): M,
+    ("GET", "/api/v1/audit"): Anyone.INSTALLATION_ADMIN,
+    ("POST", "/api/v1/secrets/rotate-key"): Anyone.INSTALLATION_ADMIN,
 }

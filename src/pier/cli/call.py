@@ -100,8 +100,8 @@ def parse_headers(pairs: list[str]) -> dict[str, str]:
     return headers
 
 
-def read_body(data: str) -> bytes:
-    """The request body: inline text, @FILE, or @- (stdin)."""
+def read_body(data: str, *, flag: str = "--data") -> bytes:
+    """The request body: inline text, @FILE, or @- (stdin); ``flag`` names the option."""
     if not data.startswith("@"):
         return data.encode()
     if data == "@-":
@@ -110,9 +110,7 @@ def read_body(data: str) -> bytes:
     try:
         return file.read_bytes()
     except OSError as exc:
-        raise typer.BadParameter(
-            f"cannot read {file}: {exc.strerror}", param_hint="--data"
-        ) from None
+        raise typer.BadParameter(f"cannot read {file}: {exc.strerror}", param_hint=flag) from None
 
 
 def _is_json(body: bytes) -> bool:

@@ -12,6 +12,8 @@ from typer.core import TyperGroup
 
 from pier import __version__
 from pier.cli import (
+    alias,
+    audit,
     call,
     configuration,
     member,
@@ -93,18 +95,16 @@ app = typer.Typer(
 )
 app.add_typer(model.app, name="model")
 app.add_typer(node.app, name="node")
+app.add_typer(alias.app, name="alias")
 app.add_typer(configuration.app, name="configuration")
 app.add_typer(secret.app, name="secret")
+app.add_typer(audit.app, name="audit")
 app.add_typer(project.app, name="project")
 app.add_typer(member.app, name="member")
 app.add_typer(service_account.app, name="service-account")
 app.add_typer(token.app, name="token")
 app.command("call")(call.call)
-alias_app = typer.Typer(
-    no_args_is_help=True, help="Publish nodes behind aliases and roll them out."
-)
-alias_app.command("rollout")(rollout.rollout)
-app.add_typer(alias_app, name="alias")
+alias.app.command("rollout")(rollout.rollout)
 
 
 def _print_version(value: bool) -> None:

@@ -13,6 +13,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from pier.cli.call import read_body
 from pier.cli.context import OutputOpt, ProjectOpt, cli_state
 from pier.cli.output import (
     Column,
@@ -25,7 +26,7 @@ from pier.cli.output import (
 )
 from pier.client import FORMATS, Client, detect_format
 from pier.domain.errors import BodyTooLarge, InvalidSpec, PierError
-from pier.domain.names import validate_name
+from pier.domain.names import validate_model_name
 from pier.domain.views import ModelVersion
 
 app = typer.Typer(no_args_is_help=True, help="Push models and list their versions.")
@@ -79,6 +80,16 @@ def push(
             "Python model directory.",
         ),
     ] = False,
+    example: Annotated[
+        str | None,
+        typer.Option(
+            "--example",
+            metavar="JSON|@FILE",
+            help="A V2 inference request the model accepts (as `pier call --data` takes it): "
+            "each instance warms the model up on it before it takes traffic. Default: inputs "
+            "derived from the model's declared inputs.",
+        ),
+    ] = None,
     output: OutputOpt = None,
     project: ProjectOpt = None,
 ) -> None:
@@ -98,8 +109,9 @@ def push(
             ) from None
     name = name or default_model_name(path)
     try:
-        validate_name(name, field="--name")
-        model = _push_with_progress(state.client(), path, name, fmt, trust)
+        validate_model_name(name, field="--name")
+        body = None if example is None else read_body(example, flag="--example")
+        model = _push_with_progress(state.client(), path, name, fmt, trust, body)
     except BodyTooLarge as exc:
         raise PierError(_too_large(path, exc)) from None
     except InvalidSpec as exc:
@@ -137,7 +149,7 @@ def _too_large(path: Path, exc: BodyTooLarge) -> str:
 
 
 def _push_with_progress(
-    client: Client, path: Path, name: str, fmt: str, trust: bool
+    client: Client, path: Path, name: str, fmt: str, trust: bool, example: bytes | None
 ) -> ModelVersion:
     columns = (
         TextColumn("uploading {task.description}"),
@@ -154,7 +166,9 @@ def _push_with_progress(
         def on_progress(sent: int, total: int) -> None:
             progress.update(task, completed=sent, total=total, visible=total >= PROGRESS_FROM_BYTES)
 
-        return client.push_model(path, name, fmt=fmt, trust=trust, on_progress=on_progress)
+        return client.push_model(
+            path, name, fmt=fmt, trust=trust, example=example, on_progress=on_progress
+        )
 
 
 @app.command("list")

@@ -33,6 +33,7 @@ from pier.cli.node_options import (
     ImageOpt,
     MaintenanceLimitOpt,
     MaxBatchSizeOpt,
+    MaxBodyOpt,
     MaxOpt,
     MetricsOpt,
     MetricsPortOpt,
@@ -145,6 +146,7 @@ def create(
     command: CommandOpt = None,
     arg: ArgOpt = None,
     idle_timeout: IdleTimeoutOpt = None,
+    max_body_bytes: MaxBodyOpt = None,
     health_protocol: HealthProtocolOpt = None,
     health_port: HealthPortOpt = None,
     metrics_port: MetricsPortOpt = None,
@@ -177,6 +179,7 @@ def create(
         telemetry=_optional(path=metrics, port=metrics_port),
         registry_secret=registry_secret, command=command, args=arg, idle_timeout=idle_timeout,
         access=_access(access), max_batch_size=max_batch_size, batch_delay_ms=batch_delay,
+        max_body_bytes=max_body_bytes,
     )  # fmt: skip
     state = cli_state(ctx, output=output, project=project)
     client = state.client()
@@ -266,6 +269,7 @@ def update(
     command: CommandOpt = None,
     arg: ArgOpt = None,
     idle_timeout: IdleTimeoutOpt = None,
+    max_body_bytes: MaxBodyOpt = None,
     health_protocol: HealthProtocolOpt = None,
     health_port: HealthPortOpt = None,
     metrics_port: MetricsPortOpt = None,
@@ -300,6 +304,7 @@ def update(
         telemetry=_optional(path=metrics, port=metrics_port),
         registry_secret=registry_secret, command=command, args=arg, idle_timeout=idle_timeout,
         access=_access(access), max_batch_size=max_batch_size, batch_delay_ms=batch_delay,
+        max_body_bytes=max_body_bytes,
     )  # fmt: skip
     if not changes:
         ctx.fail("nothing to update: give at least one option (see --help)")
@@ -566,6 +571,7 @@ def spec_fields(
     access: str | None,
     max_batch_size: int | None = None,
     batch_delay_ms: float | None = None,
+    max_body_bytes: int | None = None,
 ) -> JSON:
     """The spec fields given on the command line, in the API's names; None: not given."""
     spec: JSON = {**(model or {})}
@@ -579,6 +585,7 @@ def spec_fields(
             command=shlex.split(command) if command is not None else None, args=args or None,
             idle_timeout_s=idle_timeout, access=access,
             max_batch_size=max_batch_size, batch_delay_ms=batch_delay_ms,
+            max_body_bytes=max_body_bytes,
         )
     )  # fmt: skip
     return spec

@@ -58,6 +58,7 @@ SPEC_FLAGS: Final[dict[str, SpecFlag]] = {
     "command": SpecFlag("--command", "Split like a shell would."),
     "args": SpecFlag("--arg", "Repeat for more."),
     "idle_timeout_s": SpecFlag("--idle-timeout"),
+    "max_body_bytes": SpecFlag("--max-body-bytes"),
     "health.protocol": SpecFlag("--health-protocol"),
     "health.port": SpecFlag("--health-port"),
     "telemetry.port": SpecFlag("--metrics-port"),
@@ -179,6 +180,7 @@ RegistrySecretOpt = Annotated[str | None, spec_option("registry_secret", metavar
 CommandOpt = Annotated[str | None, spec_option("command", metavar="'CMD ARGS'")]
 ArgOpt = Annotated[list[str] | None, spec_option("args", metavar="ARG")]
 IdleTimeoutOpt = Annotated[float | None, spec_option("idle_timeout_s", min=0, metavar="SECONDS")]
+MaxBodyOpt = Annotated[int | None, spec_option("max_body_bytes", min=1, metavar="BYTES")]
 HealthProtocolOpt = Annotated[str | None, spec_option("health.protocol", metavar="http|tcp|grpc")]
 HealthPortOpt = Annotated[int | None, spec_option("health.port", min=1, max=65535, metavar="PORT")]
 MetricsPortOpt = Annotated[

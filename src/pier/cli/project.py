@@ -6,10 +6,12 @@ from typing import Annotated
 
 import typer
 
+from pier.cli import limits
 from pier.cli.context import OutputOpt, cli_state
 from pier.cli.output import print_fields, print_json, print_line, print_table
 
 app = typer.Typer(no_args_is_help=True, help="Projects: namespaces for nodes, models and members.")
+app.add_typer(limits.app, name="limits")
 NameArg = Annotated[str, typer.Argument(help="Project name.", show_default=False)]
 
 

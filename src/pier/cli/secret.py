@@ -76,3 +76,14 @@ def delete(
     state = cli_state(ctx, project=project)
     state.client().delete_secret(name)
     print_line(f"secret [bold]{name}[/] deleted")
+
+
+@app.command("rotate-key")
+def rotate_key(ctx: typer.Context, output: OutputOpt = None) -> None:
+    """Seal every secret value again with a new key (<data dir>/secrets.key), dropping the old."""
+    state = cli_state(ctx, output=output)
+    result = state.client().rotate_secrets_key()
+    if state.is_json:
+        print_json(result)
+    else:
+        print_line(f"{result.sealed} values sealed again: {result.message}")

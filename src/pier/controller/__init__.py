@@ -18,5 +18,10 @@ How it fits together, for a newcomer:
   change (``incidents.py``) and are retried with a backoff; event kinds are
   ``domain.event_kinds.EventKind``.
 - ``adoption.py``: what a restart found and kept. The store is reached only through the
-  Repository's named operations (store/repository.py).
+  Repository's named operations (store/repository.py), each run off the event loop in
+  the controller's one store thread, in order (``store_thread.py``): a slow write never
+  stalls the probes or the API.
+- Failures carry their retry semantics (``domain/retry.py``): a TemporaryError is tried
+  again after its delay, a PermanentError blocks the node's spec until it changes
+  (``NodeState.block``), anything else backs off.
 """

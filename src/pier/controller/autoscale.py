@@ -39,6 +39,8 @@ class Decision:
     target: int
     concurrency: float | None
     """The average concurrency the decision was based on (None: no fresh figures)."""
+    wanted: int | None = None
+    """Set when a ceiling (a project quota) held the target below what load asks for."""
 
 
 class NodeScaler:
@@ -70,19 +72,23 @@ class NodeScaler:
             return None
         return max(0.0, (v1 - v0) / (t1 - t0))
 
-    def decide(self, spec: NodeSpec, now: float) -> Decision:
-        """The target count now; call once per reconcile, after ``observe``."""
+    def decide(self, spec: NodeSpec, now: float, *, ceiling: int | None = None) -> Decision:
+        """The target count now; call once per reconcile, after ``observe``. ``ceiling``:
+        the most instances the project's quotas leave room for (never below the minimum)."""
         low, high = spec.min_instances, spec.effective_max
+        if ceiling is not None:
+            high = max(low, min(high, ceiling))
         concurrency = self.concurrency()
         if concurrency is None:
             recommended = self.target
         else:
             # a hair below the boundary counts as on it: 8.0000001 / 4 is 2 instances
             recommended = math.ceil(concurrency / spec.target_in_flight - 1e-6)
+        wanted = min(max(recommended, low), spec.effective_max)
         recommended = min(max(recommended, low), high)
         self._recommended.append((now, recommended))
         horizon = now - self._settings.scale_down_delay_s
         while self._recommended and self._recommended[0][0] < horizon:
             self._recommended.popleft()
         self.target = min(max(max(r for _, r in self._recommended), low), high)
-        return Decision(self.target, concurrency)
+        return Decision(self.target, concurrency, wanted if wanted > high else None)

@@ -13,6 +13,7 @@ from typing import Final
 
 import structlog
 
+from pier.controller.store_thread import StoreThread
 from pier.domain.errors import NotFound
 from pier.domain.event_kinds import EventKind
 from pier.domain.records import NodeRecord
@@ -65,31 +66,35 @@ class NodeEvents:
     """The events the controller adds to nodes' timelines. No secret of a node shows in
     one, and an unexpected failure is told (logged and added) once per change."""
 
-    def __init__(self, repo: Repository) -> None:
+    def __init__(self, repo: Repository, db: StoreThread) -> None:
         self._repo = repo
+        self._db = db
         self._incidents = Incidents()
 
-    def add(
+    async def add(
         self, node: NodeRecord, kind: EventKind, message: str, *, instance: str | None = None
     ) -> None:
-        self._repo.add_event(
-            node.project, node=node.name, instance=instance, kind=kind,
-            message=redact(message, self.secrets_of(node)),
+        secrets = await self.secrets_of(node)
+        await self._db.run(
+            self._repo.add_event, node.project, node=node.name, instance=instance, kind=kind,
+            message=redact(message, secrets),
         )  # fmt: skip
 
-    def secrets_of(self, node: NodeRecord) -> list[str]:
+    async def secrets_of(self, node: NodeRecord) -> list[str]:
         """Values that must never show in a log line or an event of ``node``."""
         values = list(node.spec.secret_env.values())
         if node.spec.registry_secret is not None:
             with contextlib.suppress(NotFound):
-                secret = self._repo.get_secret(node.project, node.spec.registry_secret)
+                secret = await self._db.run(
+                    self._repo.get_secret, node.project, node.spec.registry_secret
+                )
                 values += [str(v) for k, v in secret.items() if k not in PUBLIC_CREDENTIAL_KEYS]
         return values
 
-    def describe(self, exc: BaseException, node: NodeRecord | None) -> str:
-        return describe_failure(exc, secrets=self.secrets_of(node) if node else ())
+    async def describe(self, exc: BaseException, node: NodeRecord | None) -> str:
+        return describe_failure(exc, secrets=await self.secrets_of(node) if node else ())
 
-    def failure(
+    async def failure(
         self,
         subject: Hashable,
         message: str,
@@ -106,7 +111,7 @@ class NodeEvents:
         ``exc``: logged with its traceback (a failure that is a bug in pier). Returns
         whether it was told."""
         if node is not None:
-            message = redact(message, self.secrets_of(node))
+            message = redact(message, await self.secrets_of(node))
         if not self._incidents.is_news(subject, message):
             return False
         where = {"node": str(node.key)} if node is not None else {}
@@ -114,7 +119,7 @@ class NodeEvents:
             where["instance"] = instance
         log.error(what, **where, error=message, exc_info=exc)
         if node is not None:
-            self.add(node, kind, f"{what}: {message}{then}", instance=instance)
+            await self.add(node, kind, f"{what}: {message}{then}", instance=instance)
         return True
 
     def resolved(self, subject: Hashable) -> bool:

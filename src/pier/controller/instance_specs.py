@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Final
 
 from pier.domain.configurations import get_configuration
-from pier.domain.model_files import model_path
+from pier.domain.model_files import example_path, model_path
 from pier.domain.names import InstanceId, NodeKey
 from pier.domain.records import ModelRecord, NodeRecord
 from pier.domain.specs import NodeSpec
@@ -23,7 +23,14 @@ LOCAL_MODEL_DIR: Final = "model"
 """Where a local instance's copy of its model lies, in the instance's own directory."""
 
 
+EXAMPLE_FILE: Final = "example.json"
+"""The model's example request (if it was pushed with one), next to the model."""
+
+
 def _model_server_args(model: ModelRecord, *, path: str, host: str, port: str) -> tuple[str, ...]:
+    options: tuple[str, ...] = ()
+    if "example_sha256" in model.metadata:
+        options += ("--example", f"{path.rsplit('/', 1)[0]}/{EXAMPLE_FILE}")
     return (
         "--name", model.name,
         "--version", str(model.version),
@@ -31,16 +38,24 @@ def _model_server_args(model: ModelRecord, *, path: str, host: str, port: str) -
         "--path", path,
         "--host", host,
         "--port", port,
+        *options,
     )  # fmt: skip
 
 
-def inference_args(spec: NodeSpec, *, queue_limit: int) -> tuple[str, ...]:
+def inference_args(
+    spec: NodeSpec, *, queue_limit: int, default_max_body_bytes: int | None = None
+) -> tuple[str, ...]:
     """How the model server runs inference: a worker thread per vCPU of the node's
-    configuration, the queue limit, and dynamic batching when the node asks for it."""
+    configuration, the queue limit, the node's body limit (its ``max_body_bytes``, else
+    ``default_max_body_bytes``, the gateway's: one limit for the whole path), and dynamic
+    batching when the node asks for it."""
     args: tuple[str, ...] = (
         "--workers", str(get_configuration(spec.configuration).vcpu),
         "--max-queue", str(queue_limit),
     )  # fmt: skip
+    body_limit = default_max_body_bytes if spec.max_body_bytes is None else spec.max_body_bytes
+    if body_limit is not None:
+        args += ("--max-body-bytes", str(body_limit))
     if spec.max_batch_size is not None and spec.max_batch_size > 1:
         args += ("--max-batch-size", str(spec.max_batch_size))
         args += ("--batch-delay-ms", f"{spec.batch_delay_ms or 0.0:g}")
@@ -77,6 +92,14 @@ def model_in_image_command(
     )
 
 
+def _example_mount(model: ModelRecord, models_dir: Path, directory: str) -> tuple[Mount, ...]:
+    """The model's example request, put next to the model, if it was pushed with one."""
+    digest = model.metadata.get("example_sha256")
+    if not isinstance(digest, str):
+        return ()
+    return (Mount(example_path(models_dir, digest).resolve(), f"{directory}/{EXAMPLE_FILE}"),)
+
+
 def instance_spec(
     node: NodeRecord,
     instance_id: InstanceId,
@@ -84,9 +107,14 @@ def instance_spec(
     model: ModelRecord | None,
     models_dir: Path,
     queue_limit: int,
+    default_max_body_bytes: int | None = None,
 ) -> InstanceSpec:
+    """``default_max_body_bytes``: the gateway's body limit, which a node without its own
+    ``max_body_bytes`` has, at the gateway and in its model server alike."""
     spec = node.spec
-    inference = inference_args(spec, queue_limit=queue_limit)
+    inference = inference_args(
+        spec, queue_limit=queue_limit, default_max_body_bytes=default_max_body_bytes
+    )
     env = {
         **spec.env,
         **spec.secret_env,
@@ -103,12 +131,12 @@ def instance_spec(
         target = f"{CONTAINER_MODEL_DIR}/{source.name}"
         command = model_in_image_command(model, target, spec.command, spec.args, inference)
         args, port = (), CONTAINER_MODEL_PORT
-        mounts = (Mount(source, target),)
+        mounts = (Mount(source, target), *_example_mount(model, models_dir, CONTAINER_MODEL_DIR))
     elif model is not None:  # a local instance gets its own copy, in its own directory
         source = model_path(models_dir, model.sha256, model.format).resolve()
         target = f"{LOCAL_MODEL_DIR}/{source.name}"
         command = model_server_command(model, f"{{workdir}}/{target}", inference)
-        mounts = (Mount(source, target),)
+        mounts = (Mount(source, target), *_example_mount(model, models_dir, LOCAL_MODEL_DIR))
     return InstanceSpec(
         instance_id=instance_id,
         node=NodeKey.parse(f"{node.project}/{node.name}"),

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import secrets
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -30,18 +30,20 @@ import structlog
 
 from pier.controller.adoption import Adoption
 from pier.controller.autoscale import AutoscaleSettings, Decision, NodeScaler
-from pier.controller.backoff import Backoff, CrashBackoff
+from pier.controller.backoff import CrashBackoff
 from pier.controller.gateway_view import GatewayView
-from pier.controller.incidents import NodeEvents, describe_failure
+from pier.controller.incidents import NodeEvents, describe_failure, redact
 from pier.controller.instance_specs import DEFAULT_LAUNCHER, instance_spec
 from pier.controller.node_state import NodeState
 from pier.controller.observe import observe_status
 from pier.controller.plan import Plan, plan_node
 from pier.controller.probes import Probe
 from pier.controller.pulls import ImagePulls
+from pier.controller.quota_room import held_message, quota_ceiling
 from pier.controller.rollouts import CountsReader, RolloutDriver
 from pier.controller.route_table import build_route_table
 from pier.controller.routes import RouteBoard
+from pier.controller.store_thread import StoreThread
 from pier.controller.tick_failures import TickFailures
 from pier.controller.tracked import TrackedInstance
 from pier.domain.errors import NotFound, PierError, StoreUnavailable
@@ -49,6 +51,7 @@ from pier.domain.event_kinds import FAILURES, EventKind
 from pier.domain.instance_status import InstanceStatus, InstanceView, path_to
 from pier.domain.names import InstanceId, NodeKey
 from pier.domain.records import InstanceRecord, NodeRecord, endpoint_for_port
+from pier.domain.retry import PermanentError, TemporaryError
 from pier.runtimes.base import Observed, Runtime
 from pier.runtimes.registry import RuntimeRegistry
 from pier.settings import ControllerSettings
@@ -107,11 +110,13 @@ class Controller:
             window_s=settings.autoscale_window_s,
             scale_down_delay_s=settings.scale_down_delay_s,
         )
-        self._events = NodeEvents(repo)
-        self._pulls = ImagePulls(repo, self._events, clock)
+        self._db = StoreThread()
+        """Every store call of the controller runs there, off the event loop, in order."""
+        self._events = NodeEvents(repo, self._db)
+        self._pulls = ImagePulls(repo, self._db, self._events, clock)
         self._tick_failures = TickFailures()
         self._watch: asyncio.Task[None] | None = None
-        self._rollouts = RolloutDriver(repo, alias_counts, clock)
+        self._rollouts = RolloutDriver(repo, self._db, alias_counts, clock)
 
     @property
     def tick_failures(self) -> TickFailures:
@@ -159,7 +164,7 @@ class Controller:
         for task in (self._task, self._watch, *reconciling):
             if task is not None:
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
+                with contextlib.suppress(asyncio.CancelledError, StoreUnavailable):
                     await task
         for drain in self._drains.values():
             drain.cancel()
@@ -167,9 +172,9 @@ class Controller:
         if stop_instances:
             stopped = await self._stop_all()
         for tracked in self._instances.values():
-            if tracked.probe:
-                await tracked.probe.stop()
+            await tracked.stop_probe()
         await self._http.aclose()
+        self._db.close()
         return stopped
 
     async def _stop_all(self) -> bool:
@@ -188,15 +193,13 @@ class Controller:
         gone = [t for t, result in zip(tracked, results, strict=True) if result is None]
         try:
             for t in gone:
-                self._repo.remove_instance(t.instance_id)
+                await self._db.run(self._repo.remove_instance, t.instance_id)
         except StoreUnavailable as exc:
             log.warning("instances stopped but not removed from the store", reason=exc.reason)
         return len(gone) == len(tracked)
 
     async def _stop_instance(self, tracked: TrackedInstance) -> None:
-        if tracked.probe:
-            await tracked.probe.stop()
-            tracked.probe = None
+        await tracked.stop_probe()
         runtime = self._runtimes[tracked.runtime]
         await runtime.delete(tracked.instance_id, grace_s=self._settings.stop_grace_s)
         self._untrack(tracked)
@@ -204,14 +207,17 @@ class Controller:
     async def _run(self) -> None:
         while True:
             started = self._clock()
+            pause_s = 0.0
             try:
                 await self.tick()
             except Exception as exc:
                 self._tick_failures.failed(exc)
+                if isinstance(exc, TemporaryError):  # e.g. a runtime's engine lost mid-list
+                    pause_s = min(exc.delay_s, self._settings.backoff_max_s)
             else:
                 self._tick_failures.succeeded()
             elapsed_s = self._clock() - started
-            await asyncio.sleep(max(0.05, self._settings.tick_s - elapsed_s))
+            await asyncio.sleep(max(0.05, self._settings.tick_s - elapsed_s, pause_s))
 
     # adoption
 
@@ -222,9 +228,11 @@ class Controller:
         now, and whatever still runs there is adopted when the runtime is back."""
         counts = [await self._adopt(n, r, await r.list()) for n, r in self._runtimes.items()]
         out_of_reach = 0
-        for row in self._repo.list_instances():
+        for row in await self._db.run(self._repo.list_instances):
             if self._runtimes.why_missing(row.runtime) is not None:
-                self._forget_row(row, f"is out of reach: runtime {row.runtime} is unavailable")
+                await self._forget_row(
+                    row, f"is out of reach: runtime {row.runtime} is unavailable"
+                )
                 out_of_reach += 1
         return Adoption(
             sum(c.instances for c in counts), sum(c.nodes for c in counts),
@@ -236,17 +244,16 @@ class Controller:
         """Track what ``runtime`` runs, remove its orphans, forget its rows that it no longer
         runs. The tracking happens after the last await, so the caller can make the runtime
         visible to the loop before the loop sees its instances (see _watch_runtimes)."""
-        nodes = {n.key: n for n in self._repo.list_nodes()}
+        nodes = {n.key: n for n in await self._db.run(self._repo.list_nodes)}
         removed = 0
         for seen in seen_list:
             if seen.node not in nodes:
                 log.info("orphan instance removed", instance=seen.instance_id)
                 await runtime.delete(seen.instance_id, grace_s=self._settings.stop_grace_s)
                 removed += 1
-        rows = {r.id: r for r in self._repo.list_instances() if r.runtime == name}
+        rows = {r.id: r for r in await self._db.run(self._repo.list_instances) if r.runtime == name}
         now = self._clock()
-        adopted = 0
-        adopted_nodes: set[NodeKey] = set()
+        found: list[tuple[TrackedInstance, NodeRecord]] = []
         for seen in seen_list:
             node = nodes.get(seen.node)
             if node is None:
@@ -262,24 +269,28 @@ class Controller:
                     restarts=row.restarts if row else 0,
                 ),
             )  # fmt: skip
-            self._track(tracked, seen, node)
-            if tracked.status is S.DELETING:  # pier stopped while it was leaving
-                self._retire(tracked, node, reason="not needed")
-            adopted += 1
-            adopted_nodes.add(seen.node)
-            self._event(
+            if tracked.observe(seen):
+                await self._db.run(self._repo.upsert_instance, tracked.record())
+            found.append((tracked, node))
+            await self._event(
                 node,
                 K.INSTANCE_ADOPTED,
                 f"instance {seen.instance_id} adopted after a restart",
                 instance=seen.instance_id,
             )
         for row in rows.values():
-            self._forget_row(row, "was gone after a restart")
-        return Adoption(adopted, len(adopted_nodes), removed=removed, lost=len(rows))
+            await self._forget_row(row, "was gone after a restart")
+        for tracked, node in found:  # no await from here on
+            self._state(tracked.key).instances[tracked.instance_id] = tracked
+            self._ensure_probe(tracked, node)
+            if tracked.status is S.DELETING:  # pier stopped while it was leaving
+                self._start_removal(tracked, node, routed=False, reason="not needed")
+        return Adoption(len(found), len({t.key for t, _ in found}), removed=removed, lost=len(rows))
 
-    def _forget_row(self, row: InstanceRecord, why: str) -> None:
-        self._repo.remove_instance(row.id)
-        self._repo.add_event(
+    async def _forget_row(self, row: InstanceRecord, why: str) -> None:
+        await self._db.run(self._repo.remove_instance, row.id)
+        await self._db.run(
+            self._repo.add_event,
             row.project,
             node=row.node,
             instance=row.id,
@@ -301,54 +312,54 @@ class Controller:
                 self._runtimes.add(name, runtime)
                 log.info("runtime back", runtime=name, adopted=adopted.describe())
 
-    def _track(self, tracked: TrackedInstance, seen: Observed, node: NodeRecord) -> None:
-        self._state(tracked.key).instances[tracked.instance_id] = tracked
-        self._update_from(tracked, seen, node)
+    async def _update_from(
+        self, tracked: TrackedInstance, seen: Observed, node: NodeRecord
+    ) -> None:
+        if tracked.observe(seen) and tracked.status is not S.UNDEFINED:
+            await self._db.run(self._repo.upsert_instance, tracked.record())  # else: saved next
+        self._ensure_probe(tracked, node)
 
-    def _update_from(self, tracked: TrackedInstance, seen: Observed, node: NodeRecord) -> None:
-        tracked.exited = seen.phase == "exited"
-        tracked.exit_code = seen.exit_code
-        tracked.limits_applied = seen.limits_applied
-        tracked.limits_not_applied = seen.limits_not_applied
-        tracked.port_endpoints = dict(seen.port_endpoints)
-        handle = (seen.pid or tracked.pid, seen.container_id or tracked.container_id)
-        if handle != (tracked.pid, tracked.container_id):
-            tracked.pid, tracked.container_id = handle
-            if tracked.status is not S.UNDEFINED:  # an instance being created is saved next
-                self._repo.upsert_instance(tracked.record())
-        if seen.endpoint and seen.endpoint != tracked.endpoint:
-            tracked.endpoint = seen.endpoint
+    def _ensure_probe(self, tracked: TrackedInstance, node: NodeRecord) -> None:
+        """Probe the instance's health once it has an endpoint, unless it is leaving."""
         probed = endpoint_for_port(
             tracked.endpoint, tracked.port_endpoints, node.spec.health.port, node.spec.port
         )
         if probed and tracked.probe is None and tracked.status is not S.DELETING:
-            tracked.probe = Probe(
-                probed, node.spec.health, self._http, retry_max_s=self._settings.backoff_max_s
-            )
-            tracked.probe.start()
+            tracked.start_probe(
+                Probe(probed, node.spec.health, self._http,
+                      retry_max_s=self._settings.backoff_max_s)
+            )  # fmt: skip
 
     # the tick
 
     async def tick(self) -> None:
         """Reconcile every node once, then publish the routes."""
-        nodes = self._repo.list_nodes()
+        nodes = await self._db.run(self._repo.list_nodes)
         seen_by_node: dict[NodeKey, dict[InstanceId, Observed]] = defaultdict(dict)
         for runtime in self._runtimes.values():
             for seen in await runtime.list():
                 seen_by_node[seen.node][seen.instance_id] = seen
         loads = await self._gateway.load() if self._gateway is not None else None
         now = self._clock()
+        limits = self._repo.all_project_limits()
         for node in nodes:
-            self._state(node.key).target = self._scale(node, loads, now)
+            ceiling = quota_ceiling(node, nodes, limits, self._current_target)
+            self._state(node.key).target = await self._scale(node, loads, now, ceiling)
+        failed = self._take_failures(nodes)  # of reconciles that outlived their tick
         started = [self._start_reconcile(n, seen_by_node[n.key]) for n in nodes]
         tasks = [task for task in started if task is not None]
         if tasks:  # a slow node goes on in the background; the others are not held up
-            done, _ = await asyncio.wait(tasks, timeout=self._settings.tick_s)
-            for task in done:
-                if not task.cancelled() and (exc := task.exception()) is not None:
-                    raise exc  # the store failed: the whole tick did
+            await asyncio.wait(tasks, timeout=self._settings.tick_s)
+            failed += self._take_failures(nodes)
+        if failed:
+            raise failed[0]  # the store failed: the whole tick did
         await self._rollouts.drive()  # its new shares go out with these routes
         await self._publish_routes(nodes)
+
+    def _take_failures(self, nodes: list[NodeRecord]) -> list[BaseException]:
+        """What the nodes' finished reconciles raised (only StoreUnavailable gets out)."""
+        found = (self._state(n.key).take_failure() for n in nodes)
+        return [exc for exc in found if exc is not None]
 
     def _start_reconcile(
         self, node: NodeRecord, seen: dict[InstanceId, Observed]
@@ -366,23 +377,33 @@ class Controller:
 
     async def _publish_routes(self, nodes: list[NodeRecord] | None = None) -> int:
         """Publish the routes as they are now; returns the version the gateway must reach."""
+        if nodes is None:
+            nodes = await self._db.run(self._repo.list_nodes)
+        grants = await self._db.run(self._repo.call_grants, utcnow())
+        aliases = await self._db.run(self._repo.list_aliases)
         await self._board.publish(build_route_table(
-            self._repo.list_nodes() if nodes is None else nodes, self._instances.values(),
-            grants=self._repo.call_grants(utcnow()), max_body_bytes=self._max_body_bytes,
+            nodes, self._instances.values(), grants=grants,
+            max_body_bytes=self._max_body_bytes, aliases=aliases,
         ))  # fmt: skip
         return self._board.version
 
     async def _reconcile_guarded(self, node: NodeRecord, seen: dict[InstanceId, Observed]) -> None:
         subject = ("reconcile", node.key)
+        state = self._state(node.key)
         try:
-            async with self._state(node.key).lock:
+            async with state.lock:
                 await self.reconcile(node, seen)
         except StoreUnavailable:
             raise  # the whole tick failed, not this node: logged once by the loop
         except Exception as exc:
-            self._events.failure(
-                subject, self._events.describe(exc, node), node=node, kind=K.RECONCILE_FAILED,
-                what="reconcile failed", exc=exc,
+            message = await self._events.describe(exc, node)
+            if isinstance(exc, PermanentError):
+                state.block(node.generation, f"reconcile failed: {message}")
+            elif isinstance(exc, TemporaryError):
+                state.backoff.retry_after(exc.delay_s, now=self._clock())
+            await self._events.failure(
+                subject, message, node=node, kind=K.RECONCILE_FAILED, what="reconcile failed",
+                exc=None if isinstance(exc, (PermanentError, TemporaryError)) else exc,
             )  # fmt: skip
         else:
             self._events.resolved(subject)
@@ -395,36 +416,39 @@ class Controller:
             observed = seen.get(tracked.instance_id)
             if observed is None:
                 if tracked.status not in (S.UNDEFINED, S.DELETING):
-                    tracked.exited = True  # removed behind pier's back
+                    tracked.vanish()
             else:
-                self._update_from(tracked, observed, node)
-            self._observe(tracked, node, now)
-            self._tell_probe_failure(tracked, node)
-            self._retry_removal(tracked, node, now)
+                await self._update_from(tracked, observed, node)
+            await self._observe(tracked, node, now)
+            await self._tell_probe_failure(tracked, node)
+            await self._retry_removal(tracked, node, now)
         backoff = state.backoff
-        if not node.deleting and not self._runtime_ready(node):
-            self._update_node_state(node, backoff)
+        if not node.deleting and not await self._runtime_ready(node):
+            await self._update_node_state(node, backoff)
             return
         at_rest = node.deleting or node.suspended
         if node.spec.image is not None and node.pinned_image is None and not at_rest:
-            self._pulls.ensure(node, self._runtimes.get(node.runtime), backoff, now)
+            self._pulls.ensure(node, self._runtimes.get(node.runtime), state, now)
         target = node.spec.min_instances if state.target is None else state.target
+        blocked = state.blocked_message(node.generation) is not None
         plan = plan_node(
             node.spec, target, [t.planned() for t in mine],
-            generation=node.generation, now=now, backoff_until=backoff.until,
-            deleting=node.deleting,
+            generation=node.generation, now=now, deleting=node.deleting,
+            backoff_until=math.inf if blocked else backoff.until,
         )  # fmt: skip
         await self._apply(node, plan, now)
-        self._update_node_state(node, backoff)
+        await self._update_node_state(node, backoff)
 
-    def _runtime_ready(self, node: NodeRecord) -> bool:
+    async def _runtime_ready(self, node: NodeRecord) -> bool:
         """Whether the node's runtime is there; says so once when that changes."""
         reason = self._runtimes.why_missing(node.runtime)
         state = self._state(node.key)
         if reason is None:
             if state.unavailable is not None:
                 state.unavailable = None
-                self._event(node, K.RUNTIME_AVAILABLE, f"runtime {node.runtime} is available again")
+                await self._event(
+                    node, K.RUNTIME_AVAILABLE, f"runtime {node.runtime} is available again"
+                )
             return True
         if state.unavailable is None:
             message = (
@@ -432,13 +456,25 @@ class Controller:
                 "start when it is back (pier tries again on its own)"
             )
             state.unavailable = message
-            self._event(node, K.RUNTIME_UNAVAILABLE, message)
+            await self._event(node, K.RUNTIME_UNAVAILABLE, message)
         return False
 
     # autoscaling
 
-    def _scale(self, node: NodeRecord, loads: Mapping[NodeKey, float] | None, now: float) -> int:
-        """The node's target instance count, from the gateway's load (see autoscale.py)."""
+    def _current_target(self, node: NodeRecord) -> int | None:
+        """The node's target as this tick knows it, else the one it last stored."""
+        target = self._state(node.key).target
+        return target if target is not None else node.target_instances
+
+    async def _scale(
+        self,
+        node: NodeRecord,
+        loads: Mapping[NodeKey, float] | None,
+        now: float,
+        ceiling: tuple[int, str] | None = None,
+    ) -> int:
+        """The node's target instance count, from the gateway's load (see autoscale.py),
+        at most ``ceiling``'s count (what the project's quotas leave; see quota_room.py)."""
         state = self._state(node.key)
         if node.deleting or node.suspended:  # a suspended node starts for no load
             state.scaler = None
@@ -452,12 +488,24 @@ class Controller:
         before = scaler.target
         if loads is not None:
             scaler.observe(now, loads.get(node.key, 0.0))
-        decision = scaler.decide(node.spec, now)
+        decision = scaler.decide(node.spec, now, ceiling=ceiling[0] if ceiling else None)
         if decision.target != before:
-            self._event(node, K.NODE_SCALED, _scaling_message(node, before, decision))
+            await self._event(node, K.NODE_SCALED, _scaling_message(node, before, decision))
+        await self._tell_quota(node, decision, ceiling[1] if ceiling else None)
         return decision.target
 
-    def _observe(self, tracked: TrackedInstance, node: NodeRecord, now: float) -> None:
+    async def _tell_quota(self, node: NodeRecord, decision: Decision, quota: str | None) -> None:
+        """Say once that a quota holds the node back, and again only once it changes."""
+        state = self._state(node.key)
+        held_by = quota if decision.wanted is not None else None
+        if held_by is not None and held_by != state.held_by_quota:
+            message = held_message(
+                node, target=decision.target, wanted=decision.wanted or 0, quota=held_by
+            )
+            await self._event(node, K.QUOTA_REACHED, message)
+        state.held_by_quota = held_by
+
+    async def _observe(self, tracked: TrackedInstance, node: NodeRecord, now: float) -> None:
         new = observe_status(
             tracked.status,
             running=not tracked.exited,
@@ -467,7 +515,7 @@ class Controller:
         if new is tracked.status:
             return
         for step in path_to(tracked.status, new):
-            self._event(
+            await self._event(
                 node,
                 K.INSTANCE_STATUS,
                 f"instance {tracked.instance_id}: {tracked.status} -> {step}",
@@ -475,10 +523,10 @@ class Controller:
             )
             tracked.move(step, now=now)
         error = tracked.window.last_error if new is S.UNHEALTHY else None
-        tracked.view = replace(tracked.view, last_error=error)
+        tracked.show_error(error)
         if new is S.HEALTHY:
             self._state(node.key).backoff.record_healthy()
-        self._repo.upsert_instance(tracked.record())
+        await self._db.run(self._repo.upsert_instance, tracked.record())
 
     async def _apply(self, node: NodeRecord, plan: Plan, now: float) -> None:
         by_id = dict(self._state(node.key).instances)
@@ -492,7 +540,7 @@ class Controller:
         await asyncio.gather(*removals)
         for instance_id in plan.delete:
             if instance_id not in plan.failed:
-                self._retire(by_id[InstanceId(instance_id)], node, reason="not needed")
+                await self._retire(by_id[InstanceId(instance_id)], node, reason="not needed")
         waiting_for_image = node.spec.image is not None and node.pinned_image is None
         if plan.delete or (plan.create and not waiting_for_image):
             for reason in plan.reasons:
@@ -500,7 +548,7 @@ class Controller:
         for _ in range(0 if waiting_for_image else plan.create):
             await self._create(node, now)
         if node.deleting and not self._state(node.key).instances:
-            self._repo.remove_node(node.project, node.name)
+            await self._db.run(self._repo.remove_node, node.project, node.name)
             self._forget_node(node.key)
             log.info("node deleted", node=str(node.key))
 
@@ -525,7 +573,7 @@ class Controller:
         message = f"instance {tracked.instance_id} {why}; next start in {delay_s:g} s"
         if tail:
             message += "\nlast log lines:\n" + "\n".join(tail)
-        self._event(node, K.INSTANCE_FAILED, message, instance=tracked.instance_id)
+        await self._event(node, K.INSTANCE_FAILED, message, instance=tracked.instance_id)
 
     async def _log_tail(self, tracked: TrackedInstance) -> list[str]:
         """The instance's last log lines, best effort: none when they cannot be read."""
@@ -554,47 +602,64 @@ class Controller:
         )
         model = None
         if node.spec.model is not None:
-            model = self._repo.get_model(node.project, node.spec.model, node.spec.model_version)
+            model = await self._db.run(
+                self._repo.get_model, node.project, node.spec.model, node.spec.model_version
+            )
         spec = instance_spec(
             node,
             instance_id,
             model=model,
             models_dir=self._models_dir,
             queue_limit=self._settings.model_queue_limit,
+            default_max_body_bytes=self._max_body_bytes,
         )
-        self._repo.upsert_instance(tracked.record())  # recorded before it exists
+        await self._db.run(self._repo.upsert_instance, tracked.record())  # before it exists
         state = self._state(node.key)
         state.instances[instance_id] = tracked
         try:
             seen = await self._runtimes[runtime_name].create(spec)
         except Exception as exc:
             self._untrack(tracked)
-            self._repo.remove_instance(instance_id)
-            delay_s = state.backoff.record_failure(now=now)
-            self._event(
-                node,
-                K.INSTANCE_CREATE_FAILED,
-                f"could not start an instance: {exc}; next try in {delay_s:g} s",
-            )
+            await self._db.run(self._repo.remove_instance, instance_id)
+            await self._create_failed(node, state, exc, now)
             return
-        self._update_from(tracked, seen, node)
-        self._observe(tracked, node, self._clock())
-        self._event(
+        await self._update_from(tracked, seen, node)
+        await self._observe(tracked, node, self._clock())
+        await self._event(
             node,
             K.INSTANCE_CREATED,
             f"instance {instance_id} created",
             instance=instance_id,
         )
 
-    def _retire(self, tracked: TrackedInstance, node: NodeRecord, *, reason: str) -> None:
+    async def _create_failed(
+        self, node: NodeRecord, state: NodeState, exc: Exception, now: float
+    ) -> None:
+        """A PermanentError blocks the node's spec (no start again until it changes); any
+        other failure is tried again after the backoff (a TemporaryError's own delay)."""
+        message = f"could not start an instance: {exc}"
+        if isinstance(exc, PermanentError):
+            message += "; not retried until the node's spec changes"
+            state.block(node.generation, redact(message, await self._events.secrets_of(node)))
+        else:
+            message += f"; next try in {state.backoff.after(exc, now=now):g} s"
+        await self._event(node, K.INSTANCE_CREATE_FAILED, message)
+
+    async def _retire(self, tracked: TrackedInstance, node: NodeRecord, *, reason: str) -> None:
         """Take a working instance out of the routes, let the gateway finish the requests
         it has in flight to it (at most the node's timeout), then stop it; in the
         background, so one long drain does not hold up the loop."""
         if tracked.instance_id in self._drains:
             return
         routed = tracked.status is S.HEALTHY and not tracked.exited
-        self._mark_deleting(tracked)
-        tracked.removal_reason = tracked.removal_reason or reason
+        await self._mark_deleting(tracked)
+        self._start_removal(tracked, node, routed=routed, reason=reason)
+
+    def _start_removal(
+        self, tracked: TrackedInstance, node: NodeRecord, *, routed: bool, reason: str
+    ) -> None:
+        """Drain (when it was ``routed``) and remove the Deleting instance in the background."""
+        tracked.leave(reason)
         drain_s = node.spec.timeout_s if routed else 0.0
         task = asyncio.create_task(
             self._drain_then_remove(tracked, drain_s, reason=reason),
@@ -637,39 +702,38 @@ class Controller:
             await asyncio.sleep(DRAIN_POLL_S)
         log.info("drain timed out", instance=tracked.instance_id, wait_s=wait_s)
 
-    def _mark_deleting(self, tracked: TrackedInstance) -> None:
+    async def _mark_deleting(self, tracked: TrackedInstance) -> None:
         """Record Deleting in the store, then in memory: if the store fails, the instance
         stays as it was and a later tick decides again."""
         if tracked.status is S.DELETING:
             return
         before = tracked.move(S.DELETING, now=self._clock())
         try:
-            self._repo.upsert_instance(tracked.record())
+            await self._db.run(self._repo.upsert_instance, tracked.record())
         except StoreUnavailable:
-            tracked.view = before
+            tracked.undo(before)
             raise
 
     async def _remove(self, tracked: TrackedInstance, *, reason: str | None) -> None:
         """Stop and forget the instance. When the runtime fails to, the instance stays
         Deleting and the reconcile tries again after a backoff (_retry_removal)."""
-        self._mark_deleting(tracked)
-        tracked.removal_reason = tracked.removal_reason or reason
+        await self._mark_deleting(tracked)
+        tracked.leave(reason)
         try:
-            if tracked.probe:
-                await tracked.probe.stop()
-                tracked.probe = None
+            await tracked.stop_probe()
             runtime = self._runtimes[tracked.runtime]
             await runtime.delete(tracked.instance_id, grace_s=self._settings.stop_grace_s)
         except Exception as exc:
-            self._removal_failed(tracked, exc)
+            await self._removal_failed(tracked, exc)
             return
         self._events.resolved(("probe", tracked.instance_id))
         if self._events.resolved(("delete", tracked.instance_id)):
             log.info("instance removed after all", instance=tracked.instance_id)
         self._untrack(tracked)
-        self._repo.remove_instance(tracked.instance_id)
+        await self._db.run(self._repo.remove_instance, tracked.instance_id)
         if reason is not None:
-            self._repo.add_event(
+            await self._db.run(
+                self._repo.add_event,
                 tracked.key.project,
                 node=tracked.key.node,
                 instance=tracked.instance_id,
@@ -677,74 +741,77 @@ class Controller:
                 message=f"instance {tracked.instance_id} deleted ({reason})",
             )
 
-    def _update_node_state(self, node: NodeRecord, backoff: CrashBackoff) -> None:
+    async def _update_node_state(self, node: NodeRecord, backoff: CrashBackoff) -> None:
         state = self._state(node.key)
         reached = node.reached_minimum or state.count(S.HEALTHY) >= node.spec.min_instances
         message = None
+        blocked = state.blocked_message(node.generation)
         if state.unavailable is not None:
             message = state.unavailable
+        elif blocked is not None:
+            message = blocked
         elif pulling := self._pulls.message(node.key):
             message = pulling
         elif backoff.is_crash_looping:
-            last = self._repo.list_events(node.project, node.name, limit=20)
+            last = await self._db.run(self._repo.list_events, node.project, node.name, limit=20)
             failures = [e.message for e in last if e.kind in FAILURES]
             message = failures[-1] if failures else "instances keep failing"
-        self._repo.set_node_state(
+        await self._db.run(
+            self._repo.set_node_state,
             node.project,
             node.name,
             reached_minimum=reached,
             message=message,
-            crash_looping=backoff.is_crash_looping,
+            crash_looping=backoff.is_crash_looping or blocked is not None,
             target_instances=state.target,
             suspended=node.suspended,
         )
 
     # helpers of the tick
 
-    def _event(
+    async def _event(
         self, node: NodeRecord, kind: EventKind, message: str, *, instance: str | None = None
     ) -> None:
-        self._events.add(node, kind, message, instance=instance)
+        await self._events.add(node, kind, message, instance=instance)
 
     # unexpected failures: told once per change, retried with a backoff
 
-    def _tell_probe_failure(self, tracked: TrackedInstance, node: NodeRecord) -> None:
+    async def _tell_probe_failure(self, tracked: TrackedInstance, node: NodeRecord) -> None:
         """Tell a health probe that cannot run (once per change of its error)."""
         subject = ("probe", tracked.instance_id)
         error = tracked.window.unexpected_error
         if error is None:
             self._events.resolved(subject)
             return
-        self._events.failure(
+        await self._events.failure(
             subject, error, node=node, kind=K.PROBE_FAILED, instance=tracked.instance_id,
             what=f"the health check of instance {tracked.instance_id} could not run",
             then="; retrying with a backoff",
         )  # fmt: skip
 
-    def _removal_failed(self, tracked: TrackedInstance, exc: Exception) -> None:
+    async def _removal_failed(self, tracked: TrackedInstance, exc: Exception) -> None:
         """The instance stays Deleting; _retry_removal tries again after a backoff."""
-        if tracked.removal_backoff is None:
-            tracked.removal_backoff = Backoff(
-                self._settings.backoff_base_s, self._settings.backoff_max_s
-            )
-        delay_s = tracked.removal_backoff.record_failure(now=self._clock())
+        delay_s = tracked.removal_failed(
+            exc, base_s=self._settings.backoff_base_s, max_s=self._settings.backoff_max_s,
+            now=self._clock(),
+        )  # fmt: skip
         node: NodeRecord | None = None
         with contextlib.suppress(NotFound):
-            node = self._repo.get_node(tracked.key.project, tracked.key.node)
-        self._events.failure(
-            ("delete", tracked.instance_id), self._events.describe(exc, node), node=node,
+            node = await self._db.run(self._repo.get_node, tracked.key.project, tracked.key.node)
+        await self._events.failure(
+            ("delete", tracked.instance_id), await self._events.describe(exc, node), node=node,
             kind=K.DELETE_FAILED, instance=tracked.instance_id,
             what=f"instance {tracked.instance_id} could not be removed",
             then=f"; retrying with a backoff (next try in {delay_s:g} s)",
         )  # fmt: skip
 
-    def _retry_removal(self, tracked: TrackedInstance, node: NodeRecord, now: float) -> None:
+    async def _retry_removal(self, tracked: TrackedInstance, node: NodeRecord, now: float) -> None:
         """A Deleting instance that nothing is removing any more (its removal failed) is
         removed again once its backoff is over."""
         if tracked.status is not S.DELETING or tracked.instance_id in self._drains:
             return
         if tracked.removal_backoff is None or now >= tracked.removal_backoff.until:
-            self._retire(tracked, node, reason=tracked.removal_reason or "not needed")
+            await self._retire(tracked, node, reason=tracked.removal_reason or "not needed")
 
 
 def _retrieve_store_failure(task: asyncio.Task[None]) -> None:

@@ -3,6 +3,7 @@
 A NodeState is made when the controller first meets a node (in the store or among what a
 runtime runs) and dropped as a whole when the node is removed, so nothing of a deleted
 node (its lock, backoff, scaler, instances) lingers for a new node of the same name.
+A permanent failure (domain/retry.py) blocks the node's spec until its generation moves.
 """
 
 from __future__ import annotations
@@ -17,6 +18,14 @@ from pier.domain.instance_status import InstanceStatus
 from pier.domain.names import InstanceId
 
 
+@dataclass(frozen=True, slots=True)
+class Blocked:
+    """A permanent failure of one generation of the node's spec."""
+
+    generation: int
+    message: str
+
+
 @dataclass(slots=True)
 class NodeState:
     backoff: CrashBackoff
@@ -26,12 +35,36 @@ class NodeState:
     scaler: NodeScaler | None = None
     target: int | None = None
     """The instance count the last tick aimed at."""
+    held_by_quota: str | None = None
+    """The quota that holds the node's autoscaling back, while one does (told once)."""
     unavailable: str | None = None
     """Why the node's runtime is missing, while it is."""
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     """Held while the node is reconciled: one reconcile of a node at a time."""
     reconciling: asyncio.Task[None] | None = None
     """The node's reconcile, while it runs (it may outlive a tick: see Controller.tick)."""
+    blocked: Blocked | None = None
+    """Set by a PermanentError: the node's spec cannot run as it is."""
+
+    def take_failure(self) -> BaseException | None:
+        """What the node's reconcile raised, once it is over; told once (then forgotten)."""
+        task = self.reconciling
+        if task is None or not task.done():
+            return None
+        self.reconciling = None
+        return None if task.cancelled() else task.exception()
+
+    def block(self, generation: int, message: str) -> None:
+        """Start no instance and pull no image of ``generation`` again: ``message`` says
+        why (no secret in it)."""
+        self.blocked = Blocked(generation, message)
+
+    def blocked_message(self, generation: int) -> str | None:
+        """Why the node cannot run, while its spec is the one that failed; a new
+        generation of the spec lifts the block."""
+        if self.blocked is not None and self.blocked.generation != generation:
+            self.blocked = None
+        return self.blocked.message if self.blocked is not None else None
 
     def count(self, *statuses: InstanceStatus, exclude: InstanceStatus | None = None) -> int:
         """Instances in one of ``statuses`` (any, when none given), but not ``exclude``."""

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping
 
 import structlog
 
+from pier.controller.store_thread import StoreThread
 from pier.domain.errors import PierError, StoreUnavailable
 from pier.domain.rollouts import RolloutAction, TrafficCounts, decide
 from pier.store.repository import Repository
@@ -31,16 +32,22 @@ CountsReader = Callable[[], Awaitable[AliasNodeCounts | None]]
 
 class RolloutDriver:
     def __init__(
-        self, repo: Repository, read_counts: CountsReader | None, clock: Callable[[], float]
+        self,
+        repo: Repository,
+        db: StoreThread,
+        read_counts: CountsReader | None,
+        clock: Callable[[], float],
     ) -> None:
-        """``read_counts``: None where there is no gateway (nothing is ever decided)."""
+        """``read_counts``: None where there is no gateway (nothing is ever decided).
+        ``db``: the controller's store thread, where the store calls run."""
         self._repo = repo
+        self._db = db
         self._read_counts = read_counts
         self._clock = clock
 
     async def drive(self) -> None:
         """Decide every running rollout once."""
-        running = self._repo.running_rollouts()
+        running = await self._db.run(self._repo.running_rollouts)
         if not running or self._read_counts is None:
             return
         counts = await self._read_counts()
@@ -54,7 +61,9 @@ class RolloutDriver:
             if decided == state:
                 continue
             try:
-                stored = self._repo.replace_rollout(record.project, record.alias, state, decided)
+                stored = await self._db.run(
+                    self._repo.replace_rollout, record.project, record.alias, state, decided
+                )
             except StoreUnavailable:
                 raise  # the whole tick failed
             except PierError as exc:  # e.g. the alias was deleted meanwhile

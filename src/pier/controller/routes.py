@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import time
 
-from pier.domain.routes import RouteTable
+from pier.domain.routes import AliasRoute, RouteTable
 
 
 class RouteBoard:
@@ -44,10 +44,12 @@ class RouteBoard:
         every one of them serves it."""
         return self._served_since(self._since.get(f"{project}/{node}"))
 
-    def alias_routed(self, project: str, alias: str) -> bool:
-        """Whether every gateway worker serves the alias as it is in the current table
-        (its latest change included)."""
-        return self._served_since(self._alias_since.get(f"{project}/{alias}"))
+    def served_alias(self, project: str, alias: str) -> AliasRoute | None:
+        """The alias's route in the current table if every gateway worker serves it (its
+        latest change included), else None."""
+        key = f"{project}/{alias}"
+        served = self._served_since(self._alias_since.get(key))
+        return self._table.aliases[key] if served else None
 
     def _served_since(self, since: int | None) -> bool:
         served = [self._applied.get(worker, -1) for worker in range(self._workers)]

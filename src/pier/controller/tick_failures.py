@@ -2,14 +2,17 @@
 
 A store that stays locked for a minute would otherwise log 120 tracebacks; what an
 operator needs is "store unavailable" when it starts and "ticks succeed again" when it
-ends. The loop keeps ticking (and so retrying) in between.
+ends. The loop keeps ticking (and so retrying) in between; after a TemporaryError it
+waits that error's delay first (at most the backoff's longest).
 """
 
 from __future__ import annotations
 
 import structlog
 
+from pier.controller.incidents import describe_failure
 from pier.domain.errors import StoreUnavailable
+from pier.domain.retry import TemporaryError
 
 log = structlog.get_logger("pier.controller")
 
@@ -39,6 +42,9 @@ class TickFailures:
         self._failing = kind
         if isinstance(exc, StoreUnavailable):
             log.warning("store unavailable; the controller retries every tick", reason=exc.reason)
+        elif isinstance(exc, TemporaryError):  # expected to pass: no traceback
+            log.warning("controller tick failed; retrying", error=describe_failure(exc),
+                        delay_s=exc.delay_s)  # fmt: skip
         else:
             log.error("controller tick failed", error_type=type(exc).__name__, exc_info=exc)
 

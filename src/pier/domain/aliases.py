@@ -13,7 +13,7 @@ else is checked here, and every error names its field by dotted path (``nodes.1.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from typing import Annotated, Any, Final
 
 from pydantic import (
@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from pier.domain.names import NAME_PATTERN
+from pier.domain.routes import AliasMirror, AliasRoute, AliasTarget, HeaderRoute
 from pier.domain.spec_values import FieldError, text_problem
 from pier.domain.specs import Access, invalid_spec_from
 
@@ -251,3 +252,21 @@ def effective_shares(
     taking = {node: share for node, share in shares if share > 0 and ready.get(node, False)}
     total = sum(taking.values())
     return {node: (100.0 * taking[node] / total if node in taking else 0.0) for node, _ in shares}
+
+
+def alias_route(project: str, name: str, spec: AliasSpec, ready: Container[str]) -> AliasRoute:
+    """The alias as the gateway serves it; ``ready``: its nodes that are Healthy at their
+    minimum."""
+    return AliasRoute(
+        project=project,
+        alias=name,
+        targets=tuple(
+            AliasTarget(node=s.node, weight=s.share, ready=s.node in ready) for s in spec.nodes
+        ),
+        access=spec.access,
+        mirrors=tuple(AliasMirror(node=m.node, percent=m.percent) for m in spec.mirrors),
+        sticky_header=spec.sticky_header,
+        header_routes=tuple(
+            HeaderRoute(header=r.header, value=r.value, node=r.node) for r in spec.header_routes
+        ),
+    )

@@ -10,6 +10,7 @@ classes, so SDK users catch ``pier.NodeNotFound`` or ``pier.NotFound`` alike.
     ├── BadRequest                bad_request          bad_request               400
     ├── Unauthorized              unauthorized         unauthorized              401
     ├── Forbidden                 forbidden            forbidden                 403
+    │   └── QuotaExceeded         forbidden            quota_exceeded            403
     ├── NotFound                  not_found            not_found                 404
     │   ├── ProjectNotFound       not_found            project_not_found         404
     │   ├── NodeNotFound          not_found            node_not_found            404
@@ -26,7 +27,8 @@ classes, so SDK users catch ``pier.NodeNotFound`` or ``pier.NotFound`` alike.
     │   └── RolloutRunning        conflict             rollout_running           409
     ├── BodyTooLarge              body_too_large       body_too_large            413
     ├── InvalidSpec               invalid_spec         invalid_spec              422
-    │   └── ConfigurationNotFound invalid_spec         configuration_not_found   422
+    │   ├── ConfigurationNotFound invalid_spec         configuration_not_found   422
+    │   └── ConfigurationNotAllowed invalid_spec       configuration_not_allowed 422
     ├── RuntimeUnavailable        runtime_unavailable  runtime_unavailable       503
     ├── StoreUnavailable          store_unavailable    store_unavailable         503
     └── IllegalTransition         internal             illegal_transition        500
@@ -104,6 +106,20 @@ class Forbidden(PierError):
     code = "forbidden"
     error_type = "forbidden"
     http_status = 403
+
+
+class QuotaExceeded(Forbidden):
+    """A change would take the project past a quota; ``quota`` names it (max_vcpus...)."""
+
+    error_type = "quota_exceeded"
+    quota: str | None = None
+
+    def __init__(self, project: str, quota: str, message: str) -> None:
+        super().__init__(f"project {project!r} quota {quota} reached: {message}")
+        self.quota = quota
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "quota": self.quota}
 
 
 class NotFound(PierError):
@@ -272,6 +288,17 @@ class ConfigurationNotFound(InvalidSpec):
         )
 
 
+class ConfigurationNotAllowed(InvalidSpec):
+    error_type = "configuration_not_allowed"
+
+    def __init__(self, project: str, name: str, allowed: list[str]) -> None:
+        choices = ", ".join(allowed) if allowed else "none"
+        super().__init__(
+            "configuration",
+            f"configuration {name!r} is not allowed in project {project!r}; it allows: {choices}",
+        )
+
+
 class BodyTooLarge(PierError):
     """Over a size limit; ``setting`` names the setting that raises it, when there is one."""
 
@@ -364,6 +391,8 @@ _SPECIFIC: tuple[type[PierError], ...] = (
     NodeDeleting,
     RolloutRunning,
     ConfigurationNotFound,
+    ConfigurationNotAllowed,
+    QuotaExceeded,
     IllegalTransition,
 )
 ERRORS_BY_TYPE: dict[str, type[PierError]] = {cls.error_type: cls for cls in _SPECIFIC}

@@ -15,6 +15,8 @@ class EventKind(StrEnum):
     NODE_UPDATED = "node_updated"
     NODE_DELETING = "node_deleting"
     NODE_SCALED = "node_scaled"
+    QUOTA_REACHED = "quota_reached"
+    """The autoscaler holds a node below what its load asks for: a project quota is full."""
     NODE_SUSPENDED = "node_suspended"
     NODE_RESUMED = "node_resumed"
     ROLLOUT_STARTED = "rollout_started"

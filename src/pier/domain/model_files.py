@@ -9,6 +9,11 @@ from pier.domain.specs import ModelFormat
 _SUFFIX = {ModelFormat.ONNX: ".onnx", ModelFormat.SKLEARN: ".joblib", ModelFormat.PYTHON: ""}
 
 
+def example_path(models_dir: Path, sha256: str) -> Path:
+    """The example request a model was pushed with, by the SHA-256 of its bytes."""
+    return models_dir / "examples" / f"{sha256}.json"
+
+
 def model_path(models_dir: Path, sha256: str, fmt: ModelFormat) -> Path:
     """The file (ONNX, scikit-learn) or directory (Python model) a model server loads."""
     if fmt is ModelFormat.PYTHON:

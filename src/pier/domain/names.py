@@ -17,6 +17,12 @@ InstanceId = NewType("InstanceId", str)
 NAME_PATTERN = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 """DNS-label style, so a name is valid in a URL path, a container label and a pod name."""
 
+MODEL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}$")
+"""Triton's rules for a model name (letters, digits, '_', '-', '.'), as it appears in
+``/v2/models/{name}``; not starting with '.' or '-'. A model's name is no DNS label: it
+names no container or host, and its files are stored by content hash."""
+MODEL_NAME_RULE = "use 1-63 letters, digits, '_', '-' and '.', starting with a letter, digit or '_'"
+
 DEFAULT_PROJECT = ProjectName("default")
 
 MAX_ID = 2**63 - 1
@@ -32,6 +38,13 @@ def validate_name(value: str, *, field: str) -> str:
             f"{value!r} is not a valid name: use 1-63 lowercase letters, digits and '-', "
             "starting and ending with a letter or digit",
         )
+    return value
+
+
+def validate_model_name(value: str, *, field: str) -> str:
+    """Return ``value`` if it is a valid model name, else raise InvalidSpec naming ``field``."""
+    if not MODEL_NAME_PATTERN.fullmatch(value):
+        raise InvalidSpec(field, f"{value[:100]!r} is not a valid model name: {MODEL_NAME_RULE}")
     return value
 
 

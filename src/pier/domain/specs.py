@@ -21,7 +21,7 @@ from pydantic import (
 
 from pier.domain.configurations import DEFAULT_CONFIGURATION, get_configuration
 from pier.domain.errors import InvalidSpec
-from pier.domain.names import NAME_PATTERN
+from pier.domain.names import MODEL_NAME_PATTERN, MODEL_NAME_RULE, NAME_PATTERN
 from pier.domain.spec_values import (
     Argv,
     FieldError,
@@ -137,6 +137,10 @@ class NodeSpec(_Spec):
     """Port the image's server listens on inside its container (image nodes)."""
     timeout_s: Annotated[float, Field(gt=0, le=3600)] = DEFAULT_TIMEOUT_S
     """Whole-request timeout at the gateway; 504 past it."""
+    max_body_bytes: Annotated[int, Field(ge=1024, le=2**30)] | None = None
+    """Largest request body, held at the gateway (413 before any instance sees it, and a
+    larger response is 502) and by each model server (413, a compressed body counted
+    once inflated). Default: the gateway's max_body_bytes (16 MiB)."""
     idle_timeout_s: Annotated[float, Field(gt=0, le=86400)] | None = None
     """The gateway closes a pooled connection to an instance after this long unused
     (default 4 s): set it below the instance server's own keep-alive timeout."""
@@ -180,7 +184,14 @@ class NodeSpec(_Spec):
         get_configuration(value)
         return value
 
-    @field_validator("model", "registry_secret")
+    @field_validator("model")
+    @classmethod
+    def _a_model_name(cls, value: str | None) -> str | None:
+        if value is not None and not MODEL_NAME_PATTERN.fullmatch(value):
+            raise ValueError(f"{value[:100]!r} is not a valid model name: {MODEL_NAME_RULE}")
+        return value
+
+    @field_validator("registry_secret")
     @classmethod
     def _a_name(cls, value: str | None) -> str | None:
         if value is not None and not NAME_PATTERN.match(value):

@@ -223,7 +223,8 @@ class ModelVersion(View):
     size_bytes: int
     created_at: Timestamp
     metadata: dict[str, Any]
-    """The model's V2 metadata (inputs and outputs) as the model server read it."""
+    """The model's V2 metadata (inputs and outputs) as the model server read it, and
+    ``example_sha256`` when it was pushed with an example request."""
 
 
 class ModelList(View):
@@ -320,6 +321,16 @@ class TokenList(View):
 class TokenCreated(TokenInfo):
     token: str
     """The bearer token itself: shown this once, only its SHA-256 is kept."""
+
+
+class KeyRotated(View):
+    """What `pier secret rotate-key` did."""
+
+    sealed: int
+    """Values sealed again with the new key (secrets and nodes' secret_env)."""
+    key_source: Literal["file", "environment"]
+    """file: <data dir>/secrets.key; environment: PIER_SECRETS_KEY."""
+    message: str
 
 
 class ConfigurationList(View):

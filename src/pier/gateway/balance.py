@@ -44,8 +44,15 @@ RING_REPLICAS = 100
 
 
 class Balanced(Protocol):
-    in_flight: int
-    down_until: float
+    """What a choice reads of an instance; the instance (pool.Upstream) owns both."""
+
+    @property
+    def in_flight(self) -> int: ...
+
+    @property
+    def down_until(self) -> float:
+        """Until when it loses every tie (it refused a connection: see DOWN_FOR_S)."""
+        ...
 
 
 class Keyed(Protocol):
@@ -82,11 +89,6 @@ def pick_instance(instances: Sequence[B], now: float) -> B:
     if load_b < load_a:
         return b
     return a if random() < 0.5 else b
-
-
-def mark_down(instance: Balanced, now: float) -> None:
-    """Record that ``instance`` refused a connection: it loses choices for a moment."""
-    instance.down_until = now + DOWN_FOR_S
 
 
 class WeightedChoice(Generic[T]):

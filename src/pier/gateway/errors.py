@@ -1,7 +1,10 @@
 """What the gateway answers when it cannot forward a request.
 
-Every error is JSON ``{"error": {"code", "message", "project", "node" | "alias"}}`` naming
-the route the caller used (an alias error also names the node it had picked, if any).
+Every error is JSON in the V2 inference protocol's error format, ``{"error": "message"}``,
+so Triton and KServe clients can print it, with pier's details beside the message:
+``{"error", "code", "type", "project", "node" | "alias"}`` naming the route the caller
+used (an alias error also names the node it had picked, if any), and an error's own
+details (a 413's ``limit_bytes`` and ``setting``).
 
     code                      HTTP
     bad_request               400   the request is not valid HTTP/1.1 (no Host, a header twice...)
@@ -205,7 +208,8 @@ def render_error(
     """The whole HTTP response for ``error``, naming the route the caller used (``key``,
     a node's or an alias's) and, for an alias, the node it had picked (``node``);
     ``headers`` are more header lines (each ending in CRLF), e.g. the ``x-request-id``."""
-    detail: dict[str, str] = error.to_dict()
+    detail: dict[str, object] = error.to_dict()
+    detail = {"error": detail.pop("message"), **detail}
     if key is not None:
         project, name = split_key(key)
         detail["project"] = project
@@ -215,7 +219,7 @@ def render_error(
                 detail["node"] = node
         else:
             detail["node"] = name
-    body = orjson.dumps({"error": detail})
+    body = orjson.dumps(detail)
     if isinstance(error, MethodNotAllowed):
         headers += error.allow
     return wire.simple_response(

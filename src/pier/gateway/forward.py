@@ -19,7 +19,7 @@ from random import random
 from typing import Final, Protocol
 
 from pier.domain.errors import PierError
-from pier.gateway.balance import SessionPins, mark_down, pick_instance
+from pier.gateway.balance import SessionPins, pick_instance
 from pier.gateway.errors import (
     NoHealthyInstance,
     UpstreamConnectFailed,
@@ -229,7 +229,7 @@ class Exchange:
                 break
             except (OSError, TimeoutError) as e:
                 now = loop.time()
-                mark_down(upstream, now)
+                upstream.mark_down(now)
                 if self.upstream is upstream:
                     upstream.release()
                     self.upstream = None

@@ -19,6 +19,7 @@ from typing import Final
 from urllib.parse import urlsplit
 
 from pier.domain.routes import RouteInstance
+from pier.gateway.balance import DOWN_FOR_S
 from pier.gateway.relay import UpstreamConnection
 
 IDLE_S: Final = 4.0
@@ -90,6 +91,10 @@ class Upstream:
     def release(self) -> None:
         """A request to this instance is done."""
         self.in_flight -= 1
+
+    def mark_down(self, now: float) -> None:
+        """The instance refused a connection: it loses every choice for ``DOWN_FOR_S``."""
+        self.down_until = now + DOWN_FOR_S
 
     def keep_idle_for(self, idle_s: float) -> None:
         """Close pooled connections idle longer than ``idle_s`` (the node's idle timeout)."""

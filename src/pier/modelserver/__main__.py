@@ -2,7 +2,7 @@
 
     python -m pier.modelserver --name NAME --format onnx|sklearn|python --path PATH
         [--version 1] [--host 127.0.0.1] [--port 0]
-        [--http builtin|uvicorn] [--max-body-bytes 67108864]
+        [--http builtin|uvicorn] [--max-body-bytes 16777216] [--example REQUEST.json]
         [--workers N] [--max-queue 256] [--max-batch-size 1] [--batch-delay-ms 0]
 
 ``--format`` may be left out when the path tells it (see
@@ -10,7 +10,8 @@
 0`` picks a free port; the log line ``model server listening ... port=N`` says which),
 then the model loads in a background thread while the server already answers
 ``/v2/health/live``; ``/v2/health/ready`` turns 200 once the model is loaded and a
-warm-up inference on zeros passed.
+warm-up inference passed: on ``--example`` (a V2 JSON inference request) when given,
+else on inputs derived from the model (see :mod:`pier.modelserver.warmup`).
 
 Inference runs on ``--workers`` threads (default: the CPUs this process may use),
 never on the event loop, and at most ``--max-queue`` requests are held (running or
@@ -21,8 +22,9 @@ more while a worker is free (see :mod:`pier.modelserver.batching`).
 
 Exit status: 0 after SIGTERM or SIGINT, within about a second (idle connections close
 at once, requests still arriving get up to a second); 1 when the model fails to load
-(the reason is logged as ``model load failed``); 2 for bad arguments. Logs are
-structlog lines on stderr; nothing goes to stdout and there is no access log.
+(the reason is logged as ``model load failed``; a failed warm-up's on that one line, as
+``error=``); 2 for bad arguments. Logs are structlog lines on stderr; nothing goes to
+stdout and there is no access log.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from pier.modelserver.app import DEFAULT_MAX_BODY_BYTES, ModelServerApp
 from pier.modelserver.dataplane import DataPlane
 from pier.modelserver.loaders import FORMATS, describe_model, detect_format
 from pier.modelserver.metrics import ModelServerMetrics
+from pier.modelserver.warmup import WarmUpFailed
 from pier.modelserver.workers import DEFAULT_QUEUE_LIMIT
 from pier.observability.logging import configure_logging
 
@@ -75,7 +78,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--max-body-bytes",
         type=int,
         default=DEFAULT_MAX_BODY_BYTES,
-        help="larger request bodies get 413 (default: 64 MiB)",
+        help="larger request bodies get 413, counted once inflated (default: 16 MiB)",
     )
     parser.add_argument(
         "--http",
@@ -107,6 +110,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=float,
         default=0.0,
         help="dynamic batching: how long a batch may wait for more requests (default: 0)",
+    )
+    parser.add_argument(
+        "--example",
+        type=Path,
+        help="a V2 JSON inference request the model accepts, for its warm-up",
     )
     parser.add_argument(
         "--describe",
@@ -146,6 +154,9 @@ def start_loading(dataplane: DataPlane, on_failure: Callable[[], object]) -> thr
     def load() -> None:
         try:
             dataplane.load()
+        except WarmUpFailed as exc:  # the model's answer, not a fault of the server
+            log.error("model load failed", model=dataplane.name, error=str(exc))
+            on_failure()
         except BaseException:
             log.exception("model load failed", model=dataplane.name, path=str(dataplane.path))
             on_failure()
@@ -225,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.describe:
         return describe(args.path, args.format)
     metrics = ModelServerMetrics(args.name)
+    example = None if args.example is None else args.example.read_bytes()
     dataplane = DataPlane(
         name=args.name,
         version=args.version,
@@ -235,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         queue_limit=args.max_queue,
         max_batch_size=args.max_batch_size,
         batch_delay_s=args.batch_delay_ms / 1000,
+        example=example,
     )
     app = ModelServerApp(dataplane, max_body_bytes=args.max_body_bytes)
     sock = bind_socket(args.host, args.port)

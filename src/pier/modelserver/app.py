@@ -23,8 +23,15 @@ path                                                       method  answer
 ``/v2/models/{name}[/versions/{v}]``                       GET     model metadata
 ``/v2/models/{name}[/versions/{v}]/ready``                 GET     200, 503 while loading
 ``/v2/models/{name}[/versions/{v}]/infer``                 POST    inference
+``/v2/models/{name}[/versions/{v}]/config``                GET     Triton model configuration
+``/v2/models[/{name}[/versions/{v}]]/stats``               GET     Triton statistics
+``/v2/repository/index``                                   POST    Triton repository index
+``/v2/repository/models/{name}/load``                      POST    200: it is loaded
+``/v2/repository/models/{name}/unload``                    POST    400: pier does not unload
 ``/metrics``                                               GET     Prometheus text
 =========================================================  ======  ====================
+
+``GET /v2`` lists the Triton extensions served (:data:`~.dataplane.EXTENSIONS`).
 
 Every error is ``{"error": "..."}``: 400 bad input, 404 unknown model or path, 405
 wrong method, 413 body too large, 503 not ready, 500 only for a model or server fault.
@@ -54,11 +61,14 @@ Send = Callable[[Message], Awaitable[None]]
 _JSON = wire.JSON
 _BINARY = b"application/octet-stream"
 _MODELS_PREFIX = "/v2/models/"
-_ENDPOINTS = frozenset({"infer", "metadata", "ready"})
+_REPOSITORY_PREFIX = "/v2/repository/"
+_ENDPOINTS = frozenset({"infer", "metadata", "ready", "config", "stats"})
+_MODEL_ENDPOINTS = ("infer", "ready", "config", "stats")
 _HEADER_LENGTH = b"inference-header-content-length"
 _CONTENT_ENCODING = b"content-encoding"
 _WBITS = {b"gzip": 16 + zlib.MAX_WBITS, b"deflate": zlib.MAX_WBITS}
-DEFAULT_MAX_BODY_BYTES = 64 * 2**20
+DEFAULT_MAX_BODY_BYTES = 16 * 2**20
+"""The gateway's default body limit: a node has one limit for the whole path."""
 
 
 class BodyTooLarge(V2Error):
@@ -107,6 +117,8 @@ class ModelServerApp:
         """Answer one request; ``started_s`` (``time.perf_counter()``) is its arrival."""
         if path.startswith(_MODELS_PREFIX):
             return self._model_request(method, path, headers, body, started_s)
+        if path.startswith(_REPOSITORY_PREFIX):
+            return self._repository_request(method, path[len(_REPOSITORY_PREFIX) :])
         handler = self._static.get(path.rstrip("/") or path)
         if handler is None:
             return 404, error_body(f"no route for {path}"), _JSON, None
@@ -150,6 +162,8 @@ class ModelServerApp:
         started_s: float,
     ) -> Reply:
         name, endpoint, version = _parse_model_path(path[len(_MODELS_PREFIX) :].split("/"))
+        if name == "stats" and endpoint == "metadata" and self.dataplane.name != "stats":
+            name, endpoint = "", "stats"  # /v2/models/stats: every model's statistics
         reply = self._model_answer(name, endpoint, version, method, headers, body)
         if not isinstance(reply, tuple):
             return self._when_answered(reply, name, started_s)
@@ -201,6 +215,10 @@ class ModelServerApp:
                 return 405, error_body(f"{method} is not allowed here"), _JSON, None
             if endpoint == "metadata":
                 return 200, dataplane.model_metadata(name, version), _JSON, None
+            if endpoint == "config":
+                return 200, dataplane.model_config(name, version), _JSON, None
+            if endpoint == "stats":
+                return 200, dataplane.model_statistics(name or None, version), _JSON, None
             if endpoint == "ready":
                 if dataplane.is_model_ready(name, version):
                     return 200, b'{"ready":true}', _JSON, None
@@ -208,6 +226,23 @@ class ModelServerApp:
             return 404, error_body(f"no route for /v2/models/{name}/{endpoint}"), _JSON, None
         except Exception as e:
             return _error_response(e, name, endpoint)
+
+    def _repository_request(self, method: str, rest: str) -> Response:
+        """Triton's model repository extension over the one model served here."""
+        if method != "POST":
+            return 405, error_body(f"use POST for /v2/repository/{rest}"), _JSON, None
+        if rest.rstrip("/") == "index":
+            return 200, self.dataplane.repository_index(), _JSON, None
+        parts = rest.split("/")
+        if len(parts) != 3 or parts[0] != "models" or parts[2] not in ("load", "unload"):
+            return 404, error_body(f"no route for /v2/repository/{rest}"), _JSON, None
+        name, action = parts[1], parts[2]
+        if name != self.dataplane.name:
+            return 404, error_body(f"model {name!r} not found"), _JSON, None
+        if action == "load":
+            return 200, b"{}", _JSON, None  # loaded when the server started
+        message = f"pier does not unload model {name!r}: suspend or delete its node instead"
+        return 400, error_body(message), _JSON, None
 
     def too_large(self) -> Response:
         """The answer to a body over ``max_body_bytes``, which adapters enforce."""
@@ -266,7 +301,7 @@ def _parse_model_path(parts: list[str]) -> tuple[str, str, str | None]:
         rest = rest[:-1]  # a trailing slash
     if not rest:
         return name, "metadata", version
-    if len(rest) == 1 and rest[0] in ("infer", "ready"):
+    if len(rest) == 1 and rest[0] in _MODEL_ENDPOINTS:
         return name, rest[0], version
     return name, "/".join(rest), version
 

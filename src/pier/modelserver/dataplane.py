@@ -22,6 +22,7 @@ a message rather than an error deep inside the runtime.
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
 from collections.abc import Hashable, Mapping, Sequence
@@ -35,8 +36,11 @@ import structlog
 
 from pier import __version__
 from pier.modelserver.batching import Batcher
+from pier.modelserver.classification import class_count, classify
 from pier.modelserver.loaders import LoadedModel, describe, load_model
 from pier.modelserver.metrics import ModelServerMetrics
+from pier.modelserver.model_config import model_config
+from pier.modelserver.statistics import InferenceStatistics, Phases
 from pier.modelserver.v2 import (
     BadRequest,
     InferenceFailed,
@@ -48,11 +52,20 @@ from pier.modelserver.v2 import (
     tensor_from_binary,
     tensor_from_json,
 )
+from pier.modelserver.warmup import warm_up
 from pier.modelserver.workers import DEFAULT_QUEUE_LIMIT, InferencePool, default_workers
 
 log = structlog.get_logger(__name__)
 
 _INPUT_ERRORS = (ValueError, TypeError, KeyError, IndexError, OverflowError)
+EXTENSIONS = (
+    "binary_tensor_data",
+    "classification",
+    "model_configuration",
+    "model_repository",
+    "statistics",
+)
+"""The Triton extensions this server implements, advertised in ``GET /v2``."""
 
 Answer = tuple[bytes, int | None]
 """An inference response body and the length of its JSON header (None: all JSON)."""
@@ -62,6 +75,8 @@ Answer = tuple[bytes, int | None]
 class OutputChoice:
     names: tuple[str, ...]
     binary: tuple[bool, ...]
+    classes: tuple[int, ...]
+    """Per output, its class count for the classification extension, 0 for its values."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +106,9 @@ class ServedModel:
             spec.name: (spec.datatype, None if spec.datatype == "BYTES" else spec.dtype)
             for spec in model.outputs
         }
-        self._all_json = OutputChoice(self.output_names, (False,) * len(self.outputs))
-        self._all_binary = OutputChoice(self.output_names, (True,) * len(self.outputs))
+        none = (0,) * len(self.outputs)
+        self._all_json = OutputChoice(self.output_names, (False,) * len(self.outputs), none)
+        self._all_binary = OutputChoice(self.output_names, (True,) * len(self.outputs), none)
         self.is_batched = all(spec.shape[:1] == (-1,) for spec in model.inputs)
         self.can_batch = self.is_batched and all(spec.shape[:1] == (-1,) for spec in model.outputs)
         """Requests can be combined: every input and output has a first, batch dimension."""
@@ -120,6 +136,24 @@ class ServedModel:
             missing = [name for name in self.inputs if name not in feed]
             raise BadRequest(f"missing input(s) {', '.join(map(repr, missing))}")
         return feed
+
+    def decode_raw(self, body: memoryview) -> dict[str, np.ndarray]:
+        """A raw binary request (``Inference-Header-Content-Length: 0``, no JSON header):
+        the whole body is the data of the model's one input, its shape deduced from the
+        size (at most one dynamic dimension; a ``BYTES`` input takes the body as one
+        element)."""
+        if len(self.inputs) != 1:
+            raise BadRequest(
+                f"a raw binary request (Inference-Header-Content-Length 0) needs a model "
+                f"with one input; {self.name!r} has {len(self.inputs)}"
+            )
+        spec = next(iter(self.inputs.values()))
+        shape = _raw_shape(spec, len(body))
+        if spec.datatype == "BYTES":
+            array = np.empty(1, dtype=np.object_)
+            array[0] = bytes(body)
+            return {spec.name: array.reshape(shape)}
+        return {spec.name: tensor_from_binary(spec.datatype, shape, body, 0, len(body))}
 
     def _decode(
         self, spec: TensorSpec, tensor: dict[str, Any], body: memoryview, offset: int
@@ -171,6 +205,7 @@ class ServedModel:
             raise BadRequest("'outputs' must be a list")
         names: list[str] = []
         binary: list[bool] = []
+        classes: list[int] = []
         for output in requested:
             name = output.get("name") if isinstance(output, dict) else None
             if not isinstance(name, str) or name not in self.outputs:
@@ -181,13 +216,13 @@ class ServedModel:
             options = output.get("parameters") or {}
             if not isinstance(options, dict):
                 raise BadRequest(f"output {name!r} has 'parameters' that are not an object")
-            if "classification" in options or "shared_memory_region" in options:
-                raise BadRequest(
-                    f"output {name!r}: classification and shared memory are not supported"
-                )
+            if "shared_memory_region" in options:
+                raise BadRequest(f"output {name!r}: shared memory is not supported")
             names.append(name)
             binary.append(bool(options.get("binary_data", default_binary)))
-        return OutputChoice(tuple(names), tuple(binary))
+            count = options.get("classification")
+            classes.append(0 if count is None else class_count(name, count))
+        return OutputChoice(tuple(names), tuple(binary), tuple(classes))
 
     def predict(
         self, feed: Mapping[str, np.ndarray], names: Sequence[str]
@@ -208,11 +243,13 @@ class ServedModel:
     ) -> list[tuple[str, str, np.ndarray, bool]]:
         """(name, datatype, array, binary) per chosen output, cast to the declared dtype."""
         outputs = []
-        for name, binary in zip(choice.names, choice.binary, strict=True):
+        for name, binary, classes in zip(choice.names, choice.binary, choice.classes, strict=True):
             datatype, dtype = self._output_types[name]
             array = results[name]
             if dtype is not None and array.dtype is not dtype and array.dtype != dtype:
                 array = array.astype(dtype)
+            if classes:
+                datatype, array = "BYTES", classify(name, np.asarray(array), classes)
             outputs.append((name, datatype, array, binary))
         return outputs
 
@@ -222,8 +259,13 @@ class ServedModel:
         return int(next(iter(feed.values())).shape[0])
 
     def parse(self, body: bytes, header_length: int | None) -> InferRequest:
-        """Decode and check one request body (JSON, or a JSON header and binary data)."""
+        """Decode and check one request body (JSON, or a JSON header and binary data, or
+        raw binary data for the only input: ``header_length`` 0)."""
         view = memoryview(body)
+        if header_length == 0:
+            request: dict[str, Any] = {}
+            feed = self.decode_raw(view)
+            return self._request(request, feed, self.choose_outputs(request))
         if header_length is None:
             header, offset = view, -1
         elif 0 <= header_length <= len(body):
@@ -237,7 +279,11 @@ class ServedModel:
         if not isinstance(request, dict):
             raise BadRequest("request must be a JSON object")
         feed = self.decode_inputs(request.get("inputs"), view, offset)
-        choice = self.choose_outputs(request)
+        return self._request(request, feed, self.choose_outputs(request))
+
+    def _request(
+        self, request: dict[str, Any], feed: dict[str, np.ndarray], choice: OutputChoice
+    ) -> InferRequest:
         head: dict[str, Any] = {"model_name": self.name, "model_version": self.version}
         if "id" in request:
             head["id"] = request["id"]
@@ -288,13 +334,32 @@ class ServedModel:
         except V2Error as e:
             return e
 
-    def warm_up(self) -> None:
-        """One inference on zeros, to fail early and to get lazy initialisation done."""
-        feed = {spec.name: spec.example() for spec in self.inputs.values()}
-        results = self.predict(feed, self.output_names)
-        missing = set(self.output_names) - set(results)
-        if missing:
-            raise InferenceFailed(f"warm-up returned no output(s) {sorted(missing)}")
+    def run_request(self, request: dict[str, Any], body: memoryview) -> None:
+        """Decode, predict and encode a JSON ``request`` without answering it (a warm-up)."""
+        feed = self.decode_inputs(request.get("inputs"), body, -1)
+        choice = self.choose_outputs(request)
+        encode_response({}, self.typed_outputs(self.predict(feed, choice.names), choice))
+
+
+def _raw_shape(spec: TensorSpec, size: int) -> tuple[int, ...]:
+    """The shape of input ``spec`` holding ``size`` bytes of raw data."""
+    where = f"raw binary request: input {spec.name!r} of shape {list(spec.shape)}"
+    if spec.datatype == "BYTES":
+        if any(dim not in (1, -1) for dim in spec.shape):
+            raise BadRequest(f"{where} takes more than one BYTES element")
+        return (1,) * len(spec.shape)
+    itemsize = spec.dtype.itemsize
+    dynamic = [i for i, dim in enumerate(spec.shape) if dim < 0]
+    fixed = math.prod(dim for dim in spec.shape if dim >= 0)
+    count, rest = divmod(size, itemsize)
+    if len(dynamic) > 1:
+        raise BadRequest(f"{where} has more than one dynamic dimension")
+    if rest or (dynamic and (fixed == 0 or count % fixed)) or (not dynamic and count != fixed):
+        raise BadRequest(f"{where} cannot hold {size} bytes of {spec.datatype}")
+    shape = list(spec.shape)
+    if dynamic:
+        shape[dynamic[0]] = count // fixed
+    return tuple(shape)
 
 
 class DataPlane:
@@ -312,8 +377,11 @@ class DataPlane:
         queue_limit: int = DEFAULT_QUEUE_LIMIT,
         max_batch_size: int = 1,
         batch_delay_s: float = 0.0,
+        example: bytes | None = None,
     ) -> None:
         self.name = name
+        self.example = example
+        """A JSON inference request for the warm-up, else inputs derived from the model."""
         self.version = version
         self.fmt = fmt
         self.path = path
@@ -328,8 +396,9 @@ class DataPlane:
         self._metrics_lock = threading.Lock()  # worker threads count inferences
         self._served: ServedModel | None = None
         self.state: Literal["loading", "ready", "failed"] = "loading"
+        self.statistics = InferenceStatistics(name, version)
         self.server_metadata = orjson.dumps(
-            {"name": "pier", "version": __version__, "extensions": ["binary_tensor_data"]}
+            {"name": "pier", "version": __version__, "extensions": list(EXTENSIONS)}
         )
 
     @property
@@ -341,7 +410,7 @@ class DataPlane:
         started = time.perf_counter()
         try:
             served = ServedModel(self.name, self.version, load_model(self.path, self.fmt))
-            served.warm_up()
+            warm_up(served, self.example)
         except BaseException:
             self.state = "failed"
             raise
@@ -393,6 +462,35 @@ class DataPlane:
     def model_metadata(self, name: str, version: str | None) -> bytes:
         return self.served(name, version).metadata
 
+    def model_config(self, name: str, version: str | None) -> bytes:
+        """Triton's model configuration of the served model (see :mod:`.model_config`)."""
+        served = self.served(name, version)
+        return orjson.dumps(
+            model_config(
+                name=served.name,
+                platform=served.model.platform,
+                backend=self.fmt,
+                inputs=served.model.inputs,
+                outputs=served.model.outputs,
+                max_batch_size=self.max_batch_size if self._batcher is not None else 0,
+                batch_delay_s=self.batch_delay_s,
+            )
+        )
+
+    def model_statistics(self, name: str | None, version: str | None) -> bytes:
+        """Triton's statistics of the named model, or of every model when ``name`` is None."""
+        if name is not None and (
+            name != self.name or (version is not None and version != self.version)
+        ):
+            raise ModelNotFound(name, version)
+        return orjson.dumps({"model_stats": [self.statistics.to_json()]})
+
+    def repository_index(self) -> bytes:
+        """Triton's repository index: the one model this server serves, and its state."""
+        state = {"loading": "LOADING", "ready": "READY", "failed": "UNAVAILABLE"}[self.state]
+        entry = {"name": self.name, "version": self.version, "state": state, "reason": ""}
+        return orjson.dumps([entry])
+
     def infer(
         self, name: str, version: str | None, body: bytes, header_length: int | None
     ) -> Answer:
@@ -409,6 +507,7 @@ class DataPlane:
         V2 error of this request alone.
         """
         served = self.served(name, version)
+        started = time.perf_counter_ns()
         self.pool.admit()
         try:
             if self._batcher is None:
@@ -417,21 +516,41 @@ class DataPlane:
                 future = self._batcher.submit(served.parse(body, header_length))
         except BaseException:
             self.pool.release()
+            self.statistics.record_failure(time.perf_counter_ns() - started)
             raise
         future.add_done_callback(self.pool.released)
+        future.add_done_callback(lambda done: self._count_failure(done, started))
         return future
 
+    def _count_failure(self, answer: asyncio.Future[Answer], started: int) -> None:
+        if not answer.cancelled() and answer.exception() is not None:
+            self.statistics.record_failure(time.perf_counter_ns() - started)
+
     def _infer_one(self, served: ServedModel, body: bytes, header_length: int | None) -> Answer:
+        started = time.perf_counter_ns()
         request = served.parse(body, header_length)
-        answer = served.answer(request, served.predict(request.feed, request.choice.names))
+        parsed = time.perf_counter_ns()
+        results = served.predict(request.feed, request.choice.names)
+        predicted = time.perf_counter_ns()
+        answer = served.answer(request, results)
+        done = time.perf_counter_ns()
         self._observe(request.rows)
+        phases = Phases(
+            input_ns=parsed - started, infer_ns=predicted - parsed, output_ns=done - predicted
+        )
+        self.statistics.record_success(request.rows, done - started, phases)
         return answer
 
     def _run_batch(
         self, served: ServedModel, requests: Sequence[InferRequest]
     ) -> list[Answer | V2Error]:
+        started = time.perf_counter_ns()
         answers = served.run_batch(requests)
-        self._observe(sum(request.rows for request in requests))
+        took = time.perf_counter_ns() - started
+        rows = sum(request.rows for request in requests)
+        self._observe(rows)
+        answered = sum(not isinstance(answer, V2Error) for answer in answers)
+        self.statistics.record_success(rows, took, Phases(infer_ns=took), requests=answered)
         return answers
 
     def _observe(self, samples: int) -> None:

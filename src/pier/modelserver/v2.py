@@ -68,8 +68,9 @@ class ModelNotFound(V2Error):
     status = 404
 
     def __init__(self, name: str, version: str | None = None) -> None:
-        what = f"model {name!r}" if version is None else f"model {name!r} version {version!r}"
-        super().__init__(f"{what} not found")
+        # Triton's words: its example clients check for "Request for unknown model".
+        what = f"{name!r}" if version is None else f"{name!r} version {version!r}"
+        super().__init__(f"Request for unknown model: {what} is not found")
 
 
 class ModelNotReady(V2Error):

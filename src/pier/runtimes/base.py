@@ -13,7 +13,27 @@ from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
 from pier.domain.configurations import Configuration
+from pier.domain.errors import InvalidSpec, RuntimeUnavailable
 from pier.domain.names import InstanceId, NodeKey
+from pier.domain.retry import PermanentError, TemporaryError
+
+
+class InstanceNotRunnable(InvalidSpec, PermanentError):
+    """The runtime cannot start an instance of this spec (no image, no command, a command
+    or container it cannot start): every try fails the same way until the spec changes."""
+
+
+class RuntimeLost(RuntimeUnavailable, TemporaryError):
+    """The runtime's engine stopped answering in the middle of a call: try again shortly."""
+
+    def __init__(self, message: str, *, delay_s: float | None = None) -> None:
+        super().__init__(message)
+        if delay_s is not None:
+            self.delay_s = delay_s
+
+
+class ImagesNotSupported(RuntimeUnavailable, PermanentError):
+    """The runtime runs commands, not images: no pull on it can ever succeed."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ import builtins
 from collections.abc import Mapping
 from typing import Any
 
-from pier.domain.aliases import AliasSpec, effective_shares, parse_alias_spec
+from pier.domain.aliases import AliasSpec, alias_route, effective_shares, parse_alias_spec
 from pier.domain.errors import InvalidSpec, RolloutRunning, did_you_mean
 from pier.domain.event_kinds import EventKind
 from pier.domain.merge_patch import merge_patch
@@ -108,6 +108,16 @@ class AliasService:
     def _event(self, alias: AliasRecord, kind: EventKind, actor: str, message: str) -> None:
         self._repo.add_event(alias.project, kind=kind, actor=actor, message=message)
 
+    def _served(self, alias: AliasRecord) -> bool:
+        """Every gateway worker serves the alias as it is stored now."""
+        served = (
+            None if self._routes is None else self._routes.served_alias(alias.project, alias.name)
+        )
+        if served is None:
+            return False
+        ready = {t.node for t in served.targets if t.ready}
+        return served == alias_route(alias.project, alias.name, alias.spec, ready)
+
     def _nodes(self, project: str) -> dict[str, NodeView]:
         instances = self._repo.list_instances(project)
         return {
@@ -122,7 +132,6 @@ class AliasService:
             [(s.node, s.share) for s in alias.spec.nodes],
             {node: reason is None for node, reason in why_not.items()},
         )
-        routed = self._routes is not None and self._routes.alias_routed(alias.project, alias.name)
         return AliasView(
             project=alias.project,
             name=alias.name,
@@ -138,7 +147,7 @@ class AliasService:
                 )
                 for s in alias.spec.nodes
             ],
-            routed=routed,
+            routed=self._served(alias),
             rollout=rollout_view(r)
             if (r := self._repo.get_rollout(alias.project, alias.name))
             else None,

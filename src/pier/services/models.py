@@ -33,10 +33,11 @@ from typing import Any
 
 from pier.domain.errors import BodyTooLarge, InvalidSpec, ModelInUse
 from pier.domain.model_files import model_path
-from pier.domain.names import validate_name
+from pier.domain.names import validate_model_name
 from pier.domain.specs import ModelFormat
 from pier.domain.views import ModelVersion
 from pier.sandbox import Sandbox
+from pier.services.model_examples import check_example, split_example, store_example
 from pier.services.views import model_view
 from pier.settings import ModelSettings
 from pier.store.repository import Repository
@@ -79,11 +80,14 @@ class ModelService:
         trust: bool,
         actor: str,
         declared_bytes: int | None = None,
+        example_bytes: int | None = None,
     ) -> ModelVersion:
         """Store an uploaded model as the next version of ``name``. ``declared_bytes``:
-        the request's Content-Length, checked before the body is read."""
+        the request's Content-Length, checked before the body is read; ``example_bytes``:
+        the length of the example request ahead of the model in ``body``
+        (:mod:`pier.services.model_examples`)."""
         self._repo.require_project(project)
-        validate_name(name, field="name")
+        validate_model_name(name, field="name")
         model_format = _parse_format(fmt)
         if model_format in RUNS_CODE and not trust:
             raise InvalidSpec(
@@ -92,13 +96,20 @@ class ModelService:
                 "push it with trust (pier model push --trust) if you trust it",
             )
         limit = self._limits.max_upload_bytes
-        if declared_bytes is not None and declared_bytes > limit:
+        if declared_bytes is not None and declared_bytes - (example_bytes or 0) > limit:
             raise BodyTooLarge(limit, what="the model upload", setting=UPLOAD_SETTING)
+        example = None
+        if example_bytes is not None:
+            example, body = await split_example(
+                body, example_bytes, limit_bytes=self._limits.max_example_bytes
+            )
+            check_example(example)
         tmp_dir = self._dir / "tmp"
         tmp_dir.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=tmp_dir)
         tmp = Path(tmp_name)
         created: Path | None = None  # the stored model if this push made it: undone on failure
+        example_file: Path | None = None  # the same for the example
         try:
             digest, size = await _receive(body, fd, limit_bytes=limit)
             if size == 0:
@@ -112,12 +123,16 @@ class ModelService:
                 else:
                     os.replace(tmp, final)
             metadata = await describe(final, model_format, self._sandbox)
+            if example is not None:
+                metadata["example_sha256"], example_file = store_example(self._dir, example)
             record = self._repo.add_model(
                 project, name, fmt=model_format, sha256=digest, size_bytes=size, metadata=metadata
             )
         except BaseException:
             if created is not None and not self._is_used(digest):
                 await asyncio.to_thread(_remove, created)  # keep no file no version refers to
+            if example_file is not None:
+                example_file.unlink(missing_ok=True)
             raise
         finally:
             tmp.unlink(missing_ok=True)

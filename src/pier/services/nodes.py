@@ -14,6 +14,7 @@ from pier.domain.placement import runtime_for
 from pier.domain.records import InstanceRecord, NodeRecord
 from pier.domain.specs import NodeSpec, parse_node_spec
 from pier.domain.views import EventView, InstanceView, NodeView
+from pier.services.quotas import QuotaService
 from pier.services.routes import RouteSource
 from pier.services.views import event_view, instance_view, node_view
 from pier.store.repository import Repository
@@ -32,6 +33,7 @@ class NodeService:
         """Says whether the gateway routes a node; None: nothing routes (no gateway)."""
         self._image_nodes_refusal = image_nodes_refusal
         """Why image nodes cannot be created now (no container engine answers), or None."""
+        self._quotas = QuotaService(repo)
 
     def create(
         self, project: str, name: str, spec: NodeSpec | dict[str, Any], *, actor: str
@@ -40,14 +42,16 @@ class NodeService:
         self._repo.require_project(project)
         validate_name(name, field="name")
         parsed = self._validated(project, spec)
-        node = self._repo.add_node(project, name, parsed, runtime=runtime_for(parsed))
-        self._repo.add_event(
-            project,
-            node=name,
-            kind="node_created",
-            actor=actor,
-            message=f"node {name} created by {actor}",
-        )
+        with self._repo.unit_of_work():  # the quota check sees the nodes it is stored beside
+            self._quotas.check_node(project, name, parsed)
+            node = self._repo.add_node(project, name, parsed, runtime=runtime_for(parsed))
+            self._repo.add_event(
+                project,
+                node=name,
+                kind="node_created",
+                actor=actor,
+                message=f"node {name} created by {actor}",
+            )
         return self._view(node, [])
 
     def _validated(self, project: str, spec: NodeSpec | dict[str, Any]) -> NodeSpec:
@@ -96,6 +100,10 @@ class NodeService:
             return self._view(node, self._repo.list_instances(project, name))
         fields = ", ".join(sorted(changes)) or "nothing"
         with self._repo.unit_of_work():  # the spec and its event, or neither
+            if (parsed.configuration, parsed.min_instances) != (
+                node.spec.configuration, node.spec.min_instances,
+            ):  # fmt: skip
+                self._quotas.check_node(project, name, parsed)
             updated = self._repo.update_node_spec(
                 project, name, parsed, repin=parsed.image != node.spec.image
             )
@@ -148,6 +156,8 @@ class NodeService:
         if node.suspended == suspended:
             return self._view(node, self._repo.list_instances(project, name))
         with self._repo.unit_of_work():
+            if not suspended:  # back to its minimum: that must fit the quotas again
+                self._quotas.check_node(project, name, node.spec)
             updated = self._repo.set_node_suspended(project, name, suspended=suspended)
             what = (
                 "its instances are drained and stopped, its spec kept"

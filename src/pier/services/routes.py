@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Protocol
 
-from pier.domain.routes import RouteTable
+from pier.domain.routes import AliasRoute, RouteTable
 
 
 class RouteSource(Protocol):
@@ -15,7 +15,7 @@ class RouteSource(Protocol):
 
     def routed(self, project: str, node: str) -> bool: ...
 
-    def alias_routed(self, project: str, alias: str) -> bool: ...
+    def served_alias(self, project: str, alias: str) -> AliasRoute | None: ...
 
 
 class InstanceStatsSource(Protocol):

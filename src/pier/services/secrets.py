@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
+from pier.domain.errors import RuntimeUnavailable
 from pier.domain.names import validate_name
 from pier.domain.spec_values import check_secret_value
-from pier.domain.views import SecretInfo, SecretWritten
+from pier.domain.views import KeyRotated, SecretInfo, SecretWritten
 from pier.store.repository import Repository
 
 
+class KeyRing(Protocol):
+    """The keys that seal secrets at rest (pier.secret_keys.SecretKeys)."""
+
+    def rotate(self, store: Repository) -> KeyRotated: ...
+
+
 class SecretService:
-    def __init__(self, repo: Repository) -> None:
+    def __init__(self, repo: Repository, keys: KeyRing | None = None) -> None:
         self._repo = repo
+        self._keys = keys
+
+    def rotate_key(self) -> KeyRotated:
+        """Seal every secret value again with a new key."""
+        if self._keys is None:
+            raise RuntimeUnavailable("this store's secrets key is not kept: nothing to rotate")
+        return self._keys.rotate(self._repo)
 
     def put(self, project: str, name: str, value: dict[str, str], *, actor: str) -> SecretWritten:
         """Create or replace a secret, e.g. registry credentials {username, password}."""

@@ -18,6 +18,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from pier.domain.aliases import AliasSpec
+from pier.domain.audit import AuditEntry, AuditOutcome, AuditQuery
 from pier.domain.errors import (
     AliasNotFound,
     Conflict,
@@ -30,6 +31,7 @@ from pier.domain.errors import (
 )
 from pier.domain.instance_status import InstanceStatus
 from pier.domain.names import DEFAULT_PROJECT
+from pier.domain.quotas import ProjectLimits
 from pier.domain.records import (
     AliasRecord,
     CallGrants,
@@ -50,15 +52,18 @@ from pier.domain.roles import (
 from pier.domain.rollouts import DECISION_EVENTS, RolloutPhase, RolloutState
 from pier.domain.specs import ModelFormat, NodeSpec
 from pier.domain.views import MemberView, ServiceAccountView, TokenInfo
+from pier.store.sealing import Sealer, is_sealed
 from pier.store.tables import (
     AliasRolloutRow,
     AliasRow,
+    AuditRow,
     EventRow,
     InstanceRow,
     MemberRow,
     ModelRow,
     NodeRow,
     PrincipalRow,
+    ProjectLimitsRow,
     ProjectRow,
     SecretRow,
     TokenRow,
@@ -66,6 +71,9 @@ from pier.store.tables import (
 
 STORE_FAILURES = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)
 """The store itself failing (locked, read-only, disk full, unreachable), not pier's SQL."""
+
+AUDIT_PRUNE_EVERY = 1000
+"""Entries past the audit log's size setting are dropped once per this many new ones."""
 
 
 def utcnow() -> datetime:
@@ -79,9 +87,12 @@ def _utc(value: datetime) -> datetime:
 class Repository:
     """Projects, tokens, models, nodes, aliases, instances and events."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, sealer: Sealer | None = None) -> None:
+        """``sealer`` seals secret values and nodes' ``secret_env`` at rest; without one,
+        a key of its own that nothing keeps (a store used in one process only)."""
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._unit: ContextVar[Session | None] = ContextVar("pier_store_unit", default=None)
+        self._sealer = sealer or Sealer.ephemeral()
 
     @contextmanager
     def unit_of_work(self) -> Iterator[None]:
@@ -428,7 +439,7 @@ class Repository:
                 row = NodeRow(
                     project=project,
                     name=name,
-                    spec=spec.model_dump(mode="json"),
+                    spec=self._sealed_spec(spec),
                     generation=1,
                     deleting=False,
                     reached_minimum=False,
@@ -439,7 +450,7 @@ class Repository:
                 )
                 s.add(row)
                 s.flush()
-                return _node(row)
+                return self._node(row)
         except IntegrityError:
             raise NameTaken("node", project, name) from None
 
@@ -448,11 +459,11 @@ class Repository:
         if project is not None:
             query = query.where(NodeRow.project == project)
         with self._session() as s:
-            return [_node(r) for r in s.scalars(query)]
+            return [self._node(r) for r in s.scalars(query)]
 
     def get_node(self, project: str, name: str) -> NodeRecord:
         with self._session() as s:
-            return _node(self._node_row(s, project, name))
+            return self._node(self._node_row(s, project, name))
 
     def update_node_spec(
         self, project: str, name: str, spec: NodeSpec, *, repin: bool = False
@@ -461,15 +472,13 @@ class Repository:
         ``repin``: forget the pinned image (the spec names another one)."""
         with self._session() as s:
             row = self._node_row(s, project, name)
-            row.generation = spec.generation_after(
-                NodeSpec.model_validate(row.spec), row.generation
-            )
-            row.spec = spec.model_dump(mode="json")
+            row.generation = spec.generation_after(self._spec(row), row.generation)
+            row.spec = self._sealed_spec(spec)
             if repin:
                 row.pinned_image = None
             row.updated_at = utcnow()
             s.flush()
-            return _node(row)
+            return self._node(row)
 
     def mark_node_deleting(self, project: str, name: str) -> NodeRecord:
         """The node is to go: the controller stops its instances, then removes it."""
@@ -477,7 +486,7 @@ class Repository:
             row = self._node_row(s, project, name)
             row.deleting, row.updated_at = True, utcnow()
             s.flush()
-            return _node(row)
+            return self._node(row)
 
     def set_node_suspended(self, project: str, name: str, *, suspended: bool) -> NodeRecord:
         """Suspend the node (the controller stops its instances) or resume it; resuming
@@ -488,7 +497,7 @@ class Repository:
             if not suspended:
                 row.reached_minimum, row.crash_looping, row.target_instances = False, False, None
             s.flush()
-            return _node(row)
+            return self._node(row)
 
     def set_node_state(
         self,
@@ -532,6 +541,63 @@ class Repository:
                 delete(InstanceRow).where(InstanceRow.project == project, InstanceRow.node == name)
             )
             s.execute(delete(EventRow).where(EventRow.project == project, EventRow.node == name))
+
+    def _node(self, row: NodeRow) -> NodeRecord:
+        return NodeRecord(
+            project=row.project,
+            name=row.name,
+            spec=self._spec(row),
+            generation=row.generation,
+            deleting=row.deleting,
+            reached_minimum=row.reached_minimum,
+            message=row.message,
+            crash_looping=row.crash_looping,
+            created_at=_utc(row.created_at),
+            updated_at=_utc(row.updated_at),
+            pinned_image=row.pinned_image,
+            target_instances=row.target_instances,
+            runtime=row.runtime,
+            suspended=row.suspended,
+        )
+
+    # secrets at rest
+
+    def _sealed_spec(self, spec: NodeSpec) -> dict[str, Any]:
+        """The spec as stored: its ``secret_env`` sealed."""
+        data = spec.model_dump(mode="json")
+        data["secret_env"] = self._sealer.seal(spec.secret_env)
+        return data
+
+    def _spec(self, row: NodeRow) -> NodeSpec:
+        data = dict(row.spec)
+        data["secret_env"] = self._open(data.get("secret_env") or {})
+        return NodeSpec.model_validate(data)
+
+    def _open(self, stored: Any) -> dict[str, str]:
+        """A stored secret value: sealed text, or a mapping kept before values were sealed."""
+        return self._sealer.open(stored) if is_sealed(stored) else dict(stored)
+
+    def reseal_secrets(self, sealer: Sealer | None = None) -> int:
+        """Seal every secret value and node ``secret_env`` again with ``sealer``'s first key
+        (default: this store's), in one transaction, then use ``sealer`` from now on. Values
+        kept before sealing are sealed too. Returns how many values were sealed."""
+        target = sealer or self._sealer
+        count = 0
+        with self._session() as s:
+            for secret in s.scalars(select(SecretRow)):
+                secret.value = target.seal(self._open(secret.value))
+                count += 1
+            for node in s.scalars(select(NodeRow)):
+                spec = dict(node.spec)
+                spec["secret_env"] = target.seal(self._open(spec.get("secret_env") or {}))
+                node.spec = spec
+                count += 1
+        self._sealer = target
+        return count
+
+    def use_sealer(self, sealer: Sealer) -> None:
+        """Seal and open with ``sealer`` from now on (every value must be sealed with its keys)."""
+        self._sealer = sealer
 
     @staticmethod
     def _node_row(s: Session, project: str, name: str) -> NodeRow:
@@ -711,13 +777,14 @@ class Repository:
             )
             now = utcnow()
             if row is None:
+                sealed = self._sealer.seal(value)
                 s.add(
                     SecretRow(
-                        project=project, name=name, value=value, created_at=now, updated_at=now
+                        project=project, name=name, value=sealed, created_at=now, updated_at=now
                     )
                 )
                 return True
-            row.value, row.updated_at = value, now
+            row.value, row.updated_at = self._sealer.seal(value), now
             return False
 
     def get_secret(self, project: str, name: str) -> dict[str, Any]:
@@ -727,7 +794,7 @@ class Repository:
             )
             if row is None:
                 raise NotFound(f"secret {name!r} not found in project {project!r}")
-            return dict(row.value)
+            return self._open(row.value)
 
     def list_secrets(self, project: str) -> list[tuple[str, list[str], datetime]]:
         """(name, keys, updated_at) of each secret: never the values."""
@@ -735,7 +802,7 @@ class Repository:
             rows = s.scalars(
                 select(SecretRow).where(SecretRow.project == project).order_by(SecretRow.name)
             )
-            return [(r.name, sorted(r.value), _utc(r.updated_at)) for r in rows]
+            return [(r.name, sorted(self._open(r.value)), _utc(r.updated_at)) for r in rows]
 
     def delete_secret(self, project: str, name: str) -> None:
         self.get_secret(project, name)
@@ -785,6 +852,59 @@ class Repository:
             ).all()
             return [_event(r) for r in reversed(rows)]
 
+    # the audit log
+
+    def add_audit_entry(self, entry: AuditEntry, *, keep: int) -> None:
+        """Keep ``entry`` (the store gives its id); the oldest beyond the newest ``keep``
+        entries are dropped now and then."""
+        fields = entry.model_dump(exclude={"id"})
+        with self._session() as s:
+            row = AuditRow(**{**fields, "outcome": str(entry.outcome)})
+            s.add(row)
+            s.flush()
+            if row.id % AUDIT_PRUNE_EVERY == 0:
+                s.execute(delete(AuditRow).where(AuditRow.id <= row.id - keep))
+
+    def list_audit(self, query: AuditQuery) -> list[AuditEntry]:
+        """Entries matching ``query``, newest first, at most ``query.limit``."""
+        select_ = select(AuditRow)
+        for column, value in (
+            (AuditRow.project, query.project), (AuditRow.actor, query.actor),
+            (AuditRow.action, query.action), (AuditRow.outcome, query.outcome),
+        ):  # fmt: skip
+            if value is not None:
+                select_ = select_.where(column == str(value))
+        if query.since is not None:
+            select_ = select_.where(AuditRow.time >= query.since)
+        if query.until is not None:
+            select_ = select_.where(AuditRow.time < query.until)
+        if query.before is not None:
+            select_ = select_.where(AuditRow.id < query.before)
+        with self._session() as s:
+            rows = s.scalars(select_.order_by(AuditRow.id.desc()).limit(query.limit))
+            return [_audit(r) for r in rows]
+
+    # allowed configurations and quotas
+
+    def get_project_limits(self, project: str) -> ProjectLimits:
+        """The project's limits (none set: no limit)."""
+        with self._session() as s:
+            row = s.get(ProjectLimitsRow, project)
+            return ProjectLimits() if row is None else _limits(row)
+
+    def all_project_limits(self) -> dict[str, ProjectLimits]:
+        """Every project that has limits, with them."""
+        with self._session() as s:
+            return {r.project: _limits(r) for r in s.scalars(select(ProjectLimitsRow))}
+
+    def set_project_limits(self, project: str, limits: ProjectLimits) -> None:
+        with self._session() as s:
+            row = s.get(ProjectLimitsRow, project) or ProjectLimitsRow(project=project)
+            for field, value in limits.model_dump().items():
+                setattr(row, field, value)
+            row.updated_at = utcnow()
+            s.add(row)
+
 
 def store_failure_reason(exc: Exception) -> str:
     """The database's first line about ``exc`` ("database is locked"), without the SQL."""
@@ -803,25 +923,6 @@ def _model(row: ModelRow) -> ModelRecord:
         size_bytes=row.size_bytes,
         created_at=_utc(row.created_at),
         metadata=row.meta or {},
-    )
-
-
-def _node(row: NodeRow) -> NodeRecord:
-    return NodeRecord(
-        project=row.project,
-        name=row.name,
-        spec=NodeSpec.model_validate(row.spec),
-        generation=row.generation,
-        deleting=row.deleting,
-        reached_minimum=row.reached_minimum,
-        message=row.message,
-        crash_looping=row.crash_looping,
-        created_at=_utc(row.created_at),
-        updated_at=_utc(row.updated_at),
-        pinned_image=row.pinned_image,
-        target_instances=row.target_instances,
-        runtime=row.runtime,
-        suspended=row.suspended,
     )
 
 
@@ -897,3 +998,19 @@ def _token(row: TokenRow) -> TokenInfo:
         created_at=_utc(row.created_at),
         expires_at=_utc(row.expires_at) if row.expires_at else None,
     )
+
+
+def _audit(row: AuditRow) -> AuditEntry:
+    return AuditEntry(
+        id=row.id, time=_utc(row.time), actor=row.actor, project=row.project,
+        action=row.action, target=row.target, method=row.method, path=row.path,
+        client=row.client, status=row.status, outcome=AuditOutcome(row.outcome),
+        error=row.error,
+    )  # fmt: skip
+
+
+def _limits(row: ProjectLimitsRow) -> ProjectLimits:
+    return ProjectLimits(
+        configurations=row.configurations, max_instances=row.max_instances,
+        max_vcpus=row.max_vcpus, max_memory_bytes=row.max_memory_bytes, max_gpus=row.max_gpus,
+    )  # fmt: skip

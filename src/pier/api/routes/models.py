@@ -2,13 +2,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 
 from pier.api.deps import ActorDep, ServicesDep
 from pier.api.errors import error_responses
 from pier.domain.names import MAX_ID
 from pier.domain.specs import ModelFormat
 from pier.domain.views import ModelList, ModelsDeleted, ModelVersion, ModelVersions
+from pier.services.model_examples import EXAMPLE_HEADER
 
 router = APIRouter(
     prefix="/api/v1/projects/{project}/models",
@@ -42,13 +43,22 @@ async def push_model(
         bool, Query(description="Allow a pickle (sklearn): loading it runs code from it.")
     ] = False,
     filename: Annotated[str | None, Query(description="The uploaded file's name.")] = None,
+    example_length: Annotated[
+        int | None,
+        Header(
+            alias=EXAMPLE_HEADER,
+            ge=1,
+            description="The body starts with this many bytes of an example V2 inference "
+            "request, which each instance's warm-up runs; the model follows.",
+        ),
+    ] = None,
 ) -> ModelVersion:
     """Upload a model file (raw body) as the next version of ``name``. Over
     ``models.max_upload_bytes`` it is 413, told by Content-Length before the body is read."""
     length = request.headers.get("content-length", "")
     return await services.models.push(
         project, name, request.stream(), fmt=format, trust=trust, actor=actor,
-        declared_bytes=int(length) if length.isdigit() else None,
+        declared_bytes=int(length) if length.isdigit() else None, example_bytes=example_length,
     )  # fmt: skip
 
 

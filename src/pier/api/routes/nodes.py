@@ -22,7 +22,7 @@ router = APIRouter(
 TEXT = {"content": {"text/plain": {"schema": {"type": "string"}}}}
 
 
-@router.post("", status_code=201, responses=error_responses(400, 409))
+@router.post("", status_code=201, responses=error_responses(400, 403, 409))
 def create_node(project: str, body: NodeCreate, services: ServicesDep, actor: ActorDep) -> NodeView:
     """Create a node from a model or an image; the controller starts its instances."""
     return services.nodes.create(project, body.name, body.spec, actor=actor)
@@ -40,7 +40,7 @@ def get_node(project: str, name: str, services: ServicesDep) -> NodeView:
     return services.nodes.get(project, name)
 
 
-@router.patch("/{name}", responses=error_responses(400))
+@router.patch("/{name}", responses=error_responses(400, 403))
 def update_node(
     project: str, name: str, body: NodeUpdate, services: ServicesDep, actor: ActorDep
 ) -> NodeView:

@@ -5,7 +5,7 @@ from fastapi import APIRouter
 from pier.api.deps import ActorDep, ServicesDep
 from pier.api.errors import error_responses
 from pier.domain.requests import SecretPut
-from pier.domain.views import SecretList, SecretWritten
+from pier.domain.views import KeyRotated, SecretList, SecretWritten
 
 router = APIRouter(
     prefix="/api/v1/projects/{project}/secrets",
@@ -32,3 +32,14 @@ def list_secrets(project: str, services: ServicesDep) -> SecretList:
 def delete_secret(project: str, name: str, services: ServicesDep, actor: ActorDep) -> None:
     """Delete a secret."""
     services.secrets.delete(project, name, actor=actor)
+
+
+keys_router = APIRouter(
+    prefix="/api/v1/secrets", tags=["secrets"], responses=error_responses(401, 503)
+)
+
+
+@keys_router.post("/rotate-key")
+def rotate_secrets_key(services: ServicesDep) -> KeyRotated:
+    """Seal every secret value (and every node's secret_env) again with a new key."""
+    return services.secrets.rotate_key()

@@ -17,9 +17,16 @@ import docker.errors
 import requests
 import structlog
 
-from pier.domain.errors import InvalidSpec, NotFound, RuntimeUnavailable
+from pier.domain.errors import InvalidSpec, NotFound
 from pier.domain.names import InstanceId, NodeKey
-from pier.runtimes.base import InstanceSpec, InstanceStats, Observed, Runtime
+from pier.runtimes.base import (
+    InstanceNotRunnable,
+    InstanceSpec,
+    InstanceStats,
+    Observed,
+    Runtime,
+    RuntimeLost,
+)
 from pier.runtimes.docker.containers import (
     HOST,
     INSTALLATION_LABEL,
@@ -69,11 +76,12 @@ class DockerRuntime:
         self._cpu_samples: dict[InstanceId, tuple[int, int]] = {}
 
     async def _call(self, fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
-        """Run a blocking engine call in a thread; a lost engine becomes RuntimeUnavailable."""
+        """Run a blocking engine call in a thread; a lost engine becomes RuntimeLost (a
+        RuntimeUnavailable worth trying again shortly)."""
         try:
             return await asyncio.to_thread(fn, *args, **kwargs)
         except requests.ConnectionError as e:
-            raise RuntimeUnavailable(
+            raise RuntimeLost(
                 f"lost the Docker engine at {self._where} ({short_reason(e)})"
             ) from None
 
@@ -103,7 +111,7 @@ class DockerRuntime:
     async def create(self, spec: InstanceSpec) -> Observed:
         """Create and start the instance's container; one that already runs is returned."""
         if not spec.image:
-            raise InvalidSpec("image", "the docker runtime needs an image to run")
+            raise InstanceNotRunnable("image", "the docker runtime needs an image to run")
         seen = await self._call(self._create_sync, spec, spec.image)
         log.info(
             "instance created",
@@ -130,7 +138,9 @@ class DockerRuntime:
         except docker.errors.APIError as e:
             with contextlib.suppress(docker.errors.APIError):
                 container.remove(force=True)
-            raise InvalidSpec("command", f"cannot start the container: {e.explanation}") from None
+            # 400: the engine cannot run the command at all (not found, not executable)
+            refused = InstanceNotRunnable if e.status_code == 400 else InvalidSpec
+            raise refused("command", f"cannot start the container: {e.explanation}") from None
         return self._wait_for_port(name)
 
     def _create_container(

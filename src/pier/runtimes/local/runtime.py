@@ -21,9 +21,16 @@ from typing import TYPE_CHECKING, Final
 import psutil
 import structlog
 
-from pier.domain.errors import InvalidSpec, NotFound, RuntimeUnavailable
+from pier.domain.errors import InvalidSpec, NotFound
 from pier.domain.names import InstanceId, NodeKey
-from pier.runtimes.base import InstanceSpec, InstanceStats, Observed, Runtime
+from pier.runtimes.base import (
+    ImagesNotSupported,
+    InstanceNotRunnable,
+    InstanceSpec,
+    InstanceStats,
+    Observed,
+    Runtime,
+)
 from pier.runtimes.local.limits import LimitPlan, available_cpus, plan_limits
 from pier.runtimes.local.logs import (
     LOG_MAX_BYTES,
@@ -51,6 +58,8 @@ from pier.sandbox import Sandbox, default_root
 log = structlog.get_logger("pier.runtimes.local")
 
 KILL_WAIT_S: Final = 5.0
+NOT_RUNNABLE: Final = (FileNotFoundError, PermissionError, NotADirectoryError, IsADirectoryError)
+"""Why a command can never start as it is written (other OSErrors may pass: EAGAIN)."""
 """After SIGKILL, how long ``delete`` waits for the group to disappear."""
 
 
@@ -129,7 +138,7 @@ class LocalRuntime:
         """Start the instance's process; an instance that already runs is returned as it is."""
         _check_instance_id(spec.instance_id)
         if not spec.command and not spec.args:
-            raise InvalidSpec("command", "the local runtime needs a command to run")
+            raise InstanceNotRunnable("command", "the local runtime needs a command to run")
         existing = await asyncio.to_thread(self._read_record, spec.instance_id)
         if existing is not None:
             phase, exit_code = await asyncio.to_thread(probe, existing)
@@ -184,7 +193,8 @@ class LocalRuntime:
                 self._sandbox.remove_dir(workdir)
                 reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
                 log_file.write(f"pier: cannot start {argv[0]}: {reason}\n".encode())
-                raise InvalidSpec("command", f"cannot start {argv[0]!r}: {reason}") from e
+                refused = InstanceNotRunnable if isinstance(e, NOT_RUNNABLE) else InvalidSpec
+                raise refused("command", f"cannot start {argv[0]!r}: {reason}") from e
         try:
             create_time = psutil.Process(popen.pid).create_time()
             with children_lock:
@@ -375,8 +385,8 @@ class LocalRuntime:
         auth: dict[str, str] | None = None,
         on_progress: Callable[[str], None] | None = None,
     ) -> str:
-        """The local runtime runs commands, not images: RuntimeUnavailable."""
-        raise RuntimeUnavailable(f"the local runtime cannot pull images ({ref})")
+        """The local runtime runs commands, not images: ImagesNotSupported."""
+        raise ImagesNotSupported(f"the local runtime cannot pull images ({ref})")
 
     async def close(self) -> None:
         """Stop the log rotation, forget cached handles, and the sandbox's directory once

@@ -1,0 +1,34 @@
+"""The controller's store operations, run off the event loop in one thread of their own.
+
+A store call blocks (SQLite waits up to its busy timeout for a lock; a database server
+answers over the network). Run on the event loop, one slow write would stall every
+health probe, every drain and the API served by the same loop. Here each call runs in
+one worker thread, one at a time, in the order the controller asked for them: the
+writes of a node keep their order, as they had on the loop, and SQLite's single writer
+is never contended by the controller itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import ParamSpec, TypeVar
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+class StoreThread:
+    def __init__(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pier-store")
+
+    async def run(self, fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        """``fn(*args, **kwargs)`` in the store's thread, after the calls asked for before."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+
+    def close(self) -> None:
+        """No more calls; the one running finishes in its thread."""
+        self._executor.shutdown(wait=False)
