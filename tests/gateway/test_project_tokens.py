@@ -102,5 +102,5 @@ def test_an_expired_token_is_refused_by_the_gateways_clock_without_a_control_pla
                 break
             time.sleep(0.1)
         assert answer is not None and answer.status_code == 401
-        assert answer.json()["error"]["code"] == "unauthorized"
+        assert answer.json()["code"] == "unauthorized"
         assert client.get("/team/nodes/private/x", headers=bearer(TEAM_TOKEN)).status_code == 200
