@@ -46,8 +46,10 @@ def test_series_and_top_show_a_nodes_load(
 
 
 def test_series_names_a_bad_parameter(pier: PierProcess) -> None:
-    pier.cli("node", "create", "web", "--image", "127.0.0.1:5000/none:1", "--min", "0")
+    """Parameters are checked before the node is looked up."""
     with pier.api() as api:
-        answer = api.get("/api/v1/projects/default/nodes/web/series", params={"metric": "bogus"})
+        answer = api.get(
+            "/api/v1/projects/default/nodes/web/series", params={"metric": "bogus", "since": 60}
+        )
     assert answer.status_code == 422
     assert "metric" in answer.text
