@@ -68,6 +68,8 @@ from pier.domain.views import (
     SecretInfo,
     SecretList,
     SecretWritten,
+    SeriesMetric,
+    SeriesView,
     ServiceAccountList,
     ServiceAccountView,
     StatsList,
@@ -535,6 +537,15 @@ class Client:
         """CPU percent and memory bytes of each instance of a node, measured now."""
         response = self._request("GET", self._project_path("nodes", name, "stats"))
         return _answer(response, StatsList).instances
+
+    def series(
+        self, name: str, metric: SeriesMetric | str, *, since: float = 300.0, step: int = 5
+    ) -> SeriesView:
+        """pier's own samples of a node's ``metric`` over the last ``since`` seconds, in
+        points of ``step`` seconds or more (see ``SeriesMetric``)."""
+        params = {"metric": str(metric), "since": since, "step": step}
+        response = self._request("GET", self._project_path("nodes", name, "series"), params=params)
+        return _answer(response, SeriesView)
 
     def metrics(self, name: str) -> str:
         """Prometheus text of the node's Healthy instances, labelled node and instance."""

@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from pathlib import Path
 from typing import IO
 
+import httpx
 import structlog
 import uvicorn
 
@@ -28,12 +29,15 @@ from pier.admin_token import ensure_admin_token
 from pier.api.app import create_app
 from pier.api.deps import Services
 from pier.controller.adoption import Adoption
+from pier.controller.gateway_view import GatewayView
 from pier.controller.loop import Controller
 from pier.controller.routes import RouteBoard
+from pier.controller.sampling import Sampler
 from pier.domain.errors import NotFound, RuntimeUnavailable
 from pier.domain.names import InstanceId
 from pier.domain.tokens import token_digest
 from pier.gateway_process import GatewayProcess
+from pier.observability.series import SeriesStore
 from pier.run_marker import RunMarker
 from pier.runtimes import load_runtime
 from pier.runtimes.base import Runtime
@@ -49,6 +53,7 @@ from pier.services.projects import ProjectService
 from pier.services.quotas import QuotaService
 from pier.services.rollouts import RolloutService
 from pier.services.secrets import SecretService
+from pier.services.series import SeriesService
 from pier.settings import Settings
 from pier.store import Repository, create_store_engine, migrate
 from pier.store.repository import utcnow
@@ -170,6 +175,13 @@ async def run(settings: Settings, say: Say = print) -> None:
         gateway_token=token,
     )  # fmt: skip
     access = RuntimeAccess(repo, runtimes)
+    sampler_http = httpx.AsyncClient(trust_env=False)
+    sampler = Sampler(
+        SeriesStore(settings.series_path, retention_s=settings.series.retention_s,
+                    max_series=settings.series.max_series),
+        repo, GatewayView(gateway.url, sampler_http, token=token), runtimes,
+        interval_s=settings.series.sample_s,
+    )  # fmt: skip
     services = Services(
         repo=repo,
         nodes=NodeService(repo, routes=board, image_nodes_refusal=_image_nodes_refusal(runtimes)),
@@ -188,6 +200,7 @@ async def run(settings: Settings, say: Say = print) -> None:
         runtimes=runtimes,
         audit=AuditService(repo, max_entries=settings.audit.max_entries),
         quotas=QuotaService(repo),
+        series=SeriesService(repo, settings.series_path, settings.series.retention_s),
     )
     server = _ApiServer(
         uvicorn.Config(
@@ -201,6 +214,7 @@ async def run(settings: Settings, say: Say = print) -> None:
         adopted = await controller.start()
         serving = asyncio.create_task(server.serve(sockets=[sock]))
         gateway_adopted = await asyncio.to_thread(gateway.ensure_running)
+        sampler.start()
         _say_started(
             settings,
             say,
@@ -221,6 +235,8 @@ async def run(settings: Settings, say: Say = print) -> None:
         say("pier: stopping instances and the gateway...")
         is_clean = await _run_steps(
             ("routes", board.close),
+            ("series", sampler.stop),
+            ("series client", sampler_http.aclose),
             ("API", lambda: _stop_api(server, serving)),
             ("instances", lambda: controller.stop(stop_instances=True)),
             *((f"{name} runtime", runtime.close) for name, runtime in runtimes.items()),

@@ -96,6 +96,28 @@ class StoreSettings(BaseModel):
     ``store_unavailable`` (the request can be retried)."""
 
 
+class SeriesSettings(BaseModel):
+    """pier's own time series of nodes (``series.db`` beside the store)."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    sample_s: Annotated[float, Field(gt=0)] = 5.0
+    """How often the control plane samples the gateway and the runtimes."""
+    retention_5s_s: Annotated[float, Field(gt=0)] = 3600.0
+    """How long 5 s points are kept."""
+    retention_1m_s: Annotated[float, Field(gt=0)] = 86400.0
+    """How long 1 min points are kept."""
+    retention_10m_s: Annotated[float, Field(gt=0)] = 7 * 86400.0
+    """How long 10 min points are kept."""
+    max_series: Annotated[int, Field(ge=1)] = 20_000
+    """(project, node, instance, field) series kept at most; samples of more are dropped
+    (logged). With the retentions above one series takes at most 3168 points."""
+
+    @property
+    def retention_s(self) -> tuple[float, float, float]:
+        return (self.retention_5s_s, self.retention_1m_s, self.retention_10m_s)
+
+
 class ModelSettings(BaseModel):
     model_config = ConfigDict(use_attribute_docstrings=True)
 
@@ -168,6 +190,7 @@ class Settings(BaseSettings):
     controller: ControllerSettings = Field(default_factory=ControllerSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
     models: ModelSettings = Field(default_factory=ModelSettings)
+    series: SeriesSettings = Field(default_factory=SeriesSettings)
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
@@ -181,6 +204,10 @@ class Settings(BaseSettings):
     @property
     def api_url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def series_path(self) -> Path:
+        return self.data_dir / "series.db"
 
     @property
     def token_path(self) -> Path:

@@ -48,6 +48,7 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("GET", f"{_P}/nodes/{{name}}/events"): READ,
     ("GET", f"{_P}/nodes/{{name}}/logs"): READ,
     ("GET", f"{_P}/nodes/{{name}}/metrics"): READ,
+    ("GET", f"{_P}/nodes/{{name}}/series"): READ,
     ("GET", f"{_P}/aliases"): READ,
     ("POST", f"{_P}/aliases"): WRITE,
     ("GET", f"{_P}/aliases/{{name}}"): READ,

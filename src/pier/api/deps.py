@@ -19,6 +19,7 @@ from pier.services.quotas import QuotaService
 from pier.services.rollouts import RolloutService
 from pier.services.routes import InstanceStatsSource, LogSource, RouteSource
 from pier.services.secrets import SecretService
+from pier.services.series import SeriesService
 from pier.store.repository import Repository
 
 
@@ -40,6 +41,8 @@ class Services:
     """The runtimes loaded now (one that was missing may load later)."""
     audit: AuditService
     quotas: QuotaService
+    series: SeriesService | None = None
+    """pier's own time series; None where none are kept."""
 
 
 def get_services(request: Request) -> Services:

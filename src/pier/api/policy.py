@@ -49,6 +49,7 @@ POLICY: Final[dict[tuple[str, str], Requirement]] = {
     ("GET", f"{_P}/nodes/{{name}}/events"): R,
     ("GET", f"{_P}/nodes/{{name}}/logs"): R,
     ("GET", f"{_P}/nodes/{{name}}/metrics"): R,
+    ("GET", f"{_P}/nodes/{{name}}/series"): R,
     ("GET", f"{_P}/aliases"): R,
     ("POST", f"{_P}/aliases"): W,
     ("GET", f"{_P}/aliases/{{name}}"): R,

@@ -51,6 +51,7 @@ from pier.cli.node_options import (
     WaitTimeoutOpt,
     flags_in_errors,
 )
+from pier.cli.node_top import top
 from pier.cli.output import (
     Column,
     age,
@@ -703,3 +704,6 @@ def stats(
             for s in measured
         ),
     )
+
+
+app.command()(top)

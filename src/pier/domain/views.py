@@ -8,6 +8,7 @@ shows every field), the SDK (it returns them) and any generated client. Times ar
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, PlainSerializer, WithJsonSchema
@@ -365,3 +366,43 @@ class ErrorBody(View):
     """Every error the REST API answers."""
 
     error: ErrorDetail
+
+
+class SeriesMetric(StrEnum):
+    """What ``/series`` can answer, from pier's own samples (see observability.series)."""
+
+    REQUESTS_PER_S = "requests_per_s"
+    ERRORS_PER_S = "errors_per_s"
+    ERROR_RATE = "error_rate"
+    """5xx answers over all answers."""
+    P50 = "p50"
+    P95 = "p95"
+    P99 = "p99"
+    """Quantiles of upstream latency in seconds, from the gateway's histogram buckets."""
+    IN_FLIGHT = "in_flight"
+    INSTANCES = "instances"
+    INSTANCES_HEALTHY = "instances_healthy"
+    CPU_PERCENT = "cpu_percent"
+    """Per local instance: percent of one CPU."""
+    MEMORY_BYTES = "memory_bytes"
+    """Per local instance: resident memory."""
+
+
+class SeriesPoint(View):
+    t: float
+    """Start of the point, seconds since the epoch."""
+    value: float | None
+    """None where nothing was measured (a quantile with no requests)."""
+
+
+class SeriesLine(View):
+    instance: str | None
+    """None for the node's own figures; an instance id for per-instance ones."""
+    points: list[SeriesPoint]
+
+
+class SeriesView(View):
+    metric: SeriesMetric
+    step: int
+    """Seconds each point covers."""
+    series: list[SeriesLine]

@@ -31,24 +31,8 @@ from prometheus_client.core import (
     Metric,
 )
 
-LATENCY_BUCKETS_S: Final = (
-    0.0005,
-    0.001,
-    0.0025,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-    30.0,
-    60.0,
-)
+from pier.domain.latency import LATENCY_BUCKETS_S
+
 CONTENT_TYPE: Final = b"text/plain; version=0.0.4; charset=utf-8"
 _CLASSES: Final = tuple(f"{i}xx" for i in range(1, 10))
 

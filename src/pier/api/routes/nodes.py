@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -8,9 +9,19 @@ from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 
 from pier.api.deps import ActorDep, ServicesDep
 from pier.api.errors import error_responses
+from pier.domain.errors import NotFound
 from pier.domain.names import MAX_ID
 from pier.domain.requests import NodeCreate, NodeUpdate
-from pier.domain.views import EventList, InstanceList, InstanceStats, NodeList, NodeView, StatsList
+from pier.domain.views import (
+    EventList,
+    InstanceList,
+    InstanceStats,
+    NodeList,
+    NodeView,
+    SeriesMetric,
+    SeriesView,
+    StatsList,
+)
 from pier.services.logs import node_logs
 from pier.services.telemetry import scrape_node
 
@@ -87,6 +98,29 @@ async def get_stats(project: str, name: str, services: ServicesDep) -> StatsList
             for i, (cpu, memory) in zip(instances, measured, strict=True)
         ]
     )
+
+
+@router.get("/{name}/series")
+def get_series(
+    project: str,
+    name: str,
+    services: ServicesDep,
+    metric: Annotated[SeriesMetric, Query(description="What to answer.")],
+    since: Annotated[
+        float, Query(gt=0, le=7 * 86400, description="How many seconds back from now.")
+    ] = 300.0,
+    step: Annotated[
+        int,
+        Query(ge=5, le=86400, description="Seconds per point (rounded to 5 s, 1 min, 10 min)."),
+    ] = 5,
+) -> SeriesView:
+    """pier's own samples of the node: requests/s, error rate, latency quantiles from the
+    gateway's histogram buckets, requests in flight, instances, CPU and memory of local
+    instances. Points older than the retention of their resolution are gone."""
+    if services.series is None:
+        raise NotFound("this server keeps no series")
+    now = time.time()
+    return services.series.read(project, name, metric, since=now - since, step=step, now=now)
 
 
 @router.get("/{name}/events")

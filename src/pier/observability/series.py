@@ -1,0 +1,185 @@
+"""pier's own time series: points per (project, node, instance, field), downsampled.
+
+A file of its own beside the SQL store (``series.db``, stdlib sqlite3, WAL): samples are
+written every few seconds, and keeping them out of the control store keeps those writes
+off its write lock and out of its migrations; losing the file loses only history.
+
+Each sample goes into three tiers at once: 5 s points (kept an hour), 1 min points (a
+day) and 10 min points (a week); retentions are settable. A point holds what adds up:
+``total`` and ``weight`` (a counter's increase and the seconds it covers, or a gauge's
+sum and number of samples: ``total / weight`` is the rate or the mean either way) and,
+for a latency histogram, the increase of each bucket, so quantiles of a coarse point are
+true quantiles of all the requests it covers, never averages of finer quantiles.
+
+Not thread-safe: one writer thread (the sampler) and readers each open their own store.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+TIER_STEPS_S: Final = (5, 60, 600)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS points (
+    project TEXT NOT NULL, node TEXT NOT NULL, instance TEXT NOT NULL, field TEXT NOT NULL,
+    step INTEGER NOT NULL, t INTEGER NOT NULL,
+    total REAL NOT NULL, weight REAL NOT NULL, buckets TEXT,
+    PRIMARY KEY (project, node, field, step, instance, t)
+) WITHOUT ROWID
+"""
+
+
+@dataclass(slots=True)
+class Sample:
+    """One reading: ``total``/``weight`` as in the module docstring; ``buckets``: the
+    increase of each latency bucket (non-cumulative), for a histogram field."""
+
+    project: str
+    node: str
+    field: str
+    total: float
+    weight: float
+    instance: str = ""
+    buckets: list[float] | None = None
+
+
+@dataclass(slots=True)
+class Point:
+    t: int
+    total: float
+    weight: float
+    buckets: list[float] | None = field(default=None)
+
+    def add(self, total: float, weight: float, buckets: Sequence[float] | None) -> None:
+        self.total += total
+        self.weight += weight
+        if buckets is not None:
+            mine = self.buckets or [0.0] * len(buckets)
+            self.buckets = [a + b for a, b in zip(mine, buckets, strict=True)]
+
+
+class SeriesStore:
+    def __init__(self, path: Path, *, retention_s: Sequence[float], max_series: int) -> None:
+        """``retention_s``: how long points of each tier (5 s, 1 min, 10 min) are kept;
+        ``max_series``: (project, node, instance, field) series kept at most; samples of
+        more are dropped (logged once)."""
+        self._db = sqlite3.connect(path, check_same_thread=False, timeout=5.0)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(_SCHEMA)
+        self._retention = dict(zip(TIER_STEPS_S, retention_s, strict=True))
+        self._max_series = max_series
+        self._open: dict[tuple[str, str, str, str, int], Point] = {}
+        self._known: set[tuple[str, str, str, str]] | None = None
+        self._full_logged = False
+
+    def close(self) -> None:
+        self._db.close()
+
+    def write(self, samples: Sequence[Sample], now: float) -> None:
+        """Add ``samples`` taken at ``now`` (seconds) to every tier, then drop old points."""
+        rows = []
+        for sample in samples:
+            if not self._admit(sample):
+                continue
+            for step in TIER_STEPS_S:
+                rows.append(self._accumulate(sample, step, int(now // step * step)))
+        with self._db:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO points VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
+            )
+            for step, keep_s in self._retention.items():
+                self._db.execute(
+                    "DELETE FROM points WHERE step = ? AND t < ?", (step, int(now - keep_s))
+                )
+
+    def _admit(self, sample: Sample) -> bool:
+        if self._known is None:
+            self._known = set(
+                self._db.execute("SELECT DISTINCT project, node, instance, field FROM points")
+            )
+        key = (sample.project, sample.node, sample.instance, sample.field)
+        if key in self._known:
+            return True
+        if len(self._known) >= self._max_series:
+            if not self._full_logged:
+                log.warning("series store full; new series dropped", max_series=self._max_series)
+                self._full_logged = True
+            return False
+        self._known.add(key)
+        return True
+
+    def _accumulate(self, sample: Sample, step: int, t: int) -> tuple[object, ...]:
+        key = (sample.project, sample.node, sample.instance, sample.field, step)
+        point = self._open.get(key)
+        if point is None or point.t != t:
+            point = self._open[key] = Point(t, 0.0, 0.0)
+        point.add(sample.total, sample.weight, sample.buckets)
+        buckets = json.dumps(point.buckets) if point.buckets is not None else None
+        return (*key[:3], sample.field, step, t, point.total, point.weight, buckets)
+
+    def read(
+        self, project: str, node: str, field: str, *, since: float, step: int, now: float
+    ) -> dict[str, list[Point]]:
+        """Points of ``field`` from ``since`` on, by instance ("" for the node's own), in
+        ``step`` seconds each: from the coarsest tier no coarser than ``step`` that still
+        holds ``since`` (else the finest that does, else the coarsest), added up into points
+        of ``step``."""
+        tier = self._tier(since, step, now)
+        step = self.step_for(since, step, now)
+        rows = self._db.execute(
+            "SELECT instance, t, total, weight, buckets FROM points WHERE project = ? AND"
+            " node = ? AND field = ? AND step = ? AND t >= ? ORDER BY instance, t",
+            (project, node, field, tier, int(since // tier * tier)),
+        )
+        series: dict[str, dict[int, Point]] = {}
+        for instance, t, total, weight, buckets in rows:
+            start = t // step * step
+            points = series.setdefault(instance, {})
+            point = points.setdefault(start, Point(start, 0.0, 0.0))
+            point.add(total, weight, json.loads(buckets) if buckets else None)
+        return {inst: list(points.values()) for inst, points in series.items()}
+
+    def step_for(self, since: float, step: int, now: float) -> int:
+        """The step ``read`` answers in: ``step`` rounded down to its tier's (at least it)."""
+        tier = self._tier(since, step, now)
+        return max(step, tier) // tier * tier
+
+    def _tier(self, since: float, step: int, now: float) -> int:
+        covering = [s for s in TIER_STEPS_S if now - since <= self._retention[s]]
+        fitting = [s for s in covering if s <= step]
+        return max(fitting) if fitting else min(covering, default=TIER_STEPS_S[-1])
+
+    def size_bytes(self) -> int:
+        (pages,) = self._db.execute("PRAGMA page_count").fetchone()
+        (page,) = self._db.execute("PRAGMA page_size").fetchone()
+        return int(pages) * int(page)
+
+
+def quantile(q: float, bounds: Sequence[float], counts: Sequence[float]) -> float | None:
+    """The ``q`` quantile of a histogram (``counts`` per bucket, non-cumulative, the last
+    one above ``bounds[-1]``), interpolated within its bucket as Prometheus'
+    histogram_quantile does; None without observations."""
+    total = sum(counts)
+    if total <= 0:
+        return None
+    rank, seen, lower = q * total, 0.0, 0.0
+    for bound, count in zip((*bounds, math.inf), counts, strict=True):
+        if count > 0 and seen + count >= rank:
+            if math.isinf(bound):
+                return lower
+            return lower + (bound - lower) * (rank - seen) / count
+        seen += count
+        lower = bound
+    return lower

@@ -1,0 +1,100 @@
+"""The series store with a simulated clock: tiers, downsampling, quantiles, retention."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pier.domain.latency import LATENCY_BUCKETS_S
+from pier.observability.series import Sample, SeriesStore, quantile
+
+DAY = 86400
+RETENTION = (3600.0, 86400.0, 7 * 86400.0)
+T0 = 1_700_000_000 // 600 * 600
+
+
+def store(tmp_path: Path, *, max_series: int = 1000) -> SeriesStore:
+    return SeriesStore(tmp_path / "series.db", retention_s=RETENTION, max_series=max_series)
+
+
+def write_requests(s: SeriesStore, start: int, seconds: int, per_sample: float) -> None:
+    for t in range(start, start + seconds, 5):
+        s.write([Sample("p", "n", "requests", per_sample, 5.0)], now=t)
+
+
+def test_a_minute_point_adds_up_its_twelve_5s_samples(tmp_path: Path) -> None:
+    s = store(tmp_path)
+    write_requests(s, T0, 60, per_sample=10.0)
+    (fine,) = s.read("p", "n", "requests", since=T0, step=5, now=T0 + 60).values()
+    (minute,) = s.read("p", "n", "requests", since=T0, step=60, now=T0 + 60).values()
+    assert len(fine) == 12 and all(p.total / p.weight == 2.0 for p in fine)
+    assert [(p.t, p.total, p.weight) for p in minute] == [(T0, 120.0, 60.0)]
+
+
+def test_points_older_than_their_retention_are_gone(tmp_path: Path) -> None:
+    s = store(tmp_path)
+    write_requests(s, T0, 2 * 3600, per_sample=1.0)
+    now = T0 + 2 * 3600
+    fine = s.read("p", "n", "requests", since=now - 3600, step=5, now=now)[""]
+    assert min(p.t for p in fine) >= now - 3600 - 5
+    count = s._db.execute("SELECT COUNT(*) FROM points WHERE step = 5").fetchone()[0]
+    assert count <= 3600 // 5 + 1
+    minutes = s.read("p", "n", "requests", since=T0, step=60, now=now)[""]
+    assert minutes[0].t == T0  # the 1 min tier still holds the first hour
+
+
+def test_a_range_past_the_fine_retention_is_answered_from_a_coarser_tier(
+    tmp_path: Path,
+) -> None:
+    s = store(tmp_path)
+    write_requests(s, T0, 2 * 3600, per_sample=1.0)
+    now = T0 + 2 * 3600
+    assert s.step_for(now - 2 * 3600, 5, now) == 60
+    assert s.step_for(now - 2 * DAY, 5, now) == 600
+    assert s.step_for(now - 600, 5, now) == 5
+
+
+def test_quantiles_of_a_coarse_point_come_from_the_added_buckets(tmp_path: Path) -> None:
+    s = store(tmp_path)
+    fast = [0.0] * (len(LATENCY_BUCKETS_S) + 1)
+    fast[LATENCY_BUCKETS_S.index(0.01)] = 95.0
+    slow = [0.0] * (len(LATENCY_BUCKETS_S) + 1)
+    slow[LATENCY_BUCKETS_S.index(1.0)] = 5.0
+    s.write([Sample("p", "n", "latency", 95.0, 1.0, buckets=fast)], now=T0)
+    s.write([Sample("p", "n", "latency", 5.0, 1.0, buckets=slow)], now=T0 + 5)
+    (minute,) = s.read("p", "n", "latency", since=T0, step=60, now=T0 + 10)[""]
+    assert minute.buckets is not None
+    p50 = quantile(0.5, LATENCY_BUCKETS_S, minute.buckets)
+    p99 = quantile(0.99, LATENCY_BUCKETS_S, minute.buckets)
+    assert p50 is not None and 0.005 < p50 <= 0.01
+    assert p99 is not None and 0.5 < p99 <= 1.0
+
+
+def test_quantile_interpolates_within_its_bucket() -> None:
+    assert quantile(0.5, (1.0, 2.0), [0.0, 10.0, 0.0]) == pytest.approx(1.5)
+    assert quantile(0.5, (1.0, 2.0), [0.0, 0.0, 0.0]) is None
+
+
+def test_series_past_max_series_are_dropped(tmp_path: Path) -> None:
+    s = store(tmp_path, max_series=2)
+    s.write([Sample("p", f"n{i}", "requests", 1.0, 5.0) for i in range(3)], now=T0)
+    assert s.read("p", "n2", "requests", since=T0, step=5, now=T0) == {}
+    assert s.read("p", "n1", "requests", since=T0, step=5, now=T0) != {}
+
+
+def test_20_nodes_for_two_hours_keep_an_hour_of_5s_points(tmp_path: Path) -> None:
+    """Six fields per node (the sampler's node fields, one a histogram): the 5 s tier
+    stays at an hour's points however long sampling goes on."""
+    s = store(tmp_path)
+    buckets = [1.0] * (len(LATENCY_BUCKETS_S) + 1)
+    fields = ("requests", "errors", "in_flight", "instances", "instances_healthy")
+    for t in range(T0, T0 + 2 * 3600, 5):
+        samples = []
+        for i in range(20):
+            samples += [Sample("p", f"node-{i}", f, 1.0, 5.0) for f in fields]
+            samples.append(Sample("p", f"node-{i}", "latency", 17.0, 1.0, buckets=buckets))
+        s.write(samples, now=t)
+    steps = dict(s._db.execute("SELECT step, COUNT(*) FROM points GROUP BY step").fetchall())
+    assert steps[5] <= 20 * 6 * (3600 // 5 + 1)
+    assert steps[60] == 20 * 6 * 120
