@@ -29,6 +29,7 @@ from pier.admin_token import ensure_admin_token
 from pier.api.app import create_app
 from pier.api.deps import Services
 from pier.controller.adoption import Adoption
+from pier.controller.alias_figures import AliasFiguresBoard
 from pier.controller.gateway_view import GatewayView
 from pier.controller.loop import Controller
 from pier.controller.routes import RouteBoard
@@ -168,11 +169,12 @@ async def run(settings: Settings, say: Say = print) -> None:
     )  # fmt: skip
     runtimes = load_runtimes(settings, sandbox)
     board = RouteBoard()
+    alias_figures = AliasFiguresBoard()
     gateway = GatewayProcess(settings)
     controller = Controller(
         repo, runtimes, settings=settings.controller, models_dir=(data_dir / "models").resolve(),
         board=board, max_body_bytes=settings.gateway.max_body_bytes, gateway_url=gateway.url,
-        gateway_token=token,
+        gateway_token=token, alias_figures=alias_figures,
     )  # fmt: skip
     access = RuntimeAccess(repo, runtimes)
     sampler_http = httpx.AsyncClient(trust_env=False)
@@ -185,7 +187,7 @@ async def run(settings: Settings, say: Say = print) -> None:
     services = Services(
         repo=repo,
         nodes=NodeService(repo, routes=board, image_nodes_refusal=_image_nodes_refusal(runtimes)),
-        aliases=AliasService(repo, routes=board),
+        aliases=AliasService(repo, routes=board, mirrors=alias_figures),
         rollouts=RolloutService(repo),
         secrets=SecretService(repo, keys),
         projects=ProjectService(repo),

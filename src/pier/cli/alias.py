@@ -14,8 +14,9 @@ import typer
 
 from pier.cli.context import OutputOpt, ProjectOpt, cli_state
 from pier.cli.output import Column, print_fields, print_json, print_line, print_table
+from pier.cli.rollout import rollout_fields
 from pier.domain.errors import InvalidSpec
-from pier.domain.views import AliasView
+from pier.domain.views import AliasView, MirrorFiguresView
 
 EXAMPLES = """\b
 Examples:
@@ -211,6 +212,27 @@ def get(
             for n in alias.nodes
         ),
     )
+    if alias.mirror_figures:
+        print_line("")
+        print_table(
+            ("MIRROR", "MIRRORED", "DROPPED", "ERRORS", "P50", "P95", "EQUAL", "MAX DIFF"),
+            (_mirror_row(m) for m in alias.mirror_figures),
+        )
+    if alias.rollout is not None:
+        print_line("")
+        print_fields(rollout_fields(alias.rollout))
+
+
+def _mirror_row(figures: MirrorFiguresView) -> tuple[object, ...]:
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value:.0f} ms"
+
+    share = figures.equal_share
+    equal = "-" if share is None else f"{share:.1%} of {figures.compared}"
+    return (
+        figures.node, figures.mirrored, figures.dropped, figures.errors,
+        ms(figures.p50_ms), ms(figures.p95_ms), equal, f"{figures.max_abs_difference:g}",
+    )  # fmt: skip
 
 
 @app.command()

@@ -82,9 +82,22 @@ class GatewayView:
     async def load(self) -> dict[NodeKey, float] | None:
         """``pier_gateway_in_flight_seconds_total`` by node, summed over the workers; None
         when the gateway (or one of its workers) did not answer."""
+        read = await self.figures()
+        return None if read is None else read.loads
+
+    async def alias_figures(self) -> AliasFiguresRead | None:
+        """Every alias's and mirror's figures, summed over the workers; None when the
+        gateway (or one of its workers) did not answer."""
+        read = await self.figures()
+        return None if read is None else read.aliases
+
+    async def figures(self) -> GatewayFigures | None:
+        """The nodes' load and the aliases' figures of one read of every worker's
+        /metrics; None when the gateway (or one of its workers) did not answer."""
         if self._worker_urls is None and await self._statuses() is None:
             return None
         loads: dict[NodeKey, float] = {}
+        aliases = AliasFiguresRead()
         for url in self._worker_urls or ():
             response = await self._get(url, "/metrics")
             if response is None:
@@ -92,21 +105,8 @@ class GatewayView:
                 return None
             for key, value in parse_in_flight_seconds(response.text).items():
                 loads[key] = loads.get(key, 0.0) + value
-        return loads
-
-    async def alias_figures(self) -> AliasFiguresRead | None:
-        """Every alias's and mirror's figures, summed over the workers; None when the
-        gateway (or one of its workers) did not answer."""
-        if self._worker_urls is None and await self._statuses() is None:
-            return None
-        figures = AliasFiguresRead()
-        for url in self._worker_urls or ():
-            response = await self._get(url, "/metrics")
-            if response is None:
-                self._worker_urls = None
-                return None
-            figures = figures.plus(parse_alias_figures(response.text))
-        return figures
+            aliases = aliases.plus(parse_alias_figures(response.text))
+        return GatewayFigures(loads, aliases)
 
     async def figures(self) -> dict[NodeKey, NodeFigures] | None:
         """Every node's requests by status class, latency buckets and requests in flight,
@@ -354,6 +354,15 @@ class _Summable(Protocol):
 
 
 _S = TypeVar("_S", bound=_Summable)
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayFigures:
+    """One read of the gateway's /metrics, every worker's summed."""
+
+    loads: dict[NodeKey, float]
+    """``pier_gateway_in_flight_seconds_total`` by node."""
+    aliases: AliasFiguresRead
 
 
 def _merged(ours: dict[AliasNodeKey, _S], theirs: dict[AliasNodeKey, _S]) -> dict[AliasNodeKey, _S]:

@@ -29,9 +29,10 @@ import httpx
 import structlog
 
 from pier.controller.adoption import Adoption
+from pier.controller.alias_figures import AliasFiguresBoard, traffic_counts
 from pier.controller.autoscale import AutoscaleSettings, Decision, NodeScaler
 from pier.controller.backoff import CrashBackoff
-from pier.controller.gateway_view import GatewayView
+from pier.controller.gateway_view import AliasFiguresRead, GatewayView
 from pier.controller.incidents import NodeEvents, describe_failure, redact
 from pier.controller.instance_specs import DEFAULT_LAUNCHER, instance_spec
 from pier.controller.node_state import NodeState
@@ -40,7 +41,7 @@ from pier.controller.plan import Plan, plan_node
 from pier.controller.probes import Probe
 from pier.controller.pulls import ImagePulls
 from pier.controller.quota_room import held_message, quota_ceiling
-from pier.controller.rollouts import CountsReader, RolloutDriver
+from pier.controller.rollouts import AliasNodeCounts, CountsReader, RolloutDriver
 from pier.controller.route_table import build_route_table
 from pier.controller.routes import RouteBoard
 from pier.controller.store_thread import StoreThread
@@ -82,13 +83,17 @@ class Controller:
         gateway_token: str | None = None,
         clock: Callable[[], float] = time.time,
         alias_counts: CountsReader | None = None,
+        alias_figures: AliasFiguresBoard | None = None,
     ) -> None:
         """``runtimes``: a registry (a missing runtime is retried; see runtimes.registry)
         or a mapping of runtimes already built. ``gateway_url``: where the gateway's load
         figures are read, for autoscaling; without it every node runs ``min_instances``.
         ``gateway_token``: the admin token, without which the gateway shows no figures of
         private nodes. ``alias_counts``: the gateway's counters of alias traffic by node,
-        on which guarded rollouts are decided (without it none is)."""
+        on which guarded rollouts are decided; by default those of the gateway at
+        ``gateway_url`` (read once a tick with its load; without either none is decided).
+        ``alias_figures``: where each tick's read of the mirrors' figures is published,
+        for the API."""
         self._repo = repo
         self._runtimes = (
             runtimes if isinstance(runtimes, RuntimeRegistry) else RuntimeRegistry.of(runtimes)
@@ -116,6 +121,11 @@ class Controller:
         self._pulls = ImagePulls(repo, self._db, self._events, clock)
         self._tick_failures = TickFailures()
         self._watch: asyncio.Task[None] | None = None
+        self._alias_read: AliasFiguresRead | None = None
+        """The alias figures of this tick's read of the gateway; None: it did not answer."""
+        self._alias_board = alias_figures
+        if alias_counts is None and self._gateway is not None:
+            alias_counts = self._tick_alias_counts
         self._rollouts = RolloutDriver(repo, self._db, alias_counts, clock)
 
     @property
@@ -339,7 +349,7 @@ class Controller:
         for runtime in self._runtimes.values():
             for seen in await runtime.list():
                 seen_by_node[seen.node][seen.instance_id] = seen
-        loads = await self._gateway.load() if self._gateway is not None else None
+        loads = await self._read_gateway()
         now = self._clock()
         limits = self._repo.all_project_limits()
         for node in nodes:
@@ -355,6 +365,19 @@ class Controller:
             raise failed[0]  # the store failed: the whole tick did
         await self._rollouts.drive()  # its new shares go out with these routes
         await self._publish_routes(nodes)
+
+    async def _read_gateway(self) -> dict[NodeKey, float] | None:
+        """Read the gateway's figures once: the nodes' load (returned) and the aliases'
+        (kept for the rollouts, published for the API)."""
+        read = await self._gateway.figures() if self._gateway is not None else None
+        self._alias_read = None if read is None else read.aliases
+        if read is not None and self._alias_board is not None:
+            self._alias_board.publish(read.aliases)
+        return None if read is None else read.loads
+
+    async def _tick_alias_counts(self) -> AliasNodeCounts | None:
+        read = self._alias_read
+        return None if read is None else traffic_counts(read)
 
     def _take_failures(self, nodes: list[NodeRecord]) -> list[BaseException]:
         """What the nodes' finished reconciles raised (only StoreUnavailable gets out)."""

@@ -92,13 +92,22 @@ class TrafficCounts(_Frozen):
     """Answers with a 5xx status, the gateway's own errors included."""
     buckets: tuple[tuple[float, int], ...] = ()
     """(upper bound in seconds, requests at most that slow), cumulative, finite bounds
-    rising; ``requests`` is the +Inf bucket."""
+    rising."""
+    timed: int | None = None
+    """Requests in the histogram (its +Inf bucket); None: all of them. The gateway's
+    refusals before any instance answered (503 no instance ready, say) are errors but
+    have no latency."""
+
+    @property
+    def histogram_total(self) -> int:
+        return self.requests if self.timed is None else self.timed
 
     def since(self, start: TrafficCounts) -> TrafficCounts:
         """What happened after ``start``; counters that went down were reset (a gateway
         restarted), so all of them count."""
         bounds = dict(start.buckets)
         was_reset = self.requests < start.requests or self.errors < start.errors
+        was_reset = was_reset or self.histogram_total < start.histogram_total
         was_reset = was_reset or any(n < bounds.get(le, 0) for le, n in self.buckets)
         if was_reset:
             return self
@@ -106,6 +115,7 @@ class TrafficCounts(_Frozen):
             requests=self.requests - start.requests,
             errors=self.errors - start.errors,
             buckets=tuple((le, n - bounds.get(le, 0)) for le, n in self.buckets),
+            timed=None if self.timed is None else self.histogram_total - start.histogram_total,
         )
 
 
@@ -127,7 +137,7 @@ class StepFigures(_Frozen):
             requests=counts.requests,
             errors=counts.errors,
             error_rate=rate,
-            p95_ms=quantile_ms(P95, counts.buckets, counts.requests),
+            p95_ms=quantile_ms(P95, counts.buckets, counts.histogram_total),
         )
 
 

@@ -126,6 +126,28 @@ class RolloutView(View):
     updated_at: Timestamp
 
 
+class MirrorFiguresView(View):
+    """What the gateway saw of one mirror's copies of the alias's requests, since its
+    workers started (every worker summed)."""
+
+    node: str
+    mirrored: int
+    """Copies sent, answered or not."""
+    dropped: int
+    """Copies not sent: no room in the queue or the in-flight budget, or a body too big."""
+    errors: int
+    """Copies answered with a 5xx, or not answered (no instance, connection, timeout)."""
+    p50_ms: float | None
+    p95_ms: float | None
+    """Latency of the copies, from the gateway's histogram; None before any."""
+    compared: int
+    """V2 answers whose outputs were compared with the primary's."""
+    equal_share: float | None
+    """Of those, the share equal to the primary's within the tolerance; None: none."""
+    max_abs_difference: float
+    """The largest absolute difference between a mirrored and a primary output."""
+
+
 class AliasView(View):
     """An alias as users see it: its spec and how its traffic is spread now."""
 
@@ -138,6 +160,9 @@ class AliasView(View):
     """Every gateway worker serves the alias as it is now (its latest change is live)."""
     rollout: RolloutView | None = None
     """Its latest guarded rollout, if it had one."""
+    mirror_figures: list[MirrorFiguresView] = []
+    """Per mirror of its spec, what the gateway saw of the copies (as the control plane
+    last read it); empty without mirrors or before the first read."""
     created_at: Timestamp
     updated_at: Timestamp
 

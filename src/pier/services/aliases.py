@@ -19,17 +19,25 @@ from pier.domain.names import validate_name
 from pier.domain.node_status import NodeStatus
 from pier.domain.records import AliasRecord
 from pier.domain.rollouts import RolloutPhase
-from pier.domain.views import AliasNodeView, AliasView, NodeView
-from pier.services.routes import RouteSource
+from pier.domain.views import AliasNodeView, AliasView, MirrorFiguresView, NodeView
+from pier.services.routes import MirrorFiguresSource, RouteSource
 from pier.services.views import node_view, rollout_view
 from pier.store.repository import Repository
 
 
 class AliasService:
-    def __init__(self, repo: Repository, *, routes: RouteSource | None = None) -> None:
+    def __init__(
+        self,
+        repo: Repository,
+        *,
+        routes: RouteSource | None = None,
+        mirrors: MirrorFiguresSource | None = None,
+    ) -> None:
         self._repo = repo
         self._routes = routes
         """Says whether the gateway serves an alias as it is now; None: no gateway."""
+        self._mirrors = mirrors
+        """What the gateway saw of the aliases' mirrors; None: no gateway."""
 
     def create(
         self, project: str, name: str, spec: AliasSpec | Mapping[str, Any], *, actor: str
@@ -151,9 +159,16 @@ class AliasService:
             rollout=rollout_view(r)
             if (r := self._repo.get_rollout(alias.project, alias.name))
             else None,
+            mirror_figures=self._mirror_figures(alias),
             created_at=alias.created_at,
             updated_at=alias.updated_at,
         )
+
+    def _mirror_figures(self, alias: AliasRecord) -> builtins.list[MirrorFiguresView]:
+        if self._mirrors is None or not alias.spec.mirrors:
+            return []
+        seen = self._mirrors.mirror_figures(alias.project, alias.name)
+        return [seen[m.node] for m in alias.spec.mirrors if m.node in seen]
 
 
 def why_not_ready(node: NodeView | None) -> str | None:

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Protocol
 
 from pier.domain.routes import AliasRoute, RouteTable
+from pier.domain.views import MirrorFiguresView
 
 
 class RouteSource(Protocol):
@@ -16,6 +17,12 @@ class RouteSource(Protocol):
     def routed(self, project: str, node: str) -> bool: ...
 
     def served_alias(self, project: str, alias: str) -> AliasRoute | None: ...
+
+
+class MirrorFiguresSource(Protocol):
+    def mirror_figures(self, project: str, alias: str) -> dict[str, MirrorFiguresView]: ...
+
+    """What the gateway saw of an alias's mirrors, by mirror node, as last read."""
 
 
 class InstanceStatsSource(Protocol):
