@@ -82,16 +82,16 @@ class GatewayView:
     async def load(self) -> dict[NodeKey, float] | None:
         """``pier_gateway_in_flight_seconds_total`` by node, summed over the workers; None
         when the gateway (or one of its workers) did not answer."""
-        read = await self.figures()
+        read = await self.load_and_aliases()
         return None if read is None else read.loads
 
     async def alias_figures(self) -> AliasFiguresRead | None:
         """Every alias's and mirror's figures, summed over the workers; None when the
         gateway (or one of its workers) did not answer."""
-        read = await self.figures()
+        read = await self.load_and_aliases()
         return None if read is None else read.aliases
 
-    async def figures(self) -> GatewayFigures | None:
+    async def load_and_aliases(self) -> GatewayFigures | None:
         """The nodes' load and the aliases' figures of one read of every worker's
         /metrics; None when the gateway (or one of its workers) did not answer."""
         if self._worker_urls is None and await self._statuses() is None:

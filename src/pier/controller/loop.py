@@ -369,7 +369,7 @@ class Controller:
     async def _read_gateway(self) -> dict[NodeKey, float] | None:
         """Read the gateway's figures once: the nodes' load (returned) and the aliases'
         (kept for the rollouts, published for the API)."""
-        read = await self._gateway.figures() if self._gateway is not None else None
+        read = await self._gateway.load_and_aliases() if self._gateway else None
         self._alias_read = None if read is None else read.aliases
         if read is not None and self._alias_board is not None:
             self._alias_board.publish(read.aliases)
