@@ -5,6 +5,7 @@ a member's removal taking effect at both."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -68,6 +69,9 @@ def test_the_cli_manages_projects_members_service_accounts_and_tokens(up: PierPr
     up.cli("project", "create", "team")
     assert "team" in up.cli("project", "list").stdout
     assert up.cli_json("project", "get", "team")["nodes"] == 0
+    up.cli("project", "limits", "set", "--max-instances", "4", "--project", "team")
+    shown = up.cli("project", "get", "team").stdout  # use against quota, beside the counts
+    assert re.search(r"instances\s+0\s+4", shown), shown
     up.cli("member", "add", "alice", "--role", "editor", "--project", "team")
     up.cli("service-account", "create", "bot", "--role", "caller", "--project", "team")
     members = up.cli_json("member", "list", "--project", "team")["members"]

@@ -48,9 +48,10 @@ def get(
     ] = None,
     output: OutputOpt = None,
 ) -> None:
-    """Show a project and how much it holds."""
-    state = cli_state(ctx, output=output)
-    project = state.client().get_project(name)
+    """Show a project, how much it holds, and its use against its quotas."""
+    state = cli_state(ctx, output=output, project=name)
+    client = state.client()
+    project = client.get_project()
     if state.is_json:
         print_json(project)
         return
@@ -63,6 +64,7 @@ def get(
             ("created", project.created_at.isoformat()),
         ]
     )
+    limits.show(client.project_limits(), as_json=False)
 
 
 @app.command()
