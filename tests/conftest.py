@@ -20,6 +20,9 @@ import numpy as np
 import psutil
 import pytest
 
+from pier.store.database import create_store_engine, migrate
+from pier.store.repository import Repository
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -273,6 +276,18 @@ def _stop_and_clean(pier: PierProcess) -> None:
         except subprocess.TimeoutExpired:
             pier.proc.kill()
     _kill_leftovers(pier.data_dir)
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Iterator[Repository]:
+    """A migrated SQLite store with its default project (modules add what they need by
+    overriding it: ``def repo(repo: Repository)``)."""
+    engine = create_store_engine(f"sqlite:///{tmp_path / 'pier.db'}")
+    migrate(engine)
+    repository = Repository(engine)
+    repository.ensure_default_project()
+    yield repository
+    engine.dispose()
 
 
 @pytest.fixture

@@ -4,10 +4,8 @@ minimum, and an alias switch is one new table version holding the whole change."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from tests.controller.fake_runtime import (
     TCP_HEALTH,
     FakeClock,
@@ -21,18 +19,7 @@ from pier.controller.routes import RouteBoard
 from pier.domain.instance_status import InstanceStatus
 from pier.domain.routes import AliasTarget
 from pier.services.aliases import AliasService
-from pier.store.database import create_store_engine, migrate
 from pier.store.repository import Repository
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> Iterator[Repository]:
-    engine = create_store_engine(f"sqlite:///{tmp_path / 'pier.db'}")
-    migrate(engine)
-    repository = Repository(engine)
-    repository.ensure_default_project()
-    yield repository
-    engine.dispose()
 
 
 def healthy(repo: Repository, node: str) -> int:

@@ -3,10 +3,8 @@ in-process on a real store with the fake runtime and a settable clock."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from tests.controller.fake_runtime import (
     TCP_HEALTH,
     FakeClock,
@@ -19,18 +17,7 @@ from tests.controller.fake_runtime import (
 )
 
 from pier.domain.quotas import ProjectLimits
-from pier.store.database import create_store_engine, migrate
 from pier.store.repository import Repository
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> Iterator[Repository]:
-    engine = create_store_engine(f"sqlite:///{tmp_path / 'pier.db'}")
-    migrate(engine)
-    repository = Repository(engine)
-    repository.ensure_default_project()
-    yield repository
-    engine.dispose()
 
 
 async def test_the_autoscaler_stops_at_the_vcpu_quota_and_says_which(

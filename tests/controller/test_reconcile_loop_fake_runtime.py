@@ -8,11 +8,10 @@ The loop is stepped with explicit ticks; time moves only when a test moves the c
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 from tests.controller.fake_runtime import (
     TCP_HEALTH,
     FakeClock,
@@ -28,21 +27,10 @@ from pier.controller.loop import Controller
 from pier.domain.instance_status import InstanceStatus
 from pier.domain.specs import parse_node_spec
 from pier.runtimes.docker.images import ImagePullFailed
-from pier.store.database import create_store_engine, migrate
 from pier.store.repository import Repository
 
 S = InstanceStatus
 Make = Callable[..., Controller]
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> Iterator[Repository]:
-    engine = create_store_engine(f"sqlite:///{tmp_path / 'pier.db'}")
-    migrate(engine)
-    repository = Repository(engine)
-    repository.ensure_default_project()
-    yield repository
-    engine.dispose()
 
 
 def spec_of(**spec: Any) -> dict[str, Any]:

@@ -8,10 +8,9 @@ stepped with explicit ticks, so "no second try" is checked after ticks that ran.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from structlog.testing import capture_logs
 from tests.controller.fake_runtime import (
     FakeClock,
@@ -26,21 +25,10 @@ from pier.controller.loop import Controller
 from pier.controller.tick_failures import TickFailures
 from pier.domain.specs import parse_node_spec
 from pier.runtimes.base import ImagesNotSupported, InstanceNotRunnable, RuntimeLost
-from pier.store.database import create_store_engine, migrate
 from pier.store.repository import Repository
 
 Make = Callable[..., Controller]
 SECRET = "s3cret-value"
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> Iterator[Repository]:
-    engine = create_store_engine(f"sqlite:///{tmp_path / 'pier.db'}")
-    migrate(engine)
-    repository = Repository(engine)
-    repository.ensure_default_project()
-    yield repository
-    engine.dispose()
 
 
 async def ticks(

@@ -5,7 +5,6 @@ and a restarted controller goes on at the step and deadline it was at."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,6 @@ from pier.controller.rollouts import AliasNodeCounts
 from pier.domain.rollouts import RolloutPhase, TrafficCounts
 from pier.services.aliases import AliasService
 from pier.services.rollouts import RolloutService
-from pier.store.database import create_store_engine, migrate
 from pier.store.repository import Repository
 
 PLAN = {"to_node": "v2", "steps": [50, 100], "bake_s": 2, "max_error_rate": 0.01,
@@ -25,16 +23,11 @@ KEY = ("default", "prod", "v2")
 
 
 @pytest.fixture
-def repo(tmp_path: Path) -> Iterator[Repository]:
-    engine = create_store_engine(f"sqlite:///{tmp_path / 'pier.db'}")
-    migrate(engine)
-    repository = Repository(engine)
-    repository.ensure_default_project()
+def repo(repo: Repository) -> Repository:
     for name in ("v1", "v2"):
-        add_image_node(repository, name, min_instances=0)
-    AliasService(repository).create("default", "prod", {"nodes": [{"node": "v1"}]}, actor="a")
-    yield repository
-    engine.dispose()
+        add_image_node(repo, name, min_instances=0)
+    AliasService(repo).create("default", "prod", {"nodes": [{"node": "v1"}]}, actor="a")
+    return repo
 
 
 class FakeCounts:

@@ -8,7 +8,7 @@ protocol."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,6 @@ from pier.domain.names import InstanceId
 from pier.domain.specs import parse_node_spec
 from pier.runtimes.base import Runtime
 from pier.settings import ControllerSettings
-from pier.store.database import create_store_engine, migrate
 from pier.store.repository import Repository
 
 PASSWORD = "hunter2-registry-password"
@@ -29,14 +28,9 @@ SECRET_ENV = "s3cret-env-value"
 
 
 @pytest.fixture
-def repo(tmp_path: Path) -> Iterator[Repository]:
-    engine = create_store_engine(f"sqlite:///{tmp_path / 'pier.db'}")
-    migrate(engine)
-    repository = Repository(engine)
-    repository.ensure_default_project()
-    repository.put_secret("default", "regcred", {"username": "me", "password": PASSWORD})
-    yield repository
-    engine.dispose()
+def repo(repo: Repository) -> Repository:
+    repo.put_secret("default", "regcred", {"username": "me", "password": PASSWORD})
+    return repo
 
 
 @pytest.fixture

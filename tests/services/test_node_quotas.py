@@ -4,8 +4,6 @@ against the quotas is what the nodes claim. On a real SQLite store."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,20 +12,9 @@ from pier.domain.errors import ConfigurationNotAllowed, InvalidSpec, QuotaExceed
 from pier.domain.quotas import ProjectLimits, Usage
 from pier.services.nodes import NodeService
 from pier.services.quotas import QuotaService
-from pier.store.database import create_store_engine, migrate
 from pier.store.repository import Repository
 
 GIB = 2**30
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> Iterator[Repository]:
-    engine = create_store_engine(f"sqlite:///{tmp_path / 'pier.db'}")
-    migrate(engine)
-    repository = Repository(engine)
-    repository.ensure_default_project()
-    yield repository
-    engine.dispose()
 
 
 def spec(**fields: Any) -> dict[str, Any]:

@@ -4,9 +4,6 @@ the shares of before, each decision is an event, and `alias get` shows the state
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from pier.domain.errors import InvalidSpec, RolloutNotFound, RolloutRunning
@@ -14,7 +11,6 @@ from pier.domain.rollouts import RolloutPhase, TrafficCounts, decide
 from pier.domain.specs import parse_node_spec
 from pier.services.aliases import AliasService
 from pier.services.rollouts import RolloutService
-from pier.store.database import create_store_engine, migrate
 from pier.store.repository import Repository
 
 SPEC = {"image": "127.0.0.1:5000/echo:1", "port": 8080}
@@ -23,18 +19,13 @@ T0 = 1_000_000.0
 
 
 @pytest.fixture
-def repo(tmp_path: Path) -> Iterator[Repository]:
-    engine = create_store_engine(f"sqlite:///{tmp_path / 'pier.db'}")
-    migrate(engine)
-    repository = Repository(engine)
-    repository.ensure_default_project()
+def repo(repo: Repository) -> Repository:
     for name in ("v1", "v2", "v3"):
-        repository.add_node("default", name, parse_node_spec(SPEC), runtime="docker")
-    AliasService(repository).create(
+        repo.add_node("default", name, parse_node_spec(SPEC), runtime="docker")
+    AliasService(repo).create(
         "default", "prod", {"nodes": [{"node": "v1", "share": 90}, {"node": "v2"}]}, actor="a"
     )
-    yield repository
-    engine.dispose()
+    return repo
 
 
 def shares(repo: Repository) -> list[tuple[str, int]]:

@@ -4,9 +4,7 @@ takes no traffic."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
@@ -17,7 +15,6 @@ from pier.domain.records import InstanceRecord
 from pier.domain.specs import parse_node_spec
 from pier.services.aliases import AliasService
 from pier.services.nodes import NodeService
-from pier.store.database import create_store_engine, migrate
 from pier.store.repository import Repository
 
 SPEC = {"image": "127.0.0.1:5000/echo:1", "port": 8080, "min_instances": 2}
@@ -25,15 +22,10 @@ TWO = {"nodes": [{"node": "v1", "share": 80}, {"node": "v2"}]}
 
 
 @pytest.fixture
-def repo(tmp_path: Path) -> Iterator[Repository]:
-    engine = create_store_engine(f"sqlite:///{tmp_path / 'pier.db'}")
-    migrate(engine)
-    repository = Repository(engine)
-    repository.ensure_default_project()
+def repo(repo: Repository) -> Repository:
     for name in ("v1", "v2", "v3"):
-        repository.add_node("default", name, parse_node_spec(SPEC), runtime="docker")
-    yield repository
-    engine.dispose()
+        repo.add_node("default", name, parse_node_spec(SPEC), runtime="docker")
+    return repo
 
 
 @pytest.fixture

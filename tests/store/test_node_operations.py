@@ -3,29 +3,20 @@ a unit of work stores all of its writes or none, and removing a node forgets its
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from pier.domain.errors import NodeDeleting
 from pier.domain.specs import parse_node_spec
 from pier.services.nodes import NodeService
-from pier.store.database import create_store_engine, migrate
 from pier.store.repository import Repository
 
 SPEC = {"image": "127.0.0.1:5000/echo:1", "port": 8080}
 
 
 @pytest.fixture
-def repo(tmp_path: Path) -> Iterator[Repository]:
-    engine = create_store_engine(f"sqlite:///{tmp_path / 'pier.db'}")
-    migrate(engine)
-    repository = Repository(engine)
-    repository.ensure_default_project()
-    repository.add_node("default", "web", parse_node_spec(SPEC), runtime="docker")
-    yield repository
-    engine.dispose()
+def repo(repo: Repository) -> Repository:
+    repo.add_node("default", "web", parse_node_spec(SPEC), runtime="docker")
+    return repo
 
 
 def test_a_spec_update_bumps_the_generation_only_for_a_new_shape(repo: Repository) -> None:
