@@ -19,7 +19,7 @@ def answers_suspended(pier: PierProcess) -> bool:
         response = gw.get(READY)
     if response.status_code != 503:
         return False
-    error = response.json()["error"]
+    error = response.json()
     return bool(error["code"] == "node_suspended" and error["node"] == "iris")
 
 

@@ -87,8 +87,8 @@ def test_a_gateway_error_through_an_alias_names_the_node(
         too_large = client.post("/default/aliases/dark/x", content=b"x" * 100)
     assert response.status_code == 503
     assert response.headers["x-pier-node"] == "empty"
-    assert response.json()["error"]["node"] == "empty"
-    assert response.json()["error"]["alias"] == "dark"
+    assert response.json()["node"] == "empty"
+    assert response.json()["alias"] == "dark"
     assert too_large.status_code == 413
     assert too_large.headers["x-pier-node"] == "empty"
 

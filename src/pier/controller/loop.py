@@ -219,13 +219,14 @@ class Controller:
             started = self._clock()
             pause_s = 0.0
             try:
-                await self.tick()
+                complete = await self.tick()
             except Exception as exc:
                 self._tick_failures.failed(exc)
                 if isinstance(exc, TemporaryError):  # e.g. a runtime's engine lost mid-list
                     pause_s = min(exc.delay_s, self._settings.backoff_max_s)
             else:
-                self._tick_failures.succeeded()
+                if complete:  # a tick that left a node's reconcile running proves nothing
+                    self._tick_failures.succeeded()
             elapsed_s = self._clock() - started
             await asyncio.sleep(max(0.05, self._settings.tick_s - elapsed_s, pause_s))
 
@@ -342,8 +343,10 @@ class Controller:
 
     # the tick
 
-    async def tick(self) -> None:
-        """Reconcile every node once, then publish the routes."""
+    async def tick(self) -> bool:
+        """Reconcile every node once, then publish the routes; True if every node's
+        reconcile started and ended within the tick (False: one still runs from before or
+        outlived this tick, so the tick says nothing of the store or runtimes yet)."""
         nodes = await self._db.run(self._repo.list_nodes)
         seen_by_node: dict[NodeKey, dict[InstanceId, Observed]] = defaultdict(dict)
         for runtime in self._runtimes.values():
@@ -351,7 +354,7 @@ class Controller:
                 seen_by_node[seen.node][seen.instance_id] = seen
         loads = await self._read_gateway()
         now = self._clock()
-        limits = self._repo.all_project_limits()
+        limits = await self._db.run(self._repo.all_project_limits)
         for node in nodes:
             ceiling = quota_ceiling(node, nodes, limits, self._current_target)
             self._state(node.key).target = await self._scale(node, loads, now, ceiling)
@@ -365,6 +368,7 @@ class Controller:
             raise failed[0]  # the store failed: the whole tick did
         await self._rollouts.drive()  # its new shares go out with these routes
         await self._publish_routes(nodes)
+        return len(tasks) == len(started) and all(task.done() for task in tasks)
 
     async def _read_gateway(self) -> dict[NodeKey, float] | None:
         """Read the gateway's figures once: the nodes' load (returned) and the aliases'
