@@ -294,6 +294,11 @@ async def test_follow_yields_new_lines_until_the_instance_is_deleted(
             followed.append(line)
 
     task = asyncio.create_task(follow())
+
+    async def following() -> bool:  # the tail line came: the follow is under way
+        return bool(followed)
+
+    await wait_until(following)
     await http_get(f"{observed.endpoint}/followed-path")
 
     async def request_logged() -> bool:

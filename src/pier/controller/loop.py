@@ -364,11 +364,14 @@ class Controller:
         if tasks:  # a slow node goes on in the background; the others are not held up
             await asyncio.wait(tasks, timeout=self._settings.tick_s)
             failed += self._take_failures(nodes)
+        # judged now, with the failures just taken: a reconcile that ends during the
+        # awaits below has a failure the next tick takes, so it proves nothing here
+        complete = len(tasks) == len(started) and all(task.done() for task in tasks)
         if failed:
             raise failed[0]  # the store failed: the whole tick did
         await self._rollouts.drive()  # its new shares go out with these routes
         await self._publish_routes(nodes)
-        return len(tasks) == len(started) and all(task.done() for task in tasks)
+        return complete
 
     async def _read_gateway(self) -> dict[NodeKey, float] | None:
         """Read the gateway's figures once: the nodes' load (returned) and the aliases'
