@@ -32,6 +32,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pier.domain.errors import BodyTooLarge, InvalidSpec, ModelInUse
+from pier.domain.event_kinds import EventKind
 from pier.domain.model_files import model_path
 from pier.domain.names import validate_model_name
 from pier.domain.specs import ModelFormat
@@ -138,7 +139,7 @@ class ModelService:
             tmp.unlink(missing_ok=True)
         self._repo.add_event(
             project,
-            kind="model_pushed",
+            kind=EventKind.MODEL_PUSHED,
             actor=actor,
             message=f"model {name} version {record.version} pushed by {actor}",
         )
@@ -179,7 +180,7 @@ class ModelService:
         versions = ", ".join(str(m.version) for m in doomed)
         self._repo.add_event(
             project,
-            kind="model_deleted",
+            kind=EventKind.MODEL_DELETED,
             actor=actor,
             message=f"model {name} version(s) {versions} deleted by {actor}",
         )

@@ -48,7 +48,7 @@ class NodeService:
             self._repo.add_event(
                 project,
                 node=name,
-                kind="node_created",
+                kind=EventKind.NODE_CREATED,
                 actor=actor,
                 message=f"node {name} created by {actor}",
             )
@@ -115,7 +115,7 @@ class NodeService:
             self._repo.add_event(
                 project,
                 node=name,
-                kind="node_updated",
+                kind=EventKind.NODE_UPDATED,
                 actor=actor,
                 message=f"node {name} updated by {actor}: {fields}; {how}",
             )
@@ -132,7 +132,7 @@ class NodeService:
             self._repo.add_event(
                 project,
                 node=name,
-                kind="node_deleting",
+                kind=EventKind.NODE_DELETING,
                 actor=actor,
                 message=f"node {name} deleted by {actor}",
             )

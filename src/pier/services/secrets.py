@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from pier.domain.errors import RuntimeUnavailable
+from pier.domain.event_kinds import EventKind
 from pier.domain.names import validate_name
 from pier.domain.spec_values import check_secret_value
 from pier.domain.views import KeyRotated, SecretInfo, SecretWritten
@@ -36,7 +37,10 @@ class SecretService:
         created = self._repo.put_secret(project, name, value)
         verb = "created" if created else "replaced"
         self._repo.add_event(
-            project, kind="secret_set", actor=actor, message=f"secret {name} {verb} by {actor}"
+            project,
+            kind=EventKind.SECRET_SET,
+            actor=actor,
+            message=f"secret {name} {verb} by {actor}",
         )
         return SecretWritten(name=name, keys=sorted(value), created=created)
 
@@ -50,5 +54,8 @@ class SecretService:
     def delete(self, project: str, name: str, *, actor: str) -> None:
         self._repo.delete_secret(project, name)
         self._repo.add_event(
-            project, kind="secret_deleted", actor=actor, message=f"secret {name} deleted by {actor}"
+            project,
+            kind=EventKind.SECRET_DELETED,
+            actor=actor,
+            message=f"secret {name} deleted by {actor}",
         )
