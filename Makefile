@@ -5,6 +5,9 @@ TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
+# The suite runs in two pytest workers, a test file to each: most tests wait on the
+# processes and instances they start, so two keep both cores busy.
+TEST_WORKERS ?= 2
 
 .PHONY: up test lint bench install system-packages sandbox-user clean
 
@@ -35,7 +38,7 @@ lint: install  ## ruff, the import layering, mypy
 
 test: install system-packages sandbox-user  ## everything: lint, then the whole test suite
 	$(MAKE) lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 bench: install  ## gateway and model-node benchmarks (installs wrk and nginx)
 	./scripts/install-system-packages.sh bench
