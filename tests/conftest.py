@@ -102,7 +102,7 @@ class PierProcess:
         env.pop("PIER_TOKEN", None)
         return env
 
-    def start(self, timeout_s: float = 30.0, *, pipe_through: Sequence[str] = ()) -> None:
+    def start(self, timeout_s: float = 60.0, *, pipe_through: Sequence[str] = ()) -> None:
         """Start `pier up` and wait until it is up; with ``pipe_through`` (e.g. ``["cat"]``)
         its output goes through a pipe to that command, as in ``pier up | tee log``."""
         argv = [
@@ -311,7 +311,7 @@ def pier_factory(tmp_path: Path) -> Iterator[Callable[..., PierProcess]]:
 
 @contextlib.contextmanager
 def running_pier(
-    data_dir: Path, *, env: dict[str, str] | None = None, timeout_s: float = 30.0
+    data_dir: Path, *, env: dict[str, str] | None = None, timeout_s: float = 60.0
 ) -> Iterator[PierProcess]:
     """One `pier up` for a whole module (see ``pier_factory`` for one per test)."""
     pier = PierProcess(data_dir, free_port(), free_port(), extra_env=env or {})

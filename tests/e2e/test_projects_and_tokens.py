@@ -173,3 +173,26 @@ def test_a_members_role_narrows_their_tokens_and_removal_stops_them(up: PierProc
         admin.remove_member("carol")
     assert api_status(up, carol, "/api/v1/projects/a/nodes") == 403
     eventually(up, lambda: gateway_status(up, path, bearer(carol)) == 401, "refused")
+
+
+def test_the_control_planes_metrics_count_nodes_instances_and_api_requests_for_the_admin(
+    up: PierProcess,
+) -> None:
+    viewer = token(up, "a", "viewer")
+    assert api_status(up, viewer, "/api/v1/projects/a/nodes/iris") == 200
+    with httpx.Client(base_url=up.url, trust_env=False, timeout=30) as api:
+        assert api.get("/metrics").status_code == 401
+        assert api.get("/metrics", headers=bearer(viewer)).status_code == 403  # every project
+        answer = api.get("/metrics", headers=bearer(up.token))
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/plain")
+    text = answer.text
+    for project in ("a", "b"):
+        assert f'pier_nodes{{project="{project}",status="Healthy"}} 1.0' in text
+        assert (
+            f'pier_node_instances{{node="iris",project="{project}",status="Healthy"}} 1.0' in text
+        )
+    route = "/api/v1/projects/{project}/nodes/{name}"
+    assert f'pier_api_requests_total{{method="GET",route="{route}",status="200"}}' in text
+    assert 'route="/metrics",status="403"' in text
+    assert viewer not in text and up.token not in text  # no token reaches the figures

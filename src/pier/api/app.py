@@ -8,16 +8,19 @@ from fastapi import Depends, FastAPI, Request, Security
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CollectorRegistry
 
 import pier
 from pier.api.audit import AuditMiddleware
 from pier.api.auth import bearer_principal, check, requirement
 from pier.api.deps import Services
 from pier.api.errors import install_error_handlers
+from pier.api.request_metrics import RequestFigures, RequestMetricsMiddleware
 from pier.api.routes import (
     access,
     aliases,
     audit,
+    metrics,
     models,
     nodes,
     projects,
@@ -26,6 +29,7 @@ from pier.api.routes import (
     secrets,
     system,
 )
+from pier.services.control_metrics import StoreCollector
 from pier.store.repository import utcnow
 
 BEARER = HTTPBearer(
@@ -64,11 +68,15 @@ def create_app(services: Services) -> FastAPI:
     )
     app.state.services = services
     app.add_middleware(AuditMiddleware, record=services.audit.record)
+    registry = CollectorRegistry()
+    app.add_middleware(RequestMetricsMiddleware, figures=RequestFigures(registry))
+    registry.register(StoreCollector(services.repo))
+    app.state.metrics_registry = registry
     routers = [
         module.router
         for module in (system, projects, access, models, nodes, aliases, rollouts, secrets)
     ]
-    routers += [secrets.keys_router, audit.router, quotas.router]
+    routers += [secrets.keys_router, audit.router, quotas.router, metrics.router]
     install_error_handlers(app, routers)
     for router in routers:
         app.include_router(router, dependencies=[Depends(authenticate)])
