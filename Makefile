@@ -9,7 +9,10 @@ BIN := $(VENV)/bin
 # processes and instances they start, so two keep both cores busy.
 TEST_WORKERS ?= 2
 
-.PHONY: up test lint bench install system-packages sandbox-user clean
+TRITON_PACKAGE := nvidia-pytriton==0.7.0
+TRITON_DIR := $(VENV)/triton
+
+.PHONY: up test lint bench install triton system-packages sandbox-user clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -20,6 +23,11 @@ $(BIN)/pier: $(UV) pyproject.toml uv.lock
 	@touch $@
 
 install: $(BIN)/pier  ## install pier and its locked dependencies into .venv
+
+$(TRITON_DIR)/pytriton/tritonserver/bin/tritonserver: | $(BIN)/pier
+	$(UV) pip install --quiet --python $(BIN)/python --no-deps --target $(TRITON_DIR) "$(TRITON_PACKAGE)"
+
+triton: $(TRITON_DIR)/pytriton/tritonserver/bin/tritonserver  ## NVIDIA's tritonserver (engine triton), from nvidia-pytriton without its dependencies
 
 up: install sandbox-user  ## run pier with embedded defaults (SQLite, local processes)
 	$(BIN)/pier up
@@ -36,11 +44,11 @@ lint: install  ## ruff, the import layering, mypy
 	$(BIN)/lint-imports
 	$(BIN)/mypy src
 
-test: install system-packages sandbox-user  ## everything: lint, then the whole test suite
+test: install triton system-packages sandbox-user  ## everything: lint, then the whole test suite
 	$(MAKE) lint
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
-bench: install  ## gateway and model-node benchmarks (installs wrk and nginx)
+bench: install triton  ## gateway and model-node benchmarks (installs wrk and nginx)
 	./scripts/install-system-packages.sh bench
 	$(BIN)/python bench/gateway.py
 	$(BIN)/python bench/modelnode.py

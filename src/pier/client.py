@@ -93,7 +93,9 @@ FORMATS_BY_SUFFIX: Final[Mapping[str, str]] = {
     ".pkl": "sklearn",
     ".pickle": "sklearn",
 }
-FORMATS: Final = ("onnx", "sklearn", "python")
+FORMATS: Final = ("onnx", "sklearn", "python", "triton")
+DIRECTORY_FORMATS: Final = frozenset({"python", "triton"})
+"""Formats pushed as a directory (uploaded as a gzip tar)."""
 PICKLE_WARNING: Final = (
     "a scikit-learn model is a pickle, and loading a pickle runs code from it: "
     "push it with trust=True (--trust) only if you trust where it came from"
@@ -102,7 +104,15 @@ PYTHON_MODEL_WARNING: Final = (
     "a Python model runs its model.py when pier checks it and in every instance: "
     "push it with trust=True (--trust) only if you trust where it came from"
 )
-RUNS_CODE: Final[Mapping[str, str]] = {"sklearn": PICKLE_WARNING, "python": PYTHON_MODEL_WARNING}
+TRITON_MODEL_WARNING: Final = (
+    "a Triton model directory runs its backend's code (a model.py) in every instance: "
+    "push it with trust=True (--trust) only if you trust where it came from"
+)
+RUNS_CODE: Final[Mapping[str, str]] = {
+    "sklearn": PICKLE_WARNING,
+    "python": PYTHON_MODEL_WARNING,
+    "triton": TRITON_MODEL_WARNING,
+}
 """Formats whose loading runs code from the model: pushing them needs trust."""
 
 JSON = dict[str, Any]
@@ -205,9 +215,10 @@ def resolve_token(token: str | None = None, *, env: Mapping[str, str] | None = N
 
 
 def detect_format(path: Path) -> str:
-    """The model format told by a path: .onnx, .joblib/.pkl/.pickle, or a directory."""
+    """The model format told by a path: .onnx, .joblib/.pkl/.pickle, or a directory (a
+    Triton model directory when it holds a config.pbtxt, else a Python model)."""
     if path.is_dir():
-        return "python"
+        return "triton" if (path / "config.pbtxt").is_file() else "python"
     if fmt := FORMATS_BY_SUFFIX.get(path.suffix.lower()):
         return fmt
     raise InvalidSpec(
@@ -392,7 +403,8 @@ class Client:
         example: bytes | None = None,
         on_progress: Callable[[int, int], None] | None = None,
     ) -> ModelVersion:
-        """Upload a model file (or a Python model directory) as a new version of ``name``;
+        """Upload a model file (or a Python or Triton model directory) as a new version of
+        ``name``;
         ``example``: a V2 JSON inference request the model accepts, for its warm-up."""
         path = Path(path)
         if not path.exists():
@@ -913,8 +925,8 @@ def _spec_fields(spec: NodeSpec | AliasSpec | Mapping[str, Any] | None) -> JSON:
 
 @contextlib.contextmanager
 def _upload_body(path: Path, fmt: str) -> Iterator[tuple[IO[bytes], int, str]]:
-    """The bytes to upload: the file itself, or a gzip tar for a Python model."""
-    if fmt != "python" or (path.is_file() and path.suffix in (".gz", ".tgz")):
+    """The bytes to upload: the file itself, or a gzip tar of a model directory."""
+    if fmt not in DIRECTORY_FORMATS or (path.is_file() and path.suffix in (".gz", ".tgz")):
         with path.open("rb") as file:
             yield file, path.stat().st_size, path.name
         return

@@ -38,6 +38,7 @@ from pier.domain.errors import NotFound, RuntimeUnavailable
 from pier.domain.names import InstanceId
 from pier.domain.tokens import token_digest
 from pier.gateway_process import GatewayProcess
+from pier.modelserver.triton.distribution import TritonNotInstalled, find_distribution
 from pier.observability.series import SeriesStore
 from pier.run_marker import RunMarker
 from pier.runtimes import load_runtime
@@ -186,7 +187,12 @@ async def run(settings: Settings, say: Say = print) -> None:
     )  # fmt: skip
     services = Services(
         repo=repo,
-        nodes=NodeService(repo, routes=board, image_nodes_refusal=_image_nodes_refusal(runtimes)),
+        nodes=NodeService(
+            repo,
+            routes=board,
+            image_nodes_refusal=_image_nodes_refusal(runtimes),
+            triton_refusal=_triton_refusal,
+        ),
         aliases=AliasService(repo, routes=board, mirrors=alias_figures),
         rollouts=RolloutService(repo),
         secrets=SecretService(repo, keys),
@@ -325,6 +331,16 @@ def installation_id(data_dir: Path) -> str:
     if not path.exists():
         path.write_text(secrets.token_hex(6) + "\n")
     return path.read_text().strip()
+
+
+def _triton_refusal() -> str | None:
+    """Why engine triton nodes cannot run here: no tritonserver installed (looked for at
+    each create, so installing one needs no restart)."""
+    try:
+        find_distribution()
+    except TritonNotInstalled as exc:
+        return str(exc)
+    return None
 
 
 def _image_nodes_refusal(runtimes: RuntimeRegistry) -> Callable[[], str | None]:

@@ -21,6 +21,7 @@ from pier.cli.node_options import (
     CreateMaxOpt,
     CreateMinOpt,
     CreateTimeoutOpt,
+    EngineOpt,
     EnvOpt,
     HealthGraceOpt,
     HealthIntervalOpt,
@@ -158,6 +159,7 @@ def create(
     health_grace: HealthGraceOpt = None,
     max_batch_size: MaxBatchSizeOpt = None,
     batch_delay: BatchDelayOpt = None,
+    engine: EngineOpt = None,
     wait: WaitOpt = False,
     wait_timeout: WaitTimeoutOpt = 300.0,
     output: OutputOpt = None,
@@ -180,7 +182,7 @@ def create(
         telemetry=_optional(path=metrics, port=metrics_port),
         registry_secret=registry_secret, command=command, args=arg, idle_timeout=idle_timeout,
         access=_access(access), max_batch_size=max_batch_size, batch_delay_ms=batch_delay,
-        max_body_bytes=max_body_bytes,
+        max_body_bytes=max_body_bytes, engine=engine,
     )  # fmt: skip
     state = cli_state(ctx, output=output, project=project)
     client = state.client()
@@ -227,6 +229,7 @@ def get(
             ("min-max", _range(spec)),
             ("target in flight", f"{spec.target_in_flight:g} per instance"),
             *([("batching", _batching(spec))] if spec.max_batch_size else []),
+            *([("engine", spec.engine)] if spec.model else []),
             (
                 "maintenance limit",
                 f"{spec.maintenance_limit} instance(s) down at once in a rolling update",
@@ -281,6 +284,7 @@ def update(
     health_grace: HealthGraceOpt = None,
     max_batch_size: MaxBatchSizeOpt = None,
     batch_delay: BatchDelayOpt = None,
+    engine: EngineOpt = None,
     wait: RolloutWaitOpt = False,
     wait_timeout: WaitTimeoutOpt = 300.0,
     output: OutputOpt = None,
@@ -305,7 +309,7 @@ def update(
         telemetry=_optional(path=metrics, port=metrics_port),
         registry_secret=registry_secret, command=command, args=arg, idle_timeout=idle_timeout,
         access=_access(access), max_batch_size=max_batch_size, batch_delay_ms=batch_delay,
-        max_body_bytes=max_body_bytes,
+        max_body_bytes=max_body_bytes, engine=engine,
     )  # fmt: skip
     if not changes:
         ctx.fail("nothing to update: give at least one option (see --help)")
@@ -573,6 +577,7 @@ def spec_fields(
     max_batch_size: int | None = None,
     batch_delay_ms: float | None = None,
     max_body_bytes: int | None = None,
+    engine: str | None = None,
 ) -> JSON:
     """The spec fields given on the command line, in the API's names; None: not given."""
     spec: JSON = {**(model or {})}
@@ -586,7 +591,7 @@ def spec_fields(
             command=shlex.split(command) if command is not None else None, args=args or None,
             idle_timeout_s=idle_timeout, access=access,
             max_batch_size=max_batch_size, batch_delay_ms=batch_delay_ms,
-            max_body_bytes=max_body_bytes,
+            max_body_bytes=max_body_bytes, engine=engine,
         )
     )  # fmt: skip
     return spec

@@ -69,6 +69,7 @@ SPEC_FLAGS: Final[dict[str, SpecFlag]] = {
     "health.grace_s": SpecFlag("--health-grace"),
     "max_batch_size": SpecFlag("--max-batch-size"),
     "batch_delay_ms": SpecFlag("--batch-delay-ms"),
+    "engine": SpecFlag("--engine"),
 }
 """NodeSpec field (dotted path) -> the flag of `pier node create/update` that sets it."""
 
@@ -195,6 +196,7 @@ UnhealthyThresholdOpt = Annotated[
 HealthGraceOpt = Annotated[float | None, spec_option("health.grace_s", metavar="SECONDS")]
 MaxBatchSizeOpt = Annotated[int | None, spec_option("max_batch_size", min=1, metavar="N")]
 BatchDelayOpt = Annotated[float | None, spec_option("batch_delay_ms", min=0, metavar="MS")]
+EngineOpt = Annotated[str | None, spec_option("engine", metavar="pier|triton")]
 WaitOpt = Annotated[bool, typer.Option("--wait", help="Show progress until the node is Healthy.")]
 WaitTimeoutOpt = Annotated[
     float, typer.Option("--wait-timeout", min=0, metavar="SECONDS", help="How long --wait waits.")

@@ -11,7 +11,7 @@ from pier.domain.configurations import get_configuration
 from pier.domain.model_files import example_path, model_path
 from pier.domain.names import InstanceId, NodeKey
 from pier.domain.records import ModelRecord, NodeRecord
-from pier.domain.specs import NodeSpec
+from pier.domain.specs import TRITON_METRICS_PORT, Engine, NodeSpec
 from pier.runtimes.base import InstanceSpec, Mount
 
 DEFAULT_LAUNCHER: Final = ("python3", "-m", "pier.modelserver")
@@ -71,6 +71,28 @@ def model_server_command(
         sys.executable, "-m", "pier.modelserver",
         *_model_server_args(model, path=path, host="127.0.0.1", port="{port}"),
         *inference,
+    )  # fmt: skip
+
+
+def triton_command(model: ModelRecord, path: str, spec: NodeSpec) -> tuple[str, ...]:
+    """argv of engine triton: pier's launcher writes the model repository in the
+    instance's directory, then becomes tritonserver on the instance's port, its metrics
+    on the second port (``{port:8002}``, filled in by the runtime)."""
+    batching: tuple[str, ...] = ()
+    if spec.max_batch_size is not None and spec.max_batch_size > 1:
+        batching = (
+            "--max-batch-size", str(spec.max_batch_size),
+            "--batch-delay-ms", f"{spec.batch_delay_ms or 0.0:g}",
+        )  # fmt: skip
+    return (
+        sys.executable, "-m", "pier.modelserver.triton",
+        "--name", model.name, "--version", str(model.version),
+        "--format", model.format.value, "--path", path,
+        "--repository", "{workdir}/triton",
+        "--host", "127.0.0.1", "--port", "{port}",
+        "--metrics-port", f"{{port:{TRITON_METRICS_PORT}}}",
+        "--workers", str(get_configuration(spec.configuration).vcpu),
+        *batching,
     )  # fmt: skip
 
 
@@ -135,7 +157,10 @@ def instance_spec(
     elif model is not None:  # a local instance gets its own copy, in its own directory
         source = model_path(models_dir, model.sha256, model.format).resolve()
         target = f"{LOCAL_MODEL_DIR}/{source.name}"
-        command = model_server_command(model, f"{{workdir}}/{target}", inference)
+        if spec.engine is Engine.TRITON:
+            command = triton_command(model, f"{{workdir}}/{target}", spec)
+        else:
+            command = model_server_command(model, f"{{workdir}}/{target}", inference)
         mounts = (Mount(source, target), *_example_mount(model, models_dir, LOCAL_MODEL_DIR))
     return InstanceSpec(
         instance_id=instance_id,

@@ -6,7 +6,9 @@ from pathlib import Path
 
 from pier.domain.specs import ModelFormat
 
-_SUFFIX = {ModelFormat.ONNX: ".onnx", ModelFormat.SKLEARN: ".joblib", ModelFormat.PYTHON: ""}
+_SUFFIX = {ModelFormat.ONNX: ".onnx", ModelFormat.SKLEARN: ".joblib"}
+UNPACKED = frozenset({ModelFormat.PYTHON, ModelFormat.TRITON})
+"""Formats pushed as a directory (a tar archive), kept unpacked."""
 
 
 def example_path(models_dir: Path, sha256: str) -> Path:
@@ -15,7 +17,8 @@ def example_path(models_dir: Path, sha256: str) -> Path:
 
 
 def model_path(models_dir: Path, sha256: str, fmt: ModelFormat) -> Path:
-    """The file (ONNX, scikit-learn) or directory (Python model) a model server loads."""
-    if fmt is ModelFormat.PYTHON:
+    """The file (ONNX, scikit-learn) or directory (Python model, Triton model directory)
+    a model server loads."""
+    if fmt in UNPACKED:
         return models_dir / "unpacked" / sha256
     return models_dir / "blobs" / f"{sha256}{_SUFFIX[fmt]}"

@@ -48,6 +48,21 @@ class ModelFormat(StrEnum):
     ONNX = "onnx"
     SKLEARN = "sklearn"
     PYTHON = "python"
+    TRITON = "triton"
+    """A Triton model directory (config.pbtxt and version directories): engine triton."""
+
+
+class Engine(StrEnum):
+    """What a model node's instances run."""
+
+    PIER = "pier"
+    """pier's own model server (pier.modelserver)."""
+    TRITON = "triton"
+    """NVIDIA's tritonserver, on a model repository pier writes for the node's model."""
+
+
+TRITON_METRICS_PORT: Final = 8002
+"""Triton's metrics port, as the instance's second port (its own host port each)."""
 
 
 class _Spec(BaseModel):
@@ -177,6 +192,10 @@ class NodeSpec(_Spec):
     batch_delay_ms: Annotated[float, Field(ge=0, le=1000)] | None = None
     """Model nodes with max_batch_size: how long a batch may wait for more requests while
     a worker is free (default 0: it waits only while every worker is busy)."""
+    engine: Engine = Engine.PIER
+    """Model nodes: the server each instance runs: pier's model server, or NVIDIA's
+    tritonserver (from the nvidia-pytriton package) on a model repository pier writes,
+    dynamic batching included; a Triton model directory needs triton."""
 
     @field_validator("configuration")
     @classmethod
@@ -228,6 +247,12 @@ class NodeSpec(_Spec):
                 f"max_instances ({self.max_instances}) is below min_instances "
                 f"({self.min_instances})",
             )
+        if self.engine is Engine.TRITON and (self.model is None or self.image is not None):
+            raise FieldError(
+                "engine",
+                "engine triton serves a model (--model) in a local instance; "
+                "image nodes and models in an image run their image's server",
+            )
         if self.model is None:
             for field in ("max_batch_size", "batch_delay_ms"):
                 if getattr(self, field) is not None:
@@ -258,9 +283,16 @@ class NodeSpec(_Spec):
         return self.model is not None and self.image is not None
 
     @property
+    def metrics_port(self) -> int | None:
+        """The port the instances' metrics are scraped on, when not the node's port."""
+        if self.engine is Engine.TRITON:
+            return TRITON_METRICS_PORT
+        return self.telemetry.port
+
+    @property
     def extra_ports(self) -> tuple[int, ...]:
         """Container ports other than the node's that pier must reach (health, metrics)."""
-        ports = {self.health.port, self.telemetry.port} - {None, self.port}
+        ports = {self.health.port, self.metrics_port} - {None, self.port}
         return tuple(sorted(p for p in ports if p is not None))
 
     @property

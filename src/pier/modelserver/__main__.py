@@ -56,6 +56,7 @@ from pier.observability.logging import configure_logging
 log = structlog.get_logger("pier.modelserver")
 
 GRACEFUL_SHUTDOWN_S = 1
+TRITON_FORMAT = "triton"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -67,8 +68,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--name", required=True, help="model name used in /v2/models/{name}")
     parser.add_argument(
         "--format",
-        choices=sorted(FORMATS),
-        help="saved model format; guessed from --path when left out",
+        choices=sorted({*FORMATS, TRITON_FORMAT}),
+        help="saved model format; guessed from --path when left out (triton: --describe "
+        "only; a Triton model directory is served by tritonserver, engine triton)",
     )
     parser.add_argument("--path", required=True, type=Path, help="model file or directory")
     parser.add_argument("--version", default="1", help="model version (default: 1)")
@@ -128,6 +130,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.format = detect_format(args.path)
         if args.format is None:
             parser.error(f"cannot tell the format of {args.path}; pass --format")
+    if args.format == TRITON_FORMAT and not args.describe:
+        parser.error("a Triton model directory is served by tritonserver: engine triton")
     return args
 
 
@@ -221,7 +225,12 @@ def serve_uvicorn(app: ModelServerApp, sock: socket.socket, dataplane: DataPlane
 def describe(path: Path, fmt: str) -> int:
     """Print the metadata of the model at ``path`` as JSON; 1 with the reason if it fails."""
     try:
-        metadata = describe_model(path, fmt)
+        if fmt == TRITON_FORMAT:  # imported here: tritonclient's protobufs load slowly
+            from pier.modelserver.triton.repository import describe_directory
+
+            metadata = describe_directory(path)
+        else:
+            metadata = describe_model(path, fmt)
     except Exception as exc:
         print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

@@ -33,7 +33,7 @@ from typing import Any
 
 from pier.domain.errors import BodyTooLarge, InvalidSpec, ModelInUse
 from pier.domain.event_kinds import EventKind
-from pier.domain.model_files import model_path
+from pier.domain.model_files import UNPACKED, model_path
 from pier.domain.names import validate_model_name
 from pier.domain.specs import ModelFormat
 from pier.domain.views import ModelVersion
@@ -53,6 +53,8 @@ RUNS_CODE = {
     ModelFormat.SKLEARN: "loading a scikit-learn pickle runs its code",
     ModelFormat.PYTHON: "a Python model runs its model.py (when pier checks it, and in every "
     "instance)",
+    ModelFormat.TRITON: "a Triton model directory runs its backend's code (a model.py) in "
+    "every instance",
 }
 """Formats whose loading runs code from the upload: they need trust."""
 
@@ -119,8 +121,8 @@ class ModelService:
             final.parent.mkdir(parents=True, exist_ok=True)
             if not final.exists():
                 created = final
-                if model_format is ModelFormat.PYTHON:
-                    await asyncio.to_thread(_unpack, tmp, final, self._limits)
+                if model_format in UNPACKED:
+                    await asyncio.to_thread(_unpack, tmp, final, self._limits, model_format)
                 else:
                     os.replace(tmp, final)
             metadata = await describe(final, model_format, self._sandbox)
@@ -219,10 +221,14 @@ async def _receive(body: AsyncIterator[bytes], fd: int, *, limit_bytes: int) -> 
     return digest.hexdigest(), size
 
 
-def _unpack(archive: Path, target: Path, limits: ModelSettings) -> None:
-    """Extract a tar (gzip or not) of a Python model directory into ``target``, after
-    checking every member: plain files and directories only, inside the directory, no
-    more than the limits. Blocking: run it in a thread."""
+_ROOT_FILE = {ModelFormat.PYTHON: "model.py", ModelFormat.TRITON: "config.pbtxt"}
+"""What a model directory of each format holds at its root."""
+
+
+def _unpack(archive: Path, target: Path, limits: ModelSettings, fmt: ModelFormat) -> None:
+    """Extract a tar (gzip or not) of a model directory (Python, Triton) into ``target``,
+    after checking every member: plain files and directories only, inside the directory,
+    no more than the limits. Blocking: run it in a thread."""
     staging = Path(tempfile.mkdtemp(dir=target.parent))
     try:
         try:
@@ -230,9 +236,11 @@ def _unpack(archive: Path, target: Path, limits: ModelSettings) -> None:
                 members = _checked_members(tar, limits)
                 tar.extractall(staging, members=members, filter="data")
         except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
-            raise InvalidSpec("body", f"a Python model must be a tar archive: {exc}") from None
-        if not (staging / "model.py").is_file():
-            raise InvalidSpec("body", "a Python model directory needs a model.py at its root")
+            raise InvalidSpec("body", f"a {fmt.value} model must be a tar archive: {exc}") from None
+        if not (staging / _ROOT_FILE[fmt]).is_file():
+            raise InvalidSpec(
+                "body", f"a {fmt.value} model directory needs a {_ROOT_FILE[fmt]} at its root"
+            )
         os.replace(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -12,7 +12,7 @@ from pier.domain.merge_patch import merge_patch
 from pier.domain.names import validate_name
 from pier.domain.placement import runtime_for
 from pier.domain.records import InstanceRecord, NodeRecord
-from pier.domain.specs import NodeSpec, parse_node_spec
+from pier.domain.specs import Engine, ModelFormat, NodeSpec, parse_node_spec
 from pier.domain.views import EventView, InstanceView, NodeView
 from pier.services.quotas import QuotaService
 from pier.services.routes import RouteSource
@@ -27,12 +27,15 @@ class NodeService:
         *,
         routes: RouteSource | None = None,
         image_nodes_refusal: Callable[[], str | None] = lambda: None,
+        triton_refusal: Callable[[], str | None] = lambda: None,
     ) -> None:
         self._repo = repo
         self._routes = routes
         """Says whether the gateway routes a node; None: nothing routes (no gateway)."""
         self._image_nodes_refusal = image_nodes_refusal
         """Why image nodes cannot be created now (no container engine answers), or None."""
+        self._triton_refusal = triton_refusal
+        """Why engine triton cannot run here (no tritonserver installed), or None."""
         self._quotas = QuotaService(repo)
 
     def create(
@@ -59,6 +62,14 @@ class NodeService:
         if parsed.model is not None:
             model = self._repo.get_model(project, parsed.model, parsed.model_version)
             parsed = parsed.model_copy(update={"model_version": model.version})
+            if model.format is ModelFormat.TRITON and parsed.engine is not Engine.TRITON:
+                raise InvalidSpec(
+                    "engine",
+                    f"model {model.name!r} is a Triton model directory: tritonserver serves "
+                    "it (engine triton, --engine triton)",
+                )
+        if parsed.engine is Engine.TRITON and (refusal := self._triton_refusal()) is not None:
+            raise InvalidSpec("engine", refusal)
         refusal = self._image_nodes_refusal() if parsed.image is not None else None
         if refusal is not None:
             raise InvalidSpec("image", refusal)

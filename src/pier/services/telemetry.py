@@ -21,7 +21,7 @@ async def scrape_node(repo: Repository, project: str, node: str) -> str:
     """Prometheus text of all the node's Healthy instances, with node/instance labels."""
     spec = repo.get_node(project, node).spec
     path = spec.telemetry.path or (MODEL_METRICS_PATH if spec.model else None)
-    port = spec.telemetry.port
+    port = spec.metrics_port
     if path is None:
         return f"# node {node} has no metrics path (set telemetry.path)\n"
     targets = [

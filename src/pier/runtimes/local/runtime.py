@@ -170,13 +170,16 @@ class LocalRuntime:
     def _start(self, spec: InstanceSpec, limits: LimitPlan) -> InstanceState:
         self._state_dir.mkdir(parents=True, exist_ok=True)
         port = self._pick_port()
+        extra_ports = {extra: self._pick_port() for extra in spec.extra_ports}
         workdir = self._workdir(spec.instance_id)
         self._sandbox.remove_dir(workdir)  # left by an earlier process of this instance
         self._sandbox.make_dir(spec.instance_id, {m.target: m.source for m in spec.mounts})
-        argv = [
-            arg.replace("{port}", str(port)).replace("{workdir}", str(workdir))
-            for arg in (*spec.command, *spec.args)
-        ]
+        fills = {
+            "{port}": str(port),
+            "{workdir}": str(workdir),
+            **{f"{{port:{extra}}}": str(host) for extra, host in extra_ports.items()},
+        }
+        argv = [_fill(arg, fills) for arg in (*spec.command, *spec.args)]
         env = self._sandbox.environment({**spec.env, "PIER_PORT": str(port)}, home=workdir)
         with open(self._log_path(spec.instance_id), "ab") as log_file:
             try:
@@ -206,6 +209,7 @@ class LocalRuntime:
                 pid=popen.pid,
                 create_time=create_time,
                 port=port,
+                extra_ports=extra_ports,
                 limits_applied=limits.applied,
                 limits_not_applied=limits.not_applied,
             )
@@ -408,12 +412,21 @@ if TYPE_CHECKING:
         return runtime  # mypy holds LocalRuntime to the Runtime protocol here
 
 
+def _fill(arg: str, fills: dict[str, str]) -> str:
+    """``arg`` with the runtime's placeholders replaced: ``{port}``, ``{workdir}``, and
+    ``{port:N}``, the port given to the spec's extra port N."""
+    for placeholder, value in fills.items():
+        arg = arg.replace(placeholder, value)
+    return arg
+
+
 def _observed(record: InstanceState, phase: Phase, exit_code: int | None) -> Observed:
     return Observed(
         instance_id=record.instance_id,
         node=record.node,
         phase=phase,
         endpoint=record.endpoint,
+        port_endpoints=record.port_endpoints,
         exit_code=exit_code,
         generation=record.generation,
         limits_applied=record.limits_applied,

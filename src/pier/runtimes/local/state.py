@@ -4,7 +4,8 @@ to adopt the instance after it restarts."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from pier.domain.names import InstanceId, NodeKey, NodeName, ProjectName
@@ -24,12 +25,18 @@ class InstanceState:
     pid: int
     create_time: float
     port: int
+    extra_ports: Mapping[int, int] = field(default_factory=dict)
+    """The spec's extra ports (``{port:N}`` in its command) -> the ports they were given."""
     limits_applied: tuple[str, ...] = ()
     limits_not_applied: tuple[str, ...] = ()
 
     @property
     def endpoint(self) -> str:
         return f"http://{HOST}:{self.port}"
+
+    @property
+    def port_endpoints(self) -> dict[int, str]:
+        return {extra: f"http://{HOST}:{port}" for extra, port in self.extra_ports.items()}
 
     def to_json(self) -> str:
         return json.dumps(
@@ -43,6 +50,7 @@ class InstanceState:
                 "create_time": self.create_time,
                 "port": self.port,
                 "endpoint": self.endpoint,
+                "extra_ports": {str(extra): port for extra, port in self.extra_ports.items()},
                 "limits_applied": list(self.limits_applied),
                 "limits_not_applied": list(self.limits_not_applied),
             },
@@ -59,6 +67,7 @@ class InstanceState:
             pid=int(data["pid"]),
             create_time=float(data["create_time"]),
             port=int(data["port"]),
+            extra_ports={int(k): int(v) for k, v in data.get("extra_ports", {}).items()},
             limits_applied=tuple(data.get("limits_applied", ())),
             limits_not_applied=tuple(data.get("limits_not_applied", ())),
         )
