@@ -11,8 +11,10 @@ TEST_WORKERS ?= 2
 
 TRITON_PACKAGE := nvidia-pytriton==0.7.0
 TRITON_DIR := $(VENV)/triton
+PERF_ANALYZER_PACKAGES := tritonclient==2.41.0 nvidia-cuda-runtime-cu12
+PERF_ANALYZER_DIR := $(VENV)/perf_analyzer
 
-.PHONY: up test lint bench install triton system-packages sandbox-user clean
+.PHONY: up test lint bench install triton perf-analyzer system-packages sandbox-user clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -28,6 +30,11 @@ $(TRITON_DIR)/pytriton/tritonserver/bin/tritonserver: | $(BIN)/pier
 	$(UV) pip install --quiet --python $(BIN)/python --no-deps --target $(TRITON_DIR) "$(TRITON_PACKAGE)"
 
 triton: $(TRITON_DIR)/pytriton/tritonserver/bin/tritonserver  ## NVIDIA's tritonserver (engine triton), from nvidia-pytriton without its dependencies
+
+$(PERF_ANALYZER_DIR)/bin/perf_analyzer: | $(BIN)/pier
+	$(UV) pip install --quiet --python $(BIN)/python --no-deps --target $(PERF_ANALYZER_DIR) $(PERF_ANALYZER_PACKAGES)
+
+perf-analyzer: $(PERF_ANALYZER_DIR)/bin/perf_analyzer  ## NVIDIA's perf_analyzer (tritonclient 2.41's) and the CUDA runtime it loads even on CPU
 
 up: install sandbox-user  ## run pier with embedded defaults (SQLite, local processes)
 	$(BIN)/pier up
@@ -48,10 +55,11 @@ test: install triton system-packages sandbox-user  ## everything: lint, then the
 	$(MAKE) lint
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
-bench: install triton  ## gateway and model-node benchmarks (installs wrk and nginx)
+bench: install triton perf-analyzer  ## gateway and model-node benchmarks (installs wrk, nginx, libb64-0d)
 	./scripts/install-system-packages.sh bench
 	$(BIN)/python bench/gateway.py
 	$(BIN)/python bench/modelnode.py
+	$(BIN)/python bench/perf_analyzer.py --perf-analyzer-dir $(PERF_ANALYZER_DIR)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .ruff_cache .mypy_cache
