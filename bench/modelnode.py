@@ -3,8 +3,12 @@
 A second table is about dynamic batching, on a compute-bound model (an MLP
 512→2048→2048→10, see ``_compute_model.py``) at concurrency 1, 8 and 32: the same
 model on a node without batching ("big") and with ``max_batch_size`` 32 ("big-batch"),
-and, with ``--pytriton-python PY`` (a Python that has ``nvidia-pytriton`` and
-``onnxruntime``), PyTriton with its dynamic batcher on the same ONNX file, on CPU 0.
+through the gateway ("gw") and direct to its instance ("direct"); pier's model server
+started by hand with one batch worker (a node's instance has one per vCPU of its
+configuration, 2 for c1.2); the model on ``--engine triton`` ("big-triton", unless
+``--no-triton``); and, with ``--pytriton-python PY`` (a Python that has
+``nvidia-pytriton`` and ``onnxruntime``), PyTriton with its dynamic batcher on the same
+ONNX file, on CPU 0. ``--batching-only`` skips the first table.
 
 Two models: the ONNX logistic regression on iris of the tests, and a 64→256→10 MLP
 (scikit-learn, exported to ONNX). `pier up` and everything it starts (gateway, model
@@ -19,6 +23,7 @@ engine's published port, so its rows say what the container costs. Containers ar
 pinned to CPU 0.
 
     python bench/modelnode.py [--duration 10] [--quick] [--image REF] [--pytriton-python PY]
+        [--batching-only] [--no-triton]
 """
 
 from __future__ import annotations
@@ -113,6 +118,20 @@ def start_pytriton(
     return proc, ports[0]
 
 
+def start_model_server(
+    model_path: Path, log_path: Path, *, workers: int
+) -> tuple[subprocess.Popen[bytes], int]:
+    """pier's model server by hand on CPU 0, batching with ``workers`` batch workers."""
+    port = free_port()
+    argv = [sys.executable, "-m", "pier.modelserver", "--name", "big", "--format", "onnx",
+            "--path", str(model_path), "--port", str(port), "--workers", str(workers),
+            "--max-batch-size", str(MAX_BATCH_SIZE)]  # fmt: skip
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(pinned(0, argv), stdout=log, stderr=subprocess.STDOUT)
+    wait_for_port(port, proc, timeout_s=60)
+    return proc, port
+
+
 def batching_rows(
     client: Client,
     tmp_path: Path,
@@ -121,24 +140,37 @@ def batching_rows(
     args: argparse.Namespace,
     duration_s: float,
 ) -> list[tuple[str, int, object]]:
-    """The compute-bound model without and with dynamic batching (and PyTriton)."""
+    """The compute-bound model without and with dynamic batching, through the gateway and
+    direct to the instance; pier's model server with one batch worker; engine triton;
+    PyTriton."""
     blob, row = compute_model()
     path = tmp_path / "big.onnx"
     path.write_bytes(blob)
     client.push_model(path, "big")
     client.create_node("big", model="big", min_instances=1)
     client.create_node("big-batch", model="big", min_instances=1, max_batch_size=MAX_BATCH_SIZE)
+    if not args.no_triton:
+        client.create_node(
+            "big-triton", model="big", engine="triton", max_batch_size=MAX_BATCH_SIZE
+        )
     script = lua_script(tmp_path / "big.lua", infer_body(row), token)
     targets = {}
-    for name in ("big", "big-batch"):
+    for name in ("big", "big-batch", *(() if args.no_triton else ("big-triton",))):
         client.wait_node(name, timeout_s=120)
-        targets[f"pier {name}"] = (
+        targets[f"{name} gw"] = (
             f"http://127.0.0.1:{gateway_port}/default/nodes/{name}/v2/models/big/infer"
         )
-    pytriton = None
+        if name != "big":
+            [instance] = client.instances(name)
+            targets[f"{name} direct"] = f"{instance.endpoint}/v2/models/big/infer"
+    servers = []
+    proc, port = start_model_server(path, tmp_path / "one-worker.log", workers=1)
+    servers.append(proc)
+    targets["big-batch 1 worker direct"] = f"http://127.0.0.1:{port}/v2/models/big/infer"
     if args.pytriton_python:
-        pytriton, port = start_pytriton(args.pytriton_python, path, tmp_path / "pytriton.log")
-        targets["pytriton batcher"] = f"http://127.0.0.1:{port}/v2/models/big/infer"
+        proc, port = start_pytriton(args.pytriton_python, path, tmp_path / "pytriton.log")
+        servers.append(proc)
+        targets["pytriton direct"] = f"http://127.0.0.1:{port}/v2/models/big/infer"
     try:
         return [
             (target, connections, measure(url, script, connections, duration_s))
@@ -146,8 +178,8 @@ def batching_rows(
             for target, url in targets.items()
         ]
     finally:
-        if pytriton is not None:
-            stop(pytriton)
+        for server in servers:
+            stop(server)
 
 
 def start_pier(data_dir: Path) -> tuple[subprocess.Popen[bytes], int, int]:
@@ -169,6 +201,8 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run")
     parser.add_argument("--quick", action="store_true", help="3 s runs")
     parser.add_argument("--image", metavar="REF", help="also serve the MLP from this image")
+    parser.add_argument("--batching-only", action="store_true", help="only the batching table")
+    parser.add_argument("--no-triton", action="store_true", help="no --engine triton node")
     parser.add_argument(
         "--pytriton-python",
         metavar="PY",
@@ -185,7 +219,7 @@ def main() -> None:
         try:
             token = (data_dir / "admin.token").read_text().strip()
             client = Client(url=f"http://127.0.0.1:{port}", token=token)
-            models = {"iris": iris_model(), "mlp": mlp_model()}
+            models = {} if args.batching_only else {"iris": iris_model(), "mlp": mlp_model()}
             for name, (blob, _row) in models.items():
                 path = tmp_path / f"{name}.onnx"
                 path.write_bytes(blob)
@@ -246,15 +280,15 @@ def print_table(rows: list, duration_s: float) -> None:
 
 def print_batching_table(rows: list, *, with_pytriton: bool) -> None:
     print(
-        f"\ncompute-bound MLP 512-2048-2048-10 through the gateway (pytriton: direct); "
-        f"big-batch: --max-batch-size {MAX_BATCH_SIZE}"
+        f"\ncompute-bound MLP 512-2048-2048-10, through the gateway (gw) or to the server "
+        f"(direct); batching: --max-batch-size {MAX_BATCH_SIZE}; big-triton: --engine triton"
     )
-    header = f"{'server':18} {'conc':>4} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}"
+    header = f"{'server':26} {'conc':>4} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}"
     print(header)
     print("-" * len(header))
     for target, conc, r in rows:
         print(
-            f"{target:18} {conc:>4} {r.requests_per_s:>9.0f} {r.p50_ms:>8.3f} "
+            f"{target:26} {conc:>4} {r.requests_per_s:>9.0f} {r.p50_ms:>8.3f} "
             f"{r.p99_ms:>8.3f} {r.errors:>6}"
         )
     if not with_pytriton:
