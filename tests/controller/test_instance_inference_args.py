@@ -1,9 +1,13 @@
-"""What a model node's instance is told about inference: workers, queue limit, batching."""
+"""What a model node's instance is told about inference: workers, queue limit, batching;
+for engine triton, the launcher's command line."""
 
 from __future__ import annotations
 
-from pier.controller.instance_specs import inference_args
-from pier.domain.specs import parse_node_spec
+from datetime import UTC, datetime
+
+from pier.controller.instance_specs import inference_args, triton_command
+from pier.domain.records import ModelRecord
+from pier.domain.specs import ModelFormat, parse_node_spec
 
 
 def test_workers_follow_the_configuration_and_batching_is_off_by_default() -> None:
@@ -15,3 +19,28 @@ def test_the_node_s_batching_fields_reach_the_model_server() -> None:
     spec = parse_node_spec({"model": "iris", "max_batch_size": 16, "batch_delay_ms": 2.5})
     args = inference_args(spec, queue_limit=256)
     assert args[-4:] == ("--max-batch-size", "16", "--batch-delay-ms", "2.5")
+
+
+def triton_argv(**fields: object) -> list[str]:
+    model = ModelRecord(
+        project="default", name="iris", version=3, format=ModelFormat.ONNX, sha256="0" * 64,
+        size_bytes=1, metadata={}, created_at=datetime.now(UTC),
+    )  # fmt: skip
+    spec = parse_node_spec({"model": "iris", "engine": "triton", **fields})
+    return list(triton_command(model, "{workdir}/model/x.onnx", spec))
+
+
+def test_engine_triton_runs_pier_s_launcher_with_its_metrics_on_the_extra_port() -> None:
+    argv = triton_argv(configuration="c1.4")
+    assert argv[1:3] == ["-m", "pier.modelserver.triton"]
+    assert argv[argv.index("--port") + 1] == "{port}"
+    assert argv[argv.index("--metrics-port") + 1] == "{port:8002}"
+    assert argv[argv.index("--workers") + 1] == "4"
+    assert "--max-batch-size" not in argv
+
+
+def test_engine_triton_batches_on_one_model_instance() -> None:
+    argv = triton_argv(configuration="c1.4", max_batch_size=32, batch_delay_ms=1)
+    assert argv[argv.index("--workers") + 1] == "1"
+    assert argv[argv.index("--max-batch-size") + 1] == "32"
+    assert argv[argv.index("--batch-delay-ms") + 1] == "1"
