@@ -24,7 +24,13 @@ $(BIN)/pier: $(UV) pyproject.toml uv.lock
 	$(UV) sync --frozen --python $(PYTHON)
 	@touch $@
 
-install: $(BIN)/pier  ## install pier and its locked dependencies into .venv
+UI_VENDOR := src/pier/ui/static/vendor/htmx.min.js
+
+$(UI_VENDOR): ui/package.json ui/package-lock.json scripts/build-ui-assets.sh
+	./scripts/build-ui-assets.sh
+	@touch $@
+
+install: $(BIN)/pier $(UI_VENDOR)  ## install pier, its locked dependencies and the web UI's assets
 
 $(TRITON_DIR)/pytriton/tritonserver/bin/tritonserver: | $(BIN)/pier
 	$(UV) pip install --quiet --python $(BIN)/python --no-deps --target $(TRITON_DIR) "$(TRITON_PACKAGE)"
@@ -52,6 +58,7 @@ lint: install  ## ruff, the import layering, mypy
 	$(BIN)/mypy src
 
 test: install triton system-packages sandbox-user  ## everything: lint, then the whole test suite
+	./scripts/install-system-packages.sh test
 	$(MAKE) lint
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
@@ -62,4 +69,4 @@ bench: install triton perf-analyzer  ## gateway and model-node benchmarks (insta
 	$(BIN)/python bench/perf_analyzer.py --perf-analyzer-dir $(PERF_ANALYZER_DIR)
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .ruff_cache .mypy_cache ui/node_modules src/pier/ui/static/vendor

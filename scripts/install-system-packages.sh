@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Install the Debian packages a purpose needs, only where they are missing.
-#   bench: wrk, nginx, libb64-0d (perf_analyzer's)   (the test needs: scripts/start-docker.sh)
+#   bench: wrk, nginx, libb64-0d (perf_analyzer's)
+#   test:  chromium (the web UI's browser tests; Docker: scripts/start-docker.sh)
 set -euo pipefail
 purpose=${1:-}
 case "$purpose" in
   bench) packages=(wrk nginx libb64-0d) ;;
-  *) echo "usage: $0 bench" >&2; exit 2 ;;
+  test) packages=(chromium) ;;
+  *) echo "usage: $0 bench|test" >&2; exit 2 ;;
 esac
 missing=()
 for pkg in "${packages[@]}"; do

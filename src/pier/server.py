@@ -209,6 +209,7 @@ async def run(settings: Settings, say: Say = print) -> None:
         audit=AuditService(repo, max_entries=settings.audit.max_entries),
         quotas=QuotaService(repo),
         series=SeriesService(repo, settings.series_path, settings.series.retention_s),
+        ui=settings.ui,
     )
     server = _ApiServer(
         uvicorn.Config(

@@ -165,6 +165,27 @@ class AuditSettings(BaseModel):
     """The audit log keeps this many of the newest entries; older ones are dropped."""
 
 
+class UiSettings(BaseModel):
+    """The web UI at / on the control plane."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    poll_s: Annotated[float, Field(ge=0.5, le=60)] = 2.0
+    """How often an open page refreshes its live parts (statuses, instances, events, logs)."""
+    chart_poll_s: Annotated[float, Field(ge=1, le=600)] = 5.0
+    """How often an open node page redraws its charts."""
+    log_lines: Annotated[int, Field(ge=1, le=10_000)] = 200
+    """How many of the newest log lines the log view shows."""
+    events: Annotated[int, Field(ge=1, le=10_000)] = 50
+    """How many of the newest events the node page shows."""
+    max_form_bytes: Annotated[int, Field(ge=1024)] = 1 * 2**20
+    """A larger form (a test request's body included) is refused (413)."""
+    max_response_bytes: Annotated[int, Field(ge=1024)] = 256 * 2**10
+    """The request tab shows at most this much of a response; the rest is cut, saying so."""
+    secure_cookie: bool = False
+    """Mark the sign-in cookie Secure: set it when the UI is served over HTTPS (a proxy)."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="PIER_", env_nested_delimiter="__", use_attribute_docstrings=True
@@ -194,6 +215,7 @@ class Settings(BaseSettings):
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    ui: UiSettings = Field(default_factory=UiSettings)
 
     @property
     def resolved_database_url(self) -> str:

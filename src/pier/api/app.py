@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request, Security
-from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CollectorRegistry
@@ -31,6 +30,7 @@ from pier.api.routes import (
 )
 from pier.services.control_metrics import StoreCollector
 from pier.store.repository import utcnow
+from pier.ui.mount import install_ui
 
 BEARER = HTTPBearer(
     auto_error=False,
@@ -46,7 +46,7 @@ def operation_id(route: APIRoute) -> str:
 
 
 def create_app(services: Services) -> FastAPI:
-    """The REST API at /api/v1, OpenAPI at /openapi.json."""
+    """The REST API at /api/v1, OpenAPI at /openapi.json, the web UI at /."""
 
     def authenticate(
         request: Request,
@@ -85,15 +85,5 @@ def create_app(services: Services) -> FastAPI:
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/", include_in_schema=False)
-    def root() -> JSONResponse:
-        return JSONResponse(
-            {
-                "name": "pier",
-                "version": pier.__version__,
-                "api": "/api/v1",
-                "openapi": "/openapi.json",
-            }
-        )
-
+    install_ui(app, services)
     return app

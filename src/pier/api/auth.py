@@ -12,7 +12,7 @@ from datetime import datetime
 
 import structlog
 from fastapi import Request
-from fastapi.routing import APIRoute
+from starlette.routing import Route
 
 from pier.api.policy import POLICY, Anyone, Requirement
 from pier.domain.errors import Forbidden, Unauthorized
@@ -30,7 +30,12 @@ def bearer_principal(request: Request, principal_of: PrincipalOf, now: datetime)
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("missing bearer token: send 'Authorization: Bearer <token>'")
-    principal = principal_of(token_digest(token.strip()), now)
+    return token_principal(token.strip(), principal_of, now)
+
+
+def token_principal(token: str, principal_of: PrincipalOf, now: datetime) -> Principal:
+    """The principal of ``token`` (a bearer header's or the web UI's), or Unauthorized."""
+    principal = principal_of(token_digest(token), now)
     if principal is None:
         raise Unauthorized("invalid, expired or revoked bearer token")
     return principal
@@ -39,7 +44,7 @@ def bearer_principal(request: Request, principal_of: PrincipalOf, now: datetime)
 def requirement(request: Request) -> Requirement:
     """What the matched route requires; a route the table lacks: the installation admin."""
     route = request.scope.get("route")
-    path = route.path if isinstance(route, APIRoute) else request.url.path
+    path = route.path if isinstance(route, Route) else request.url.path
     need = POLICY.get((request.method, path))
     if need is None:
         log.warning("route missing from the policy", method=request.method, path=path)

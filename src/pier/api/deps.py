@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -20,6 +20,7 @@ from pier.services.rollouts import RolloutService
 from pier.services.routes import InstanceStatsSource, LogSource, RouteSource
 from pier.services.secrets import SecretService
 from pier.services.series import SeriesService
+from pier.settings import UiSettings
 from pier.store.repository import Repository
 
 
@@ -43,6 +44,8 @@ class Services:
     quotas: QuotaService
     series: SeriesService | None = None
     """pier's own time series; None where none are kept."""
+    ui: UiSettings = field(default_factory=UiSettings)
+    """The web UI's settings."""
 
 
 def get_services(request: Request) -> Services:

@@ -23,6 +23,7 @@ class Anyone(StrEnum):
 Requirement: TypeAlias = Permission | Anyone
 
 _P = "/api/v1/projects/{project}"
+_U = "/projects/{project}"
 R, W, M = Permission.READ, Permission.WRITE, Permission.MANAGE
 
 POLICY: Final[dict[tuple[str, str], Requirement]] = {
@@ -76,4 +77,24 @@ POLICY: Final[dict[tuple[str, str], Requirement]] = {
     ("PUT", f"{_P}/limits"): M,
     ("GET", "/api/v1/audit"): Anyone.INSTALLATION_ADMIN,
     ("POST", "/api/v1/secrets/rotate-key"): Anyone.INSTALLATION_ADMIN,
+    # the web UI (pier.ui): the same permissions as the REST routes it stands for
+    ("GET", "/"): Anyone.AUTHENTICATED,
+    ("GET", _U): R,
+    ("GET", f"{_U}/nodes-table"): R,
+    ("GET", f"{_U}/models"): R,
+    ("GET", f"{_U}/nodes/new"): W,
+    ("POST", f"{_U}/nodes"): W,
+    ("GET", f"{_U}/nodes/{{name}}"): R,
+    ("GET", f"{_U}/nodes/{{name}}/summary"): R,
+    ("GET", f"{_U}/nodes/{{name}}/instances"): R,
+    ("GET", f"{_U}/nodes/{{name}}/events"): R,
+    ("GET", f"{_U}/nodes/{{name}}/logs"): R,
+    ("GET", f"{_U}/nodes/{{name}}/series"): R,
+    ("POST", f"{_U}/nodes/{{name}}/settings"): W,
+    ("POST", f"{_U}/nodes/{{name}}/suspend"): W,
+    ("POST", f"{_U}/nodes/{{name}}/resume"): W,
+    ("POST", f"{_U}/nodes/{{name}}/delete"): W,
+    ("POST", f"{_U}/nodes/{{name}}/request"): Permission.CALL,
+    ("GET", f"{_U}/aliases/{{name}}"): R,
+    ("GET", f"{_U}/aliases/{{name}}/status"): R,
 }

@@ -1,0 +1,163 @@
+"""What the UI changes: signing in and out, and nodes (create, range, timeout,
+configuration, suspend, resume, delete), each through the same service as its REST
+route, each form's CSRF token checked first."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from pier.domain.configurations import CONFIGURATIONS
+from pier.domain.errors import InvalidSpec, PierError, Unauthorized
+from pier.ui.rendering import render, services_of
+from pier.ui.session import (
+    SESSION_COOKIE,
+    SIGN_IN_COOKIE,
+    SessionDep,
+    Sessions,
+    checked_form,
+    cookie_flags,
+    new_sign_in_csrf,
+)
+
+router = APIRouter(include_in_schema=False, default_response_class=HTMLResponse)
+_N = "/projects/{project}/nodes/{name}"
+
+
+def _sessions(request: Request) -> Sessions:
+    sessions: Sessions = request.app.state.ui_sessions
+    return sessions
+
+
+def sign_in_page(request: Request, *, error: str | None = None, status_code: int = 200) -> Response:
+    csrf = new_sign_in_csrf()
+    page = render(
+        request, "sign_in.html", None, sign_in_csrf=csrf, error=error, status_code=status_code
+    )
+    secure = services_of(request).ui.secure_cookie
+    page.set_cookie(SIGN_IN_COOKIE, csrf, **cookie_flags(secure=secure))  # type: ignore[arg-type]
+    return page
+
+
+@router.get("/sign-in")
+def show_sign_in(request: Request) -> Response:
+    return sign_in_page(request)
+
+
+@router.post("/sign-in")
+async def sign_in(request: Request) -> Response:
+    """A valid token: the session cookie, then the projects; else the form again, saying why."""
+    sessions = _sessions(request)
+    form = await sessions.form(request, request.cookies.get(SIGN_IN_COOKIE, ""))
+    try:
+        sessions.sign_in(form.get("token", ""))
+    except Unauthorized:
+        return sign_in_page(
+            request, error="That token is not valid (unknown, expired or revoked).",
+            status_code=401,
+        )  # fmt: skip
+    answer = RedirectResponse("/", status_code=303)
+    secure = services_of(request).ui.secure_cookie
+    answer.set_cookie(SESSION_COOKIE, form["token"].strip(), **cookie_flags(secure=secure))  # type: ignore[arg-type]
+    answer.delete_cookie(SIGN_IN_COOKIE, path="/")
+    return answer
+
+
+@router.post("/sign-out")
+async def sign_out(request: Request, session: SessionDep) -> Response:
+    await checked_form(request, session)
+    answer = RedirectResponse("/sign-in", status_code=303)
+    answer.delete_cookie(SESSION_COOKIE, path="/")
+    return answer
+
+
+def _number(form: dict[str, str], name: str, kind: type[int] | type[float]) -> Any:
+    value = form.get(name, "").strip()
+    if not value:
+        return None
+    try:
+        return kind(value)
+    except ValueError:
+        raise InvalidSpec(name, f"{value[:40]!r} is not a number") from None
+
+
+def spec_from_form(form: dict[str, str]) -> dict[str, Any]:
+    """A node spec from the new-node form: a model or an image, and its sizes."""
+    spec: dict[str, Any] = {"configuration": form.get("configuration") or "c1.1"}
+    for key in ("model", "image"):
+        if form.get(key, "").strip():
+            spec[key] = form[key].strip()
+    for key, kind in (("port", int), ("min_instances", int), ("max_instances", int),
+                      ("timeout_s", float)):  # fmt: skip
+        value = _number(form, key, kind)
+        if value is not None:
+            spec[key] = value
+    return spec
+
+
+@router.post("/projects/{project}/nodes")
+async def create_node(project: str, request: Request, session: SessionDep) -> Response:
+    form = await checked_form(request, session)
+    services = services_of(request)
+    try:
+        name = form.get("name", "").strip()
+        node = services.nodes.create(
+            project, name, spec_from_form(form), actor=session.principal.name
+        )
+    except PierError as exc:
+        models = sorted({v.name for v in services.models.list(project)})
+        return render(
+            request, "node_new.html", session, project_name=project, models=models,
+            configurations=list(CONFIGURATIONS), values=form, error=exc.message,
+            status_code=exc.http_status,
+        )  # fmt: skip
+    return RedirectResponse(f"/projects/{project}/nodes/{node.name}", status_code=303)
+
+
+def settings_changes(form: dict[str, str]) -> dict[str, Any]:
+    """The merge patch of the node page's settings form (an empty field: unchanged)."""
+    changes: dict[str, Any] = {}
+    for key, kind in (("min_instances", int), ("max_instances", int), ("timeout_s", float)):
+        value = _number(form, key, kind)
+        if value is not None:
+            changes[key] = value
+    if form.get("configuration"):
+        changes["configuration"] = form["configuration"]
+    return changes
+
+
+@router.post(f"{_N}/settings")
+async def update_node(project: str, name: str, request: Request, session: SessionDep) -> Response:
+    """Apply the settings form; a change of what instances are made of rolls them."""
+    form = await checked_form(request, session)
+    services = services_of(request)
+    node = services.nodes.update(
+        project, name, settings_changes(form), actor=session.principal.name
+    )
+    return render(request, "_flash.html", session, message=f"Saved: node {node.name} updated.")
+
+
+@router.post(f"{_N}/suspend")
+async def suspend_node(project: str, name: str, request: Request, session: SessionDep) -> Response:
+    await checked_form(request, session)
+    services_of(request).nodes.suspend(project, name, actor=session.principal.name)
+    return render(request, "_flash.html", session, message=f"Node {name} is being suspended.")
+
+
+@router.post(f"{_N}/resume")
+async def resume_node(project: str, name: str, request: Request, session: SessionDep) -> Response:
+    await checked_form(request, session)
+    services_of(request).nodes.resume(project, name, actor=session.principal.name)
+    return render(request, "_flash.html", session, message=f"Node {name} is resuming.")
+
+
+@router.post(f"{_N}/delete")
+async def delete_node(project: str, name: str, request: Request, session: SessionDep) -> Response:
+    """Delete once the form repeats the node's name (the confirmation)."""
+    form = await checked_form(request, session)
+    if form.get("confirm", "").strip() != name:
+        raise InvalidSpec("confirm", f"type the node's name ({name}) to delete it")
+    services_of(request).nodes.delete(project, name, actor=session.principal.name)
+    return Response(status_code=200, headers={"HX-Redirect": f"/projects/{project}"})

@@ -1,0 +1,87 @@
+// pier's web UI: charts (uPlot over /projects/P/nodes/N/series), range buttons and copy
+// buttons. Everything else is htmx attributes in the pages; no inline script anywhere.
+(function () {
+  "use strict";
+  var COLORS = ["#2457d6", "#d97706", "#b42318", "#157f3b", "#7c3aed", "#0891b2"];
+  var range = "15m";
+  var plots = new Map();
+
+  function width(figure) {
+    return Math.max(240, Math.floor(figure.getBoundingClientRect().width));
+  }
+
+  function draw(figure, data) {
+    var scale = parseFloat(figure.dataset.scale || "1");
+    var columns = [data.t];
+    var series = [{}];
+    var points = 0;
+    data.lines.forEach(function (line, i) {
+      columns.push(line.values.map(function (v) {
+        if (v === null) return null;
+        points += 1;
+        return v * scale;
+      }));
+      series.push({ label: line.label, stroke: COLORS[i % COLORS.length], width: 2, spanGaps: false });
+    });
+    figure.dataset.points = String(points);
+    var old = plots.get(figure);
+    if (old) { old.destroy(); plots.delete(figure); }
+    var empty = figure.querySelector(".empty");
+    if (empty) empty.remove();
+    if (!points) {
+      var note = document.createElement("div");
+      note.className = "empty";
+      note.textContent = "No data in this range yet.";
+      figure.appendChild(note);
+      return;
+    }
+    var unit = figure.dataset.unit || "";
+    var opts = {
+      width: width(figure), height: 170, series: series, legend: { live: false },
+      scales: { x: { time: true } },
+      axes: [{}, { size: 56, values: function (u, vals) { return vals.map(function (v) { return v + (unit ? " " + unit : ""); }); } }],
+    };
+    plots.set(figure, new uPlot(opts, columns, figure));
+  }
+
+  function refresh(container) {
+    if (typeof uPlot === "undefined") return;
+    container.querySelectorAll("[data-chart]").forEach(function (figure) {
+      var url = container.dataset.series + "?metrics=" + encodeURIComponent(figure.dataset.metrics) + "&range=" + range;
+      fetch(url, { credentials: "same-origin" })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (data) { if (data) draw(figure, data); })
+        .catch(function () {});
+    });
+  }
+
+  function start() {
+    var container = document.querySelector(".charts[data-series]");
+    if (container) {
+      refresh(container);
+      var period = parseFloat(container.dataset.pollS || "5") * 1000;
+      setInterval(function () { if (!document.hidden) refresh(container); }, period);
+      window.addEventListener("resize", function () {
+        plots.forEach(function (plot, figure) { plot.setSize({ width: width(figure), height: 170 }); });
+      });
+      document.querySelectorAll("button[data-range]").forEach(function (button) {
+        button.addEventListener("click", function () {
+          range = button.dataset.range;
+          document.querySelectorAll("button[data-range]").forEach(function (b) { b.classList.toggle("on", b === button); });
+          refresh(container);
+        });
+      });
+    }
+    document.body.addEventListener("click", function (event) {
+      var button = event.target.closest("[data-copy]");
+      if (!button) return;
+      var source = document.getElementById(button.dataset.copy);
+      if (source && navigator.clipboard) {
+        navigator.clipboard.writeText(source.textContent).then(function () { button.textContent = "Copied"; });
+      }
+    });
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})();

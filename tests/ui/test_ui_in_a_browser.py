@@ -1,0 +1,131 @@
+"""The web UI in a real browser (Debian's chromium driven by Playwright) against one
+real `pier up`: sign in, create a node and watch it become Healthy, send a test request,
+see a chart's points after load and log lines arrive, change the instance range and see
+a new instance. Screenshots of the main pages at 1280 and 390 px wide go to the folder
+the first test prints."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.conftest import PierProcess
+from tests.e2e.load import Load
+
+CHROMIUM = Path("/usr/bin/chromium")
+WIDTHS = {"wide": 1280, "narrow": 390}
+NODE = "/projects/default/nodes/iris"
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.fail("chromium is missing: scripts/install-system-packages.sh test installs it")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser: Browser, up: PierProcess) -> Iterator[Page]:
+    context = browser.new_context(base_url=up.url, viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    yield page
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("ui-screenshots")
+    print(f"\nweb UI screenshots: {folder}")
+    return folder
+
+
+def screenshot(page: Page, shots: Path, name: str) -> None:
+    """The page at both widths (full height), then back at 1280 px."""
+    for label, width in WIDTHS.items():
+        page.set_viewport_size({"width": width, "height": 900})
+        page.screenshot(path=shots / f"{name}-{label}.png", full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 900})
+
+
+def test_a_wrong_token_is_refused(page: Page) -> None:
+    page.goto("/")
+    expect(page).to_have_url(re.compile(r"/sign-in$"))
+    page.fill("input[name=token]", "not-a-token")
+    page.click("button[type=submit]")
+    expect(page.locator("#sign-in-error")).to_contain_text("not valid")
+
+
+def test_sign_in_shows_the_projects(page: Page, up: PierProcess, shots: Path) -> None:
+    screenshot(page, shots, "sign-in")
+    page.fill("input[name=token]", up.token)
+    page.click("button[type=submit]")
+    expect(page.locator("a.tile", has_text="default")).to_be_visible()
+    screenshot(page, shots, "projects")
+
+
+def test_a_node_created_in_the_ui_becomes_healthy(page: Page, shots: Path) -> None:
+    page.goto("/projects/default/nodes/new")
+    page.fill("input[name=name]", "iris")
+    page.select_option("select[name=model]", "iris")
+    page.click("#new-node button[type=submit]")
+    expect(page).to_have_url(re.compile(f"{NODE}$"))
+    expect(page.locator("#node-status")).to_have_text("Healthy", timeout=60_000)
+    expect(page.locator("#instances tr[data-status=Healthy]")).to_have_count(1)
+    page.goto("/projects/default")
+    expect(page.locator("#nodes tr[data-node=iris] .status")).to_have_text("Healthy")
+    screenshot(page, shots, "project")
+
+
+def test_a_test_request_shows_the_answer(page: Page, up: PierProcess, shots: Path) -> None:
+    page.goto(f"{NODE}?tab=request")
+    expect(page.locator("textarea[name='data:X']")).to_have_value("[1.0, 1.0, 1.0, 1.0]")
+    page.click("#send-request")
+    expect(page.locator("#call-status")).to_have_text("200")
+    expect(page.locator("#call-body")).to_contain_text('"outputs"')
+    expect(page.locator("#call-curl")).to_contain_text(f"{up.gateway_url}{NODE[9:]}/v2/models")
+    expect(page.locator("#call-python")).to_contain_text("tritonclient.http")
+    assert up.token not in page.content()
+    screenshot(page, shots, "request")
+
+
+def test_a_chart_has_points_after_load_and_log_lines_arrive(
+    page: Page, up: PierProcess, shots: Path
+) -> None:
+    page.goto(NODE)
+    requests_chart = page.locator("figure[data-chart=requests]")
+    with Load(up, clients=2, path="/default/nodes/iris/v2/health/ready"):
+        expect(requests_chart).to_have_attribute("data-points", re.compile(r"^[1-9]"))
+    expect(requests_chart.locator("canvas")).to_have_count(1)
+    expect(page.locator("figure[data-chart=latency]")).to_have_attribute(
+        "data-points", re.compile(r"^[1-9]")
+    )
+    expect(page.locator("#logs .line").first).to_be_visible()
+    expect(page.locator("#events li").first).to_be_visible()
+    screenshot(page, shots, "node")
+
+
+def test_a_wider_instance_range_adds_an_instance(page: Page, up: PierProcess) -> None:
+    page.goto(NODE)
+    page.fill("#settings input[name=min_instances]", "2")
+    page.fill("#settings input[name=max_instances]", "2")
+    page.click("#settings button[type=submit]")
+    expect(page.locator("#flash")).to_contain_text("updated")
+    expect(page.locator("#instances tr[data-instance]")).to_have_count(2)
+    expect(page.locator("#instances tr[data-status=Healthy]")).to_have_count(2, timeout=60_000)
+    assert up.node("iris")["spec"]["min_instances"] == 2
+
+
+def test_the_models_page_shows_inputs_and_outputs(page: Page, shots: Path) -> None:
+    page.goto("/projects/default/models")
+    expect(page.locator("section.model h2")).to_contain_text("iris")
+    expect(page.locator("section.model")).to_contain_text("FP32")
+    screenshot(page, shots, "models")
