@@ -35,11 +35,10 @@
       figure.appendChild(note);
       return;
     }
-    var unit = figure.dataset.unit || "";
     var opts = {
       width: width(figure), height: 170, series: series, legend: { live: false },
       scales: { x: { time: true } },
-      axes: [{}, { size: 56, values: function (u, vals) { return vals.map(function (v) { return v + (unit ? " " + unit : ""); }); } }],
+      axes: [{}, { size: 60 }],
     };
     plots.set(figure, new uPlot(opts, columns, figure));
   }
