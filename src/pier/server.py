@@ -375,6 +375,7 @@ def _say_started(
     token_note = "created now, mode 0600" if token_created else "existing"
     say(f"pier is up (data dir {data})")
     say(f"  API      {settings.api_url}   OpenAPI {settings.api_url}/openapi.json")
+    say(f"  web UI   {settings.api_url}/   (sign in with the token below)")
     say(f"  gateway  {gateway.url}" + ("   (adopted: it kept running)" if gateway_adopted else ""))
     say(f"  store    {store}")
     say(f"  runtime  {', '.join(runtimes)}")
