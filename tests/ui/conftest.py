@@ -17,5 +17,11 @@ def up(tmp_path_factory: pytest.TempPathFactory, iris_onnx: IrisModel) -> Iterat
     """`pier up` with the iris model pushed, sampling and pages refreshing fast."""
     data_dir = tmp_path_factory.mktemp("ui") / "data"
     with running_pier(data_dir, env=FAST_SAMPLING, timeout_s=90) as pier:
-        pier.cli("model", "push", str(iris_onnx.path), "--name", "iris")
+        with pier.api() as api:
+            pushed = api.post(
+                "/api/v1/projects/default/models/iris",
+                params={"format": "onnx"},
+                content=iris_onnx.path.read_bytes(),
+            )
+        assert pushed.status_code == 201, pushed.text
         yield pier

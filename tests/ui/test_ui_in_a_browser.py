@@ -129,3 +129,33 @@ def test_the_models_page_shows_inputs_and_outputs(page: Page, shots: Path) -> No
     expect(page.locator("section.model h2")).to_contain_text("iris")
     expect(page.locator("section.model")).to_contain_text("FP32")
     screenshot(page, shots, "models")
+
+
+def test_the_alias_page_shows_its_shares(page: Page, up: PierProcess, shots: Path) -> None:
+    with up.api() as api:
+        made = api.post(
+            "/api/v1/projects/default/aliases",
+            json={"name": "web", "spec": {"nodes": [{"node": "iris"}]}},
+        )
+    assert made.status_code == 201, made.text
+    page.goto("/projects/default/aliases/web")
+    expect(page.locator("#alias-status tbody tr")).to_contain_text("100%")
+    expect(page.locator("#alias-status")).to_contain_text("Live on every gateway worker")
+    screenshot(page, shots, "alias")
+
+
+def test_suspend_resume_and_delete_with_confirmation(page: Page, up: PierProcess) -> None:
+    page.goto(NODE)
+    page.click("#suspend")
+    expect(page.locator("#node-status")).to_have_text("Suspended")
+    page.click("#resume")
+    expect(page.locator("#suspend")).to_be_visible()
+    page.click(".danger-zone summary")
+    page.fill(".danger-zone input[name=confirm]", "iris")
+    page.click(".danger-zone button[type=submit]")
+    expect(page.locator("#flash")).to_contain_text("alias")  # in use by the alias web
+    with up.api() as api:
+        assert api.delete("/api/v1/projects/default/aliases/web").status_code == 204
+    page.click(".danger-zone button[type=submit]")
+    expect(page).to_have_url(re.compile(r"/projects/default$"))
+    assert up.node("iris").get("status") in ("Deleting", None)

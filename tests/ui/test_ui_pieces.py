@@ -1,0 +1,81 @@
+"""The UI's pure pieces: test-request snippets, chart columns, rolling-update progress."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from pier.domain.errors import BadRequest
+from pier.domain.views import SeriesLine, SeriesMetric, SeriesPoint, SeriesView
+from pier.ui.calls import (
+    TOKEN_HINT,
+    curl_command,
+    example_values,
+    image_request,
+    model_request,
+    python_snippet,
+)
+from pier.ui.charts import aligned
+from pier.ui.rendering import age
+
+BASE = "http://127.0.0.1:8000/default/nodes/iris"
+
+
+def test_a_model_form_becomes_a_v2_request_and_its_snippets() -> None:
+    form = {"datatype:X": "FP32", "shape:X": "[1, 4]", "data:X": "[1, 2, 3, 4]", "csrf": "x"}
+    call = model_request(BASE, "iris", form)
+    assert call.url == f"{BASE}/v2/models/iris/infer"
+    body = json.loads(call.body)
+    assert body == {"inputs": [{"name": "X", "shape": [1, 4], "datatype": "FP32",
+                                "data": [1, 2, 3, 4]}]}  # fmt: skip
+    curl = curl_command(call)
+    assert curl.startswith(f"curl -sS -X POST {BASE}/v2/models/iris/infer")
+    assert TOKEN_HINT in curl and "--data-raw" in curl
+    python = python_snippet(call, "iris", BASE)
+    assert "InferenceServerClient('127.0.0.1:8000/default/nodes/iris')" in python
+    assert "dtype=np.float32" in python and "client.infer('iris'" in python
+    compile(python, "snippet", "exec")
+
+
+def test_an_image_form_becomes_its_request() -> None:
+    form = {"method": "post", "path": "echo?x=1", "headers": "X-A: 1\n\nX-B: two", "body": "hi"}
+    call = image_request(BASE, form)
+    assert (call.method, call.url) == ("POST", f"{BASE}/echo?x=1")
+    assert call.headers == {"X-A": "1", "X-B": "two"} and call.body == b"hi"
+    compile(python_snippet(call, None, BASE), "snippet", "exec")
+    with pytest.raises(BadRequest, match="Name: value"):
+        image_request(BASE, {"headers": "no colon here"})
+    with pytest.raises(BadRequest, match="method"):
+        image_request(BASE, {"method": "TRACE"})
+
+
+def test_example_values_fill_the_shape() -> None:
+    assert example_values("FP32", [-1, 4]) == [1.0] * 4
+    assert example_values("BYTES", [2]) == ["text", "text"]
+    assert example_values("INT64", [2, 3]) == [1] * 6
+
+
+def test_chart_lines_share_one_time_axis() -> None:
+    def view(metric: SeriesMetric, points: dict[float, float | None]) -> SeriesView:
+        line = SeriesLine(
+            instance=None, points=[SeriesPoint(t=t, value=v) for t, v in points.items()]
+        )
+        return SeriesView(metric=metric, step=5, series=[line])
+
+    data = aligned(
+        [view(SeriesMetric.P50, {10: 0.1, 15: 0.2}), view(SeriesMetric.P99, {15: 0.5, 20: None})]
+    )
+    assert data["t"] == [10, 15, 20]
+    assert data["lines"] == [
+        {"label": "p50", "values": [0.1, 0.2, None]},
+        {"label": "p99", "values": [None, 0.5, None]},
+    ]
+
+
+def test_age_reads_as_people_say_it() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    assert age(now - timedelta(seconds=42), now) == "42s"
+    assert age(now - timedelta(minutes=5, seconds=3), now) == "5m"
+    assert age(now - timedelta(days=2, hours=1), now) == "2d"
