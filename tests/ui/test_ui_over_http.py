@@ -93,6 +93,8 @@ def test_a_viewer_may_read_but_not_change(up: PierProcess) -> None:
         refused = client.post(GHOST, data={"csrf": csrf})
         assert refused.status_code == 403 and "permits write" in refused.text
         assert client.get("/projects/default/nodes/new").status_code == 403
+        signed_out = client.post("/sign-out", data={"csrf": csrf})
+        assert signed_out.status_code == 303 and signed_out.headers["location"] == "/sign-in"
 
 
 def test_pages_have_a_csp_without_inline_script(up: PierProcess) -> None:

@@ -7,8 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from pier.api.policy import POLICY
 from pier.domain.errors import BadRequest
 from pier.domain.views import SeriesLine, SeriesMetric, SeriesPoint, SeriesView
+from pier.ui import actions, calls, charts, pages
 from pier.ui.calls import (
     TOKEN_HINT,
     curl_command,
@@ -79,3 +81,10 @@ def test_age_reads_as_people_say_it() -> None:
     assert age(now - timedelta(seconds=42), now) == "42s"
     assert age(now - timedelta(minutes=5, seconds=3), now) == "5m"
     assert age(now - timedelta(days=2, hours=1), now) == "2d"
+
+
+def test_every_signed_in_ui_route_is_in_the_policy() -> None:
+    """A route missing from the table would be the installation admin's alone."""
+    routes = [r for m in (actions, calls, charts, pages) for r in m.router.routes]
+    seen = {(method, r.path) for r in routes for method in r.methods}  # type: ignore[attr-defined]
+    assert sorted(seen - set(POLICY)) == [("GET", "/sign-in"), ("POST", "/sign-in")]

@@ -79,6 +79,7 @@ POLICY: Final[dict[tuple[str, str], Requirement]] = {
     ("POST", "/api/v1/secrets/rotate-key"): Anyone.INSTALLATION_ADMIN,
     # the web UI (pier.ui): the same permissions as the REST routes it stands for
     ("GET", "/"): Anyone.AUTHENTICATED,
+    ("POST", "/sign-out"): Anyone.AUTHENTICATED,
     ("GET", _U): R,
     ("GET", f"{_U}/nodes-table"): R,
     ("GET", f"{_U}/models"): R,

@@ -4,6 +4,7 @@
   "use strict";
   var COLORS = ["#2457d6", "#d97706", "#b42318", "#157f3b", "#7c3aed", "#0891b2"];
   var range = "15m";
+  var RANGE_S = { "15m": 900, "1h": 3600, "1d": 86400 };
   var plots = new Map();
 
   function width(figure) {
@@ -37,7 +38,10 @@
     }
     var opts = {
       width: width(figure), height: 170, series: series, legend: { live: false },
-      scales: { x: { time: true } },
+      scales: { x: { time: true, range: function () {
+        var now = Date.now() / 1000;
+        return [now - RANGE_S[range], now];
+      } } },
       axes: [{}, { size: 60 }],
     };
     plots.set(figure, new uPlot(opts, columns, figure));
