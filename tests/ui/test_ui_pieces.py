@@ -9,7 +9,15 @@ import pytest
 
 from pier.api.policy import POLICY
 from pier.domain.errors import BadRequest
-from pier.domain.views import SeriesLine, SeriesMetric, SeriesPoint, SeriesView
+from pier.domain.views import (
+    InstanceCounts,
+    InstanceView,
+    NodeView,
+    SeriesLine,
+    SeriesMetric,
+    SeriesPoint,
+    SeriesView,
+)
 from pier.ui import actions, calls, charts, pages
 from pier.ui.calls import (
     TOKEN_HINT,
@@ -20,6 +28,7 @@ from pier.ui.calls import (
     python_snippet,
 )
 from pier.ui.charts import aligned
+from pier.ui.pages import RollingUpdate, rolling_update
 from pier.ui.rendering import age
 
 BASE = "http://127.0.0.1:8000/default/nodes/iris"
@@ -88,3 +97,18 @@ def test_every_signed_in_ui_route_is_in_the_policy() -> None:
     routes = [r for m in (actions, calls, charts, pages) for r in m.router.routes]
     seen = {(method, r.path) for r in routes for method in r.methods}  # type: ignore[attr-defined]
     assert sorted(seen - set(POLICY)) == [("GET", "/sign-in"), ("POST", "/sign-in")]
+
+
+def test_a_rolling_update_counts_the_instances_of_the_new_generation() -> None:
+    node = NodeView.model_construct(
+        generation=3, instances=InstanceCounts(healthy=2, total=3, target=2)
+    )
+
+    def instance(generation: int, status: str) -> InstanceView:
+        return InstanceView.model_construct(generation=generation, status=status)
+
+    assert rolling_update(node, [instance(3, "Healthy"), instance(3, "Preparing")]) is None
+    update = rolling_update(
+        node, [instance(2, "Healthy"), instance(3, "Healthy"), instance(3, "Preparing")]
+    )
+    assert update == RollingUpdate(generation=3, replaced=1, target=2)
