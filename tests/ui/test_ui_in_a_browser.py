@@ -118,7 +118,7 @@ def test_a_wider_instance_range_adds_an_instance(page: Page, up: PierProcess) ->
     page.fill("#settings input[name=min_instances]", "2")
     page.fill("#settings input[name=max_instances]", "2")
     page.click("#settings button[type=submit]")
-    expect(page.locator("#flash")).to_contain_text("updated")
+    expect(page.locator("#flash")).to_contain_text("updated: max_instances, min_instances")
     expect(page.locator("#instances tr[data-instance]")).to_have_count(2)
     expect(page.locator("#instances tr[data-status=Healthy]")).to_have_count(2, timeout=60_000)
     assert up.node("iris")["spec"]["min_instances"] == 2

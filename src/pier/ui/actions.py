@@ -133,10 +133,14 @@ async def update_node(project: str, name: str, request: Request, session: Sessio
     """Apply the settings form; a change of what instances are made of rolls them."""
     form = await checked_form(request, session)
     services = services_of(request)
-    node = services.nodes.update(
-        project, name, settings_changes(form), actor=session.principal.name
-    )
-    return render(request, "_flash.html", session, message=f"Saved: node {node.name} updated.")
+    spec = services.nodes.get(project, name).spec
+    current = {**spec.model_dump(mode="json"), "max_instances": spec.effective_max}
+    changes = {k: v for k, v in settings_changes(form).items() if current.get(k) != v}
+    if not changes:
+        return render(request, "_flash.html", session, message="Nothing to change.")
+    node = services.nodes.update(project, name, changes, actor=session.principal.name)
+    fields = ", ".join(sorted(changes))
+    return render(request, "_flash.html", session, message=f"Node {node.name} updated: {fields}.")
 
 
 @router.post(f"{_N}/suspend")
