@@ -111,6 +111,12 @@ def test_a_chart_has_points_after_load_and_log_lines_arrive(
     expect(page.locator("#logs .line").first).to_be_visible()
     expect(page.locator("#events li").first).to_be_visible()
     screenshot(page, shots, "node")
+    page.click("button[data-range='1h']")
+    expect(page.locator("button[data-range='1h']")).to_have_class(re.compile(r"\bon\b"))
+    expect(requests_chart).to_have_attribute("data-points", re.compile(r"^[1-9]"))
+    page.fill(".log-filter input[name=q]", "model loaded")
+    expect(page.locator("#logs .line")).to_have_count(1)
+    expect(page.locator("#logs .line")).to_contain_text("model loaded")
 
 
 def test_a_wider_instance_range_adds_an_instance(page: Page, up: PierProcess) -> None:
