@@ -123,3 +123,13 @@ def test_a_page_without_the_libraries_says_so(tmp_path: Path) -> None:
         missing_assets=missing_assets(tmp_path), csrf_field="csrf", htmx_headers="{}"
     )
     assert "browser libraries are missing" in page and "make install" in page
+
+
+def test_errors_outside_the_ui_stay_json(up: PierProcess) -> None:
+    with browser(up) as client:
+        for path in ("/metrics", "/api/v1/projects"):
+            answer = client.get(path)
+            assert answer.status_code == 401, path
+            assert answer.json()["error"]["code"] == "unauthorized", path
+        page = client.get("/projects/default", headers={"cookie": "pier_session=wrong"})
+        assert page.status_code == 303 and page.headers["location"] == "/sign-in"

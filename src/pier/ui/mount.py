@@ -51,9 +51,14 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+UI_PATHS: Final = ("/projects", "/sign-in", "/sign-out", "/static/")
+"""Where the UI's routes are (and ``/``); everything else (the API, /metrics, /openapi.json)
+answers its errors as JSON."""
+
+
 def is_ui_request(request: Request) -> bool:
     path = request.url.path
-    return not (path.startswith("/api/") or path in ("/openapi.json", "/docs", "/healthz"))
+    return path == "/" or path.startswith(UI_PATHS)
 
 
 def install_ui(app: FastAPI, services: Services) -> None:
