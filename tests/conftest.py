@@ -23,6 +23,18 @@ import pytest
 from pier.store.database import create_store_engine, migrate
 from pier.store.repository import Repository
 
+UI_SCREENSHOTS = Path(__file__).resolve().parent.parent / ".test-artifacts" / "ui-screenshots"
+"""Where the web UI's browser tests keep screenshots of the main pages (kept after a run)."""
+_SESSION_STARTED = time.time()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Name the screenshots' folder at the end of a run that made them (with xdist too:
+    this runs in the process that reports, not in a worker)."""
+    made_now = UI_SCREENSHOTS.is_dir() and UI_SCREENSHOTS.stat().st_mtime >= _SESSION_STARTED
+    if made_now and any(UI_SCREENSHOTS.iterdir()):
+        terminalreporter.write_line(f"web UI screenshots: {UI_SCREENSHOTS}")
+
 
 def free_port() -> int:
     with socket.socket() as sock:

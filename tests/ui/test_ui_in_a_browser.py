@@ -7,13 +7,14 @@ the first test prints."""
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.conftest import PierProcess
+from tests.conftest import UI_SCREENSHOTS, PierProcess
 from tests.e2e.load import Load
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -42,10 +43,11 @@ def page(browser: Browser, up: PierProcess) -> Iterator[Page]:
 
 
 @pytest.fixture(scope="module")
-def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("ui-screenshots")
-    print(f"\nweb UI screenshots: {folder}")
-    return folder
+def shots() -> Path:
+    """The screenshots of this run (the session's summary prints where they are)."""
+    shutil.rmtree(UI_SCREENSHOTS, ignore_errors=True)
+    UI_SCREENSHOTS.mkdir(parents=True)
+    return UI_SCREENSHOTS
 
 
 def screenshot(page: Page, shots: Path, name: str) -> None:
