@@ -62,6 +62,14 @@ def test_weighted_choice_follows_the_weights() -> None:
     assert 0.85 < picks["blue"] / 5000 < 0.95
 
 
+@pytest.mark.parametrize("scale", [1, 1000])  # a table of shares, and a search past TABLE_MAX
+def test_weighted_choice_gives_each_item_exactly_its_share_of_0_to_1(scale: int) -> None:
+    choice = WeightedChoice(["a", "b", "c"], [20 * scale, 30 * scale, 50 * scale])
+    assert [choice.pick_at(i / 100) for i in range(100)] == ["a"] * 20 + ["b"] * 30 + ["c"] * 50
+    assert choice.pick_at(float(2**64 - 1) / 2**64) == "c"  # a session hash rounding to 1.0
+    assert choice.pick_at(1.0 - 2**-53) == "c"
+
+
 def test_weighted_choice_needs_positive_weights() -> None:
     with pytest.raises(ValueError, match="positive weights"):
         WeightedChoice(["a"], [0])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from pier.gateway.compare import compare_answers
+from pier.gateway.compare import Comparison, compare_answers
 
 
 def _answer(*outputs: tuple[str, object]) -> bytes:
@@ -41,3 +41,15 @@ def test_other_names_lengths_or_types_differ(mirrored: bytes) -> None:
 )
 def test_answers_without_v2_outputs_are_not_compared(other: bytes) -> None:
     assert compare_answers(_answer(("y", [1.0])), other, 1e-6) is None
+
+
+def test_equal_answers_are_equal_and_equal_non_v2_answers_are_not_compared() -> None:
+    answer = _answer(("y", [[1.0, 2.0], [3.0, 4.0]]), ("label", ["cat"]))
+    assert compare_answers(answer, answer, 0.0) == Comparison(True, 0.0)
+    other = b"HTTP/1.1 200 OK\r\n\r\n{}"
+    assert compare_answers(other, other, 1e-6) is None
+
+
+def test_nested_outputs_are_compared_flat() -> None:
+    result = compare_answers(_answer(("y", [[1.0], [2.0, [3.0]]])), _answer(("y", [1, 2, 3])), 0.0)
+    assert result == Comparison(True, 0.0)

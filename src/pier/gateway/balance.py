@@ -41,6 +41,8 @@ DOWN_FOR_S = 1.0
 """How long an instance that refused a connection loses every tie."""
 RING_REPLICAS = 100
 """Points per instance on a hash ring: enough for an even share at a few instances."""
+TABLE_MAX = 1000
+"""A weighted choice of weights summing to at most this is a table lookup."""
 
 
 class Balanced(Protocol):
@@ -92,9 +94,15 @@ def pick_instance(instances: Sequence[B], now: float) -> B:
 
 
 class WeightedChoice(Generic[T]):
-    """Pick one of ``items`` with probability proportional to its weight (all > 0)."""
+    """Pick one of ``items`` with probability proportional to its weight (all > 0).
 
-    __slots__ = ("_cumulative", "_items", "_total")
+    Integer weights summing to at most ``TABLE_MAX`` (an alias's shares: 100) are laid
+    out in a table with each item ``weight`` times, so a pick is one index; larger sums
+    are searched in the cumulative weights. Both give every item exactly its share. (The
+    table ends with its last item once more: ``fraction * total`` rounds up to ``total``
+    for a fraction just below 1.)"""
+
+    __slots__ = ("_cumulative", "_items", "_table", "_total")
 
     def __init__(self, items: Sequence[T], weights: Sequence[int]) -> None:
         if not items or len(items) != len(weights) or min(weights) <= 0:
@@ -102,16 +110,25 @@ class WeightedChoice(Generic[T]):
         self._items = tuple(items)
         self._cumulative = list(accumulate(weights))
         self._total = self._cumulative[-1]
+        self._table: tuple[T, ...] | None = None
+        if self._total <= TABLE_MAX:
+            spread = [
+                item for item, weight in zip(items, weights, strict=True) for _ in range(weight)
+            ]
+            self._table = (*spread, spread[-1])
 
     def pick(self) -> T:
         """One item, chosen by weight."""
-        if len(self._items) == 1:
-            return self._items[0]
-        index = bisect_right(self._cumulative, random() * self._total)
-        return self._items[min(index, len(self._items) - 1)]
+        table = self._table
+        if table is not None:
+            return table[int(random() * self._total)]
+        return self.pick_at(random())
 
     def pick_at(self, fraction: float) -> T:
         """The item whose share of [0, 1) holds ``fraction``: the same one every time."""
+        table = self._table
+        if table is not None:
+            return table[int(fraction * self._total)]
         index = bisect_right(self._cumulative, fraction * self._total)
         return self._items[min(index, len(self._items) - 1)]
 

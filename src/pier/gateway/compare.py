@@ -11,11 +11,13 @@ not compared at all.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import orjson
+
+_NUMBERS: Final = (int, float)
+"""What orjson makes of a JSON number (``type()`` of them: a bool is neither)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,10 +27,22 @@ class Comparison:
     """Over the numbers that could be paired (0.0 if none could)."""
 
 
+SAME: Final = Comparison(True, 0.0)
+
+
 def compare_answers(primary: bytes, mirrored: bytes, tolerance: float) -> Comparison | None:
-    """Compare two whole HTTP answers' V2 outputs; None when either has none."""
-    ours, theirs = _outputs(primary), _outputs(mirrored)
-    if ours is None or theirs is None:
+    """Compare two whole HTTP answers' V2 outputs; None when either has none. Equal
+    bodies (the common case of a mirror serving the same model) are parsed once."""
+    ours_body, theirs_body = _body(primary), _body(mirrored)
+    if ours_body is None or theirs_body is None:
+        return None
+    ours = _outputs(ours_body)
+    if ours is None:
+        return None
+    if theirs_body == ours_body:
+        return SAME
+    theirs = _outputs(theirs_body)
+    if theirs is None:
         return None
     is_equal = ours.keys() == theirs.keys()
     largest = 0.0
@@ -39,7 +53,7 @@ def compare_answers(primary: bytes, mirrored: bytes, tolerance: float) -> Compar
         if len(data) != len(other):
             is_equal = False
         for a, b in zip(data, other, strict=False):
-            if _is_number(a) and _is_number(b):
+            if type(a) in _NUMBERS and type(b) in _NUMBERS:
                 largest = max(largest, abs(a - b))
                 is_equal = is_equal and math.isclose(a, b, rel_tol=tolerance, abs_tol=tolerance)
             else:
@@ -47,33 +61,38 @@ def compare_answers(primary: bytes, mirrored: bytes, tolerance: float) -> Compar
     return Comparison(is_equal, largest)
 
 
-def _outputs(answer: bytes) -> dict[str, list[Any]] | None:
-    """``name -> flat data`` of a V2 answer (head and body), None if it is not one."""
+def _body(answer: bytes) -> bytes | None:
+    """The body of a whole HTTP answer (head and body), None without a head."""
     end = answer.find(b"\r\n\r\n")
-    if end < 0:
-        return None
+    return answer[end + 4 :] if end >= 0 else None
+
+
+def _outputs(body: bytes) -> dict[str, list[Any]] | None:
+    """``name -> flat data`` of a V2 answer's body, None if it is not one."""
     try:
-        body = orjson.loads(answer[end + 4 :])
+        parsed = orjson.loads(body)
     except orjson.JSONDecodeError:
         return None
-    outputs = body.get("outputs") if isinstance(body, dict) else None
+    outputs = parsed.get("outputs") if isinstance(parsed, dict) else None
     if not isinstance(outputs, list):
         return None
     found: dict[str, list[Any]] = {}
     for index, output in enumerate(outputs):
         if not isinstance(output, dict) or "data" not in output:
             return None
-        found[str(output.get("name", index))] = list(_flat(output["data"]))
+        data = output["data"]
+        found[str(output.get("name", index))] = _flat(data) if isinstance(data, list) else [data]
     return found
 
 
-def _flat(data: Any) -> Iterator[Any]:
-    if isinstance(data, list):
-        for item in data:
-            yield from _flat(item)
-    else:
-        yield data
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+def _flat(data: list[Any]) -> list[Any]:
+    """The items of nested lists, in order (a flat list as it is)."""
+    if not any(type(item) is list for item in data):
+        return data
+    flat: list[Any] = []
+    for item in data:
+        if type(item) is list:
+            flat += _flat(item)
+        else:
+            flat.append(item)
+    return flat

@@ -127,10 +127,10 @@ class Exchange:
         """The ``x-request-id`` header line."""
         self.response_headers = request_id
         """The header lines the gateway adds to the response: the ``x-request-id``, and
-        through an alias the node's (and ``x-pier-repinned``)."""
-        if alias is not None:
-            alias.started_at = gateway.loop.time()
-            self.response_headers = alias.header_lines(request_id)
+        through an alias the node's (and ``x-pier-repinned`` once a sticky session's
+        instance is picked)."""
+        if alias is not None and alias.leg is not None:
+            self.response_headers = request_id + alias.leg.header
         self.upstream: Upstream | None = None
         self.conn: UpstreamConnection | None = None
         self.stats: NodeStats | None = None
@@ -139,9 +139,17 @@ class Exchange:
     def _choose_mirrors(self, alias: AliasRequest, output: ClientOutput) -> None:
         """Pick the mirrors this request is copied to (each by its share) and, if there is
         room for the copies, record the answer to compare theirs with."""
-        chosen = [m for m in alias.target.mirrors if random() < m.fraction]
+        chosen: list[MirrorTarget] | None = None
+        for mirror in alias.target.mirrors:  # most requests: no list made, none chosen
+            if random() < mirror.fraction:
+                if chosen is None:
+                    chosen = [mirror]
+                else:
+                    chosen.append(mirror)
+        if chosen is None:
+            return
         mirrors = self.gateway.mirrors
-        if chosen and mirrors.reserve(chosen, len(self.body)):
+        if mirrors.reserve(chosen, len(self.body)):
             alias.mirrors = chosen
             self.output = CopyingOutput(output, mirrors.limits.max_body_bytes)
 
@@ -170,13 +178,12 @@ class Exchange:
         self.stats = stats = node.stats
         stats.begin(now)
         gateway.deadlines.add(self, now + node.timeout_s)
-        instances = node.instances
-        if self.alias is not None:
-            upstream = self._pick_for_alias(self.alias, node, now)
-        elif len(instances) == 1:
-            upstream = instances[0]
+        alias = self.alias
+        if alias is not None:
+            upstream = self._pick_for_alias(alias, node, now)
         else:
-            upstream = pick_instance(instances, now)
+            instances = node.instances
+            upstream = instances[0] if len(instances) == 1 else pick_instance(instances, now)
         upstream.acquire()
         self.upstream = upstream
         conn = upstream.take_idle(now)
@@ -188,17 +195,28 @@ class Exchange:
     def _pick_for_alias(self, alias: AliasRequest, node: NodeTarget, now: float) -> Upstream:
         """The instance of a sticky session's ring (the response says when it moved), or
         the less loaded of two. The first time, the mirrors the request is copied to are
-        chosen (when it is sent: a request never sent is never copied)."""
+        chosen (when it is sent: a request never sent is never copied), and the time of
+        this first try is kept for the alias's figures."""
+        if not alias.started_at:
+            alias.started_at = now
         if alias.target.mirrors and not alias.has_chosen_mirrors:
             alias.has_chosen_mirrors = True
             self._choose_mirrors(alias, self.output)
-        ring = node.ring
-        upstream = ring.pick(alias.session) if ring is not None and alias.session >= 0 else None
-        if upstream is None:
-            upstream = pick_instance(node.instances, now)
+        if alias.session >= 0 and node.ring is not None:
+            upstream = self._pick_pinned(alias, node, now)
         else:
-            alias.is_repinned = self.gateway.sessions.pin(alias.session, upstream.instance_id)
-        self.response_headers = alias.header_lines(self.request_id)
+            instances = node.instances
+            upstream = instances[0] if len(instances) == 1 else pick_instance(instances, now)
+        return upstream
+
+    def _pick_pinned(self, alias: AliasRequest, node: NodeTarget, now: float) -> Upstream:
+        """A sticky session's instance on the node's ring (re-pinned if it moved)."""
+        upstream = node.ring.pick(alias.session)  # type: ignore[union-attr]  # checked
+        if upstream is None:
+            return pick_instance(node.instances, now)
+        alias.is_repinned = self.gateway.sessions.pin(alias.session, upstream.instance_id)
+        if alias.is_repinned:
+            self.response_headers = alias.header_lines(self.request_id)
         return upstream
 
     def _send(self, upstream: Upstream, conn: UpstreamConnection, now: float) -> None:
@@ -261,6 +279,8 @@ class Exchange:
         gateway = self.gateway
         loop = gateway.loop
         started = loop.time()
+        if self.alias is not None and not self.alias.started_at:
+            self.alias.started_at = started
         waiting: NodeStats | None = None
         try:
             while not self.is_done:
@@ -352,9 +372,10 @@ class Exchange:
         if upstream is not None:
             upstream.release()
             self.upstream = None
+        now = gateway.loop.time()
         stats = self.stats
         if stats is not None:
-            stats.end(gateway.loop.time())
+            stats.end(now)
         elif self.node is not None:
             stats = self.node.stats
         else:
@@ -362,8 +383,10 @@ class Exchange:
         stats.record(status, latency_s)
         alias = self.alias
         if alias is not None:
-            if alias.leg is not None:
-                alias.leg.stats.record(status, gateway.loop.time() - alias.started_at)
+            leg = alias.leg
+            if leg is not None:  # timed from the first try; never tried: no latency
+                started_at = alias.started_at
+                leg.stats.record(status, now - started_at if started_at else None)
             if alias.mirrors is not None:
                 self._send_copies(alias, status)
         self.client.exchange_done(self)

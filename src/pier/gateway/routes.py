@@ -113,11 +113,11 @@ class AliasTarget:
     """(lower-case header name, value, node): requests carrying it go to that node."""
     sticky_header: bytes | None = None
     mirrors: tuple[MirrorTarget, ...] = ()
+    reads_headers: bool = field(init=False)
+    """Whether the alias routes by a request header (header routes, sticky)."""
 
-    @property
-    def reads_headers(self) -> bool:
-        """Whether the alias routes by a request header (header routes, sticky)."""
-        return bool(self.header_routes) or self.sticky_header is not None
+    def __post_init__(self) -> None:
+        self.reads_headers = bool(self.header_routes) or self.sticky_header is not None
 
     def read_headers(self, headers: list[bytes]) -> tuple[str | None, int]:
         """(the node a header route names, the sticky session's hash or -1) of a request
@@ -162,6 +162,7 @@ class AliasRequest:
         "is_repinned",
         "leg",
         "mirrors",
+        "node",
         "routed",
         "session",
         "started_at",
@@ -172,23 +173,26 @@ class AliasRequest:
         self.target = target
         self.routed = routed
         self.session = session
-        self.leg = target.pick(routed, session)
+        choice = target.choice
+        if routed is None and session < 0 and choice is not None:  # most requests
+            leg: AliasNode | None = choice.pick()
+        else:
+            leg = target.pick(routed, session)
+        self.leg = leg
+        self.node = leg.node if leg is not None else None
         self.is_repinned = False
         self.started_at = 0.0
+        """Loop time of the gateway's first try (0.0: not tried yet)."""
         self.mirrors: list[MirrorTarget] | None = None
         """The mirrors this request is copied to, once chosen (and not yet queued)."""
         self.has_chosen_mirrors = False
-
-    @property
-    def node(self) -> NodeTarget | None:
-        leg = self.leg
-        return leg.node if leg is not None else None
 
     def repick(self, target: AliasTarget) -> NodeTarget | None:
         """Pick again in ``target`` (the alias in a newer route table)."""
         self.target = target
         leg = self.leg = target.pick(self.routed, self.session)
-        return leg.node if leg is not None else None
+        node = self.node = leg.node if leg is not None else None
+        return node
 
     def header_lines(self, request_id: bytes) -> bytes:
         """The header lines the gateway adds to the answer: ``request_id``, the node's,
