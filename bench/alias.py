@@ -10,8 +10,10 @@ measures, at each concurrency, interleaved in rounds:
   * ``alias``: an alias over ``e1`` and ``e2``, 50/50 (``/default/aliases/pair/...``);
   * ``mirrored``: the same alias with ``--mirror-percent`` of its requests copied to
     ``e3`` (``/default/aliases/mirrored/...``).
-The median of the rounds is shown with the ratio to ``node``. Targets: the alias costs at
-most 5% of throughput, the mirror at most 15%.
+The median of the rounds is shown with the ratio to ``node``, for requests/s and for the
+gateway process's CPU time per request (user + system, from /proc: steadier than
+requests/s on a shared machine, and what the gateway would do on a CPU of its own).
+Targets: the alias costs at most 5% of throughput, the mirror at most 15%.
 """
 
 from __future__ import annotations
@@ -25,8 +27,18 @@ import tempfile
 from collections import defaultdict
 from pathlib import Path
 
-from _wrk import POST_LUA, WrkResult, free_port, pinned, require_tools, run_wrk, stop, wait_for_port
-from gateway import ECHO_PATH, SERVER_CPU, start_echo
+from _wrk import (
+    POST_LUA,
+    WrkResult,
+    cpu_seconds,
+    free_port,
+    pinned,
+    require_tools,
+    run_wrk,
+    stop,
+    wait_for_port,
+)
+from gateway import ECHO_PATH, SERVER_CPU, start_echo, worker_pid
 
 
 def _routes(ports: dict[str, int], mirror_percent: float) -> dict[str, object]:
@@ -79,14 +91,16 @@ def main() -> None:
     if args.quick:
         args.duration, args.rounds = 3.0, 1
     require_tools("wrk", "taskset")
-    results: dict[tuple[str, int], list[WrkResult]] = defaultdict(list)
+    results: Runs = defaultdict(list)
     with tempfile.TemporaryDirectory(prefix="pier-bench-alias-") as tmp:
         processes: list[subprocess.Popen[bytes]] = []
         try:
             ports = {name: free_port() for name in ("e1", "e2", "e3")}
             processes += [start_echo(port) for port in ports.values()]
             port = free_port()
-            processes.append(start_gateway(port, _routes(ports, args.mirror_percent), Path(tmp)))
+            gateway = start_gateway(port, _routes(ports, args.mirror_percent), Path(tmp))
+            processes.append(gateway)
+            gateway_pid = worker_pid(gateway)
             base = f"http://127.0.0.1:{port}/default"
             targets = {
                 "node": f"{base}/nodes/e1{ECHO_PATH}",
@@ -96,14 +110,12 @@ def main() -> None:
             for round_index in range(args.rounds):
                 for connections in args.concurrency:
                     for name, url in targets.items():
-                        run_wrk(url, connections=connections, duration_s=1, script=POST_LUA)
-                        result = run_wrk(
-                            url, connections=connections, duration_s=args.duration, script=POST_LUA
-                        )
-                        results[(name, connections)].append(result)
+                        result, cpu_us = measure(url, connections, args.duration, gateway_pid)
+                        results[(name, connections)].append((result, cpu_us))
                         print(
                             f"round {round_index + 1} {name:<9} c={connections:<3} "
-                            f"{result.requests_per_s:>9.0f} req/s  p50 {result.p50_ms:.3f} ms",
+                            f"{result.requests_per_s:>9.0f} req/s  p50 {result.p50_ms:.3f} ms"
+                            f"  gateway {cpu_us:.1f} us/req",
                             file=sys.stderr,
                         )
         finally:
@@ -112,27 +124,45 @@ def main() -> None:
     _print_table(results, args)
 
 
-def _print_table(results: dict[tuple[str, int], list[WrkResult]], args: argparse.Namespace) -> None:
+def measure(url: str, connections: int, duration_s: float, pid: int) -> tuple[WrkResult, float]:
+    """wrk against ``url`` (after a second to warm the pools); also the gateway's CPU
+    microseconds per request (user + system: its own share of CPU 0, whatever else runs)."""
+    run_wrk(url, connections=connections, duration_s=1, script=POST_LUA)
+    before = cpu_seconds(pid)
+    result = run_wrk(url, connections=connections, duration_s=duration_s, script=POST_LUA)
+    return result, (cpu_seconds(pid) - before) * 1e6 / max(result.requests, 1)
+
+
+Runs = dict[tuple[str, int], list[tuple[WrkResult, float]]]
+"""(target, connections) -> one (wrk result, gateway CPU us/request) per round."""
+
+
+def _print_table(results: Runs, args: argparse.Namespace) -> None:
     print(
         f"\n{args.rounds} round(s) of {args.duration:g} s, wrk -t1 on CPU 1, gateway and "
         f"upstreams on CPU {SERVER_CPU}; mirror {args.mirror_percent:g}%; median per target\n"
     )
     print(
-        f"{'target':<10}{'conc':>5}{'req/s':>10}{'p50 ms':>9}"
-        + f"{'p99 ms':>9}{'x node':>8}{'errors':>8}"
+        f"{'target':<10}{'conc':>5}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'x node':>8}"
+        f"{'gw us/req':>11}{'x node':>8}{'errors':>8}"
     )
     for connections in args.concurrency:
-        node = statistics.median(r.requests_per_s for r in results[("node", connections)])
+        node_runs = results[("node", connections)]
+        node = statistics.median(r.requests_per_s for r, _ in node_runs)
+        node_cpu = statistics.median(c for _, c in node_runs)
         for name in ("node", "alias", "mirrored"):
             runs = results[(name, connections)]
-            rps = statistics.median(r.requests_per_s for r in runs)
-            p50 = statistics.median(r.p50_ms for r in runs)
-            p99 = statistics.median(r.p99_ms for r in runs)
-            errors = sum(r.errors for r in runs)
+            rps = statistics.median(r.requests_per_s for r, _ in runs)
+            p50 = statistics.median(r.p50_ms for r, _ in runs)
+            p99 = statistics.median(r.p99_ms for r, _ in runs)
+            cpu = statistics.median(c for _, c in runs)
+            errors = sum(r.errors for r, _ in runs)
             print(
-                f"{name:<10}{connections:>5}{rps:>10.0f}{p50:>9.3f}{p99:>9.3f}"
-                f"{rps / node:>8.2f}{errors:>8}"
+                f"{name:<10}{connections:>5}{rps:>10.0f}{p50:>9.3f}{p99:>9.3f}{rps / node:>8.2f}"
+                f"{cpu:>11.1f}{node_cpu / cpu:>8.2f}{errors:>8}"
             )
+    print("\nx node: throughput as a share of node's (req/s), and node's gateway CPU per request")
+    print("as a share of the target's (what the gateway would do on a CPU of its own).")
 
 
 if __name__ == "__main__":

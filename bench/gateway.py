@@ -254,9 +254,12 @@ def _median(runs: list[tuple[WrkResult, float]]) -> WrkResult:
     )
 
 
-def _worker_pid(process: subprocess.Popen[bytes]) -> int:
-    """The process serving requests: the first child (the parent only holds sockets)."""
-    children = child_pids(process.pid)
+def worker_pid(process: subprocess.Popen[bytes], timeout_s: float = 10.0) -> int:
+    """The process serving requests: the first child (the parent only holds sockets and
+    forks it once it listens, so it may take a moment to appear)."""
+    deadline = time.monotonic() + timeout_s
+    while not (children := child_pids(process.pid)) and time.monotonic() < deadline:
+        time.sleep(0.05)
     return children[0] if children else process.pid
 
 
@@ -269,7 +272,7 @@ def _targets(
         targets.append(Target("direct", backend, direct, None))
         for name, (port, process) in proxies.items():
             url = f"http://127.0.0.1:{port}/default/nodes/{backend.name}{backend.path}"
-            targets.append(Target(name, backend, url, _worker_pid(process)))
+            targets.append(Target(name, backend, url, worker_pid(process)))
     return targets
 
 

@@ -1,15 +1,21 @@
 """The gateway's own CPU cost per request, without sockets: what Python spends.
 
-    uv run python bench/hot_path.py [--requests 200000] [--rounds 5] [--profile]
+    uv run python bench/hot_path.py [--requests 200000] [--rounds 5]
+        [--targets node alias mirrored] [--mirror-percent 10] [--profile]
 
-A ``Gateway`` is built in this process with one node; a client connection and a pooled
-instance connection get transports that only count what is written. Each request is
-fed to the client connection as one read (a wrk-like POST), and the instance's answer
-(a counted 200 with a small JSON body) to the instance connection as one read, so one
-iteration is the whole hot path: parse, route, forward, relay, account. The median
-nanoseconds per request over the rounds is printed; ``--profile`` prints the cProfile
-top functions instead. Syscalls, the event loop and the kernel are not in it: compare
-it with ``bench/gateway.py``'s proxy CPU per request to see what the rest costs.
+A ``Gateway`` is built in this process with three nodes of one instance each (``e1``,
+``e2``, ``e3``), an alias ``pair`` over ``e1`` and ``e2`` (50/50) and an alias
+``mirrored``, the same with ``--mirror-percent`` of its requests copied to ``e3`` (as in
+``bench/alias.py``). Client and pooled instance connections get transports that only
+count what is written. Each request is fed to the client connection as one read (a
+wrk-like POST), and the instance's answer (a counted 200 with a small JSON body) to the
+instance connection the request went to as one read, so one iteration is the whole hot
+path: parse, route, forward, relay, account (and, mirrored, the copy: queued, sent,
+answered, compared). The median nanoseconds per request over the rounds is printed per
+target, with its ratio to ``node``, the rounds interleaved; ``--profile`` prints the
+cProfile top functions of each target instead. Syscalls, the event loop and the kernel
+are not in it: compare it with ``bench/gateway.py``'s proxy CPU per request to see what
+the rest costs.
 """
 
 from __future__ import annotations
@@ -20,21 +26,30 @@ import cProfile
 import pstats
 import statistics
 import time
+from collections import defaultdict
 from typing import Any
 
 import uvloop
 
-from pier.domain.routes import NodeRoute, RouteInstance, RouteTable
+from pier.domain.routes import (
+    AliasMirror,
+    AliasRoute,
+    AliasTarget,
+    NodeRoute,
+    RouteInstance,
+    RouteTable,
+)
 from pier.domain.specs import Access
 from pier.gateway.app import Gateway, GatewayConfig
 from pier.gateway.relay import UpstreamConnection
 from pier.gateway.server import ClientConnection
 
 BODY = b'{"inputs":[{"name":"x","datatype":"FP32","shape":[1,4],"data":[0.1,0.2,0.3,0.4]}]}'
-REQUEST = (
-    b"POST /default/nodes/echo/v2/models/echo/infer HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n"
-    b"Content-Length: %d\r\nContent-Type: application/json\r\n\r\n%s" % (len(BODY), BODY)
-)
+PATHS = {
+    "node": b"/default/nodes/e1",
+    "alias": b"/default/aliases/pair",
+    "mirrored": b"/default/aliases/mirrored",
+}
 ANSWER = b'{"outputs":[{"name":"y","datatype":"FP32","shape":[1],"data":[0.5]}]}'
 RESPONSE = (
     b"HTTP/1.1 200 OK\r\ndate: Mon, 01 Dec 2025 10:00:00 GMT\r\nserver: uvicorn\r\n"
@@ -42,15 +57,28 @@ RESPONSE = (
 )
 
 
-class CountingTransport(asyncio.Transport):
-    """Accepts writes and counts them; reading is never paused for real."""
+def request(path: bytes) -> bytes:
+    """A wrk-like POST of a small V2 body to ``path``."""
+    return (
+        b"POST %s/v2/models/echo/infer HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n"
+        b"Content-Length: %d\r\nContent-Type: application/json\r\n\r\n%s" % (path, len(BODY), BODY)
+    )
 
-    def __init__(self) -> None:
+
+class CountingTransport(asyncio.Transport):
+    """Accepts writes and counts them; reading is never paused for real. ``sent``: where
+    an instance connection's transport says that a request went out on it."""
+
+    def __init__(self, sent: list[UpstreamConnection] | None = None) -> None:
         super().__init__()
         self.written = 0
+        self.sent = sent
+        self.conn: UpstreamConnection | None = None
 
     def write(self, data: Any) -> None:
         self.written += 1
+        if self.sent is not None:
+            self.sent.append(self.conn)  # type: ignore[arg-type]  # set by build
 
     def writelines(self, list_of_data: Any) -> None:
         self.written += 1
@@ -71,54 +99,111 @@ class CountingTransport(asyncio.Transport):
         return False
 
 
-def build(loop: asyncio.AbstractEventLoop) -> tuple[ClientConnection, UpstreamConnection]:
-    gateway = Gateway(GatewayConfig(), loop)
-    instance = RouteInstance(instance_id="echo-1", endpoint="http://127.0.0.1:9")
-    route = NodeRoute(project="default", node="echo", access=Access.PUBLIC, instances=(instance,))
-    gateway.apply(RouteTable(version=1, nodes={"default/echo": route}))
-    [upstream] = gateway.router.nodes[b"default/echo"].instances
-    conn = UpstreamConnection(upstream, loop)
-    conn.connection_made(CountingTransport())
-    upstream.put_idle(conn)
-    client = gateway.accept()
-    assert isinstance(client, ClientConnection)
-    client.connection_made(CountingTransport())
-    return client, conn
+def routes(mirror_percent: float) -> RouteTable:
+    nodes = {
+        f"default/{name}": NodeRoute(
+            project="default",
+            node=name,
+            access=Access.PUBLIC,
+            idle_timeout_s=1e9,  # pooled connections stay however long a round takes
+            instances=(
+                RouteInstance(instance_id=f"{name}-1", endpoint=f"http://127.0.0.1:{port}"),
+            ),
+        )
+        for name, port in (("e1", 9), ("e2", 10), ("e3", 11))
+    }
+    pair = (AliasTarget(node="e1", weight=50), AliasTarget(node="e2", weight=50))
+    aliases = {
+        "default/pair": AliasRoute(
+            project="default", alias="pair", access=Access.PUBLIC, targets=pair
+        ),
+        "default/mirrored": AliasRoute(
+            project="default",
+            alias="mirrored",
+            access=Access.PUBLIC,
+            targets=pair,
+            mirrors=(AliasMirror(node="e3", percent=mirror_percent),),
+        ),
+    }
+    return RouteTable(version=1, nodes=nodes, aliases=aliases)
 
 
-def run(client: ClientConnection, conn: UpstreamConnection, requests: int) -> float:
-    """CPU nanoseconds per request (thread time: not the time this process waits
-    for a CPU on a shared machine)."""
-    to_gateway, to_relay = client.data_received, conn.data_received
-    started = time.thread_time_ns()
-    for _ in range(requests):
-        to_gateway(REQUEST)
-        to_relay(RESPONSE)
-    return (time.thread_time_ns() - started) / requests
+class Bench:
+    """One gateway, one client connection, one pooled connection per instance."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, mirror_percent: float) -> None:
+        self.gateway = gateway = Gateway(GatewayConfig(), loop)
+        gateway.apply(routes(mirror_percent))
+        self.sent: list[UpstreamConnection] = []
+        self.conns = []
+        for upstream in gateway.router.upstreams:
+            conn = UpstreamConnection(upstream, loop)
+            transport = CountingTransport(self.sent)
+            transport.conn = conn
+            conn.connection_made(transport)
+            upstream.put_idle(conn)
+            self.conns.append(conn)
+        client = gateway.accept()
+        assert isinstance(client, ClientConnection)
+        client.connection_made(CountingTransport())
+        self.client = client
+
+    def run(self, target: str, requests: int) -> float:
+        """CPU nanoseconds per request (thread time: not the time this process waits
+        for a CPU on a shared machine)."""
+        to_gateway = self.client.data_received
+        data = request(PATHS[target])
+        sent = self.sent
+        mirrors = self.gateway.mirrors
+        send_copies = mirrors._send_next  # what the loop would call soon after the answer
+        started = time.thread_time_ns()
+        for _ in range(requests):
+            to_gateway(data)
+            sent.pop().data_received(RESPONSE)
+            if sent:  # copies wait in the mirrors' queue, not in the instance's
+                raise SystemExit("a request went out twice")
+            if mirrors.held_bytes or mirrors._queue:
+                send_copies()
+                while sent:
+                    sent.pop().data_received(RESPONSE)
+        return (time.thread_time_ns() - started) / requests
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--targets", nargs="+", choices=tuple(PATHS), default=list(PATHS))
+    parser.add_argument("--mirror-percent", type=float, default=10.0)
     parser.add_argument("--profile", action="store_true", help="cProfile one round instead")
     args = parser.parse_args()
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
-    client, conn = build(loop)
-    run(client, conn, 1000)  # warm up, and check that requests go through
-    if conn.transport.written != 1000 or client.transport.written != 1000:
+    bench = Bench(loop, args.mirror_percent)
+    for target in args.targets:
+        bench.run(target, 1000)  # warm up, and check that requests go through
+    if bench.client.transport.written != 1000 * len(args.targets):
         raise SystemExit("requests did not go through the hot path")
     if args.profile:
-        profile = cProfile.Profile()
-        profile.runcall(run, client, conn, args.requests)
-        pstats.Stats(profile).sort_stats("tottime").print_stats(25)
+        for target in args.targets:
+            print(f"--- {target}")
+            profile = cProfile.Profile()
+            profile.runcall(bench.run, target, args.requests)
+            pstats.Stats(profile).sort_stats("tottime").print_stats(25)
         return
-    results = [run(client, conn, args.requests) for _ in range(args.rounds)]
-    print(
-        f"{statistics.median(results):.0f} ns per request (median of {args.rounds} rounds of "
-        f"{args.requests}; min {min(results):.0f}, max {max(results):.0f})"
-    )
+    results: dict[str, list[float]] = defaultdict(list)
+    for _ in range(args.rounds):
+        for target in args.targets:
+            results[target].append(bench.run(target, args.requests))
+    print(f"median of {args.rounds} rounds of {args.requests} requests, CPU ns per request")
+    base = statistics.median(results[args.targets[0]])
+    for target in args.targets:
+        runs = results[target]
+        median = statistics.median(runs)
+        print(
+            f"{target:<10}{median:>8.0f} ns  x {args.targets[0]} {base / median:.2f}"
+            f"  (min {min(runs):.0f}, max {max(runs):.0f})"
+        )
 
 
 if __name__ == "__main__":
