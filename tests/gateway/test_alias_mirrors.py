@@ -48,6 +48,21 @@ def mirror_upstreams(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[
             stop(upstream.process)
 
 
+@pytest.fixture
+def twin_mirrored(
+    gateway_factory: Callable[..., Gateway], upstreams: dict[str, Upstream]
+) -> Callable[..., Gateway]:
+    """Start a gateway (of the test's own, with ``args``) where alias ``prod`` sends its
+    requests to v1 and copies each to ``twin``, a node of the same instance."""
+
+    def start(*args: str) -> Gateway:
+        a = upstreams["a"].endpoint
+        routes = table(node("v1", a), node("twin", a), aliases=(_mirrored(("twin", 100)),))
+        return gateway_factory(routes, *args)
+
+    return start
+
+
 def _mirrored(*mirrors: tuple[str, float]) -> AliasRoute:
     return AliasRoute(
         project="default",
@@ -146,19 +161,9 @@ def test_mirrored_outputs_are_compared_with_the_primarys(
 
 
 def test_requests_with_bodies_over_the_limit_are_not_mirrored(
-    gateway_factory: Callable[..., Gateway], upstreams: dict[str, Upstream]
+    twin_mirrored: Callable[..., Gateway],
 ) -> None:
-    a = upstreams["a"].endpoint
-    routes = table(
-        node("v1", a),
-        node("twin", a),
-        aliases=(
-            _mirrored(
-                ("twin", 100),
-            ),
-        ),
-    )
-    gateway = gateway_factory(routes, "--mirror-max-body-bytes", "100")
+    gateway = twin_mirrored("--mirror-max-body-bytes", "100")
     with gateway.client() as client:
         auth = {"authorization": f"Bearer {TOKEN}"}
         for size in (10, 1000) * 10:
@@ -172,19 +177,9 @@ def test_requests_with_bodies_over_the_limit_are_not_mirrored(
 
 
 def test_pipelined_requests_never_sent_are_not_mirrored_and_hold_no_room(
-    gateway_factory: Callable[..., Gateway], upstreams: dict[str, Upstream]
+    twin_mirrored: Callable[..., Gateway],
 ) -> None:
-    a = upstreams["a"].endpoint
-    routes = table(
-        node("v1", a),
-        node("twin", a),
-        aliases=(
-            _mirrored(
-                ("twin", 100),
-            ),
-        ),
-    )
-    gateway = gateway_factory(routes, "--mirror-queue-size", "2")
+    gateway = twin_mirrored("--mirror-queue-size", "2")
     auth = f"authorization: Bearer {TOKEN}\r\n".encode()
     slow = b"GET /default/aliases/prod/sleep?s=0.5 HTTP/1.1\r\nhost: t\r\n%s\r\n" % auth
     queued = b"GET /default/aliases/prod/x HTTP/1.1\r\nhost: t\r\n%s\r\n" % auth
@@ -197,20 +192,8 @@ def test_pipelined_requests_never_sent_are_not_mirrored_and_hold_no_room(
     assert (twin.sent, twin.dropped) == (5, 1)  # the abandoned one's copy is not sent
 
 
-def test_the_figures_of_every_worker_are_summed(
-    gateway_factory: Callable[..., Gateway], upstreams: dict[str, Upstream]
-) -> None:
-    a = upstreams["a"].endpoint
-    routes = table(
-        node("v1", a),
-        node("twin", a),
-        aliases=(
-            _mirrored(
-                ("twin", 100),
-            ),
-        ),
-    )
-    gateway = gateway_factory(routes, "--workers", "2")
+def test_the_figures_of_every_worker_are_summed(twin_mirrored: Callable[..., Gateway]) -> None:
+    gateway = twin_mirrored("--workers", "2")
     for _ in range(4):  # new connections: the kernel spreads them over the workers
         _call(gateway, "/default/aliases/prod/x", 5)
 

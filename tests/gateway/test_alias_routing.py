@@ -3,16 +3,29 @@ routes, sticky sessions, and the alias's figures in /metrics."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, Final
 
 import httpx
-from gateway_processes import TOKEN, Gateway, Upstream, node, table, wait_until, write_routes
+import pytest
+from gateway_processes import (
+    TOKEN,
+    Gateway,
+    Upstream,
+    node,
+    start_gateway,
+    stop,
+    table,
+    wait_until,
+    write_routes,
+)
 
 from pier.domain.routes import AliasRoute, AliasTarget, HeaderRoute, RouteTable
 from pier.domain.specs import Access
 
 AUTH = {"authorization": f"Bearer {TOKEN}"}
+NO_WAIT: Final = ("--no-instance-wait-s", "0.05")
+"""A request for a node without instances is answered at once."""
 
 
 def _alias(name: str, *targets: AliasTarget, **fields: Any) -> AliasRoute:
@@ -21,15 +34,54 @@ def _alias(name: str, *targets: AliasTarget, **fields: Any) -> AliasRoute:
     )
 
 
-def _routes(upstreams: dict[str, Upstream], *aliases: AliasRoute, version: int = 1) -> RouteTable:
+def _routes(upstreams: dict[str, Upstream], *aliases: AliasRoute) -> RouteTable:
     a, b = upstreams["a"].endpoint, upstreams["b"].endpoint
     return table(
         node("v1", a),
         node("v2", b),
         node("empty", max_body_bytes=10),
         aliases=aliases,
-        version=version,
     )
+
+
+PRIVATE = _alias("priv", AliasTarget(node="v2", weight=100)).model_copy(
+    update={"access": Access.PRIVATE}
+)
+
+
+@pytest.fixture(scope="module")
+def alias_gateway(
+    tmp_path_factory: pytest.TempPathFactory, upstreams: dict[str, Upstream]
+) -> Iterator[Gateway]:
+    """One gateway for the tests that only read: nodes v1 (instance a), v2 (b) and empty
+    (none), and an alias per test (each test's figures are its alias's own)."""
+    routes = _routes(
+        upstreams,
+        _alias(
+            "ready-gated",
+            AliasTarget(node="v1", weight=50),
+            AliasTarget(node="v2", weight=50, ready=False),
+        ),
+        _alias(
+            "none-ready",
+            AliasTarget(node="v1", weight=50, ready=False),
+            AliasTarget(node="v2", weight=50, ready=False),
+            AliasTarget(node="empty", weight=50, ready=False),
+        ),
+        _alias("dark", AliasTarget(node="empty", weight=100)),
+        _alias(
+            "canary",
+            AliasTarget(node="v1", weight=100),
+            AliasTarget(node="v2", weight=0),
+            header_routes=(HeaderRoute(header="x-canary", value="yes", node="v2"),),
+        ),
+        _alias("pub", AliasTarget(node="v1", weight=100)),
+        PRIVATE,
+        _alias("unlit", AliasTarget(node="empty", weight=100)),
+    )
+    started = start_gateway(tmp_path_factory.mktemp("alias-gateway"), routes, *NO_WAIT)
+    yield started
+    stop(started.process)
 
 
 def _answered_by(client: httpx.Client, path: str, n: int, **kwargs: Any) -> list[tuple[str, str]]:
@@ -43,46 +95,23 @@ def _answered_by(client: httpx.Client, path: str, n: int, **kwargs: Any) -> list
 
 
 def test_only_ready_nodes_take_the_alias_traffic_and_answers_name_the_node(
-    gateway_factory: Callable[..., Gateway], upstreams: dict[str, Upstream]
+    alias_gateway: Gateway,
 ) -> None:
-    routes = _routes(
-        upstreams,
-        _alias(
-            "prod",
-            AliasTarget(node="v1", weight=50),
-            AliasTarget(node="v2", weight=50, ready=False),
-        ),
-    )
-    gateway = gateway_factory(routes)
-    with gateway.client() as client:
-        seen = _answered_by(client, "/default/aliases/prod/x", 40)
+    with alias_gateway.client() as client:
+        seen = _answered_by(client, "/default/aliases/ready-gated/x", 40)
     assert set(seen) == {("a", "v1")}
 
 
 def test_with_no_ready_node_the_nodes_with_instances_share_the_traffic(
-    gateway_factory: Callable[..., Gateway], upstreams: dict[str, Upstream]
+    alias_gateway: Gateway,
 ) -> None:
-    routes = _routes(
-        upstreams,
-        _alias(
-            "prod",
-            AliasTarget(node="v1", weight=50, ready=False),
-            AliasTarget(node="v2", weight=50, ready=False),
-            AliasTarget(node="empty", weight=50, ready=False),
-        ),
-    )
-    gateway = gateway_factory(routes)
-    with gateway.client() as client:
-        seen = _answered_by(client, "/x", 60, headers={"x-node-alias": "prod"})
+    with alias_gateway.client() as client:
+        seen = _answered_by(client, "/x", 60, headers={"x-node-alias": "none-ready"})
     assert set(seen) == {("a", "v1"), ("b", "v2")}
 
 
-def test_a_gateway_error_through_an_alias_names_the_node(
-    gateway_factory: Callable[..., Gateway], upstreams: dict[str, Upstream]
-) -> None:
-    routes = _routes(upstreams, _alias("dark", AliasTarget(node="empty", weight=100)))
-    gateway = gateway_factory(routes, "--no-instance-wait-s", "0.1")
-    with gateway.client() as client:
+def test_a_gateway_error_through_an_alias_names_the_node(alias_gateway: Gateway) -> None:
+    with alias_gateway.client() as client:
         response = client.get("/default/aliases/dark/x")
         too_large = client.post("/default/aliases/dark/x", content=b"x" * 100)
     assert response.status_code == 503
@@ -93,23 +122,12 @@ def test_a_gateway_error_through_an_alias_names_the_node(
     assert too_large.headers["x-pier-node"] == "empty"
 
 
-def test_a_header_route_sends_its_requests_to_its_node(
-    gateway_factory: Callable[..., Gateway], upstreams: dict[str, Upstream]
-) -> None:
-    routes = _routes(
-        upstreams,
-        _alias(
-            "prod",
-            AliasTarget(node="v1", weight=100),
-            AliasTarget(node="v2", weight=0),
-            header_routes=(HeaderRoute(header="x-canary", value="yes", node="v2"),),
-        ),
-    )
-    gateway = gateway_factory(routes)
-    with gateway.client() as client:
-        routed = _answered_by(client, "/default/aliases/prod/x", 20, headers={"X-Canary": "yes"})
-        other = _answered_by(client, "/default/aliases/prod/x", 20, headers={"x-canary": "no"})
-        plain = _answered_by(client, "/default/aliases/prod/x", 20)
+def test_a_header_route_sends_its_requests_to_its_node(alias_gateway: Gateway) -> None:
+    path = "/default/aliases/canary/x"
+    with alias_gateway.client() as client:
+        routed = _answered_by(client, path, 20, headers={"X-Canary": "yes"})
+        other = _answered_by(client, path, 20, headers={"x-canary": "no"})
+        plain = _answered_by(client, path, 20)
     assert set(routed) == {("b", "v2")}
     assert set(other) == set(plain) == {("a", "v1")}
 
@@ -174,27 +192,18 @@ def _sample(text: str, name: str, **labels: str) -> float | None:
 
 
 def test_alias_figures_are_in_metrics_and_private_ones_only_with_a_token(
-    gateway_factory: Callable[..., Gateway], upstreams: dict[str, Upstream]
+    alias_gateway: Gateway,
 ) -> None:
-    routes = _routes(
-        upstreams,
-        _alias("pub", AliasTarget(node="v1", weight=100)),
-        _alias("priv", AliasTarget(node="v2", weight=100)).model_copy(
-            update={"access": Access.PRIVATE}
-        ),
-        _alias("dark", AliasTarget(node="empty", weight=100)),
-    )
-    gateway = gateway_factory(routes, "--no-instance-wait-s", "0.05")
-    with gateway.client() as client:
+    with alias_gateway.client() as client:
         for _ in range(3):
             assert client.get("/default/aliases/pub/x").status_code == 200
             assert client.get("/default/aliases/priv/x", headers=AUTH).status_code == 200
-        assert client.get("/default/aliases/dark/x").status_code == 503
+        assert client.get("/default/aliases/unlit/x").status_code == 503
         public = client.get("/metrics").text
         private = client.get("/metrics", headers=AUTH).text
     requests = "pier_gateway_alias_requests_total"
     assert _sample(public, requests, alias="pub", node="v1", **{"class": "2xx"}) == 3
-    assert _sample(public, requests, alias="dark", node="empty", **{"class": "5xx"}) == 1
+    assert _sample(public, requests, alias="unlit", node="empty", **{"class": "5xx"}) == 1
     assert _sample(public, requests, alias="priv") is None
     assert 'alias="priv"' not in public
     assert _sample(private, requests, alias="priv", node="v2", **{"class": "2xx"}) == 3
@@ -215,12 +224,9 @@ def test_a_sticky_session_is_the_same_in_two_workers(
 
 
 def test_a_caller_without_a_token_learns_nothing_of_a_private_aliass_nodes(
-    gateway_factory: Callable[..., Gateway], upstreams: dict[str, Upstream]
+    alias_gateway: Gateway,
 ) -> None:
-    private = _alias("priv", AliasTarget(node="v2", weight=100))
-    routes = _routes(upstreams, private.model_copy(update={"access": Access.PRIVATE}))
-    gateway = gateway_factory(routes)
-    with gateway.client() as client:
+    with alias_gateway.client() as client:
         refused = client.get("/default/aliases/priv/x")
     assert refused.status_code == 401
     assert "x-pier-node" not in refused.headers
