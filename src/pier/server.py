@@ -210,6 +210,7 @@ async def run(settings: Settings, say: Say = print) -> None:
         quotas=QuotaService(repo),
         series=SeriesService(repo, settings.series_path, settings.series.retention_s),
         ui=settings.ui,
+        controller=controller.tick_times,
     )
     server = _ApiServer(
         uvicorn.Config(

@@ -17,7 +17,12 @@ from pier.services.nodes import NodeService
 from pier.services.projects import ProjectService
 from pier.services.quotas import QuotaService
 from pier.services.rollouts import RolloutService
-from pier.services.routes import InstanceStatsSource, LogSource, RouteSource
+from pier.services.routes import (
+    ControllerFiguresSource,
+    InstanceStatsSource,
+    LogSource,
+    RouteSource,
+)
 from pier.services.secrets import SecretService
 from pier.services.series import SeriesService
 from pier.settings import UiSettings
@@ -46,6 +51,8 @@ class Services:
     """pier's own time series; None where none are kept."""
     ui: UiSettings = field(default_factory=UiSettings)
     """The web UI's settings."""
+    controller: ControllerFiguresSource | None = None
+    """The controller's tick times; None where no controller runs."""
 
 
 def get_services(request: Request) -> Services:

@@ -31,6 +31,7 @@ POLICY: Final[dict[tuple[str, str], Requirement]] = {
     ("GET", "/api/v1/configurations"): Anyone.AUTHENTICATED,
     ("GET", "/api/v1/routes"): Anyone.INSTALLATION_ADMIN,
     ("GET", "/metrics"): Anyone.INSTALLATION_ADMIN,
+    ("GET", "/api/v1/controller"): Anyone.INSTALLATION_ADMIN,
     ("GET", "/api/v1/projects"): Anyone.AUTHENTICATED,
     ("POST", "/api/v1/projects"): Anyone.INSTALLATION_ADMIN,
     ("GET", _P): R,

@@ -46,6 +46,7 @@ from pier.controller.route_table import build_route_table
 from pier.controller.routes import RouteBoard
 from pier.controller.store_thread import StoreThread
 from pier.controller.tick_failures import TickFailures
+from pier.controller.tick_times import TickTimes
 from pier.controller.tracked import TrackedInstance
 from pier.domain.errors import NotFound, PierError, StoreUnavailable
 from pier.domain.event_kinds import FAILURES, EventKind
@@ -120,6 +121,7 @@ class Controller:
         self._events = NodeEvents(repo, self._db)
         self._pulls = ImagePulls(repo, self._db, self._events, clock)
         self._tick_failures = TickFailures()
+        self._tick_times = TickTimes()
         self._watch: asyncio.Task[None] | None = None
         self._alias_read: AliasFiguresRead | None = None
         """The alias figures of this tick's read of the gateway; None: it did not answer."""
@@ -131,6 +133,11 @@ class Controller:
     @property
     def tick_failures(self) -> TickFailures:
         return self._tick_failures
+
+    @property
+    def tick_times(self) -> TickTimes:
+        """How long the recent ticks took."""
+        return self._tick_times
 
     @property
     def _instances(self) -> dict[InstanceId, TrackedInstance]:
@@ -228,6 +235,7 @@ class Controller:
                 if complete:  # a tick that left a node's reconcile running proves nothing
                     self._tick_failures.succeeded()
             elapsed_s = self._clock() - started
+            self._tick_times.add(elapsed_s)
             await asyncio.sleep(max(0.05, self._settings.tick_s - elapsed_s, pause_s))
 
     # adoption

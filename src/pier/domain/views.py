@@ -199,6 +199,16 @@ class InstanceView(View):
     created_at: Timestamp
 
 
+class ControllerFigures(View):
+    """How long the controller's recent reconcile passes took (its last 1024 ticks)."""
+
+    ticks: int
+    """Ticks since the control plane started."""
+    tick_p50_ms: float | None
+    tick_p99_ms: float | None
+    tick_max_ms: float | None
+
+
 class InstanceList(View):
     instances: list[InstanceView]
 

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Protocol
 
 from pier.domain.routes import AliasRoute, RouteTable
-from pier.domain.views import MirrorFiguresView
+from pier.domain.views import ControllerFigures, MirrorFiguresView
 
 
 class RouteSource(Protocol):
@@ -17,6 +17,12 @@ class RouteSource(Protocol):
     def routed(self, project: str, node: str) -> bool: ...
 
     def served_alias(self, project: str, alias: str) -> AliasRoute | None: ...
+
+
+class ControllerFiguresSource(Protocol):
+    def figures(self) -> ControllerFigures: ...
+
+    """How long the controller's recent ticks took."""
 
 
 class MirrorFiguresSource(Protocol):

@@ -9,8 +9,9 @@ import pier
 from pier.api.deps import ServicesDep
 from pier.api.errors import error_responses
 from pier.domain.configurations import CONFIGURATIONS
+from pier.domain.errors import NotFound
 from pier.domain.routes import RouteTable
-from pier.domain.views import ConfigurationList, Info
+from pier.domain.views import ConfigurationList, ControllerFigures, Info
 
 router = APIRouter(prefix="/api/v1", tags=["system"], responses=error_responses(401, 403, 503))
 
@@ -47,3 +48,11 @@ async def routes(
         after, wait_s=wait_s, worker=min(worker, workers - 1), workers=workers
     )
     return Response(table.model_dump_json(), media_type="application/json")
+
+
+@router.get("/controller", responses=error_responses(404))
+def controller(services: ServicesDep) -> ControllerFigures:
+    """How long the controller's recent reconcile passes (ticks) took."""
+    if services.controller is None:
+        raise NotFound("this server runs no controller")
+    return services.controller.figures()
