@@ -24,6 +24,7 @@ With ``--zero N`` a last round adds N nodes with ``--min 0`` (scaled to zero).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 import statistics
 import subprocess
@@ -47,21 +48,23 @@ def cpu_s(proc: psutil.Process) -> float:
     return float(times.user + times.system)
 
 
-def processes(pier_pid: int) -> tuple[psutil.Process, psutil.Process | None]:
-    """The `pier up` process and its gateway (model servers are the other children)."""
+def processes(pier_pid: int) -> tuple[psutil.Process, list[psutil.Process]]:
+    """The `pier up` process and the gateway's (its supervisor and workers); the model
+    servers are the other children."""
     pier = psutil.Process(pier_pid)
     for child in pier.children():
         if "pier.gateway" in " ".join(child.cmdline()):
-            return pier, child
-    return pier, None
+            return pier, [child, *child.children(recursive=True)]
+    return pier, []
 
 
 def cpu_shares(pier_pid: int, window_s: float) -> tuple[float, float]:
+    """Percent of one core used by the control plane and by the gateway over the window."""
     pier, gateway = processes(pier_pid)
-    before = (cpu_s(pier), cpu_s(gateway) if gateway else 0.0)
+    before = (cpu_s(pier), sum(cpu_s(p) for p in gateway))
     time.sleep(window_s)
-    after = (cpu_s(pier), cpu_s(gateway) if gateway else 0.0)
-    return tuple(100 * (a - b) / window_s for a, b in zip(after, before, strict=True))  # type: ignore[return-value]
+    after = (cpu_s(pier), sum(cpu_s(p) for p in gateway))
+    return 100 * (after[0] - before[0]) / window_s, 100 * (after[1] - before[1]) / window_s
 
 
 def ms(seconds: float) -> float:
@@ -80,7 +83,7 @@ class Bench:
         self.url = url
         self.client = Client(url=url, token=token)
         self.http = httpx.Client(
-            base_url=url, headers={"authorization": f"Bearer {token}"}, timeout=30
+            base_url=url, headers={"authorization": f"Bearer {token}"}, timeout=300
         )
         self.gateway = httpx.Client(base_url=gateway_url, timeout=5)
         self.created = 0
@@ -123,10 +126,11 @@ class Bench:
         response.raise_for_status()
 
     def _ping(self, stop: threading.Event, into: list[float]) -> None:
-        with httpx.Client(base_url=self.url, timeout=30) as http:
+        with httpx.Client(base_url=self.url, timeout=300) as http:
             while not stop.is_set():
                 started = time.monotonic()
-                http.get("/healthz")
+                with contextlib.suppress(httpx.HTTPError):  # counted with the time it took
+                    http.get("/healthz")
                 into.append(time.monotonic() - started)
                 time.sleep(0.05)
 

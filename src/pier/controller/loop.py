@@ -345,8 +345,7 @@ class Controller:
         )
         if probed and tracked.probe is None and tracked.status is not S.DELETING:
             tracked.start_probe(
-                Probe(probed, node.spec.health, self._http,
-                      retry_max_s=self._settings.backoff_max_s)
+                Probe(probed, node.spec.health, retry_max_s=self._settings.backoff_max_s)
             )  # fmt: skip
 
     # the tick
@@ -794,13 +793,17 @@ class Controller:
             last = await self._db.run(self._repo.list_events, node.project, node.name, limit=20)
             failures = [e.message for e in last if e.kind in FAILURES]
             message = failures[-1] if failures else "instances keep failing"
+        crash_looping = backoff.is_crash_looping or blocked is not None
+        stored = (node.reached_minimum, node.message, node.crash_looping, node.target_instances)
+        if stored == (reached, message, crash_looping, state.target):
+            return  # as the store has it (read this tick): nothing to write
         await self._db.run(
             self._repo.set_node_state,
             node.project,
             node.name,
             reached_minimum=reached,
             message=message,
-            crash_looping=backoff.is_crash_looping or blocked is not None,
+            crash_looping=crash_looping,
             target_instances=state.target,
             suspended=node.suspended,
         )

@@ -10,19 +10,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-import httpx
 import structlog
 
 from pier.controller.backoff import Backoff
 from pier.controller.incidents import describe_failure
 from pier.controller.observe import ProbeWindow
+from pier.controller.probe_client import BadAnswer, CannotConnect, HealthConnection
 from pier.domain.specs import HealthCheck
 
 log = structlog.get_logger("pier.controller")
+
+
+class Connection(Protocol):
+    """What an HTTP check needs of its connection (see probe_client.HealthConnection)."""
+
+    async def get(self, timeout_s: float) -> int: ...
+
+    def close(self) -> None: ...
+
+
+Connect = Callable[[str, int, str], Connection]
+"""Makes the connection of an HTTP check: (host, port, path)."""
 
 
 class Probe:
@@ -32,17 +45,22 @@ class Probe:
         self,
         endpoint: str,
         health: HealthCheck,
-        client: httpx.AsyncClient,
         *,
         retry_max_s: float = 60.0,
+        connect: Connect = HealthConnection,
     ) -> None:
         """``endpoint``: where the check goes, already on the health port (the runtime
         maps a container's health port to a host port of its own). ``retry_max_s``: the
-        longest wait between probes that cannot run."""
+        longest wait between probes that cannot run. ``connect``: makes the kept-alive
+        connection of HTTP checks."""
         self._endpoint = endpoint.rstrip("/")
         self._backoff = Backoff(health.interval_s, max(health.interval_s, retry_max_s))
         self._health = health
-        self._client = client
+        parts = urlsplit(self._endpoint)
+        self._connection: Connection | None = None
+        if health.protocol == "http":
+            path = parts.path.rstrip("/") + (health.path or "/")
+            self._connection = connect(parts.hostname or "127.0.0.1", parts.port or 80, path)
         self.window = ProbeWindow()
         self._task: asyncio.Task[None] | None = None
         self._ever_passed = False
@@ -61,6 +79,8 @@ class Probe:
             except Exception as exc:  # a bug: it must not keep the instance from going
                 log.error("health probe had stopped", endpoint=self._endpoint,
                           error=describe_failure(exc))  # fmt: skip
+        if self._connection is not None:
+            self._connection.close()
         if self._channel is not None:
             channel, self._channel = self._channel, None
             with contextlib.suppress(Exception):
@@ -100,18 +120,19 @@ class Probe:
             return await self._check_tcp()
         if self._health.protocol == "grpc":
             return await self._check_grpc()
+        assert self._connection is not None  # made for every HTTP check
         url = self._url()
         try:
-            response = await self._client.get(url, timeout=self._health.timeout_s)
-        except httpx.ConnectError as exc:
-            return False, f"cannot connect to {url}: {exc or 'refused'}"
-        except httpx.HTTPError as exc:
+            status = await self._connection.get(self._health.timeout_s)
+        except CannotConnect as exc:
+            return False, f"cannot connect to {url}: {exc.strerror or 'refused'}"
+        except (OSError, TimeoutError, BadAnswer) as exc:
             self.window = replace(self.window, connected=True)
             return False, f"health check {url} failed: {type(exc).__name__}"
         self.window = replace(self.window, connected=True, answered=True)
-        if 200 <= response.status_code < 300:
+        if 200 <= status < 300:
             return True, None
-        return False, f"health check {url} answered {response.status_code}"
+        return False, f"health check {url} answered {status}"
 
     async def _check_tcp(self) -> tuple[bool, str | None]:
         parts = urlsplit(self._endpoint)

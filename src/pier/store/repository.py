@@ -93,6 +93,9 @@ class Repository:
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._unit: ContextVar[Session | None] = ContextVar("pier_store_unit", default=None)
         self._sealer = sealer or Sealer.ephemeral()
+        self._specs: dict[tuple[str, str], tuple[dict[str, Any], NodeSpec]] = {}
+        """Each node's spec as last parsed, with the stored value it was parsed from: a
+        spec is opened and validated once per change, not on every read."""
 
     @contextmanager
     def unit_of_work(self) -> Iterator[None]:
@@ -535,6 +538,7 @@ class Repository:
 
     def remove_node(self, project: str, name: str) -> None:
         """Forget a node, its instances' rows and its events, in one transaction."""
+        self._specs.pop((project, name), None)
         with self._session() as s:
             s.execute(delete(NodeRow).where(NodeRow.project == project, NodeRow.name == name))
             s.execute(
@@ -569,9 +573,16 @@ class Repository:
         return data
 
     def _spec(self, row: NodeRow) -> NodeSpec:
-        data = dict(row.spec)
+        key = (row.project, row.name)
+        cached = self._specs.get(key)
+        if cached is not None and cached[0] == row.spec:
+            return cached[1]
+        stored = dict(row.spec)
+        data = dict(stored)
         data["secret_env"] = self._open(data.get("secret_env") or {})
-        return NodeSpec.model_validate(data)
+        spec = NodeSpec.model_validate(data)
+        self._specs[key] = (stored, spec)
+        return spec
 
     def _open(self, stored: Any) -> dict[str, str]:
         """A stored secret value: sealed text, or a mapping kept before values were sealed."""
