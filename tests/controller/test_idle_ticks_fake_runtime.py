@@ -1,0 +1,97 @@
+"""What an idle control plane does on a tick where nothing changed: no store write, no
+store call per node, no new route table for the gateway (in-process, a real store, the
+fake runtime of fake_runtime.py, a clock that moves only when told)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+from tests.controller.fake_runtime import (
+    TCP_HEALTH,
+    FakeClock,
+    FakeRuntime,
+    add_image_node,
+    controllers,
+    tick_until,
+)
+
+from pier.controller.loop import Controller
+from pier.controller.routes import RouteBoard
+from pier.domain.instance_status import InstanceStatus
+from pier.store.database import create_store_engine, migrate
+from pier.store.repository import Repository
+
+S = InstanceStatus
+
+
+class Statements:
+    """Every SQL statement the store runs, as the engine reports them."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def __call__(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        self.seen.append(statement)
+
+    @property
+    def writes(self) -> list[str]:
+        return [s for s in self.seen if s.lstrip().split()[0].upper() in {"INSERT", "UPDATE",
+                                                                           "DELETE"}]  # fmt: skip
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[tuple[Repository, Statements]]:
+    engine = create_store_engine(f"sqlite:///{tmp_path / 'pier.db'}")
+    migrate(engine)
+    repository = Repository(engine)
+    repository.ensure_default_project()
+    statements = Statements()
+    event.listen(engine, "before_cursor_execute", statements)
+    yield repository, statements
+    engine.dispose()
+
+
+def all_healthy(repo: Repository, nodes: int) -> bool:
+    rows = repo.list_instances()
+    return len(rows) == nodes and all(r.status is S.HEALTHY for r in rows)
+
+
+async def idle_tick(controller: Controller, statements: Statements) -> list[str]:
+    """The statements of one more tick (after the controller settled)."""
+    statements.seen.clear()
+    await controller.tick()
+    return list(statements.seen)
+
+
+async def test_an_unchanged_tick_writes_nothing_and_reads_the_same_for_any_node_count(
+    store: tuple[Repository, Statements], tmp_path: Path
+) -> None:
+    repo, statements = store
+    board = RouteBoard()
+    async with controllers(repo, tmp_path) as make:
+        runtime = FakeRuntime(serve=True)
+        add_image_node(repo, "a", health=TCP_HEALTH)
+        controller = make(runtime, clock=FakeClock(), board=board)
+        await tick_until(controller, lambda: all_healthy(repo, 1))
+        await tick_until(controller, lambda: repo.get_node("default", "a").reached_minimum)
+        await controller.tick()
+        one_node = await idle_tick(controller, statements)
+        version = board.version
+        for name in ("b", "c", "d"):
+            add_image_node(repo, name, health=TCP_HEALTH)
+        await tick_until(controller, lambda: all_healthy(repo, 4))
+        await tick_until(
+            controller, lambda: all(n.reached_minimum for n in repo.list_nodes("default"))
+        )
+        await controller.tick()
+        assert board.version > version  # the new nodes' routes went out
+        version = board.version
+        for _ in range(3):
+            four_nodes = await idle_tick(controller, statements)
+            assert not statements.writes
+            assert len(four_nodes) == len(one_node), four_nodes
+        assert board.version == version  # no new table: the gateway's long poll sleeps on
