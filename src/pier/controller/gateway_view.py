@@ -20,6 +20,7 @@ outcomes, latency and agreement (``MirrorFigures``), summed over the workers."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -78,6 +79,20 @@ class GatewayView:
         """False until the gateway first answers: it is still starting, not unavailable."""
         self._worker_urls: list[str] | None = None
         """Where each worker answers, as its /healthz said last; None: to be read again."""
+        self._parsed: dict[tuple[str, str], tuple[str, Any]] = {}
+        """By (worker URL, parser): the last /metrics text parsed and what it gave. An idle
+        gateway answers the same text read after read; it is parsed once."""
+
+    def _parse(self, url: str, text: str, parse: Callable[[str], _T]) -> _T:
+        """``parse(text)``, or what it gave the last time this worker answered ``text``."""
+        key = (url, parse.__name__)
+        last = self._parsed.get(key)
+        if last is not None and last[0] == text:
+            value: _T = last[1]
+            return value
+        value = parse(text)
+        self._parsed[key] = (text, value)
+        return value
 
     async def load(self) -> dict[NodeKey, float] | None:
         """``pier_gateway_in_flight_seconds_total`` by node, summed over the workers; None
@@ -103,9 +118,10 @@ class GatewayView:
             if response is None:
                 self._worker_urls = None
                 return None
-            for key, value in parse_in_flight_seconds(response.text).items():
+            text = response.text
+            for key, value in self._parse(url, text, parse_in_flight_seconds).items():
                 loads[key] = loads.get(key, 0.0) + value
-            aliases = aliases.plus(parse_alias_figures(response.text))
+            aliases = aliases.plus(self._parse(url, text, parse_alias_figures))
         return GatewayFigures(loads, aliases)
 
     async def figures(self) -> dict[NodeKey, NodeFigures] | None:
@@ -120,7 +136,7 @@ class GatewayView:
             if response is None:
                 self._worker_urls = None
                 return None
-            for key, mine in parse_figures(response.text).items():
+            for key, mine in self._parse(url, response.text, parse_figures).items():
                 figures.setdefault(key, NodeFigures()).add(mine)
         return figures
 
@@ -354,6 +370,7 @@ class _Summable(Protocol):
 
 
 _S = TypeVar("_S", bound=_Summable)
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
