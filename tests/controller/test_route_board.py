@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 
 from pier.controller.routes import RouteBoard
-from pier.domain.routes import NodeRoute, RouteTable
+from pier.domain.routes import NodeRoute, RouteChanges, RouteTable
+from pier.gateway.sync import RouteSync
 
 
 def table(*nodes: str) -> RouteTable:
@@ -81,3 +82,30 @@ async def test_with_several_gateway_workers_a_node_is_routed_once_every_worker_h
 
     await board.wait_newer(board.version, wait_s=0, worker=0, workers=1)  # one worker now
     assert board.routed("default", "web")
+
+
+async def test_a_gateway_gets_only_the_routes_that_changed_and_applies_them() -> None:
+    """Asked with the version it serves, the board answers the changes since; the
+    gateway's sync applies them on its table and gets the board's table, whole."""
+    board = RouteBoard()
+    sync = RouteSync(lambda _: None, control_url=None, token_file=None, routes_file=None)
+    await board.publish(table(*(f"n{i}" for i in range(50))))
+    sync.current = sync._table_of(
+        (await board.wait_changes(-1, wait_s=0)).model_dump_json().encode()
+    )  # a first poll: the whole table
+    assert sync.current == board.table
+    served = board.version
+    new = table(*(f"n{i}" for i in range(1, 50)), "fresh")
+    changed = NodeRoute(project="default", node="n7", timeout_s=3.0)
+    await board.publish(new.model_copy(update={"nodes": {**new.nodes, "default/n7": changed}}))
+
+    changes = await board.wait_changes(served, wait_s=0)
+    assert isinstance(changes, RouteChanges)
+    assert sorted(changes.nodes) == ["default/fresh", "default/n7"]
+    assert changes.removed == ("default/n0",)
+    sync.current = sync._table_of(changes.model_dump_json().encode())
+    assert sync.current == board.table
+
+    nothing = await board.wait_changes(board.version, wait_s=0.01)  # nothing changed since
+    assert isinstance(nothing, RouteChanges) and not nothing.nodes and not nothing.removed
+    assert sync._table_of(nothing.model_dump_json().encode()) is sync.current

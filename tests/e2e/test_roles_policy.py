@@ -29,6 +29,7 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/v1/configurations"): ANY,
     ("GET", "/api/v1/routes"): INSTALLATION,
     ("GET", "/metrics"): INSTALLATION,
+    ("GET", "/api/v1/controller"): INSTALLATION,
     ("GET", "/api/v1/projects"): ANY,
     ("POST", "/api/v1/projects"): INSTALLATION,
     ("GET", _P): READ,

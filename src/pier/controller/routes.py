@@ -10,8 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import OrderedDict
 
-from pier.domain.routes import AliasRoute, RouteTable
+from pier.domain.routes import AliasRoute, RouteChanges, RouteTable
+
+KEPT_TABLES = 64
+"""Recent tables kept to answer a gateway with the changes since the one it serves."""
 
 
 class RouteBoard:
@@ -28,6 +32,8 @@ class RouteBoard:
         """The version each node of the table first appeared in, by "project/node"."""
         self._alias_since: dict[str, int] = {}
         """The version each alias of the table last changed in, by "project/alias"."""
+        self._recent: OrderedDict[int, RouteTable] = OrderedDict({self._table.version: self._table})
+        """The last KEPT_TABLES tables by version, the current one included."""
 
     @property
     def table(self) -> RouteTable:
@@ -61,6 +67,9 @@ class RouteBoard:
             return
         previous = self._table
         self._table = table.model_copy(update={"version": previous.version + 1})
+        self._recent[self._table.version] = self._table
+        while len(self._recent) > KEPT_TABLES:
+            self._recent.popitem(last=False)
         self._since = {key: self._since.get(key, self._table.version) for key in table.nodes}
         self._alias_since = {
             key: self._alias_since.get(key, self._table.version)
@@ -92,6 +101,15 @@ class RouteBoard:
                     wait_s,
                 )
         return self._table
+
+    async def wait_changes(
+        self, after: int, *, wait_s: float, worker: int = 0, workers: int = 1
+    ) -> RouteChanges | RouteTable:
+        """As ``wait_newer``, answered with the changes since the table of ``after`` when
+        that one is still kept (else the whole table)."""
+        table = await self.wait_newer(after, wait_s=wait_s, worker=worker, workers=workers)
+        base = self._recent.get(after)
+        return table if base is None else RouteChanges.between(base, table)
 
     async def close(self) -> None:
         """Answer every waiting long poll now: the control plane is stopping."""

@@ -116,3 +116,39 @@ class RouteTable(_Frozen):
     """Project -> SHA-256 hex digest -> expiry (Unix time; None: never) of the other tokens
     allowed to call that project's private routes (its callers, editors and admins). The
     gateway checks the expiry by its own clock, so it holds while the control plane is away."""
+
+
+class RouteChanges(_Frozen):
+    """What changed from the route table of version ``base`` to the one of ``version``:
+    the node routes that are new or differ, the keys of those that went, and the rest
+    whole (aliases and tokens are few). A gateway applies it on the table it serves
+    when that is ``base``; with hundreds of nodes, a change of one is one route sent."""
+
+    base: int
+    version: int
+    nodes: dict[str, NodeRoute] = Field(default_factory=dict)
+    """The node routes added or changed since ``base``, keyed by "project/node"."""
+    removed: tuple[str, ...] = ()
+    """The keys of the node routes gone since ``base``."""
+    aliases: dict[str, AliasRoute] = Field(default_factory=dict)
+    token_sha256: frozenset[str] = frozenset()
+    project_tokens: dict[str, dict[str, float | None]] = Field(default_factory=dict)
+
+    @classmethod
+    def between(cls, old: RouteTable, new: RouteTable) -> RouteChanges:
+        return cls(
+            base=old.version, version=new.version,
+            nodes={k: r for k, r in new.nodes.items() if old.nodes.get(k) != r},
+            removed=tuple(sorted(old.nodes.keys() - new.nodes.keys())),
+            aliases=new.aliases, token_sha256=new.token_sha256,
+            project_tokens=new.project_tokens,
+        )  # fmt: skip
+
+    def applied_to(self, table: RouteTable) -> RouteTable:
+        """``table`` (of version ``base``) with these changes: the table of ``version``."""
+        nodes = {k: r for k, r in table.nodes.items() if k not in self.removed}
+        nodes.update(self.nodes)
+        return RouteTable(
+            version=self.version, nodes=nodes, aliases=self.aliases,
+            token_sha256=self.token_sha256, project_tokens=self.project_tokens,
+        )  # fmt: skip

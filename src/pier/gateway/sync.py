@@ -9,6 +9,11 @@ websocket or message broker to run). The periodic answer doubles as a heartbeat,
 repairs a gateway whose version is ahead of a restarted control plane: any table that
 differs from the current one is applied, whatever its version number.
 
+Why changes: with hundreds of nodes the table is large, and most changes touch one node.
+The gateway asks with ``changes=true``; when the control plane still has the table the
+gateway serves (its ``after``), it answers with the routes that changed since
+(``RouteChanges``), which the gateway applies on that table; else with the whole table.
+
 Why the routes file: the data plane has to outlive the control plane. Every table is
 written to ``--routes-file`` atomically (a temporary file, fsync, rename: a crash leaves
 the old file or the new one, never half of one) and loaded at start, so a gateway
@@ -27,6 +32,7 @@ benchmarks). A file that does not parse is logged and the current table kept.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -36,7 +42,7 @@ import httpx
 import structlog
 from pydantic import ValidationError
 
-from pier.domain.routes import RouteTable
+from pier.domain.routes import RouteChanges, RouteTable
 
 log = structlog.get_logger("pier.gateway.sync")
 
@@ -121,12 +127,29 @@ class RouteSync:
         token = self._read_token()
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        params = {"after": str(self.current.version), "wait_s": f"{self._wait_s:g}"}
+        params = {"after": str(self.current.version), "wait_s": f"{self._wait_s:g}",
+                  "changes": "true"}  # fmt: skip
         if self._worker is not None:
             params["worker"], params["workers"] = str(self._worker[0]), str(self._worker[1])
         response = await client.get(url, params=params, headers=headers)
         response.raise_for_status()
-        return RouteTable.model_validate_json(response.content)
+        return self._table_of(response.content)
+
+    def _table_of(self, body: bytes) -> RouteTable:
+        """The table an answer makes: a whole table, or the changes since the current one
+        (applied only on the table they were made from; else the current table stays and
+        the next poll asks again)."""
+        data = json.loads(body)
+        if not isinstance(data, dict) or "base" not in data:
+            return RouteTable.model_validate(data)
+        changes = RouteChanges.model_validate(data)
+        if changes.base != self.current.version:
+            log.warning("route changes on another table", base=changes.base,
+                        serving=self.current.version)  # fmt: skip
+            return self.current
+        if changes.version == self.current.version:
+            return self.current
+        return changes.applied_to(self.current)
 
     def _read_token(self) -> str | None:
         if self._token_file is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Protocol
 
-from pier.domain.routes import AliasRoute, RouteTable
+from pier.domain.routes import AliasRoute, RouteChanges, RouteTable
 from pier.domain.views import ControllerFigures, MirrorFiguresView
 
 
@@ -13,6 +13,10 @@ class RouteSource(Protocol):
     async def wait_newer(
         self, after: int, *, wait_s: float, worker: int = 0, workers: int = 1
     ) -> RouteTable: ...
+
+    async def wait_changes(
+        self, after: int, *, wait_s: float, worker: int = 0, workers: int = 1
+    ) -> RouteChanges | RouteTable: ...
 
     def routed(self, project: str, node: str) -> bool: ...
 

@@ -41,12 +41,18 @@ async def routes(
     ] = 0,
     worker: Annotated[int, Query(ge=0, description="The asking gateway worker.")] = 0,
     workers: Annotated[int, Query(ge=1, le=1024, description="How many workers it has.")] = 1,
+    changes: Annotated[
+        bool,
+        Query(
+            description="Answer with the changes since ``after`` (a RouteChanges with "
+            "its ``base``) when the control plane still has that table."
+        ),
+    ] = False,
 ) -> Response:
     """The gateway's route table; long-polls up to ``wait_s`` for a version above ``after``
     (the version the asking gateway worker serves: ``worker`` of ``workers``)."""
-    table = await services.routes.wait_newer(
-        after, wait_s=wait_s, worker=min(worker, workers - 1), workers=workers
-    )
+    wait = services.routes.wait_changes if changes else services.routes.wait_newer
+    table = await wait(after, wait_s=wait_s, worker=min(worker, workers - 1), workers=workers)
     return Response(table.model_dump_json(), media_type="application/json")
 
 
