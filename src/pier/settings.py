@@ -69,6 +69,10 @@ class ControllerSettings(BaseModel):
     tick_s: float = 0.5
     """How often every node is reconciled. A node's reconcile that takes longer goes on
     in the background: the tick does not wait for it, nor hold up the other nodes."""
+    resync_s: Annotated[float, Field(gt=0)] = 10.0
+    """A node whose instances are all Healthy, with nothing to do, is reconciled again only
+    when something it depends on changes (its spec or state, its target, what the runtime
+    or the health checks report), or after this long."""
     backoff_base_s: float = 1.0
     """First delay after an instance crashes; doubles per crash in a row."""
     backoff_max_s: float = 60.0

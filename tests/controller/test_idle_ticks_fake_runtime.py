@@ -95,3 +95,37 @@ async def test_an_unchanged_tick_writes_nothing_and_reads_the_same_for_any_node_
             assert not statements.writes
             assert len(four_nodes) == len(one_node), four_nodes
         assert board.version == version  # no new table: the gateway's long poll sleeps on
+
+
+async def test_a_node_at_rest_is_left_alone_until_something_it_depends_on_changes(
+    store: tuple[Repository, Statements], tmp_path: Path
+) -> None:
+    repo, _ = store
+    async with controllers(repo, tmp_path) as make:
+        runtime = FakeRuntime(serve=True)
+        add_image_node(repo, "a", health=TCP_HEALTH)
+        add_image_node(repo, "b", health=TCP_HEALTH)
+        controller = make(runtime, clock=FakeClock())
+        reconciled: list[str] = []
+        reconcile = controller.reconcile
+
+        async def counted(node: Any, seen: Any) -> None:
+            reconciled.append(node.name)
+            await reconcile(node, seen)
+
+        controller.reconcile = counted  # type: ignore[method-assign]
+        await tick_until(controller, lambda: all_healthy(repo, 2))
+        await tick_until(
+            controller, lambda: all(n.reached_minimum for n in repo.list_nodes("default"))
+        )
+        await controller.tick()
+        reconciled.clear()
+        for _ in range(3):
+            await controller.tick()
+        assert reconciled == []  # both at rest: no reconcile at all
+
+        [victim] = [i for i in runtime.running if i.startswith("a-")]
+        await runtime.crash(victim)
+        await tick_until(controller, lambda: "a" in reconciled)  # what the runtime says moved
+        assert "b" not in reconciled
+        await tick_until(controller, lambda: victim not in runtime.running)  # replaced

@@ -24,6 +24,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import httpx
 import structlog
@@ -366,7 +367,8 @@ class Controller:
             ceiling = quota_ceiling(node, nodes, limits, self._current_target)
             self._state(node.key).target = await self._scale(node, loads, now, ceiling)
         failed = self._take_failures(nodes)  # of reconciles that outlived their tick
-        started = [self._start_reconcile(n, seen_by_node[n.key]) for n in nodes]
+        due = [n for n in nodes if not self._still_quiet(n, seen_by_node[n.key])]
+        started = [self._start_reconcile(n, seen_by_node[n.key]) for n in due]
         tasks = [task for task in started if task is not None]
         if tasks:  # a slow node goes on in the background; the others are not held up
             await asyncio.wait(tasks, timeout=self._settings.tick_s)
@@ -379,6 +381,39 @@ class Controller:
         await self._rollouts.drive()  # its new shares go out with these routes
         await self._publish_routes(nodes)
         return complete
+
+    def _inputs(self, node: NodeRecord, seen: dict[InstanceId, Observed]) -> tuple[Any, ...]:
+        """Everything a reconcile of the node decides on, but the time."""
+        state = self._state(node.key)
+        instances = tuple(
+            (t.instance_id, t.status, t.exited, t.window.last_error, t.window.unexpected_error,
+             observe_status(t.status, running=not t.exited, window=t.window,
+                            health=node.spec.health))
+            for t in state.instances.values()
+        )  # fmt: skip
+        return (
+            node, state.target, seen, instances, state.backoff.until,
+            state.backoff.is_crash_looping, state.blocked, state.unavailable,
+            self._runtimes.why_missing(node.runtime), self._pulls.message(node.key),
+        )  # fmt: skip
+
+    def _still_quiet(self, node: NodeRecord, seen: dict[InstanceId, Observed]) -> bool:
+        """Whether the node can be left alone this tick: its last reconcile had nothing to
+        do, nothing it depends on changed since, and its resync is not due."""
+        state = self._state(node.key)
+        if state.quiet is None or time.monotonic() - state.quiet_at >= self._settings.resync_s:
+            return False
+        return bool(state.quiet == self._inputs(node, seen))
+
+    def _settle(self, node: NodeRecord, seen: dict[InstanceId, Observed], plan: Plan) -> None:
+        """After a reconcile: remember its inputs if it had nothing to do and the node is at
+        rest (every instance Healthy, or none wanted), else reconcile it again next tick."""
+        state = self._state(node.key)
+        idle = not (plan.create or plan.delete or plan.failed) and not node.deleting
+        at_rest = all(t.status is S.HEALTHY and not t.exited for t in state.instances.values())
+        target = node.spec.min_instances if state.target is None else state.target
+        if idle and at_rest and len(state.instances) == target:
+            state.quiet, state.quiet_at = self._inputs(node, seen), time.monotonic()
 
     async def _read_gateway(self) -> dict[NodeKey, float] | None:
         """Read the gateway's figures once: the nodes' load (returned) and the aliases'
@@ -448,6 +483,7 @@ class Controller:
     async def reconcile(self, node: NodeRecord, seen: dict[InstanceId, Observed]) -> None:
         now = self._clock()
         state = self._state(node.key)
+        state.quiet = None
         mine = list(state.instances.values())
         for tracked in mine:
             observed = seen.get(tracked.instance_id)
@@ -475,6 +511,7 @@ class Controller:
         )  # fmt: skip
         await self._apply(node, plan, now)
         await self._update_node_state(node, backoff)
+        self._settle(node, seen, plan)
 
     async def _runtime_ready(self, node: NodeRecord) -> bool:
         """Whether the node's runtime is there; says so once when that changes."""

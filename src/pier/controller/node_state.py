@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import Any
 
 from pier.controller.autoscale import NodeScaler
 from pier.controller.backoff import CrashBackoff
@@ -45,6 +46,12 @@ class NodeState:
     """The node's reconcile, while it runs (it may outlive a tick: see Controller.tick)."""
     blocked: Blocked | None = None
     """Set by a PermanentError: the node's spec cannot run as it is."""
+    quiet: Any = None
+    """What the node's last reconcile saw (Controller._inputs) when it had nothing to do
+    and every instance was Healthy; None otherwise. While the inputs stay the same, the
+    node is left alone until its resync."""
+    quiet_at: float = 0.0
+    """When ``quiet`` was set (monotonic)."""
 
     def take_failure(self) -> BaseException | None:
         """What the node's reconcile raised, once it is over; told once (then forgotten)."""

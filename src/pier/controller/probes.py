@@ -56,11 +56,9 @@ class Probe:
         self._endpoint = endpoint.rstrip("/")
         self._backoff = Backoff(health.interval_s, max(health.interval_s, retry_max_s))
         self._health = health
-        parts = urlsplit(self._endpoint)
+        self._connect = connect
         self._connection: Connection | None = None
-        if health.protocol == "http":
-            path = parts.path.rstrip("/") + (health.path or "/")
-            self._connection = connect(parts.hostname or "127.0.0.1", parts.port or 80, path)
+        """Made on the first HTTP check (an endpoint it cannot use fails a check)."""
         self.window = ProbeWindow()
         self._task: asyncio.Task[None] | None = None
         self._ever_passed = False
@@ -120,7 +118,11 @@ class Probe:
             return await self._check_tcp()
         if self._health.protocol == "grpc":
             return await self._check_grpc()
-        assert self._connection is not None  # made for every HTTP check
+        if self._connection is None:
+            parts = urlsplit(self._endpoint)
+            path = parts.path.rstrip("/") + (self._health.path or "/")
+            host = parts.hostname or "127.0.0.1"
+            self._connection = self._connect(host, parts.port or 80, path)
         url = self._url()
         try:
             status = await self._connection.get(self._health.timeout_s)
