@@ -99,6 +99,10 @@ class LocalRuntime:
         self._port_lock = threading.Lock()
         self._recent_ports: deque[int] = deque(maxlen=256)
         self._cpu_probes: dict[InstanceId, dict[int, psutil.Process]] = {}
+        self._listed: dict[str, tuple[tuple[int, int, int], InstanceState]] = {}
+        """By state file name: its (inode, mtime, size) when last listed, and its record.
+        A state file is replaced whole (os.replace), so an unchanged stamp is an
+        unchanged record: listing reads only the files that changed."""
 
     # -- files ---------------------------------------------------------------------------
 
@@ -242,13 +246,38 @@ class LocalRuntime:
         if not self._state_dir.is_dir():
             return []
         seen: builtins.list[Observed] = []
-        for path in sorted(self._state_dir.glob("*.json")):
-            record = self._load_record(path)
+        listed: dict[str, tuple[tuple[int, int, int], InstanceState]] = {}
+        with os.scandir(self._state_dir) as entries:
+            files = sorted((e.name, e) for e in entries if e.name.endswith(".json"))
+        for name, entry in files:
+            record = self._listed_record(name, entry, listed)
             if record is None or (node is not None and record.node != node):
                 continue
             phase, exit_code = probe(record)
             seen.append(_observed(record, phase, exit_code))
+        if node is None:
+            self._listed = listed
         return seen
+
+    def _listed_record(
+        self,
+        name: str,
+        entry: os.DirEntry[str],
+        listed: dict[str, tuple[tuple[int, int, int], InstanceState]],
+    ) -> InstanceState | None:
+        """The record in a state file, read again only if the file changed since."""
+        try:
+            stat = entry.stat()
+        except FileNotFoundError:
+            return None
+        stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        known = self._listed.get(name)
+        record = known[1] if known is not None and known[0] == stamp else None
+        if record is None:
+            record = self._load_record(Path(entry.path))
+        if record is not None:
+            listed[name] = (stamp, record)
+        return record
 
     # -- log rotation --------------------------------------------------------------------
 
