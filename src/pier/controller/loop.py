@@ -123,6 +123,9 @@ class Controller:
         self._pulls = ImagePulls(repo, self._db, self._events, clock)
         self._tick_failures = TickFailures()
         self._tick_times = TickTimes()
+        self._routes_from: Any = None
+        """What the last published route table was built from: the same again makes the
+        same table, which is not built again."""
         self._watch: asyncio.Task[None] | None = None
         self._alias_read: AliasFiguresRead | None = None
         """The alias figures of this tick's read of the gateway; None: it did not answer."""
@@ -453,10 +456,17 @@ class Controller:
             nodes = await self._db.run(self._repo.list_nodes)
         grants = await self._db.run(self._repo.call_grants, utcnow())
         aliases = await self._db.run(self._repo.list_aliases)
+        instances = list(self._instances.values())
+        inputs = (
+            nodes, grants, aliases,
+            [(t.instance_id, t.key, t.status, t.endpoint, t.exited) for t in instances],
+        )  # fmt: skip
+        if inputs == self._routes_from:
+            return self._board.version  # the table would be the one published
         await self._board.publish(build_route_table(
-            nodes, self._instances.values(), grants=grants,
-            max_body_bytes=self._max_body_bytes, aliases=aliases,
+            nodes, instances, grants=grants, max_body_bytes=self._max_body_bytes, aliases=aliases,
         ))  # fmt: skip
+        self._routes_from = inputs
         return self._board.version
 
     async def _reconcile_guarded(self, node: NodeRecord, seen: dict[InstanceId, Observed]) -> None:
