@@ -86,9 +86,13 @@ class NodeScaler:
             recommended = math.ceil(concurrency / spec.target_in_flight - 1e-6)
         wanted = min(max(recommended, low), spec.effective_max)
         recommended = min(max(recommended, low), high)
+        # the recommendations that can still be the window's highest, highest first: a
+        # newer one at least as high makes the older ones irrelevant (a sliding maximum)
+        while self._recommended and self._recommended[-1][1] <= recommended:
+            self._recommended.pop()
         self._recommended.append((now, recommended))
         horizon = now - self._settings.scale_down_delay_s
-        while self._recommended and self._recommended[0][0] < horizon:
+        while self._recommended[0][0] < horizon:
             self._recommended.popleft()
-        self.target = min(max(max(r for _, r in self._recommended), low), high)
+        self.target = min(max(self._recommended[0][1], low), high)
         return Decision(self.target, concurrency, wanted if wanted > high else None)

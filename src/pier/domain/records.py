@@ -12,7 +12,7 @@ from typing import Any
 
 from pier.domain.aliases import AliasSpec
 from pier.domain.instance_status import InstanceStatus
-from pier.domain.names import NodeKey
+from pier.domain.names import NodeKey, NodeName, ProjectName
 from pier.domain.rollouts import RolloutState
 from pier.domain.specs import ModelFormat, NodeSpec
 
@@ -51,7 +51,7 @@ class NodeRecord:
 
     @property
     def key(self) -> NodeKey:
-        return NodeKey.parse(f"{self.project}/{self.name}")
+        return NodeKey(ProjectName(self.project), NodeName(self.name))
 
 
 @dataclass(frozen=True, slots=True)
