@@ -337,3 +337,23 @@ def running_pier(
 @pytest.fixture
 def pier(pier_factory: Callable[..., PierProcess]) -> PierProcess:
     return pier_factory()
+
+
+@pytest.fixture(scope="session")
+def swarm_cluster() -> Iterator[Any]:
+    """The session's own two-machine swarm (tests/swarm/cluster.py), dissolved at the end
+    of the session whatever happened. Skipped with the reason when it cannot be formed
+    here, except with CI=true, where that fails."""
+    from tests.docker.images import missing_prerequisite
+    from tests.swarm import cluster
+
+    problem = cluster.problem() or missing_prerequisite()
+    if problem is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"the swarm runtime must be testable in CI: {problem}")
+        pytest.skip(f"no test swarm here: {problem}")
+    swarm_id = str(os.getpid() % 240 + 10)  # two sessions at once: two swarms
+    try:
+        yield cluster.form(swarm_id)
+    finally:
+        cluster.dissolve(swarm_id)

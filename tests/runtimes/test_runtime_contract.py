@@ -11,6 +11,7 @@ tested in its own file (tests/runtimes/test_local_runtime.py, tests/docker/).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import os
@@ -58,6 +59,11 @@ class Harness:
     """A line the HTTP server logs once it listens."""
     ok_path: ClassVar[str]
     """A path the HTTP server answers 200 on."""
+
+    @property
+    def host(self) -> str:
+        """The address instance endpoints are on."""
+        return "127.0.0.1"
 
     def problem(self) -> str | None:
         """Why this runtime cannot be tested here, or None."""
@@ -210,12 +216,73 @@ class DockerHarness(Harness):
         return str(self.port)
 
 
-HARNESSES: dict[str, type[Harness]] = {"local": LocalHarness, "docker": DockerHarness}
+class SwarmHarness(DockerHarness):
+    """The session's own two-machine swarm (tests/swarm/cluster.py). The suite's instances
+    run on the manager's machine (a placement constraint), where the manager's engine can
+    read their stats; spreading over machines is tested in tests/swarm/. A task stops with
+    the grace its service was made with: 0.5 s here, the shortest grace the suite asks."""
+
+    name = "swarm"
+    cluster: Any = None
+
+    def problem(self) -> str | None:
+        return missing_prerequisite()
+
+    def kwargs(self) -> dict[str, Any]:
+        return {**super().kwargs(), "docker_host": self.cluster.docker_host, "stop_grace_s": 0.5}
+
+    @property
+    def host(self) -> str:
+        return str(self.cluster.manager_address)
+
+    def server(
+        self, instance_id: str, *, node: NodeKey = NODE_A, generation: int = 1
+    ) -> InstanceSpec:
+        return self._on_manager(super().server(instance_id, node=node, generation=generation))
+
+    def shell(
+        self,
+        instance_id: str,
+        script: str,
+        *args: str,
+        node: NodeKey = NODE_A,
+        configuration: Configuration | None = None,
+        env: dict[str, str] | None = None,
+    ) -> InstanceSpec:
+        spec = super().shell(
+            instance_id, script, *args, node=node, configuration=configuration, env=env
+        )
+        return self._on_manager(spec)
+
+    def _on_manager(self, spec: InstanceSpec) -> InstanceSpec:
+        return dataclasses.replace(spec, placement=("node.role==manager",))
+
+    def _task_status(self, instance_id: str) -> dict[str, Any]:
+        client = docker.DockerClient(base_url=self.cluster.docker_host)
+        try:
+            [task] = client.api.tasks(filters={"service": f"pier-{instance_id}"})
+        finally:
+            client.close()
+        status: dict[str, Any] = task["Status"]["ContainerStatus"]
+        return status
+
+    def pid_of(self, instance_id: str) -> int:
+        return int(self._task_status(instance_id)["PID"])
+
+    def names_of(self, instance_id: str) -> tuple[int | None, str | None]:
+        return None, str(self._task_status(instance_id)["ContainerID"])
+
+
+HARNESSES: dict[str, type[Harness]] = {
+    "local": LocalHarness, "docker": DockerHarness, "swarm": SwarmHarness,
+}  # fmt: skip
 
 
 @pytest.fixture(params=sorted(HARNESSES))
 async def harness(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Harness]:
     harness = HARNESSES[request.param](tmp_path)
+    if isinstance(harness, SwarmHarness):
+        harness.cluster = request.getfixturevalue("swarm_cluster")
     yield harness
     if harness.opened:
         cleaner = harness.opened[0]
@@ -238,7 +305,7 @@ async def test_created_instance_answers_http_on_its_endpoint(
     assert observed.phase == "running"
     assert observed.node == NODE_A
     assert observed.endpoint is not None
-    assert observed.endpoint.startswith("http://127.0.0.1:")
+    assert observed.endpoint.startswith(f"http://{harness.host}:")
     response = await http_get(f"{observed.endpoint}{harness.ok_path}")
     assert response.status_code == 200
 
@@ -435,4 +502,4 @@ async def test_an_unknown_runtime_name_is_invalid_and_names_the_field() -> None:
         load_runtime("mainframe")
 
     assert caught.value.field == "runtime"
-    assert "local" in caught.value.message and "docker" in caught.value.message
+    assert all(name in caught.value.message for name in ("local", "docker", "swarm"))

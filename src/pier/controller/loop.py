@@ -653,6 +653,8 @@ class Controller:
                     f" (the image could not run {' '.join(node.spec.command or DEFAULT_LAUNCHER)}"
                     ": a model in an image needs Python and pier's model server in it)"
                 )
+        if tracked.exited and tracked.facts.exit_reason:
+            why += f": {tracked.facts.exit_reason}"
         delay_s = self._state(node.key).backoff.record_failure(now=now)
         message = f"instance {tracked.instance_id} {why}; next start in {delay_s:g} s"
         if tail:

@@ -33,6 +33,8 @@ class RuntimeFacts:
     limits_not_applied: tuple[str, ...] = ()
     pid: int | None = None
     container_id: str | None = None
+    exit_reason: str | None = None
+    """The runtime's words on why it exited (its machine was lost), beside the exit code."""
 
     def after(self, seen: Observed) -> RuntimeFacts:
         """The facts once ``seen`` is reported; an endpoint or handle it does not repeat
@@ -42,6 +44,7 @@ class RuntimeFacts:
             exited=seen.phase == "exited", exit_code=seen.exit_code,
             limits_applied=seen.limits_applied, limits_not_applied=seen.limits_not_applied,
             pid=seen.pid or self.pid, container_id=seen.container_id or self.container_id,
+            exit_reason=seen.exit_reason,
         )  # fmt: skip
 
 

@@ -14,6 +14,7 @@ __all__ = ["RUNTIMES", "InstanceSpec", "InstanceStats", "Observed", "Runtime", "
 RUNTIMES: Final[dict[str, str]] = {
     "local": "pier.runtimes.local:LocalRuntime",
     "docker": "pier.runtimes.docker:DockerRuntime",
+    "swarm": "pier.runtimes.swarm:SwarmRuntime",
 }
 """Runtime name -> "module:Class"; the module is imported only by load_runtime()."""
 

@@ -69,6 +69,9 @@ class InstanceSpec:
     port); container runtimes publish them too."""
     mounts: tuple[Mount, ...] = ()
     """Host files the instance reads (its model); see Mount."""
+    placement: tuple[str, ...] = ()
+    """Cluster runtimes: constraints on the machine it may run on, in Docker Swarm's
+    words (``node.labels.gpu==true``); the other runtimes have one machine and ignore it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +94,11 @@ class Observed:
     """Process runtimes: the instance's process (group leader), for `kill` and `ps`."""
     container_id: str | None = None
     """Container runtimes: the container's id, for `docker logs`, `docker kill`..."""
+    machine: str | None = None
+    """Cluster runtimes: the machine the instance runs on, in words (hostname, address)."""
+    exit_reason: str | None = None
+    """Why it exited, when the runtime knows more than an exit code (its machine was lost,
+    the engine refused to start it)."""
 
 
 @dataclass(frozen=True, slots=True)

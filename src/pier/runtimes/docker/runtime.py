@@ -7,7 +7,7 @@ import builtins
 import contextlib
 import math
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar
 
@@ -43,6 +43,7 @@ from pier.runtimes.docker.containers import (
 from pier.runtimes.docker.engine import connect, short_reason
 from pier.runtimes.docker.images import Images
 from pier.runtimes.docker.limits import EngineFacts, LimitPlan, plan_limits
+from pier.runtimes.docker.stats import CpuSamples
 
 log = structlog.get_logger(__name__)
 
@@ -73,7 +74,7 @@ class DockerRuntime:
         self._where = str(self._client.api.base_url).replace("http+unix://", "unix://")
         self._engine: EngineFacts | None = None
         self._images = Images(self._client)
-        self._cpu_samples: dict[InstanceId, tuple[int, int]] = {}
+        self._cpu = CpuSamples()
 
     async def _call(self, fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
         """Run a blocking engine call in a thread; a lost engine becomes RuntimeLost (a
@@ -240,7 +241,7 @@ class DockerRuntime:
     async def delete(self, instance_id: InstanceId, *, grace_s: float) -> None:
         """Stop the container (SIGTERM, SIGKILL after ``grace_s``) and remove it."""
         await self._call(self._delete_sync, instance_id, grace_s)
-        self._cpu_samples.pop(instance_id, None)
+        self._cpu.forget(instance_id)
 
     def _delete_sync(self, instance_id: InstanceId, grace_s: float) -> None:
         name = container_name(instance_id)
@@ -295,32 +296,21 @@ class DockerRuntime:
                 self._client.api.stats, container_name(instance_id), stream=False, one_shot=True
             )
         except docker.errors.NotFound:
-            self._cpu_samples.pop(instance_id, None)
+            self._cpu.forget(instance_id)
             return InstanceStats()
         memory = sample.get("memory_stats") or {}
         if "usage" not in memory:  # not running
-            self._cpu_samples.pop(instance_id, None)
+            self._cpu.forget(instance_id)
             return InstanceStats()
         return InstanceStats(
-            cpu_percent=self._cpu_percent(instance_id, sample.get("cpu_stats") or {}),
+            cpu_percent=self._cpu.percent(instance_id, sample.get("cpu_stats") or {}),
             memory_bytes=memory_in_use(memory),
         )
-
-    def _cpu_percent(self, instance_id: InstanceId, cpu: Mapping[str, Any]) -> float:
-        """The docker CLI's formula: container CPU time over host CPU time, times CPUs."""
-        total = int((cpu.get("cpu_usage") or {}).get("total_usage") or 0)
-        system = int(cpu.get("system_cpu_usage") or 0)
-        online = int(cpu.get("online_cpus") or 1)
-        previous = self._cpu_samples.get(instance_id)
-        self._cpu_samples[instance_id] = (total, system)
-        if previous is None or system <= previous[1]:
-            return 0.0
-        return max(0.0, (total - previous[0]) / (system - previous[1]) * online * 100.0)
 
     async def close(self) -> None:
         """Close the engine connection. Containers keep running: stopping them is the
         controller's job."""
-        self._cpu_samples.clear()
+        self._cpu.clear()
         await asyncio.to_thread(self._client.close)
 
 
