@@ -190,8 +190,9 @@ async def run(settings: Settings, say: Say = print) -> None:
         nodes=NodeService(
             repo,
             routes=board,
-            image_nodes_refusal=_image_nodes_refusal(runtimes),
             triton_refusal=_triton_refusal,
+            container_runtime=container_runtime(settings),
+            image_nodes_refusal=_image_nodes_refusal(runtimes, container_runtime(settings)),
         ),
         aliases=AliasService(repo, routes=board, mirrors=alias_figures),
         rollouts=RolloutService(repo),
@@ -309,22 +310,35 @@ def load_runtimes(settings: Settings, sandbox: Sandbox) -> RuntimeRegistry:
             raise RuntimeUnavailable(problem)
         return load_runtime("docker", installation=installation_id(settings.data_dir))
 
+    def swarm() -> Runtime:
+        return load_runtime(
+            "swarm", docker_host=settings.swarm.docker_host,
+            installation=installation_id(settings.data_dir),
+            stop_grace_s=settings.controller.stop_grace_s,
+            start_wait_s=settings.swarm.start_wait_s,
+        )  # fmt: skip
+
+    loaders: dict[str, Callable[[], Runtime]] = {"local": local, "docker": docker}
+    if settings.runtime == "swarm" or settings.swarm.docker_host is not None:
+        loaders["swarm"] = swarm
     registry = RuntimeRegistry(
-        {
-            "local": local,
-            "docker": docker,
-        },
+        loaders,
         retry_base_s=settings.controller.runtime_retry_base_s,
         retry_max_s=settings.controller.runtime_retry_max_s,
     )
     registry.load()
-    problem = registry.why_missing("docker")
-    if problem is not None and settings.runtime == "docker":
+    problem = registry.why_missing(settings.runtime)
+    if problem is not None and settings.runtime != "local":
         raise RuntimeUnavailable(
-            f"{problem}; --runtime docker needs it at start-up (--runtime local, the default, "
-            "starts without Docker and runs image nodes once an engine answers)"
+            f"{problem}; --runtime {settings.runtime} needs it at start-up (--runtime local, "
+            "the default, starts without Docker and runs image nodes once an engine answers)"
         )
     return registry
+
+
+def container_runtime(settings: Settings) -> str:
+    """Where image nodes that name no runtime run."""
+    return "swarm" if settings.runtime == "swarm" else "docker"
 
 
 def installation_id(data_dir: Path) -> str:
@@ -345,9 +359,9 @@ def _triton_refusal() -> str | None:
     return None
 
 
-def _image_nodes_refusal(runtimes: RuntimeRegistry) -> Callable[[], str | None]:
+def _image_nodes_refusal(runtimes: RuntimeRegistry, name: str) -> Callable[[], str | None]:
     def refusal() -> str | None:
-        if "docker" in runtimes:
+        if name in runtimes:
             return None
         return (
             "image nodes need a Docker engine and none answers; start one (e.g. "

@@ -162,6 +162,19 @@ class AuthSettings(BaseModel):
     """How many tokens a project may have; creating one more is refused (409)."""
 
 
+class SwarmSettings(BaseModel):
+    """The swarm runtime: instances as services on a Docker Swarm."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    docker_host: str | None = None
+    """The engine of a swarm manager, e.g. unix:///run/manager.sock or tcp://m1:2375.
+    Default: DOCKER_HOST (or the default socket)."""
+    start_wait_s: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    """How long creating an instance waits for its task to start on a machine (scheduling,
+    the image pull there) before reporting it as still created."""
+
+
 class AuditSettings(BaseModel):
     model_config = ConfigDict(use_attribute_docstrings=True)
 
@@ -206,11 +219,12 @@ class Settings(BaseSettings):
     """Fernet keys that seal secret values at rest, separated by commas; the first seals,
     every one opens (rotation). Default: <data dir>/secrets.key, made with mode 0600 on
     first start. Never kept in the store."""
-    runtime: Literal["local", "docker"] = "local"
+    runtime: Literal["local", "docker", "swarm"] = "local"
     """The runtime pier must have at start-up: ``docker`` makes it refuse to start without
-    a Docker engine; ``local`` starts without one and runs image nodes once an engine
-    answers. Where a node runs follows from its spec, not from this (domain/placement.py):
-    image nodes on docker, model nodes on local."""
+    a Docker engine; ``swarm`` without a swarm manager (``swarm.docker_host``), and image
+    nodes that name no runtime then run on the swarm; ``local`` starts without one and
+    runs image nodes once an engine answers. Otherwise where a node runs follows from its
+    spec (domain/placement.py): model nodes on local, image nodes on docker."""
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     controller: ControllerSettings = Field(default_factory=ControllerSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
@@ -220,6 +234,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     ui: UiSettings = Field(default_factory=UiSettings)
+    swarm: SwarmSettings = Field(default_factory=SwarmSettings)
 
     @property
     def resolved_database_url(self) -> str:

@@ -41,9 +41,11 @@ from pier.cli.node_options import (
     MinOpt,
     ModelOpt,
     NameArg,
+    PlacementOpt,
     PortOpt,
     RegistrySecretOpt,
     RolloutWaitOpt,
+    RuntimeOpt,
     SecretEnvOpt,
     TargetOpt,
     TimeoutOpt,
@@ -160,6 +162,8 @@ def create(
     max_batch_size: MaxBatchSizeOpt = None,
     batch_delay: BatchDelayOpt = None,
     engine: EngineOpt = None,
+    runtime: RuntimeOpt = None,
+    placement: PlacementOpt = None,
     wait: WaitOpt = False,
     wait_timeout: WaitTimeoutOpt = 300.0,
     output: OutputOpt = None,
@@ -182,7 +186,7 @@ def create(
         telemetry=_optional(path=metrics, port=metrics_port),
         registry_secret=registry_secret, command=command, args=arg, idle_timeout=idle_timeout,
         access=_access(access), max_batch_size=max_batch_size, batch_delay_ms=batch_delay,
-        max_body_bytes=max_body_bytes, engine=engine,
+        max_body_bytes=max_body_bytes, engine=engine, runtime=runtime, placement=placement,
     )  # fmt: skip
     state = cli_state(ctx, output=output, project=project)
     client = state.client()
@@ -285,6 +289,7 @@ def update(
     max_batch_size: MaxBatchSizeOpt = None,
     batch_delay: BatchDelayOpt = None,
     engine: EngineOpt = None,
+    placement: PlacementOpt = None,
     wait: RolloutWaitOpt = False,
     wait_timeout: WaitTimeoutOpt = 300.0,
     output: OutputOpt = None,
@@ -309,7 +314,7 @@ def update(
         telemetry=_optional(path=metrics, port=metrics_port),
         registry_secret=registry_secret, command=command, args=arg, idle_timeout=idle_timeout,
         access=_access(access), max_batch_size=max_batch_size, batch_delay_ms=batch_delay,
-        max_body_bytes=max_body_bytes, engine=engine,
+        max_body_bytes=max_body_bytes, engine=engine, placement=placement,
     )  # fmt: skip
     if not changes:
         ctx.fail("nothing to update: give at least one option (see --help)")
@@ -578,6 +583,8 @@ def spec_fields(
     batch_delay_ms: float | None = None,
     max_body_bytes: int | None = None,
     engine: str | None = None,
+    runtime: str | None = None,
+    placement: list[str] | None = None,
 ) -> JSON:
     """The spec fields given on the command line, in the API's names; None: not given."""
     spec: JSON = {**(model or {})}
@@ -591,7 +598,8 @@ def spec_fields(
             command=shlex.split(command) if command is not None else None, args=args or None,
             idle_timeout_s=idle_timeout, access=access,
             max_batch_size=max_batch_size, batch_delay_ms=batch_delay_ms,
-            max_body_bytes=max_body_bytes, engine=engine,
+            max_body_bytes=max_body_bytes, engine=engine, runtime=runtime,
+            placement=placement or None,
         )
     )  # fmt: skip
     return spec

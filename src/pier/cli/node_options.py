@@ -70,6 +70,8 @@ SPEC_FLAGS: Final[dict[str, SpecFlag]] = {
     "max_batch_size": SpecFlag("--max-batch-size"),
     "batch_delay_ms": SpecFlag("--batch-delay-ms"),
     "engine": SpecFlag("--engine"),
+    "runtime": SpecFlag("--runtime"),
+    "placement": SpecFlag("--placement", "Repeat for more (update replaces them)."),
 }
 """NodeSpec field (dotted path) -> the flag of `pier node create/update` that sets it."""
 
@@ -180,6 +182,8 @@ AccessOpt = Annotated[bool | None, spec_option("access")]
 RegistrySecretOpt = Annotated[str | None, spec_option("registry_secret", metavar="SECRET")]
 CommandOpt = Annotated[str | None, spec_option("command", metavar="'CMD ARGS'")]
 ArgOpt = Annotated[list[str] | None, spec_option("args", metavar="ARG")]
+RuntimeOpt = Annotated[str | None, spec_option("runtime", metavar="local|docker|swarm")]
+PlacementOpt = Annotated[list[str] | None, spec_option("placement", metavar="CONSTRAINT")]
 IdleTimeoutOpt = Annotated[float | None, spec_option("idle_timeout_s", min=0, metavar="SECONDS")]
 MaxBodyOpt = Annotated[int | None, spec_option("max_body_bytes", min=1, metavar="BYTES")]
 HealthProtocolOpt = Annotated[str | None, spec_option("health.protocol", metavar="http|tcp|grpc")]

@@ -36,9 +36,10 @@ def up(
     runtime: Annotated[
         str | None,
         typer.Option(
-            help="Runtime required at start-up: local (the default; Docker optional) or "
-            "docker (refuse to start without an engine). Image nodes run on docker, model nodes "
-            "on local, whichever is chosen."
+            help="Runtime required at start-up: local (the default; Docker optional), "
+            "docker (refuse to start without an engine) or swarm (refuse to start without a "
+            "swarm manager at DOCKER_HOST; image nodes then run on the swarm). Model nodes run "
+            "on local; a node's own runtime field wins."
         ),
     ] = None,
 ) -> None:

@@ -179,4 +179,5 @@ def instance_spec(
         generation=node.generation,
         extra_ports=spec.extra_ports,
         mounts=mounts,
+        placement=tuple(spec.placement),
     )

@@ -14,6 +14,10 @@ CONTAINER_RUNTIME: Final = "docker"
 """Image nodes, a model in an image included."""
 
 
-def runtime_for(spec: NodeSpec) -> str:
-    """The runtime a new node with ``spec`` is bound to."""
-    return CONTAINER_RUNTIME if spec.image is not None else PROCESS_RUNTIME
+def runtime_for(spec: NodeSpec, *, container_runtime: str = CONTAINER_RUNTIME) -> str:
+    """The runtime a new node with ``spec`` is bound to: the one it names, else a process
+    for a model node and ``container_runtime`` (docker, or swarm under `pier up --runtime
+    swarm`) for an image node."""
+    if spec.runtime is not None:
+        return spec.runtime
+    return container_runtime if spec.image is not None else PROCESS_RUNTIME

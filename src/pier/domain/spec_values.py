@@ -125,6 +125,22 @@ def _process_text(value: str) -> str:
 
 
 ImageReference = Annotated[str, AfterValidator(image_reference)]
+
+
+PLACEMENT: Final = re.compile(r"[A-Za-z][\w.-]{0,200}\s*(==|!=)\s*[\w.:/*-]{1,200}")
+"""A Docker Swarm placement constraint: ATTRIBUTE==VALUE or ATTRIBUTE!=VALUE."""
+
+
+def placement_constraint(value: str) -> str:
+    if not PLACEMENT.fullmatch(value):
+        raise ValueError(
+            f"{value[:100]!r} is not a placement constraint: write ATTRIBUTE==VALUE or "
+            "ATTRIBUTE!=VALUE, e.g. node.labels.gpu==true"
+        )
+    return value
+
+
+PlacementConstraint = Annotated[str, AfterValidator(placement_constraint)]
 Argument = Annotated[str, Field(max_length=MAX_ARG_CHARS), AfterValidator(_process_text)]
 Argv = Annotated[list[Argument], Field(max_length=MAX_ARGV_ITEMS)]
 

@@ -26,6 +26,7 @@ from pier.domain.spec_values import (
     Argv,
     FieldError,
     ImageReference,
+    PlacementConstraint,
     check_environment,
     check_environment_size,
     grpc_service,
@@ -196,6 +197,16 @@ class NodeSpec(_Spec):
     """Model nodes: the server each instance runs: pier's model server, or NVIDIA's
     tritonserver (from the nvidia-pytriton package) on a model repository pier writes,
     dynamic batching included; a Triton model directory needs triton."""
+    runtime: Literal["local", "docker", "swarm"] | None = None
+    """Where the instances run, fixed when the node is created: local (processes, model
+    nodes), docker (containers on one engine) or swarm (services on a Docker Swarm).
+    Default: local for a model node; for an image node the container runtime `pier up`
+    was started for (``--runtime swarm``), else docker."""
+    placement: Annotated[list[PlacementConstraint], Field(max_length=32)] = Field(
+        default_factory=list
+    )
+    """Swarm runtime: constraints on the machines instances may run on, as Docker Swarm
+    writes them (node.labels.gpu==true, node.hostname!=m1)."""
 
     @field_validator("configuration")
     @classmethod
@@ -270,6 +281,11 @@ class NodeSpec(_Spec):
                     raise FieldError(
                         field, "pier's model server answers health and metrics on its own port"
                     )
+        if self.runtime is not None and (self.runtime == "local") != (self.image is None):
+            wanted = "a model node without an image" if self.runtime == "local" else "an image"
+            raise FieldError("runtime", f"the {self.runtime} runtime runs {wanted}")
+        if self.placement and self.runtime not in (None, "swarm"):
+            raise FieldError("placement", "placement applies to the swarm runtime")
         if self.health.path is None and self.health.protocol == "http":
             if self.model is not None:
                 self.health.path = "/v2/health/ready"

@@ -10,7 +10,7 @@ from pier.domain.errors import InvalidSpec, NodeDeleting, NodeInUse, NotFound
 from pier.domain.event_kinds import EventKind
 from pier.domain.merge_patch import merge_patch
 from pier.domain.names import validate_name
-from pier.domain.placement import runtime_for
+from pier.domain.placement import CONTAINER_RUNTIME, PROCESS_RUNTIME, runtime_for
 from pier.domain.records import InstanceRecord, NodeRecord
 from pier.domain.specs import Engine, ModelFormat, NodeSpec, parse_node_spec
 from pier.domain.views import EventView, InstanceView, NodeView
@@ -28,8 +28,11 @@ class NodeService:
         routes: RouteSource | None = None,
         image_nodes_refusal: Callable[[], str | None] = lambda: None,
         triton_refusal: Callable[[], str | None] = lambda: None,
+        container_runtime: str = CONTAINER_RUNTIME,
     ) -> None:
         self._repo = repo
+        self._container_runtime = container_runtime
+        """Where image nodes that name no runtime run (docker; swarm under --runtime swarm)."""
         self._routes = routes
         """Says whether the gateway routes a node; None: nothing routes (no gateway)."""
         self._image_nodes_refusal = image_nodes_refusal
@@ -47,7 +50,7 @@ class NodeService:
         parsed = self._validated(project, spec)
         with self._repo.unit_of_work():  # the quota check sees the nodes it is stored beside
             self._quotas.check_node(project, name, parsed)
-            node = self._repo.add_node(project, name, parsed, runtime=runtime_for(parsed))
+            node = self._repo.add_node(project, name, parsed, runtime=self._runtime_for(parsed))
             self._repo.add_event(
                 project,
                 node=name,
@@ -56,6 +59,9 @@ class NodeService:
                 message=f"node {name} created by {actor}",
             )
         return self._view(node, [])
+
+    def _runtime_for(self, spec: NodeSpec) -> str:
+        return runtime_for(spec, container_runtime=self._container_runtime)
 
     def _validated(self, project: str, spec: NodeSpec | dict[str, Any]) -> NodeSpec:
         parsed = spec if isinstance(spec, NodeSpec) else parse_node_spec(spec)
@@ -100,12 +106,18 @@ class NodeService:
         the stored spec; instances are replaced in a rolling update."""
         node = self._repo.get_node(project, name)
         parsed = self._validated(project, merge_patch(node.spec.model_dump(mode="json"), changes))
-        if runtime_for(parsed) != node.runtime:
+        if parsed.runtime is not None and parsed.runtime != node.runtime:
+            raise InvalidSpec(
+                "runtime",
+                f"node {name} runs on the {node.runtime} runtime and stays there; create a new "
+                f"node for the {parsed.runtime} runtime",
+            )
+        if (parsed.image is None) != (node.runtime == PROCESS_RUNTIME):
             raise InvalidSpec(
                 "image",
                 f"node {name} runs on the {node.runtime} runtime and stays there: "
                 f"{'adding' if parsed.image else 'removing'} its image would move it to the "
-                f"{runtime_for(parsed)} runtime; create a new node instead",
+                f"{self._runtime_for(parsed)} runtime; create a new node instead",
             )
         if parsed == node.spec:
             return self._view(node, self._repo.list_instances(project, name))
