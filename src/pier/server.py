@@ -315,7 +315,7 @@ def load_runtimes(settings: Settings, sandbox: Sandbox) -> RuntimeRegistry:
             "swarm", docker_host=settings.swarm.docker_host,
             installation=installation_id(settings.data_dir),
             stop_grace_s=settings.controller.stop_grace_s,
-            start_wait_s=settings.swarm.start_wait_s,
+            start_wait_s=settings.swarm.start_wait_s, reserve=settings.swarm.reservations,
         )  # fmt: skip
 
     loaders: dict[str, Callable[[], Runtime]] = {"local": local, "docker": docker}

@@ -170,6 +170,10 @@ class SwarmSettings(BaseModel):
     docker_host: str | None = None
     """The engine of a swarm manager, e.g. unix:///run/manager.sock or tcp://m1:2375.
     Default: DOCKER_HOST (or the default socket)."""
+    reservations: bool = True
+    """Reserve each instance's CPUs and memory (its configuration, as for its limits) on
+    its machine: the swarm places an instance only where they are still free. False:
+    limits only, machines may be overcommitted."""
     start_wait_s: Annotated[float, Field(gt=0, le=3600)] = 60.0
     """How long creating an instance waits for its task to start on a machine (scheduling,
     the image pull there) before reporting it as still created."""

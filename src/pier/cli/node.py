@@ -289,6 +289,7 @@ def update(
     max_batch_size: MaxBatchSizeOpt = None,
     batch_delay: BatchDelayOpt = None,
     engine: EngineOpt = None,
+    runtime: RuntimeOpt = None,
     placement: PlacementOpt = None,
     wait: RolloutWaitOpt = False,
     wait_timeout: WaitTimeoutOpt = 300.0,
@@ -314,7 +315,7 @@ def update(
         telemetry=_optional(path=metrics, port=metrics_port),
         registry_secret=registry_secret, command=command, args=arg, idle_timeout=idle_timeout,
         access=_access(access), max_batch_size=max_batch_size, batch_delay_ms=batch_delay,
-        max_body_bytes=max_body_bytes, engine=engine, placement=placement,
+        max_body_bytes=max_body_bytes, engine=engine, runtime=runtime, placement=placement,
     )  # fmt: skip
     if not changes:
         ctx.fail("nothing to update: give at least one option (see --help)")

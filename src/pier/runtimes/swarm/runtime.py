@@ -79,10 +79,13 @@ class SwarmRuntime:
         installation: str = "default",
         stop_grace_s: float = 5.0,
         start_wait_s: float = 60.0,
+        reserve: bool = True,
     ) -> None:
         """``docker_host``: a manager of the swarm (default: DOCKER_HOST). A task stops
         with ``stop_grace_s`` (the swarm fixes it when the task is made); ``create`` waits
-        up to ``start_wait_s`` for the task to start on its machine."""
+        up to ``start_wait_s`` for the task to start on its machine. ``reserve``: the limits
+        are reservations too."""
+        self._reserve = reserve
         self._installation = installation
         self._stop_grace_s = stop_grace_s
         self._start_wait_s = start_wait_s
@@ -209,7 +212,7 @@ class SwarmRuntime:
         placement = docker.types.Placement(constraints=list(spec.placement))
         return docker.types.TaskTemplate(
             container,
-            resources=resources(self._limits(spec)),
+            resources=resources(self._limits(spec), reserve=self._reserve),
             restart_policy=docker.types.RestartPolicy(condition="none"),
             placement=placement if spec.placement else None,
         )

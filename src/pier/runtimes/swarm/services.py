@@ -59,12 +59,14 @@ def service_labels(spec: InstanceSpec, limits: LimitPlan, installation: str) -> 
     return {**container_labels(spec, limits, installation), "pier.runtime": "swarm"}
 
 
-def resources(limits: LimitPlan) -> docker.types.Resources:
-    """TaskTemplate.Resources: the limits, reserved as well so the scheduler places a task
-    only where they fit; GPUs as the ``gpu`` generic resource."""
+def resources(limits: LimitPlan, *, reserve: bool) -> docker.types.Resources:
+    """TaskTemplate.Resources: the limits, reserved as well (``reserve``) so the scheduler
+    places a task only where they fit; GPUs, always reserved, as the ``gpu`` generic
+    resource."""
     return docker.types.Resources(
         cpu_limit=limits.nano_cpus, mem_limit=limits.memory_bytes,
-        cpu_reservation=limits.nano_cpus, mem_reservation=limits.memory_bytes,
+        cpu_reservation=limits.nano_cpus if reserve else None,
+        mem_reservation=limits.memory_bytes if reserve else None,
         generic_resources={GPU_KIND: limits.gpus} if limits.gpus else None,
     )  # fmt: skip
 
