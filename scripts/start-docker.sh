@@ -12,7 +12,8 @@ registry_log=${PIER_REGISTRY_LOG:-/tmp/pier-registry.log}
 wait_s=${PIER_DOCKER_WAIT_S:-30}
 registry_url=http://127.0.0.1:5000/v2/
 # debootstrap: the Debian base of the test image that has Python and pier in it.
-packages=(docker.io busybox-static docker-registry debootstrap)
+# iproute2: the test swarm's network namespaces (scripts/swarm.sh).
+packages=(docker.io busybox-static docker-registry debootstrap iproute2)
 
 say() { echo "start-docker: $*"; }
 die() { echo "start-docker: error: $*" >&2; exit 1; }
