@@ -151,9 +151,7 @@ async def run(settings: Settings, say: Say = print) -> None:
     sock = bind_socket(settings.host, settings.port, what="API")
     if not settings.database_url:
         private_file(data_dir / "pier.db")
-    engine = create_store_engine(
-        settings.resolved_database_url, busy_timeout_s=settings.store.busy_timeout_s
-    )
+    engine = create_store_engine(settings.resolved_database_url, settings.store)
     migrate(engine)
     secrets_key = settings.secrets_key.get_secret_value() if settings.secrets_key else None
     keys = SecretKeys.load(secrets_key, settings.secrets_key_path)

@@ -95,9 +95,20 @@ class ControllerSettings(BaseModel):
 class StoreSettings(BaseModel):
     model_config = ConfigDict(use_attribute_docstrings=True)
 
-    busy_timeout_s: float = 5.0
-    """How long a write waits for a locked SQLite store before it fails with 503
-    ``store_unavailable`` (the request can be retried)."""
+    busy_timeout_s: Annotated[float, Field(gt=0)] = 5.0
+    """How long a write waits for a locked store (SQLite's busy timeout, PostgreSQL's
+    ``lock_timeout``) before it fails with 503 ``store_unavailable`` (the request can be
+    retried)."""
+    connect_timeout_s: Annotated[int, Field(ge=1)] = 5
+    """PostgreSQL: how long opening a connection may take before the store counts as
+    unavailable (whole seconds, libpq's ``connect_timeout``)."""
+    pool_size: Annotated[int, Field(ge=1)] = 5
+    """PostgreSQL: connections each pier process keeps open."""
+    pool_max_overflow: Annotated[int, Field(ge=0)] = 10
+    """PostgreSQL: connections opened beyond ``pool_size`` at busy times, closed after."""
+    pool_timeout_s: Annotated[float, Field(gt=0)] = 10.0
+    """PostgreSQL: how long a call waits for a free connection of the pool before it fails
+    with 503 ``store_unavailable``."""
 
 
 class SeriesSettings(BaseModel):

@@ -25,6 +25,7 @@ from tests.controller.fake_runtime import (
 
 from pier.controller.tracked import TrackedInstance
 from pier.domain.instance_status import InstanceStatus
+from pier.settings import StoreSettings
 from pier.store.database import create_store_engine, migrate
 from pier.store.repository import Repository
 
@@ -34,7 +35,9 @@ WAIT_FOR_PROBES_S = 10.0
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Iterator[Repository]:
-    engine = create_store_engine(f"sqlite:///{tmp_path / 'pier.db'}", busy_timeout_s=60)
+    engine = create_store_engine(
+        f"sqlite:///{tmp_path / 'pier.db'}", StoreSettings(busy_timeout_s=60)
+    )
     migrate(engine)
     repository = Repository(engine)
     repository.ensure_default_project()

@@ -14,7 +14,7 @@ from pier.controller.loop import Controller
 from pier.controller.routes import RouteBoard
 from pier.domain.specs import parse_node_spec
 from pier.runtimes.registry import RuntimeRegistry
-from pier.settings import ControllerSettings
+from pier.settings import ControllerSettings, StoreSettings
 from pier.store import Repository, create_store_engine, migrate
 
 
@@ -30,7 +30,7 @@ async def test_locked_store_fails_ticks_logged_once_and_the_loop_recovers(
     tmp_path: Path,
 ) -> None:
     db = tmp_path / "pier.db"
-    engine = create_store_engine(f"sqlite:///{db}", busy_timeout_s=0.05)
+    engine = create_store_engine(f"sqlite:///{db}", StoreSettings(busy_timeout_s=0.05))
     migrate(engine)
     repo = Repository(engine)
     repo.ensure_default_project()

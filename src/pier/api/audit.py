@@ -97,7 +97,7 @@ def entry_for(scope: Scope, status: int, error: str | None) -> AuditEntry:
         id=0,
         time=datetime.now(UTC),
         actor=str((scope.get("state") or {}).get("actor") or ANONYMOUS),
-        project=str(project) if project is not None else None,
+        project=str(project)[:63] if project is not None else None,
         action=str(getattr(route, "name", None) or "unknown_path"),
         target="/".join(str(v) for v in params.values())[:255] or None,
         method=str(scope["method"]),

@@ -5,28 +5,63 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import URL, Engine, create_engine, event, make_url
+
+from pier.settings import StoreSettings
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
+POSTGRESQL_DRIVER = "postgresql+psycopg"
+"""The one PostgreSQL driver pier ships (psycopg 3); ``postgresql://`` URLs get it."""
 
-DEFAULT_BUSY_TIMEOUT_S = 5.0
 
-
-def create_store_engine(url: str, *, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S) -> Engine:
-    """An engine for ``url``; SQLite gets WAL, a busy timeout and foreign keys.
+def create_store_engine(url: str, settings: StoreSettings | None = None) -> Engine:
+    """An engine for ``url``: SQLite gets WAL, a busy timeout and foreign keys; PostgreSQL
+    a pool of checked connections, a connect timeout and a lock timeout.
 
     ``hide_parameters``: SQLAlchemy's errors quote the statement's bound values otherwise,
     and those are secret values, registry credentials and token digests."""
-    if url.startswith("sqlite"):
+    settings = settings or StoreSettings()
+    parsed = store_url(url)
+    if parsed.get_backend_name() == "sqlite":
         engine = create_engine(
-            url,
-            connect_args={"check_same_thread": False, "timeout": busy_timeout_s},
+            parsed,
+            connect_args={"check_same_thread": False, "timeout": settings.busy_timeout_s},
             hide_parameters=True,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, hide_parameters=True)
+    if parsed.get_backend_name() == "postgresql":
+        return _postgresql_engine(parsed, settings)
+    return create_engine(parsed, pool_pre_ping=True, hide_parameters=True)
+
+
+def store_url(url: str) -> URL:
+    """``url`` parsed; a PostgreSQL URL without a driver (or ``postgres://``) gets psycopg."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername=POSTGRESQL_DRIVER)
+    return parsed
+
+
+def _postgresql_engine(url: URL, settings: StoreSettings) -> Engine:
+    """``pool_pre_ping``: a connection the server dropped (a restart, a failover) is
+    replaced before use instead of failing the call. ``lock_timeout``: a write waiting on
+    another's row lock fails as SQLite's busy timeout does, as 503 store_unavailable."""
+    lock_timeout_ms = max(1, round(settings.busy_timeout_s * 1000))
+    return create_engine(
+        url,
+        pool_size=settings.pool_size,
+        max_overflow=settings.pool_max_overflow,
+        pool_timeout=settings.pool_timeout_s,
+        pool_pre_ping=True,
+        hide_parameters=True,
+        connect_args={
+            "connect_timeout": settings.connect_timeout_s,
+            "application_name": "pier",
+            "options": f"-c lock_timeout={lock_timeout_ms} -c TimeZone=UTC",
+        },
+    )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -42,7 +77,8 @@ def alembic_config(url: str) -> Any:
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.set_main_option("sqlalchemy.url", url)
+    # configparser interpolates "%": a URL-quoted password or socket path must not break it
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return config
 
 
@@ -50,7 +86,7 @@ def migrate(engine: Engine) -> None:
     """Bring the schema to the newest revision (idempotent)."""
     from alembic import command
 
-    config = alembic_config(str(engine.url))
+    config = alembic_config(engine.url.render_as_string(hide_password=True))
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
