@@ -48,8 +48,9 @@ up: install sandbox-user  ## run pier with embedded defaults (SQLite, local proc
 sandbox-user: install  ## as root: the user local instances run as, able to run .venv's Python
 	./scripts/sandbox-user.sh $(BIN)/python
 
-system-packages:  ## a Docker engine, static busybox and a local registry, started if needed
+system-packages:  ## a Docker engine, static busybox, a local registry and PostgreSQL, started if needed
 	./scripts/start-docker.sh
+	./scripts/start-postgres.sh
 
 lint: install  ## ruff, the import layering, mypy
 	$(BIN)/ruff check src tests bench

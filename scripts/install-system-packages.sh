@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Install the Debian packages a purpose needs, only where they are missing.
 #   bench: wrk, nginx, libb64-0d (perf_analyzer's)
-#   test:  chromium (the web UI's browser tests; Docker: scripts/start-docker.sh)
+#   test:  chromium (the web UI's browser tests), postgresql (scripts/start-postgres.sh;
+#          Docker: scripts/start-docker.sh)
 set -euo pipefail
 purpose=${1:-}
 case "$purpose" in
   bench) packages=(wrk nginx libb64-0d) ;;
-  test) packages=(chromium) ;;
+  test) packages=(chromium postgresql) ;;
   *) echo "usage: $0 bench|test" >&2; exit 2 ;;
 esac
 missing=()

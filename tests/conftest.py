@@ -22,6 +22,7 @@ import pytest
 
 from pier.store.database import create_store_engine, migrate
 from pier.store.repository import Repository
+from tests.postgres import PostgresServer, start_postgres
 
 UI_SCREENSHOTS = Path(__file__).resolve().parent.parent / ".test-artifacts" / "ui-screenshots"
 """Where the web UI's browser tests keep screenshots of the main pages (kept after a run)."""
@@ -300,6 +301,22 @@ def repo(tmp_path: Path) -> Iterator[Repository]:
     repository.ensure_default_project()
     yield repository
     engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """The test PostgreSQL server, started once a session (scripts/start-postgres.sh)."""
+    server = start_postgres()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database of its own for one test, dropped after it."""
+    url = postgres_server.database()
+    yield url
+    postgres_server.drop(url)
 
 
 @pytest.fixture

@@ -1,8 +1,7 @@
-"""The migrations build exactly the schema the ORM tables describe, on a real SQLite file."""
+"""The migrations build exactly the schema the ORM tables describe, on a real SQLite file
+and a real PostgreSQL database."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -11,8 +10,8 @@ from pier.store.database import alembic_config, create_store_engine, migrate
 from pier.store.tables import Base
 
 
-def test_migrations_match_the_tables(tmp_path: Path) -> None:
-    engine = create_store_engine(f"sqlite:///{tmp_path / 'pier.db'}")
+def test_migrations_match_the_tables(store_url: str) -> None:
+    engine = create_store_engine(store_url)
     try:
         migrate(engine)
         with engine.connect() as connection:
@@ -23,8 +22,8 @@ def test_migrations_match_the_tables(tmp_path: Path) -> None:
     assert differences == []
 
 
-def test_migrating_twice_changes_nothing(tmp_path: Path) -> None:
-    engine = create_store_engine(f"sqlite:///{tmp_path / 'pier.db'}")
+def test_migrating_twice_changes_nothing(store_url: str) -> None:
+    engine = create_store_engine(store_url)
     try:
         migrate(engine)
         migrate(engine)
@@ -34,12 +33,12 @@ def test_migrating_twice_changes_nothing(tmp_path: Path) -> None:
         engine.dispose()
 
 
-def test_nodes_made_before_runtimes_were_stored_are_bound_by_their_spec(tmp_path: Path) -> None:
+def test_nodes_made_before_runtimes_were_stored_are_bound_by_their_spec(store_url: str) -> None:
     """Image nodes are bound to docker, model nodes to local: never a guess at start-up."""
     from alembic import command
     from sqlalchemy import text
 
-    engine = create_store_engine(f"sqlite:///{tmp_path / 'pier.db'}")
+    engine = create_store_engine(store_url)
     try:
         config = alembic_config(str(engine.url))
         with engine.begin() as connection:
@@ -51,7 +50,8 @@ def test_nodes_made_before_runtimes_were_stored_are_bound_by_their_spec(tmp_path
                     text(
                         "INSERT INTO nodes (project, name, spec, generation, deleting, "
                         "reached_minimum, crash_looping, created_at, updated_at) VALUES "
-                        "('default', :name, :spec, 1, 0, 0, 0, '2026-01-01', '2026-01-01')"
+                        "('default', :name, :spec, 1, false, false, false, "
+                        "'2026-01-01', '2026-01-01')"
                     ),
                     {"name": name, "spec": spec},
                 )
