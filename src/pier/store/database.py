@@ -15,7 +15,7 @@ POSTGRESQL_DRIVER = "postgresql+psycopg"
 """The one PostgreSQL driver pier ships (psycopg 3); ``postgresql://`` URLs get it."""
 
 
-def create_store_engine(url: str, settings: StoreSettings | None = None) -> Engine:
+def create_store_engine(url: str | URL, settings: StoreSettings | None = None) -> Engine:
     """An engine for ``url``: SQLite gets WAL, a busy timeout and foreign keys; PostgreSQL
     a pool of checked connections, a connect timeout and a lock timeout.
 
@@ -36,7 +36,7 @@ def create_store_engine(url: str, settings: StoreSettings | None = None) -> Engi
     return create_engine(parsed, pool_pre_ping=True, hide_parameters=True)
 
 
-def store_url(url: str) -> URL:
+def store_url(url: str | URL) -> URL:
     """``url`` parsed; a PostgreSQL URL without a driver (or ``postgres://``) gets psycopg."""
     parsed = make_url(url)
     if parsed.drivername in ("postgresql", "postgres"):

@@ -130,10 +130,24 @@ class Repository:
         except STORE_FAILURES as exc:
             raise StoreUnavailable(store_failure_reason(exc)) from None
 
+    @contextmanager
+    def _locked(self) -> Iterator[Session]:
+        """``_session()`` holding the store's write lock from its start: a read-then-write
+        (a generation, a next version, a row made if missing) is not interleaved with
+        another writer's, in this process or another (two API processes on one store).
+        SQLite: BEGIN IMMEDIATE; PostgreSQL: a transaction-scoped advisory lock. Waiting
+        longer than the busy timeout is StoreUnavailable, as for any locked store."""
+        with self._session() as s:
+            try:
+                take_write_lock(s)
+            except STORE_FAILURES as exc:
+                raise StoreUnavailable(store_failure_reason(exc)) from None
+            yield s
+
     # projects and tokens
 
     def ensure_default_project(self) -> None:
-        with self._session() as s:
+        with self._locked() as s:
             if s.get(ProjectRow, DEFAULT_PROJECT) is None:
                 s.add(ProjectRow(name=DEFAULT_PROJECT, created_at=utcnow()))
 
@@ -143,7 +157,7 @@ class Repository:
                 raise ProjectNotFound(project)
 
     def add_project(self, name: str) -> None:
-        with self._session() as s:
+        with self._locked() as s:
             if s.get(ProjectRow, name) is not None:
                 raise Conflict(f"project {name!r} already exists")
             s.add(ProjectRow(name=name, created_at=utcnow()))
@@ -186,7 +200,7 @@ class Repository:
 
     def add_member(self, project: str, principal: str, role: str) -> MemberView:
         """Give ``principal`` (a user, made now if new) ``role`` in the project."""
-        with self._session() as s:
+        with self._locked() as s:
             who = s.get(PrincipalRow, principal)
             if who is None:
                 who = PrincipalRow(name=principal, kind=PrincipalKind.USER, created_at=utcnow())
@@ -222,7 +236,7 @@ class Repository:
 
     def add_service_account(self, project: str, name: str, role: str) -> ServiceAccountView:
         now = utcnow()
-        with self._session() as s:
+        with self._locked() as s:
             if s.get(PrincipalRow, name) is not None:
                 raise NameTaken("user or service account", project, name)
             s.add(
@@ -356,7 +370,7 @@ class Repository:
             return CallGrants(frozenset(admins), by_project)
 
     def replace_admin_token(self, sha256: str) -> None:
-        with self._session() as s:
+        with self._locked() as s:
             s.execute(
                 delete(TokenRow).where(
                     TokenRow.role == INSTALLATION_ADMIN, TokenRow.name == "admin"
@@ -378,7 +392,7 @@ class Repository:
         size_bytes: int,
         metadata: dict[str, Any],
     ) -> ModelRecord:
-        with self._session() as s:
+        with self._locked() as s:
             newest = s.scalar(
                 select(func.max(ModelRow.version)).where(
                     ModelRow.project == project, ModelRow.name == name
@@ -473,7 +487,7 @@ class Repository:
     ) -> NodeRecord:
         """Replace a node's spec; the generation follows NodeSpec.generation_after.
         ``repin``: forget the pinned image (the spec names another one)."""
-        with self._session() as s:
+        with self._locked() as s:
             row = self._node_row(s, project, name)
             row.generation = spec.generation_after(self._spec(row), row.generation)
             row.spec = self._sealed_spec(spec)
@@ -594,7 +608,7 @@ class Repository:
         kept before sealing are sealed too. Returns how many values were sealed."""
         target = sealer or self._sealer
         count = 0
-        with self._session() as s:
+        with self._locked() as s:
             for secret in s.scalars(select(SecretRow)):
                 secret.value = target.seal(self._open(secret.value))
                 count += 1
@@ -668,7 +682,7 @@ class Repository:
 
     def put_rollout(self, project: str, alias: str, state: RolloutState) -> RolloutRecord:
         """Store the alias's rollout state, in place of its previous rollout's."""
-        with self._session() as s:
+        with self._locked() as s:
             row = s.scalar(self._rollout_query(project, alias))
             now = utcnow()
             if row is None:
@@ -684,7 +698,7 @@ class Repository:
     ) -> RolloutRecord | None:
         """apply_rollout, only if the stored rollout is still ``expected``; None when
         something else (an abort) was stored meanwhile."""
-        with self.unit_of_work(), self._session() as s:
+        with self.unit_of_work(), self._locked() as s:
             stored = s.scalar(self._rollout_query(project, alias))
             if stored is None or stored.state != expected.model_dump(mode="json"):
                 return None
@@ -696,7 +710,7 @@ class Repository:
         """Store a rollout decision, give the alias the shares it stands for and, unless
         it holds, add its event (on the new node's timeline), as one unit: the gateway
         never sees a step the store does not remember."""
-        with self.unit_of_work(), self._session() as s:
+        with self.unit_of_work(), self._locked() as s:
             row = self._alias_row(s, project, alias)
             spec = state.applied_to(AliasSpec.model_validate(row.spec))
             if spec.model_dump(mode="json") != row.spec:
@@ -742,7 +756,7 @@ class Repository:
     # instances
 
     def upsert_instance(self, record: InstanceRecord) -> None:
-        with self._session() as s:
+        with self._locked() as s:
             row = s.get(InstanceRow, record.id) or InstanceRow(id=record.id)
             row.project, row.node, row.status = record.project, record.node, record.status
             row.since, row.endpoint, row.restarts = record.since, record.endpoint, record.restarts
@@ -782,7 +796,7 @@ class Repository:
 
     def put_secret(self, project: str, name: str, value: dict[str, Any]) -> bool:
         """Create or replace a secret; True if it was created."""
-        with self._session() as s:
+        with self._locked() as s:
             row = s.scalar(
                 select(SecretRow).where(SecretRow.project == project, SecretRow.name == name)
             )
@@ -909,12 +923,27 @@ class Repository:
             return {r.project: _limits(r) for r in s.scalars(select(ProjectLimitsRow))}
 
     def set_project_limits(self, project: str, limits: ProjectLimits) -> None:
-        with self._session() as s:
+        with self._locked() as s:
             row = s.get(ProjectLimitsRow, project) or ProjectLimitsRow(project=project)
             for field, value in limits.model_dump().items():
                 setattr(row, field, value)
             row.updated_at = utcnow()
             s.add(row)
+
+
+WRITE_LOCK_KEY = 0x70696572  # "pier"
+"""The PostgreSQL advisory lock that stands for the store's write lock."""
+
+
+def take_write_lock(s: Session) -> None:
+    """Hold the store's write lock until ``s``'s transaction ends (see Repository._locked)."""
+    connection = s.connection()
+    if connection.dialect.name == "postgresql":
+        s.execute(select(func.pg_advisory_xact_lock(WRITE_LOCK_KEY)))
+    elif connection.dialect.name == "sqlite":
+        dbapi = connection.connection.dbapi_connection
+        if dbapi is not None and not dbapi.in_transaction:  # else it writes already: held
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def store_failure_reason(exc: Exception) -> str:
