@@ -83,6 +83,8 @@ class PierProcess:
     proc: subprocess.Popen[bytes] | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
     """Settings for `pier up` (e.g. PIER_CONTROLLER__SCALE_DOWN_DELAY_S)."""
+    extra_args: list[str] = field(default_factory=list)
+    """Options for `pier up` after the ports and data dir (e.g. ``--database-url``)."""
     log_path: Path = field(init=False)
     reader: subprocess.Popen[bytes] | None = None
     """The process `pier up`'s output is piped through, if any (``start(pipe_through=)``)."""
@@ -129,6 +131,7 @@ class PierProcess:
             str(self.gateway_port),
             "--data-dir",
             str(self.data_dir),
+            *self.extra_args,
         ]
         seen_bytes = self.log_path.stat().st_size if self.log_path.exists() else 0
         self._started_at_byte = seen_bytes
@@ -325,9 +328,15 @@ def pier_factory(tmp_path: Path) -> Iterator[Callable[..., PierProcess]]:
     started: list[PierProcess] = []
 
     def make(
-        name: str = "data", *, start: bool = True, env: dict[str, str] | None = None
+        name: str = "data",
+        *,
+        start: bool = True,
+        env: dict[str, str] | None = None,
+        args: Sequence[str] = (),
     ) -> PierProcess:
-        pier = PierProcess(tmp_path / name, free_port(), free_port(), extra_env=env or {})
+        pier = PierProcess(
+            tmp_path / name, free_port(), free_port(), extra_env=env or {}, extra_args=[*args]
+        )
         started.append(pier)  # before start: one that never came up is stopped too
         if start:
             pier.start()
