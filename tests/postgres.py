@@ -29,11 +29,13 @@ class PostgresServer:
     def __post_init__(self) -> None:
         self._admin = create_store_engine(self.url.render_as_string(hide_password=False))
 
-    def database(self, *, migrated: bool = False) -> str:
-        """The URL of a new, empty database (``migrated``: at the newest revision)."""
+    def database(self, *, migrated: bool = False, icu_locale: str | None = None) -> str:
+        """The URL of a new, empty database (``migrated``: at the newest revision;
+        ``icu_locale``: text compared by that locale's rules, e.g. ``en-US``)."""
         name = f"pier_test_{uuid.uuid4().hex[:12]}"
         template = self._migrated_template() if migrated else "template0"
-        self._execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        collation = f" LOCALE_PROVIDER icu ICU_LOCALE '{icu_locale}'" if icu_locale else ""
+        self._execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"{collation}')
         self._made.append(name)
         return self._url_of(name)
 

@@ -12,7 +12,7 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, Select, delete, func, select
+from sqlalchemy import ColumnElement, Engine, Select, delete, func, select
 from sqlalchemy.exc import DisconnectionError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
@@ -96,6 +96,12 @@ class Repository:
         self._specs: dict[tuple[str, str], tuple[dict[str, Any], NodeSpec]] = {}
         """Each node's spec as last parsed, with the stored value it was parsed from: a
         spec is opened and validated once per change, not on every read."""
+        self._collate_c = engine.dialect.name == "postgresql"
+
+    def _bytewise(self, *columns: ColumnElement[str]) -> list[ColumnElement[str]]:
+        """``columns`` to order by byte by byte, as SQLite does: PostgreSQL orders text by
+        the database's collation otherwise (en-US puts "B" after "a" and ignores "-")."""
+        return [c.collate("C") if self._collate_c else c for c in columns]
 
     @contextmanager
     def unit_of_work(self) -> Iterator[None]:
@@ -164,7 +170,7 @@ class Repository:
 
     def list_projects(self) -> list[tuple[str, datetime]]:
         with self._session() as s:
-            rows = s.scalars(select(ProjectRow).order_by(ProjectRow.name))
+            rows = s.scalars(select(ProjectRow).order_by(*self._bytewise(ProjectRow.name)))
             return [(row.name, _utc(row.created_at)) for row in rows]
 
     def get_project(self, name: str) -> tuple[str, datetime]:
@@ -219,7 +225,7 @@ class Repository:
             select(MemberRow.principal, PrincipalRow.kind, MemberRow.role)
             .join(PrincipalRow, PrincipalRow.name == MemberRow.principal)
             .where(MemberRow.project == project)
-            .order_by(MemberRow.principal)
+            .order_by(*self._bytewise(MemberRow.principal))
         )
         with self._session() as s:
             return [
@@ -256,7 +262,7 @@ class Repository:
                 (MemberRow.principal == PrincipalRow.name) & (MemberRow.project == project),
             )
             .where(PrincipalRow.project == project)
-            .order_by(PrincipalRow.name)
+            .order_by(*self._bytewise(PrincipalRow.name))
         )
         with self._session() as s:
             return [
@@ -417,7 +423,10 @@ class Repository:
         if name is not None:
             query = query.where(ModelRow.name == name)
         with self._session() as s:
-            return [_model(r) for r in s.scalars(query.order_by(ModelRow.name, ModelRow.version))]
+            return [
+                _model(r)
+                for r in s.scalars(query.order_by(*self._bytewise(ModelRow.name), ModelRow.version))
+            ]
 
     def get_model(self, project: str, name: str, version: int | None = None) -> ModelRecord:
         query = select(ModelRow).where(ModelRow.project == project, ModelRow.name == name)
@@ -472,7 +481,7 @@ class Repository:
             raise NameTaken("node", project, name) from None
 
     def list_nodes(self, project: str | None = None) -> list[NodeRecord]:
-        query = select(NodeRow).order_by(NodeRow.project, NodeRow.name)
+        query = select(NodeRow).order_by(*self._bytewise(NodeRow.project, NodeRow.name))
         if project is not None:
             query = query.where(NodeRow.project == project)
         with self._session() as s:
@@ -652,7 +661,7 @@ class Repository:
             raise NameTaken("alias", project, name) from None
 
     def list_aliases(self, project: str | None = None) -> list[AliasRecord]:
-        query = select(AliasRow).order_by(AliasRow.project, AliasRow.name)
+        query = select(AliasRow).order_by(*self._bytewise(AliasRow.project, AliasRow.name))
         if project is not None:
             query = query.where(AliasRow.project == project)
         with self._session() as s:
@@ -732,7 +741,9 @@ class Repository:
     def running_rollouts(self) -> list[RolloutRecord]:
         query = select(AliasRolloutRow).where(AliasRolloutRow.phase == RolloutPhase.RUNNING)
         with self._session() as s:
-            rows = s.scalars(query.order_by(AliasRolloutRow.project, AliasRolloutRow.alias))
+            rows = s.scalars(
+                query.order_by(*self._bytewise(AliasRolloutRow.project, AliasRolloutRow.alias))
+            )
             return [_rollout(r) for r in rows]
 
     @staticmethod
@@ -784,7 +795,9 @@ class Repository:
     def list_instances(
         self, project: str | None = None, node: str | None = None
     ) -> list[InstanceRecord]:
-        query = select(InstanceRow).order_by(InstanceRow.created_at, InstanceRow.id)
+        query = select(InstanceRow).order_by(
+            InstanceRow.created_at, *self._bytewise(InstanceRow.id)
+        )
         if project is not None:
             query = query.where(InstanceRow.project == project)
         if node is not None:
@@ -825,7 +838,9 @@ class Repository:
         """(name, keys, updated_at) of each secret: never the values."""
         with self._session() as s:
             rows = s.scalars(
-                select(SecretRow).where(SecretRow.project == project).order_by(SecretRow.name)
+                select(SecretRow)
+                .where(SecretRow.project == project)
+                .order_by(*self._bytewise(SecretRow.name))
             )
             return [(r.name, sorted(self._open(r.value)), _utc(r.updated_at)) for r in rows]
 
