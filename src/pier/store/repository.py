@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Engine, Select, delete, func, select
 from sqlalchemy.exc import DisconnectionError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
 from pier.domain.aliases import AliasSpec
 from pier.domain.audit import AuditEntry, AuditOutcome, AuditQuery
@@ -98,7 +98,9 @@ class Repository:
         spec is opened and validated once per change, not on every read."""
         self._collate_c = engine.dialect.name == "postgresql"
 
-    def _bytewise(self, *columns: ColumnElement[str]) -> list[ColumnElement[str]]:
+    def _bytewise(
+        self, *columns: InstrumentedAttribute[str]
+    ) -> list[ColumnElement[str] | InstrumentedAttribute[str]]:
         """``columns`` to order by byte by byte, as SQLite does: PostgreSQL orders text by
         the database's collation otherwise (en-US puts "B" after "a" and ignores "-")."""
         return [c.collate("C") if self._collate_c else c for c in columns]
