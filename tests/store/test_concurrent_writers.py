@@ -11,9 +11,13 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import Engine
 
+from pier.domain.errors import QuotaExceeded
 from pier.domain.instance_status import InstanceStatus
+from pier.domain.quotas import ProjectLimits
 from pier.domain.records import InstanceRecord
 from pier.domain.specs import ModelFormat, parse_node_spec
+from pier.services.nodes import NodeService
+from pier.services.quotas import QuotaService
 from pier.store.database import create_store_engine
 from pier.store.repository import Repository, utcnow
 
@@ -80,6 +84,24 @@ def test_model_versions_uploaded_at_once_are_numbered_once_each(
     versions = [m.version for m in writers[0].list_models("default", "iris")]
     assert versions == list(range(1, 2 * WRITES + 1))
     assert writers[0].get_model("default", "iris").size_bytes == 5 * 2**30
+
+
+def test_nodes_created_at_once_never_pass_the_projects_quota(
+    writers: tuple[Repository, Repository],
+) -> None:
+    QuotaService(writers[0]).set("default", ProjectLimits(max_instances=WRITES))
+    refused: list[QuotaExceeded] = []
+
+    def create(repo: Repository, n: int) -> None:
+        try:
+            NodeService(repo).create("default", f"n{n}", {"image": "echo:0", "port": 80},
+                                     actor="admin")  # fmt: skip
+        except QuotaExceeded as exc:  # anything else (a store error) fails the test
+            refused.append(exc)
+
+    both(writers, create)
+    nodes = writers[0].list_nodes("default")  # "web" and the new ones, one instance each
+    assert len(nodes) == WRITES and len(refused) == WRITES + 1
 
 
 def instance(instance_id: str, *, restarts: int) -> InstanceRecord:

@@ -108,11 +108,17 @@ class Repository:
     @contextmanager
     def unit_of_work(self) -> Iterator[None]:
         """Run the calls made inside as one transaction: all of them are stored, or none
-        (a multi-step change such as a spec update and its event)."""
+        (a multi-step change such as a spec update and its event). It holds the store's
+        write lock from its start, so what it reads before writing (a quota's use, the
+        nodes an alias names) is not changed by another writer in between."""
         if self._unit.get() is not None:
             yield  # already inside one
             return
         with self._transaction() as session:
+            try:
+                take_write_lock(session)
+            except STORE_FAILURES as exc:
+                raise StoreUnavailable(store_failure_reason(exc)) from None
             token = self._unit.set(session)
             try:
                 yield
