@@ -68,10 +68,11 @@ test: install triton system-packages sandbox-user  ## everything: lint, then the
 	$(MAKE) lint
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
-bench: install triton perf-analyzer  ## gateway and model-node benchmarks (installs wrk, nginx, libb64-0d)
+bench: install triton perf-analyzer  ## gateway, model-node and UI-cost benchmarks (installs wrk, nginx, libb64-0d, chromium)
 	./scripts/install-system-packages.sh bench
 	$(BIN)/python bench/gateway.py
 	$(BIN)/python bench/modelnode.py
+	$(BIN)/python bench/ui_cost.py
 	$(BIN)/python bench/perf_analyzer.py --perf-analyzer-dir $(PERF_ANALYZER_DIR)
 
 clean:

@@ -6,7 +6,7 @@
 set -euo pipefail
 purpose=${1:-}
 case "$purpose" in
-  bench) packages=(wrk nginx libb64-0d) ;;
+  bench) packages=(wrk nginx libb64-0d chromium) ;;
   test) packages=(chromium postgresql) ;;
   *) echo "usage: $0 bench|test" >&2; exit 2 ;;
 esac
