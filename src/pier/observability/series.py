@@ -36,8 +36,11 @@ CREATE TABLE IF NOT EXISTS points (
     step INTEGER NOT NULL, t INTEGER NOT NULL,
     total REAL NOT NULL, weight REAL NOT NULL, buckets TEXT,
     PRIMARY KEY (project, node, field, step, instance, t)
-) WITHOUT ROWID
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS points_by_age ON points (step, t);
 """
+"""``points_by_age``: the retention delete of every write finds old points by tier and
+time without scanning the table."""
 
 
 @dataclass(slots=True)
@@ -77,7 +80,7 @@ class SeriesStore:
         self._db = sqlite3.connect(path, check_same_thread=False, timeout=5.0)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(_SCHEMA)
+        self._db.executescript(_SCHEMA)
         self._retention = dict(zip(TIER_STEPS_S, retention_s, strict=True))
         self._max_series = max_series
         self._open: dict[tuple[str, str, str, str, int], Point] = {}
@@ -123,11 +126,27 @@ class SeriesStore:
     def _accumulate(self, sample: Sample, step: int, t: int) -> tuple[object, ...]:
         key = (sample.project, sample.node, sample.instance, sample.field, step)
         point = self._open.get(key)
-        if point is None or point.t != t:
+        if point is None:
+            point = self._open[key] = self._stored(key, t)
+        elif point.t != t:
             point = self._open[key] = Point(t, 0.0, 0.0)
         point.add(sample.total, sample.weight, sample.buckets)
         buckets = json.dumps(point.buckets) if point.buckets is not None else None
         return (*key[:3], sample.field, step, t, point.total, point.weight, buckets)
+
+    def _stored(self, key: tuple[str, str, str, str, int], t: int) -> Point:
+        """The point of ``key`` at ``t`` as the file holds it (empty if none): a store
+        opened again, after a restart, adds to the point it had open instead of
+        replacing it."""
+        row = self._db.execute(
+            "SELECT total, weight, buckets FROM points WHERE project = ? AND node = ? AND"
+            " instance = ? AND field = ? AND step = ? AND t = ?",
+            (*key, t),
+        ).fetchone()
+        if row is None:
+            return Point(t, 0.0, 0.0)
+        total, weight, buckets = row
+        return Point(t, total, weight, json.loads(buckets) if buckets else None)
 
     def read(
         self, project: str, node: str, field: str, *, since: float, step: int, now: float
