@@ -1,8 +1,8 @@
 """The web UI in a real browser (Debian's chromium driven by Playwright) against one
 real `pier up`: sign in, create a node and watch it become Healthy, send a test request,
 see a chart's points after load and log lines arrive, change the instance range and see
-a new instance. Screenshots of the main pages at 1280 and 390 px wide go to the folder
-the first test prints."""
+a new instance, push a model. Screenshots of the main pages at 1280 and 390 px wide go
+to the folder the first test prints."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.conftest import UI_SCREENSHOTS, PierProcess
+from tests.conftest import UI_SCREENSHOTS, IrisModel, PierProcess
 from tests.e2e.load import Load
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -137,6 +137,16 @@ def test_the_models_page_shows_inputs_and_outputs(page: Page, shots: Path) -> No
     expect(page.locator("section.model h2")).to_contain_text("iris")
     expect(page.locator("section.model")).to_contain_text("FP32")
     screenshot(page, shots, "models")
+
+
+def test_a_model_pushed_from_the_browser_is_listed(page: Page, iris_onnx: IrisModel) -> None:
+    page.goto("/projects/default/models")
+    page.fill("#push-model input[name=name]", "iris-web")
+    page.select_option("#push-model select[name=format]", "onnx")
+    page.set_input_files("#push-model input[name=file]", iris_onnx.path)
+    page.click("#push-model button[type=submit]")
+    expect(page.locator("#flash")).to_contain_text("Model iris-web v1 pushed")
+    expect(page.locator("#model-list section.model h2", has_text="iris-web")).to_be_visible()
 
 
 def test_the_alias_page_shows_its_shares(page: Page, up: PierProcess, shots: Path) -> None:

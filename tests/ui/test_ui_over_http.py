@@ -1,11 +1,13 @@
 """The web UI's guards over plain HTTP against a real `pier up`: the sign-in cookie's
 flags, a wrong token refused, CSRF refusals, the roles policy, the Content-Security-
-Policy with no inline script, and the browser libraries served (or their absence told)."""
+Policy with no inline script, the browser libraries served (or their absence told), and
+a model pushed from the Models page."""
 
 from __future__ import annotations
 
 import contextlib
 import re
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +16,7 @@ import pytest
 
 from pier.ui.assets import VENDOR_FILES, missing_assets
 from pier.ui.rendering import templates
-from tests.conftest import PierProcess, running_pier
+from tests.conftest import IrisModel, PierProcess, running_pier
 
 pytestmark = pytest.mark.e2e
 PAGES = ("/sign-in", "/", "/projects/default", "/projects/default/models",
@@ -133,3 +135,37 @@ def test_errors_outside_the_ui_stay_json(up: PierProcess) -> None:
             assert answer.json()["error"]["code"] == "unauthorized", path
         page = client.get("/projects/default", headers={"cookie": "pier_session=wrong"})
         assert page.status_code == 303 and page.headers["location"] == "/sign-in"
+
+
+def read_answer(raw: socket.socket) -> str:
+    """What the server sent until its page ends or it closes the connection."""
+    received = b""
+    while b"</html>" not in received and (chunk := raw.recv(65536)):
+        received += chunk
+    return received.decode(errors="replace")
+
+
+def test_a_model_pushed_from_the_models_page_needs_its_csrf_header_and_the_size_limit(
+    up: PierProcess, iris_onnx: IrisModel
+) -> None:
+    """The Models page's push: the raw file with the page's CSRF token in X-CSRF-Token;
+    without it 403; past models.max_upload_bytes by Content-Length, 413 before the body
+    is read (a raw request that declares 5 GiB and sends nothing)."""
+    push = "/projects/default/models?name=iris-ui&format=onnx"
+    body = iris_onnx.path.read_bytes()
+    with signed_in(up) as (client, csrf):
+        refused = client.post(push, content=body)
+        assert refused.status_code == 403 and "CSRF" in refused.text
+        pushed = client.post(push, content=body, headers={"X-CSRF-Token": csrf})
+        assert pushed.status_code == 200 and "Model iris-ui v1 pushed" in pushed.text
+    with up.api() as api:
+        assert api.get("/api/v1/projects/default/models/iris-ui").json()["versions"]
+    head = (
+        f"POST {push} HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: pier_session={up.token}\r\n"
+        f"X-CSRF-Token: {csrf}\r\nContent-Length: {5 * 2**30}\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", up.port), timeout=30) as raw:
+        raw.sendall(head.encode())
+        answer = read_answer(raw)
+    assert answer.startswith("HTTP/1.1 413"), answer[:200]
+    assert "models.max_upload_bytes" in answer

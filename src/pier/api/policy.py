@@ -84,6 +84,7 @@ POLICY: Final[dict[tuple[str, str], Requirement]] = {
     ("GET", _U): R,
     ("GET", f"{_U}/nodes-table"): R,
     ("GET", f"{_U}/models"): R,
+    ("POST", f"{_U}/models"): W,
     ("GET", f"{_U}/nodes/new"): W,
     ("POST", f"{_U}/nodes"): W,
     ("GET", f"{_U}/nodes/{{name}}"): R,

@@ -73,6 +73,10 @@ class ModelService:
         self._limits = limits or ModelSettings()
         self._sandbox = sandbox
 
+    @property
+    def limits(self) -> ModelSettings:
+        return self._limits
+
     async def push(
         self,
         project: str,

@@ -1,12 +1,12 @@
-"""What the UI changes: signing in and out, and nodes (create, range, timeout,
-configuration, suspend, resume, delete), each through the same service as its REST
-route, each form's CSRF token checked first."""
+"""What the UI changes: signing in and out, models (push), and nodes (create, range,
+timeout, configuration, suspend, resume, delete), each through the same service as its
+REST route, each form's CSRF token checked first."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from pier.domain.configurations import CONFIGURATIONS
@@ -18,6 +18,7 @@ from pier.ui.session import (
     SessionDep,
     Sessions,
     checked_form,
+    checked_upload,
     cookie_flags,
     new_sign_in_csrf,
 )
@@ -165,3 +166,25 @@ async def delete_node(project: str, name: str, request: Request, session: Sessio
         raise InvalidSpec("confirm", f"type the node's name ({name}) to delete it")
     services_of(request).nodes.delete(project, name, actor=session.principal.name)
     return Response(status_code=200, headers={"HX-Redirect": f"/projects/{project}"})
+
+
+@router.post("/projects/{project}/models")
+async def push_model(
+    project: str,
+    request: Request,
+    session: SessionDep,
+    name: Annotated[str, Query(max_length=200)],
+    format: Annotated[str, Query(max_length=40)],
+    trust: bool = False,
+) -> Response:
+    """A model file from the Models page: its raw body (pier.js sends the chosen file, the
+    CSRF token in ``X-CSRF-Token``) streamed to the model service as the REST push is,
+    bounded by ``models.max_upload_bytes`` (told by Content-Length before reading)."""
+    checked_upload(request, session)
+    length = request.headers.get("content-length", "")
+    version = await services_of(request).models.push(
+        project, name.strip(), request.stream(), fmt=format, trust=trust,
+        actor=session.principal.name, declared_bytes=int(length) if length.isdigit() else None,
+    )  # fmt: skip
+    message = f"Model {version.name} v{version.version} pushed ({version.format})."
+    return render(request, "_flash.html", session, message=message)

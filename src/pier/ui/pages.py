@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from pier.domain.configurations import CONFIGURATIONS
+from pier.domain.specs import ModelFormat
 from pier.domain.views import InstanceView, NodeView
 from pier.services.logs import node_logs
 from pier.ui.calls import request_form
@@ -64,8 +65,11 @@ def project_lists(project: str, request: Request, session: SessionDep) -> HTMLRe
 
 @router.get("/projects/{project}/models")
 def models_page(project: str, request: Request, session: SessionDep) -> HTMLResponse:
-    versions = services_of(request).models.list(project)
-    return render(request, "models.html", session, project_name=project, versions=versions)
+    models = services_of(request).models
+    return render(
+        request, "models.html", session, project_name=project, versions=models.list(project),
+        formats=list(ModelFormat), max_upload_bytes=models.limits.max_upload_bytes,
+    )  # fmt: skip
 
 
 @router.get("/projects/{project}/nodes/new")

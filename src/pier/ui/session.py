@@ -90,6 +90,12 @@ class Sessions:
             raise Forbidden(CSRF_REFUSED)
         return form
 
+    def check_header(self, request: Request, expected_csrf: str) -> None:
+        """A state change whose body is no form (a file): its CSRF token is in the header."""
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not expected_csrf or not hmac.compare_digest(sent, expected_csrf):
+            raise Forbidden(CSRF_REFUSED)
+
     async def read_form(self, request: Request) -> dict[str, str]:
         body = bytearray()
         async for chunk in request.stream():
@@ -118,6 +124,12 @@ async def checked_form(request: Request, session: UiSession) -> dict[str, str]:
     """The form of a state change, its CSRF token checked."""
     sessions: Sessions = request.app.state.ui_sessions
     return await sessions.form(request, session.csrf)
+
+
+def checked_upload(request: Request, session: UiSession) -> None:
+    """A raw upload's CSRF token (``X-CSRF-Token``) checked; its body is left unread."""
+    sessions: Sessions = request.app.state.ui_sessions
+    sessions.check_header(request, session.csrf)
 
 
 SessionDep = Annotated[UiSession, Depends(ui_session)]

@@ -1,5 +1,6 @@
-// pier's web UI: charts (uPlot over /projects/P/nodes/N/series), range buttons and copy
-// buttons. Everything else is htmx attributes in the pages; no inline script anywhere.
+// pier's web UI: charts (uPlot over /projects/P/nodes/N/series), range buttons, copy
+// buttons and the Models page's push (the chosen file as the request's raw body, as the
+// REST push takes it). Everything else is htmx attributes; no inline script anywhere.
 (function () {
   "use strict";
   var COLORS = ["#2457d6", "#d97706", "#b42318", "#157f3b", "#7c3aed", "#0891b2"];
@@ -58,7 +59,56 @@
     });
   }
 
+  function flash(html) {
+    document.getElementById("flash").innerHTML = html;
+  }
+
+  function csrfHeaders() {
+    return JSON.parse(document.body.getAttribute("hx-headers") || "{}");
+  }
+
+  function pushModel(form) {
+    var file = form.elements.file.files[0];
+    var limit = parseInt(form.dataset.maxBytes, 10);
+    if (!file) return;
+    if (file.size > limit) {
+      var banner = document.createElement("div");
+      banner.className = "banner error";
+      banner.setAttribute("role", "alert");
+      banner.textContent = "the model upload is larger than models.max_upload_bytes (" + limit + " bytes, env PIER_MODELS__MAX_UPLOAD_BYTES)";
+      flash(banner.outerHTML);
+      return;
+    }
+    var query = new URLSearchParams({ name: form.elements.name.value.trim(), format: form.elements.format.value });
+    if (form.elements.trust.checked) query.set("trust", "true");
+    var headers = Object.assign(csrfHeaders(), { "Content-Type": "application/octet-stream", "HX-Request": "true" });
+    var button = form.querySelector("button[type=submit]");
+    button.disabled = true;
+    fetch(form.dataset.push + "?" + query.toString(), { method: "POST", body: file, headers: headers, credentials: "same-origin" })
+      .then(function (r) {
+        return r.text().then(function (html) {
+          flash(html);
+          if (r.ok && !r.headers.get("HX-Retarget")) return reloadModels();
+        });
+      })
+      .catch(function () { flash('<div class="banner error" role="alert">The push failed: the server did not answer.</div>'); })
+      .finally(function () { button.disabled = false; });
+  }
+
+  function reloadModels() {
+    return fetch(window.location.pathname, { credentials: "same-origin" })
+      .then(function (r) { return r.text(); })
+      .then(function (html) {
+        var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("model-list");
+        if (fresh) document.getElementById("model-list").replaceWith(fresh);
+      });
+  }
+
   function start() {
+    var push = document.getElementById("push-model");
+    if (push) {
+      push.addEventListener("submit", function (event) { event.preventDefault(); pushModel(push); });
+    }
     var container = document.querySelector(".charts[data-series]");
     if (container) {
       refresh(container);
