@@ -1,8 +1,8 @@
 """The web UI in a real browser (Debian's chromium driven by Playwright) against one
 real `pier up`: sign in, create a node and watch it become Healthy, send a test request,
 see a chart's points after load and log lines arrive, change the instance range and see
-a new instance, push a model. Screenshots of the main pages at 1280 and 390 px wide go
-to the folder the first test prints."""
+a new instance, push a model, edit an alias's shares. Screenshots of the main pages at
+1280 and 390 px wide go to the folder the first test prints."""
 
 from __future__ import annotations
 
@@ -160,6 +160,13 @@ def test_the_alias_page_shows_its_shares(page: Page, up: PierProcess, shots: Pat
     expect(page.locator("#alias-status tbody tr")).to_contain_text("100%")
     expect(page.locator("#alias-status")).to_contain_text("Live on every gateway worker")
     screenshot(page, shots, "alias")
+    page.fill("#shares input[name='share.iris']", "90")
+    page.click("#shares button[type=submit]")
+    expect(page.locator("#flash .error")).to_contain_text("nodes")
+    expect(page.locator("#flash .error")).to_contain_text("sum to 90")
+    page.fill("#shares input[name='share.iris']", "100")
+    page.click("#shares button[type=submit]")
+    expect(page.locator("#flash")).to_contain_text("Alias web: iris=100%")
 
 
 def test_suspend_resume_and_delete_with_confirmation(page: Page, up: PierProcess) -> None:

@@ -1,4 +1,5 @@
-"""The UI's pure pieces: test-request snippets, chart columns, rolling-update progress."""
+"""The UI's pure pieces: test-request snippets, chart columns, rolling-update progress,
+the alias shares editor's form."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from pier.api.policy import POLICY
-from pier.domain.errors import BadRequest
+from pier.domain.errors import BadRequest, InvalidSpec
 from pier.domain.views import (
     InstanceCounts,
     InstanceView,
@@ -112,3 +113,19 @@ def test_a_rolling_update_counts_the_instances_of_the_new_generation() -> None:
         node, [instance(2, "Healthy"), instance(3, "Healthy"), instance(3, "Preparing")]
     )
     assert update == RollingUpdate(generation=3, replaced=1, target=2)
+
+
+def test_the_shares_editor_form_becomes_the_alias_nodes() -> None:
+    form = {"csrf": "x", "share.b": "30", "share.a": "60", "add_node": "c", "add_share": "10"}
+    assert actions.shares_from_form(form) == [
+        {"node": "b", "share": 30},
+        {"node": "a", "share": 60},
+        {"node": "c", "share": 10},
+    ]
+    assert actions.shares_from_form({"share.a": "100", "add_node": ""}) == [
+        {"node": "a", "share": 100}
+    ]
+    with pytest.raises(InvalidSpec, match=r"share\.a"):
+        actions.shares_from_form({"share.a": "1.5"})
+    with pytest.raises(InvalidSpec, match="add_share"):
+        actions.shares_from_form({"share.a": "100", "add_node": "c"})

@@ -100,4 +100,5 @@ POLICY: Final[dict[tuple[str, str], Requirement]] = {
     ("POST", f"{_U}/nodes/{{name}}/request"): Permission.CALL,
     ("GET", f"{_U}/aliases/{{name}}"): R,
     ("GET", f"{_U}/aliases/{{name}}/status"): R,
+    ("POST", f"{_U}/aliases/{{name}}/shares"): W,
 }

@@ -1,6 +1,6 @@
-"""What the UI changes: signing in and out, models (push), and nodes (create, range,
-timeout, configuration, suspend, resume, delete), each through the same service as its
-REST route, each form's CSRF token checked first."""
+"""What the UI changes: signing in and out, models (push), alias shares, and nodes
+(create, range, timeout, configuration, suspend, resume, delete), each through the same
+service as its REST route, each form's CSRF token checked first."""
 
 from __future__ import annotations
 
@@ -188,3 +188,35 @@ async def push_model(
     )  # fmt: skip
     message = f"Model {version.name} v{version.version} pushed ({version.format})."
     return render(request, "_flash.html", session, message=message)
+
+
+SHARE_PREFIX = "share."
+
+
+def shares_from_form(form: dict[str, str]) -> list[dict[str, Any]]:
+    """The alias's nodes from its shares editor: ``share.NODE`` fields in their order, and
+    a node added with ``add_node`` and ``add_share``; a share that is no whole number is
+    refused naming its field (the sum of 100 is the alias spec's own check)."""
+    shares = {k.removeprefix(SHARE_PREFIX): k for k in form if k.startswith(SHARE_PREFIX)}
+    added = form.get("add_node", "").strip()
+    if added:
+        shares[added] = "add_share"
+    nodes = []
+    for node, key in shares.items():
+        share = _number(form, key, int)
+        if share is None:
+            raise InvalidSpec(key, f"give {node} a share (a whole percent, 0-100)")
+        nodes.append({"node": node, "share": share})
+    return nodes
+
+
+@router.post("/projects/{project}/aliases/{name}/shares")
+async def set_shares(project: str, name: str, request: Request, session: SessionDep) -> Response:
+    """The alias's traffic shares from its editor (summing to 100, else refused)."""
+    form = await checked_form(request, session)
+    nodes = shares_from_form(form)
+    alias = services_of(request).aliases.update(
+        project, name, {"nodes": nodes}, actor=session.principal.name
+    )
+    shares = ", ".join(f"{n.node}={n.share}%" for n in alias.nodes)
+    return render(request, "_flash.html", session, message=f"Alias {name}: {shares}.")

@@ -153,8 +153,11 @@ async def node_log_lines(
 
 @router.get("/projects/{project}/aliases/{name}")
 def alias_page(project: str, name: str, request: Request, session: SessionDep) -> HTMLResponse:
-    alias = services_of(request).aliases.get(project, name)
-    return render(request, "alias.html", session, alias=alias)
+    services = services_of(request)
+    alias = services.aliases.get(project, name)
+    sharing = {n.node for n in alias.nodes}
+    others = [n.name for n in services.nodes.list(project) if n.name not in sharing]
+    return render(request, "alias.html", session, alias=alias, other_nodes=others)
 
 
 @router.get("/projects/{project}/aliases/{name}/status")
