@@ -5,7 +5,7 @@ delete on every write) with the default retentions, one write every 5 s of simul
 time, each carrying what the control plane's sampler writes: per node requests, errors,
 in flight, a latency histogram, instances and Healthy instances; per instance CPU and
 memory. Prints the file's size (with its WAL), the points of each tier and the time
-the writes took.
+the writes took (a day is 17280 writes: minutes of one core; ``--hours 1`` for a look).
 
     python bench/series_size.py [--nodes 20] [--instances 1] [--hours 24]
 """

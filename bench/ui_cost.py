@@ -40,6 +40,7 @@ NODE = "mlp"
 
 @dataclass(frozen=True)
 class Run:
+    round: int
     arm: str
     result: WrkResult
     control_plane_cpu_s: float
@@ -71,7 +72,7 @@ class OpenNodePage(AbstractContextManager["OpenNodePage"]):
 
 
 def one_run(
-    arm: str, page: AbstractContextManager[object], pier_pid: int, url: str,
+    index: int, arm: str, page: AbstractContextManager[object], pier_pid: int, url: str,
     script: Path, args: argparse.Namespace,
 ) -> Run:  # fmt: skip
     with page:
@@ -79,7 +80,7 @@ def one_run(
         result = run_wrk(url, connections=args.connections, duration_s=args.duration,
                          cpu=CLIENT_CPU, script=script)  # fmt: skip
         spent = cpu_seconds(pier_pid) - before
-    return Run(arm, result, spent / args.duration)
+    return Run(index, arm, result, spent / args.duration)
 
 
 def rounds(
@@ -91,7 +92,7 @@ def rounds(
         arms = {"bare": nullcontext(), "ui": OpenNodePage(browser, ui_url, token)}
         order = ("bare", "ui") if index % 2 == 0 else ("ui", "bare")
         for arm in order:
-            runs.append(one_run(arm, arms[arm], pier_pid, url, script, args))
+            runs.append(one_run(index, arm, arms[arm], pier_pid, url, script, args))
             print(f"round {index + 1} {arm}: {runs[-1].result.requests_per_s:.0f} req/s",
                   file=sys.stderr)  # fmt: skip
     return runs
@@ -164,8 +165,14 @@ def print_table(runs: list[Run], args: argparse.Namespace) -> None:
             + " ".join(f"{r.result.requests_per_s:.0f}" for r in mine)
         )
     ratio = medians["ui"] / medians["bare"]
+    pairs = {r.round: {} for r in runs}
+    for r in runs:
+        pairs[r.round][r.arm] = r.result.requests_per_s
+    by_round = [p["ui"] / p["bare"] for p in pairs.values()]
     verdict = "within" if ratio >= 0.95 else "NOT within"
-    print(f"\nui / bare requests/s: {ratio:.3f} ({verdict} 5%)")
+    print(f"\nui / bare requests/s, medians: {ratio:.3f} ({verdict} 5%); per round: "
+          + " ".join(f"{x:.2f}" for x in by_round)
+          + f" (median {statistics.median(by_round):.3f})")  # fmt: skip
 
 
 if __name__ == "__main__":
