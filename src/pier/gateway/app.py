@@ -175,12 +175,13 @@ class Gateway:
         private ones stay private."""
         router = self.router
         if router.is_authorized(authorization):
-            return self.metrics.render()
+            return self.metrics.render(instances=router.routed_instances(public_only=False))
         public, unrouted = router.public_nodes, self.metrics.unrouted
         public_aliases = router.public_aliases
         return self.metrics.render(
             lambda stats: stats is unrouted or (stats.project, stats.node) in public,
             lambda project, alias: (project, alias) in public_aliases,
+            router.routed_instances(public_only=True),
         )
 
     def accept(self) -> asyncio.Protocol:

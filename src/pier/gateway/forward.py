@@ -370,7 +370,7 @@ class Exchange:
         gateway.deadlines.remove(self)
         upstream = self.upstream
         if upstream is not None:
-            upstream.release()
+            upstream.done(status, latency_s is not None)
             self.upstream = None
         now = gateway.loop.time()
         stats = self.stats

@@ -14,13 +14,20 @@ worker's own URL, where its figures can be scraped (the controller adds them up)
 
 Series of private nodes are only shown to a caller with a valid bearer token (the one
 private routes take): to anyone else, ``/metrics`` names public nodes only.
+
+``pier_gateway_instance_requests_total`` counts, per routed instance, the requests it
+answered below 500 (``outcome="answered"``) and those that failed (a 5xx, the gateway's
+502/504 for it, a refused connection): the control plane skips the health probe of an
+instance whose answers moved without a failure (passive health). The counts are kept on
+the instance's pool entry (``pool.Upstream``), so an instance's series goes when its
+route goes, and a count of zero is not shown.
 """
 
 from __future__ import annotations
 
 import time
 from bisect import bisect_left
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from typing import Final, Protocol
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -174,6 +181,20 @@ class MirrorStats:
         self.max_abs_difference = max(self.max_abs_difference, max_abs_difference)
 
 
+class InstanceCounts(Protocol):
+    """How one instance's requests ended (``pool.Upstream`` keeps them)."""
+
+    @property
+    def instance_id(self) -> str: ...
+    @property
+    def answered(self) -> int: ...
+    @property
+    def failed(self) -> int: ...
+
+
+RoutedInstance = tuple[str, str, InstanceCounts]
+"""(project, node, its instance's counts) of an instance in the routes."""
+
 AliasShown = Callable[[str, str], bool]
 """Whether the series of alias (project, alias) may be shown to this scrape."""
 
@@ -232,12 +253,15 @@ class GatewayMetrics:
         self,
         is_shown: Callable[[NodeStats], bool] | None = None,
         is_alias_shown: AliasShown | None = None,
+        instances: Iterable[RoutedInstance] = (),
     ) -> bytes:
         """Prometheus text exposition of every counter, of the nodes ``is_shown`` accepts
-        and the aliases (and their mirrors) ``is_alias_shown`` accepts (None: all)."""
+        and the aliases (and their mirrors) ``is_alias_shown`` accepts (None: all), and
+        the request counts of ``instances`` (the caller picks the ones it may show)."""
         registry = CollectorRegistry(auto_describe=False)
         registry.register(_Collector(self, is_shown))
         registry.register(_AliasCollector(self, is_alias_shown))
+        registry.register(_InstanceCollector(instances))
         return generate_latest(registry)
 
 
@@ -352,6 +376,29 @@ class _AliasCollector:
             compared.add_metric([*names, "differ"], stats.differ)
             difference.add_metric(names, stats.max_abs_difference)
         yield from (outcomes, duration, compared, difference)
+
+
+class _InstanceCollector:
+    """Each routed instance's requests, answered and failed (labels project, node,
+    instance, outcome); zero counts are left out."""
+
+    def __init__(self, instances: Iterable[RoutedInstance]) -> None:
+        self._instances = instances
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "pier_gateway_instance_requests",
+            "Requests to an instance: answered below 500, or failed (a 5xx, the gateway's "
+            "502/504 for it, a refused connection).",
+            labels=["project", "node", "instance", "outcome"],
+        )
+        for project, node, counts in self._instances:
+            names = [project, node, counts.instance_id]
+            if counts.answered:
+                requests.add_metric([*names, "answered"], counts.answered)
+            if counts.failed:
+                requests.add_metric([*names, "failed"], counts.failed)
+        yield requests
 
 
 def _add_classes(family: CounterMetricFamily, names: list[str], by_class: list[int]) -> None:

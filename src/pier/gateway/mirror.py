@@ -251,15 +251,15 @@ class MirrorCopy:
             comparison = compare_answers(self.primary, answer, self.mirrors.limits.tolerance)
             if comparison is not None:
                 stats.compared(comparison.is_equal, comparison.max_abs_difference)
-        self._end()
+        self._end(status, True)
 
     def _end_failed(self, status: int = 503) -> None:
         self.target.stats.count_error()
         if self.is_begun:
             self.target.node.stats.record(status, None)
-        self._end()
+        self._end(status, False)
 
-    def _end(self) -> None:
+    def _end(self, status: int, is_answer: bool) -> None:
         self.is_done = True
         self.conn = None
         owner = self.mirrors.owner
@@ -268,6 +268,6 @@ class MirrorCopy:
             self.is_begun = False
             self.target.node.stats.end(owner.loop.time())
         if self.upstream is not None:
-            self.upstream.release()
+            self.upstream.done(status, is_answer)
             self.upstream = None
         self.mirrors.done(self)

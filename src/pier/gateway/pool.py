@@ -31,8 +31,10 @@ class Upstream:
     """One instance endpoint: where to connect, its pool, and its requests in flight."""
 
     __slots__ = (
+        "answered",
         "down_until",
         "endpoint",
+        "failed",
         "host",
         "host_header",
         "idle",
@@ -65,6 +67,11 @@ class Upstream:
         self.in_flight = 0
         self.down_until = 0.0
         self.is_retired = False
+        self.answered = 0
+        """Requests the instance answered with a status below 500."""
+        self.failed = 0
+        """Requests that ended in a 5xx (the instance's, or the gateway's 502/504 for it)
+        and connections it refused."""
 
     def take_idle(self, now: float) -> UpstreamConnection | None:
         """A pooled connection that is still open and fresh, or None."""
@@ -89,12 +96,23 @@ class Upstream:
         self.in_flight += 1
 
     def release(self) -> None:
-        """A request to this instance is done."""
+        """A request leaves this instance unsent (its connection could not be made)."""
         self.in_flight -= 1
+
+    def done(self, status: int, is_answer: bool) -> None:
+        """A request to this instance ended with ``status``; ``is_answer``: the instance
+        answered it (else the status is the gateway's, e.g. 499 when the client left,
+        which counts neither way)."""
+        self.in_flight -= 1
+        if status >= 500:
+            self.failed += 1
+        elif is_answer:
+            self.answered += 1
 
     def mark_down(self, now: float) -> None:
         """The instance refused a connection: it loses every choice for ``DOWN_FOR_S``."""
         self.down_until = now + DOWN_FOR_S
+        self.failed += 1
 
     def keep_idle_for(self, idle_s: float) -> None:
         """Close pooled connections idle longer than ``idle_s`` (the node's idle timeout)."""

@@ -272,6 +272,14 @@ class Router:
         for node in self.nodes.values():
             yield from node.instances
 
+    def routed_instances(self, *, public_only: bool) -> Iterator[tuple[str, str, Upstream]]:
+        """(project, node, instance) of every instance in the routes (of public nodes
+        only, with ``public_only``): whose request counts ``/metrics`` shows."""
+        for node in self.nodes.values():
+            if node.is_public or not public_only:
+                for upstream in node.instances:
+                    yield node.project, node.node, upstream
+
     def node_names(self, project: str) -> list[str]:
         """The names of the project's nodes (to suggest one for a typo)."""
         return [r.node for r in self.table.nodes.values() if r.project == project]
