@@ -87,6 +87,10 @@ class ControllerSettings(BaseModel):
     long, then twice as long each time; its nodes wait for it, they never move."""
     runtime_retry_max_s: float = 60.0
     """The longest wait between two tries of a missing runtime."""
+    passive_health: bool = True
+    """Skip a Healthy instance's health probe for a round when the gateway's traffic
+    showed it answering (below 500) and failing nothing since the last round; the skip
+    counts as a pass, and the probe runs again when the traffic stops or fails."""
     model_queue_limit: Annotated[int, Field(ge=1)] = 256
     """Inference requests a model node's instance holds at once (running, waiting for a
     worker thread or a batch); more get 503 at once (the model server's --max-queue)."""

@@ -15,12 +15,14 @@ only to a caller with a valid bearer token, so the view sends the admin token.
 ``alias_figures`` reads what the gateway counted of aliases as typed values: per (alias,
 node) requests by status class and their latency histogram (``AliasFigures``: error rate
 and p95 of a window are ``later.minus(earlier)``), and per (alias, mirror) the copies'
-outcomes, latency and agreement (``MirrorFigures``), summed over the workers."""
+outcomes, latency and agreement (``MirrorFigures``), summed over the workers. The same
+read gives each routed instance's answered and failed requests, for passive health
+(``passive.py``). Each worker's text is parsed once for all of them."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -28,6 +30,7 @@ import httpx
 import structlog
 from prometheus_client.parser import text_string_to_metric_families
 
+from pier.controller.passive import InstanceTraffic, instance_traffic
 from pier.domain.names import AliasName, NodeKey, NodeName, ProjectName
 
 log = structlog.get_logger(__name__)
@@ -113,16 +116,20 @@ class GatewayView:
             return None
         loads: dict[NodeKey, float] = {}
         aliases = AliasFiguresRead()
+        instances: dict[str, InstanceTraffic] = {}
         for url in self._worker_urls or ():
             response = await self._get(url, "/metrics")
             if response is None:
                 self._worker_urls = None
                 return None
-            text = response.text
-            for key, value in self._parse(url, text, parse_in_flight_seconds).items():
+            mine = self._parse(url, response.text, parse_gateway_figures)
+            for key, value in mine.loads.items():
                 loads[key] = loads.get(key, 0.0) + value
-            aliases = aliases.plus(self._parse(url, text, parse_alias_figures))
-        return GatewayFigures(loads, aliases)
+            aliases = aliases.plus(mine.aliases)
+            for instance, traffic in mine.instances.items():
+                known = instances.get(instance)
+                instances[instance] = traffic if known is None else known.plus(traffic)
+        return GatewayFigures(loads, aliases, instances)
 
     async def figures(self) -> dict[NodeKey, NodeFigures] | None:
         """Every node's requests by status class, latency buckets and requests in flight,
@@ -191,10 +198,22 @@ class GatewayView:
         return response
 
 
+def parse_gateway_figures(text: str) -> GatewayFigures:
+    """The nodes' load, the aliases' and the instances' figures of one worker's text."""
+    families = list(text_string_to_metric_families(text))
+    return GatewayFigures(
+        _in_flight_seconds(families), _alias_figures(families), instance_traffic(families)
+    )
+
+
 def parse_in_flight_seconds(text: str) -> dict[NodeKey, float]:
     """``pier_gateway_in_flight_seconds_total`` samples of Prometheus text, by node."""
+    return _in_flight_seconds(text_string_to_metric_families(text))
+
+
+def _in_flight_seconds(families: Iterable[Any]) -> dict[NodeKey, float]:
     loads: dict[NodeKey, float] = {}
-    for family in text_string_to_metric_families(text):
+    for family in families:
         if family.name != IN_FLIGHT_SECONDS:
             continue
         for sample in family.samples:
@@ -380,6 +399,8 @@ class GatewayFigures:
     loads: dict[NodeKey, float]
     """``pier_gateway_in_flight_seconds_total`` by node."""
     aliases: AliasFiguresRead
+    instances: dict[str, InstanceTraffic] = field(default_factory=dict)
+    """Each routed instance's answered and failed requests, by instance id."""
 
 
 def _merged(ours: dict[AliasNodeKey, _S], theirs: dict[AliasNodeKey, _S]) -> dict[AliasNodeKey, _S]:
@@ -397,10 +418,14 @@ def _added(ours: dict[str, int], theirs: dict[str, int], sign: int) -> dict[str,
 
 def parse_alias_figures(text: str) -> AliasFiguresRead:
     """The alias and mirror figures of one worker's Prometheus text."""
+    return _alias_figures(text_string_to_metric_families(text))
+
+
+def _alias_figures(families: Iterable[Any]) -> AliasFiguresRead:
     requests: dict[AliasNodeKey, dict[str, int]] = {}
     latency: dict[str, dict[AliasNodeKey, _Histogram]] = {ALIAS_DURATION: {}, MIRROR_DURATION: {}}
     mirrors: dict[AliasNodeKey, dict[str, float]] = {}
-    for family in text_string_to_metric_families(text):
+    for family in families:
         if family.name in latency:
             _read_histogram(family.samples, latency[family.name])
             continue

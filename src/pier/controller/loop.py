@@ -38,6 +38,7 @@ from pier.controller.incidents import NodeEvents, describe_failure, redact
 from pier.controller.instance_specs import DEFAULT_LAUNCHER, instance_spec
 from pier.controller.node_state import NodeState
 from pier.controller.observe import observe_status
+from pier.controller.passive import NO_TRAFFIC, InstanceTraffic
 from pier.controller.plan import Plan, plan_node
 from pier.controller.probes import Probe
 from pier.controller.pulls import ImagePulls
@@ -425,7 +426,22 @@ class Controller:
         self._alias_read = None if read is None else read.aliases
         if read is not None and self._alias_board is not None:
             self._alias_board.publish(read.aliases)
+        if self._gateway is not None and self._settings.passive_health:
+            self._tell_probes(None if read is None else read.instances)
         return None if read is None else read.loads
+
+    def _tell_probes(self, traffic: Mapping[str, InstanceTraffic] | None) -> None:
+        """Hand each Healthy instance's gateway counts to its probe (passive health);
+        the others, and every one when the gateway did not answer, get none."""
+        for state in self._nodes.values():
+            for tracked in state.instances.values():
+                probe = tracked.probe
+                if probe is None:
+                    continue
+                if traffic is None or tracked.status is not S.HEALTHY or tracked.exited:
+                    probe.traffic.counted(None)
+                else:
+                    probe.traffic.counted(traffic.get(tracked.instance_id, NO_TRAFFIC))
 
     async def _tick_alias_counts(self) -> AliasNodeCounts | None:
         read = self._alias_read

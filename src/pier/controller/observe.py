@@ -29,6 +29,9 @@ class ProbeWindow:
     last_error: str | None = None
     checks: int = 0
     """Probes run so far, whatever their outcome."""
+    skipped: int = 0
+    """Rounds not probed because the gateway's traffic showed the instance answering
+    (each counts as a pass: see passive.py)."""
     unexpected_error: str | None = None
     """Why the latest probe could not run at all (a bug or a strange endpoint, not a
     failing instance); it is retried with a backoff."""

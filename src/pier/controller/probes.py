@@ -4,6 +4,9 @@ Each probe task keeps a ProbeWindow that the tick reads; a slow or hung instance
 therefore never slows the loop for other nodes. A probe that cannot run at all (an
 unexpected exception, not a failing instance) counts as a failure, is logged once per
 change and retried with a backoff: the task never dies while its instance lives.
+
+A round whose instance the gateway's traffic showed answering, without a failure, is
+skipped and counts as a pass (passive health: see passive.py for the rule).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import structlog
 from pier.controller.backoff import Backoff
 from pier.controller.incidents import describe_failure
 from pier.controller.observe import ProbeWindow
+from pier.controller.passive import TrafficWindow
 from pier.controller.probe_client import BadAnswer, CannotConnect, HealthConnection
 from pier.domain.specs import HealthCheck
 
@@ -60,6 +64,8 @@ class Probe:
         self._connection: Connection | None = None
         """Made on the first HTTP check (an endpoint it cannot use fails a check)."""
         self.window = ProbeWindow()
+        self.traffic = TrafficWindow()
+        """What the gateway's traffic says of the instance (the controller feeds it)."""
         self._task: asyncio.Task[None] | None = None
         self._ever_passed = False
         self._channel: Any = None
@@ -86,13 +92,27 @@ class Probe:
 
     async def _run(self) -> None:
         while True:
-            try:
-                ok, error = await self._check()
-            except Exception as exc:
-                delay_s = self._could_not_check(exc)
+            if self.traffic.take():
+                delay_s = self._answered_by_traffic()
             else:
-                delay_s = self._checked(ok, error)
-            await asyncio.sleep(delay_s)
+                try:
+                    ok, error = await self._check()
+                except Exception as exc:
+                    delay_s = self._could_not_check(exc)
+                else:
+                    delay_s = self._checked(ok, error)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay_s):
+                    await self.traffic.woken.wait()  # a failure seen while paused
+
+    def _answered_by_traffic(self) -> float:
+        """The round is skipped: the instance answered traffic; counts as a pass."""
+        w = self.window
+        self.window = replace(
+            w, passes=w.passes + 1, failures=0, last_error=None, skipped=w.skipped + 1
+        )
+        self._ever_passed = True
+        return self._health.interval_s
 
     def _checked(self, ok: bool, error: str | None) -> float:
         """Record a probe's outcome; the delay before the next one: short while the
