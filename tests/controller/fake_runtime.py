@@ -3,20 +3,21 @@ the reconcile loop on a real store.
 
 FakeRuntime implements the Runtime protocol (like the docker runtime): it raises the errors it is
 given, in order, then works; with ``serve`` every instance it starts listens on a real TCP
-port of its own (a tcp health check passes), and ``crash()`` stops one. FakeGateway answers
-the two things the controller reads from the gateway (/healthz and /metrics) from values
-the test sets. The clock is what the controller's plan, backoff and autoscaling read.
+port of its own (a tcp health check passes; a ``handler`` may answer HTTP there), and
+``crash()`` stops one. FakeGateway answers the two things the controller reads from the
+gateway (/healthz and /metrics) from values the test sets. The clock is what the
+controller's plan, backoff and autoscaling read.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pier.controller.loop import Controller
 from pier.controller.rollouts import CountsReader
@@ -49,6 +50,10 @@ class FakeClock:
         self.now += seconds
 
 
+Serve = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+"""What an instance does with each connection it accepts."""
+
+
 @dataclass
 class FakeRuntime:
     """A docker-like Runtime that raises the errors it is given, in order, then works."""
@@ -57,6 +62,8 @@ class FakeRuntime:
     endpoint: str | None = None
     serve: bool = False
     """Each instance listens on a port of its own (its endpoint), until it crashes."""
+    handler: Serve | None = None
+    """With ``serve``: what each connection gets (by default it is closed at once)."""
     exit_on_start: int | None = None
     """Every instance it starts has exited at once with this code (a crash loop)."""
     held: dict[str, asyncio.Event] = field(default_factory=dict)
@@ -94,7 +101,7 @@ class FakeRuntime:
         self.created.append(spec.instance_id)
         endpoint = self.endpoint
         if self.serve:
-            server = await asyncio.start_server(_hang_up, "127.0.0.1", 0)
+            server = await asyncio.start_server(self.handler or _hang_up, "127.0.0.1", 0)
             self.servers[spec.instance_id] = server
             endpoint = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
         phase = "exited" if self.exit_on_start is not None else "running"
@@ -197,13 +204,20 @@ class FakeGateway:
         writer.close()
 
 
+class Located(Protocol):
+    """A gateway, fake or real: where it answers."""
+
+    @property
+    def url(self) -> str: ...
+
+
 def make_controller(
     repo: Repository,
     runtime: FakeRuntime,
     tmp_path: Path,
     *,
     clock: Callable[[], float] | None = None,
-    gateway: FakeGateway | None = None,
+    gateway: Located | None = None,
     alias_counts: CountsReader | None = None,
     board: RouteBoard | None = None,
     **settings: Any,
