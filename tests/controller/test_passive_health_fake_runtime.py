@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -42,8 +42,15 @@ class Instances:
     health_checks: int = 0
     failing: bool = False
     _served: int = 0
+    _open: set[asyncio.StreamWriter] = field(default_factory=set)
+
+    async def aclose(self) -> None:
+        """Close the connections still open (the gateway's, kept alive)."""
+        for writer in self._open:
+            writer.close()
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._open.add(writer)
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -53,6 +60,7 @@ class Instances:
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
+            self._open.discard(writer)
             writer.close()
 
     def _status(self, path: bytes) -> int:
@@ -135,7 +143,11 @@ async def test_traffic_pauses_the_probe_and_a_failing_instance_still_goes_unheal
     instances = Instances()
     board = RouteBoard()
     add_image_node(repo, "web", health=HEALTH, access="public")
-    async with routed_gateway(board, tmp_path) as gateway, controllers(repo, tmp_path) as make:
+    async with (
+        contextlib.aclosing(instances),
+        routed_gateway(board, tmp_path) as gateway,
+        controllers(repo, tmp_path) as make,
+    ):
         runtime = FakeRuntime(serve=True, handler=instances.handle)
         controller = make(runtime, board=board, gateway=gateway, tick_s=0.1)
         await controller.start()
