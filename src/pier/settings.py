@@ -91,6 +91,10 @@ class ControllerSettings(BaseModel):
     """Skip a Healthy instance's health probe for a round when the gateway's traffic
     showed it answering (below 500) and failing nothing since the last round; the skip
     counts as a pass, and the probe runs again when the traffic stops or fails."""
+    passive_health_max_skips: Annotated[int, Field(ge=0)] = 4
+    """Rounds skipped in a row at most: every (this + 1)th round probes anyway, so a
+    health check that turns failing while the instance still answers its traffic (a
+    readiness switched off to drain it) takes it out within that many intervals."""
     model_queue_limit: Annotated[int, Field(ge=1)] = 256
     """Inference requests a model node's instance holds at once (running, waiting for a
     worker thread or a batch); more get 503 at once (the model server's --max-queue)."""

@@ -42,3 +42,15 @@ def test_a_failure_wakes_a_paused_probe_only() -> None:
     window.counted(InstanceTraffic(9, 2))
     assert window.woken.is_set()
     assert not window.take() and not window.woken.is_set()
+
+
+def test_at_most_max_skips_rounds_in_a_row_are_skipped_then_one_probes() -> None:
+    window = TrafficWindow(max_skips=2)
+    answered = 1
+    window.counted(InstanceTraffic(answered))
+    rounds = []
+    for _ in range(6):  # traffic answers all along
+        answered += 3
+        window.counted(InstanceTraffic(answered))
+        rounds.append(window.take())
+    assert rounds == [False, True, True, False, True, True]  # the first has no earlier read

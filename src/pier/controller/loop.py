@@ -349,9 +349,11 @@ class Controller:
             tracked.endpoint, tracked.port_endpoints, node.spec.health.port, node.spec.port
         )
         if probed and tracked.probe is None and tracked.status is not S.DELETING:
-            tracked.start_probe(
-                Probe(probed, node.spec.health, retry_max_s=self._settings.backoff_max_s)
+            probe = Probe(
+                probed, node.spec.health, retry_max_s=self._settings.backoff_max_s,
+                passive_max_skips=self._settings.passive_health_max_skips,
             )  # fmt: skip
+            tracked.start_probe(probe)
 
     # the tick
 

@@ -75,9 +75,14 @@ class TrafficWindow:
     """The gateway's counts of one instance since its probe's last round (see the module
     docstring)."""
 
-    __slots__ = ("_answered", "_is_complete", "_is_failing", "_last", "_paused", "woken")
+    __slots__ = ("_answered", "_is_complete", "_is_failing", "_last", "_max_skips",
+                 "_paused", "_skipped", "woken")  # fmt: skip
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_skips: int = 4) -> None:
+        """``max_skips``: rounds skipped in a row at most; the next one probes, so a
+        health check that turns failing while the traffic still answers is seen."""
+        self._max_skips = max_skips
+        self._skipped = 0
         self._last: InstanceTraffic | None = None
         """The counts of the last read; None: that read had none for the instance."""
         self._answered = 0
@@ -107,6 +112,8 @@ class TrafficWindow:
         """A probe round: whether traffic answered for the instance since the previous
         round (answers, no failure, figures in every read); starts the next window."""
         answered = self._answered > 0 and not self._is_failing and self._is_complete
+        answered = answered and self._skipped < self._max_skips
+        self._skipped = self._skipped + 1 if answered else 0
         self._answered, self._is_failing = 0, False
         self._is_complete = self._last is not None
         self._paused = answered

@@ -52,11 +52,13 @@ class Probe:
         *,
         retry_max_s: float = 60.0,
         connect: Connect = HealthConnection,
+        passive_max_skips: int = 4,
     ) -> None:
         """``endpoint``: where the check goes, already on the health port (the runtime
         maps a container's health port to a host port of its own). ``retry_max_s``: the
         longest wait between probes that cannot run. ``connect``: makes the kept-alive
-        connection of HTTP checks."""
+        connection of HTTP checks. ``passive_max_skips``: rounds the gateway's traffic may
+        stand for in a row (see passive.py)."""
         self._endpoint = endpoint.rstrip("/")
         self._backoff = Backoff(health.interval_s, max(health.interval_s, retry_max_s))
         self._health = health
@@ -64,7 +66,7 @@ class Probe:
         self._connection: Connection | None = None
         """Made on the first HTTP check (an endpoint it cannot use fails a check)."""
         self.window = ProbeWindow()
-        self.traffic = TrafficWindow()
+        self.traffic = TrafficWindow(max_skips=passive_max_skips)
         """What the gateway's traffic says of the instance (the controller feeds it)."""
         self._task: asyncio.Task[None] | None = None
         self._ever_passed = False
