@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Final
@@ -73,6 +74,19 @@ class PullProgress:
         if line != self._last and self._emit is not None:
             self._last = line
             self._emit(line)
+
+
+def in_loop_thread(on_progress: Callable[[str], None] | None) -> Callable[[str], None] | None:
+    """``on_progress`` for a pull that runs in a worker thread: each line is handed to the
+    running event loop, whose thread calls ``on_progress``. Call it from that loop."""
+    if on_progress is None:
+        return None
+    loop = asyncio.get_running_loop()
+
+    def emit(line: str) -> None:
+        loop.call_soon_threadsafe(on_progress, line)
+
+    return emit
 
 
 def same_repository(a: str, b: str) -> bool:

@@ -41,7 +41,7 @@ from pier.runtimes.docker.containers import (
     split_lines,
 )
 from pier.runtimes.docker.engine import connect, short_reason
-from pier.runtimes.docker.images import Images
+from pier.runtimes.docker.images import Images, in_loop_thread
 from pier.runtimes.docker.limits import EngineFacts, LimitPlan, plan_limits
 from pier.runtimes.docker.stats import CpuSamples
 
@@ -98,14 +98,7 @@ class DockerRuntime:
         """Pull ``ref`` and return a pinned reference (``repo@sha256:...``); ImagePullFailed
         with the registry's message when it cannot be pulled. ``on_progress`` gets short
         lines in the event loop's thread."""
-        emit = None
-        if on_progress is not None:
-            loop = asyncio.get_running_loop()
-
-            def emit(line: str) -> None:
-                loop.call_soon_threadsafe(on_progress, line)
-
-        return await self._call(self._images.resolve, ref, auth, emit)
+        return await self._call(self._images.resolve, ref, auth, in_loop_thread(on_progress))
 
     # -- create --------------------------------------------------------------------------
 

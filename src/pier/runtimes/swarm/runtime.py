@@ -37,7 +37,7 @@ from pier.runtimes.docker.containers import (
     split_lines,
 )
 from pier.runtimes.docker.engine import connect, short_reason
-from pier.runtimes.docker.images import Images
+from pier.runtimes.docker.images import Images, in_loop_thread
 from pier.runtimes.docker.limits import EngineFacts, plan_limits
 from pier.runtimes.docker.stats import CpuSamples
 from pier.runtimes.swarm.services import (
@@ -136,14 +136,7 @@ class SwarmRuntime:
     ) -> str:
         """Pull ``ref`` on the manager and pin it (``repo@sha256:...``): every machine then
         pulls that digest from the registry when a task of it lands there."""
-        emit = None
-        if on_progress is not None:
-            loop = asyncio.get_running_loop()
-
-            def emit(line: str) -> None:
-                loop.call_soon_threadsafe(on_progress, line)
-
-        return await self._call(self._images.resolve, ref, auth, emit)
+        return await self._call(self._images.resolve, ref, auth, in_loop_thread(on_progress))
 
     # -- create --------------------------------------------------------------------------
 
