@@ -39,27 +39,8 @@ import httpx
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _wrk import free_port
-from modelnode import iris_model
+from modelnode import iris_model, start_pier
 from pier.client import Client
-
-
-def start_pier(
-    data_dir: Path, timeout_s: float = 300.0
-) -> tuple[subprocess.Popen[bytes], int, int]:
-    """`pier up` on free ports; (process, API port, gateway port) once it says it is up."""
-    port, gateway_port = free_port(), free_port()
-    log_path = data_dir.parent / "pier-up.log"
-    argv = [sys.executable, "-m", "pier", "up", "--data-dir", str(data_dir), "--port",
-            str(port), "--gateway-port", str(gateway_port)]  # fmt: skip
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + timeout_s
-    while b"pier is up" not in log_path.read_bytes():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            sys.exit("pier up did not start:\n" + log_path.read_text())
-        time.sleep(0.1)
-    return proc, port, gateway_port
 
 
 def cpu_s(proc: psutil.Process) -> float:
@@ -203,7 +184,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="pier-bench-cp-") as tmp:
         tmp_path = Path(tmp)
         data_dir = tmp_path / "data"
-        proc, port, gateway_port = start_pier(data_dir)
+        proc, port, gateway_port = start_pier(data_dir, cpu=None, timeout_s=300.0)
         rows = []
         try:
             token = (data_dir / "admin.token").read_text().strip()

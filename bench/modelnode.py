@@ -182,16 +182,23 @@ def batching_rows(
             stop(server)
 
 
-def start_pier(data_dir: Path) -> tuple[subprocess.Popen[bytes], int, int]:
+def start_pier(
+    data_dir: Path, *, cpu: int | None = 0, timeout_s: float = 60.0
+) -> tuple[subprocess.Popen[bytes], int, int]:
+    """`pier up` on free ports, on CPU ``cpu`` (None: any); (process, API port, gateway
+    port) once it says it is up."""
     port, gateway_port = free_port(), free_port()
-    log = (data_dir.parent / "pier-up.log").open("wb")
+    log_path = data_dir.parent / "pier-up.log"
     argv = [sys.executable, "-m", "pier", "up", "--data-dir", str(data_dir), "--port",
             str(port), "--gateway-port", str(gateway_port)]  # fmt: skip
-    proc = subprocess.Popen(pinned(0, argv), stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while b"pier is up" not in (data_dir.parent / "pier-up.log").read_bytes():
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            argv if cpu is None else pinned(cpu, argv), stdout=log, stderr=subprocess.STDOUT
+        )
+    deadline = time.monotonic() + timeout_s
+    while b"pier is up" not in log_path.read_bytes():
         if proc.poll() is not None or time.monotonic() > deadline:
-            sys.exit("pier up did not start:\n" + (data_dir.parent / "pier-up.log").read_text())
+            sys.exit("pier up did not start:\n" + log_path.read_text())
         time.sleep(0.1)
     return proc, port, gateway_port
 
