@@ -19,8 +19,8 @@ from pier.ui.session import (
     Sessions,
     checked_form,
     checked_upload,
-    cookie_flags,
     new_sign_in_csrf,
+    set_ui_cookie,
 )
 
 router = APIRouter(include_in_schema=False, default_response_class=HTMLResponse)
@@ -38,7 +38,7 @@ def sign_in_page(request: Request, *, error: str | None = None, status_code: int
         request, "sign_in.html", None, sign_in_csrf=csrf, error=error, status_code=status_code
     )
     secure = services_of(request).ui.secure_cookie
-    page.set_cookie(SIGN_IN_COOKIE, csrf, **cookie_flags(secure=secure))  # type: ignore[arg-type]
+    set_ui_cookie(page, SIGN_IN_COOKIE, csrf, secure=secure)
     return page
 
 
@@ -61,7 +61,7 @@ async def sign_in(request: Request) -> Response:
         )  # fmt: skip
     answer = RedirectResponse("/", status_code=303)
     secure = services_of(request).ui.secure_cookie
-    answer.set_cookie(SESSION_COOKIE, form["token"].strip(), **cookie_flags(secure=secure))  # type: ignore[arg-type]
+    set_ui_cookie(answer, SESSION_COOKIE, form["token"].strip(), secure=secure)
     answer.delete_cookie(SIGN_IN_COOKIE, path="/")
     return answer
 

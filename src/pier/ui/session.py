@@ -17,12 +17,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Final
 from urllib.parse import parse_qsl
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 
 from pier.api.auth import PrincipalOf, check, requirement, token_principal
 from pier.domain.errors import BodyTooLarge, Forbidden, Unauthorized
@@ -109,9 +108,10 @@ def new_sign_in_csrf() -> str:
     return secrets.token_urlsafe(24)
 
 
-def cookie_flags(*, secure: bool) -> Mapping[str, object]:
-    """HttpOnly, SameSite=Strict, the whole site; Secure when served over HTTPS."""
-    return {"httponly": True, "samesite": "strict", "path": "/", "secure": secure}
+def set_ui_cookie(response: Response, name: str, value: str, *, secure: bool) -> None:
+    """Set one of the UI's cookies: HttpOnly, SameSite=Strict, the whole site; Secure when
+    served over HTTPS."""
+    response.set_cookie(name, value, httponly=True, samesite="strict", path="/", secure=secure)
 
 
 def ui_session(request: Request) -> UiSession:
