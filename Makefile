@@ -16,6 +16,8 @@ unexport PYTHONDONTWRITEBYTECODE
 
 TRITON_PACKAGE := nvidia-pytriton==0.7.0
 TRITON_DIR := $(VENV)/triton
+# The wheel's Python-backend stub is built against numpy 1; pier's venv has numpy 2.
+TRITON_STUB_NUMPY := numpy==1.26.4
 PERF_ANALYZER_PACKAGES := tritonclient==2.41.0 nvidia-cuda-runtime-cu12
 PERF_ANALYZER_DIR := $(VENV)/perf_analyzer
 
@@ -40,7 +42,10 @@ install: $(BIN)/pier $(UI_VENDOR)  ## install pier, its locked dependencies and 
 $(TRITON_DIR)/pytriton/tritonserver/bin/tritonserver: | $(BIN)/pier
 	$(UV) pip install --quiet --python $(BIN)/python --no-deps --target $(TRITON_DIR) "$(TRITON_PACKAGE)"
 
-triton: $(TRITON_DIR)/pytriton/tritonserver/bin/tritonserver  ## NVIDIA's tritonserver (engine triton), from nvidia-pytriton without its dependencies
+$(TRITON_DIR)/stub-numpy/numpy/__init__.py: | $(BIN)/pier
+	$(UV) pip install --quiet --python $(BIN)/python --no-deps --target $(TRITON_DIR)/stub-numpy "$(TRITON_STUB_NUMPY)"
+
+triton: $(TRITON_DIR)/pytriton/tritonserver/bin/tritonserver $(TRITON_DIR)/stub-numpy/numpy/__init__.py  ## NVIDIA's tritonserver (engine triton), from nvidia-pytriton without its dependencies, and numpy 1 for its Python backend
 
 $(PERF_ANALYZER_DIR)/bin/perf_analyzer: | $(BIN)/pier
 	$(UV) pip install --quiet --python $(BIN)/python --no-deps --target $(PERF_ANALYZER_DIR) $(PERF_ANALYZER_PACKAGES)

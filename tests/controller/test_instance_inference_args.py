@@ -21,10 +21,10 @@ def test_the_node_s_batching_fields_reach_the_model_server() -> None:
     assert args[-4:] == ("--max-batch-size", "16", "--batch-delay-ms", "2.5")
 
 
-def triton_argv(**fields: object) -> list[str]:
+def triton_argv(metadata: dict[str, object] | None = None, **fields: object) -> list[str]:
     model = ModelRecord(
         project="default", name="iris", version=3, format=ModelFormat.ONNX, sha256="0" * 64,
-        size_bytes=1, metadata={}, created_at=datetime.now(UTC),
+        size_bytes=1, metadata=metadata or {}, created_at=datetime.now(UTC),
     )  # fmt: skip
     spec = parse_node_spec({"model": "iris", "engine": "triton", **fields})
     return list(triton_command(model, "{workdir}/model/x.onnx", spec))
@@ -44,3 +44,9 @@ def test_engine_triton_batches_on_one_model_instance() -> None:
     assert argv[argv.index("--workers") + 1] == "1"
     assert argv[argv.index("--max-batch-size") + 1] == "32"
     assert argv[argv.index("--batch-delay-ms") + 1] == "1"
+
+
+def test_engine_triton_warms_up_on_the_example_the_model_was_pushed_with() -> None:
+    assert "--example" not in triton_argv()
+    argv = triton_argv({"example_sha256": "1" * 64})
+    assert argv[argv.index("--example") + 1] == "{workdir}/model/example.json"

@@ -1,21 +1,34 @@
 """Where engine triton finds tritonserver, and what it says when there is none: the
 error names engine and the package to install; the wheel's layout is found under a
-prefix's triton directory (where `make triton` installs it) or on the Python path."""
+prefix's triton directory (where `make triton` installs it) or on the Python path,
+with the numpy 1 its Python-backend stub is built for beside it (refused without it,
+saying how to install it); the stub's environment imports that numpy first and pier
+from the node's Python."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from pier.modelserver.triton.distribution import TritonNotInstalled, find_distribution
+from pier.modelserver.triton.stub_environment import write_stub_environment
 
 
-def fake_wheel(entry: Path) -> Path:
+def fake_numpy(directory: Path, version: str = "1.26.4") -> Path:
+    (directory / "numpy").mkdir(parents=True)
+    (directory / "numpy" / "__init__.py").write_text(f"__version__ = {version!r}\n")
+    return directory
+
+
+def fake_wheel(entry: Path, *, stub_numpy: bool = True) -> Path:
     server = entry / "pytriton" / "tritonserver" / "bin" / "tritonserver"
     server.parent.mkdir(parents=True)
     server.write_text("#!/bin/sh\n")
     server.chmod(0o755)
+    if stub_numpy:
+        fake_numpy(entry / "stub-numpy")
     return server
 
 
@@ -32,6 +45,29 @@ def test_the_wheel_is_found_where_make_triton_puts_it(tmp_path: Path) -> None:
     found = find_distribution(prefix=tmp_path, search_path=[], path_env="")
     assert found.server == server
     assert found.libs == tmp_path / "triton" / "nvidia_pytriton.libs"
+    assert found.stub_numpy == tmp_path / "triton" / "stub-numpy"
+
+
+def test_under_numpy_2_the_wheel_without_numpy_1_beside_it_is_refused(tmp_path: Path) -> None:
+    fake_wheel(tmp_path / "triton", stub_numpy=False)
+    with pytest.raises(TritonNotInstalled) as missing:
+        find_distribution(prefix=tmp_path, search_path=[], path_env="")
+    message = str(missing.value)
+    assert "engine triton needs numpy 1" in message and "make triton" in message
+    assert str(tmp_path / "triton" / "stub-numpy") in message
+
+
+def test_the_stub_imports_numpy_1_first_and_pier_from_the_node_s_python(
+    tmp_path: Path,
+) -> None:
+    numpy1 = fake_numpy(tmp_path / "numpy1", version="1.0.stub")
+    environment = write_stub_environment(tmp_path / "stub-python", numpy1)
+    check = "import numpy, pier.modelserver.triton; print(numpy.__version__)"
+    ran = subprocess.run(
+        [environment / "bin" / "python3", "-c", check], capture_output=True, text=True
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip() == "1.0.stub"
 
 
 def test_a_wheel_on_the_python_path_is_found_too(tmp_path: Path) -> None:

@@ -27,10 +27,15 @@ EXAMPLE_FILE: Final = "example.json"
 """The model's example request (if it was pushed with one), next to the model."""
 
 
+def _example_option(model: ModelRecord, path: str) -> tuple[str, ...]:
+    """``--example`` and the model's example request beside the model at ``path``, if
+    it was pushed with one."""
+    if "example_sha256" not in model.metadata:
+        return ()
+    return ("--example", f"{path.rsplit('/', 1)[0]}/{EXAMPLE_FILE}")
+
+
 def _model_server_args(model: ModelRecord, *, path: str, host: str, port: str) -> tuple[str, ...]:
-    options: tuple[str, ...] = ()
-    if "example_sha256" in model.metadata:
-        options += ("--example", f"{path.rsplit('/', 1)[0]}/{EXAMPLE_FILE}")
     return (
         "--name", model.name,
         "--version", str(model.version),
@@ -38,7 +43,7 @@ def _model_server_args(model: ModelRecord, *, path: str, host: str, port: str) -
         "--path", path,
         "--host", host,
         "--port", port,
-        *options,
+        *_example_option(model, path),
     )  # fmt: skip
 
 
@@ -98,6 +103,7 @@ def triton_command(model: ModelRecord, path: str, spec: NodeSpec) -> tuple[str, 
         "--metrics-port", f"{{port:{TRITON_METRICS_PORT}}}",
         "--workers", str(instances),
         *batching,
+        *_example_option(model, path),
     )  # fmt: skip
 
 

@@ -3,12 +3,15 @@
 
     python -m pier.modelserver.triton --name NAME --format FMT --path PATH
         --repository DIR --port N --metrics-port N [--version 1] [--host 127.0.0.1]
-        [--workers 1] [--max-batch-size 1] [--batch-delay-ms 0]
+        [--workers 1] [--max-batch-size 1] [--batch-delay-ms 0] [--example REQUEST.json]
 
 The process execs tritonserver (same pid, so signals and exit status are Triton's):
 HTTP on ``--port`` (no gRPC), metrics on ``--metrics-port``, both on ``--host``.
 Exit status 1, with the reason on stderr, when no tritonserver is installed
 (:mod:`.distribution`) or the repository cannot be written (a model that does not load).
+The model is warmed up in Triton's Python backend as in pier's own server, on
+``--example`` when given (see :mod:`.backend`): Triton reports it ready once warm, and a
+failed warm-up stops tritonserver with ``model load failed`` and the reason in its log.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from pier.modelserver.triton.distribution import (
     find_distribution,
 )
 from pier.modelserver.triton.repository import write_backends, write_repository
+from pier.modelserver.triton.stub_environment import stub_bin_directory
 from pier.observability.logging import configure_logging
 
 log = structlog.get_logger("pier.modelserver.triton")
@@ -51,6 +55,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=1, help="model instances (default: 1)")
     parser.add_argument("--max-batch-size", type=int, default=1, help="dynamic batching: rows")
     parser.add_argument("--batch-delay-ms", type=float, default=0.0, help="dynamic batching: delay")
+    parser.add_argument("--example", type=Path, help="a V2 JSON request for the warm-up")
     return parser.parse_args(argv)
 
 
@@ -65,15 +70,17 @@ def server_argv(args: argparse.Namespace, distribution: TritonDistribution) -> l
         "--allow-grpc", "false", "--allow-gpu-metrics", "false",
         "--exit-timeout-secs", str(EXIT_TIMEOUT_S),
         "--model-control-mode", "none", "--strict-readiness", "true",
+        "--log-info", "false",  # its tables would push a load failure out of the log's tail
     ]  # fmt: skip
 
 
 def server_environment(
-    environ: Mapping[str, str], distribution: TritonDistribution
+    environ: Mapping[str, str], distribution: TritonDistribution, bin_dir: Path
 ) -> dict[str, str]:
-    """The environment tritonserver runs in: this Python first on PATH (the Python
-    backend's stub runs it, with pier importable) and its libpython, and the wheel's
-    libraries, on LD_LIBRARY_PATH (else the stub loads another libpython and crashes)."""
+    """The environment tritonserver runs in: ``bin_dir``'s Python first on PATH (the
+    Python backend's stub runs it, with pier importable: :mod:`.stub_environment`) and
+    its libpython, and the wheel's libraries, on LD_LIBRARY_PATH (else the stub loads
+    another libpython and crashes)."""
     import sysconfig
 
     libraries = [str(sysconfig.get_config_var("LIBDIR"))]
@@ -81,10 +88,9 @@ def server_environment(
         libraries.append(str(distribution.libs))
     if environ.get("LD_LIBRARY_PATH"):
         libraries.append(environ["LD_LIBRARY_PATH"])
-    bin_dir = str(Path(sys.executable).parent)
     return {
         **environ,
-        "PATH": os.pathsep.join([bin_dir, environ.get("PATH", os.defpath)]),
+        "PATH": os.pathsep.join([str(bin_dir), environ.get("PATH", os.defpath)]),
         "LD_LIBRARY_PATH": os.pathsep.join(libraries),
     }
 
@@ -103,8 +109,10 @@ def main(argv: list[str] | None = None) -> int:
             args.repository / "models", name=args.name, version=args.version,
             fmt=args.format, model=args.path, workers=args.workers,
             max_batch_size=args.max_batch_size, batch_delay_s=args.batch_delay_ms / 1000,
+            example=args.example,
         )  # fmt: skip
         write_backends(args.repository / "backends", distribution)
+        bin_dir = stub_bin_directory(args.repository / "stub-python", distribution.stub_numpy)
     except Exception as exc:
         log.error(
             "model repository not written", model=args.name, error=f"{type(exc).__name__}: {exc}"
@@ -113,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     argv_ = server_argv(args, distribution)
     log.info("starting tritonserver", model=args.name, port=args.port, server=argv_[0])
     sys.stderr.flush()
-    os.execve(argv_[0], argv_, server_environment(os.environ, distribution))
+    os.execve(argv_[0], argv_, server_environment(os.environ, distribution, bin_dir))
 
 
 if __name__ == "__main__":

@@ -8,10 +8,9 @@ be concatenated (same requested outputs, same inner shapes and types) run as one
 ``predict`` and are split back by rows; if that call fails, each request of the group
 runs alone, so a bad request fails alone (as :mod:`pier.modelserver.batching` does).
 
-Tensors cross between Triton and numpy by DLPack, not by the stub's ``as_numpy`` and
-``Tensor(name, array)``: the wheel's stub is built against numpy 1, and with numpy 2
-those read the array's layout wrongly (garbage in, empty outputs). BYTES tensors, which
-DLPack cannot carry, still go the numpy way.
+Tensors cross between Triton and numpy with the stub's own ``as_numpy()`` and
+``Tensor(name, array)``, BYTES included: the stub runs on numpy 1, which the wheel's
+stub is built against (:mod:`.stub_environment`).
 """
 
 from __future__ import annotations
@@ -22,23 +21,39 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import structlog
 import triton_python_backend_utils as pb_utils
 
+from pier.modelserver.dataplane import ServedModel
 from pier.modelserver.loaders import LoadedModel, load_model
+from pier.modelserver.warmup import WarmUpFailed, warm_up
+from pier.observability.logging import configure_logging
 
 Arrays = Mapping[str, np.ndarray]
+log = structlog.get_logger("pier.modelserver.triton")
 
 
 class TritonPythonModel:
     """The Python backend's model class (the name Triton looks for)."""
 
     def initialize(self, args: Mapping[str, str]) -> None:
+        """Load the model and warm it up as pier's own server does (on the node's
+        example request, else on inputs derived from the model), so that Triton reports
+        it ready only once it is warm; a failed warm-up fails the load, logged first."""
+        configure_logging()  # key=value lines on the stub's stderr, Triton's log
         config = json.loads(args["model_config"])
         parameters = {k: v["string_value"] for k, v in config["parameters"].items()}
         self._model: LoadedModel = load_model(
             Path(parameters["pier_path"]), parameters["pier_format"]
         )
         self._all_outputs = tuple(spec.name for spec in self._model.outputs)
+        example = parameters.get("pier_example")
+        served = ServedModel(args["model_name"], args["model_version"], self._model)
+        try:
+            warm_up(served, None if example is None else Path(example).read_bytes())
+        except WarmUpFailed as exc:
+            log.error("model load failed", model=served.name, error=str(exc))
+            raise
 
     def execute(self, requests: Sequence[Any]) -> list[Any]:
         """One response per request, in order."""
@@ -63,9 +78,7 @@ class TritonPythonModel:
             tensor = pb_utils.get_input_tensor_by_name(request, spec.name)
             if tensor is None:
                 raise ValueError(f"input {spec.name!r} is missing")
-            inputs[spec.name] = (
-                tensor.as_numpy() if spec.datatype == "BYTES" else np.from_dlpack(tensor)
-            )
+            inputs[spec.name] = tensor.as_numpy()
         return inputs, tuple(request.requested_output_names()) or self._all_outputs
 
     def _run_group(
@@ -100,6 +113,6 @@ def _response(answer: Arrays | Exception | None) -> Any:
 
 def _tensor(name: str, array: np.ndarray) -> Any:
     array = np.ascontiguousarray(array)
-    if array.dtype.kind in "OSU":
-        return pb_utils.Tensor(name, array.astype(np.object_))
-    return pb_utils.Tensor.from_dlpack(name, array.__dlpack__())
+    if array.dtype.kind in "SU":  # str elements are encoded as UTF-8 by the stub
+        array = array.astype(np.object_)
+    return pb_utils.Tensor(name, array)

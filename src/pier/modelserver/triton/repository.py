@@ -81,8 +81,10 @@ def write_repository(
     workers: int,
     max_batch_size: int,
     batch_delay_s: float,
+    example: Path | None = None,
 ) -> None:
-    """Write ``repository/name`` for the model at ``model`` (see the module docstring)."""
+    """Write ``repository/name`` for the model at ``model`` (see the module docstring);
+    ``example``: the request pier's backend warms the model up on (a pier format's)."""
     target = repository / name
     shutil.rmtree(target, ignore_errors=True)
     if fmt == "triton":
@@ -102,6 +104,7 @@ def write_repository(
         config = pier_model_config(
             name, fmt, model.resolve(), loaded.inputs, loaded.outputs,
             workers=workers, max_batch_size=max_batch_size, batch_delay_s=batch_delay_s,
+            example=None if example is None else example.resolve(),
         )  # fmt: skip
         (target / version).mkdir(parents=True)
         (target / version / "model.py").write_text(BACKEND_MODEL)
@@ -118,8 +121,10 @@ def pier_model_config(
     workers: int,
     max_batch_size: int,
     batch_delay_s: float,
+    example: Path | None = None,
 ) -> model_config_pb2.ModelConfig:
-    """The Python backend's configuration of a model in one of pier's formats."""
+    """The Python backend's configuration of a model in one of pier's formats: where the
+    backend finds the model and its example request, in ``parameters``."""
     document = model_config(
         name=name, platform="", backend="python", inputs=inputs, outputs=outputs,
         max_batch_size=max_batch_size, batch_delay_s=batch_delay_s,
@@ -130,6 +135,8 @@ def pier_model_config(
         "pier_format": {"string_value": fmt},
         "pier_path": {"string_value": str(path)},
     }
+    if example is not None:
+        document["parameters"]["pier_example"] = {"string_value": str(example)}
     return json_format.ParseDict(document, model_config_pb2.ModelConfig())
 
 
