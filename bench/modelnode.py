@@ -29,6 +29,7 @@ pinned to CPU 0.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -37,13 +38,15 @@ import sys
 import tempfile
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _compute_model import compute_model
-from _wrk import free_port, pinned, require_tools, run_wrk, stop, wait_for_port
+from _wrk import cpu_seconds, free_port, pinned, require_tools, run_wrk, stop, wait_for_port
 from pier.client import Client
 
 CONCURRENCY = (1, 32)
@@ -132,6 +135,63 @@ def start_model_server(
     return proc, port
 
 
+@dataclass
+class Target:
+    url: str
+    pid: int | None = None
+    """The server's process (CPU time is counted over its whole tree), when it is ours."""
+    stats: str | None = None
+    """pier's /v2/models/big/stats: rows per batch."""
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants (PyTriton: its proxy, tritonserver, the stub)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        found.append(todo.pop())
+        todo += children.get(found[-1], [])
+    return found
+
+
+def tree_cpu_s(pid: int) -> float:
+    total = 0.0
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError):
+            total += cpu_seconds(member)
+    return total
+
+
+def batch_counts(stats_url: str) -> tuple[int, int]:
+    """(inferences, executions) of pier's statistics extension."""
+    stats = httpx.get(stats_url).json()["model_stats"][0]
+    return stats["inference_count"], stats["execution_count"]
+
+
+def measure_target(
+    target: Target, script: Path, connections: int, duration_s: float
+) -> tuple[object, float | None, float | None]:
+    """One wrk run; the server's CPU µs per request and rows per batch, where known."""
+    run_wrk(target.url, connections=connections, duration_s=1.0, script=script)
+    cpu0 = None if target.pid is None else tree_cpu_s(target.pid)
+    counts0 = None if target.stats is None else batch_counts(target.stats)
+    result = run_wrk(target.url, connections=connections, duration_s=duration_s, script=script)
+    requests = max(result.requests, 1)
+    cpu_us = None if cpu0 is None else (tree_cpu_s(target.pid) - cpu0) / requests * 1e6
+    rows = None
+    if counts0 is not None:
+        inferences, executions = batch_counts(target.stats)
+        rows = (inferences - counts0[0]) / max(executions - counts0[1], 1)
+    return result, cpu_us, rows
+
+
 def batching_rows(
     client: Client,
     tmp_path: Path,
@@ -139,10 +199,11 @@ def batching_rows(
     token: str,
     args: argparse.Namespace,
     duration_s: float,
-) -> list[tuple[str, int, object]]:
+) -> list[tuple[str, int, object, float | None, float | None]]:
     """The compute-bound model without and with dynamic batching, through the gateway and
     direct to the instance; pier's model server with one batch worker; engine triton;
-    PyTriton."""
+    PyTriton. Measured in rounds (each target in turn at each concurrency), so that a
+    change of the machine's load hits every target alike."""
     blob, row = compute_model()
     path = tmp_path / "big.onnx"
     path.write_bytes(blob)
@@ -154,28 +215,32 @@ def batching_rows(
             "big-triton", model="big", engine="triton", max_batch_size=MAX_BATCH_SIZE
         )
     script = lua_script(tmp_path / "big.lua", infer_body(row), token)
-    targets = {}
+    targets: dict[str, Target] = {}
     for name in ("big", "big-batch", *(() if args.no_triton else ("big-triton",))):
         client.wait_node(name, timeout_s=120)
-        targets[f"{name} gw"] = (
+        targets[f"{name} gw"] = Target(
             f"http://127.0.0.1:{gateway_port}/default/nodes/{name}/v2/models/big/infer"
         )
         if name != "big":
             [instance] = client.instances(name)
-            targets[f"{name} direct"] = f"{instance.endpoint}/v2/models/big/infer"
+            stats = f"{instance.endpoint}/v2/models/big/stats" if name == "big-batch" else None
+            url = f"{instance.endpoint}/v2/models/big/infer"
+            targets[f"{name} direct"] = Target(url, None, stats)
     servers = []
     proc, port = start_model_server(path, tmp_path / "one-worker.log", workers=1)
     servers.append(proc)
-    targets["big-batch 1 worker direct"] = f"http://127.0.0.1:{port}/v2/models/big/infer"
+    base = f"http://127.0.0.1:{port}/v2/models/big"
+    targets["big-batch 1 worker direct"] = Target(f"{base}/infer", proc.pid, f"{base}/stats")
     if args.pytriton_python:
         proc, port = start_pytriton(args.pytriton_python, path, tmp_path / "pytriton.log")
         servers.append(proc)
-        targets["pytriton direct"] = f"http://127.0.0.1:{port}/v2/models/big/infer"
+        url = f"http://127.0.0.1:{port}/v2/models/big/infer"
+        targets["pytriton direct"] = Target(url, proc.pid)
     try:
         return [
-            (target, connections, measure(url, script, connections, duration_s))
+            (target, connections, *measure_target(t, script, connections, duration_s))
             for connections in BATCH_CONCURRENCY
-            for target, url in targets.items()
+            for target, t in targets.items()
         ]
     finally:
         for server in servers:
@@ -288,15 +353,24 @@ def print_table(rows: list, duration_s: float) -> None:
 def print_batching_table(rows: list, *, with_pytriton: bool) -> None:
     print(
         f"\ncompute-bound MLP 512-2048-2048-10, through the gateway (gw) or to the server "
-        f"(direct); batching: --max-batch-size {MAX_BATCH_SIZE}; big-triton: --engine triton"
+        f"(direct); batching: --max-batch-size {MAX_BATCH_SIZE}; big-triton: --engine triton; "
+        "cpu us/req: the server's process tree (servers the bench started); rows/batch: "
+        "pier's statistics; x pytriton: requests/s over PyTriton's at that concurrency"
     )
-    header = f"{'server':26} {'conc':>4} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}"
+    pytriton = {conc: r.requests_per_s for t, conc, r, _, _ in rows if t == "pytriton direct"}
+    header = (
+        f"{'server':26} {'conc':>4} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} "
+        f"{'cpu us/req':>10} {'rows/batch':>10} {'x pytriton':>10}"
+    )
     print(header)
     print("-" * len(header))
-    for target, conc, r in rows:
+    for target, conc, r, cpu_us, batch_rows in rows:
+        ratio = f"{r.requests_per_s / pytriton[conc]:.2f}" if conc in pytriton else "-"
+        cpu = "-" if cpu_us is None else f"{cpu_us:.0f}"
+        per_batch = "-" if batch_rows is None else f"{batch_rows:.1f}"
         print(
             f"{target:26} {conc:>4} {r.requests_per_s:>9.0f} {r.p50_ms:>8.3f} "
-            f"{r.p99_ms:>8.3f} {r.errors:>6}"
+            f"{r.p99_ms:>8.3f} {r.errors:>6} {cpu:>10} {per_batch:>10} {ratio:>10}"
         )
     if not with_pytriton:
         print("PyTriton not measured: give --pytriton-python PY (a Python with nvidia-pytriton)")

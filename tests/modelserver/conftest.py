@@ -106,13 +106,20 @@ StartModelServer = Callable[..., ModelServer]
 
 @pytest.fixture
 def start_model_server(tmp_path: Path) -> Iterator[StartModelServer]:
-    """Factory: start(name, fmt, path, *extra_args, wait_ready=True) -> ModelServer."""
+    """Factory: start(name, fmt, path, *extra_args, wait_ready=True, prefix=()) ->
+    ModelServer; ``prefix``: what runs the server (e.g. ``taskset -c 0``)."""
     servers: list[ModelServer] = []
 
     def start(
-        name: str, fmt: str, path: Path, *extra_args: str, wait_ready: bool = True
+        name: str,
+        fmt: str,
+        path: Path,
+        *extra_args: str,
+        wait_ready: bool = True,
+        prefix: tuple[str, ...] = (),
     ) -> ModelServer:
-        server = _launch(tmp_path / f"server-{len(servers)}.log", name, fmt, path, extra_args)
+        log_path = tmp_path / f"server-{len(servers)}.log"
+        server = _launch(log_path, name, fmt, path, extra_args, prefix)
         servers.append(server)
         if wait_ready:
             server.wait_ready()
@@ -155,9 +162,15 @@ def sklearn_server(
 
 
 def _launch(
-    log_path: Path, name: str, fmt: str, path: Path, extra_args: tuple[str, ...]
+    log_path: Path,
+    name: str,
+    fmt: str,
+    path: Path,
+    extra_args: tuple[str, ...],
+    prefix: tuple[str, ...] = (),
 ) -> ModelServer:
-    command = [sys.executable, "-m", "pier.modelserver", "--name", name, "--format", fmt]
+    command = [*prefix, sys.executable, "-m", "pier.modelserver", "--name", name]
+    command += ["--format", fmt]
     command += ["--path", str(path), "--port", "0", *extra_args]
     with log_path.open("wb") as stderr:
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)

@@ -3,6 +3,9 @@
 With one worker, the first request holds the worker inside the gated model's
 ``predict``; the others arrive meanwhile (the server's gauge of requests held says
 when all have) and wait for the worker, so they run together once the gate opens.
+On one CPU, one batch runs at a time however many workers the server has (a second
+batch could only share the CPU, and splitting the waiting requests between two
+batches makes each smaller).
 """
 
 from __future__ import annotations
@@ -41,6 +44,23 @@ def hold_the_worker_then_send(
         (directory / "go").touch()
         assert outputs(first.result())["y"] == [100.5]
         return [call.result() for call in calls]
+
+
+def test_on_one_cpu_the_waiting_requests_run_as_one_batch_whatever_the_workers(
+    tmp_path: Path, start_model_server: StartModelServer
+) -> None:
+    directory = gated_model(tmp_path)
+    server = start_model_server(
+        "batched", "python", directory, "--workers", "2", "--max-batch-size", "64",
+        prefix=("taskset", "-c", "0"),
+    )  # fmt: skip
+    bodies = [infer_body([[i, 0.5]]) for i in range(1, CALLERS + 1)]
+    responses = hold_the_worker_then_send(server, directory, bodies)
+
+    for i, response in enumerate(responses, start=1):
+        assert outputs(response)["y"] == [i + 0.5]
+        assert outputs(response)["rows"] == [CALLERS]
+    assert entered(directory) == 2  # the held request, then all the others at once
 
 
 def test_concurrent_callers_are_batched_and_each_gets_exactly_its_rows(

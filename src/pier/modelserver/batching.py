@@ -6,7 +6,8 @@ weight reads) dominates. The batcher lives on the event loop; a request joins th
 open batch of its *key* (same requested outputs, same inner shapes: what can be
 concatenated), and a batch is started on a worker thread when
 
-* a worker is free (at most ``workers`` batches run at once), and
+* a worker is free (at most ``concurrency`` batches run at once: the pool's workers,
+  or fewer), and
 * it is full (``max_batch_size`` rows; a request that would overflow it starts the
   next batch), or its oldest request has waited ``delay_s``.
 
@@ -64,11 +65,14 @@ class Batcher(Generic[R, A]):
         *,
         max_batch_size: int,
         delay_s: float,
+        concurrency: int | None = None,
     ) -> None:
         self._pool = pool
         self._run = run
         self.max_batch_size = max_batch_size
         self.delay_s = delay_s
+        self.concurrency = min(pool.workers, concurrency or pool.workers)
+        """Batches that run at once (each on a worker thread)."""
         self._open: dict[Hashable, _Batch[R, A]] = {}
         """Batches still taking requests, oldest first."""
         self._full: deque[_Batch[R, A]] = deque()
@@ -112,7 +116,7 @@ class Batcher(Generic[R, A]):
     def _dispatch(self) -> None:
         self._dispatch_soon = False
         loop = asyncio.get_running_loop()
-        while self._running < self._pool.workers:
+        while self._running < self.concurrency:
             batch = self._next(loop.time())
             if batch is None:
                 break
@@ -123,7 +127,7 @@ class Batcher(Generic[R, A]):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if self._open and self._running < self._pool.workers:
+        if self._open and self._running < self.concurrency:
             deadline = next(iter(self._open.values())).deadline
             self._timer = loop.call_at(deadline, self._dispatch)
 

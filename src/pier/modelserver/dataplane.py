@@ -443,6 +443,7 @@ class DataPlane:
             lambda requests: self._run_batch(served, requests),
             max_batch_size=self.max_batch_size,
             delay_s=self.batch_delay_s,
+            concurrency=default_workers(),
         )
 
     def served(self, name: str, version: str | None) -> ServedModel:
