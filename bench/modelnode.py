@@ -8,7 +8,11 @@ started by hand with one batch worker (a node's instance has one per vCPU of its
 configuration, 2 for c1.2); the model on ``--engine triton`` ("big-triton", unless
 ``--no-triton``); and, with ``--pytriton-python PY`` (a Python that has
 ``nvidia-pytriton`` and ``onnxruntime``), PyTriton with its dynamic batcher on the same
-ONNX file, on CPU 0. ``--batching-only`` skips the first table.
+ONNX file, on CPU 0. ``--batching-only`` skips the first table. Every server runs in a
+session of its own, as pier's instances do: with the kernel's autogroup scheduling, on
+a loaded machine a server in the bench's session got about twice the CPU share of one
+in its own, so same-run ratios compared the scheduler, not the servers. The CPU time
+per request (the server's whole process tree) does not depend on that share.
 
 Two models: the ONNX logistic regression on iris of the tests, and a 64→256→10 MLP
 (scikit-learn, exported to ONNX). `pier up` and everything it starts (gateway, model
@@ -116,7 +120,9 @@ def start_pytriton(
     server = str(Path(__file__).resolve().parent / "_pytriton_server.py")
     argv = [python, server, str(model_path), *map(str, ports)]
     with log_path.open("wb") as log:
-        proc = subprocess.Popen(pinned(0, argv), stdout=log, stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.Popen(
+            pinned(0, argv), stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
     wait_for_port(ports[0], proc, timeout_s=120)
     return proc, ports[0]
 
@@ -130,7 +136,9 @@ def start_model_server(
             "--path", str(model_path), "--port", str(port), "--workers", str(workers),
             "--max-batch-size", str(MAX_BATCH_SIZE)]  # fmt: skip
     with log_path.open("wb") as log:
-        proc = subprocess.Popen(pinned(0, argv), stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            pinned(0, argv), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
     wait_for_port(port, proc, timeout_s=60)
     return proc, port
 
