@@ -181,7 +181,8 @@ async def run(settings: Settings, say: Say = print) -> None:
         SeriesStore(settings.series_path, retention_s=settings.series.retention_s,
                     max_series=settings.series.max_series),
         repo, GatewayView(gateway.url, sampler_http, token=token), runtimes,
-        interval_s=settings.series.sample_s,
+        interval_s=settings.series.sample_s, http=sampler_http,
+        model_stats_timeout_s=settings.series.model_stats_timeout_s,
     )  # fmt: skip
     services = Services(
         repo=repo,
@@ -210,6 +211,7 @@ async def run(settings: Settings, say: Say = print) -> None:
         series=SeriesService(repo, settings.series_path, settings.series.retention_s),
         ui=settings.ui,
         controller=controller.tick_times,
+        traffic=sampler,
     )
     server = _ApiServer(
         uvicorn.Config(

@@ -135,6 +135,9 @@ class SeriesSettings(BaseModel):
     max_series: Annotated[int, Field(ge=1)] = 20_000
     """(project, node, instance, field) series kept at most; samples of more are dropped
     (logged). With the retentions above one series takes at most 3168 points."""
+    model_stats_timeout_s: Annotated[float, Field(gt=0)] = 1.0
+    """How long a sample waits for a model node instance's statistics
+    (``/v2/models/stats``); one that takes longer is left out of that sample."""
 
     @property
     def retention_s(self) -> tuple[float, float, float]:

@@ -6,13 +6,16 @@ handed one connection to."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 import httpx
 from gateway_processes import (
     FakeControlPlane,
     Gateway,
     Upstream,
+    alias,
     node,
     table,
     wait_until,
@@ -61,6 +64,47 @@ async def test_the_load_read_by_the_controller_adds_up_every_worker(
         one_worker = parse_in_flight_seconds((await client.get(f"{urls[0]}/metrics")).text)
     assert 1.5 <= total <= 4.0, total
     assert one_worker[SLOW] < 0.75 * total  # reading one worker would have seen about half
+
+
+def exchange_bytes(url: str, request: bytes) -> int:
+    """Send ``request`` (asking for a close) to the worker at ``url``; the bytes of the
+    whole answer."""
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+        sock.sendall(request)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    assert received.startswith(b"HTTP/1.1 200"), received[:80]
+    return len(received)
+
+
+async def test_the_bytes_read_by_the_controller_add_up_every_worker_by_node_alias_and_instance(
+    gateway_factory: Callable[..., Gateway], upstreams: dict[str, Upstream]
+) -> None:
+    routes = table(node("one", upstreams["a"].endpoint), aliases=(alias("pub", ("one", 100)),))
+    gateway = gateway_factory(routes, "--workers", "2")
+    urls = worker_urls(gateway)
+    for url in urls:
+        wait_until(lambda u=url: httpx.get(f"{u}/healthz").json()["routes_version"] == 1)
+    close = b" HTTP/1.1\r\nhost: x\r\nconnection: close\r\n"
+    post = b"POST /default/nodes/one/big?n=5000" + close + b"content-length: 900\r\n\r\n"
+    direct = [
+        exchange_bytes(urls[0], post + b"b" * 900),
+        exchange_bytes(urls[1], b"GET /default/nodes/one/chunked?n=7000" + close + b"\r\n"),
+    ]
+    through_alias = exchange_bytes(
+        urls[1], b"GET /default/aliases/pub/big?n=3000" + close + b"\r\n"
+    )
+    async with httpx.AsyncClient(timeout=10) as client:
+        traffic = await GatewayView(gateway.url, client).traffic()
+    assert traffic is not None
+    one = traffic.nodes[("default", "one")]
+    assert one.bytes_out == sum(direct) + through_alias  # every byte the clients got
+    assert 900 + 3 * 50 < one.bytes_in < 900 + 3 * 400  # request lines, headers, a body
+    assert traffic.aliases[("default", "pub", "one")].bytes_out == through_alias
+    instance = traffic.instances[("default", "one", "one-0")]
+    assert (instance.bytes_in, instance.bytes_out) == (one.bytes_in, one.bytes_out)
 
 
 async def test_the_routes_version_read_by_the_controller_is_the_oldest_any_worker_serves(

@@ -29,6 +29,7 @@ from pier.api.routes import (
     system,
 )
 from pier.services.control_metrics import StoreCollector
+from pier.services.traffic_metrics import TrafficCollector
 from pier.store.repository import utcnow
 from pier.ui.mount import install_ui
 
@@ -71,6 +72,8 @@ def create_app(services: Services) -> FastAPI:
     registry = CollectorRegistry()
     app.add_middleware(RequestMetricsMiddleware, figures=RequestFigures(registry))
     registry.register(StoreCollector(services.repo))
+    if services.traffic is not None:
+        registry.register(TrafficCollector(services.repo, services.traffic))
     app.state.metrics_registry = registry
     routers = [
         module.router

@@ -22,6 +22,7 @@ from pier.services.routes import (
     InstanceStatsSource,
     LogSource,
     RouteSource,
+    TrafficSource,
 )
 from pier.services.secrets import SecretService
 from pier.services.series import SeriesService
@@ -53,6 +54,9 @@ class Services:
     """The web UI's settings."""
     controller: ControllerFiguresSource | None = None
     """The controller's tick times; None where no controller runs."""
+    traffic: TrafficSource | None = None
+    """The sampler's last read of the gateway and the instances, for /metrics; None
+    where no sampler runs."""
 
 
 def get_services(request: Request) -> Services:

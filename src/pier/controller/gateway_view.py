@@ -31,33 +31,14 @@ import structlog
 from prometheus_client.parser import text_string_to_metric_families
 
 from pier.controller.passive import InstanceTraffic, instance_traffic
+from pier.controller.traffic_figures import parse_traffic
 from pier.domain.names import AliasName, NodeKey, NodeName, ProjectName
+from pier.domain.traffic import Traffic
 
 log = structlog.get_logger(__name__)
 
 IN_FLIGHT_SECONDS = "pier_gateway_in_flight_seconds"
-REQUESTS = "pier_gateway_requests"
-LATENCY = "pier_gateway_upstream_latency_seconds"
-IN_FLIGHT = "pier_gateway_in_flight_requests"
 READ_TIMEOUT_S = 1.0
-
-
-@dataclass(slots=True)
-class NodeFigures:
-    """A node's counters as the gateway shows them (all workers added up)."""
-
-    by_class: dict[str, float] = field(default_factory=dict)
-    """Requests answered, by status class ("2xx", "5xx", ...)."""
-    latency: dict[float, float] = field(default_factory=dict)
-    """Cumulative latency bucket counts by upper bound (inf for +Inf)."""
-    in_flight: float = 0.0
-
-    def add(self, other: NodeFigures) -> None:
-        for code, count in other.by_class.items():
-            self.by_class[code] = self.by_class.get(code, 0.0) + count
-        for bound, count in other.latency.items():
-            self.latency[bound] = self.latency.get(bound, 0.0) + count
-        self.in_flight += other.in_flight
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,21 +112,20 @@ class GatewayView:
                 instances[instance] = traffic if known is None else known.plus(traffic)
         return GatewayFigures(loads, aliases, instances)
 
-    async def figures(self) -> dict[NodeKey, NodeFigures] | None:
-        """Every node's requests by status class, latency buckets and requests in flight,
-        summed over the workers; None when the gateway (or one of its workers) did not
-        answer."""
+    async def traffic(self) -> Traffic | None:
+        """Every node's, alias node's and routed instance's counters (requests, latency
+        buckets, in flight, bytes), summed over the workers; None when the gateway (or
+        one of its workers) did not answer."""
         if self._worker_urls is None and await self._statuses() is None:
             return None
-        figures: dict[NodeKey, NodeFigures] = {}
+        traffic = Traffic()
         for url in self._worker_urls or ():
             response = await self._get(url, "/metrics")
             if response is None:
                 self._worker_urls = None
                 return None
-            for key, mine in self._parse(url, response.text, parse_figures).items():
-                figures.setdefault(key, NodeFigures()).add(mine)
-        return figures
+            traffic.add(self._parse(url, response.text, parse_traffic))
+        return traffic
 
     async def status(self) -> GatewayStatus | None:
         """The routes version every worker serves (the oldest) and the requests in flight
@@ -496,23 +476,3 @@ def _alias_node_key(labels: dict[str, str]) -> AliasNodeKey | None:
     if not (project and alias and node):
         return None
     return AliasNodeKey(ProjectName(project), AliasName(alias), NodeName(node))
-
-
-def parse_figures(text: str) -> dict[NodeKey, NodeFigures]:
-    """Requests, latency buckets and in flight of Prometheus text, by node."""
-    figures: dict[NodeKey, NodeFigures] = {}
-    for family in text_string_to_metric_families(text):
-        if family.name not in (REQUESTS, LATENCY, IN_FLIGHT):
-            continue
-        for sample in family.samples:
-            project, node = sample.labels.get("project"), sample.labels.get("node")
-            if not (project and node):
-                continue
-            mine = figures.setdefault(NodeKey(ProjectName(project), NodeName(node)), NodeFigures())
-            if family.name == REQUESTS:
-                mine.by_class[sample.labels.get("code", "")] = float(sample.value)
-            elif family.name == IN_FLIGHT:
-                mine.in_flight = float(sample.value)
-            elif sample.name.endswith("_bucket"):
-                mine.latency[float(sample.labels["le"])] = float(sample.value)
-    return figures

@@ -1,8 +1,16 @@
 """The control plane's sampler: every ``series.sample_s`` it turns the gateway's counters
-into increases (requests, 5xx, latency buckets) over the seconds since the previous
-sample, reads requests in flight and instances by status, and the CPU and memory of each
-local instance from its runtime (psutil on the process tree: cheap). Docker instances
-are skipped: a docker stats call takes a second or more per container.
+into increases over the seconds since the previous sample (requests, 5xx, latency
+buckets, bytes in and out: per node, per node of an alias, bytes per instance), reads
+requests in flight and instances by status, the CPU and memory of each local instance
+from its runtime (psutil on the process tree: cheap), and each model node instance's
+model-server statistics (inferences, queue and compute time). Docker instances are
+skipped for CPU and memory: a docker stats call takes a second or more per container.
+
+An alias's series are kept under the alias's name with fields ``alias.*``, one series
+per node behind it (``observability.series.ALIAS_FIELD``).
+
+The last read of the gateway and the last CPU and memory of each instance stay in
+memory for the control plane's ``/metrics`` (``traffic``, ``usage``).
 
 The store is written on a worker thread, never on the event loop."""
 
@@ -12,32 +20,71 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
+import httpx
 import structlog
 
-from pier.controller.gateway_view import GatewayView, NodeFigures
+from pier.controller.gateway_view import GatewayView
+from pier.controller.model_stats import ModelServerCounts, read_model_stats
 from pier.domain.instance_status import InstanceStatus
-from pier.domain.names import InstanceId, NodeKey
-from pier.observability.series import Sample, SeriesStore
+from pier.domain.names import InstanceId
+from pier.domain.records import InstanceRecord
+from pier.domain.traffic import Figures, InstanceUsage, Traffic
+from pier.observability.series import ALIAS_FIELD, Sample, SeriesStore
 from pier.runtimes.base import Runtime
 from pier.store.repository import Repository
 
 log = structlog.get_logger(__name__)
 
 
-def increases(before: NodeFigures | None, now: NodeFigures) -> tuple[float, float, list[float]]:
-    """Requests, 5xx and per-bucket latency counts (non-cumulative) since ``before``; a
-    counter lower than before (the gateway restarted) counts from zero."""
+@dataclass(frozen=True, slots=True)
+class Increase:
+    """What a counter-set gained between two samples."""
+
+    requests: float
+    errors: float
+    buckets: list[float]
+    """Requests per latency bucket (non-cumulative)."""
+    bytes_in: float
+    bytes_out: float
+
+
+def increases(before: Figures | None, now: Figures, *, error_class: str = "5xx") -> Increase:
+    """Requests, errors (``error_class``), per-bucket latency counts and bytes since
+    ``before``; a counter lower than before (the gateway restarted) counts from zero."""
 
     def delta(old: float, new: float) -> float:
         return new - old if new >= old else new
 
-    old = before or NodeFigures()
+    old = before or Figures()
     requests = sum(delta(old.by_class.get(c, 0.0), n) for c, n in now.by_class.items())
-    errors = delta(old.by_class.get("5xx", 0.0), now.by_class.get("5xx", 0.0))
+    errors = delta(old.by_class.get(error_class, 0.0), now.by_class.get(error_class, 0.0))
     cumulative = [delta(old.latency.get(b, 0.0), n) for b, n in sorted(now.latency.items())]
-    buckets = [c - p for p, c in zip([0.0, *cumulative[:-1]], cumulative, strict=True)]
-    return requests, errors, [max(0.0, b) for b in buckets]
+    buckets = [c - p for p, c in zip([0.0, *cumulative][:-1], cumulative, strict=True)]
+    return Increase(
+        requests,
+        errors,
+        [max(0.0, b) for b in buckets],
+        delta(old.bytes_in, now.bytes_in),
+        delta(old.bytes_out, now.bytes_out),
+    )
+
+
+def _counter_samples(
+    p: str, n: str, instance: str, grown: Increase, elapsed: float, prefix: str = ""
+) -> list[Sample]:
+    samples = [
+        Sample(p, n, prefix + "requests", grown.requests, elapsed, instance),
+        Sample(p, n, prefix + "errors", grown.errors, elapsed, instance),
+        Sample(p, n, prefix + "bytes_in", grown.bytes_in, elapsed, instance),
+        Sample(p, n, prefix + "bytes_out", grown.bytes_out, elapsed, instance),
+    ]
+    if grown.buckets:
+        samples.append(
+            Sample(p, n, prefix + "latency", sum(grown.buckets), 1.0, instance, grown.buckets)
+        )
+    return samples
 
 
 class Sampler:
@@ -49,17 +96,32 @@ class Sampler:
         runtimes: Mapping[str, Runtime],
         *,
         interval_s: float,
+        http: httpx.AsyncClient | None = None,
+        model_stats_timeout_s: float = 1.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """``http``: where model servers' statistics are read (None: they are not)."""
         self._store = store
         self._repo = repo
         self._gateway = gateway
         self._runtimes = runtimes
         self._interval_s = interval_s
+        self._http = http
+        self._model_stats_timeout_s = model_stats_timeout_s
         self._clock = clock
-        self._previous: dict[NodeKey, NodeFigures] = {}
+        self._previous: Traffic | None = None
         self._previous_at: float | None = None
+        self._model_counts: dict[str, tuple[float, ModelServerCounts]] = {}
+        self._usage: dict[str, InstanceUsage] = {}
         self._task: asyncio.Task[None] | None = None
+
+    def traffic(self) -> Traffic | None:
+        """The gateway's figures as the last sample read them (None before one did)."""
+        return self._previous
+
+    def usage(self) -> Mapping[str, InstanceUsage]:
+        """The last CPU and memory measured of each Healthy local instance, by id."""
+        return self._usage
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
@@ -83,42 +145,81 @@ class Sampler:
         """Take one sample of every node and write it."""
         now = self._clock()
         samples = await self._gateway_samples(now)
-        samples += await self._instance_samples()
+        samples += await self._instance_samples(now)
         await asyncio.to_thread(self._store.write, samples, now)
 
     async def _gateway_samples(self, now: float) -> list[Sample]:
-        figures = await self._gateway.figures() if self._gateway is not None else None
-        if figures is None:
+        traffic = await self._gateway.traffic() if self._gateway is not None else None
+        if traffic is None:
             return []
         elapsed = now - self._previous_at if self._previous_at is not None else None
-        samples: list[Sample] = []
-        for key, current in figures.items():
-            p, n = key.project, key.node
-            samples.append(Sample(p, n, "in_flight", current.in_flight, 1.0))
-            if elapsed is None or elapsed <= 0:
-                continue
-            requests, errors, buckets = increases(self._previous.get(key), current)
-            samples.append(Sample(p, n, "requests", requests, elapsed))
-            samples.append(Sample(p, n, "errors", errors, elapsed))
-            if buckets:
-                samples.append(Sample(p, n, "latency", sum(buckets), 1.0, buckets=buckets))
-        self._previous, self._previous_at = figures, now
+        samples = [
+            Sample(p, n, "in_flight", f.in_flight, 1.0) for (p, n), f in traffic.nodes.items()
+        ]
+        before = self._previous or Traffic()
+        self._previous, self._previous_at = traffic, now
+        if elapsed is None or elapsed <= 0:
+            return samples
+        for (p, n), figures in traffic.nodes.items():
+            grown = increases(before.nodes.get((p, n)), figures)
+            samples += _counter_samples(p, n, "", grown, elapsed)
+        for (p, a, n), figures in traffic.aliases.items():
+            grown = increases(before.aliases.get((p, a, n)), figures)
+            samples += _counter_samples(p, a, n, grown, elapsed, ALIAS_FIELD)
+        for (p, n, i), figures in traffic.instances.items():
+            grown = increases(before.instances.get((p, n, i)), figures, error_class="failed")
+            samples.append(Sample(p, n, "bytes_in", grown.bytes_in, elapsed, i))
+            samples.append(Sample(p, n, "bytes_out", grown.bytes_out, elapsed, i))
         return samples
 
-    async def _instance_samples(self) -> list[Sample]:
+    async def _instance_samples(self, now: float) -> list[Sample]:
         samples: list[Sample] = []
+        usage: dict[str, InstanceUsage] = {}
+        model_instances: list[InstanceRecord] = []
         for node in await asyncio.to_thread(self._repo.list_nodes):
             p, n = node.key.project, node.key.node
             instances = await asyncio.to_thread(self._repo.list_instances, p, n)
             healthy = [i for i in instances if i.status is InstanceStatus.HEALTHY]
             samples.append(Sample(p, n, "instances", float(len(instances)), 1.0))
             samples.append(Sample(p, n, "instances_healthy", float(len(healthy)), 1.0))
+            if node.spec.model is not None:
+                model_instances += [i for i in healthy if i.endpoint]
             local = self._runtimes.get("local")
             for instance in healthy if local is not None else ():
                 stats = await local.stats(InstanceId(instance.id))  # type: ignore[union-attr]
+                usage[instance.id] = InstanceUsage(p, n, stats.cpu_percent, stats.memory_bytes)
                 if stats.cpu_percent is not None:
                     samples.append(Sample(p, n, "cpu_percent", stats.cpu_percent, 1.0, instance.id))
                 if stats.memory_bytes is not None:
                     mem = float(stats.memory_bytes)
                     samples.append(Sample(p, n, "memory_bytes", mem, 1.0, instance.id))
+        self._usage = usage
+        return samples + await self._model_samples(model_instances, now)
+
+    async def _model_samples(self, instances: list[InstanceRecord], now: float) -> list[Sample]:
+        """Inferences/s and mean queue and compute time per request of each instance,
+        from the increase of its model server's statistics since the previous sample."""
+        if self._http is None:
+            return []
+        http, timeout_s = self._http, self._model_stats_timeout_s
+        read = await asyncio.gather(
+            *(read_model_stats(http, i.endpoint or "", timeout_s) for i in instances)
+        )
+        samples: list[Sample] = []
+        known: dict[str, tuple[float, ModelServerCounts]] = {}
+        for instance, counts in zip(instances, read, strict=True):
+            if counts is None:
+                continue
+            known[instance.id] = (now, counts)
+            previous = self._model_counts.get(instance.id)
+            if previous is None or now <= previous[0]:
+                continue
+            grown = counts.since(previous[1])
+            p, n, i = instance.project, instance.node, instance.id
+            samples += [
+                Sample(p, n, "inferences", grown.inferences, now - previous[0], i),
+                Sample(p, n, "queue_s", grown.queue_s, grown.queued, i),
+                Sample(p, n, "compute_s", grown.compute_s, grown.computed, i),
+            ]
+        self._model_counts = known
         return samples

@@ -421,6 +421,16 @@ class SeriesMetric(StrEnum):
     """Per local instance: percent of one CPU."""
     MEMORY_BYTES = "memory_bytes"
     """Per local instance: resident memory."""
+    BYTES_IN_PER_S = "bytes_in_per_s"
+    """Request bytes (line, headers, body) per second; per instance too."""
+    BYTES_OUT_PER_S = "bytes_out_per_s"
+    """Bytes written to clients per second; per instance too."""
+    INFERENCES_PER_S = "inferences_per_s"
+    """Per model node instance: samples inferred per second (its model server's count)."""
+    QUEUE_S = "queue_s"
+    """Per model node instance: mean time a request waited in the model server's queue."""
+    COMPUTE_S = "compute_s"
+    """Per model node instance: mean time the model computed per run."""
 
 
 class SeriesPoint(View):
@@ -433,6 +443,9 @@ class SeriesPoint(View):
 class SeriesLine(View):
     instance: str | None
     """None for the node's own figures; an instance id for per-instance ones."""
+    node: str | None = None
+    """Of an alias's series: None for the alias's own figures (every node behind it
+    added up), a node's name for that node's share."""
     points: list[SeriesPoint]
 
 

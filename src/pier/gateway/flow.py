@@ -27,10 +27,13 @@ class Source(Protocol):
 class ClientOutput:
     """A client connection's transport as the relay sees it: write, pause, resume."""
 
-    __slots__ = ("is_closed", "is_paused", "source", "transport")
+    __slots__ = ("is_closed", "is_paused", "source", "transport", "written")
 
     def __init__(self) -> None:
         self.transport: Any = None
+        self.written = 0
+        """Bytes written to the client so far (an exchange's are the increase while it is
+        answered: the gateway's bytes-out figures)."""
         self.is_closed = False
         """The client is gone (or was cut off): what is written is dropped."""
         self.is_paused = False
@@ -46,10 +49,13 @@ class ClientOutput:
 
     def write(self, data: bytes) -> None:
         if not self.is_closed:
+            self.written += len(data)
             self.transport.write(data)
 
     def writelines(self, parts: list[bytes]) -> None:
         if not self.is_closed:
+            for part in parts:
+                self.written += len(part)
             self.transport.writelines(parts)
 
     def attach(self, source: Source) -> None:

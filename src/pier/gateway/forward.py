@@ -91,6 +91,7 @@ class Exchange:
         "stats",
         "target",
         "upstream",
+        "written_from",
     )
 
     def __init__(
@@ -135,6 +136,8 @@ class Exchange:
         self.conn: UpstreamConnection | None = None
         self.stats: NodeStats | None = None
         self.is_done = False
+        self.written_from = client.output.written
+        """The client output's byte count when this exchange's answer began."""
 
     def _choose_mirrors(self, alias: AliasRequest, output: ClientOutput) -> None:
         """Pick the mirrors this request is copied to (each by its share) and, if there is
@@ -169,6 +172,7 @@ class Exchange:
 
     def start(self) -> None:
         """Send the request to an instance, or wait briefly for one to appear."""
+        self.written_from = self.client.output.written  # a pipelined answer starts now
         node = self.node
         if node is None or not node.instances:
             self.gateway.loop.create_task(self._wait_for_instances())
@@ -368,9 +372,13 @@ class Exchange:
         self.conn = None
         gateway = self.gateway
         gateway.deadlines.remove(self)
+        received = len(self.method) + len(self.target) + len(self.head) + len(self.body)
+        sent = self.client.output.written - self.written_from
         upstream = self.upstream
         if upstream is not None:
             upstream.done(status, latency_s is not None)
+            upstream.bytes_in += received
+            upstream.bytes_out += sent
             self.upstream = None
         now = gateway.loop.time()
         stats = self.stats
@@ -380,13 +388,13 @@ class Exchange:
             stats = self.node.stats
         else:
             stats = gateway.metrics.unrouted
-        stats.record(status, latency_s)
+        stats.record(status, latency_s, received, sent)
         alias = self.alias
         if alias is not None:
             leg = alias.leg
             if leg is not None:  # timed from the first try; never tried: no latency
                 started_at = alias.started_at
-                leg.stats.record(status, now - started_at if started_at else None)
+                leg.stats.record(status, now - started_at if started_at else None, received, sent)
             if alias.mirrors is not None:
                 self._send_copies(alias, status)
         self.client.exchange_done(self)

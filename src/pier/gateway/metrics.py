@@ -1,5 +1,9 @@
 """The gateway's Prometheus metrics, per node: requests by status class, upstream latency,
-requests in flight, and the in-flight integral the autoscaler reads.
+requests in flight, bytes in and out, and the in-flight integral the autoscaler reads.
+
+Bytes (``pier_gateway_bytes_total``, and ``_alias_``/``_instance_`` beside it, label
+``direction`` in/out): a request's line, headers and body, and every byte written to
+the client in answer, counted per node, per (alias, node) and per routed instance.
 
 ``pier_gateway_in_flight_seconds_total`` is the integral of the number of requests in
 flight over time: its increase over a window divided by the window is the average
@@ -58,19 +62,28 @@ class ConnectionFigures(Protocol):
 
 
 class Outcomes:
-    """Requests by status class and latency histogram counts (the common part of a
-    node's and an alias node's figures)."""
+    """Requests by status class, latency histogram counts and bytes (the common part of
+    a node's and an alias node's figures)."""
 
-    __slots__ = ("by_class", "latency_counts", "latency_sum_s")
+    __slots__ = ("by_class", "bytes_in", "bytes_out", "latency_counts", "latency_sum_s")
 
     def __init__(self) -> None:
         self.by_class = [0] * 10
         self.latency_counts = [0] * (len(LATENCY_BUCKETS_S) + 1)
         self.latency_sum_s = 0.0
+        self.bytes_in = 0
+        """Bytes of the requests: line, headers (with the gateway's own) and body."""
+        self.bytes_out = 0
+        """Bytes written to the clients in answer, the gateway's errors included."""
 
-    def record(self, status: int, latency_s: float | None) -> None:
-        """Count one finished request; ``latency_s`` is None when no instance answered."""
+    def record(
+        self, status: int, latency_s: float | None, received: int = 0, sent: int = 0
+    ) -> None:
+        """Count one finished request; ``latency_s`` is None when no instance answered;
+        ``received``/``sent``: its bytes in and out."""
         self.by_class[status // 100] += 1  # statuses are 100..999
+        self.bytes_in += received
+        self.bytes_out += sent
         if latency_s is not None:
             self.latency_counts[bisect_left(LATENCY_BUCKETS_S, latency_s)] += 1
             self.latency_sum_s += latency_s
@@ -190,6 +203,10 @@ class InstanceCounts(Protocol):
     def answered(self) -> int: ...
     @property
     def failed(self) -> int: ...
+    @property
+    def bytes_in(self) -> int: ...
+    @property
+    def bytes_out(self) -> int: ...
 
 
 RoutedInstance = tuple[str, str, InstanceCounts]
@@ -292,6 +309,7 @@ class _Collector:
             "Integral of requests in flight over time; its rate is the average concurrency.",
             labels=labels,
         )
+        transferred = _bytes_family("pier_gateway_bytes", "of a node's requests", labels)
         now = self._metrics.clock()
         is_shown = self._is_shown
         for stats in self._metrics.all():
@@ -300,12 +318,14 @@ class _Collector:
             names = [stats.project, stats.node]
             busy.add_metric(names, stats.in_flight_seconds(now))
             _add_classes(requests, names, stats.by_class)
+            _add_bytes(transferred, names, stats.bytes_in, stats.bytes_out)
             in_flight.add_metric(names, stats.in_flight)
             _add_histogram(latency, names, stats.latency_counts, stats.latency_sum_s)
         yield requests
         yield latency
         yield in_flight
         yield busy
+        yield transferred
         if self._metrics.connections is not None:
             yield from _connection_figures(self._metrics.connections)
 
@@ -331,14 +351,19 @@ class _AliasCollector:
             "was complete (or the gateway's error was sent).",
             labels=labels,
         )
+        transferred = _bytes_family(
+            "pier_gateway_alias_bytes", "of an alias's requests a node took", labels
+        )
         is_shown = self._is_shown
         for stats in self._metrics.aliases():
             if is_shown is None or is_shown(stats.project, stats.alias):
                 names = [stats.project, stats.alias, stats.node]
                 _add_classes(requests, names, stats.by_class)
                 _add_histogram(duration, names, stats.latency_counts, stats.latency_sum_s)
+                _add_bytes(transferred, names, stats.bytes_in, stats.bytes_out)
         yield requests
         yield duration
+        yield transferred
         yield from self._mirror_figures(labels)
 
     def _mirror_figures(self, labels: list[str]) -> Iterator[Metric]:
@@ -392,19 +417,42 @@ class _InstanceCollector:
             "502/504 for it, a refused connection).",
             labels=["project", "node", "instance", "outcome"],
         )
+        transferred = _bytes_family(
+            "pier_gateway_instance_bytes",
+            "of the requests sent to an instance",
+            ["project", "node", "instance"],
+        )
         for project, node, counts in self._instances:
             names = [project, node, counts.instance_id]
             if counts.answered:
                 requests.add_metric([*names, "answered"], counts.answered)
             if counts.failed:
                 requests.add_metric([*names, "failed"], counts.failed)
+            _add_bytes(transferred, names, counts.bytes_in, counts.bytes_out)
         yield requests
+        yield transferred
 
 
 def _add_classes(family: CounterMetricFamily, names: list[str], by_class: list[int]) -> None:
     for index, code in enumerate(_CLASSES, start=1):
         if by_class[index]:
             family.add_metric([*names, code], by_class[index])
+
+
+def _bytes_family(name: str, whose: str, labels: list[str]) -> CounterMetricFamily:
+    return CounterMetricFamily(
+        name,
+        f"Bytes {whose}: direction in (request line, headers, body) and out (what was "
+        "written to the client).",
+        labels=[*labels, "direction"],
+    )
+
+
+def _add_bytes(family: CounterMetricFamily, names: list[str], received: int, sent: int) -> None:
+    if received:
+        family.add_metric([*names, "in"], received)
+    if sent:
+        family.add_metric([*names, "out"], sent)
 
 
 def _add_histogram(

@@ -32,6 +32,8 @@ class Upstream:
 
     __slots__ = (
         "answered",
+        "bytes_in",
+        "bytes_out",
         "down_until",
         "endpoint",
         "failed",
@@ -72,6 +74,10 @@ class Upstream:
         self.failed = 0
         """Requests that ended in a 5xx (the instance's, or the gateway's 502/504 for it)
         and connections it refused."""
+        self.bytes_in = 0
+        """Bytes of the requests sent to the instance (line, headers, body)."""
+        self.bytes_out = 0
+        """Bytes the gateway wrote to clients for the requests sent to the instance."""
 
     def take_idle(self, now: float) -> UpstreamConnection | None:
         """A pooled connection that is still open and fresh, or None."""

@@ -29,6 +29,9 @@ import structlog
 log = structlog.get_logger(__name__)
 
 TIER_STEPS_S: Final = (5, 60, 600)
+ALIAS_FIELD: Final = "alias."
+"""Prefix of an alias's fields: its series are kept under the alias's name, one per
+node behind it (the ``instance`` column holds the node's name)."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS points (

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Protocol
 
 from pier.domain.routes import AliasRoute, RouteChanges, RouteTable
+from pier.domain.traffic import InstanceUsage, Traffic
 from pier.domain.views import ControllerFigures, MirrorFiguresView
 
 
@@ -45,3 +46,12 @@ class LogSource(Protocol):
     def logs(
         self, instance_id: str, *, follow: bool, tail: int | None = None
     ) -> AsyncIterator[str]: ...
+
+
+class TrafficSource(Protocol):
+    """What the sampler read last: the gateway's figures and each instance's CPU and
+    memory (``controller.sampling.Sampler``)."""
+
+    def traffic(self) -> Traffic | None: ...
+
+    def usage(self) -> Mapping[str, InstanceUsage]: ...

@@ -1,11 +1,15 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 
 from pier.api.deps import ActorDep, ServicesDep
 from pier.api.errors import error_responses
+from pier.domain.errors import NotFound
 from pier.domain.requests import AliasCreate, AliasPut, AliasUpdate
-from pier.domain.views import AliasList, AliasView
+from pier.domain.views import AliasList, AliasView, SeriesMetric, SeriesView
 
 router = APIRouter(
     prefix="/api/v1/projects/{project}/aliases",
@@ -32,6 +36,31 @@ def list_aliases(project: str, services: ServicesDep) -> AliasList:
 def get_alias(project: str, name: str, services: ServicesDep) -> AliasView:
     """An alias: its spec and, per node, its share, the share it takes now and why."""
     return services.aliases.get(project, name)
+
+
+@router.get("/{name}/series")
+def get_alias_series(
+    project: str,
+    name: str,
+    services: ServicesDep,
+    metric: Annotated[SeriesMetric, Query(description="What to answer.")],
+    since: Annotated[
+        float, Query(gt=0, le=7 * 86400, description="How many seconds back from now.")
+    ] = 300.0,
+    step: Annotated[
+        int,
+        Query(ge=5, le=86400, description="Seconds per point (rounded to 5 s, 1 min, 10 min)."),
+    ] = 5,
+) -> SeriesView:
+    """pier's own samples of the alias's requests, as the gateway counted them: one line
+    for the alias (every node added up) and one per node behind it (``node``).
+    requests_per_s, errors_per_s, error_rate, p50/p95/p99 (from the gateway's first try
+    to the end of the answer), bytes_in_per_s and bytes_out_per_s; other metrics are
+    refused (422, naming ``metric``)."""
+    if services.series is None:
+        raise NotFound("this server keeps no series")
+    now = time.time()
+    return services.series.read_alias(project, name, metric, since=now - since, step=step, now=now)
 
 
 @router.put("/{name}", responses=error_responses(400))
