@@ -86,6 +86,15 @@ def test_chart_lines_share_one_time_axis() -> None:
     ]
 
 
+def test_an_aliases_chart_lines_are_named_for_their_node() -> None:
+    def line(node: str | None) -> SeriesLine:
+        return SeriesLine(instance=None, node=node, points=[SeriesPoint(t=5, value=1.0)])
+
+    view = SeriesView(metric=SeriesMetric.REQUESTS_PER_S, step=5, series=[line(None), line("v2")])
+    labels = [line["label"] for line in aligned([view])["lines"]]
+    assert labels == ["requests_per_s", "requests_per_s v2"]
+
+
 def test_age_reads_as_people_say_it() -> None:
     now = datetime(2026, 1, 1, tzinfo=UTC)
     assert age(now - timedelta(seconds=42), now) == "42s"
