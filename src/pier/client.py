@@ -584,6 +584,15 @@ class Client:
         """An alias: its spec and, per node, its share, the share it takes now and why."""
         return _answer(self._request("GET", self._project_path("aliases", name)), AliasView)
 
+    def alias_series(
+        self, name: str, metric: SeriesMetric | str, *, since: float = 300.0, step: int = 5
+    ) -> SeriesView:
+        """pier's own samples of an alias's requests: a line for the alias (``node``
+        None) and one per node behind it."""
+        params = {"metric": str(metric), "since": since, "step": step}
+        path = self._project_path("aliases", name, "series")
+        return _answer(self._request("GET", path, params=params), SeriesView)
+
     def set_alias(
         self, name: str, spec: Mapping[str, Any] | None = None, **fields: Any
     ) -> AliasView:

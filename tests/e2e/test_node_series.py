@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from pier import Client
 from tests.conftest import IrisModel, PierProcess
 from tests.e2e.load import Load
 
@@ -64,7 +65,10 @@ def test_series_and_top_show_a_nodes_load(
         with pier.api() as api:  # while the load goes on: its requests are in flight
             control_metrics = api.get("/metrics").text
     assert load.statuses and set(load.statuses) == {200}
-    assert series(pier, "p95", "aliases/pub") and has_value(pier, "p95", "aliases/pub")()
+    with Client(pier.url, pier.token) as sdk:  # the SDK reads the same lines
+        p95 = sdk.alias_series("pub", "p95", since=120)
+    assert {line.node for line in p95.series} == {None, "iris"}
+    assert any(p.value for line in p95.series for p in line.points)
     assert has_value(pier, "bytes_out_per_s", "aliases/pub")()
     (instance,) = valued_lines(pier, "memory_bytes")
     assert valued_lines(pier, "bytes_out_per_s") == {None, instance}
