@@ -43,6 +43,7 @@ class TrafficCollector(Collector):
             ["project", "node"],
             {k: f for k, f in traffic.nodes.items() if k in nodes},
             "code",
+            in_flight=True,
         )
         yield from _families(
             "pier_alias",
@@ -59,25 +60,34 @@ class TrafficCollector(Collector):
             ["project", "node", "instance"],
             {k: f for k, f in traffic.instances.items() if k in instances},
             "outcome",
+            duration=False,
         )
         yield from _usage(self._source.usage(), instances)
 
 
 def _families(
-    prefix: str, labels: list[str], figures: Mapping[tuple[str, ...], Figures], class_label: str
+    prefix: str,
+    labels: list[str],
+    figures: Mapping[tuple[str, ...], Figures],
+    class_label: str,
+    *,
+    duration: bool = True,
+    in_flight: bool = False,
 ) -> Iterator[Metric]:
+    """Requests, bytes and, where the gateway keeps them, the duration histogram and
+    requests in flight of each of ``figures``."""
     requests = CounterMetricFamily(
         f"{prefix}_requests",
         "Requests the gateway answered, by status class (an instance's: answered or failed).",
         labels=[*labels, class_label],
     )
-    duration = HistogramMetricFamily(
+    durations = HistogramMetricFamily(
         f"{prefix}_request_duration_seconds",
         "How long requests took at the gateway (a node's: the upstream's answer; an alias's: "
         "from the first try to the end of the answer).",
         labels=labels,
     )
-    in_flight = GaugeMetricFamily(
+    now = GaugeMetricFamily(
         f"{prefix}_in_flight_requests", "Requests being forwarded now.", labels=labels
     )
     transferred = CounterMetricFamily(f"{prefix}_bytes", _BYTES, labels=[*labels, "direction"])
@@ -86,16 +96,15 @@ def _families(
         for code, count in sorted(mine.by_class.items()):
             requests.add_metric([*names, code], count)
         if mine.latency:
-            duration.add_metric(names, _buckets(mine.latency), sum_value=mine.latency_sum_s)
-        if prefix == "pier_node":
-            in_flight.add_metric(names, mine.in_flight)
+            durations.add_metric(names, _buckets(mine.latency), sum_value=mine.latency_sum_s)
+        now.add_metric(names, mine.in_flight)
         transferred.add_metric([*names, "in"], mine.bytes_in)
         transferred.add_metric([*names, "out"], mine.bytes_out)
     yield requests
-    if prefix != "pier_instance":
-        yield duration
-    if prefix == "pier_node":
-        yield in_flight
+    if duration:
+        yield durations
+    if in_flight:
+        yield now
     yield transferred
 
 
