@@ -1,8 +1,11 @@
 """The web UI in a real browser (Debian's chromium driven by Playwright) against one
 real `pier up`: sign in, create a node and watch it become Healthy, send a test request,
-see a chart's points after load and log lines arrive, change the instance range and see
-a new instance, push a model, edit an alias's shares. Screenshots of the main pages at
-1280 and 390 px wide go to the folder the first test prints."""
+see a chart's points after load and log lines arrive, change the configuration and
+watch the rolling update's progress, change the instance range and see a new instance,
+push a model, edit an alias's shares and see its charts, send a request to an image node
+(the busybox echo image from the local registry, on the docker runtime) from its form.
+Screenshots of the main pages at 1280 and 390 px wide go to the folder the first test
+prints."""
 
 from __future__ import annotations
 
@@ -107,9 +110,10 @@ def test_a_chart_has_points_after_load_and_log_lines_arrive(
     with Load(up, clients=2, path="/default/nodes/iris/v2/health/ready"):
         expect(requests_chart).to_have_attribute("data-points", re.compile(r"^[1-9]"))
     expect(requests_chart.locator("canvas")).to_have_count(1)
-    expect(page.locator("figure[data-chart=latency]")).to_have_attribute(
-        "data-points", re.compile(r"^[1-9]")
-    )
+    for chart in ("latency", "bytes", "inferences", "model-time"):
+        expect(page.locator(f"figure[data-chart={chart}]")).to_have_attribute(
+            "data-points", re.compile(r"^[1-9]")
+        )
     expect(page.locator("#logs .line").first).to_be_visible()
     expect(page.locator("#events li").first).to_be_visible()
     screenshot(page, shots, "node")
@@ -119,6 +123,22 @@ def test_a_chart_has_points_after_load_and_log_lines_arrive(
     page.fill(".log-filter input[name=q]", "model loaded")
     expect(page.locator("#logs .line")).to_have_count(1)
     expect(page.locator("#logs .line")).to_contain_text("model loaded")
+
+
+def test_a_new_configuration_shows_the_rolling_updates_progress(
+    page: Page, up: PierProcess
+) -> None:
+    page.goto(NODE)
+    generation = up.node("iris")["generation"]
+    page.select_option("#settings select[name=configuration]", "c1.4")
+    page.click("#settings button[type=submit]")
+    expect(page.locator("#flash")).to_contain_text("updated: configuration")
+    progress = page.locator("#rolling-update")
+    expect(progress).to_contain_text(f"Rolling update to generation {generation + 1}")
+    expect(progress).to_contain_text("of 1 instances replaced")
+    expect(progress).to_have_count(0, timeout=60_000)  # done: every instance is current
+    expect(page.locator("#instances tr[data-status=Healthy]")).to_have_count(1)
+    expect(page.locator("#node-summary")).to_contain_text("c1.4 · timeout")
 
 
 def test_a_wider_instance_range_adds_an_instance(page: Page, up: PierProcess) -> None:
@@ -159,6 +179,11 @@ def test_the_alias_page_shows_its_shares(page: Page, up: PierProcess, shots: Pat
     page.goto("/projects/default/aliases/web")
     expect(page.locator("#alias-status tbody tr")).to_contain_text("100%")
     expect(page.locator("#alias-status")).to_contain_text("Live on every gateway worker")
+    with Load(up, clients=1, path="/default/aliases/web/v2/health/ready"):
+        for chart in ("requests", "latency", "bytes"):
+            expect(page.locator(f"figure[data-chart={chart}]")).to_have_attribute(
+                "data-points", re.compile(r"^[1-9]")
+            )
     screenshot(page, shots, "alias")
     page.fill("#shares input[name='share.iris']", "90")
     page.click("#shares button[type=submit]")
@@ -184,3 +209,38 @@ def test_suspend_resume_and_delete_with_confirmation(page: Page, up: PierProcess
     page.click(".danger-zone button[type=submit]")
     expect(page).to_have_url(re.compile(r"/projects/default$"))
     assert up.node("iris").get("status") in ("Deleting", None)
+
+
+def test_an_image_nodes_request_form_gets_its_answer(page: Page, up: PierProcess) -> None:
+    """The form's method, path, headers and body reach the instance (the echo image
+    answers them as JSON)."""
+    from tests.docker.images import build_and_push, missing_prerequisite
+
+    problem = missing_prerequisite()
+    assert problem is None, problem
+    health = {"path": "/healthz", "interval_s": 0.5}
+    spec = {"image": build_and_push("echo:1"), "port": 8080, "health": health}
+    with up.api() as api:
+        made = api.post("/api/v1/projects/default/nodes", json={"name": "echo", "spec": spec})
+        assert made.status_code == 201, made.text
+        try:
+            up.wait_for(lambda: up.node("echo")["status"] == "Healthy", timeout_s=60,
+                        what="the echo node Healthy")  # fmt: skip
+            page.goto("/projects/default/nodes/echo?tab=request")
+            # busybox httpd hands a CGI script the body of a POST only
+            page.select_option("#request-form select[name=method]", "POST")
+            page.fill("#request-form input[name=path]", "/cgi-bin/echo/there?x=1")
+            page.fill("#request-form textarea[name=headers]", "X-Pier-Test: from-the-form")
+            page.fill("#request-form textarea[name=body]", "ping")
+            page.click("#send-request")
+            expect(page.locator("#call-status")).to_have_text("200")
+            answer = page.locator("#call-body")
+            for shown in ('"method": "POST"', '"path_info": "/there"', '"query": "x=1"',
+                          '"x-pier-test": "from-the-form"', '"body": "ping"'):  # fmt: skip
+                expect(answer).to_contain_text(shown)
+            expect(page.locator("#call-curl")).to_contain_text("-X POST")
+        finally:
+            assert api.delete("/api/v1/projects/default/nodes/echo").status_code in (202, 204)
+            gone = "/api/v1/projects/default/nodes/echo"
+            up.wait_for(lambda: api.get(gone).status_code == 404, timeout_s=60,
+                        what="the echo node and its container gone")  # fmt: skip
