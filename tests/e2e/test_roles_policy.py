@@ -54,6 +54,7 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("GET", f"{_P}/aliases"): READ,
     ("POST", f"{_P}/aliases"): WRITE,
     ("GET", f"{_P}/aliases/{{name}}"): READ,
+    ("GET", f"{_P}/aliases/{{name}}/series"): READ,
     ("PUT", f"{_P}/aliases/{{name}}"): WRITE,
     ("PATCH", f"{_P}/aliases/{{name}}"): WRITE,
     ("DELETE", f"{_P}/aliases/{{name}}"): WRITE,
