@@ -30,6 +30,7 @@ from pier.api.app import create_app
 from pier.api.deps import Services
 from pier.controller.adoption import Adoption
 from pier.controller.alias_figures import AliasFiguresBoard
+from pier.controller.gateway_registry import GatewayRegistry
 from pier.controller.gateway_view import GatewayView
 from pier.controller.loop import Controller
 from pier.controller.routes import RouteBoard
@@ -167,20 +168,21 @@ async def run(settings: Settings, say: Say = print) -> None:
         user=settings.sandbox.user, pass_env=tuple(settings.sandbox.pass_env),
     )  # fmt: skip
     runtimes = load_runtimes(settings, sandbox)
-    board = RouteBoard()
+    gateways = GatewayRegistry(settings.gateway_registry)  # the one below, `pier gateway`s
+    board = RouteBoard(gateways)
     alias_figures = AliasFiguresBoard()
     gateway = GatewayProcess(settings)
     controller = Controller(
         repo, runtimes, settings=settings.controller, models_dir=(data_dir / "models").resolve(),
-        board=board, max_body_bytes=settings.gateway.max_body_bytes, gateway_url=gateway.url,
-        gateway_token=token, alias_figures=alias_figures,
+        board=board, max_body_bytes=settings.gateway.max_body_bytes,
+        gateways=GatewayView(gateways), alias_figures=alias_figures,
     )  # fmt: skip
     access = RuntimeAccess(repo, runtimes)
-    sampler_http = httpx.AsyncClient(trust_env=False)
+    sampler_http = httpx.AsyncClient(trust_env=False)  # the model servers' statistics
     sampler = Sampler(
         SeriesStore(settings.series_path, retention_s=settings.series.retention_s,
                     max_series=settings.series.max_series),
-        repo, GatewayView(gateway.url, sampler_http, token=token), runtimes,
+        repo, GatewayView(gateways), runtimes,
         interval_s=settings.series.sample_s, http=sampler_http,
         model_stats_timeout_s=settings.series.model_stats_timeout_s,
     )  # fmt: skip
@@ -212,6 +214,7 @@ async def run(settings: Settings, say: Say = print) -> None:
         ui=settings.ui,
         controller=controller.tick_times,
         traffic=sampler,
+        gateways=gateways,
     )
     server = _ApiServer(
         uvicorn.Config(

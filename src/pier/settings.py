@@ -63,6 +63,20 @@ class GatewaySettings(BaseModel):
     absolutely or relatively."""
 
 
+class GatewayRegistrySettings(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    timeout_s: Annotated[float, Field(gt=0)] = 15.0
+    """A gateway (worker) that has not reported for this long is left out of "routed" and
+    "drained" (logged once, and once more when it reports again): a gateway that died or
+    hangs does not hold every route change and every drain up."""
+    report_interval_s: Annotated[float, Field(gt=0)] = 0.5
+    """How often each gateway worker reports at least (it also reports at once when its
+    routes or its draining requests change); told to the gateways in each answer."""
+    forget_s: Annotated[float, Field(gt=0)] = 3600.0
+    """A gateway silent this long is no longer listed."""
+
+
 class ControllerSettings(BaseModel):
     model_config = ConfigDict(use_attribute_docstrings=True)
 
@@ -252,6 +266,7 @@ class Settings(BaseSettings):
     runs image nodes once an engine answers. Otherwise where a node runs follows from its
     spec (domain/placement.py): model nodes on local, image nodes on docker."""
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    gateway_registry: GatewayRegistrySettings = Field(default_factory=GatewayRegistrySettings)
     controller: ControllerSettings = Field(default_factory=ControllerSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
     models: ModelSettings = Field(default_factory=ModelSettings)

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from pier.controller.loop import Controller
 from pier.controller.rollouts import CountsReader
 from pier.controller.routes import RouteBoard
+from pier.domain.gateways import GatewayReport
 from pier.domain.names import InstanceId, NodeKey
 from pier.domain.records import EventRecord
 from pier.domain.specs import parse_node_spec
@@ -209,6 +210,14 @@ class Located(Protocol):
 
     @property
     def url(self) -> str: ...
+
+
+def serve(
+    board: RouteBoard, version: int, *, gateway: str = "gw-a", worker: int = 0, workers: int = 1
+) -> None:
+    """``gateway``'s worker reports that it serves ``version``."""
+    report = GatewayReport(url="http://gw", worker=worker, workers=workers, routes_version=version)
+    board.gateways.report(gateway, report)
 
 
 def make_controller(

@@ -1,9 +1,12 @@
 """The route board: versions only for real changes, long polls woken by them, and which
-nodes the gateway serves (what `--wait` waits for after Healthy)."""
+nodes every gateway serves, as their reports say (what `--wait` waits for after
+Healthy)."""
 
 from __future__ import annotations
 
 import asyncio
+
+from tests.controller.fake_runtime import serve
 
 from pier.controller.routes import RouteBoard
 from pier.domain.routes import NodeRoute, RouteChanges, RouteTable
@@ -14,32 +17,32 @@ def table(*nodes: str) -> RouteTable:
     return RouteTable(nodes={f"default/{n}": NodeRoute(project="default", node=n) for n in nodes})
 
 
-async def test_a_node_is_routed_once_a_gateway_asks_for_news_after_its_version() -> None:
+async def test_a_node_is_routed_once_a_gateway_reports_serving_its_version() -> None:
     board = RouteBoard()
     served = board.version  # the gateway serves the board's first table
-    await board.wait_newer(served, wait_s=0)
+    serve(board, served)
     assert not board.routed("default", "web")  # not in the table at all
 
     await board.publish(table("web"))
     assert board.version == served + 1
     assert not board.routed("default", "web")  # published, the gateway not told yet
 
-    await board.wait_newer(served, wait_s=0)  # a poll still at the old version
+    serve(board, served)  # a report still at the old version
     assert not board.routed("default", "web")
-    await board.wait_newer(served + 1, wait_s=0)  # the gateway applied it and asks again
+    serve(board, served + 1)  # the gateway applied it
     assert board.routed("default", "web")
 
 
 async def test_a_node_stays_routed_while_its_route_changes_and_not_once_it_is_gone() -> None:
     board = RouteBoard()
     await board.publish(table("web"))
-    await board.wait_newer(board.version, wait_s=0)
+    serve(board, board.version)
     await board.publish(table("web", "api"))
     assert board.routed("default", "web")  # present in the table the gateway has
     assert not board.routed("default", "api")
 
     await board.publish(table("api"))
-    await board.wait_newer(board.version, wait_s=0)
+    serve(board, board.version)
     assert not board.routed("default", "web")
     await board.publish(table("api", "web"))  # back again: a new route to deliver
     assert not board.routed("default", "web")
@@ -49,8 +52,16 @@ async def test_a_node_stays_routed_while_its_route_changes_and_not_once_it_is_go
 async def test_a_version_from_before_a_restart_does_not_count_as_served() -> None:
     board = RouteBoard()
     await board.publish(table("web"))
-    ahead = board.version + 1000  # a gateway that served another board's newer table
-    await board.wait_newer(ahead, wait_s=0)
+    serve(board, board.version + 1000)  # a gateway that served another board's newer table
+    assert not board.routed("default", "web")
+    serve(board, board.version, gateway="gw-other")  # one current, the other still ahead
+    assert not board.routed("default", "web")
+
+
+async def test_without_a_reporting_gateway_nothing_is_routed() -> None:
+    board = RouteBoard()
+    await board.publish(table("web"))
+    await board.wait_newer(board.version, wait_s=0)  # a poll alone says nothing of serving
     assert not board.routed("default", "web")
 
 
@@ -73,14 +84,25 @@ async def test_an_unchanged_table_makes_no_version_and_a_change_wakes_a_long_pol
 async def test_with_several_gateway_workers_a_node_is_routed_once_every_worker_has_it() -> None:
     board = RouteBoard()
     await board.publish(table("web"))
-    await board.wait_newer(board.version, wait_s=0, worker=0, workers=2)
-    assert not board.routed("default", "web")  # worker 1 has not asked yet
-    await board.wait_newer(board.version - 1, wait_s=0, worker=1, workers=2)
+    serve(board, board.version, worker=0, workers=2)
+    serve(board, board.version - 1, worker=1, workers=2)
     assert not board.routed("default", "web")  # worker 1 still serves the older table
-    await board.wait_newer(board.version, wait_s=0, worker=1, workers=2)
+    serve(board, board.version, worker=1, workers=2)
     assert board.routed("default", "web")
 
-    await board.wait_newer(board.version, wait_s=0, worker=0, workers=1)  # one worker now
+    serve(board, board.version - 1, worker=1, workers=2)
+    serve(board, board.version, worker=0, workers=1)  # one worker now: 1 is gone
+    assert board.routed("default", "web")
+
+
+async def test_with_several_gateways_a_node_is_routed_once_every_one_serves_it() -> None:
+    board = RouteBoard()
+    serve(board, board.version, gateway="gw-a")
+    serve(board, board.version, gateway="gw-b")
+    await board.publish(table("web"))
+    serve(board, board.version, gateway="gw-a")
+    assert not board.routed("default", "web")  # gw-b has not applied it
+    serve(board, board.version, gateway="gw-b")
     assert board.routed("default", "web")
 
 

@@ -80,7 +80,7 @@ def _key(node: str) -> AliasNodeKey:
 def _read(gateway: Gateway) -> AliasFiguresRead:
     async def read() -> AliasFiguresRead:
         async with httpx.AsyncClient() as client:
-            figures = await GatewayView(gateway.url, client, token=TOKEN).alias_figures()
+            figures = await GatewayView.over_http(gateway.url, client, token=TOKEN).alias_figures()
         assert figures is not None
         return figures
 

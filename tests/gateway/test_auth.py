@@ -71,8 +71,9 @@ async def test_the_controller_reads_the_load_of_private_nodes_with_its_token(
 ) -> None:
     private = NodeKey.parse("default/private")
     async with httpx.AsyncClient(timeout=10) as client:
-        assert private in (await GatewayView(gateway.url, client, token=TOKEN).load() or {})
-        assert private not in (await GatewayView(gateway.url, client).load() or {})
+        admin = GatewayView.over_http(gateway.url, client, token=TOKEN)
+        assert private in (await admin.load() or {})
+        assert private not in (await GatewayView.over_http(gateway.url, client).load() or {})
 
 
 def test_healthz_lists_draining_instances_only_to_callers_with_a_valid_token(

@@ -52,7 +52,7 @@ async def test_the_load_read_by_the_controller_adds_up_every_worker(
     gateway = gateway_factory(table(node("slow", upstreams["a"].endpoint)), "--workers", "3")
     urls = worker_urls(gateway)
     async with httpx.AsyncClient(timeout=10) as client:
-        view = GatewayView(gateway.url, client)
+        view = GatewayView.over_http(gateway.url, client)
         before = (await view.load() or {}).get(SLOW, 0.0)
         # Two requests of 0.4 s on each of two workers: 1.6 s in flight in all.
         targets = [urls[0], urls[0], urls[2], urls[2]]
@@ -112,7 +112,7 @@ async def test_the_routes_version_read_by_the_controller_is_the_oldest_any_worke
 ) -> None:
     gateway = gateway_factory(table(node("one", upstreams["a"].endpoint)), "--workers", "2")
     async with httpx.AsyncClient(timeout=10) as client:
-        view = GatewayView(gateway.url, client)
+        view = GatewayView.over_http(gateway.url, client)
         write_routes(gateway.routes_file, table(node("one", upstreams["b"].endpoint), version=9))
         for _ in range(200):
             status = await view.status()

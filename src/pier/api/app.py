@@ -19,6 +19,7 @@ from pier.api.routes import (
     access,
     aliases,
     audit,
+    gateways,
     metrics,
     models,
     nodes,
@@ -80,6 +81,7 @@ def create_app(services: Services) -> FastAPI:
         for module in (system, projects, access, models, nodes, aliases, rollouts, secrets)
     ]
     routers += [secrets.keys_router, audit.router, quotas.router, metrics.router]
+    routers += [gateways.router]
     install_error_handlers(app, routers)
     for router in routers:
         app.include_router(router, dependencies=[Depends(authenticate)])

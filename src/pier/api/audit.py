@@ -6,7 +6,8 @@ value) or failed. The entry holds who (the name the bearer check put on the requ
 ``anonymous`` if it found none), what (the route's operation and the names in its path),
 when, from where (the client's address) and the outcome with the error's type. It never
 reads the request's body or headers, so no secret's value or token can reach it; of the
-answer it reads only an error body's ``type``.
+answer it reads only an error body's ``type``. A gateway's reports (``report_gateway``,
+each worker's several times a second) change no user's state: only refused ones are kept.
 
 Sitting outside FastAPI's exception handlers, it sees the answer each one makes; an
 error no handler answers is recorded as failed (500) and raised on.
@@ -29,6 +30,8 @@ log = structlog.get_logger("pier.api.audit")
 
 READ_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 ANONYMOUS: Final = "anonymous"
+UNAUDITED_WHEN_ANSWERED: Final = frozenset({"report_gateway"})
+"""Actions kept in the audit log only when refused or failed."""
 MAX_ERROR_BODY_BYTES: Final = 8192
 """Of an error answer, at most this much is read for its type; pier's are far smaller."""
 
@@ -56,6 +59,8 @@ class AuditMiddleware:
             self._keep(entry_for(scope, answer.status, answer.error_type()))
 
     def _keep(self, entry: AuditEntry) -> None:
+        if entry.action in UNAUDITED_WHEN_ANSWERED and entry.status < 400:
+            return
         try:
             self._record(entry)
         except StoreUnavailable as exc:  # the answer is sent; the change is not undone

@@ -19,6 +19,7 @@ from pier.services.quotas import QuotaService
 from pier.services.rollouts import RolloutService
 from pier.services.routes import (
     ControllerFiguresSource,
+    GatewayRegistrySource,
     InstanceStatsSource,
     LogSource,
     RouteSource,
@@ -57,6 +58,8 @@ class Services:
     traffic: TrafficSource | None = None
     """The sampler's last read of the gateway and the instances, for /metrics; None
     where no sampler runs."""
+    gateways: GatewayRegistrySource | None = None
+    """The gateways that report here; None where none may."""
 
 
 def get_services(request: Request) -> Services:

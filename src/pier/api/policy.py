@@ -30,6 +30,8 @@ POLICY: Final[dict[tuple[str, str], Requirement]] = {
     ("GET", "/api/v1/info"): Anyone.AUTHENTICATED,
     ("GET", "/api/v1/configurations"): Anyone.AUTHENTICATED,
     ("GET", "/api/v1/routes"): Anyone.INSTALLATION_ADMIN,
+    ("GET", "/api/v1/gateways"): Anyone.INSTALLATION_ADMIN,
+    ("POST", "/api/v1/gateways/{gateway_id}/report"): Anyone.INSTALLATION_ADMIN,
     ("GET", "/metrics"): Anyone.INSTALLATION_ADMIN,
     ("GET", "/api/v1/controller"): Anyone.INSTALLATION_ADMIN,
     ("GET", "/api/v1/projects"): Anyone.AUTHENTICATED,

@@ -16,6 +16,7 @@ from pier.cli import (
     audit,
     call,
     configuration,
+    gateway,
     member,
     model,
     node,
@@ -104,6 +105,7 @@ app.add_typer(member.app, name="member")
 app.add_typer(service_account.app, name="service-account")
 app.add_typer(token.app, name="token")
 app.command("call")(call.call)
+app.command("gateway")(gateway.gateway)
 alias.app.command("rollout")(rollout.rollout)
 
 

@@ -1,16 +1,17 @@
-"""What the controller reads from the gateway: each node's load (its /metrics), and which
-route table it serves and which removed instances it still has requests in flight to
-(its /healthz).
+"""What the controller reads of the gateways: each node's load (their /metrics figures),
+and which route tables they serve and which removed instances they still have requests
+in flight to.
 
-Until the gateway first answers it is starting (`pier up` starts it after the controller),
-so failures are only logged once it had answered.
-
-A gateway run with ``--workers N`` lists each worker's own URL in its ``/healthz``; the
-figures are then read from every worker and combined: loads add up, the routes version is
-the oldest any worker serves, and requests in flight to a removed instance add up.
+Where it reads them is a ``GatewaySource``: in `pier up`, the gateway registry
+(``gateway_registry.py``), where every gateway's workers push their reports, so the
+figures cover every live gateway on any machine; ``HttpGateway`` reads one gateway's
+workers over HTTP instead (tools and tests that talk to one gateway). Either way the
+figures of every worker are combined: loads add up, the routes version is the oldest
+any worker serves, and requests in flight to a removed instance add up.
 
 The gateway names private nodes (in /metrics series, in the ids of draining instances)
-only to a caller with a valid bearer token, so the view sends the admin token.
+only to a caller with a valid bearer token: ``HttpGateway`` sends the admin token, and a
+gateway's report carries what the admin sees.
 
 ``alias_figures`` reads what the gateway counted of aliases as typed values: per (alias,
 node) requests by status class and their latency histogram (``AliasFigures``: error rate
@@ -30,6 +31,7 @@ import httpx
 import structlog
 from prometheus_client.parser import text_string_to_metric_families
 
+from pier.controller.gateway_registry import WorkerStatus
 from pier.controller.passive import InstanceTraffic, instance_traffic
 from pier.controller.traffic_figures import parse_traffic
 from pier.domain.names import AliasName, NodeKey, NodeName, ProjectName
@@ -48,64 +50,69 @@ class GatewayStatus:
     """Requests in flight to instances no longer in its routes, by instance id."""
 
 
-class GatewayView:
-    """Reads the gateway at ``gateway_url``, every worker of it (see the module docstring)."""
+class GatewaySource(Protocol):
+    """Where the gateways' workers' state is read; None: no worker to read (or one did
+    not answer)."""
 
-    def __init__(
-        self, gateway_url: str, client: httpx.AsyncClient, *, token: str | None = None
-    ) -> None:
-        """``token``: a bearer token private routes take, to read private nodes' load."""
-        self._url = gateway_url.rstrip("/")
-        self._client = client
-        self._headers = {"authorization": f"Bearer {token}"} if token else {}
-        self._failing = False
-        self._has_answered = False
-        """False until the gateway first answers: it is still starting, not unavailable."""
-        self._worker_urls: list[str] | None = None
-        """Where each worker answers, as its /healthz said last; None: to be read again."""
+    async def statuses(self) -> list[WorkerStatus] | None: ...
+
+    async def metrics(self) -> list[tuple[str, str]] | None:
+        """(worker key, Prometheus text) of every worker."""
+        ...
+
+
+class GatewayView:
+    """The gateways' figures, every worker's combined (see the module docstring)."""
+
+    def __init__(self, source: GatewaySource) -> None:
+        self._source = source
         self._parsed: dict[tuple[str, str], tuple[str, Any]] = {}
-        """By (worker URL, parser): the last /metrics text parsed and what it gave. An idle
+        """By (worker key, parser): the last /metrics text parsed and what it gave. An idle
         gateway answers the same text read after read; it is parsed once."""
 
-    def _parse(self, url: str, text: str, parse: Callable[[str], _T]) -> _T:
+    @classmethod
+    def over_http(
+        cls, gateway_url: str, client: httpx.AsyncClient, *, token: str | None = None
+    ) -> GatewayView:
+        """Read one gateway's workers over HTTP (``token``: to see private nodes)."""
+        return cls(HttpGateway(gateway_url, client, token=token))
+
+    def _parse(self, key: str, text: str, parse: Callable[[str], _T]) -> _T:
         """``parse(text)``, or what it gave the last time this worker answered ``text``."""
-        key = (url, parse.__name__)
-        last = self._parsed.get(key)
+        cache_key = (key, parse.__name__)
+        last = self._parsed.get(cache_key)
         if last is not None and last[0] == text:
             value: _T = last[1]
             return value
         value = parse(text)
-        self._parsed[key] = (text, value)
+        self._parsed[cache_key] = (text, value)
         return value
 
     async def load(self) -> dict[NodeKey, float] | None:
         """``pier_gateway_in_flight_seconds_total`` by node, summed over the workers; None
-        when the gateway (or one of its workers) did not answer."""
+        when no gateway worker answered."""
         read = await self.load_and_aliases()
         return None if read is None else read.loads
 
     async def alias_figures(self) -> AliasFiguresRead | None:
-        """Every alias's and mirror's figures, summed over the workers; None when the
-        gateway (or one of its workers) did not answer."""
+        """Every alias's and mirror's figures, summed over the workers; None when no
+        gateway worker answered."""
         read = await self.load_and_aliases()
         return None if read is None else read.aliases
 
     async def load_and_aliases(self) -> GatewayFigures | None:
         """The nodes' load and the aliases' figures of one read of every worker's
-        /metrics; None when the gateway (or one of its workers) did not answer."""
-        if self._worker_urls is None and await self._statuses() is None:
+        figures; None when no gateway worker answered."""
+        texts = await self._source.metrics()
+        if texts is None:
             return None
         loads: dict[NodeKey, float] = {}
         aliases = AliasFiguresRead()
         instances: dict[str, InstanceTraffic] = {}
-        for url in self._worker_urls or ():
-            response = await self._get(url, "/metrics")
-            if response is None:
-                self._worker_urls = None
-                return None
-            mine = self._parse(url, response.text, parse_gateway_figures)
-            for key, value in mine.loads.items():
-                loads[key] = loads.get(key, 0.0) + value
+        for key, text in texts:
+            mine = self._parse(key, text, parse_gateway_figures)
+            for node, value in mine.loads.items():
+                loads[node] = loads.get(node, 0.0) + value
             aliases = aliases.plus(mine.aliases)
             for instance, traffic in mine.instances.items():
                 known = instances.get(instance)
@@ -114,33 +121,71 @@ class GatewayView:
 
     async def traffic(self) -> Traffic | None:
         """Every node's, alias node's and routed instance's counters (requests, latency
-        buckets, in flight, bytes), summed over the workers; None when the gateway (or
-        one of its workers) did not answer."""
-        if self._worker_urls is None and await self._statuses() is None:
+        buckets, in flight, bytes), summed over the workers; None when no gateway worker
+        answered."""
+        texts = await self._source.metrics()
+        if texts is None:
             return None
         traffic = Traffic()
+        for key, text in texts:
+            traffic.add(self._parse(key, text, parse_traffic))
+        return traffic
+
+    async def status(self) -> GatewayStatus | None:
+        """The routes version every worker serves (the oldest) and the requests in flight
+        to removed instances (all workers'); None when no gateway worker answered."""
+        statuses = await self._source.statuses()
+        if not statuses:
+            return None
+        draining: dict[str, int] = {}
+        for worker in statuses:
+            for instance_id, in_flight in worker.draining.items():
+                draining[instance_id] = draining.get(instance_id, 0) + int(in_flight)
+        return GatewayStatus(min(w.routes_version for w in statuses), draining)
+
+
+class HttpGateway:
+    """One gateway read over HTTP: its /healthz lists its workers' own URLs, and each
+    worker's /healthz and /metrics are read there.
+
+    Until the gateway first answers it is starting, so failures are only logged once it
+    had answered."""
+
+    def __init__(
+        self, gateway_url: str, client: httpx.AsyncClient, *, token: str | None = None
+    ) -> None:
+        self._url = gateway_url.rstrip("/")
+        self._client = client
+        self._headers = {"authorization": f"Bearer {token}"} if token else {}
+        self._failing = False
+        self._has_answered = False
+        """False until the gateway first answers: it is still starting, not unavailable."""
+        self._worker_urls: list[str] | None = None
+        """Where each worker answers, as its /healthz said last; None: to be read again."""
+
+    async def statuses(self) -> list[WorkerStatus] | None:
+        read = await self._healthz()
+        if read is None:
+            return None
+        return [
+            WorkerStatus(url, int(body["routes_version"]),
+                         {i: int(n) for i, n in (body.get("draining") or {}).items()})
+            for url, body in read
+        ]  # fmt: skip
+
+    async def metrics(self) -> list[tuple[str, str]] | None:
+        if self._worker_urls is None and await self._healthz() is None:
+            return None
+        texts = []
         for url in self._worker_urls or ():
             response = await self._get(url, "/metrics")
             if response is None:
                 self._worker_urls = None
                 return None
-            traffic.add(self._parse(url, response.text, parse_traffic))
-        return traffic
+            texts.append((url, response.text))
+        return texts
 
-    async def status(self) -> GatewayStatus | None:
-        """The routes version every worker serves (the oldest) and the requests in flight
-        to removed instances (all workers'); None when it did not answer."""
-        statuses = await self._statuses()
-        if statuses is None:
-            return None
-        draining: dict[str, int] = {}
-        for _, body in statuses:
-            for instance_id, in_flight in (body.get("draining") or {}).items():
-                draining[instance_id] = draining.get(instance_id, 0) + int(in_flight)
-        version = min(int(body["routes_version"]) for _, body in statuses)
-        return GatewayStatus(version, draining)
-
-    async def _statuses(self) -> list[tuple[str, dict[str, Any]]] | None:
+    async def _healthz(self) -> list[tuple[str, dict[str, Any]]] | None:
         """(url, /healthz body) of each worker: the gateway's own when it has one process."""
         response = await self._get(self._url, "/healthz")
         if response is None:

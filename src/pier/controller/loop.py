@@ -84,6 +84,7 @@ class Controller:
         max_body_bytes: int | None = None,
         gateway_url: str | None = None,
         gateway_token: str | None = None,
+        gateways: GatewayView | None = None,
         clock: Callable[[], float] = time.time,
         alias_counts: CountsReader | None = None,
         alias_figures: AliasFiguresBoard | None = None,
@@ -92,9 +93,10 @@ class Controller:
         or a mapping of runtimes already built. ``gateway_url``: where the gateway's load
         figures are read, for autoscaling; without it every node runs ``min_instances``.
         ``gateway_token``: the admin token, without which the gateway shows no figures of
-        private nodes. ``alias_counts``: the gateway's counters of alias traffic by node,
-        on which guarded rollouts are decided; by default those of the gateway at
-        ``gateway_url`` (read once a tick with its load; without either none is decided).
+        private nodes. ``gateways``: where every gateway's figures are read instead (the
+        registry's view, see gateway_registry.py). ``alias_counts``: the gateway's counters
+        of alias traffic by node, on which guarded rollouts are decided; by default those
+        of the gateways (read once a tick with their load; without any none is decided).
         ``alias_figures``: where each tick's read of the mirrors' figures is published,
         for the API."""
         self._repo = repo
@@ -110,8 +112,10 @@ class Controller:
         self._http = httpx.AsyncClient(trust_env=False)
         self._task: asyncio.Task[None] | None = None
         self._max_body_bytes = max_body_bytes
-        self._gateway = (
-            GatewayView(gateway_url, self._http, token=gateway_token) if gateway_url else None
+        self._gateway = gateways or (
+            GatewayView.over_http(gateway_url, self._http, token=gateway_token)
+            if gateway_url
+            else None
         )
         self._drains: dict[InstanceId, asyncio.Task[None]] = {}
         self._autoscale = AutoscaleSettings(

@@ -3,6 +3,10 @@
 The controller publishes after every tick; a new version is made only when the
 table's content changed, so gateways long-polling ``wait_newer`` wake up only for
 real changes.
+
+Which table each gateway serves comes from the gateway registry (their reports, not
+their polls): a node or alias change is served once every live gateway worker serves a
+version that has it (``routed``, ``served_alias``).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import contextlib
 import time
 from collections import OrderedDict
 
+from pier.controller.gateway_registry import GatewayRegistry
 from pier.domain.routes import AliasRoute, RouteChanges, RouteTable
 
 KEPT_TABLES = 64
@@ -19,15 +24,14 @@ KEPT_TABLES = 64
 
 
 class RouteBoard:
-    def __init__(self) -> None:
+    def __init__(self, gateways: GatewayRegistry | None = None) -> None:
+        """``gateways``: where the gateways report the versions they serve."""
+        self.gateways = gateways if gateways is not None else GatewayRegistry()
         # Versions start from the clock so they keep going up across control-plane
         # restarts: a gateway that saw version N before a restart still gets news.
         self._table = RouteTable(version=time.time_ns() // 1_000_000)
         self._changed = asyncio.Condition()
         self._closed = False
-        self._applied: dict[int, int] = {}
-        """The version each gateway worker said it serves (a long poll's ``after``)."""
-        self._workers = 1
         self._since: dict[str, int] = {}
         """The version each node of the table first appeared in, by "project/node"."""
         self._alias_since: dict[str, int] = {}
@@ -46,20 +50,20 @@ class RouteBoard:
 
     def routed(self, project: str, node: str) -> bool:
         """Whether the gateway serves a route for the node: a request to it is balanced
-        (or waits for an instance) rather than answered 404. With several gateway workers,
-        every one of them serves it."""
+        (or waits for an instance) rather than answered 404 by every live gateway worker
+        (none live: not routed)."""
         return self._served_since(self._since.get(f"{project}/{node}"))
 
     def served_alias(self, project: str, alias: str) -> AliasRoute | None:
-        """The alias's route in the current table if every gateway worker serves it (its
-        latest change included), else None."""
+        """The alias's route in the current table if every live gateway worker serves it
+        (its latest change included), else None."""
         key = f"{project}/{alias}"
         served = self._served_since(self._alias_since.get(key))
         return self._table.aliases[key] if served else None
 
     def _served_since(self, since: int | None) -> bool:
-        served = [self._applied.get(worker, -1) for worker in range(self._workers)]
-        return since is not None and min(served) >= since
+        served = self.gateways.oldest_served(self._table.version)
+        return since is not None and served is not None and served >= since
 
     async def publish(self, table: RouteTable) -> None:
         """Make ``table`` current if its content differs; versions only go up."""
@@ -85,13 +89,7 @@ class RouteBoard:
     ) -> RouteTable:
         """The table as soon as its version is above ``after``, or after ``wait_s``.
 
-        ``after`` is the version the asking gateway worker (``worker`` of ``workers``)
-        serves (see ``routed``)."""
-        if workers != self._workers:
-            self._workers = workers
-            self._applied = {w: v for w, v in self._applied.items() if w < workers}
-        if after <= self._table.version:
-            self._applied[worker] = after
+        ``worker`` of ``workers``: who asks (what it serves is known from its reports)."""
         if self._table.version > after or self._closed:
             return self._table
         async with self._changed:

@@ -1,8 +1,10 @@
 """pier's gateway, the data plane: ``python -m pier.gateway``.
 
-Its own process(es), kept out of the control plane's way: it serves the route table it
-last received (long-polled from the control plane, persisted to a routes file) and never
-imports the store, controller, services or API.
+Its own process(es), kept out of the control plane's way, on the control plane's machine
+(`pier up` starts one) or any other (`pier gateway --control-url`): it serves the route
+table it last received (long-polled from the control plane, persisted to a routes file),
+reports what it serves and counts (report.py), and never imports the store, controller,
+services or API.
 
 The modules form layers; each imports only those below it (an import-linter contract
 checks it), and what a lower one needs of an upper one is a small Protocol in the lower
@@ -15,6 +17,7 @@ one (``forward.Client``, ``forward.Shared``, ``relay.Exchange``, ``relay.Origin`
     routes     the compiled table: ``match_request`` (path or headers) and ``resolve``
     pool       an instance (``Upstream``): its keep-alive pool and requests in flight
     relay      an instance connection: relays one response at a time to a ``ClientOutput``
+    report     reports to the control plane: routes version, draining, figures (heartbeat)
     balance, compare, connections, errors, flow, limits, metrics, request_ids, sync
                instance choice (and sticky sessions), V2 outputs compared, the connection
                cap, JSON errors, the client's write side and flow control, limits and

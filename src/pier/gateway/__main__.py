@@ -1,7 +1,7 @@
 """``python -m pier.gateway``: the data plane, in its own process.
 
 python -m pier.gateway --host 127.0.0.1 --port 8000 [--control-url URL]
-    [--token-file PATH] [--routes-file PATH] [--max-body-bytes N] [--workers N]
+    [--token-file PATH] [--routes-file PATH] [--public-url URL] [--max-body-bytes N] [--workers N]
     [--max-request-line-bytes N] [--max-header-bytes N] [--max-headers N]
     [--header-timeout-s S] [--body-timeout-s S] [--max-pipelined-bytes N]
     [--max-connections N] [--max-sticky-sessions N]
@@ -65,6 +65,11 @@ def parse_args(argv: Sequence[str] | None = None) -> GatewayConfig:
         help="last known route table: loaded at start, rewritten on every change",
     )
     parser.add_argument(
+        "--public-url",
+        help="where clients reach this gateway, as it reports it to the control plane "
+        "(default http://HOST:PORT, the machine's name for an address listening everywhere)",
+    )
+    parser.add_argument(
         "--max-body-bytes",
         type=int,
         default=DEFAULT_MAX_BODY_BYTES,
@@ -123,6 +128,7 @@ def parse_args(argv: Sequence[str] | None = None) -> GatewayConfig:
         control_url=args.control_url,
         token_file=args.token_file,
         routes_file=args.routes_file,
+        public_url=args.public_url,
         max_body_bytes=args.max_body_bytes,
         workers=args.workers,
         max_connections=args.max_connections,

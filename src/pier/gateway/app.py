@@ -13,11 +13,13 @@ worker instead of being refused, so a crash fails only the requests the worker h
 flight. The parent passes SIGTERM/SIGINT on; a worker whose parent is gone stops.
 
 A request on the shared port reaches whichever worker the kernel picks, so each worker
-also listens on a port of its own on 127.0.0.1 (bound by the parent before forking, the same one
-after a restart): ``/healthz`` on any worker lists them all under ``workers``, and the
-control plane reads each worker's ``/healthz`` and ``/metrics`` there, so the load it
-scales on and the requests it drains cover every worker. Route polls say which worker
-asks (``worker``, ``workers``), so the control plane knows when all of them serve a route.
+reports for itself (report.py: its routes version, draining requests and figures, under
+the gateway's one id, with its index and the worker count), and the control plane adds
+them up: the load it scales on and the requests it drains cover every worker, and a
+route counts as served once every worker serves it. Each worker also listens on a port
+of its own on 127.0.0.1 (bound by the parent before forking, the same one after a
+restart), where ``/healthz`` and ``/metrics`` read that worker alone; ``/healthz`` on any
+worker lists them all under ``workers``.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from pier.gateway.limits import DEFAULT_MAX_BODY_BYTES, ClientLimits, Deadlines,
 from pier.gateway.metrics import GatewayMetrics
 from pier.gateway.mirror import Mirrors
 from pier.gateway.pool import IDLE_S, UpstreamRegistry
+from pier.gateway.report import Reporter, gateway_id, public_url
 from pier.gateway.request_ids import RequestIds
 from pier.gateway.routes import Router
 from pier.gateway.server import ClientConnection
@@ -104,6 +107,11 @@ class GatewayConfig:
     """Sticky sessions each worker remembers (to tell a caller it was re-pinned)."""
     mirror: MirrorLimits = field(default_factory=MirrorLimits)
     """What mirrored copies may take."""
+    gateway_id: str | None = None
+    """The id it reports under (report.gateway_id: made once, kept beside the routes
+    file); None: found or made at start."""
+    public_url: str | None = None
+    """Where clients reach it, as it reports; None: ``http://host:port``."""
 
 
 class Gateway:
@@ -169,13 +177,17 @@ class Gateway:
             status["workers"] = self.worker.urls
         return orjson.dumps(status)
 
+    def render_metrics_for_admin(self) -> bytes:
+        """``/metrics`` as a caller with a valid token sees it: every series."""
+        return self.metrics.render(instances=self.router.routed_instances(public_only=False))
+
     def render_metrics(self, authorization: bytes | None) -> bytes:
         """``/metrics``: every node's and alias's series for a caller with a valid bearer
         token; only those of public nodes and aliases for anyone else, so the names of
         private ones stay private."""
         router = self.router
         if router.is_authorized(authorization):
-            return self.metrics.render(instances=router.routed_instances(public_only=False))
+            return self.render_metrics_for_admin()
         public, unrouted = router.public_nodes, self.metrics.unrouted
         public_aliases = router.public_aliases
         return self.metrics.render(
@@ -230,6 +242,7 @@ class Gateway:
             self.loop.add_signal_handler(sig, stop.set)
         tasks = [
             asyncio.create_task(_forever("route sync", sync.run)),
+            *self._reporting(),
             asyncio.create_task(_forever("deadline sweep", self.deadlines.run)),
             asyncio.create_task(_forever("pool expiry", self._expire_idle)),
             asyncio.create_task(_forever("client expiry", self._close_quiet_clients)),
@@ -244,6 +257,22 @@ class Gateway:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _reporting(self) -> list[asyncio.Task[None]]:
+        """The task reporting to the control plane (report.py), if there is one."""
+        config, worker = self.config, self.worker
+        if config.control_url is None:
+            return []
+        reporter = Reporter(
+            control_url=config.control_url, token_file=config.token_file,
+            gateway_id=config.gateway_id or gateway_id(config.routes_file),
+            url=config.public_url or public_url(config.host, config.port),
+            worker=(worker.index, worker.count) if worker else (0, 1),
+            snapshot=lambda: (self.router.version, self.upstreams.draining()),
+            render_metrics=self.render_metrics_for_admin,
+            routes_changed=self.wait_for_routes,
+        )  # fmt: skip
+        return [asyncio.create_task(_forever("gateway report", reporter.run))]
 
     async def _listen(self, listener: socket.socket | None) -> list[asyncio.Server]:
         loop, config = self.loop, self.config
@@ -305,7 +334,11 @@ async def _stop_when_orphaned(parent_pid: int, stop: asyncio.Event) -> None:
 
 def run_gateway(config: GatewayConfig) -> None:
     """Bind the shared port here, then fork ``config.workers`` processes to serve it."""
-    config = replace(config, max_connections=fit_open_files(config.max_connections))
+    config = replace(
+        config,
+        max_connections=fit_open_files(config.max_connections),
+        gateway_id=config.gateway_id or gateway_id(config.routes_file),  # one for every worker
+    )
     listeners = [_shared_socket(config) for _ in range(config.workers)]
     _supervise(config, listeners)
 

@@ -152,13 +152,7 @@ class RouteSync:
         return changes.applied_to(self.current)
 
     def _read_token(self) -> str | None:
-        if self._token_file is None:
-            return None
-        try:
-            return self._token_file.read_text().strip() or None
-        except OSError as e:
-            log.warning("token file unreadable", path=str(self._token_file), error=str(e))
-            return None
+        return read_token(self._token_file)
 
     async def _persist(self, table: RouteTable) -> None:
         if self._routes_file is None:
@@ -182,6 +176,17 @@ class RouteSync:
                 self._file_stamp = (stat.st_mtime_ns, stat.st_size)  # retry when it changes
             else:
                 self._apply(table)
+
+
+def read_token(path: Path | None) -> str | None:
+    """The bearer token in ``path`` (re-read each time: it may be written later), or None."""
+    if path is None:
+        return None
+    try:
+        return path.read_text().strip() or None
+    except OSError as e:
+        log.warning("token file unreadable", path=str(path), error=e.strerror or type(e).__name__)
+        return None
 
 
 def write_atomically(path: Path, table: RouteTable) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from typing import Protocol
 
+from pier.domain.gateways import GatewayList, GatewayReport, GatewayReportAnswer
 from pier.domain.routes import AliasRoute, RouteChanges, RouteTable
 from pier.domain.traffic import InstanceUsage, Traffic
 from pier.domain.views import ControllerFigures, MirrorFiguresView
@@ -22,6 +23,14 @@ class RouteSource(Protocol):
     def routed(self, project: str, node: str) -> bool: ...
 
     def served_alias(self, project: str, alias: str) -> AliasRoute | None: ...
+
+
+class GatewayRegistrySource(Protocol):
+    """The gateways that report to this control plane (controller/gateway_registry.py)."""
+
+    def report(self, gateway_id: str, report: GatewayReport) -> GatewayReportAnswer: ...
+
+    def listing(self) -> GatewayList: ...
 
 
 class ControllerFiguresSource(Protocol):
