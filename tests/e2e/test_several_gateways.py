@@ -116,14 +116,12 @@ def test_both_gateways_are_listed_and_the_second_one_answers(
 def test_a_node_is_routed_only_once_every_gateway_serves_it(
     up: PierProcess, second: SecondGateway
 ) -> None:
-    first_url = up.gateway_url
     second.signal(signal.SIGSTOP)
     try:
-        with pier.Client(up.url, up.token) as client:
-            client.create_node("late", model="iris", min_instances=0)
-        version = up.wait_for(lambda: _version_with(up, "late"), what="late's route")
-        up.wait_for(lambda: _listed(up)[first_url]["routes_version"] >= version,
-                    what="pier up's gateway to serve late")  # fmt: skip
+        version = _create_and_see_served(up, "late")
+        # A newer table served by the first gateway proves it has long-polled (and
+        # reported) since it served late's: the second one is all late waits for.
+        _create_and_see_served(up, "late-2")
         routed = up.node("late")["routed"]
         still_live = _listed(up)[second.url]["state"] == "live"  # so it was when routed was read
         assert still_live, "the paused gateway was left out too early for this check"
@@ -132,6 +130,17 @@ def test_a_node_is_routed_only_once_every_gateway_serves_it(
         second.signal(signal.SIGCONT)
     up.wait_for(lambda: up.node("late")["routed"], timeout_s=10, what="late to be routed")
     assert _listed(up)[second.url]["routes_version"] >= version
+
+
+def _create_and_see_served(up: PierProcess, node: str) -> int:
+    """Create ``node`` (no instance) and wait until `pier up`'s gateway serves a route
+    table that has it; that table's version."""
+    with pier.Client(up.url, up.token) as client:
+        client.create_node(node, model="iris", min_instances=0)
+    version: int = up.wait_for(lambda: _version_with(up, node), what=f"{node}'s route")
+    up.wait_for(lambda: _listed(up)[up.gateway_url]["routes_version"] >= version,
+                what=f"pier up's gateway to serve {node}")  # fmt: skip
+    return version
 
 
 def test_a_silent_gateway_is_left_out_after_the_timeout_and_counted_when_back(
