@@ -28,6 +28,8 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/v1/info"): ANY,
     ("GET", "/api/v1/configurations"): ANY,
     ("GET", "/api/v1/routes"): INSTALLATION,
+    ("GET", "/api/v1/gateways"): INSTALLATION,
+    ("POST", "/api/v1/gateways/{gateway_id}/report"): INSTALLATION,
     ("GET", "/metrics"): INSTALLATION,
     ("GET", "/api/v1/controller"): INSTALLATION,
     ("GET", "/api/v1/projects"): ANY,
@@ -78,7 +80,12 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/v1/audit"): INSTALLATION,
     ("POST", "/api/v1/secrets/rotate-key"): INSTALLATION,
 }
-PATH_VALUES = {"name": "nosuch", "principal": "nosuch", "token_id": "999999"}
+PATH_VALUES = {
+    "name": "nosuch",
+    "principal": "nosuch",
+    "token_id": "999999",
+    "gateway_id": "gw-nosuch",
+}
 """Path parameters name nothing that exists: an allowed call changes nothing."""
 
 

@@ -177,7 +177,8 @@ def table(*nodes: NodeRoute, aliases: tuple[AliasRoute, ...] = (), version: int 
 
 class FakeControlPlane:
     """Serves ``GET /api/v1/routes?after=&wait_s=`` like the control plane: answers as soon
-    as its table's version is past ``after``, else after ``wait_s`` with the same table."""
+    as its table's version is past ``after``, else after ``wait_s`` with the same table.
+    Anything else (the gateway's reports) gets 404."""
 
     def __init__(self) -> None:
         self.table = RouteTable()
@@ -232,6 +233,10 @@ class FakeControlPlane:
                     for k, _, v in (line.partition(":") for line in head.split("\r\n")[1:])
                     if k
                 )
+                if not target.startswith("/api/v1/routes"):  # a gateway's report: not kept
+                    await reader.readexactly(int(headers.get("content-length", "0")))
+                    writer.write(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n")
+                    continue
                 self.authorizations.append(headers.get("authorization"))
                 query = httpx.URL(target).params
                 self.queries.append(dict(query))

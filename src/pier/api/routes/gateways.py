@@ -2,7 +2,8 @@
 
 Both are for the installation admin: a gateway already holds the token that reads every
 route (``GET /api/v1/routes``: private nodes' names and token digests), so a narrower
-role would narrow nothing.
+role would narrow nothing. Both run on the event loop (``async``), where the controller
+reads the registry too: no lock is needed.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def _registry(services: ServicesDep) -> GatewayRegistrySource:
 
 
 @router.post("/gateways/{gateway_id}/report", responses=error_responses(404, 422))
-def report_gateway(
+async def report_gateway(
     gateway_id: GatewayId, report: GatewayReport, services: ServicesDep
 ) -> GatewayReportAnswer:
     """A gateway worker's routes version, requests in flight to removed instances and
@@ -50,7 +51,7 @@ def report_gateway(
 
 
 @router.get("/gateways", responses=error_responses(404))
-def list_gateways(services: ServicesDep) -> GatewayList:
+async def list_gateways(services: ServicesDep) -> GatewayList:
     """Every gateway that reported here: live ones are counted for routed and drained,
     silent ones (no report within PIER_GATEWAY_REGISTRY__TIMEOUT_S) are not."""
     return _registry(services).listing()
