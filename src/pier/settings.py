@@ -71,8 +71,10 @@ class GatewayRegistrySettings(BaseModel):
     "drained" (logged once, and once more when it reports again): a gateway that died or
     hangs does not hold every route change and every drain up."""
     report_interval_s: Annotated[float, Field(gt=0)] = 0.5
-    """How often each gateway worker reports at least (it also reports at once when its
-    routes or its draining requests change); told to the gateways in each answer."""
+    """How often each gateway worker reads its figures, and reports them if they changed
+    (traffic); it reports at once when its routes or its draining requests change, and
+    at least three times per ``timeout_s`` when nothing does. Told to the gateways in
+    each answer."""
     forget_s: Annotated[float, Field(gt=0)] = 3600.0
     """A gateway silent this long is no longer listed."""
 

@@ -178,13 +178,17 @@ def table(*nodes: NodeRoute, aliases: tuple[AliasRoute, ...] = (), version: int 
 class FakeControlPlane:
     """Serves ``GET /api/v1/routes?after=&wait_s=`` like the control plane: answers as soon
     as its table's version is past ``after``, else after ``wait_s`` with the same table.
-    Anything else (the gateway's reports) gets 404."""
+    Anything else is a gateway's report: kept in ``reports`` (target, authorization,
+    body) and answered with ``report_answer``."""
 
     def __init__(self) -> None:
         self.table = RouteTable()
         self.port = free_port()
         self.authorizations: list[str | None] = []
         self.queries: list[dict[str, str]] = []
+        self.reports: list[tuple[str, str | None, bytes]] = []
+        self.report_answer = b'{"report_interval_s": 60, "heartbeat_s": 60}'
+        """Long: a report seen comes of a change, not of a heartbeat."""
         self._loop = asyncio.new_event_loop()
         self._changed: asyncio.Event | None = None
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -233,9 +237,12 @@ class FakeControlPlane:
                     for k, _, v in (line.partition(":") for line in head.split("\r\n")[1:])
                     if k
                 )
-                if not target.startswith("/api/v1/routes"):  # a gateway's report: not kept
-                    await reader.readexactly(int(headers.get("content-length", "0")))
-                    writer.write(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n")
+                if not target.startswith("/api/v1/routes"):  # a gateway's report
+                    body = await reader.readexactly(int(headers.get("content-length", "0")))
+                    self.reports.append((target, headers.get("authorization"), body))
+                    answer, size = self.report_answer, len(self.report_answer)
+                    writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                                 b"content-length: %d\r\n\r\n%s" % (size, answer))  # fmt: skip
                     continue
                 self.authorizations.append(headers.get("authorization"))
                 query = httpx.URL(target).params

@@ -29,6 +29,10 @@ from pier.settings import GatewayRegistrySettings
 
 log = structlog.get_logger("pier.controller.gateways")
 
+HEARTBEATS_PER_TIMEOUT = 3
+"""An idle gateway reports this many times within the timeout: one lost report (or two)
+does not leave it out."""
+
 
 @dataclass(slots=True)
 class _Worker:
@@ -86,7 +90,10 @@ class GatewayRegistry:
             log.info("gateway reporting again; counted for routed and drained", gateway=gateway_id,
                      url=report.url, worker=report.worker)  # fmt: skip
         gateway.workers[report.worker] = _Worker(report, now)
-        return GatewayReportAnswer(report_interval_s=self._settings.report_interval_s)
+        return GatewayReportAnswer(
+            report_interval_s=self._settings.report_interval_s,
+            heartbeat_s=self._settings.timeout_s / HEARTBEATS_PER_TIMEOUT,
+        )
 
     async def statuses(self) -> list[WorkerStatus] | None:
         """Every live worker's routes version and draining requests; None without any."""

@@ -43,7 +43,9 @@ class GatewayReportAnswer(BaseModel):
     model_config = ConfigDict(extra="ignore", use_attribute_docstrings=True)
 
     report_interval_s: float
-    """Report again within this long even when nothing changed."""
+    """Read the figures this often, and report them when they changed."""
+    heartbeat_s: float = 5.0
+    """Report within this long even when nothing changed."""
 
 
 class GatewayInfo(BaseModel):

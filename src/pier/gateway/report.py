@@ -6,9 +6,11 @@ control plane never dials out: a gateway on another machine may not be reachable
 - at once when it applies a new route table (so the control plane knows the node is
   routed) and when its requests in flight to removed instances change (so a draining
   instance stops as soon as the last one is done); both are checked every ``CHECK_S``;
-- else every ``report_interval_s``, which the control plane's answer sets: the report
-  is the heartbeat, and its figures (the worker's /metrics as the admin sees it) are
-  the load the autoscaler, passive health and alias figures add up over gateways.
+- every ``report_interval_s`` while its figures (the worker's /metrics as the admin
+  sees it: the load the autoscaler, passive health and alias figures add up over
+  gateways) change, which they do with traffic only;
+- else every ``heartbeat_s``: an idle gateway costs the control plane little, and its
+  reports tell it that the gateway is alive. The control plane's answer sets both.
 
 The id is the gateway's own, shared by its workers: made once and kept beside its routes
 file (``<routes file>.id`` with the suffix replaced), so a restarted gateway is the
@@ -39,7 +41,8 @@ log = structlog.get_logger("pier.gateway.report")
 CHECK_S: Final = 0.1
 """How often the routes version and the draining requests are checked for a change."""
 DEFAULT_INTERVAL_S: Final = 0.5
-"""The report interval until the control plane says otherwise."""
+DEFAULT_HEARTBEAT_S: Final = 5.0
+"""The report interval and heartbeat until the control plane says otherwise."""
 REPORT_TIMEOUT_S: Final = 5.0
 
 Snapshot = Callable[[], tuple[int, dict[str, int]]]
@@ -100,32 +103,37 @@ class Reporter:
         self._render_metrics = render_metrics
         self._routes_changed = routes_changed
         self._interval_s = DEFAULT_INTERVAL_S
+        self._heartbeat_s = DEFAULT_HEARTBEAT_S
         self._failing = False
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        sent: tuple[int, dict[str, int]] | None = None
-        sent_at = -float("inf")
+        sent: tuple[tuple[int, dict[str, int]], bytes] | None = None
+        sent_at = read_at = -float("inf")
         delay_s = BACKOFF_MIN_S
         async with httpx.AsyncClient(timeout=REPORT_TIMEOUT_S, trust_env=False) as client:
             while True:
-                state = self._snapshot()
-                if state != sent or loop.time() - sent_at >= self._interval_s:
-                    if await self._send(client, state):
-                        sent, sent_at, delay_s = state, loop.time(), BACKOFF_MIN_S
-                    else:
-                        await asyncio.sleep(delay_s)
-                        delay_s = min(delay_s * 2, BACKOFF_MAX_S)
-                        continue
+                state, now = self._snapshot(), loop.time()
+                changed = sent is None or state != sent[0]
+                if changed or now - read_at >= self._interval_s:
+                    figures, read_at = self._render_metrics(), now
+                    changed = changed or sent is None or figures != sent[1]
+                    if changed or now - sent_at >= self._heartbeat_s:
+                        if not await self._send(client, state, figures):
+                            await asyncio.sleep(delay_s)
+                            delay_s = min(delay_s * 2, BACKOFF_MAX_S)
+                            continue
+                        sent, sent_at, delay_s = (state, figures), now, BACKOFF_MIN_S
                 await self._routes_changed(CHECK_S)
 
-    async def _send(self, client: httpx.AsyncClient, state: tuple[int, dict[str, int]]) -> bool:
+    async def _send(
+        self, client: httpx.AsyncClient, state: tuple[int, dict[str, int]], figures: bytes
+    ) -> bool:
         """One report; True if the control plane took it."""
         version, draining = state
         report = GatewayReport(
             url=self._url, worker=self._worker[0], workers=self._worker[1],
-            routes_version=version, draining=draining,
-            metrics=self._render_metrics().decode(),
+            routes_version=version, draining=draining, metrics=figures.decode(),
         )  # fmt: skip
         token = read_token(self._token_file)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -134,9 +142,8 @@ class Reporter:
                 self._endpoint, content=report.model_dump_json(), headers=headers | _JSON
             )
             response.raise_for_status()
-            self._interval_s = GatewayReportAnswer.model_validate_json(
-                response.content
-            ).report_interval_s
+            answer = GatewayReportAnswer.model_validate_json(response.content)
+            self._interval_s, self._heartbeat_s = answer.report_interval_s, answer.heartbeat_s
         except (httpx.HTTPError, ValidationError) as e:
             if not self._failing:
                 log.warning("gateway report failed; retrying", url=self._endpoint,
