@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -77,6 +77,15 @@ class GatewayRegistrySettings(BaseModel):
     each answer."""
     forget_s: Annotated[float, Field(gt=0)] = 3600.0
     """A gateway silent this long is no longer listed."""
+
+    @model_validator(mode="after")
+    def _reports_within_the_timeout(self) -> GatewayRegistrySettings:
+        if self.report_interval_s >= self.timeout_s:
+            raise ValueError(
+                "report_interval_s must be below timeout_s: else a busy gateway would be "
+                "left out between two reports"
+            )
+        return self
 
 
 class ControllerSettings(BaseModel):
