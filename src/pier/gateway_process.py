@@ -1,7 +1,9 @@
 """The gateway as a child process of `pier up`: spawned, adopted after a restart, stopped.
 
 The gateway runs in its own session so that it outlives a killed control plane and goes
-on serving its last routes; the next `pier up` finds it through its pid file.
+on serving its last routes; the next `pier up` finds it through its pid file. It is a
+gateway like any `pier gateway`: it reports to the control plane's registry under the id
+kept beside its routes file (<data dir>/gateway-routes.id), and counts as one of them.
 """
 
 from __future__ import annotations
