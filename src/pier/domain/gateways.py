@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 GATEWAY_ID_PATTERN: Final = r"^[a-z0-9][a-z0-9-]{0,62}$"
 GATEWAY_ID_RE: Final = re.compile(GATEWAY_ID_PATTERN)
@@ -37,6 +37,12 @@ class GatewayReport(BaseModel):
     metrics: Annotated[str, Field(max_length=64 * 2**20)] = ""
     """The worker's own ``pier_gateway_*`` series, in Prometheus text (its /metrics as the
     admin sees it): the load the autoscaler, passive health and the alias figures read."""
+
+    @model_validator(mode="after")
+    def _worker_among_workers(self) -> GatewayReport:
+        if self.worker >= self.workers:
+            raise ValueError(f"worker {self.worker} is not below workers ({self.workers})")
+        return self
 
 
 class GatewayReportAnswer(BaseModel):
