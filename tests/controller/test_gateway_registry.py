@@ -109,3 +109,13 @@ async def test_a_gateway_silent_long_enough_is_forgotten_and_fewer_workers_are_f
     assert gateways.oldest_served(2) == 2
     clock.now += 601
     assert gateways.listing().gateways == []
+
+
+async def test_figures_that_do_not_parse_count_as_none_and_break_nothing() -> None:
+    gateways = registry(Clock())
+    view = GatewayView(gateways)
+    gateways.report("gw-a", report(load_s=2.0))
+    bad = report().model_copy(update={"metrics": 'pier_gateway_requests_total{node="x" 1\n'})
+    gateways.report("gw-b", bad)
+    assert await view.load() == {WEB: 2.0}
+    assert await view.figures() is not None

@@ -78,13 +78,19 @@ class GatewayView:
         return cls(HttpGateway(gateway_url, client, token=token))
 
     def _parse(self, key: str, text: str, parse: Callable[[str], _T]) -> _T:
-        """``parse(text)``, or what it gave the last time this worker answered ``text``."""
+        """``parse(text)``, or what it gave the last time this worker answered ``text``;
+        text that does not parse counts as no figures (logged once per text)."""
         cache_key = (key, parse.__name__)
         last = self._parsed.get(cache_key)
         if last is not None and last[0] == text:
             value: _T = last[1]
             return value
-        value = parse(text)
+        try:
+            value = parse(text)
+        except (ValueError, KeyError, IndexError, TypeError) as exc:  # not Prometheus text
+            log.warning("gateway figures unreadable; counted as none", worker=key,
+                        error=type(exc).__name__)  # fmt: skip
+            value = parse("")
         self._parsed[cache_key] = (text, value)
         return value
 
