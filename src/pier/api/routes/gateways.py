@@ -40,7 +40,7 @@ def _registry(services: ServicesDep) -> GatewayRegistrySource:
     return services.gateways
 
 
-@router.post("/gateways/{gateway_id}/report", responses=error_responses(404, 422))
+@router.post("/gateways/{gateway_id}/report", responses=error_responses(400, 404, 422))
 async def report_gateway(
     gateway_id: GatewayId, report: GatewayReport, services: ServicesDep
 ) -> GatewayReportAnswer:
