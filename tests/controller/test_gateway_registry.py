@@ -65,8 +65,8 @@ async def test_load_adds_up_over_gateways_and_their_workers() -> None:
     gateways.report("gw-a", report(load_s=1.0, worker=1, workers=2))
     gateways.report("gw-b", report(load_s=4.0))
     assert await view.load() == {WEB: 7.0}
-    figures = await view.figures()
-    assert figures is not None and figures[WEB].in_flight == 3.0
+    traffic = await view.traffic()
+    assert traffic is not None and traffic.nodes[("default", "web")].in_flight == 3.0
 
 
 async def test_a_silent_gateway_is_left_out_once_with_a_line_and_back_with_another() -> None:
@@ -118,4 +118,4 @@ async def test_figures_that_do_not_parse_count_as_none_and_break_nothing() -> No
     bad = report().model_copy(update={"metrics": 'pier_gateway_requests_total{node="x" 1\n'})
     gateways.report("gw-b", bad)
     assert await view.load() == {WEB: 2.0}
-    assert await view.figures() is not None
+    assert await view.traffic() is not None

@@ -97,7 +97,7 @@ async def test_the_bytes_read_by_the_controller_add_up_every_worker_by_node_alia
         urls[1], b"GET /default/aliases/pub/big?n=3000" + close + b"\r\n"
     )
     async with httpx.AsyncClient(timeout=10) as client:
-        traffic = await GatewayView(gateway.url, client).traffic()
+        traffic = await GatewayView.over_http(gateway.url, client).traffic()
     assert traffic is not None
     one = traffic.nodes[("default", "one")]
     assert one.bytes_out == sum(direct) + through_alias  # every byte the clients got
