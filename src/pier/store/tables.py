@@ -221,3 +221,15 @@ class ProjectLimitsRow(Base):
     max_memory_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     max_gpus: Mapped[int | None] = mapped_column(Integer, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class LeaseRow(Base):
+    """A lease among the `pier up` processes sharing the store (pier.domain.lease);
+    ``name`` is what it is for: ``controller``."""
+
+    __tablename__ = "leases"
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(255))
+    term: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    renewed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
