@@ -1,9 +1,11 @@
 """The gateway as a child process of `pier up`: spawned, adopted after a restart, stopped.
 
 The gateway runs in its own session so that it outlives a killed control plane and goes
-on serving its last routes; the next `pier up` finds it through its pid file. It is a
-gateway like any `pier gateway`: it reports to the control plane's registry under the id
-kept beside its routes file (<data dir>/gateway-routes.id), and counts as one of them.
+on serving its last routes; the next `pier up` finds it through its pid file. Its files
+(pid file, routes, log) are in the `pier up`'s process dir (Settings.process_dir): each
+`pier up` sharing a data dir has a gateway of its own. It is a gateway like any
+`pier gateway`: it reports to its control plane's registry under the id kept beside its
+routes file, and counts as one of them.
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ from pier.settings import Settings
 class GatewayProcess:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._pid_file = settings.data_dir / "gateway.json"
-        self._log_path = settings.data_dir / "logs" / "gateway.log"
+        self._pid_file = settings.process_dir / "gateway.json"
+        self._log_path = settings.process_dir / "logs" / "gateway.log"
         self._proc: psutil.Process | None = None
         self._popen: subprocess.Popen[bytes] | None = None
 
@@ -66,7 +68,7 @@ class GatewayProcess:
             "--host", gw.host, "--port", str(gw.port),
             "--control-url", self._settings.api_url,
             "--token-file", str(data / "admin.token"),
-            "--routes-file", str(data / "gateway-routes.json"),
+            "--routes-file", str(self._settings.process_dir.resolve() / "gateway-routes.json"),
             "--max-body-bytes", str(gw.max_body_bytes),
             "--workers", str(gw.workers),
             "--max-request-line-bytes", str(gw.max_request_line_bytes),

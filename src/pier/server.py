@@ -1,8 +1,11 @@
 """The composition root: Settings -> store, runtimes, controller, API, gateway.
 
 `pier up` calls ``run(settings)``. Start-up order matters for restart safety: take the
-data dir's lock (one `pier up` per data dir), bind the API port (fail before touching
-anything), migrate, adopt running instances, then serve.
+data dir's lock (one `pier up` per data dir on SQLite; per data dir and API port on a
+shared store), bind the API port (fail before touching anything), migrate, take the
+controller's lease if free and adopt running instances, then serve. Several `pier up`
+sharing a PostgreSQL store and a data dir take turns running the controller
+(controller/leadership.py); each serves the whole API, writing to the store itself.
 
 Stopping (SIGINT, SIGTERM, SIGHUP) runs every step whatever the others do: a store that
 takes no writes or an output nobody reads any more must not leave instances running.
@@ -32,6 +35,7 @@ from pier.controller.adoption import Adoption
 from pier.controller.alias_figures import AliasFiguresBoard
 from pier.controller.gateway_registry import GatewayRegistry
 from pier.controller.gateway_view import GatewayView
+from pier.controller.leadership import Duties, Leadership
 from pier.controller.loop import Controller
 from pier.controller.routes import RouteBoard
 from pier.controller.sampling import Sampler
@@ -59,6 +63,7 @@ from pier.services.secrets import SecretService
 from pier.services.series import SeriesService
 from pier.settings import Settings
 from pier.store import Repository, create_store_engine, migrate
+from pier.store.leases import Leases
 from pier.store.repository import utcnow
 
 log = structlog.get_logger("pier.server")
@@ -103,18 +108,28 @@ class RuntimeAccess:
             yield line
 
 
-def lock_data_dir(data_dir: Path) -> IO[str]:
-    """Hold an exclusive lock on the data dir for as long as this process lives.
+def lock_data_dir(settings: Settings) -> IO[str]:
+    """Hold an exclusive lock on this process's dir (settings.process_dir: the data dir,
+    or a folder of it per API port on a shared store) for as long as this process lives.
 
     A data dir pier creates is private to its user (0700): the store in it holds secret
     values and registry credentials."""
-    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    handle = (data_dir / "pier.lock").open("w")
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    process_dir = settings.process_dir
+    process_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    handle = (process_dir / "pier.lock").open("w")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
+        handle.close()
+        data_dir = settings.data_dir.resolve()
         raise RuntimeUnavailable(
-            f"another `pier up` is already running with data dir {data_dir.resolve()}"
+            f"another `pier up` is already running with data dir {data_dir} and API port "
+            f"{settings.port}; choose another --port to run a second one on this store"
+            if settings.is_shared_store
+            else f"another `pier up` is already running with data dir {data_dir}; a second "
+            "`pier up` (a standby that takes over the controller) needs a PostgreSQL store "
+            "shared by both (--database-url)"
         ) from None
     handle.write(str(os.getpid()))
     handle.flush()
@@ -145,9 +160,9 @@ def bind_socket(host: str, port: int, *, what: str) -> socket.socket:
 async def run(settings: Settings, say: Say = print) -> None:
     """Run the control plane and the gateway until a stop signal, then stop cleanly."""
     data_dir = settings.data_dir
-    lock = lock_data_dir(data_dir)
+    lock = lock_data_dir(settings)
     stop = _stop_event()
-    marker = RunMarker(data_dir)
+    marker = RunMarker(settings.process_dir)
     unclean_pid = marker.unclean_pid()
     sock = bind_socket(settings.host, settings.port, what="API")
     if not settings.database_url:
@@ -172,19 +187,31 @@ async def run(settings: Settings, say: Say = print) -> None:
     board = RouteBoard(gateways)
     alias_figures = AliasFiguresBoard()
     gateway = GatewayProcess(settings)
-    controller = Controller(
-        repo, runtimes, settings=settings.controller, models_dir=(data_dir / "models").resolve(),
-        board=board, max_body_bytes=settings.gateway.max_body_bytes,
-        gateways=GatewayView(gateways), alias_figures=alias_figures,
-    )  # fmt: skip
+
+    def make_controller(fence: Callable[[], None]) -> Controller:
+        return Controller(
+            repo, runtimes, settings=settings.controller,
+            models_dir=(data_dir / "models").resolve(), board=board,
+            max_body_bytes=settings.gateway.max_body_bytes, gateways=GatewayView(gateways),
+            alias_figures=alias_figures, fence=fence,
+        )  # fmt: skip
+
     access = RuntimeAccess(repo, runtimes)
     sampler_http = httpx.AsyncClient(trust_env=False)  # the model servers' statistics
-    sampler = Sampler(
-        SeriesStore(settings.series_path, retention_s=settings.series.retention_s,
-                    max_series=settings.series.max_series),
-        repo, GatewayView(gateways), runtimes,
-        interval_s=settings.series.sample_s, http=sampler_http,
-        model_stats_timeout_s=settings.series.model_stats_timeout_s,
+
+    def make_sampler() -> Sampler:
+        return Sampler(
+            SeriesStore(settings.series_path, retention_s=settings.series.retention_s,
+                        max_series=settings.series.max_series),
+            repo, GatewayView(gateways), runtimes,
+            interval_s=settings.series.sample_s, http=sampler_http,
+            model_stats_timeout_s=settings.series.model_stats_timeout_s,
+        )  # fmt: skip
+
+    leadership = Leadership(
+        Leases(engine), Duties(make_controller, make_sampler),
+        holder=lease_holder(settings), settings=settings.leader,
+        is_sole=not settings.is_shared_store, say=say,
     )  # fmt: skip
     services = Services(
         repo=repo,
@@ -212,8 +239,8 @@ async def run(settings: Settings, say: Say = print) -> None:
         quotas=QuotaService(repo),
         series=SeriesService(repo, settings.series_path, settings.series.retention_s),
         ui=settings.ui,
-        controller=controller.tick_times,
-        traffic=sampler,
+        controller=leadership,
+        traffic=leadership,
         gateways=gateways,
     )
     server = _ApiServer(
@@ -225,10 +252,9 @@ async def run(settings: Settings, say: Say = print) -> None:
     marker.begin()
     serving: asyncio.Task[None] | None = None
     try:
-        adopted = await controller.start()
+        adopted = await leadership.begin()
         serving = asyncio.create_task(server.serve(sockets=[sock]))
         gateway_adopted = await asyncio.to_thread(gateway.ensure_running)
-        sampler.start()
         _say_started(
             settings,
             say,
@@ -237,6 +263,7 @@ async def run(settings: Settings, say: Say = print) -> None:
             gateway_adopted=gateway_adopted,
             runtimes=tuple(runtimes),
             adopted=adopted,
+            leadership=leadership,
             unclean_pid=unclean_pid,
             store=engine.url.render_as_string(hide_password=True),
         )
@@ -249,10 +276,9 @@ async def run(settings: Settings, say: Say = print) -> None:
         say("pier: stopping instances and the gateway...")
         is_clean = await _run_steps(
             ("routes", board.close),
-            ("series", sampler.stop),
-            ("series client", sampler_http.aclose),
             ("API", lambda: _stop_api(server, serving)),
-            ("instances", lambda: controller.stop(stop_instances=True)),
+            ("instances", lambda: leadership.end(stop_instances=True)),
+            ("series client", sampler_http.aclose),
             *((f"{name} runtime", runtime.close) for name, runtime in runtimes.items()),
             ("gateway", lambda: asyncio.to_thread(gateway.stop)),
             ("store", lambda: asyncio.to_thread(engine.dispose)),
@@ -339,6 +365,12 @@ def load_runtimes(settings: Settings, sandbox: Sandbox) -> RuntimeRegistry:
     return registry
 
 
+def lease_holder(settings: Settings) -> str:
+    """This `pier up`'s name in the controller's lease: where its API is. It is the name
+    of its process dir too, whose lock it holds: the same name again is a restart."""
+    return f"{socket.gethostname()} {settings.host}:{settings.port}"
+
+
 def container_runtime(settings: Settings) -> str:
     """Where image nodes that name no runtime run."""
     return "swarm" if settings.runtime == "swarm" else "docker"
@@ -383,11 +415,12 @@ def _say_started(
     token_created: bool,
     gateway_adopted: bool,
     runtimes: tuple[str, ...],
-    adopted: Adoption,
+    adopted: Adoption | None,
+    leadership: Leadership,
     unclean_pid: int | None,
     store: str,
 ) -> None:
-    if unclean_pid is not None:
+    if unclean_pid is not None and adopted is not None:
         say(f"pier did not stop cleanly last time (pid {unclean_pid}); {adopted.describe()}")
     data = settings.data_dir.resolve()
     token_note = "created now, mode 0600" if token_created else "existing"
@@ -398,6 +431,9 @@ def _say_started(
     say(f"  store    {store}")
     say(f"  runtime  {', '.join(runtimes)}")
     say(f"  token    {settings.token_path.resolve()} ({token_note})")
-    if unclean_pid is None and (adopted.instances or adopted.removed):
+    if adopted is None:
+        leader = leadership.figures().leader or "another `pier up`"
+        say(f"  follower the controller runs in {leader}; this one takes over if it stops")
+    elif unclean_pid is None and (adopted.instances or adopted.removed):
         say(f"  adopted  {adopted.describe()}, left by the previous `pier up`")
     say("Press Ctrl-C to stop; nodes come back from the store at the next `pier up`.")

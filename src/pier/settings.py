@@ -144,6 +144,30 @@ class StoreSettings(BaseModel):
     with 503 ``store_unavailable``."""
 
 
+class LeaderSettings(BaseModel):
+    """Which of the `pier up` processes sharing a PostgreSQL store runs the controller:
+    the one holding the lease in the store (pier.domain.lease). On SQLite there is one
+    `pier up`, which always holds it."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    lease_s: Annotated[float, Field(gt=0)] = 6.0
+    """How long the lease lasts unless renewed: a leader that dies is replaced this long
+    after its last renewal at most (plus ``renew_s`` for the follower to notice)."""
+    renew_s: Annotated[float, Field(gt=0)] = 2.0
+    """How often the leader renews its lease, and a follower asks for it. A leader that
+    cannot renew for ``lease_s`` (a lost store, a long pause) stops its controller."""
+
+    @model_validator(mode="after")
+    def _renews_within_the_lease(self) -> LeaderSettings:
+        if self.renew_s >= self.lease_s:
+            raise ValueError(
+                f"leader.renew_s ({self.renew_s}) must be shorter than leader.lease_s "
+                f"({self.lease_s}), or the lease runs out between two renewals"
+            )
+        return self
+
+
 class SeriesSettings(BaseModel):
     """pier's own time series of nodes (``series.db`` beside the store)."""
 
@@ -287,6 +311,7 @@ class Settings(BaseSettings):
     audit: AuditSettings = Field(default_factory=AuditSettings)
     ui: UiSettings = Field(default_factory=UiSettings)
     swarm: SwarmSettings = Field(default_factory=SwarmSettings)
+    leader: LeaderSettings = Field(default_factory=LeaderSettings)
 
     @property
     def resolved_database_url(self) -> str:
@@ -297,6 +322,21 @@ class Settings(BaseSettings):
     @property
     def api_url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def is_shared_store(self) -> bool:
+        """Whether other `pier up` may use this store too (a database server, not the
+        data dir's SQLite file): they then take turns running the controller."""
+        return not self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def process_dir(self) -> Path:
+        """This `pier up`'s own files (its lock, run marker, gateway state): the data dir,
+        or, on a shared store where several `pier up` may share the data dir, a folder in
+        it per API port."""
+        if not self.is_shared_store:
+            return self.data_dir
+        return self.data_dir / "processes" / str(self.port)
 
     @property
     def series_path(self) -> Path:

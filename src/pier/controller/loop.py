@@ -88,6 +88,7 @@ class Controller:
         clock: Callable[[], float] = time.time,
         alias_counts: CountsReader | None = None,
         alias_figures: AliasFiguresBoard | None = None,
+        fence: Callable[[], None] | None = None,
     ) -> None:
         """``runtimes``: a registry (a missing runtime is retried; see runtimes.registry)
         or a mapping of runtimes already built. ``gateway_url``: where the gateway's load
@@ -98,7 +99,8 @@ class Controller:
         of alias traffic by node, on which guarded rollouts are decided; by default those
         of the gateways (read once a tick with their load; without any none is decided).
         ``alias_figures``: where each tick's read of the mirrors' figures is published,
-        for the API."""
+        for the API. ``fence``: called before each store call, raises once this process
+        no longer leads (see store_thread.py)."""
         self._repo = repo
         self._runtimes = (
             runtimes if isinstance(runtimes, RuntimeRegistry) else RuntimeRegistry.of(runtimes)
@@ -122,7 +124,7 @@ class Controller:
             window_s=settings.autoscale_window_s,
             scale_down_delay_s=settings.scale_down_delay_s,
         )
-        self._db = StoreThread()
+        self._db = StoreThread(fence)
         """Every store call of the controller runs there, off the event loop, in order."""
         self._events = NodeEvents(repo, self._db)
         self._pulls = ImagePulls(repo, self._db, self._events, clock)

@@ -6,6 +6,10 @@ health probe, every drain and the API served by the same loop. Here each call ru
 one worker thread, one at a time, in the order the controller asked for them: the
 writes of a node keep their order, as they had on the loop, and SQLite's single writer
 is never contended by the controller itself.
+
+A fence, when given, is called before each call, in the store's thread: it raises when
+this process no longer leads (pier.controller.leadership), so that a controller paused
+past its lease writes nothing once it wakes up.
 """
 
 from __future__ import annotations
@@ -21,13 +25,21 @@ _T = TypeVar("_T")
 
 
 class StoreThread:
-    def __init__(self) -> None:
+    def __init__(self, fence: Callable[[], None] | None = None) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pier-store")
+        self._fence = fence
 
     async def run(self, fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
-        """``fn(*args, **kwargs)`` in the store's thread, after the calls asked for before."""
+        """``fn(*args, **kwargs)`` in the store's thread, after the calls asked for before
+        (not at all if the fence raises)."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+        call = functools.partial(fn, *args, **kwargs)
+        return await loop.run_in_executor(self._executor, self._fenced, call)
+
+    def _fenced(self, call: Callable[[], _T]) -> _T:
+        if self._fence is not None:
+            self._fence()
+        return call()
 
     def close(self) -> None:
         """No more calls; the one running finishes in its thread."""

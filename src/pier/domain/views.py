@@ -207,6 +207,13 @@ class ControllerFigures(View):
     tick_p50_ms: float | None
     tick_p99_ms: float | None
     tick_max_ms: float | None
+    role: Literal["leader", "follower"] = "leader"
+    """``leader``: this `pier up` runs the controller; ``follower``: another one sharing
+    the store does (this one serves the API and takes over if the leader stops)."""
+    term: int | None = None
+    """The controller lease's term: one more at each change of leader."""
+    leader: str | None = None
+    """Who leads: ``host address:port`` of its `pier up` (None: nobody yet)."""
 
 
 class InstanceList(View):

@@ -1,0 +1,115 @@
+"""Two processes' leaderships on one store (real controllers, a real SQLite store, clocks
+passed in): one leads, the other follows; the leader paused past its lease has its
+controller's store calls refused before it even learns of it, the follower takes the
+next term, and the old leader then steps down. On SQLite a second `pier up` on the same
+data dir is refused, naming what it needs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from pier.controller.leadership import Duties, Leadership, LeaseLost
+from pier.controller.loop import Controller
+from pier.controller.routes import RouteBoard
+from pier.domain.errors import RuntimeUnavailable
+from pier.runtimes.registry import RuntimeRegistry
+from pier.server import lock_data_dir
+from pier.settings import ControllerSettings, LeaderSettings, Settings
+from pier.store import Repository, create_store_engine, migrate
+from pier.store.leases import Leases
+
+LEASE = LeaderSettings(lease_s=600.0, renew_s=300.0)
+"""Long: the loops' own rounds never come during a test; the test makes each round."""
+
+
+@dataclass
+class Clocks:
+    seconds: float = 0.0
+
+    def now(self) -> datetime:
+        return datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=self.seconds)
+
+    def monotonic(self) -> float:
+        return self.seconds
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    engine = create_store_engine(f"sqlite:///{tmp_path / 'pier.db'}")
+    migrate(engine)
+    Repository(engine).ensure_default_project()
+    yield engine
+    engine.dispose()
+
+
+def leadership(engine: Engine, holder: str, clocks: Clocks, said: list[str]) -> Leadership:
+    repo = Repository(engine)
+
+    def make_controller(fence: Callable[[], None]) -> Controller:
+        return Controller(
+            repo, RuntimeRegistry({}, retry_base_s=1.0, retry_max_s=1.0),
+            settings=ControllerSettings(), models_dir=Path("/nonexistent"), board=RouteBoard(),
+            fence=fence,
+        )  # fmt: skip
+
+    return Leadership(
+        Leases(engine), Duties(make_controller), holder=holder,
+        settings=LEASE, say=said.append, now=clocks.now, monotonic=clocks.monotonic,
+    )  # fmt: skip
+
+
+async def test_a_paused_leader_is_fenced_and_steps_down_for_the_next_term(
+    engine: Engine,
+) -> None:
+    clocks, said_a, said_b = Clocks(), list[str](), list[str]()
+    a = leadership(engine, "a", clocks, said_a)
+    b = leadership(engine, "b", clocks, said_b)
+    try:
+        assert await a.begin() is not None and a.term == 1
+        assert await b.begin() is None and b.term is None
+        assert b.figures().role == "follower" and (b.figures().leader, b.figures().term) == (
+            "a", 1)  # fmt: skip
+        controller = a.controller
+        assert controller is not None
+        await controller.tick()  # its store calls pass while the lease lasts
+
+        clocks.seconds += LEASE.lease_s + 1  # a paused past its lease, not yet told
+        with pytest.raises(LeaseLost):
+            await controller.tick()
+
+        assert await b.check() is not None
+        assert b.term == 2 and b.figures().role == "leader"
+        assert said_b[-1].startswith("pier: became leader (term 2)")
+        await a.check()
+        assert a.term is None and a.controller is None
+        assert (a.figures().role, a.figures().leader, a.figures().term) == ("follower", "b", 2)
+        assert said_a[-1] == "pier: no longer leader; following"
+    finally:
+        await a.end(stop_instances=False)
+        await b.end(stop_instances=False)
+
+
+def test_a_second_pier_up_on_a_sqlite_data_dir_is_refused_naming_postgresql(
+    tmp_path: Path,
+) -> None:
+    first = lock_data_dir(Settings(data_dir=tmp_path, port=18080))
+    try:
+        with pytest.raises(RuntimeUnavailable, match="PostgreSQL store shared by both"):
+            lock_data_dir(Settings(data_dir=tmp_path, port=18081))
+        shared = "postgresql+psycopg://pier@/pier"
+        on_a_server = [
+            lock_data_dir(Settings(data_dir=tmp_path, port=p, database_url=shared))
+            for p in (18080, 18081)
+        ]  # one each: the data dir is shared, each process has its own dir in it
+        with pytest.raises(RuntimeUnavailable, match="API port 18081"):
+            lock_data_dir(Settings(data_dir=tmp_path, port=18081, database_url=shared))
+        for handle in on_a_server:
+            handle.close()
+    finally:
+        first.close()
