@@ -366,8 +366,9 @@ def load_runtimes(settings: Settings, sandbox: Sandbox) -> RuntimeRegistry:
 
 
 def lease_holder(settings: Settings) -> str:
-    """This `pier up`'s name in the controller's lease: where its API is. It is the name
-    of its process dir too, whose lock it holds: the same name again is a restart."""
+    """This `pier up`'s name in the controller's lease: where its API is. Only one process
+    on a machine can listen there (the API's socket is bound before the lease is asked
+    for), so the same name again is a restart, whose lease is taken back at once."""
     return f"{socket.gethostname()} {settings.host}:{settings.port}"
 
 

@@ -209,7 +209,8 @@ class Leadership:
             self._sampler = self._duties.make_sampler()
             self._sampler.start()
         log.info("became leader", term=term, adopted=adopted.describe())
-        self._say(f"pier: became leader (term {term}); {adopted.describe()}")
+        if not self._is_sole:  # on SQLite it always leads: nothing to tell
+            self._say(f"pier: became leader (term {term}); {adopted.describe()}")
         return adopted
 
     async def _step_down(self, *, stop_instances: bool) -> bool:
