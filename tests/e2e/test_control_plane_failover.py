@@ -2,7 +2,8 @@
 state is in it, so either can adopt the other's instances): the first leads and runs
 the node; killed with SIGKILL, the second takes the controller's lease, adopts both
 instances (none is made again) and keeps the node Healthy, while its API answers all
-along."""
+along. Writes made through the follower's API go to the store, where the leader's
+controller picks them up."""
 
 from __future__ import annotations
 
@@ -100,6 +101,9 @@ def test_the_standby_takes_over_the_instances_when_the_leader_is_killed(
     assert following["role"] == "follower"
     assert (following["leader"], following["term"]) == (leading["leader"], leading["term"])
     assert second.node("iris")["status"] == "Healthy"
+    # a write to the follower's API goes to the store, and the leader's tick acts on it:
+    # only the controller removes a deleted node (the follower runs none)
+    wait_for_ticks(second, "--model", "iris", ticks=1)
     before = sorted(i["id"] for i in second.instances("iris"))
     pids = sorted(first.instance_pids())
     assert len(before) == 2
