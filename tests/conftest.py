@@ -173,8 +173,11 @@ class PierProcess:
             self.reader = None
 
     def gateway_pid(self) -> int:
-        """The gateway process `pier up` started (or adopted)."""
-        return int(json.loads((self.data_dir / "gateway.json").read_text())["pid"])
+        """The gateway process `pier up` started (or adopted); on a shared store its
+        state is in the process dir of its API port (Settings.process_dir)."""
+        own = self.data_dir / "processes" / str(self.port) / "gateway.json"
+        path = own if own.exists() else self.data_dir / "gateway.json"
+        return int(json.loads(path.read_text())["pid"])
 
     def api(self) -> httpx.Client:
         return httpx.Client(
