@@ -203,7 +203,8 @@ class ControllerFigures(View):
     """How long the controller's recent reconcile passes took (its last 1024 ticks)."""
 
     ticks: int
-    """Ticks since the control plane started."""
+    """Ticks since this control plane's controller started (its latest term as leader;
+    0 if it never led)."""
     tick_p50_ms: float | None
     tick_p99_ms: float | None
     tick_max_ms: float | None

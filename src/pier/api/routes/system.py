@@ -58,7 +58,8 @@ async def routes(
 
 @router.get("/controller", responses=error_responses(404))
 def controller(services: ServicesDep) -> ControllerFigures:
-    """How long the controller's recent reconcile passes (ticks) took."""
+    """How long the controller's recent reconcile passes (ticks) took, and whether this
+    `pier up` leads (runs the controller) or follows another on the same store."""
     if services.controller is None:
         raise NotFound("this server runs no controller")
     return services.controller.figures()
