@@ -1,9 +1,11 @@
 """Two `pier up` on one PostgreSQL store and one data dir (the local runtime's instance
-state is in it, so either can adopt the other's instances): the first leads and runs
-the node; killed with SIGKILL, the second takes the controller's lease, adopts both
-instances (none is made again) and keeps the node Healthy, while its API answers all
-along. Writes made through the follower's API go to the store, where the leader's
-controller picks them up."""
+state is in it, so either can adopt the other's instances). The first leads and runs
+the node; writes made through the follower's API go to the store, where the leader's
+controller acts on them. Paused (SIGSTOP) past its lease, the leader is replaced by the
+second, which adopts both instances (none is made again) while its API answers all
+along; resumed, the first finds its controller fenced and steps down. Then the second,
+leading, is killed (SIGKILL): the first takes over again in the same way. (One pair of
+`pier up` for both: each start costs more than a takeover.)"""
 
 from __future__ import annotations
 
@@ -84,7 +86,32 @@ def standby(tmp_path: Path) -> Iterator[Callable[[PierProcess], PierProcess]]:
         _stop_and_clean(pier)
 
 
-def test_the_standby_takes_over_the_instances_when_the_leader_is_killed(
+def take_over(survivor: PierProcess, leader: PierProcess, stop: Callable[[], None]) -> None:
+    """Stop ``leader`` by ``stop``; ``survivor`` must become leader, with the next term,
+    adopt the node's instances as they were and serve it, its API answering all along."""
+    term = controller_of(leader)["term"]
+    before = sorted(i["id"] for i in survivor.instances("iris"))
+    pids = sorted(survivor.instance_pids())
+    said = survivor.output().count("became leader")
+    with ApiWatch(survivor) as watch:
+        stop()
+        stopped_at = time.monotonic()
+        survivor.wait_for(lambda: survivor.output().count("became leader") > said,
+                          timeout_s=TAKEOVER_WAIT_S, what="the standby to take over")  # fmt: skip
+        took_s = time.monotonic() - stopped_at
+        survivor.wait_for(lambda: survivor.serving("iris"), what="iris served by the standby")
+    print(f"took over {took_s:.1f} s after the stop; {watch.answers} API reads, all served")
+    assert watch.failures == [] and watch.answers > 0
+    assert "adopted 2 instances of 1 node, removed 0" in survivor.output().split(
+        "became leader")[-1]  # fmt: skip
+    now = controller_of(survivor)
+    assert now["role"] == "leader" and now["term"] == term + 1
+    wait_for_ticks(survivor, "--model", "iris", ticks=1)  # a whole tick: it made no instance
+    assert sorted(i["id"] for i in survivor.instances("iris")) == before
+    assert sorted(survivor.instance_pids()) == pids
+
+
+def test_the_standby_takes_over_from_a_paused_then_from_a_killed_leader(
     pier_factory: Callable[..., PierProcess],
     standby: Callable[[PierProcess], PierProcess],
     postgres_url: str,
@@ -100,27 +127,18 @@ def test_the_standby_takes_over_the_instances_when_the_leader_is_killed(
     following = controller_of(second)
     assert following["role"] == "follower"
     assert (following["leader"], following["term"]) == (leading["leader"], leading["term"])
-    assert second.node("iris")["status"] == "Healthy"
-    # a write to the follower's API goes to the store, and the leader's tick acts on it:
-    # only the controller removes a deleted node (the follower runs none)
+    assert second.node("iris")["status"] == "Healthy" and len(second.instances("iris")) == 2
+    # only the controller removes a deleted node: the leader's, the follower runs none
     wait_for_ticks(second, "--model", "iris", ticks=1)
-    before = sorted(i["id"] for i in second.instances("iris"))
-    pids = sorted(first.instance_pids())
-    assert len(before) == 2
+    paused = first.proc
+    assert paused is not None
 
-    with ApiWatch(second) as watch:
-        first.stop(signal.SIGKILL)
-        killed_at = time.monotonic()
-        second.wait_for(lambda: "became leader" in second.output(), timeout_s=TAKEOVER_WAIT_S,
-                        what="the standby to take over")  # fmt: skip
-        took_s = time.monotonic() - killed_at
-        second.wait_for(lambda: second.serving("iris"), what="iris served by the standby")
-    print(f"took over {took_s:.1f} s after the kill; {watch.answers} API reads, all served")
-    assert watch.failures == [] and watch.answers > 0
-    assert "adopted 2 instances of 1 node, removed 0" in second.output()
-    now = controller_of(second)
-    assert now["role"] == "leader" and now["term"] == leading["term"] + 1
-    wait_for_ticks(second, "--model", "iris", ticks=1)  # a whole tick: it made no instance
-    assert sorted(i["id"] for i in second.instances("iris")) == before
-    assert sorted(second.instance_pids()) == pids
+    take_over(second, first, lambda: paused.send_signal(signal.SIGSTOP))
+    paused.send_signal(signal.SIGCONT)
+    first.wait_for(lambda: "no longer leader" in first.output(), timeout_s=TAKEOVER_WAIT_S,
+                   what="the paused leader to step down")  # fmt: skip
+    assert "no longer holds the controller's lease" in first.output()  # fenced first
+    assert controller_of(first)["role"] == "follower"
+
+    take_over(first, second, lambda: second.stop(signal.SIGKILL))
     assert stored_instances(postgres_url) == 2
