@@ -6,6 +6,7 @@ data dir is refused, naming what it needs."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
+from pier.controller.adoption import Adoption
 from pier.controller.leadership import Duties, Leadership, LeaseLost
 from pier.controller.loop import Controller
 from pier.controller.routes import RouteBoard
@@ -48,19 +50,45 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
     engine.dispose()
 
 
-def leadership(engine: Engine, holder: str, clocks: Clocks, said: list[str]) -> Leadership:
+class SlowStart(Controller):
+    """A controller whose adoption takes until the test says (a large installation)."""
+
+    released: asyncio.Event | None = None
+    entered: asyncio.Event | None = None
+    """Set when an adoption begins."""
+
+    async def start(self) -> Adoption:
+        if self.entered is not None:
+            self.entered.set()
+        if self.released is not None:
+            await self.released.wait()
+        return await super().start()
+
+
+def leadership(
+    engine: Engine,
+    holder: str,
+    clocks: Clocks,
+    said: list[str],
+    settings: LeaderSettings = LEASE,
+    released: asyncio.Event | None = None,
+    entered: asyncio.Event | None = None,
+) -> Leadership:
     repo = Repository(engine)
 
     def make_controller(fence: Callable[[], None]) -> Controller:
-        return Controller(
+        controller = SlowStart(
             repo, RuntimeRegistry({}, retry_base_s=1.0, retry_max_s=1.0),
             settings=ControllerSettings(), models_dir=Path("/nonexistent"), board=RouteBoard(),
             fence=fence,
         )  # fmt: skip
+        controller.released = released
+        controller.entered = entered
+        return controller
 
     return Leadership(
         Leases(engine), Duties(make_controller), holder=holder,
-        settings=LEASE, say=said.append, now=clocks.now, monotonic=clocks.monotonic,
+        settings=settings, say=said.append, now=clocks.now, monotonic=clocks.monotonic,
     )  # fmt: skip
 
 
@@ -91,6 +119,35 @@ async def test_a_paused_leader_is_fenced_and_steps_down_for_the_next_term(
         assert (a.figures().role, a.figures().leader, a.figures().term) == ("follower", "b", 2)
         assert said_a[-1] == "pier: no longer leader; following"
     finally:
+        await a.end(stop_instances=False)
+        await b.end(stop_instances=False)
+
+
+async def test_the_lease_is_renewed_while_the_new_leader_adopts(engine: Engine) -> None:
+    """Adoption may outlast a lease: the leader keeps it meanwhile, no other takes it."""
+    clocks, released, entered = Clocks(), asyncio.Event(), asyncio.Event()
+    quick = LeaderSettings(lease_s=6.0, renew_s=0.02)
+    a = leadership(engine, "a", clocks, [], quick, released, entered)
+    b = leadership(engine, "b", clocks, [], quick)
+    leases = Leases(engine)
+    starting = asyncio.create_task(a.begin())
+    try:
+        await asyncio.wait_for(entered.wait(), 30)  # the lease taken at 0 s, adopting
+        clocks.seconds = 5.0
+        for _ in range(500):
+            lease = leases.current()
+            if lease is not None and lease.expires_at == clocks.now() + timedelta(seconds=6):
+                break
+            await asyncio.sleep(0.01)
+        else:
+            raise AssertionError("the lease was not renewed during the adoption")
+        clocks.seconds = 10.0  # past the first lease, within the renewed one
+        assert await b.check() is None and b.term is None
+        released.set()
+        assert await starting is not None and a.term == 1
+    finally:
+        released.set()
+        await starting
         await a.end(stop_instances=False)
         await b.end(stop_instances=False)
 

@@ -20,9 +20,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, TypeVar
 
 import structlog
 
@@ -38,6 +39,7 @@ from pier.store.leases import Leases
 from pier.store.repository import utcnow
 
 log = structlog.get_logger("pier.leadership")
+_T = TypeVar("_T")
 
 
 class LeaseLost(StoreUnavailable):
@@ -93,6 +95,8 @@ class Leadership:
         self._last: Controller | None = None
         """The controller of the latest term, for its figures after it ended."""
         self._task: asyncio.Task[None] | None = None
+        self._ending = False
+        """Set by end(): never lead again."""
 
     @property
     def term(self) -> int | None:
@@ -109,23 +113,25 @@ class Leadership:
             raise LeaseLost()
 
     async def begin(self) -> Adoption | None:
-        """Ask for the lease once (leading at once if it is free, or ours: the holder's
-        name is that of this `pier up`'s process dir, whose lock shows that the one
-        before is gone), then keep renewing or asking; returns what the controller
-        adopted, or None when another leads."""
+        """Ask for the lease once (leading at once if it is free, or ours: a lease under
+        this `pier up`'s name is its predecessor's, see server.lease_holder), then keep
+        renewing or asking; returns what the controller adopted, or None when another
+        leads."""
         adopted = await self.check()
         self._task = asyncio.create_task(self._run(), name="leadership")
         return adopted
 
     async def end(self, *, stop_instances: bool) -> bool:
-        """Stop asking; if leading, stop the controller (and with ``stop_instances`` every
-        instance) and give the lease up so that another takes it at once."""
+        """If leading, stop the controller (and with ``stop_instances`` every instance,
+        the lease still renewed meanwhile, so their rows are removed), then give the
+        lease up so that another takes it at once; stop asking."""
+        self._ending = True
+        term = self._term
+        stopped = await self._step_down(stop_instances=stop_instances)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        term = self._term
-        stopped = await self._step_down(stop_instances=stop_instances)
         if term is not None:
             with contextlib.suppress(StoreUnavailable):
                 await asyncio.to_thread(self._leases.release, self.holder, term, now=self._now())
@@ -178,7 +184,7 @@ class Leadership:
             if self._term is not None and lease.term != self._term:
                 await self._step_down(stop_instances=False)  # our old term ran out
             self._held_until = asked_at + self._settings.lease_s
-            if self._term is None:
+            if self._term is None and not self._ending:
                 return await self._lead(lease.term)
             return None
         self._seen = lease
@@ -201,10 +207,17 @@ class Leadership:
         self._restarted = False
         return taken if taken is not None else self._leases.current()
 
-    async def _lead(self, term: int) -> Adoption:
+    async def _lead(self, term: int) -> Adoption | None:
+        """Start the controller (adopting what runs) and the sampler for ``term``; None
+        if the controller could not start (the next round tries again)."""
         self._term = term
         controller = self._controller = self._last = self._duties.make_controller(self.fence)
-        adopted = await controller.start()
+        try:
+            adopted = await self._renewing_while(controller.start())
+        except Exception as exc:  # adoption failed (the store, a runtime): lead no more
+            log.error("the controller did not start", error_type=type(exc).__name__)
+            await self._step_down(stop_instances=False)
+            return None
         if self._duties.make_sampler is not None:
             self._sampler = self._duties.make_sampler()
             self._sampler.start()
@@ -212,6 +225,21 @@ class Leadership:
         if not self._is_sole:  # on SQLite it always leads: nothing to tell
             self._say(f"pier: became leader (term {term}); {adopted.describe()}")
         return adopted
+
+    async def _renewing_while(self, work: Coroutine[Any, Any, _T]) -> _T:
+        """Run ``work`` (adoption, which may outlast a lease), renewing the lease every
+        ``renew_s`` meanwhile (the loop that renews it is the one waiting here)."""
+        task = asyncio.ensure_future(work)
+        while not (await asyncio.wait({task}, timeout=self._settings.renew_s))[0]:
+            asked_at, term = self._monotonic(), self._term
+            lease_s = self._settings.lease_s
+            with contextlib.suppress(StoreUnavailable):
+                renewed = await asyncio.to_thread(
+                    self._leases.renew, self.holder, term or 0, now=self._now(), lease_s=lease_s
+                )
+                if renewed is not None:
+                    self._held_until = asked_at + lease_s
+        return task.result()
 
     async def _step_down(self, *, stop_instances: bool) -> bool:
         """Stop leading: the controller and the others stop (the instances too only with
