@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import URL, Engine, create_engine, event, make_url
+from sqlalchemy import URL, Engine, create_engine, event, func, make_url, select
 
 from pier.settings import StoreSettings
 
@@ -82,11 +82,23 @@ def alembic_config(url: str) -> Any:
     return config
 
 
+MIGRATION_LOCK_KEY = 0x70696D67  # "pimg"
+"""The PostgreSQL advisory lock held while migrating: two `pier up` starting at once on
+one database (a leader and its standby) migrate it one after the other."""
+
+
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest revision (idempotent)."""
+    """Bring the schema to the newest revision (idempotent). On PostgreSQL, one process at
+    a time: another's migration is waited for however long it takes (its lock goes with
+    its connection if it dies), the statements' own lock timeout holding after that."""
     from alembic import command
 
     config = alembic_config(engine.url.render_as_string(hide_password=True))
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            timeout = connection.exec_driver_sql("SHOW lock_timeout").scalar_one()
+            connection.exec_driver_sql("SET LOCAL lock_timeout = 0")
+            connection.execute(select(func.pg_advisory_xact_lock(MIGRATION_LOCK_KEY)))
+            connection.execute(select(func.set_config("lock_timeout", timeout, True)))
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
