@@ -136,6 +136,17 @@ def lock_data_dir(settings: Settings) -> IO[str]:
     return handle
 
 
+@contextlib.contextmanager
+def one_start_at_a_time(data_dir: Path) -> Iterator[None]:
+    """Hold the data dir's start lock: several `pier up` sharing a data dir (on a shared
+    store) starting at once make its shared files (secrets key, admin token,
+    installation id) and migrate the store one after the other, so they all end up
+    with the same ones."""
+    with (data_dir / "start.lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
 def private_file(path: Path) -> None:
     """Create ``path`` readable by its owner only (SQLite gives its WAL the same mode), or
     narrow an existing one to that."""
@@ -165,23 +176,24 @@ async def run(settings: Settings, say: Say = print) -> None:
     marker = RunMarker(settings.process_dir)
     unclean_pid = marker.unclean_pid()
     sock = bind_socket(settings.host, settings.port, what="API")
-    if not settings.database_url:
-        private_file(data_dir / "pier.db")
-    engine = create_store_engine(settings.resolved_database_url, settings.store)
-    migrate(engine)
-    secrets_key = settings.secrets_key.get_secret_value() if settings.secrets_key else None
-    keys = SecretKeys.load(secrets_key, settings.secrets_key_path)
-    repo = Repository(engine, sealer=keys.sealer())
-    repo.reseal_secrets()  # seals values kept before sealing; fails early on a wrong key
-    repo.ensure_default_project()
-    token, created = ensure_admin_token(settings.token_path)
-    if repo.principal_of(token_digest(token), utcnow()) is None:
-        repo.replace_admin_token(token_digest(token))
+    with one_start_at_a_time(data_dir):  # the data dir's shared files, made once
+        if not settings.database_url:
+            private_file(data_dir / "pier.db")
+        engine = create_store_engine(settings.resolved_database_url, settings.store)
+        migrate(engine)
+        secrets_key = settings.secrets_key.get_secret_value() if settings.secrets_key else None
+        keys = SecretKeys.load(secrets_key, settings.secrets_key_path)
+        repo = Repository(engine, sealer=keys.sealer())
+        repo.reseal_secrets()  # seals values kept before sealing; fails early on a wrong key
+        repo.ensure_default_project()
+        token, created = ensure_admin_token(settings.token_path)
+        if repo.principal_of(token_digest(token), utcnow()) is None:
+            repo.replace_admin_token(token_digest(token))
 
-    sandbox = Sandbox.prepare(
-        (settings.sandbox.root or default_root()) / installation_id(data_dir),
-        user=settings.sandbox.user, pass_env=tuple(settings.sandbox.pass_env),
-    )  # fmt: skip
+        sandbox = Sandbox.prepare(
+            (settings.sandbox.root or default_root()) / installation_id(data_dir),
+            user=settings.sandbox.user, pass_env=tuple(settings.sandbox.pass_env),
+        )  # fmt: skip
     runtimes = load_runtimes(settings, sandbox)
     gateways = GatewayRegistry(settings.gateway_registry)  # the one below, `pier gateway`s
     board = RouteBoard(gateways)

@@ -1,12 +1,13 @@
 """Two `pier up` on one PostgreSQL store and one data dir (the local runtime's instance
-state is in it, so either can adopt the other's instances). The first leads and runs
-the node; writes made through the follower's API go to the store, where the leader's
-controller acts on them. Paused (SIGSTOP) past its lease, the leader is replaced by the
-second, which adopts both instances (none is made again) while its API answers all
-along; resumed, the first steps down (its controller's store calls are refused from the
-moment its lease ran out by its own clock: tests/controller/test_leadership.py). Then
-the second, leading, is killed (SIGKILL): the first takes over again in the same way.
-(One pair of `pier up` for both: each start costs more than a takeover.)"""
+state is in it, so either can adopt the other's instances), started at once. The leader
+runs the node; writes made through the follower's API go to the store, where the
+leader's controller acts on them. Paused (SIGSTOP) past its lease, the leader is
+replaced by the follower, which adopts both instances (none is made again) while its
+API answers all along; resumed, the old leader steps down (its controller's store calls
+are refused from the moment its lease ran out by its own clock, as
+tests/controller/test_leadership.py shows). Then the new leader is killed (SIGKILL): the
+old one takes over again in the same way. (One pair of `pier up` for both: each start
+costs more than a takeover.)"""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -69,22 +71,27 @@ def controller_of(pier: PierProcess) -> dict[str, Any]:
 
 
 @pytest.fixture
-def standby(tmp_path: Path) -> Iterator[Callable[[PierProcess], PierProcess]]:
-    """A second `pier up` on the first's store and data dir, on ports of its own."""
-    made: list[PierProcess] = []
-
-    def make(first: PierProcess) -> PierProcess:
-        second = PierProcess(
-            first.data_dir, free_port(), free_port(), extra_args=list(first.extra_args)
-        )
-        second.log_path = tmp_path / "standby-pier-up.log"
-        made.append(second)
-        second.start(START_S)
-        return second
-
-    yield make
-    for pier in made:
-        _stop_and_clean(pier)
+def pair(tmp_path: Path, postgres_url: str) -> Iterator[tuple[PierProcess, PierProcess]]:
+    """Two `pier up` on one PostgreSQL store and one new data dir, started at once (they
+    make the data dir's files and migrate the store one after the other): the one that
+    leads, then the one that follows."""
+    both = [
+        PierProcess(tmp_path / "data", free_port(), free_port(),
+                    extra_args=["--database-url", postgres_url])
+        for _ in range(2)
+    ]  # fmt: skip
+    for n, pier in enumerate(both):
+        pier.log_path = tmp_path / f"pier-up-{n}.log"
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            for started in [pool.submit(pier.start, START_S) for pier in both]:
+                started.result()
+        roles = [controller_of(pier)["role"] for pier in both]
+        assert sorted(roles) == ["follower", "leader"]
+        yield (both[0], both[1]) if roles[0] == "leader" else (both[1], both[0])
+    finally:
+        for pier in both:
+            _stop_and_clean(pier)
 
 
 def take_over(survivor: PierProcess, leader: PierProcess, stop: Callable[[], None]) -> None:
@@ -113,20 +120,12 @@ def take_over(survivor: PierProcess, leader: PierProcess, stop: Callable[[], Non
 
 
 def test_the_standby_takes_over_from_a_paused_then_from_a_killed_leader(
-    pier_factory: Callable[..., PierProcess],
-    standby: Callable[[PierProcess], PierProcess],
-    postgres_url: str,
-    iris_onnx: IrisModel,
+    pair: tuple[PierProcess, PierProcess], postgres_url: str, iris_onnx: IrisModel
 ) -> None:
-    first = pier_factory(args=["--database-url", postgres_url], start=False)
-    first.start(START_S)
+    first, second = pair
+    assert "follower" in second.output() and second.token == first.token
     push_and_create(first, iris_onnx)
-    leading = controller_of(first)
-    assert leading["role"] == "leader"
-    second = standby(first)
-    assert "follower" in second.output()
-    following = controller_of(second)
-    assert following["role"] == "follower"
+    leading, following = controller_of(first), controller_of(second)
     assert (following["leader"], following["term"]) == (leading["leader"], leading["term"])
     assert second.node("iris")["status"] == "Healthy" and len(second.instances("iris")) == 2
     # only the controller removes a deleted node: the leader's, the follower runs none
