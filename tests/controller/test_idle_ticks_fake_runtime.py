@@ -129,3 +129,40 @@ async def test_a_node_at_rest_is_left_alone_until_something_it_depends_on_change
         await tick_until(controller, lambda: "a" in reconciled)  # what the runtime says moved
         assert "b" not in reconciled
         await tick_until(controller, lambda: victim not in runtime.running)  # replaced
+
+
+def node_reads(statements: list[str]) -> list[str]:
+    return [s for s in statements if "FROM nodes" in s]
+
+
+async def test_an_unchanged_tick_reads_no_node_row_and_a_change_reads_only_changed_rows(
+    store: tuple[Repository, Statements], tmp_path: Path
+) -> None:
+    repo, statements = store
+    board = RouteBoard()
+    async with controllers(repo, tmp_path) as make:
+        runtime = FakeRuntime(serve=True)
+        for name in ("a", "b", "c"):
+            add_image_node(repo, name, health=TCP_HEALTH)
+        controller = make(runtime, clock=FakeClock(), board=board)
+        await tick_until(controller, lambda: all_healthy(repo, 3))
+        await tick_until(
+            controller, lambda: all(n.reached_minimum for n in repo.list_nodes("default"))
+        )
+        await controller.tick()
+        for _ in range(3):
+            idle = await idle_tick(controller, statements)
+            assert node_reads(idle) == [], idle
+            assert len(idle) == 1, idle  # the change counter, and nothing else
+
+        repo.set_node_suspended("default", "a", suspended=True)
+        changed = await idle_tick(controller, statements)
+        listing = node_reads(changed)[0]  # then the controller's own write of a's state
+        assert "WHERE nodes.change_seq >" in listing, changed  # the changed rows only
+        await tick_until(controller, lambda: len(runtime.running) == 2)  # a's stopped
+        await tick_until(controller, lambda: not board.table.nodes["default/a"].instances)
+
+        repo.mark_node_deleting("default", "b")  # a removed row is read as a whole read
+        await tick_until(controller, lambda: [n.name for n in repo.list_nodes()] == ["a", "c"])
+        await tick_until(controller, lambda: "default/b" not in board.table.nodes)
+        assert board.table.nodes["default/c"].instances

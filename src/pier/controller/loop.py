@@ -47,6 +47,7 @@ from pier.controller.rollouts import AliasNodeCounts, CountsReader, RolloutDrive
 from pier.controller.route_table import build_route_table
 from pier.controller.routes import RouteBoard
 from pier.controller.store_thread import StoreThread
+from pier.controller.store_view import StoreState, StoreView
 from pier.controller.tick_failures import TickFailures
 from pier.controller.tick_times import TickTimes
 from pier.controller.tracked import TrackedInstance
@@ -59,7 +60,7 @@ from pier.domain.retry import PermanentError, TemporaryError
 from pier.runtimes.base import Observed, Runtime
 from pier.runtimes.registry import RuntimeRegistry
 from pier.settings import ControllerSettings
-from pier.store.repository import Repository, utcnow
+from pier.store.repository import Repository
 
 log = structlog.get_logger("pier.controller")
 S = InstanceStatus
@@ -126,6 +127,7 @@ class Controller:
         )
         self._db = StoreThread(fence)
         """Every store call of the controller runs there, off the event loop, in order."""
+        self._store = StoreView(repo, self._db)
         self._events = NodeEvents(repo, self._db)
         self._pulls = ImagePulls(repo, self._db, self._events, clock)
         self._tick_failures = TickFailures()
@@ -367,16 +369,16 @@ class Controller:
         """Reconcile every node once, then publish the routes; True if every node's
         reconcile started and ended within the tick (False: one still runs from before or
         outlived this tick, so the tick says nothing of the store or runtimes yet)."""
-        nodes = await self._db.run(self._repo.list_nodes)
+        store = await self._store.read()
+        nodes = store.nodes
         seen_by_node: dict[NodeKey, dict[InstanceId, Observed]] = defaultdict(dict)
         for runtime in self._runtimes.values():
             for seen in await runtime.list():
                 seen_by_node[seen.node][seen.instance_id] = seen
         loads = await self._read_gateway()
         now = self._clock()
-        limits = await self._db.run(self._repo.all_project_limits)
         for node in nodes:
-            ceiling = quota_ceiling(node, nodes, limits, self._current_target)
+            ceiling = quota_ceiling(node, nodes, store.limits, self._current_target)
             self._state(node.key).target = await self._scale(node, loads, now, ceiling)
         failed = self._take_failures(nodes)  # of reconciles that outlived their tick
         due = [n for n in nodes if not self._still_quiet(n, seen_by_node[n.key])]
@@ -390,8 +392,9 @@ class Controller:
         complete = len(tasks) == len(started) and all(task.done() for task in tasks)
         if failed:
             raise failed[0]  # the store failed: the whole tick did
-        await self._rollouts.drive()  # its new shares go out with these routes
-        await self._publish_routes(nodes)
+        if await self._rollouts.drive(store.rollouts):  # its shares go out with these routes
+            store = await self._store.read()
+        await self._publish_routes(store)
         return complete
 
     def _inputs(self, node: NodeRecord, seen: dict[InstanceId, Observed]) -> tuple[Any, ...]:
@@ -474,12 +477,11 @@ class Controller:
         state.reconciling = task
         return task
 
-    async def _publish_routes(self, nodes: list[NodeRecord] | None = None) -> int:
+    async def _publish_routes(self, store: StoreState | None = None) -> int:
         """Publish the routes as they are now; returns the version the gateway must reach."""
-        if nodes is None:
-            nodes = await self._db.run(self._repo.list_nodes)
-        grants = await self._db.run(self._repo.call_grants, utcnow())
-        aliases = await self._db.run(self._repo.list_aliases)
+        if store is None:
+            store = await self._store.read()
+        nodes, grants, aliases = store.nodes, store.grants, store.aliases
         instances = list(self._instances.values())
         inputs = (
             nodes, grants, aliases,

@@ -13,12 +13,13 @@ rollout) stored meanwhile by the API is never overwritten by a tick's older view
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import structlog
 
 from pier.controller.store_thread import StoreThread
 from pier.domain.errors import PierError, StoreUnavailable
+from pier.domain.records import RolloutRecord
 from pier.domain.rollouts import RolloutAction, TrafficCounts, decide
 from pier.store.repository import Repository
 
@@ -45,15 +46,16 @@ class RolloutDriver:
         self._read_counts = read_counts
         self._clock = clock
 
-    async def drive(self) -> None:
-        """Decide every running rollout once."""
-        running = await self._db.run(self._repo.running_rollouts)
+    async def drive(self, running: Sequence[RolloutRecord]) -> bool:
+        """Decide every ``running`` rollout once (as the tick read them); True if a
+        decision was stored."""
         if not running or self._read_counts is None:
-            return
+            return False
         counts = await self._read_counts()
         if counts is None:
-            return
+            return False
         now = self._clock()
+        stored_any = False
         for record in running:
             state = record.state
             key = (record.project, record.alias, state.plan.to_node)
@@ -69,6 +71,8 @@ class RolloutDriver:
             except PierError as exc:  # e.g. the alias was deleted meanwhile
                 log.info("rollout decision not stored", alias=record.alias, reason=exc.message)
                 continue
+            stored_any = stored_any or stored is not None
             if stored is not None and decided.action is not RolloutAction.HOLD:
                 log.info("rollout decided", project=record.project, alias=record.alias,
                          action=str(decided.action), why=decided.why)  # fmt: skip
+        return stored_any

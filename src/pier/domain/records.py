@@ -55,6 +55,18 @@ class NodeRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class NodeChanges:
+    """The nodes changed after a change number (Repository.node_changes)."""
+
+    seq: int
+    """The store's change number as read: ask for what changed after it next time."""
+    nodes: tuple[NodeRecord, ...] = ()
+    """The changed nodes, by project and name."""
+    whole: bool = False
+    """``nodes`` is every node (a first read, or one since which a node was removed)."""
+
+
+@dataclass(frozen=True, slots=True)
 class AliasRecord:
     project: str
     name: str

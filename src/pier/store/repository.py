@@ -12,7 +12,7 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, Select, delete, func, select
+from sqlalchemy import ColumnElement, Engine, Select, delete, func, select, update
 from sqlalchemy.exc import DisconnectionError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
@@ -38,6 +38,7 @@ from pier.domain.records import (
     EventRecord,
     InstanceRecord,
     ModelRecord,
+    NodeChanges,
     NodeRecord,
     RolloutRecord,
 )
@@ -66,6 +67,7 @@ from pier.store.tables import (
     ProjectLimitsRow,
     ProjectRow,
     SecretRow,
+    StoreChangesRow,
     TokenRow,
 )
 
@@ -158,6 +160,45 @@ class Repository:
                 raise StoreUnavailable(store_failure_reason(exc)) from None
             yield s
 
+    # the change counter
+
+    @staticmethod
+    def _changed(s: Session, *, node_removed: bool = False) -> int:
+        """Count one change of what the controller reads on a tick (StoreChangesRow) and
+        return its number. Called before the writes it stands for: on PostgreSQL the
+        counter's row lock then orders the writers (the advisory write lock, then the
+        counter, then the rows), so a reader that sees number N sees every change up to N."""
+        values: dict[str, Any] = {"seq": StoreChangesRow.seq + 1}
+        if node_removed:
+            values["nodes_removed_seq"] = StoreChangesRow.seq + 1
+        bump = (
+            update(StoreChangesRow)
+            .where(StoreChangesRow.id == 1)
+            .values(values)
+            .returning(StoreChangesRow.seq)
+        )
+        return int(s.execute(bump, execution_options={"synchronize_session": False}).scalar_one())
+
+    def change_seq(self) -> int:
+        """The number of the store's latest change (see StoreChangesRow)."""
+        with self._session() as s:
+            return int(s.scalar(select(StoreChangesRow.seq).where(StoreChangesRow.id == 1)) or 0)
+
+    def node_changes(self, since: int | None) -> NodeChanges:
+        """The nodes changed after change number ``since``: none when nothing changed (one
+        read of the counter), every node when ``since`` is None or a node was removed
+        since then (``whole``)."""
+        counter = select(StoreChangesRow.seq, StoreChangesRow.nodes_removed_seq)
+        with self._session() as s:
+            seq, removed = s.execute(counter.where(StoreChangesRow.id == 1)).one()
+            if since is not None and seq == since:
+                return NodeChanges(seq)
+            whole = since is None or removed > since or seq < since
+            query = select(NodeRow).order_by(*self._bytewise(NodeRow.project, NodeRow.name))
+            if not whole:
+                query = query.where(NodeRow.change_seq > since)
+            return NodeChanges(seq, tuple(self._node(r) for r in s.scalars(query)), whole=whole)
+
     # projects and tokens
 
     def ensure_default_project(self) -> None:
@@ -200,6 +241,7 @@ class Repository:
         """Delete an empty project with its secrets, members, service accounts, tokens
         and events."""
         with self._session() as s:
+            self._changed(s)
             accounts = select(PrincipalRow.name).where(PrincipalRow.project == name)
             s.execute(delete(TokenRow).where(TokenRow.principal.in_(accounts)))
             s.execute(delete(MemberRow).where(MemberRow.principal.in_(accounts)))
@@ -215,6 +257,7 @@ class Repository:
     def add_member(self, project: str, principal: str, role: str) -> MemberView:
         """Give ``principal`` (a user, made now if new) ``role`` in the project."""
         with self._locked() as s:
+            self._changed(s)
             who = s.get(PrincipalRow, principal)
             if who is None:
                 who = PrincipalRow(name=principal, kind=PrincipalKind.USER, created_at=utcnow())
@@ -246,6 +289,7 @@ class Repository:
             row = s.scalar(_member(project, principal))
             if row is None:
                 raise NotFound(f"{principal!r} is no member of project {project!r}")
+            self._changed(s)
             s.delete(row)
 
     def add_service_account(self, project: str, name: str, role: str) -> ServiceAccountView:
@@ -253,6 +297,7 @@ class Repository:
         with self._locked() as s:
             if s.get(PrincipalRow, name) is not None:
                 raise NameTaken("user or service account", project, name)
+            self._changed(s)
             s.add(
                 PrincipalRow(
                     name=name, kind=PrincipalKind.SERVICE_ACCOUNT, project=project, created_at=now
@@ -286,6 +331,7 @@ class Repository:
             row = s.get(PrincipalRow, name)
             if row is None or row.project != project:
                 raise NotFound(f"service account {name!r} not found in project {project!r}")
+            self._changed(s)
             s.execute(delete(TokenRow).where(TokenRow.principal == name))
             s.execute(delete(MemberRow).where(MemberRow.principal == name))
             s.delete(row)
@@ -305,6 +351,7 @@ class Repository:
         with self._session() as s:
             if principal is not None and s.get(PrincipalRow, principal) is None:
                 raise NotFound(f"no user or service account {principal!r}")
+            self._changed(s)
             row = TokenRow(
                 name=name,
                 sha256=sha256,
@@ -335,6 +382,7 @@ class Repository:
             )
             if row is None:
                 raise NotFound(f"token {token_id} not found in project {project!r}")
+            self._changed(s)
             s.delete(row)
 
     def principal_of(self, sha256: str, now: datetime) -> Principal | None:
@@ -385,6 +433,7 @@ class Repository:
 
     def replace_admin_token(self, sha256: str) -> None:
         with self._locked() as s:
+            self._changed(s)
             s.execute(
                 delete(TokenRow).where(
                     TokenRow.role == INSTALLATION_ADMIN, TokenRow.name == "admin"
@@ -471,6 +520,7 @@ class Repository:
         try:
             with self._session() as s:
                 row = NodeRow(
+                    change_seq=self._changed(s),
                     project=project,
                     name=name,
                     spec=self._sealed_spec(spec),
@@ -506,6 +556,7 @@ class Repository:
         ``repin``: forget the pinned image (the spec names another one)."""
         with self._locked() as s:
             row = self._node_row(s, project, name)
+            row.change_seq = self._changed(s)
             row.generation = spec.generation_after(self._spec(row), row.generation)
             row.spec = self._sealed_spec(spec)
             if repin:
@@ -518,6 +569,7 @@ class Repository:
         """The node is to go: the controller stops its instances, then removes it."""
         with self._session() as s:
             row = self._node_row(s, project, name)
+            row.change_seq = self._changed(s)
             row.deleting, row.updated_at = True, utcnow()
             s.flush()
             return self._node(row)
@@ -527,6 +579,7 @@ class Repository:
         starts it afresh: Created until it reaches its minimum again."""
         with self._session() as s:
             row = self._node_row(s, project, name)
+            row.change_seq = self._changed(s)
             row.suspended, row.updated_at = suspended, utcnow()
             if not suspended:
                 row.reached_minimum, row.crash_looping, row.target_instances = False, False, None
@@ -554,6 +607,7 @@ class Repository:
                 return
             state = (reached_minimum, message, crash_looping, target_instances)
             if (row.reached_minimum, row.message, row.crash_looping, row.target_instances) != state:
+                row.change_seq = self._changed(s)
                 (
                     row.reached_minimum,
                     row.message,
@@ -565,12 +619,14 @@ class Repository:
         with self._session() as s:
             row = s.scalar(select(NodeRow).where(NodeRow.project == project, NodeRow.name == name))
             if row is not None:
+                row.change_seq = self._changed(s)
                 row.pinned_image = image
 
     def remove_node(self, project: str, name: str) -> None:
         """Forget a node, its instances' rows and its events, in one transaction."""
         self._specs.pop((project, name), None)
         with self._session() as s:
+            self._changed(s, node_removed=True)
             s.execute(delete(NodeRow).where(NodeRow.project == project, NodeRow.name == name))
             s.execute(
                 delete(InstanceRow).where(InstanceRow.project == project, InstanceRow.node == name)
@@ -630,6 +686,7 @@ class Repository:
                 secret.value = target.seal(self._open(secret.value))
                 count += 1
             for node in s.scalars(select(NodeRow)):
+                node.change_seq = self._changed(s)
                 spec = dict(node.spec)
                 spec["secret_env"] = target.seal(self._open(spec.get("secret_env") or {}))
                 node.spec = spec
@@ -655,6 +712,7 @@ class Repository:
         now = utcnow()
         try:
             with self._session() as s:
+                self._changed(s)
                 row = AliasRow(
                     project=project,
                     name=name,
@@ -682,6 +740,7 @@ class Repository:
     def update_alias_spec(self, project: str, name: str, spec: AliasSpec) -> AliasRecord:
         with self._session() as s:
             row = self._alias_row(s, project, name)
+            self._changed(s)
             row.spec, row.updated_at = spec.model_dump(mode="json"), utcnow()
             s.flush()
             return _alias(row)
@@ -690,6 +749,7 @@ class Repository:
         """Forget an alias and its rollout."""
         with self._session() as s:
             self._alias_row(s, project, name)
+            self._changed(s)
             s.execute(delete(AliasRow).where(AliasRow.project == project, AliasRow.name == name))
             s.execute(
                 delete(AliasRolloutRow).where(
@@ -700,6 +760,7 @@ class Repository:
     def put_rollout(self, project: str, alias: str, state: RolloutState) -> RolloutRecord:
         """Store the alias's rollout state, in place of its previous rollout's."""
         with self._locked() as s:
+            self._changed(s)
             row = s.scalar(self._rollout_query(project, alias))
             now = utcnow()
             if row is None:
@@ -729,6 +790,7 @@ class Repository:
         never sees a step the store does not remember."""
         with self.unit_of_work(), self._locked() as s:
             row = self._alias_row(s, project, alias)
+            self._changed(s)
             spec = state.applied_to(AliasSpec.model_validate(row.spec))
             if spec.model_dump(mode="json") != row.spec:
                 row.spec, row.updated_at = spec.model_dump(mode="json"), utcnow()
@@ -947,6 +1009,7 @@ class Repository:
 
     def set_project_limits(self, project: str, limits: ProjectLimits) -> None:
         with self._locked() as s:
+            self._changed(s)
             row = s.get(ProjectLimitsRow, project) or ProjectLimitsRow(project=project)
             for field, value in limits.model_dump().items():
                 setattr(row, field, value)

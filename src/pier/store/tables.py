@@ -102,8 +102,23 @@ class NodeRow(Base):
     """The runtime the node is bound to, decided when it is created; never another."""
     suspended: Mapped[bool] = mapped_column(default=False, server_default=false())
     """Suspended on request: the controller runs no instance of it until it is resumed."""
+    change_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0", index=True)
+    """The number of the row's latest change (StoreChangesRow.seq when it was written)."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class StoreChangesRow(Base):
+    """One row (id 1): the store-wide change counter. Every write of what the controller
+    reads on a tick (nodes, aliases and rollouts, tokens and members, project limits)
+    counts one change; a reader that saw ``seq`` N reads only what changed after N."""
+
+    __tablename__ = "store_changes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    nodes_removed_seq: Mapped[int] = mapped_column(BigInteger)
+    """The number of the latest change that removed a node (a removed row cannot be read
+    as changed: a reader behind it reads every node again)."""
 
 
 class InstanceRow(Base):
