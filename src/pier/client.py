@@ -456,8 +456,22 @@ class Client:
         return _answer(response, NodeView)
 
     def list_nodes(self) -> list[NodeView]:
-        """The nodes of the project."""
-        return _answer(self._request("GET", self._project_path("nodes")), NodeList).nodes
+        """The nodes of the project, by name (every page of them)."""
+        nodes: list[NodeView] = []
+        after: str | None = None
+        while True:
+            page = self.node_page(after=after)
+            nodes += page.nodes
+            if page.next_after is None:
+                return nodes
+            after = page.next_after
+
+    def node_page(self, *, after: str | None = None, limit: int | None = None) -> NodeList:
+        """One page of the project's nodes: those named after ``after`` (the previous
+        page's ``next_after``), ``limit`` at most (default: the server's page size)."""
+        params = {k: v for k, v in {"after": after, "limit": limit}.items() if v is not None}
+        response = self._request("GET", self._project_path("nodes"), params=params)
+        return _answer(response, NodeList)
 
     def get_node(self, name: str) -> NodeView:
         """A node: spec (secrets as '***'), status, instance counts, message."""

@@ -233,6 +233,8 @@ async def run(settings: Settings, say: Say = print) -> None:
             triton_refusal=_triton_refusal,
             container_runtime=container_runtime(settings),
             image_nodes_refusal=_image_nodes_refusal(runtimes, container_runtime(settings)),
+            page_size=settings.api.node_page_size,
+            max_page_size=settings.api.max_node_page_size,
         ),
         aliases=AliasService(repo, routes=board, mirrors=alias_figures),
         rollouts=RolloutService(repo),

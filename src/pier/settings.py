@@ -257,6 +257,18 @@ class AuditSettings(BaseModel):
     """The audit log keeps this many of the newest entries; older ones are dropped."""
 
 
+class ApiSettings(BaseModel):
+    """The REST API's lists."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    node_page_size: Annotated[int, Field(ge=1)] = 100
+    """How many nodes one page of ``GET /api/v1/projects/{project}/nodes`` holds when the
+    request gives no ``limit``."""
+    max_node_page_size: Annotated[int, Field(ge=1)] = 1000
+    """The largest ``limit`` a page of nodes may ask for (more: 422 naming ``limit``)."""
+
+
 class UiSettings(BaseModel):
     """The web UI at / on the control plane."""
 
@@ -309,6 +321,7 @@ class Settings(BaseSettings):
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
     ui: UiSettings = Field(default_factory=UiSettings)
     swarm: SwarmSettings = Field(default_factory=SwarmSettings)
     leader: LeaderSettings = Field(default_factory=LeaderSettings)

@@ -16,15 +16,19 @@ from typing import Any
 import httpx
 import pytest
 
+from pier.client import Client
 from tests.conftest import IrisModel, PierProcess, running_pier
 from tests.e2e.test_sdk_errors import NO_DOCKER
 
 PACKAGE = "pier_generated"
+PAGE = 2
+"""The nodes in a page of GET nodes, small enough that a few nodes take several pages."""
 
 
 @pytest.fixture(scope="module")
 def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PierProcess]:
-    with running_pier(tmp_path_factory.mktemp("generated") / "data", env=NO_DOCKER) as pier:
+    env = {**NO_DOCKER, "PIER_API__NODE_PAGE_SIZE": str(PAGE)}
+    with running_pier(tmp_path_factory.mktemp("generated") / "data", env=env) as pier:
         yield pier
 
 
@@ -139,3 +143,48 @@ def test_a_generated_client_manages_an_alias_and_reads_node_in_use(
         api("aliases.delete_alias").sync("default", "prod", client=c)
         deleted = api("nodes.delete_node").sync("default", "alias-a", client=c)
         assert isinstance(deleted, models.NodeView)
+
+
+def test_nodes_come_in_complete_stable_pages_that_the_sdk_and_cli_follow(
+    generated: ModuleType, up: PierProcess, iris_onnx: IrisModel
+) -> None:
+    with Client(url=up.url, token=up.token) as sdk:
+        paged_nodes(generated, up, iris_onnx, sdk)
+
+
+def paged_nodes(generated: ModuleType, up: PierProcess, iris_onnx: IrisModel, sdk: Client) -> None:
+    models = importlib.import_module(f"{PACKAGE}.models")
+    sdk.push_model(iris_onnx.path, "iris-pages")
+    names = ["page-c", "page-a", "page-e", "page-b", "page-d"]
+    for name in names:
+        sdk.create_node(name, model="iris-pages", min_instances=0)
+    client = generated.AuthenticatedClient(base_url=up.url, token=up.token)
+    seen: list[str] = []
+    made: list[str] = []
+    after: Any = types_unset()
+    with client as c:
+        while True:  # by name, PAGE at a time, each after the last: every node once
+            page = api("nodes.list_nodes").sync("default", client=c, after=after)
+            assert isinstance(page, models.NodeList), page
+            assert len(page.nodes) <= PAGE
+            seen += [n.name for n in page.nodes]
+            if not isinstance(page.next_after, str):
+                break
+            if "page-b" in seen and "page-0" not in made:  # before the cursor: not read now
+                made.append(sdk.create_node("page-0", model="iris-pages", min_instances=0).name)
+            after = page.next_after
+        too_many = api("nodes.list_nodes").sync("default", client=c, limit=10**6)
+    mine = [n for n in seen if n.startswith("page-")]
+    assert mine == sorted(names)
+    assert isinstance(too_many, models.ErrorBody) and too_many.error.field == "limit"
+    listed = [n.name for n in sdk.list_nodes() if n.name.startswith("page-")]
+    assert listed == ["page-0", *sorted(names)]  # the SDK reads every page
+    cli = [n["name"] for n in up.cli_json("node", "list")["nodes"]]
+    cli = [name for name in cli if name.startswith("page-")]
+    assert cli == listed
+    for name in listed:
+        sdk.delete_node(name)
+
+
+def types_unset() -> Any:
+    return importlib.import_module(f"{PACKAGE}.types").UNSET

@@ -76,7 +76,11 @@ class NodeView(View):
 
 
 class NodeList(View):
+    """One page of a project's nodes, by name (byte by byte)."""
+
     nodes: list[NodeView]
+    next_after: str | None = None
+    """Pass as ``after`` for the next page; None: this page is the last."""
 
 
 class AliasNodeView(View):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
@@ -13,7 +14,7 @@ from pier.domain.names import validate_name
 from pier.domain.placement import CONTAINER_RUNTIME, PROCESS_RUNTIME, runtime_for
 from pier.domain.records import InstanceRecord, NodeRecord
 from pier.domain.specs import Engine, ModelFormat, NodeSpec, parse_node_spec
-from pier.domain.views import EventView, InstanceView, NodeView
+from pier.domain.views import EventView, InstanceView, NodeList, NodeView
 from pier.services.quotas import QuotaService
 from pier.services.routes import RouteSource
 from pier.services.views import event_view, instance_view, node_view
@@ -29,8 +30,14 @@ class NodeService:
         image_nodes_refusal: Callable[[], str | None] = lambda: None,
         triton_refusal: Callable[[], str | None] = lambda: None,
         container_runtime: str = CONTAINER_RUNTIME,
+        page_size: int = 100,
+        max_page_size: int = 1000,
     ) -> None:
+        """``page_size``: the nodes in a page that gives no limit; ``max_page_size``: the
+        largest limit a page may ask for."""
         self._repo = repo
+        self._page_size = page_size
+        self._max_page_size = max_page_size
         self._container_runtime = container_runtime
         """Where image nodes that name no runtime run (docker; swarm under --runtime swarm)."""
         self._routes = routes
@@ -90,12 +97,34 @@ class NodeService:
         return parsed
 
     def list(self, project: str) -> list[NodeView]:
+        """Every node of the project (the UI's lists; the API pages them: page())."""
         self._repo.require_project(project)
-        instances = self._repo.list_instances(project)
-        return [
-            self._view(n, [i for i in instances if i.node == n.name])
-            for n in self._repo.list_nodes(project)
-        ]
+        return self._views(project, self._repo.list_nodes(project), names=None)
+
+    def page(self, project: str, *, after: str | None = None, limit: int | None = None) -> NodeList:
+        """The project's nodes named after ``after`` (a previous page's ``next_after``),
+        ``limit`` of them at most (default: the page size setting)."""
+        if limit is None:
+            limit = self._page_size
+        if not 1 <= limit <= self._max_page_size:
+            raise InvalidSpec(
+                "limit", f"a page holds 1 to {self._max_page_size} nodes, not {limit} "
+                "(PIER_API__MAX_NODE_PAGE_SIZE)",
+            )  # fmt: skip
+        self._repo.require_project(project)
+        nodes = self._repo.list_nodes(project, after=after, limit=limit + 1)
+        more, nodes = len(nodes) > limit, nodes[:limit]
+        views = self._views(project, nodes, names=[n.name for n in nodes])
+        return NodeList(nodes=views, next_after=nodes[-1].name if more else None)
+
+    def _views(
+        self, project: str, nodes: builtins.list[NodeRecord], *, names: builtins.list[str] | None
+    ) -> builtins.list[NodeView]:
+        """``names``: the nodes whose instances to read (None: every node's)."""
+        by_node: dict[str, builtins.list[InstanceRecord]] = defaultdict(list)
+        for instance in self._repo.list_instances(project, nodes=names):
+            by_node[instance.node].append(instance)
+        return [self._view(n, by_node[n.name]) for n in nodes]
 
     def get(self, project: str, name: str) -> NodeView:
         node = self._repo.get_node(project, name)

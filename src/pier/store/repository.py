@@ -538,10 +538,18 @@ class Repository:
         except IntegrityError:
             raise NameTaken("node", project, name) from None
 
-    def list_nodes(self, project: str | None = None) -> list[NodeRecord]:
+    def list_nodes(
+        self, project: str | None = None, *, after: str | None = None, limit: int | None = None
+    ) -> list[NodeRecord]:
+        """By project and name (byte by byte); with ``after`` (a node name, with
+        ``project``) only the nodes named after it; at most ``limit``."""
         query = select(NodeRow).order_by(*self._bytewise(NodeRow.project, NodeRow.name))
         if project is not None:
             query = query.where(NodeRow.project == project)
+        if after is not None:
+            query = query.where(self._bytewise(NodeRow.name)[0] > after)
+        if limit is not None:
+            query = query.limit(limit)
         with self._session() as s:
             return [self._node(r) for r in s.scalars(query)]
 
@@ -863,8 +871,13 @@ class Repository:
             return s.scalar(select(InstanceRow.runtime).where(InstanceRow.id == instance_id))
 
     def list_instances(
-        self, project: str | None = None, node: str | None = None
+        self,
+        project: str | None = None,
+        node: str | None = None,
+        *,
+        nodes: Sequence[str] | None = None,
     ) -> list[InstanceRecord]:
+        """``nodes``: only the instances of these nodes (of ``project``)."""
         query = select(InstanceRow).order_by(
             InstanceRow.created_at, *self._bytewise(InstanceRow.id)
         )
@@ -872,6 +885,8 @@ class Repository:
             query = query.where(InstanceRow.project == project)
         if node is not None:
             query = query.where(InstanceRow.node == node)
+        if nodes is not None:
+            query = query.where(InstanceRow.node.in_(nodes))
         with self._session() as s:
             return [_instance(r) for r in s.scalars(query)]
 

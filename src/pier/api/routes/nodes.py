@@ -40,9 +40,23 @@ def create_node(project: str, body: NodeCreate, services: ServicesDep, actor: Ac
 
 
 @router.get("")
-def list_nodes(project: str, services: ServicesDep) -> NodeList:
-    """The project's nodes."""
-    return NodeList(nodes=services.nodes.list(project))
+def list_nodes(
+    project: str,
+    services: ServicesDep,
+    after: Annotated[
+        str | None,
+        Query(
+            max_length=63,
+            description="Only nodes named after this: the previous page's next_after.",
+        ),
+    ] = None,
+    limit: Annotated[
+        int | None,
+        Query(ge=1, description="Nodes per page (default: PIER_API__NODE_PAGE_SIZE)."),
+    ] = None,
+) -> NodeList:
+    """The project's nodes by name, a page at a time: ``next_after`` asks for the next."""
+    return services.nodes.page(project, after=after, limit=limit)
 
 
 @router.get("/{name}")
