@@ -17,6 +17,8 @@ over ``--window`` seconds:
   meanwhile.
 
 With ``--zero N`` a last round adds N nodes with ``--min 0`` (scaled to zero).
+``--thousand`` is ``--counts 100 --zero 900``: 1000 nodes in the store, 100 of them
+running an instance (``GET nodes`` is then one page of the default size).
 
     python bench/controlplane.py [--counts 0,50,150] [--window 60] [--zero 0]
 """
@@ -94,8 +96,18 @@ class Bench:
         return names
 
     def healthy(self) -> set[str]:
-        nodes = self.http.get("/api/v1/projects/default/nodes").json()["nodes"]
-        return {n["name"] for n in nodes if n["status"] == "Healthy"}
+        return {n["name"] for n in self.nodes() if n["status"] == "Healthy"}
+
+    def nodes(self) -> list[dict]:
+        """Every node, page after page."""
+        nodes: list[dict] = []
+        params: dict[str, str] = {"limit": "1000"}
+        while True:
+            page = self.http.get("/api/v1/projects/default/nodes", params=params).json()
+            nodes += page["nodes"]
+            if page.get("next_after") is None:
+                return nodes
+            params["after"] = page["next_after"]
 
     def burst(self, names: list[str], min_instances: int = 1) -> tuple[float, float]:
         """Create ``names`` at once; seconds until all are Healthy, p99 ms of /healthz."""
@@ -176,10 +188,15 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=60.0, help="CPU window, seconds")
     parser.add_argument("--zero", type=int, default=0, help="then add N nodes at --min 0")
     parser.add_argument(
+        "--thousand", action="store_true", help="1000 nodes, 100 running: --counts 100 --zero 900"
+    )
+    parser.add_argument(
         "--profile", metavar="PATH", type=Path,
         help="at the end, sample `pier up` with py-spy for --window s into PATH (collapsed)",
     )  # fmt: skip
     args = parser.parse_args()
+    if args.thousand:
+        args.counts, args.zero = "100", 900
     counts = [int(c) for c in args.counts.split(",")]
     with tempfile.TemporaryDirectory(prefix="pier-bench-cp-") as tmp:
         tmp_path = Path(tmp)
