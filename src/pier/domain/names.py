@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import NewType
+from typing import NamedTuple, NewType
 
 from pier.domain.errors import InvalidSpec
 
@@ -48,9 +47,9 @@ def validate_model_name(value: str, *, field: str) -> str:
     return value
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class NodeKey:
-    """A node's identity across pier: project and node name."""
+class NodeKey(NamedTuple):
+    """A node's identity across pier: project and node name. A tuple, so that hashing
+    and comparing one (the controller's maps are keyed by it) runs in C."""
 
     project: ProjectName
     node: NodeName

@@ -48,10 +48,11 @@ class NodeRecord:
     """The runtime the node is bound to (see domain.placement)."""
     suspended: bool = False
     """Suspended on request: no instance runs (none is started) until it is resumed."""
+    key: NodeKey = field(init=False, repr=False, compare=False)
+    """Made once: the tick looks nodes up by it many times."""
 
-    @property
-    def key(self) -> NodeKey:
-        return NodeKey(ProjectName(self.project), NodeName(self.name))
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", NodeKey(ProjectName(self.project), NodeName(self.name)))
 
 
 @dataclass(frozen=True, slots=True)
