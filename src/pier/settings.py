@@ -120,6 +120,14 @@ class ControllerSettings(BaseModel):
     """Rounds skipped in a row at most: every (this + 1)th round probes anyway, so a
     health check that turns failing while the instance still answers its traffic (a
     readiness switched off to drain it) takes it out within that many intervals."""
+    max_starting: Annotated[int, Field(ge=0)] = 0
+    """Instances starting at once at most, across every node (made and not yet Healthy,
+    for less than ``start_slot_s``); the others start on a later tick, as these finish.
+    A burst of node creates then shares the CPUs with the control plane (its API, its
+    health checks) instead of starving it. 0: two per CPU of this machine."""
+    start_slot_s: Annotated[float, Field(gt=0)] = 20.0
+    """How long at most a starting instance counts against ``max_starting``: one slow to
+    turn Healthy does not hold the other nodes' starts back longer."""
     model_queue_limit: Annotated[int, Field(ge=1)] = 256
     """Inference requests a model node's instance holds at once (running, waiting for a
     worker thread or a batch); more get 503 at once (the model server's --max-queue)."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import os
 import secrets
 import time
 from collections import defaultdict
@@ -57,7 +58,7 @@ from pier.domain.instance_status import InstanceStatus, InstanceView, path_to
 from pier.domain.names import InstanceId, NodeKey
 from pier.domain.records import InstanceRecord, NodeRecord, endpoint_for_port
 from pier.domain.retry import PermanentError, TemporaryError
-from pier.runtimes.base import Observed, Runtime
+from pier.runtimes.base import InstanceSpec, Observed, Runtime
 from pier.runtimes.registry import RuntimeRegistry
 from pier.settings import ControllerSettings
 from pier.store.repository import Repository
@@ -69,6 +70,8 @@ LOG_TAIL_LINES = 20
 MAX_DRAIN_S = 120.0
 """The longest an instance leaving the routes waits for its requests in flight."""
 DRAIN_POLL_S = 0.1
+STARTING = frozenset({S.UNDEFINED, S.CREATED, S.STARTED, S.PREPARING})
+"""An instance made and not yet Healthy (nor Unhealthy, nor leaving)."""
 COMMAND_NOT_RUNNABLE = frozenset({126, 127})
 """Exit codes of a shell or init that could not run the command (not executable, not found)."""
 
@@ -121,6 +124,9 @@ class Controller:
             else None
         )
         self._drains: dict[InstanceId, asyncio.Task[None]] = {}
+        self._max_starting = settings.max_starting or 2 * (os.cpu_count() or 1)
+        self._creating = 0
+        """Instance starts under way whose instance is not tracked yet."""
         self._autoscale = AutoscaleSettings(
             window_s=settings.autoscale_window_s,
             scale_down_delay_s=settings.scale_down_delay_s,
@@ -656,11 +662,22 @@ class Controller:
             for reason in plan.reasons:
                 log.info("reconcile", node=str(node.key), reason=reason)
         for _ in range(0 if waiting_for_image else plan.create):
-            await self._create(node, now)
+            if self._start_room(now) <= 0:
+                break  # the next tick starts the rest, as others turn Healthy
+            await self._create(node, now)  # counted as starting from its first line
         if node.deleting and not self._state(node.key).instances:
             await self._db.run(self._repo.remove_node, node.project, node.name)
             self._forget_node(node.key)
             log.info("node deleted", node=str(node.key))
+
+    def _start_room(self, now: float) -> int:
+        """How many more instances may start now (ControllerSettings.max_starting)."""
+        slot_s = self._settings.start_slot_s
+        starting = sum(
+            1 for state in self._nodes.values() for t in state.instances.values()
+            if t.status in STARTING and not t.exited and now - t.created_at < slot_s
+        )  # fmt: skip
+        return max(0, self._max_starting - starting - self._creating)
 
     def _forget_node(self, key: NodeKey) -> None:
         """Drop all the controller keeps of a removed node, as a whole."""
@@ -712,20 +729,12 @@ class Controller:
             created_at=now,
             view=InstanceView(instance_id, S.UNDEFINED, since=now),
         )
-        model = None
-        if node.spec.model is not None:
-            model = await self._db.run(
-                self._repo.get_model, node.project, node.spec.model, node.spec.model_version
-            )
-        spec = instance_spec(
-            node,
-            instance_id,
-            model=model,
-            models_dir=self._models_dir,
-            queue_limit=self._settings.model_queue_limit,
-            default_max_body_bytes=self._max_body_bytes,
-        )
-        await self._db.run(self._repo.upsert_instance, tracked.record())  # before it exists
+        self._creating += 1  # a start under way, until its instance is tracked
+        try:
+            spec = await self._instance_spec(node, instance_id)
+            await self._db.run(self._repo.upsert_instance, tracked.record())  # before it exists
+        finally:
+            self._creating -= 1
         state = self._state(node.key)
         state.instances[instance_id] = tracked
         try:
@@ -742,6 +751,21 @@ class Controller:
             K.INSTANCE_CREATED,
             f"instance {instance_id} created",
             instance=instance_id,
+        )
+
+    async def _instance_spec(self, node: NodeRecord, instance_id: InstanceId) -> InstanceSpec:
+        model = None
+        if node.spec.model is not None:
+            model = await self._db.run(
+                self._repo.get_model, node.project, node.spec.model, node.spec.model_version
+            )
+        return instance_spec(
+            node,
+            instance_id,
+            model=model,
+            models_dir=self._models_dir,
+            queue_limit=self._settings.model_queue_limit,
+            default_max_body_bytes=self._max_body_bytes,
         )
 
     async def _create_failed(
