@@ -60,6 +60,15 @@ def processes(pier_pid: int) -> tuple[psutil.Process, list[psutil.Process]]:
     return pier, []
 
 
+def instances_cpu_s(pier_pid: int) -> tuple[int, float]:
+    """The model-server processes and the CPU seconds they used in all (after a burst,
+    while nothing calls them: what starting them cost)."""
+    pier, gateway = processes(pier_pid)
+    others = {p.pid for p in gateway}
+    servers = [c for c in pier.children(recursive=True) if c.pid not in others]
+    return len(servers), sum(cpu_s(p) for p in servers)
+
+
 def cpu_shares(pier_pid: int, window_s: float) -> tuple[float, float]:
     """Percent of one core used by the control plane and by the gateway over the window."""
     pier, gateway = processes(pier_pid)
@@ -220,6 +229,8 @@ def main() -> None:
                 propagation = bench.propagation_ms()
                 have += 1
                 time.sleep(min(5.0, args.window))  # let the burst settle
+                servers, servers_cpu_s = instances_cpu_s(proc.pid)
+                print(f"{servers} model servers used {servers_cpu_s:.1f} s of CPU in all")
                 cp, gw = cpu_shares(proc.pid, args.window)
                 rows.append((bench.created, added, burst, cp, gw, bench.reconcile_ms(),
                              bench.get_nodes_ms(), propagation))  # fmt: skip
