@@ -22,6 +22,9 @@ from tests.controller.fake_runtime import (
 from pier.controller.loop import Controller
 from pier.controller.routes import RouteBoard
 from pier.domain.instance_status import InstanceStatus
+from pier.domain.names import NodeKey
+from pier.runtimes.base import Observed
+from pier.settings import ControllerSettings
 from pier.store.database import create_store_engine, migrate
 from pier.store.repository import Repository
 
@@ -166,3 +169,33 @@ async def test_an_unchanged_tick_reads_no_node_row_and_a_change_reads_only_chang
         await tick_until(controller, lambda: [n.name for n in repo.list_nodes()] == ["a", "c"])
         await tick_until(controller, lambda: "default/b" not in board.table.nodes)
         assert board.table.nodes["default/c"].instances
+
+
+class CountedRuntime(FakeRuntime):
+    """A fake runtime that counts how often it is listed."""
+
+    lists: int = 0
+
+    async def list(self, *, node: NodeKey | None = None) -> list[Observed]:
+        self.lists += 1
+        return await super().list(node=node)
+
+
+async def test_a_tick_lists_only_the_runtimes_that_nodes_are_bound_to(
+    store: tuple[Repository, Statements], tmp_path: Path
+) -> None:
+    repo, _ = store
+    docker, local = CountedRuntime(), CountedRuntime(name="local")
+    add_image_node(repo, "a", health=TCP_HEALTH)  # on docker
+    controller = Controller(
+        repo, {"docker": docker, "local": local}, settings=ControllerSettings(),
+        models_dir=tmp_path, board=RouteBoard(),
+    )  # fmt: skip
+    try:
+        adopted_lists = local.lists
+        for _ in range(3):
+            await controller.tick()
+        assert docker.lists >= 3
+        assert local.lists == adopted_lists  # no node runs there: nothing to look at
+    finally:
+        await controller.stop(stop_instances=True)

@@ -378,7 +378,10 @@ class Controller:
         store = await self._store.read()
         nodes = store.nodes
         seen_by_node: dict[NodeKey, dict[InstanceId, Observed]] = defaultdict(dict)
-        for runtime in self._runtimes.values():
+        bound = {n.runtime for n in nodes}  # a node's instances run only where it is bound
+        for name, runtime in self._runtimes.items():
+            if name not in bound:
+                continue  # no node there: nothing to observe (its orphans went at adoption)
             for seen in await runtime.list():
                 seen_by_node[seen.node][seen.instance_id] = seen
         loads = await self._read_gateway()
