@@ -124,7 +124,7 @@ class ControllerSettings(BaseModel):
     """Instances starting at once at most, across every node (made and not yet Healthy,
     for less than ``start_slot_s``); the others start on a later tick, as these finish.
     A burst of node creates then shares the CPUs with the control plane (its API, its
-    health checks) instead of starving it. 0: two per CPU of this machine."""
+    health checks) instead of starving it. 0: eight per CPU of this machine."""
     start_slot_s: Annotated[float, Field(gt=0)] = 20.0
     """How long at most a starting instance counts against ``max_starting``: one slow to
     turn Healthy does not hold the other nodes' starts back longer."""

@@ -124,7 +124,7 @@ class Controller:
             else None
         )
         self._drains: dict[InstanceId, asyncio.Task[None]] = {}
-        self._max_starting = settings.max_starting or 2 * (os.cpu_count() or 1)
+        self._max_starting = settings.max_starting or 8 * (os.cpu_count() or 1)
         self._creating = 0
         """Instance starts under way whose instance is not tracked yet."""
         self._autoscale = AutoscaleSettings(

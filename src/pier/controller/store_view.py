@@ -47,10 +47,6 @@ class StoreView:
         self.state = await self._db.run(self._read, self.state)
         return self.state
 
-    def forget(self) -> None:
-        """Read everything again next time (the store was changed behind the counter)."""
-        self.state = StoreState()
-
     def _read(self, before: StoreState) -> StoreState:
         """In the store thread: one read of the counter; more only if it moved."""
         changes = self._repo.node_changes(before.seq)
