@@ -42,6 +42,26 @@ def test_rollout_sends_the_plan_and_shows_the_step_fake_server(
     assert "v1=90, v2=10" in result.stdout
 
 
+def test_rollout_sends_the_requests_a_step_needs_fake_server(
+    cli_on_fake_pier: FakePier,
+) -> None:
+    cli_on_fake_pier.on("POST", ROLLOUT, rollout_json(min_requests=500))
+    result = runner.invoke(app, [
+        "alias", "rollout", "prod", "--to", "v2", "--steps", "10,100", "--min-requests", "500",
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    (request,) = cli_on_fake_pier.requests
+    assert body_of(request)["min_requests"] == 500
+    assert "at least 500 requests a step" in result.stdout
+
+
+def test_rollout_refuses_a_step_of_no_requests_fake_server(cli_on_fake_pier: FakePier) -> None:
+    result = runner.invoke(app, ["alias", "rollout", "prod", "--to", "v2", "--min-requests", "0"])
+    assert result.exit_code == 2
+    assert "--min-requests" in result.stderr
+    assert cli_on_fake_pier.requests == []
+
+
 def test_rollout_names_the_flag_it_cannot_read_fake_server(cli_on_fake_pier: FakePier) -> None:
     result = runner.invoke(app, ["alias", "rollout", "prod", "--to", "v2", "--bake", "soon"])
     assert result.exit_code == 1

@@ -66,6 +66,16 @@ def rollout(
             "--max-p95-ms", min=0, help="Slowest p95 latency allowed (not checked if not given)."
         ),
     ] = None,
+    min_requests: Annotated[
+        int | None,
+        typer.Option(
+            "--min-requests",
+            min=1,
+            max=1_000_000,
+            help="Requests a step must see to pass, and before a limit rolls back early (20).",
+            show_default=False,
+        ),
+    ] = None,
     wait: Annotated[
         bool, typer.Option("--wait", help="Show each decision until the rollout ends.")
     ] = False,
@@ -81,9 +91,11 @@ def rollout(
     if abort:
         view = client.abort_rollout(name)
     elif to is not None:
+        given = {} if min_requests is None else {"min_requests": min_requests}
         view = client.start_rollout(
             name, to_node=to, steps=parse_steps(steps), bake_s=parse_duration_s(bake, "--bake"),
             max_error_rate=parse_rate(max_error_rate, "--max-error-rate"), max_p95_ms=max_p95_ms,
+            **given,
         )  # fmt: skip
     else:
         view = client.get_rollout(name)
@@ -111,6 +123,7 @@ def rollout_fields(view: RolloutView) -> list[tuple[str, object]]:
     limits = f"error rate {plan.max_error_rate:.2%}"
     if plan.max_p95_ms is not None:
         limits += f", p95 {plan.max_p95_ms:g} ms"
+    limits += f", at least {plan.min_requests} requests a step"
     return [
         ("rollout", f"to {plan.to_node}: {view.phase}"),
         ("step", f"{view.step} of {len(plan.steps)} ({view.percent}%), bake {plan.bake_s:g}s"),
