@@ -155,7 +155,7 @@ class Bench:
         data = request(PATHS[target])
         sent = self.sent
         mirrors = self.gateway.mirrors
-        send_copies = mirrors._send_next  # what the loop would call soon after the answer
+        send_copies = mirrors.send_burst  # what the loop calls (soon) after the answer
         started = time.thread_time_ns()
         for _ in range(requests):
             to_gateway(data)

@@ -85,6 +85,7 @@ class GatewayProcess:
             "--mirror-max-body-bytes", str(gw.mirror_max_body_bytes),
             "--mirror-timeout-s", str(gw.mirror_timeout_s),
             "--mirror-tolerance", str(gw.mirror_tolerance),
+            "--mirror-batch-wait-s", str(gw.mirror_batch_wait_s),
         ]  # fmt: skip
         self._log_path.parent.mkdir(parents=True, exist_ok=True)
         with self._log_path.open("ab") as log:

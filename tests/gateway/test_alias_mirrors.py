@@ -5,6 +5,7 @@ The figures are read the way the controller reads them (``GatewayView``)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -145,7 +146,8 @@ def test_mirrored_outputs_are_compared_with_the_primarys(
         aliases=(_mirrored(("twin", 100), ("changed", 100)),),
     )
     gateway = gateway_factory(routes)
-    _call(gateway, "/default/aliases/prod/outputs", 20)
+    _call(gateway, "/default/aliases/prod/outputs", 15)
+    _call(gateway, "/default/aliases/prod/outputs?chunks=3", 5)  # compared by their data
 
     wait_until(_settled(gateway, "twin", 20), what="every copy to twin to end")
     wait_until(_settled(gateway, "changed", 20), what="every copy to changed to end")
@@ -190,6 +192,16 @@ def test_pipelined_requests_never_sent_are_not_mirrored_and_hold_no_room(
     wait_until(_settled(gateway, "twin", 6), what="every copy to twin to end")
     twin = _read(gateway).mirrors[_key("twin")]
     assert (twin.sent, twin.dropped) == (5, 1)  # the abandoned one's copy is not sent
+
+
+def test_a_copy_waits_for_others_to_be_sent_with(twin_mirrored: Callable[..., Gateway]) -> None:
+    gateway = twin_mirrored("--mirror-batch-wait-s", "1.0")
+    asked_at = time.monotonic()
+    _call(gateway, "/default/aliases/prod/x", 1)
+
+    wait_until(_settled(gateway, "twin", 1), what="the copy to twin to end")
+    assert time.monotonic() - asked_at >= 1.0  # sent when the burst's wait was over
+    assert _read(gateway).mirrors[_key("twin")].sent == 1
 
 
 def test_the_figures_of_every_worker_are_summed(twin_mirrored: Callable[..., Gateway]) -> None:

@@ -53,3 +53,31 @@ def test_equal_answers_are_equal_and_equal_non_v2_answers_are_not_compared() -> 
 def test_nested_outputs_are_compared_flat() -> None:
     result = compare_answers(_answer(("y", [[1.0], [2.0, [3.0]]])), _answer(("y", [1, 2, 3])), 0.0)
     assert result == Comparison(True, 0.0)
+
+
+def _chunked(answer: bytes, *sizes: int) -> bytes:
+    """``answer``'s body in chunks of ``sizes`` (the rest in one more), as the relay
+    re-chunks it."""
+    head, _, body = answer.partition(b"\r\n\r\n")
+    head = head.replace(b"content-length", b"transfer-encoding: chunked\r\nx-was")
+    chunks, at = [], 0
+    for size in (*sizes, len(body)):
+        if at < len(body):
+            chunks.append(b"%x\r\n%s\r\n" % (len(body[at : at + size]), body[at : at + size]))
+            at += size
+    return head + b"\r\n\r\n" + b"".join(chunks) + b"0\r\n\r\n"
+
+
+def test_chunked_answers_are_compared_by_their_data() -> None:
+    primary = _answer(("y", [1.0, 2.0]))
+    assert compare_answers(_chunked(primary, 5), _chunked(primary, 9, 3), 0.0) == Comparison(
+        True, 0.0
+    )
+    result = compare_answers(_chunked(primary, 7), _answer(("y", [1.0, 2.5])), 1e-6)
+    assert result == Comparison(False, 0.5)
+
+
+def test_a_chunked_answer_cut_short_is_not_compared() -> None:
+    whole = _chunked(_answer(("y", [1.0, 2.0])), 5)
+    assert compare_answers(whole, whole[:-5], 0.0) is None
+    assert compare_answers(whole, whole.replace(b"\r\n0\r\n", b"\r\nzz\r\n"), 0.0) is None

@@ -12,7 +12,7 @@ Paths (any method, query strings kept):
   /header?name=N&value=V  an answer with the header N: V
   /count              how many requests this instance has seen (not counting /count)
   /outputs            a V2 answer: outputs y = [1.0, 2.0], or [1.0, 2.5] if NAME starts
-                      with "other"
+                      with "other"; ``?chunks=P``: chunked, in P chunks
   anything else       JSON: instance name, method, target, headers, body size
 
 An instance whose NAME starts with "fails" answers every request but /count with 500;
@@ -73,7 +73,11 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
             elif url.path == "/outputs":
                 second = 2.5 if NAME.startswith("other") else 2.0
                 output = {"name": "y", "datatype": "FP32", "shape": [2], "data": [1.0, second]}
-                writer.write(respond(200, json.dumps({"outputs": [output]}).encode()))
+                answer = json.dumps({"outputs": [output]}).encode()
+                if "chunks" in query:
+                    await write_chunks(writer, answer, int(query["chunks"]))
+                else:
+                    writer.write(respond(200, answer))
             elif url.path == "/sleep":
                 await asyncio.sleep(float(query.get("s", "1")))
                 writer.write(respond(200, b'{"slept": true}'))
@@ -124,6 +128,19 @@ async def write_chunked(writer: asyncio.StreamWriter, size: int, parts: int) -> 
         sent += n
         await writer.drain()
         await asyncio.sleep(0.01)
+    writer.write(b"0\r\n\r\n")
+
+
+async def write_chunks(writer: asyncio.StreamWriter, body: bytes, parts: int) -> None:
+    """``body`` chunked in ``parts`` writes."""
+    writer.write(
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
+    )
+    step = max(1, -(-len(body) // parts))
+    for at in range(0, len(body), step):
+        writer.write(b"%x\r\n%s\r\n" % (len(body[at : at + step]), body[at : at + step]))
+        await writer.drain()
+        await asyncio.sleep(0.005)
     writer.write(b"0\r\n\r\n")
 
 

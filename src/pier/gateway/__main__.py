@@ -7,6 +7,7 @@ python -m pier.gateway --host 127.0.0.1 --port 8000 [--control-url URL]
     [--max-connections N] [--max-sticky-sessions N]
     [--mirror-queue-size N] [--mirror-max-in-flight N] [--mirror-max-bytes N]
     [--mirror-max-body-bytes N] [--mirror-timeout-s S] [--mirror-tolerance X]
+    [--mirror-batch-wait-s S]
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ _MIRROR_LIMITS: tuple[tuple[str, type, str], ...] = (
     ("max_body_bytes", int, "larger requests are not mirrored, larger answers not compared"),
     ("timeout_s", float, "a copy unanswered this long fails"),
     ("tolerance", float, "mirrored outputs within this of the primary's are equal"),
+    ("batch_wait_s", float, "copies are sent in bursts, the first waiting at most this"),
 )
 
 

@@ -13,7 +13,12 @@ mirror's with. What copies may hold is bounded by ``MirrorLimits``:
     is not compared;
   * ``timeout_s``: a copy unanswered this long (or the node's timeout, if shorter)
     fails, which frees its place. A mirror that hangs therefore fills ``max_in_flight``,
-    then the queue, then its copies are dropped: the callers see nothing of it.
+    then the queue, then its copies are dropped: the callers see nothing of it;
+  * ``batch_wait_s``: copies are sent in bursts, the first of a burst waiting at most
+    this long (a burst that fills ``max_in_flight`` or the queue goes at once). A copy sent on its
+    own wakes the mirror's server, and then the gateway for its answer, once per copy:
+    on a busy machine that cost more than the copy's own work. A burst is handled in
+    one wake-up on each side, as the primaries are.
 
 A copy is load on the mirror node like any request: it counts in the node's own figures
 (requests, latency, the in-flight integral the autoscaler reads). Each copy ends as one
@@ -60,7 +65,10 @@ class Mirrors:
         """Primaries being relayed whose copies will be queued."""
         self.in_flight = 0
         self.held_bytes = 0
-        self._is_scheduled = False
+        self._burst: asyncio.Handle | None = None
+        """The coming burst (None: none is due)."""
+        self._is_burst_soon = False
+        """The coming burst is due now, not after ``batch_wait_s``."""
 
     def reserve(self, targets: list[MirrorTarget], body_bytes: int) -> bool:
         """Make room for copies of a request with a ``body_bytes`` body to ``targets``
@@ -87,9 +95,7 @@ class Mirrors:
             return
         self.held_bytes += size
         self._queue.append(MirrorCopy(self, target, request, primary, size))
-        if not self._is_scheduled:  # sent from the loop, not from the primary's callback
-            self._is_scheduled = True
-            self.owner.loop.call_soon(self._send_next)
+        self._schedule()
 
     def cancel(self, targets: list[MirrorTarget]) -> None:
         """The primary went wrong (the client left): its copies are not sent."""
@@ -100,10 +106,37 @@ class Mirrors:
     def done(self, copy: MirrorCopy) -> None:
         self.in_flight -= 1
         self.held_bytes -= copy.size
-        self._send_next()
+        if self._queue:
+            self._schedule()
 
-    def _send_next(self) -> None:
-        self._is_scheduled = False
+    def _schedule(self) -> None:
+        """Have the waiting copies sent together, from the loop (never from the callback
+        of the answer that queued one): at once when they fill the in-flight budget, else
+        once ``batch_wait_s`` has passed (at once too when the queue is full, so that no
+        copy is dropped for the wait). Nothing is due while the budget is spent: the
+        next copy done calls this again."""
+        limits = self.limits
+        room = limits.max_in_flight - self.in_flight
+        if room <= 0:
+            return
+        waiting = len(self._queue)
+        is_full = waiting >= room or waiting + self.recording >= limits.queue_size
+        burst = self._burst
+        if burst is not None:
+            if self._is_burst_soon or not is_full:
+                return
+            burst.cancel()
+        loop = self.owner.loop
+        wait_s = limits.batch_wait_s
+        self._is_burst_soon = is_full or wait_s <= 0
+        if self._is_burst_soon:
+            self._burst = loop.call_soon(self.send_burst)
+        else:
+            self._burst = loop.call_later(wait_s, self.send_burst)
+
+    def send_burst(self) -> None:
+        """Send the waiting copies, as many as the in-flight budget allows."""
+        self._burst = None
         queue = self._queue
         while queue and self.in_flight < self.limits.max_in_flight:
             self.in_flight += 1
