@@ -4,6 +4,7 @@ routes, sticky sessions, and the alias's figures in /metrics."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
 
 import httpx
@@ -130,6 +131,46 @@ def test_a_header_route_sends_its_requests_to_its_node(alias_gateway: Gateway) -
         plain = _answered_by(client, path, 20)
     assert set(routed) == {("b", "v2")}
     assert set(other) == set(plain) == {("a", "v1")}
+
+
+SLOW_S: Final = 3.0
+"""How long the slow request takes at its instance."""
+
+
+def _in_flight(gateway: Gateway, node: str) -> float | None:
+    text = httpx.get(f"{gateway.url}/metrics", headers=AUTH).text
+    return _sample(text, "pier_gateway_in_flight_requests", node=node, project="default")
+
+
+def _draining(gateway: Gateway) -> dict[str, int]:
+    draining: dict[str, int] = httpx.get(f"{gateway.url}/healthz", headers=AUTH).json()["draining"]
+    return draining
+
+
+def test_a_slow_request_to_a_node_taken_out_of_the_alias_finishes(
+    gateway_factory: Callable[..., Gateway], upstreams: dict[str, Upstream]
+) -> None:
+    """Its answer arrives whole, from the old node, after the alias was re-pointed and the
+    old node left the routes (its instance draining); requests sent meanwhile go to the
+    new node."""
+    a, b = upstreams["a"].endpoint, upstreams["b"].endpoint
+    to_v1 = _alias("move", AliasTarget(node="v1", weight=100))
+    gateway = gateway_factory(table(node("v1", a), node("v2", b), aliases=(to_v1,)))
+    to_v2 = _alias("move", AliasTarget(node="v2", weight=100))
+    with ThreadPoolExecutor(1) as pool, gateway.client() as client, gateway.client() as other:
+        slow = pool.submit(client.get, f"/default/aliases/move/sleep?s={SLOW_S}")
+        wait_until(lambda: _in_flight(gateway, "v1") == 1, what="the slow request in flight")
+        write_routes(gateway.routes_file, table(node("v2", b), aliases=(to_v2,), version=2))
+        wait_until(lambda: gateway.routes_version() == 2, what="routes version 2")
+        meanwhile = [other.get("/default/aliases/move/x") for _ in range(5)]
+        # what the control plane waits for before it stops the old instance
+        assert _draining(gateway) == {"v1-0": 1}
+        assert not slow.done(), "the slow request ended before the switch (raise SLOW_S)"
+        answer = slow.result(timeout=SLOW_S + 30)
+    assert _draining(gateway) == {}
+    assert answer.status_code == 200 and answer.json() == {"slept": True}
+    assert (answer.headers["x-pier-node"], answer.headers["x-pier-instance"]) == ("v1", "v1-0")
+    assert {(r.headers["x-pier-node"], r.json()["instance"]) for r in meanwhile} == {("v2", "b")}
 
 
 def _sticky_routes(upstreams: dict[str, Upstream], instances: int, version: int) -> RouteTable:
