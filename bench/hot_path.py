@@ -1,7 +1,7 @@
 """The gateway's own CPU cost per request, without sockets: what Python spends.
 
     uv run python bench/hot_path.py [--requests 200000] [--rounds 5]
-        [--targets node alias mirrored] [--mirror-percent 10] [--profile]
+        [--targets node alias mirrored] [--mirror-percent 10] [--burst 1] [--profile]
 
 A ``Gateway`` is built in this process with three nodes of one instance each (``e1``,
 ``e2``, ``e3``), an alias ``pair`` over ``e1`` and ``e2`` (50/50) and an alias
@@ -11,7 +11,8 @@ count what is written. Each request is fed to the client connection as one read 
 wrk-like POST), and the instance's answer (a counted 200 with a small JSON body) to the
 instance connection the request went to as one read, so one iteration is the whole hot
 path: parse, route, forward, relay, account (and, mirrored, the copy: queued, sent,
-answered, compared). The median nanoseconds per request over the rounds is printed per
+answered, compared; ``--burst N``: N copies sent together, as the gateway sends
+them in bursts). The median nanoseconds per request over the rounds is printed per
 target, with its ratio to ``node``, the rounds interleaved; ``--profile`` prints the
 cProfile top functions of each target instead. Syscalls, the event loop and the kernel
 are not in it: compare it with ``bench/gateway.py``'s proxy CPU per request to see what
@@ -148,23 +149,23 @@ class Bench:
         client.connection_made(CountingTransport())
         self.client = client
 
-    def run(self, target: str, requests: int) -> float:
+    def run(self, target: str, requests: int, burst: int = 1) -> float:
         """CPU nanoseconds per request (thread time: not the time this process waits
-        for a CPU on a shared machine)."""
+        for a CPU on a shared machine). Copies are sent ``burst`` at a time."""
         to_gateway = self.client.data_received
         data = request(PATHS[target])
         sent = self.sent
         mirrors = self.gateway.mirrors
-        send_copies = mirrors.send_burst  # what the loop calls (soon) after the answer
+        send_copies = mirrors.send_burst  # what the loop calls when a burst is due
         started = time.thread_time_ns()
-        for _ in range(requests):
+        for index in range(requests):
             to_gateway(data)
             sent.pop().data_received(RESPONSE)
             if sent:  # copies wait in the mirrors' queue, not in the instance's
                 raise SystemExit("a request went out twice")
-            if mirrors.held_bytes or mirrors._queue:
+            if len(mirrors._queue) >= burst or (mirrors._queue and index == requests - 1):
                 send_copies()
-                while sent:
+                while sent:  # the burst's answers, each in one read
                     sent.pop().data_received(RESPONSE)
         return (time.thread_time_ns() - started) / requests
 
@@ -175,6 +176,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--targets", nargs="+", choices=tuple(PATHS), default=list(PATHS))
     parser.add_argument("--mirror-percent", type=float, default=10.0)
+    parser.add_argument("--burst", type=int, default=1, help="copies sent together")
     parser.add_argument("--profile", action="store_true", help="cProfile one round instead")
     args = parser.parse_args()
     loop = uvloop.new_event_loop()
@@ -188,13 +190,13 @@ def main() -> None:
         for target in args.targets:
             print(f"--- {target}")
             profile = cProfile.Profile()
-            profile.runcall(bench.run, target, args.requests)
+            profile.runcall(bench.run, target, args.requests, args.burst)
             pstats.Stats(profile).sort_stats("tottime").print_stats(25)
         return
     results: dict[str, list[float]] = defaultdict(list)
     for _ in range(args.rounds):
         for target in args.targets:
-            results[target].append(bench.run(target, args.requests))
+            results[target].append(bench.run(target, args.requests, args.burst))
     print(f"median of {args.rounds} rounds of {args.requests} requests, CPU ns per request")
     base = statistics.median(results[args.targets[0]])
     for target in args.targets:
