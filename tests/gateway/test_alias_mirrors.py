@@ -5,6 +5,7 @@ The figures are read the way the controller reads them (``GatewayView``)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable, Iterator
 
@@ -32,6 +33,9 @@ from pier.controller.gateway_view import (
 from pier.domain.names import AliasName, NodeKey, NodeName, ProjectName
 from pier.domain.routes import AliasMirror, AliasRoute, AliasTarget, RouteTable
 from pier.domain.specs import Access
+from pier.gateway.__main__ import parse_args
+from pier.gateway.limits import MirrorLimits
+from pier.settings import GatewaySettings
 
 
 @pytest.fixture(scope="module")
@@ -192,6 +196,13 @@ def test_pipelined_requests_never_sent_are_not_mirrored_and_hold_no_room(
     wait_until(_settled(gateway, "twin", 6), what="every copy to twin to end")
     twin = _read(gateway).mirrors[_key("twin")]
     assert (twin.sent, twin.dropped) == (5, 1)  # the abandoned one's copy is not sent
+
+
+def test_the_mirror_settings_are_the_gateways_defaults_and_flags() -> None:
+    settings, defaults = GatewaySettings(), MirrorLimits()
+    for field in dataclasses.fields(MirrorLimits):
+        assert getattr(settings, f"mirror_{field.name}") == getattr(defaults, field.name)
+    assert parse_args(["--mirror-batch-wait-s", "0.2"]).mirror.batch_wait_s == 0.2
 
 
 def test_a_copy_waits_for_others_to_be_sent_with(twin_mirrored: Callable[..., Gateway]) -> None:
