@@ -70,7 +70,7 @@ class MirrorLimits:
     """A copy unanswered this long (or the mirror node's timeout_s, if shorter) fails."""
     tolerance: float = 1e-6
     """Outputs are equal when they differ by at most this, absolutely or relatively."""
-    batch_wait_s: float = 0.05
+    batch_wait_s: float = 0.0
     """Copies are sent in bursts: the first of a burst waits at most this long (0: each
     is sent as soon as its primary was answered)."""
 
