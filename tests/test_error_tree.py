@@ -21,7 +21,7 @@ def public_error_classes() -> list[type[pier.PierError]]:
     found = [pier.PierError]
     for cls in found:
         found.extend(sub for sub in cls.__subclasses__() if sub not in found)
-    return [cls for cls in found if cls.__module__ in ("pier.domain.errors", "pier.client")]
+    return [cls for cls in found if cls.__module__ in ("pier.domain.errors", "pier.client.errors")]
 
 
 def test_every_error_class_is_a_public_name() -> None:
