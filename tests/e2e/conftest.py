@@ -34,3 +34,13 @@ def modelserver_image() -> Iterator[str]:
 
     _skip_unless_ready(probe_engine() or missing_python_image_prerequisite())
     yield build_modelserver_image()
+
+
+@pytest.fixture(scope="session")
+def triton_image() -> Iterator[str]:
+    """A Triton image with pier installed (tests/docker/triton_image.py)."""
+    from pier.runtimes.docker import probe_engine
+    from tests.docker.triton_image import build_triton_image, missing_triton_image_prerequisite
+
+    _skip_unless_ready(probe_engine() or missing_triton_image_prerequisite())
+    yield build_triton_image()

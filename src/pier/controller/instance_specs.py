@@ -79,13 +79,53 @@ def model_server_command(
     )  # fmt: skip
 
 
+TRITON_LAUNCHER: Final = ("python3", "-m", "pier.modelserver.triton")
+"""How engine triton starts in an image unless the node says otherwise (``command``)."""
+CONTAINER_TRITON_REPOSITORY: Final = "/tmp/pier-triton"
+"""Where pier's launcher writes the model repository inside an engine triton container."""
+
+
 def triton_command(model: ModelRecord, path: str, spec: NodeSpec) -> tuple[str, ...]:
-    """argv of engine triton: pier's launcher writes the model repository in the
-    instance's directory, then becomes tritonserver on the instance's port, its metrics
-    on the second port (``{port:8002}``, filled in by the runtime). One model instance
-    per vCPU, or one when batching: Triton's batcher then fills one instance's batches
-    instead of splitting them (faster on the compute-bound model of bench/modelnode.py,
-    about 1000 against 800 requests/s at concurrency 32 on one CPU)."""
+    """argv of engine triton in a local instance: pier's launcher writes the model
+    repository in the instance's directory, then becomes tritonserver on the instance's
+    port, its metrics on the second port (``{port:8002}``, filled in by the runtime)."""
+    return (
+        sys.executable, "-m", "pier.modelserver.triton",
+        *_triton_args(model, spec, path=path, repository="{workdir}/triton", host="127.0.0.1",
+                      port="{port}", metrics_port=f"{{port:{TRITON_METRICS_PORT}}}"),
+    )  # fmt: skip
+
+
+def triton_in_image_command(
+    model: ModelRecord, container_path: str, spec: NodeSpec
+) -> tuple[str, ...]:
+    """argv of engine triton in a container: the image's pier launcher (``command``, else
+    ``python3 -m pier.modelserver.triton``) writes the repository in the container for
+    the model mounted read-only at ``container_path``, then becomes the image's
+    tritonserver on the container's model port and Triton's metrics port."""
+    return (
+        *(spec.command or TRITON_LAUNCHER),
+        *_triton_args(model, spec, path=container_path, repository=CONTAINER_TRITON_REPOSITORY,
+                      host="0.0.0.0", port=str(CONTAINER_MODEL_PORT),
+                      metrics_port=str(TRITON_METRICS_PORT)),
+        *(spec.args or ()),
+    )  # fmt: skip
+
+
+def _triton_args(
+    model: ModelRecord,
+    spec: NodeSpec,
+    *,
+    path: str,
+    repository: str,
+    host: str,
+    port: str,
+    metrics_port: str,
+) -> tuple[str, ...]:
+    """The launcher's arguments. One model instance per vCPU, or one when batching:
+    Triton's batcher then fills one instance's batches instead of splitting them (faster
+    on the compute-bound model of bench/modelnode.py, about 1000 against 800 requests/s
+    at concurrency 32 on one CPU)."""
     batching: tuple[str, ...] = ()
     instances = get_configuration(spec.configuration).vcpu
     if spec.max_batch_size is not None and spec.max_batch_size > 1:
@@ -95,12 +135,10 @@ def triton_command(model: ModelRecord, path: str, spec: NodeSpec) -> tuple[str, 
             "--batch-delay-ms", f"{spec.batch_delay_ms or 0.0:g}",
         )  # fmt: skip
     return (
-        sys.executable, "-m", "pier.modelserver.triton",
         "--name", model.name, "--version", str(model.version),
         "--format", model.format.value, "--path", path,
-        "--repository", "{workdir}/triton",
-        "--host", "127.0.0.1", "--port", "{port}",
-        "--metrics-port", f"{{port:{TRITON_METRICS_PORT}}}",
+        "--repository", repository,
+        "--host", host, "--port", port, "--metrics-port", metrics_port,
         "--workers", str(instances),
         *batching,
         *_example_option(model, path),
@@ -162,7 +200,10 @@ def instance_spec(
     if model is not None and spec.image is not None:
         source = model_path(models_dir, model.sha256, model.format).resolve()
         target = f"{CONTAINER_MODEL_DIR}/{source.name}"
-        command = model_in_image_command(model, target, spec.command, spec.args, inference)
+        if spec.engine is Engine.TRITON:
+            command = triton_in_image_command(model, target, spec)
+        else:
+            command = model_in_image_command(model, target, spec.command, spec.args, inference)
         args, port = (), CONTAINER_MODEL_PORT
         mounts = (Mount(source, target), *_example_mount(model, models_dir, CONTAINER_MODEL_DIR))
     elif model is not None:  # a local instance gets its own copy, in its own directory

@@ -195,8 +195,9 @@ class NodeSpec(_Spec):
     a worker is free (default 0: it waits only while every worker is busy)."""
     engine: Engine = Engine.PIER
     """Model nodes: the server each instance runs: pier's model server, or NVIDIA's
-    tritonserver (from the nvidia-pytriton package) on a model repository pier writes,
-    dynamic batching included; a Triton model directory needs triton."""
+    tritonserver on a model repository pier writes, dynamic batching included (a local
+    instance: the nvidia-pytriton package's; with an image: the image's, which needs pier
+    installed too); a Triton model directory needs triton."""
     runtime: Literal["local", "docker", "swarm"] | None = None
     """Where the instances run, fixed when the node is created: local (processes, model
     nodes), docker (containers on one engine) or swarm (services on a Docker Swarm).
@@ -258,11 +259,17 @@ class NodeSpec(_Spec):
                 f"max_instances ({self.max_instances}) is below min_instances "
                 f"({self.min_instances})",
             )
-        if self.engine is Engine.TRITON and (self.model is None or self.image is not None):
+        if self.engine is Engine.TRITON and self.model is None:
             raise FieldError(
                 "engine",
-                "engine triton serves a model (--model) in a local instance; "
-                "image nodes and models in an image run their image's server",
+                "engine triton serves a model (--model); an image node runs its image's server",
+            )
+        if self.engine is Engine.TRITON and self.image is None and self.runtime == "docker":
+            raise FieldError(
+                "image",
+                "engine triton on the docker runtime runs tritonserver in an image you give "
+                "(--image): a Triton image with pier installed (the official image plus "
+                "`pip install pier`)",
             )
         if self.model is None:
             for field in ("max_batch_size", "batch_delay_ms"):

@@ -81,7 +81,11 @@ class NodeService:
                     f"model {model.name!r} is a Triton model directory: tritonserver serves "
                     "it (engine triton, --engine triton)",
                 )
-        if parsed.engine is Engine.TRITON and (refusal := self._triton_refusal()) is not None:
+        if (
+            parsed.engine is Engine.TRITON
+            and parsed.image is None  # in an image, the image's tritonserver runs
+            and (refusal := self._triton_refusal()) is not None
+        ):
             raise InvalidSpec("engine", refusal)
         refusal = self._image_nodes_refusal() if parsed.image is not None else None
         if refusal is not None:
