@@ -1,11 +1,11 @@
 """What a model node's instance is told about inference: workers, queue limit, batching;
-for engine triton, the launcher's command line."""
+for engine triton, the launcher's command line, in a local instance or in an image."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from pier.controller.instance_specs import inference_args, triton_command
+from pier.controller.instance_specs import inference_args, triton_command, triton_in_image_command
 from pier.domain.records import ModelRecord
 from pier.domain.specs import ModelFormat, parse_node_spec
 
@@ -50,3 +50,20 @@ def test_engine_triton_warms_up_on_the_example_the_model_was_pushed_with() -> No
     assert "--example" not in triton_argv()
     argv = triton_argv({"example_sha256": "1" * 64})
     assert argv[argv.index("--example") + 1] == "{workdir}/model/example.json"
+
+
+def test_engine_triton_in_an_image_runs_the_image_s_launcher_on_the_container_ports() -> None:
+    model = ModelRecord(
+        project="default", name="iris", version=1, format=ModelFormat.ONNX, sha256="0" * 64,
+        size_bytes=1, metadata={}, created_at=datetime.now(UTC),
+    )  # fmt: skip
+    spec = parse_node_spec(
+        {"model": "iris", "engine": "triton", "image": "triton:1", "args": ["--trace"]}
+    )
+    argv = list(triton_in_image_command(model, "/pier/model/x.onnx", spec))
+    assert argv[:3] == ["python3", "-m", "pier.modelserver.triton"] and argv[-1] == "--trace"
+    assert argv[argv.index("--path") + 1] == "/pier/model/x.onnx"
+    assert argv[argv.index("--host") + 1] == "0.0.0.0"
+    assert argv[argv.index("--port") + 1] == "8080"
+    assert argv[argv.index("--metrics-port") + 1] == "8002"
+    assert argv[argv.index("--repository") + 1] == "/tmp/pier-triton"
