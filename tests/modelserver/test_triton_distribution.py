@@ -3,7 +3,8 @@ error names engine and the package to install; the wheel's layout is found under
 prefix's triton directory (where `make triton` installs it) or on the Python path,
 with the numpy 1 its Python-backend stub is built for beside it (refused without it,
 saying how to install it); the stub's environment imports that numpy first and pier
-from the node's Python."""
+from the node's Python. An official image's tritonserver (on PATH, in
+/opt/tritonserver) serves with its own Python backend's stub and its other backends."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from pier.modelserver.triton.distribution import TritonNotInstalled, find_distribution
+from pier.modelserver.triton.repository import write_backends
 from pier.modelserver.triton.stub_environment import write_stub_environment
 
 
@@ -76,3 +78,20 @@ def test_a_wheel_on_the_python_path_is_found_too(tmp_path: Path) -> None:
         prefix=tmp_path / "venv", search_path=[str(tmp_path / "site-packages")], path_env=""
     )
     assert found.server == server
+
+
+def test_an_official_layout_on_path_serves_its_stub_and_other_backends(tmp_path: Path) -> None:
+    root = tmp_path / "opt" / "tritonserver"
+    (root / "bin").mkdir(parents=True)
+    (root / "bin" / "tritonserver").write_text("#!/bin/sh\n")
+    (root / "bin" / "tritonserver").chmod(0o755)
+    for backend in ("python", "onnxruntime"):
+        (root / "backends" / backend).mkdir(parents=True)
+    (root / "backends" / "python" / "triton_python_backend_stub").write_text("stub")
+    (root / "backends" / "python" / "libtriton_python.so").write_text("backend")
+    found = find_distribution(prefix=tmp_path, search_path=[], path_env=str(root / "bin"))
+    assert found.root == root and found.libs is None and found.stub_numpy is None
+    backends = write_backends(tmp_path / "repository" / "backends", found)
+    assert (backends / "python" / "triton_python_backend_stub").read_text() == "stub"
+    assert (backends / "python" / "libtriton_python.so").read_text() == "backend"
+    assert (backends / "onnxruntime").resolve() == root / "backends" / "onnxruntime"

@@ -10,8 +10,9 @@ path in ``parameters``. A pushed Triton model directory is copied as it is, its
 ``name`` set to the model's (Triton requires the directory's name), dynamic batching
 added when the node asks for it and the directory allows batches.
 
-``backends/python`` is the wheel's Python backend with the stub built for the running
-Python, as tritonserver looks for the stub in the backend's directory.
+``backends/python`` is the distribution's Python backend with the stub built for the
+running Python, as tritonserver looks for the stub in the backend's directory; the
+distribution's other backends are linked beside it.
 """
 
 from __future__ import annotations
@@ -141,10 +142,15 @@ def pier_model_config(
 
 
 def write_backends(directory: Path, distribution: TritonDistribution) -> Path:
-    """``directory/python``: the wheel's Python backend, with the stub for this Python."""
+    """``directory/python``: the distribution's Python backend, with the stub for this
+    Python; its other backends (an official image's onnxruntime, ...) linked beside it,
+    for the Triton model directories that name them."""
     python = directory / "python"
-    shutil.rmtree(python, ignore_errors=True)
+    shutil.rmtree(directory, ignore_errors=True)
     python.mkdir(parents=True)
+    for backend in distribution.python_backend.parent.iterdir():
+        if backend.name != "python":
+            (directory / backend.name).symlink_to(backend)
     for item in distribution.python_backend.iterdir():
         if item.name != "triton_python_backend_stub":
             (python / item.name).symlink_to(item)
