@@ -85,7 +85,7 @@ def _build() -> str:
                 PIER_SOURCE, context / "site" / "pier", ignore=shutil.ignore_patterns("__pycache__")
             )
             ref = image_ref(f"modelserver:{_inputs_digest(base)}")
-            if not _has_image(client, ref):
+            if not has_image(client, ref):
                 _install_dependencies(context / "site", python)
                 build_image(client, context, ref, {"BASE": base})
         push_image(client, ref)
@@ -98,22 +98,24 @@ def _python_base(client: docker.DockerClient) -> str:
     """``pier-test/python-base:<suite>``, debootstrapped and imported when the engine lacks it."""
     suite = _os_release().get("VERSION_CODENAME") or "bookworm"
     tag = f"{BASE_REPOSITORY}:{suite}"
-    if _has_image(client, tag):
+    if has_image(client, tag):
         return tag
     mirror = _debian_mirror(suite)
     with tempfile.TemporaryDirectory(prefix="pier-rootfs-") as tmp:
         rootfs = Path(tmp) / "rootfs"
-        _run("debootstrap", "--variant=minbase", "--include=python3", suite, str(rootfs), mirror)
+        run_command(
+            "debootstrap", "--variant=minbase", "--include=python3", suite, str(rootfs), mirror
+        )
         for relative in TRIMMED:
             shutil.rmtree(rootfs / relative, ignore_errors=True)
         for leftover in (rootfs / "var/cache/apt/archives").glob("*.deb"):
             leftover.unlink()
-        python = _run(
+        python = run_command(
             "chroot", str(rootfs), "python3", "-c",
             "import sys; print('%d.%d' % sys.version_info[:2])",
         ).strip()  # fmt: skip
         archive = Path(tmp) / "rootfs.tar"
-        _run("tar", "-C", str(rootfs), "-cf", str(archive), ".")
+        run_command("tar", "-C", str(rootfs), "-cf", str(archive), ".")
         repository, _, version = tag.partition(":")
         client.api.import_image_from_file(
             str(archive),
@@ -129,11 +131,11 @@ def _install_dependencies(target: Path, python: str) -> None:
     uv = _uv()
     assert uv is not None
     requirements = target.parent / "requirements.txt"
-    _run(
+    run_command(
         uv, "export", "--frozen", "--no-dev", "--no-emit-project", "--no-hashes", "--quiet",
         "--project", str(REPO_ROOT), "-o", str(requirements),
     )  # fmt: skip
-    _run(
+    run_command(
         uv, "pip", "install", "--quiet", "--target", str(target),
         "--python-version", python, "--python-platform", f"{platform.machine()}-manylinux_2_28",
         "--only-binary", ":all:", "-r", str(requirements),
@@ -152,7 +154,7 @@ def _inputs_digest(base: str) -> str:
     return digest.hexdigest()[:16]
 
 
-def _has_image(client: docker.DockerClient, ref: str) -> bool:
+def has_image(client: docker.DockerClient, ref: str) -> bool:
     try:
         client.images.get(ref)
     except docker.errors.ImageNotFound:
@@ -201,7 +203,7 @@ def _uv() -> str | None:
     return str(bundled) if bundled.is_file() else None
 
 
-def _run(*argv: str) -> str:
+def run_command(*argv: str) -> str:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     result = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
     if result.returncode != 0:

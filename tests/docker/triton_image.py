@@ -37,10 +37,10 @@ import docker
 from tests.docker.images import IMAGES_DIR, ImageBuildFailed, build_image, image_ref, push_image
 from tests.docker.python_image import (
     PYTHON_LABEL,
-    _has_image,
-    _run,
     build_modelserver_image,
+    has_image,
     missing_python_image_prerequisite,
+    run_command,
 )
 
 TRITON_SOURCE: Final = Path(sys.prefix) / "triton"
@@ -82,7 +82,7 @@ def _build() -> str:
         python = client.images.get(base).labels.get(PYTHON_LABEL) or ""
         version = _package_version(client, base, f"python{python}-minimal")
         ref = image_ref(f"triton:{_inputs_digest(base, python, version)}")
-        if not _has_image(client, ref):
+        if not has_image(client, ref):
             with tempfile.TemporaryDirectory(prefix="pier-image-triton-") as tmp:
                 context = Path(tmp)
                 shutil.copytree(CONTEXT_SOURCE, context, dirs_exist_ok=True)
@@ -119,7 +119,7 @@ def _unpack_libpython(rootfs: Path, python: str, version: str) -> None:
             raise ImageBuildFailed(
                 f"apt-get download libpython{python}={version} failed: {result.stderr[-500:]}"
             )
-        _run("dpkg", "-x", str(deb), str(rootfs))
+        run_command("dpkg", "-x", str(deb), str(rootfs))
     for relative in ("usr/share/doc", "usr/share/lintian"):
         shutil.rmtree(rootfs / relative, ignore_errors=True)
 
