@@ -256,17 +256,24 @@ def batching_rows(
 
 
 def start_pier(
-    data_dir: Path, *, cpu: int | None = 0, timeout_s: float = 60.0
+    data_dir: Path,
+    *,
+    cpu: int | None = 0,
+    timeout_s: float = 60.0,
+    env: dict[str, str] | None = None,
 ) -> tuple[subprocess.Popen[bytes], int, int]:
-    """`pier up` on free ports, on CPU ``cpu`` (None: any); (process, API port, gateway
-    port) once it says it is up."""
+    """`pier up` on free ports, on CPU ``cpu`` (None: any), with ``env`` added to this
+    process's environment; (process, API port, gateway port) once it says it is up."""
     port, gateway_port = free_port(), free_port()
     log_path = data_dir.parent / "pier-up.log"
     argv = [sys.executable, "-m", "pier", "up", "--data-dir", str(data_dir), "--port",
             str(port), "--gateway-port", str(gateway_port)]  # fmt: skip
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            argv if cpu is None else pinned(cpu, argv), stdout=log, stderr=subprocess.STDOUT
+            argv if cpu is None else pinned(cpu, argv),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
         )
     deadline = time.monotonic() + timeout_s
     while b"pier is up" not in log_path.read_bytes():
