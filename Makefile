@@ -73,11 +73,12 @@ test: install triton system-packages sandbox-user  ## everything: lint, then the
 	$(MAKE) lint
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
-bench: install triton perf-analyzer  ## gateway, model-node and UI-cost benchmarks (installs wrk, nginx, libb64-0d, chromium)
+bench: install triton perf-analyzer  ## gateway, model-node, UI-cost and scale benchmarks (installs wrk, nginx, libb64-0d, chromium)
 	./scripts/install-system-packages.sh bench
 	$(BIN)/python bench/gateway.py
 	$(BIN)/python bench/modelnode.py
 	$(BIN)/python bench/ui_cost.py
+	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/perf_analyzer.py --perf-analyzer-dir $(PERF_ANALYZER_DIR)
 
 clean:

@@ -205,9 +205,12 @@ def routed_at(gateway: httpx.Client, name: str) -> float:
     """When ``gateway`` first answers ``name``'s readiness with the instance's 200."""
     path = f"/default/nodes/{name}/v2/health/ready"
     deadline = time.monotonic() + 120
-    while gateway.get(path).status_code != 200:
+    while (answer := gateway.get(path)).status_code != 200:
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{name} was not routed at {gateway.base_url}")
+            raise TimeoutError(
+                f"{name} was not routed at {gateway.base_url}: {answer.status_code} "
+                f"{answer.text[:200]}"
+            )
         time.sleep(0.005)
     return time.monotonic()
 
@@ -223,7 +226,9 @@ def instance_healthy_at(client: Client, name: str) -> float:
 
 def propagation_rows(pier: Pier, second_url: str, probes: int) -> Iterator[Row]:
     gateways = {"pier up's gateway": pier.gateway_url, "second gateway": second_url}
-    clients = {label: httpx.Client(base_url=url, timeout=5) for label, url in gateways.items()}
+    auth = {"authorization": f"Bearer {pier.client.token}"}
+    clients = {label: httpx.Client(base_url=url, headers=auth, timeout=5)
+               for label, url in gateways.items()}  # fmt: skip
     delays: dict[str, list[float]] = {label: [] for label in gateways}
     with ThreadPoolExecutor(len(gateways)) as pool:
         for probe in range(probes):
