@@ -177,7 +177,7 @@ def swarm_if_wanted(wanted: bool) -> Iterator[cluster.SwarmCluster | str]:
         try:
             formed: cluster.SwarmCluster | str = cluster.form(swarm_id)
         except cluster.SwarmNotFormed as error:
-            formed = str(error).splitlines()[0]
+            formed = str(error).strip().splitlines()[-1]  # swarm.sh's reason
         yield formed
     finally:
         cluster.dissolve(swarm_id)
