@@ -22,6 +22,8 @@ One table (``--json``: the same rows as JSON):
   (its last 1024 ticks) are all ticks over that many nodes; after ``--window`` seconds,
   the tick p50/p99 and the latency of ``GET nodes`` (``--requests`` calls), both one
   page of every node (``limit=1000``) and the default first page.
+  Below 100 ticks the tick p99 is the slowest tick: one of the first after the restart,
+  which adopt the running instances.
 
     python bench/scale.py [--runtimes local,docker,swarm] [--sizes 1,8,32]
         [--store-nodes 200] [--running 2] [--window 20] [--probes 3] [--json]
