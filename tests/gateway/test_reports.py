@@ -20,6 +20,9 @@ from tests.gateway.gateway_processes import (
     wait_until,
 )
 
+from pier.controller.gateway_registry import GatewayRegistry
+from pier.domain.gateways import GatewayReport
+from pier.gateway.metrics import GatewayMetrics
 from pier.gateway.report import Reporter, gateway_id
 
 
@@ -65,7 +68,7 @@ async def test_a_worker_reports_at_once_when_its_draining_requests_change(
         control_url=f"http://127.0.0.1:{control_plane.port}", token_file=None,
         gateway_id="gw-test", url="http://gw", worker=(0, 1),
         snapshot=lambda: (3, dict(draining)), render_metrics=lambda: b"",
-        routes_changed=asyncio.sleep,
+        activity=lambda: 0, routes_changed=asyncio.sleep,
     )  # fmt: skip
     task = asyncio.create_task(reporter.run())
     try:
@@ -76,6 +79,49 @@ async def test_a_worker_reports_at_once_when_its_draining_requests_change(
         await _until(lambda: reports(control_plane)[-1][1]["draining"] == {})
     finally:
         task.cancel()
+
+
+async def test_an_idle_worker_renders_no_figures_and_its_heartbeats_carry_none(
+    control_plane: FakeControlPlane,
+) -> None:
+    control_plane.report_answer = b'{"report_interval_s": 0.02, "heartbeat_s": 0.1}'
+    metrics = GatewayMetrics()
+    for index in range(50):
+        metrics.node("default", f"n{index}")
+    rendered: list[bytes] = []
+
+    def render() -> bytes:
+        rendered.append(metrics.render())
+        return rendered[-1]
+
+    reporter = Reporter(
+        control_url=f"http://127.0.0.1:{control_plane.port}", token_file=None,
+        gateway_id="gw-test", url="http://gw", worker=(0, 1), snapshot=lambda: (3, {}),
+        render_metrics=render, activity=metrics.activity, routes_changed=asyncio.sleep,
+    )  # fmt: skip
+    task = asyncio.create_task(reporter.run())
+    try:
+        await _until(lambda: len(reports(control_plane)) >= 4)  # the first, then heartbeats
+        first, *heartbeats = [r for _, r in reports(control_plane)]
+        assert 'node="n49"' in first["metrics"] and not first["metrics_unchanged"]
+        assert all(r["metrics"] == "" and r["metrics_unchanged"] for r in heartbeats)
+        assert len(rendered) == 1  # nothing moved: nothing rendered again
+
+        metrics.node("default", "n7").record(200, 0.01, 100, 200)
+        await _until(lambda: 'code="2xx"' in reports(control_plane)[-1][1]["metrics"])
+        assert len(rendered) == 2
+    finally:
+        task.cancel()
+
+
+def test_the_registry_keeps_a_workers_figures_through_reports_that_carry_none() -> None:
+    registry = GatewayRegistry()
+    figures = "pier_gateway_in_flight_seconds_total 1.0\n"
+    unchanged = GatewayReport(url="http://gw", routes_version=3, metrics_unchanged=True)
+    assert registry.report("gw-a", unchanged).figures_missing  # it has none: it asks
+    registry.report("gw-a", GatewayReport(url="http://gw", routes_version=3, metrics=figures))
+    assert not registry.report("gw-a", unchanged).figures_missing
+    assert asyncio.run(registry.metrics()) == [("gw-a/0", figures)]
 
 
 async def _until(check: Callable[[], bool]) -> None:

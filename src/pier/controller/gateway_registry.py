@@ -89,10 +89,15 @@ class GatewayRegistry:
         if known is not None and known.silent:
             log.info("gateway reporting again; counted for routed and drained", gateway=gateway_id,
                      url=report.url, worker=report.worker)  # fmt: skip
+        missing = False
+        if report.metrics_unchanged:  # a heartbeat: the figures are the ones kept
+            missing = known is None
+            report.metrics = "" if known is None else known.report.metrics
         gateway.workers[report.worker] = _Worker(report, now)
         return GatewayReportAnswer(
             report_interval_s=self._settings.report_interval_s,
             heartbeat_s=self._settings.timeout_s / HEARTBEATS_PER_TIMEOUT,
+            figures_missing=missing,
         )
 
     async def statuses(self) -> list[WorkerStatus] | None:

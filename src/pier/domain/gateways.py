@@ -37,6 +37,9 @@ class GatewayReport(BaseModel):
     metrics: Annotated[str, Field(max_length=64 * 2**20)] = ""
     """The worker's own ``pier_gateway_*`` series, in Prometheus text (its /metrics as the
     admin sees it): the load the autoscaler, passive health and the alias figures read."""
+    metrics_unchanged: bool = False
+    """The figures are those of the worker's last report (``metrics`` is then empty): an
+    idle gateway's heartbeat carries no figures."""
 
     @model_validator(mode="after")
     def _worker_among_workers(self) -> GatewayReport:
@@ -52,6 +55,9 @@ class GatewayReportAnswer(BaseModel):
     """Read the figures this often, and report them when they changed."""
     heartbeat_s: float = 5.0
     """Report within this long even when nothing changed."""
+    figures_missing: bool = False
+    """The report said its figures were unchanged, but this control plane has none of
+    that worker's (it restarted): send them with the next report."""
 
 
 class GatewayInfo(BaseModel):

@@ -270,6 +270,7 @@ class Gateway:
             worker=(worker.index, worker.count) if worker else (0, 1),
             snapshot=lambda: (self.router.version, self.upstreams.draining()),
             render_metrics=self.render_metrics_for_admin,
+            activity=self.metrics.activity,
             routes_changed=self.wait_for_routes,
         )  # fmt: skip
         return [asyncio.create_task(_forever("gateway report", reporter.run))]

@@ -257,6 +257,26 @@ class GatewayMetrics:
             stats = self._mirrors[key] = MirrorStats(project, alias, node)
         return stats
 
+    def activity(self) -> tuple[object, ...]:
+        """A fingerprint of everything a rendering shows but the instance counts (which
+        move with their node's requests): equal fingerprints, equal renderings. It moves
+        when a request finishes or a mirror copy is dropped anywhere, a series or a client
+        connection comes or goes, and at every reading while a request is in flight (the
+        in-flight integral grows). Cheap: a few integers per node, no text."""
+        finished = in_flight = 0
+        for stats in self._nodes.values():
+            finished += sum(stats.by_class)
+            in_flight += stats.in_flight
+        moving = self.clock() if in_flight else None
+        dropped = sum(m.dropped for m in self._mirrors.values())
+        series = (len(self._nodes), len(self._aliases), len(self._mirrors))
+        connections = self.connections
+        seen = () if connections is None else (
+            len(connections.open), len(connections.idle), connections.refused,
+            connections.idle_closed,
+        )  # fmt: skip
+        return (finished, moving, dropped, series, seen)
+
     def all(self) -> list[NodeStats]:
         return list(self._nodes.values())
 

@@ -8,9 +8,14 @@ control plane never dials out: a gateway on another machine may not be reachable
   instance stops as soon as the last one is done); both are checked every ``CHECK_S``;
 - every ``report_interval_s`` while its figures (the worker's /metrics as the admin
   sees it: the load the autoscaler, passive health and alias figures add up over
-  gateways) change, which they do with traffic only;
+  gateways) change, which they do with traffic only. They are rendered again only when
+  the counters moved (``GatewayMetrics.activity``, a few integers per node), so an idle
+  gateway renders nothing however many nodes it routes;
 - else every ``heartbeat_s``: an idle gateway costs the control plane little, and its
-  reports tell it that the gateway is alive. The control plane's answer sets both.
+  reports tell it that the gateway is alive. A report whose figures are those the
+  control plane already has carries none (``metrics_unchanged``); a control plane that
+  has none of them (it restarted) says so in its answer, and the next report has them.
+  The control plane's answer sets both intervals.
 
 The id is the gateway's own, shared by its workers: made once and kept beside its routes
 file (``<routes file>.id`` with the suffix replaced), so a restarted gateway is the
@@ -90,10 +95,13 @@ class Reporter:
         worker: tuple[int, int],
         snapshot: Snapshot,
         render_metrics: Callable[[], bytes],
+        activity: Callable[[], object],
         routes_changed: Callable[[float], Awaitable[None]],
     ) -> None:
-        """``worker``: (index, count); ``routes_changed(timeout_s)`` returns when the
-        worker applies a new table, or after ``timeout_s``."""
+        """``worker``: (index, count); ``activity()``: a fingerprint of what the figures
+        show (``GatewayMetrics.activity``): they are rendered again only once it moved;
+        ``routes_changed(timeout_s)`` returns when the worker applies a new table, or after
+        ``timeout_s``."""
         self._endpoint = f"{control_url.rstrip('/')}/api/v1/gateways/{gateway_id}/report"
         self._token_file = token_file
         self._id = gateway_id
@@ -101,6 +109,7 @@ class Reporter:
         self._worker = worker
         self._snapshot = snapshot
         self._render_metrics = render_metrics
+        self._activity = activity
         self._routes_changed = routes_changed
         self._interval_s = DEFAULT_INTERVAL_S
         self._heartbeat_s = DEFAULT_HEARTBEAT_S
@@ -109,6 +118,7 @@ class Reporter:
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         sent: tuple[tuple[int, dict[str, int]], bytes] | None = None
+        figures, rendered_from = b"", self._activity()
         sent_at = read_at = -float("inf")
         delay_s = BACKOFF_MIN_S
         async with httpx.AsyncClient(timeout=REPORT_TIMEOUT_S, trust_env=False) as client:
@@ -116,24 +126,36 @@ class Reporter:
                 state, now = self._snapshot(), loop.time()
                 changed = sent is None or state != sent[0]
                 if changed or now - read_at >= self._interval_s:
-                    figures, read_at = self._render_metrics(), now
-                    changed = changed or sent is None or figures != sent[1]
-                    if changed or now - sent_at >= self._heartbeat_s:
-                        if not await self._send(client, state, figures):
+                    read_at, moved = now, self._activity()
+                    if sent is None or changed or moved != rendered_from:
+                        figures, rendered_from = self._render_metrics(), moved
+                    new_figures = sent is None or figures != sent[1]
+                    if changed or new_figures or now - sent_at >= self._heartbeat_s:
+                        taken = await self._send(client, state, figures, whole=new_figures)
+                        if taken is None:
                             await asyncio.sleep(delay_s)
                             delay_s = min(delay_s * 2, BACKOFF_MAX_S)
                             continue
                         sent, sent_at, delay_s = (state, figures), now, BACKOFF_MIN_S
+                        if taken.figures_missing:
+                            sent = None  # the control plane has none of ours: send them
                 await self._routes_changed(CHECK_S)
 
     async def _send(
-        self, client: httpx.AsyncClient, state: tuple[int, dict[str, int]], figures: bytes
-    ) -> bool:
-        """One report; True if the control plane took it."""
+        self,
+        client: httpx.AsyncClient,
+        state: tuple[int, dict[str, int]],
+        figures: bytes,
+        *,
+        whole: bool,
+    ) -> GatewayReportAnswer | None:
+        """One report, with the figures if ``whole`` (else it says they are unchanged);
+        the control plane's answer, or None if it did not take the report."""
         version, draining = state
         report = GatewayReport(
             url=self._url, worker=self._worker[0], workers=self._worker[1],
-            routes_version=version, draining=draining, metrics=figures.decode(),
+            routes_version=version, draining=draining,
+            metrics=figures.decode() if whole else "", metrics_unchanged=not whole,
         )  # fmt: skip
         token = read_token(self._token_file)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -149,11 +171,11 @@ class Reporter:
                 log.warning("gateway report failed; retrying", url=self._endpoint,
                             error=_described(e))  # fmt: skip
             self._failing = True
-            return False
+            return None
         if self._failing:
             log.info("gateway reports get through again", url=self._endpoint)
         self._failing = False
-        return True
+        return answer
 
 
 _JSON: Final = {"Content-Type": "application/json"}
