@@ -79,3 +79,30 @@ def test_a_restarted_gateway_does_not_read_as_negative_load() -> None:
     assert scaler.concurrency() is None
     scaler.observe(9.0, 6.0)
     assert scaler.concurrency() == pytest.approx(4.0)
+
+
+def test_a_scaler_skipping_unchanged_readings_decides_as_one_that_reads_them_all() -> None:
+    """Burst, quiet long enough for the burst's recommendation to expire, then load
+    again after a long idle: the scaler that skips the readings ``unchanged`` stands for
+    scales down when the window expires and reads the new load as the other does."""
+    node = spec(low=0)
+    every, skipping = NodeScaler(SETTINGS, start=0, now=0.0), NodeScaler(SETTINGS, start=0, now=0.0)
+    loads = [16.0] * 14 + [0.0] * 200 + [6.0] * 20  # readings every 0.5 s
+    integral, skipped, targets = 0.0, 0, []
+    for step, concurrency in enumerate(loads, start=1):
+        t, integral = step * 0.5, integral + concurrency * 0.5
+        every.observe(t, integral)
+        every.decide(node, t)
+        if skipping.unchanged(t, integral, node, None):
+            skipped += 1
+        else:
+            skipping.observe(t, integral)
+            skipping.decide(node, t)
+        assert skipping.target == every.target, step
+        targets.append(every.target)
+        if step > 14:
+            assert skipping.concurrency() == pytest.approx(every.concurrency()), step
+    assert skipped > 100  # the quiet readings were skipped
+    assert 4 in targets and targets[14 + 60] == 4  # held for the delay after the burst
+    assert 0 in targets  # the burst's recommendation expired: scaled down to the floor
+    assert targets[-1] == 2  # ceil(6 / 4) after the idle, as if every reading were read

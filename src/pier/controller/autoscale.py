@@ -12,6 +12,13 @@ once; scaling down only once every recommendation of the last ``scale_down_delay
 lower (the target is the highest of them), so a short lull does not stop instances a
 burst will need again. Without fresh load figures (the gateway is restarting) the target
 holds.
+
+A node with no load (its integral has not moved over the window) and nothing pending
+needs no decision at all: ``unchanged`` says so in a few comparisons, so a tick over a
+thousand idle nodes costs little. It holds until the integral moves, the spec or the
+quota's ceiling changes, or the oldest recommendation still held (a burst's, higher
+than the floor) expires: its due time, when the target may fall. The readings skipped
+meanwhile are accounted for when the scaler next observes or decides, as if it had.
 """
 
 from __future__ import annotations
@@ -53,15 +60,54 @@ class NodeScaler:
         self._samples: deque[tuple[float, float]] = deque()
         self._recommended: deque[tuple[float, int]] = deque([(now, start)])
         self.target = start
+        self._quiet: tuple[NodeSpec, int | None] | None = None
+        """(spec, ceiling) of the last decision, taken with no load; None: it had load."""
+        self._due = math.inf
+        """When the oldest recommendation held expires (the target may fall then)."""
+        self._skipped_at: float | None = None
+        """The last reading ``unchanged`` stood for, not yet accounted for."""
+
+    def unchanged(
+        self, now: float, in_flight_seconds: float, spec: NodeSpec, ceiling: int | None
+    ) -> bool:
+        """True if observe and decide now would change nothing (the caller then skips
+        both): the last decision found no load, the integral has not moved since, the
+        spec (the same object) and ``ceiling`` are the last decision's, and no held
+        recommendation expires yet."""
+        quiet = self._quiet
+        if quiet is None or quiet[0] is not spec or quiet[1] != ceiling or now >= self._due:
+            return False
+        if in_flight_seconds != self._samples[-1][1]:
+            return False
+        self._skipped_at = now
+        return True
+
+    def _catch_up(self, now: float) -> None:
+        """Account for the readings ``unchanged`` stood for: the integral held the last
+        sample's value from the window's start (or the first sample) to the last of
+        them, and each would have renewed the newest recommendation (the floor)."""
+        skipped_at = self._skipped_at
+        if skipped_at is None:
+            return
+        self._skipped_at = None
+        first_at, value = self._samples[0]
+        self._samples.clear()
+        self._samples.append((max(first_at, now - self._settings.window_s), value))
+        self._samples.append((skipped_at, value))
+        self._recommended[-1] = (skipped_at, self._recommended[-1][1])
 
     def observe(self, now: float, in_flight_seconds: float) -> None:
         """One reading of the node's in-flight integral."""
+        self._catch_up(now)
         if self._samples and in_flight_seconds < self._samples[-1][1]:
             self._samples.clear()  # the gateway restarted: its counter began again
         self._samples.append((now, in_flight_seconds))
         horizon = now - self._settings.window_s
-        while len(self._samples) > 2 and self._samples[1][0] <= horizon:
-            self._samples.popleft()
+        samples = self._samples
+        while len(samples) > 2 and samples[1][0] <= horizon:
+            samples.popleft()
+        if len(samples) > 1 and samples[0][0] < horizon and samples[0][1] == samples[1][1]:
+            samples[0] = (horizon, samples[0][1])  # the integral held still: so at the horizon
 
     def concurrency(self) -> float | None:
         """Average requests in flight over the window, or None without enough history."""
@@ -75,6 +121,7 @@ class NodeScaler:
     def decide(self, spec: NodeSpec, now: float, *, ceiling: int | None = None) -> Decision:
         """The target count now; call once per reconcile, after ``observe``. ``ceiling``:
         the most instances the project's quotas leave room for (never below the minimum)."""
+        self._catch_up(now)
         low, high = spec.min_instances, spec.effective_max
         if ceiling is not None:
             high = max(low, min(high, ceiling))
@@ -95,4 +142,7 @@ class NodeScaler:
         while self._recommended[0][0] < horizon:
             self._recommended.popleft()
         self.target = min(max(self._recommended[0][1], low), high)
+        self._quiet = (spec, ceiling) if concurrency == 0.0 else None
+        held = self._recommended
+        self._due = held[0][0] + self._settings.scale_down_delay_s if len(held) > 1 else math.inf
         return Decision(self.target, concurrency, wanted if wanted > high else None)

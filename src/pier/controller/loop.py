@@ -604,10 +604,13 @@ class Controller:
             start = node.target_instances if node.target_instances is not None else running
             start = min(max(start, node.spec.min_instances), node.spec.effective_max)
             scaler = state.scaler = NodeScaler(self._autoscale, start=start, now=now)
+        limit = ceiling[0] if ceiling else None
+        if loads is not None and scaler.unchanged(now, loads.get(node.key, 0.0), node.spec, limit):
+            return scaler.target  # no load, nothing pending: nothing to decide
         before = scaler.target
         if loads is not None:
             scaler.observe(now, loads.get(node.key, 0.0))
-        decision = scaler.decide(node.spec, now, ceiling=ceiling[0] if ceiling else None)
+        decision = scaler.decide(node.spec, now, ceiling=limit)
         if decision.target != before:
             await self._event(node, K.NODE_SCALED, _scaling_message(node, before, decision))
         await self._tell_quota(node, decision, ceiling[1] if ceiling else None)
