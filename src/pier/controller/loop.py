@@ -390,8 +390,9 @@ class Controller:
             ceiling = quota_ceiling(node, nodes, store.limits, self._current_target)
             self._state(node.key).target = await self._scale(node, loads, now, ceiling)
         failed = self._take_failures(nodes)  # of reconciles that outlived their tick
-        due = [n for n in nodes if not self._still_quiet(n, seen_by_node[n.key])]
-        started = [self._start_reconcile(n, seen_by_node[n.key]) for n in due]
+        at = time.monotonic()
+        due = [n for n in nodes if not self._still_quiet(n, seen_by_node.get(n.key, {}), at)]
+        started = [self._start_reconcile(n, seen_by_node.get(n.key, {})) for n in due]
         tasks = [task for task in started if task is not None]
         if tasks:  # a slow node goes on in the background; the others are not held up
             await asyncio.wait(tasks, timeout=self._settings.tick_s)
@@ -406,28 +407,35 @@ class Controller:
         await self._publish_routes(store)
         return complete
 
-    def _inputs(self, node: NodeRecord, seen: dict[InstanceId, Observed]) -> tuple[Any, ...]:
+    def _inputs(
+        self, node: NodeRecord, seen: Mapping[InstanceId, Observed], state: NodeState
+    ) -> tuple[Any, ...]:
         """Everything a reconcile of the node decides on, but the time."""
-        state = self._state(node.key)
         instances = tuple(
             (t.instance_id, t.status, t.exited, t.window.last_error, t.window.unexpected_error,
              observe_status(t.status, running=not t.exited, window=t.window,
                             health=node.spec.health))
             for t in state.instances.values()
-        )  # fmt: skip
+        ) if state.instances else ()  # fmt: skip
         return (
             node, state.target, seen, instances, state.backoff.until,
             state.backoff.is_crash_looping, state.blocked, state.unavailable,
             self._runtimes.why_missing(node.runtime), self._pulls.message(node.key),
         )  # fmt: skip
 
-    def _still_quiet(self, node: NodeRecord, seen: dict[InstanceId, Observed]) -> bool:
+    def _still_quiet(
+        self, node: NodeRecord, seen: Mapping[InstanceId, Observed], at: float
+    ) -> bool:
         """Whether the node can be left alone this tick: its last reconcile had nothing to
-        do, nothing it depends on changed since, and its resync is not due."""
+        do, nothing it depends on changed since, and its resync is not due (``at``: the
+        monotonic time of the tick)."""
         state = self._state(node.key)
-        if state.quiet is None or time.monotonic() - state.quiet_at >= self._settings.resync_s:
+        quiet = state.quiet
+        if quiet is None or at - state.quiet_at >= self._settings.resync_s:
             return False
-        return bool(state.quiet == self._inputs(node, seen))
+        if quiet[0] is not node or quiet[1] != state.target:  # the cheap ones first
+            return False
+        return bool(quiet == self._inputs(node, seen, state))
 
     def _settle(self, node: NodeRecord, seen: dict[InstanceId, Observed], plan: Plan) -> None:
         """After a reconcile: remember its inputs if it had nothing to do and the node is at
@@ -437,7 +445,7 @@ class Controller:
         at_rest = all(t.status is S.HEALTHY and not t.exited for t in state.instances.values())
         target = node.spec.min_instances if state.target is None else state.target
         if idle and at_rest and len(state.instances) == target:
-            state.quiet, state.quiet_at = self._inputs(node, seen), time.monotonic()
+            state.quiet, state.quiet_at = self._inputs(node, seen, state), time.monotonic()
 
     async def _read_gateway(self) -> dict[NodeKey, float] | None:
         """Read the gateway's figures once: the nodes' load (returned) and the aliases'
