@@ -53,6 +53,12 @@ def test_series_and_top_show_a_nodes_load(
     pier.cli("model", "push", str(iris_onnx.path), "--name", "iris")
     pier.cli("node", "create", "iris", "--model", "iris", "--wait")
     pier.cli("alias", "create", "pub", "--node", "iris")
+
+    def alias_answers() -> bool:
+        with pier.gateway() as gateway:
+            return gateway.get("/default/aliases/pub/v2/health/ready").status_code == 200
+
+    pier.wait_for(alias_answers, what="the alias routed at the gateway")
     with Load(pier, clients=2, path="/default/aliases/pub/v2/health/ready") as load:
         pier.wait_for(has_value(pier, "requests_per_s"), timeout_s=20, what="requests/s > 0")
         pier.wait_for(has_value(pier, "p95"), timeout_s=20, what="a p95")

@@ -3,7 +3,8 @@ into increases over the seconds since the previous sample (requests, 5xx, latenc
 buckets, bytes in and out: per node, per node of an alias, bytes per instance), reads
 requests in flight and instances by status, the CPU and memory of each local instance
 from its runtime (psutil on the process tree: cheap), and each model node instance's
-model-server statistics (inferences, queue and compute time). Docker instances are
+model-server statistics (inferences, queue and compute time; read only when the gateway
+sent the instance requests since its last read). Docker instances are
 skipped for CPU and memory: a docker stats call takes a second or more per container.
 
 An alias's series are kept under the alias's name with fields ``alias.*``, one series
@@ -111,7 +112,7 @@ class Sampler:
         self._clock = clock
         self._previous: Traffic | None = None
         self._previous_at: float | None = None
-        self._model_counts: dict[str, tuple[float, ModelServerCounts]] = {}
+        self._model_counts: dict[str, _ModelRead] = {}
         self._usage: dict[str, InstanceUsage] = {}
         self._task: asyncio.Task[None] | None = None
 
@@ -176,9 +177,13 @@ class Sampler:
         samples: list[Sample] = []
         usage: dict[str, InstanceUsage] = {}
         model_instances: list[InstanceRecord] = []
-        for node in await asyncio.to_thread(self._repo.list_nodes):
+        nodes = await asyncio.to_thread(self._repo.list_nodes)
+        by_node: dict[tuple[str, str], list[InstanceRecord]] = {}
+        for record in await asyncio.to_thread(self._repo.list_instances):  # one read for all
+            by_node.setdefault((record.project, record.node), []).append(record)
+        for node in nodes:
             p, n = node.key.project, node.key.node
-            instances = await asyncio.to_thread(self._repo.list_instances, p, n)
+            instances = by_node.get((p, n), [])
             healthy = [i for i in instances if i.status is InstanceStatus.HEALTHY]
             samples.append(Sample(p, n, "instances", float(len(instances)), 1.0))
             samples.append(Sample(p, n, "instances_healthy", float(len(healthy)), 1.0))
@@ -198,28 +203,62 @@ class Sampler:
 
     async def _model_samples(self, instances: list[InstanceRecord], now: float) -> list[Sample]:
         """Inferences/s and mean queue and compute time per request of each instance,
-        from the increase of its model server's statistics since the previous sample."""
+        from the increase of its model server's statistics since the previous sample.
+
+        An instance the gateway sent no request since its last read is not read again:
+        its statistics cannot have moved, so it gets the samples of no increase. This keeps
+        the sampler's cost at idle flat in the number of nodes."""
         if self._http is None:
             return []
         http, timeout_s = self._http, self._model_stats_timeout_s
+        traffic = self._previous or Traffic()
+        served = {i.id: _requests_to(traffic, i) for i in instances}
+        to_read = [i for i in instances if not self._is_unchanged(i.id, served[i.id])]
+        read_ids = {i.id for i in to_read}
         read = await asyncio.gather(
-            *(read_model_stats(http, i.endpoint or "", timeout_s) for i in instances)
+            *(read_model_stats(http, i.endpoint or "", timeout_s) for i in to_read)
         )
+        counts_of: dict[str, ModelServerCounts | None] = {
+            i.id: self._model_counts[i.id].counts for i in instances if i.id not in read_ids
+        }  # not read: as they were
+        counts_of.update((i.id, counts) for i, counts in zip(to_read, read, strict=True))
         samples: list[Sample] = []
-        known: dict[str, tuple[float, ModelServerCounts]] = {}
-        for instance, counts in zip(instances, read, strict=True):
+        known: dict[str, _ModelRead] = {}
+        for instance in instances:
+            previous = self._model_counts.get(instance.id)
+            counts = counts_of[instance.id]
             if counts is None:
                 continue
-            known[instance.id] = (now, counts)
-            previous = self._model_counts.get(instance.id)
-            if previous is None or now <= previous[0]:
+            known[instance.id] = _ModelRead(now, counts, served[instance.id])
+            if previous is None or now <= previous.at:
                 continue
-            grown = counts.since(previous[1])
+            grown = counts.since(previous.counts)
             p, n, i = instance.project, instance.node, instance.id
             samples += [
-                Sample(p, n, "inferences", grown.inferences, now - previous[0], i),
+                Sample(p, n, "inferences", grown.inferences, now - previous.at, i),
                 Sample(p, n, "queue_s", grown.queue_s, grown.queued, i),
                 Sample(p, n, "compute_s", grown.compute_s, grown.computed, i),
             ]
         self._model_counts = known
         return samples
+
+    def _is_unchanged(self, instance_id: str, served: float | None) -> bool:
+        """Whether the gateway sent the instance no request since its last read."""
+        previous = self._model_counts.get(instance_id)
+        return previous is not None and served is not None and previous.served == served
+
+
+@dataclass(frozen=True, slots=True)
+class _ModelRead:
+    at: float
+    counts: ModelServerCounts
+    served: float | None
+    """The gateway's count of requests the instance answered or failed then; None when the
+    gateway did not show it or had requests in flight to it (they may end after the read)."""
+
+
+def _requests_to(traffic: Traffic, instance: InstanceRecord) -> float | None:
+    figures = traffic.instances.get((instance.project, instance.node, instance.id))
+    if figures is None or figures.in_flight:
+        return None
+    return sum(figures.by_class.values())
