@@ -8,6 +8,8 @@
 #   scripts/swarm.sh down   stop everything `up` started (by pid and name), idempotent
 #   scripts/swarm.sh kill-worker   SIGKILL the worker machine's daemon, its containerd and
 #                           its containers: the machine dies
+#   scripts/swarm.sh forward PORT   forward 127.0.0.1:PORT of every machine to the host's
+#                           (a second registry, one that needs a login)
 #
 # Registry: in each namespace 127.0.0.1:5000 is forwarded to the host's 127.0.0.1:5000
 # (scripts/netns-forward.py), so `127.0.0.1:5000/...` names the same images on every
@@ -89,14 +91,16 @@ start_daemon() {
   wait_for "dockerd of $m" $! dock "$m" info
 }
 
-start_forwarder() {
-  [ -f "$dir/forward.pid" ] && kill -0 "$(cat "$dir/forward.pid")" 2>/dev/null && return 0
+start_forwarder() {  # start_forwarder PORT: 127.0.0.1:PORT of each machine to the host's
+  local port=$1 pidfile="$dir/forward-$1.pid" logfile="$dir/forward-$1.log"
+  [[ "$port" =~ ^[0-9]{1,5}$ ]] || die "forward: PORT must be a number"
+  [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null && return 0
   local namespaces=() m
   for m in "${machines[@]}"; do namespaces+=("$(netns_of "$m")"); done
-  setsid nohup python3 "$here/netns-forward.py" 5000 "${namespaces[@]}" \
-    >"$dir/forward.log" 2>&1 </dev/null &
-  echo $! >"$dir/forward.pid"
-  wait_for "registry forwarder" $! grep -q ready "$dir/forward.log"
+  setsid nohup python3 "$here/netns-forward.py" "$port" "${namespaces[@]}" \
+    >"$logfile" 2>&1 </dev/null &
+  echo $! >"$pidfile"
+  wait_for "forwarder of port $port" $! grep -q ready "$logfile"
 }
 
 form_swarm() {
@@ -125,7 +129,7 @@ up() {
   network_up
   local m
   for m in "${machines[@]}"; do start_daemon "$m"; done
-  start_forwarder
+  start_forwarder 5000
   form_swarm
   echo "PIER_SWARM_DIR=$dir"
   echo "PIER_SWARM_DOCKER_HOST=unix://$(sock_of manager)"
@@ -153,7 +157,10 @@ kill_machine() {  # SIGKILL every process of machine $1: dockerd, containerd, sh
 
 down() {
   local m
-  [ -f "$dir/forward.pid" ] && kill "$(cat "$dir/forward.pid")" 2>/dev/null || true
+  local pidfile
+  for pidfile in "$dir"/forward-*.pid; do
+    [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
+  done
   for m in "${machines[@]}"; do
     if dock "$m" info >/dev/null 2>&1; then
       # the daemons' own containers stop with them; remove them so no shim outlives them
@@ -174,5 +181,6 @@ case "${1:-}" in
   up) up ;;
   down) down ;;
   kill-worker) kill_machine worker ;;
-  *) echo "usage: $0 up|down|kill-worker" >&2; exit 2 ;;
+  forward) [ -d "$dir" ] || die "no swarm $id (scripts/swarm.sh up)"; start_forwarder "${2:-}" ;;
+  *) echo "usage: $0 up|down|kill-worker|forward PORT" >&2; exit 2 ;;
 esac

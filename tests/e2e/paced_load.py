@@ -39,6 +39,8 @@ class Answer:
     node: str | None
     """The x-pier-node header, once the gateway sends it."""
     error: str | None = None
+    answered_at: float = 0.0
+    """time.monotonic() when the answer (or the failure) came."""
 
 
 class _Connection(asyncio.Protocol):
@@ -178,7 +180,8 @@ class PacedLoad:
                 )
             status, headers, body = await conn.get(request)
         except (OSError, TimeoutError) as exc:
-            self.answers.append(Answer(sent_at, None, None, None, f"{type(exc).__name__}: {exc}"))
+            error = f"{type(exc).__name__}: {exc}"
+            self.answers.append(Answer(sent_at, None, None, None, error, time.monotonic()))
             if conn is not None:
                 conn.close()
             conn = None
@@ -189,6 +192,7 @@ class PacedLoad:
                     sent_at, status, instance.decode() if instance else None,
                     node.decode() if node else None,
                     None if 200 <= status < 300 else body.decode(errors="replace"),
+                    time.monotonic(),
                 )
             )  # fmt: skip
         finally:

@@ -39,6 +39,11 @@ class SwarmCluster:
         """The worker machine dies: its daemon, containerd and containers are SIGKILLed."""
         _script("kill-worker", self.swarm_id)
 
+    def forward(self, port: int) -> None:
+        """Make the host's 127.0.0.1:``port`` (a second registry) 127.0.0.1:``port`` of
+        every machine too."""
+        _script("forward", self.swarm_id, str(port))
+
     def restore(self) -> None:
         """Start the worker's daemon again; it rejoins the swarm."""
         _script("up", self.swarm_id)
@@ -72,10 +77,10 @@ def dissolve(swarm_id: str) -> None:
     _script("down", swarm_id)
 
 
-def _script(command: str, swarm_id: str) -> str:
+def _script(command: str, swarm_id: str, *args: str) -> str:
     env = {**os.environ, "PIER_SWARM_ID": swarm_id}
     result = subprocess.run(
-        ["bash", str(SCRIPT), command], env=env, capture_output=True, text=True,
+        ["bash", str(SCRIPT), command, *args], env=env, capture_output=True, text=True,
         timeout=UP_TIMEOUT_S,
     )  # fmt: skip
     if result.returncode != 0:

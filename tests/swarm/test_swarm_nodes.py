@@ -1,9 +1,11 @@
 """Image nodes on a real two-machine swarm (tests/swarm/cluster.py) through one real
 `pier up --runtime swarm`: a node's instances spread over both machines, a placement
-constraint holds, and when the worker machine dies its instances are replaced on the
-manager's, with pier's event naming the lost machine; an engine that is no swarm manager
-is refused with the reason. The runtime's own behaviour is
-the runtime contract suite (tests/runtimes/test_runtime_contract.py, swarm harness).
+constraint holds, a private image is pulled on the worker with the project's registry
+secret (and without one the node fails once, with an event naming the machine), and when
+the worker machine dies under a paced load through an alias its instances are replaced
+on the manager's, no request fails but those in flight to it, and pier's event names the
+lost machine; an engine that is no swarm manager is refused with the reason. The
+runtime's own behaviour is the runtime contract suite (tests/runtimes/test_runtime_contract.py, swarm harness).
 
 Reservations are off here (``swarm.reservations``): the default configuration reserves
 2 CPUs an instance, and each machine of the test swarm has this host's 2 CPUs.
@@ -12,12 +14,23 @@ Reservations are off here (``swarm.reservations``): the default configuration re
 from __future__ import annotations
 
 import contextlib
+import subprocess
+import time
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
+import docker
 import pytest
-from tests.conftest import PierProcess, running_pier
+from tests.conftest import PierProcess, free_port, running_pier
 from tests.docker.images import build_and_push
+from tests.e2e.paced_load import PacedLoad
+from tests.e2e.test_registry_credentials import (
+    PASSWORD,
+    USER,
+    bcrypt_line,
+    set_secret,
+    wait_for_registry,
+)
 from tests.swarm.cluster import SwarmCluster
 
 from pier.domain.errors import InvalidSpec, RuntimeUnavailable
@@ -46,11 +59,53 @@ def echo() -> str:
     return build_and_push("echo:1")
 
 
-def create(pier: PierProcess, name: str, image: str, *extra: str, instances: int) -> None:
-    pier.cli(
+@pytest.fixture(scope="module")
+def private_echo(
+    echo: str, swarm_cluster: SwarmCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The echo image in a registry that needs a login, at the same 127.0.0.1 port on
+    the host and on both machines (scripts/swarm.sh forward)."""
+    root = tmp_path_factory.mktemp("swarm-registry")
+    port = free_port()
+    (root / "htpasswd").write_text(bcrypt_line(USER, PASSWORD) + "\n")
+    (root / "config.yml").write_text(
+        f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n"
+        f"auth:\n  htpasswd:\n    realm: pier-test\n    path: {root / 'htpasswd'}\n"
+    )
+    with (root / "registry.log").open("wb") as log:
+        registry = subprocess.Popen(
+            ["docker-registry", "serve", str(root / "config.yml")],
+            stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        wait_for_registry(port, registry, root / "registry.log")
+        swarm_cluster.forward(port)
+        yield push_private(echo, f"127.0.0.1:{port}/pier-test/private:1")
+    finally:
+        registry.terminate()
+        registry.wait(10)
+
+
+def push_private(image: str, ref: str) -> str:
+    client = docker.from_env()
+    try:
+        client.images.get(image).tag(ref)
+        auth = {"username": USER, "password": PASSWORD}
+        for line in client.images.push(ref, auth_config=auth, stream=True, decode=True):
+            assert "error" not in line, f"push to the private registry failed: {line}"
+    finally:
+        client.close()
+    return ref
+
+
+def create(
+    pier: PierProcess, name: str, image: str, *extra: str, instances: int, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    return pier.cli(
         "node", "create", name, "--image", image, "--port", "8080", "--health", "/healthz",
         "--health-interval", "0.5", "--min", str(instances), *extra, "--wait",
-        "--wait-timeout", "60",
+        "--wait-timeout", "60", check=check,
     )  # fmt: skip
 
 
@@ -85,6 +140,42 @@ def test_a_placement_constraint_holds(
     pier.cli("node", "delete", "pinned")  # its instances would be replaced on no machine
 
 
+def test_a_private_image_is_pulled_on_the_worker_with_the_project_secret(
+    pier: PierProcess, swarm_cluster: SwarmCluster, private_echo: str
+) -> None:
+    worker = f"node.hostname=={swarm_cluster.worker_name}"
+    set_secret(pier, "regcred", PASSWORD)
+    create(pier, "private", private_echo, "--placement", worker, "--registry-secret",
+           "regcred", instances=1)  # fmt: skip
+
+    assert hosts(pier, "private") == [swarm_cluster.worker_address]
+    pinned = str(pier.node("private")["pinned_image"])
+    assert "@sha256:" in pinned
+    pier.cli("node", "delete", "private", "--wait")
+    forget_image_on(swarm_cluster.worker_host, pinned)
+
+    # the manager has the pinned image; the worker must pull it, without credentials
+    refused = create(pier, "nocred", pinned, "--placement", worker, instances=1, check=False)
+    assert refused.returncode == 1
+    failed = [e["message"] for e in pier.events("nocred") if e["kind"] == "instance_create_failed"]
+    assert len(failed) == 1, failed
+    assert swarm_cluster.worker_name in failed[0] and "--registry-secret" in failed[0]
+    assert "not retried until the node's spec changes" in failed[0]
+    node = pier.node("nocred")
+    assert node["status"] == "Unhealthy" and not pier.instances("nocred")
+    assert PASSWORD not in pier.log_path.read_text()
+    pier.cli("node", "delete", "nocred")
+
+
+def forget_image_on(engine: str, ref: str) -> None:
+    """Remove ``ref`` from one machine of the test swarm, so that the next task there pulls."""
+    client = docker.DockerClient(base_url=engine)
+    try:
+        client.images.remove(ref, force=True)
+    finally:
+        client.close()
+
+
 @pytest.mark.parametrize(
     ("spec", "field"),
     [
@@ -100,24 +191,65 @@ def test_a_bad_placement_or_runtime_names_the_field(spec: dict[str, object], fie
     assert refused.value.field == field
 
 
-def test_the_instances_of_a_lost_machine_are_replaced_on_the_other(
+def test_an_alias_under_load_loses_only_what_was_in_flight_when_a_machine_dies(
     pier: PierProcess, swarm_cluster: SwarmCluster
 ) -> None:
+    """The node of 4 over both machines, behind an alias, under a paced load through the
+    gateway: the worker dies; its instances are replaced on the manager's machine, the
+    node goes Unhealthy and back to Healthy, the event names the lost machine, and the
+    only failed requests are some of those in flight when it died."""
     manager = swarm_cluster.manager_address
     assert swarm_cluster.worker_address in hosts(pier, NODE)
+    pier.cli("alias", "create", "steady", "--node", NODE)
+    pier.wait_for(lambda: alias_routed(pier, "steady"), what="alias steady to be served")
     try:
-        swarm_cluster.kill_worker()
-
-        pier.wait_for(
-            lambda: hosts(pier, NODE) == [manager] * 4,
-            timeout_s=60, what="4 Healthy instances on the manager's machine",
-        )  # fmt: skip
+        with PacedLoad(pier, "/default/aliases/steady/healthz", rate=RATE) as load:
+            load.run_for(LOAD_BEFORE_S)
+            died_from = time.monotonic()
+            swarm_cluster.kill_worker()
+            died_at = time.monotonic()
+            statuses = wait_replaced(pier, [manager] * 4)
+            load.run_for(LOAD_AFTER_S)
         lost = [e for e in pier.events(NODE) if swarm_cluster.worker_name in e["message"]]
         assert lost and "was lost" in lost[0]["message"]
-        assert pier.serving(NODE)
     finally:
         with contextlib.suppress(Exception):
             swarm_cluster.restore()
+
+    assert "Unhealthy" in statuses and statuses[-1] == "Healthy", statuses
+    in_flight = [a for a in load.answers if a.sent_at <= died_at and a.answered_at >= died_from]
+    failed = load.failures()
+    assert len(failed) <= len(in_flight), (failed[:5], len(in_flight))
+    assert all(a in in_flight for a in failed), failed[:5]
+    assert len(load.sent_after(died_at)) > 0 and pier.serving(NODE)
+
+
+LOAD_BEFORE_S = 1.0
+"""Load through the alias before the worker dies."""
+LOAD_AFTER_S = 1.0
+"""Load through the alias once the node is Healthy again."""
+RATE = 100.0
+"""Requests per second through the alias."""
+
+
+def alias_routed(pier: PierProcess, name: str) -> bool:
+    with pier.api() as api:
+        return bool(api.get(f"/api/v1/projects/default/aliases/{name}").json()["routed"])
+
+
+def wait_replaced(pier: PierProcess, expected: list[str], timeout_s: float = 60.0) -> list[str]:
+    """Until the node's Healthy instances run at ``expected`` and it is Healthy; the node
+    statuses seen on the way, each change once."""
+    statuses: list[str] = []
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = str(pier.node(NODE)["status"])
+        if not statuses or statuses[-1] != status:
+            statuses.append(status)
+        if status == "Healthy" and hosts(pier, NODE) == expected and "Unhealthy" in statuses:
+            return statuses
+        time.sleep(0.05)
+    raise AssertionError(f"not replaced on {expected} in {timeout_s} s: {statuses}")
 
 
 async def test_an_engine_that_is_no_swarm_manager_is_refused_with_the_reason() -> None:

@@ -181,4 +181,8 @@ class Images:
         """Pull ``ref`` unless the engine has it, with the credentials last used for its
         repository."""
         if self.local(ref) is None:
-            self.pull(ref, self._auth_by_repository.get(parse_repository_tag(ref)[0]), None)
+            self.pull(ref, self.auth_for(ref), None)
+
+    def auth_for(self, ref: str) -> dict[str, str] | None:
+        """The credentials last used to resolve an image of ``ref``'s repository."""
+        return self._auth_by_repository.get(parse_repository_tag(ref)[0])

@@ -48,6 +48,8 @@ from pier.runtimes.swarm.services import (
     latest_task,
     machines_from,
     observed_from_service,
+    registry_auth_header,
+    rejection,
     resources,
     service_labels,
     service_name,
@@ -64,6 +66,14 @@ FOLLOW_CHECK_S: Final = 0.5
 does not end when the service is removed)."""
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
+
+
+class TaskRejected(InstanceNotRunnable):
+    """The machine the swarm chose could not start the task (it could not pull the image,
+    a mount is missing there): every try fails the same way until the spec changes."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("image", message)
 
 
 class SwarmRuntime:
@@ -165,19 +175,30 @@ class SwarmRuntime:
                 return self._wait_started(existing["ID"])
             self._remove_and_wait(spec.instance_id, self._stop_grace_s)
         try:
-            created = self._client.api.create_service(
-                self._task_template(spec, image),
-                name=name,
-                labels=self._labels(spec),
-                mode=docker.types.ServiceMode("replicated", replicas=1),
-                endpoint_spec=endpoint_spec([p for p in (spec.port, *spec.extra_ports) if p]),
-            )
+            created = self._create_service(spec, name, image)
         except docker.errors.APIError as e:
             if e.status_code == 409:  # created concurrently under the same name
                 return self._wait_started(name)
             field = "placement" if "constraint" in str(e.explanation) else "spec"
             raise InvalidSpec(field, f"the swarm refused: {e.explanation}") from None
         return self._wait_started(str(created["ID"]))
+
+    def _create_service(self, spec: InstanceSpec, name: str, image: str) -> dict[str, Any]:
+        """``POST /services/create`` with the credentials the image was resolved with as
+        the service's registry auth, so that whichever machine gets the task can pull it.
+        (The SDK's create_service sends only what the client's own config file holds.)"""
+        api = self._client.api
+        data = {
+            "Name": name,
+            "Labels": self._labels(spec),
+            "TaskTemplate": self._task_template(spec, image),
+            "Mode": docker.types.ServiceMode("replicated", replicas=1),
+            "EndpointSpec": endpoint_spec([p for p in (spec.port, *spec.extra_ports) if p]),
+        }
+        headers = registry_auth_header(image, self._images.auth_for(image))
+        response = api._post_json(api._url("/services/create"), data=data, headers=headers)
+        created: dict[str, Any] = api._result(response, True)
+        return created
 
     def _labels(self, spec: InstanceSpec) -> dict[str, str]:
         return service_labels(spec, self._limits(spec), self._installation)
@@ -218,7 +239,13 @@ class SwarmRuntime:
             if info is None:
                 raise NotFound(f"service {service!r} vanished right after it was created")
             tasks = self._client.api.tasks(filters={"service": info["ID"]})
-            seen = observed_from_service(info, latest_task(tasks), self._machines())
+            task = latest_task(tasks)
+            machines = self._machines()
+            if rejected := rejection(task, machines):
+                labels = info["Spec"].get("Labels") or {}
+                self._remove_and_wait(InstanceId(labels["pier.instance"]), 0.0)
+                raise TaskRejected(rejected)
+            seen = observed_from_service(info, task, machines)
             if seen.phase != "created":
                 return seen
             if time.monotonic() > deadline:

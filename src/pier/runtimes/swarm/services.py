@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+import docker.auth
 import docker.types
 
 from pier.domain.names import InstanceId, NodeKey, NodeName, ProjectName
@@ -21,6 +22,8 @@ PENDING_STATES: Final = frozenset(
     {"new", "pending", "assigned", "accepted", "ready", "preparing", "starting"}
 )
 RUNNING_STATES: Final = frozenset({"running"})
+REJECTED_STATE: Final = "rejected"
+"""The machine could not make the task's container (no image there, a missing mount)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,4 +159,29 @@ def observed_from(
         container_id=str(container.get("ContainerID") or "") or None,
         machine=str(machine) if machine is not None else None,
         exit_reason=reason,
+    )
+
+
+def registry_auth_header(image: str, auth: Mapping[str, str] | None) -> dict[str, str]:
+    """The ``X-Registry-Auth`` header that makes the swarm give every machine running a
+    task of the service these credentials for its pull (none without credentials)."""
+    if not auth:
+        return {}
+    registry = docker.auth.resolve_repository_name(image)[0]
+    return {"X-Registry-Auth": docker.auth.encode_header({"serveraddress": registry, **auth})}
+
+
+def rejection(task: Mapping[str, Any] | None, machines: Mapping[str, Machine]) -> str | None:
+    """Why the task's machine rejected it, in words naming the machine and the image, or
+    None when it was not rejected."""
+    status: Mapping[str, Any] = (task or {}).get("Status") or {}
+    if task is None or status.get("State") != REJECTED_STATE:
+        return None
+    machine = machines.get(str(task.get("NodeID") or ""))
+    image = str(((task.get("Spec") or {}).get("ContainerSpec") or {}).get("Image") or "")
+    err = str(status.get("Err") or "rejected")
+    where = f"the swarm's machine {machine}" if machine is not None else "a swarm machine"
+    return (
+        f"{where} could not start a task of {image} ({err}); when its registry needs a "
+        "login, give the node a registry secret (--registry-secret)"
     )
