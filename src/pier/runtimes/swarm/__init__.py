@@ -27,6 +27,12 @@ machine. GPUs are reserved as the ``gpu`` generic resource on machines whose doc
 offers it (``--node-generic-resource gpu=...``). ``placement`` constraints come from the
 node spec (``--placement node.labels.gpu==true``).
 
+Images. ``resolve_image`` pulls on the manager (with the node's registry secret) and pins
+the digest; each service is created with those credentials as its registry auth, so the
+machine its task lands on pulls the digest itself. A task that machine rejects (it could
+not get the image) makes ``create`` raise TaskRejected, naming the machine: permanent,
+so the node waits for a new spec instead of making and losing an instance per backoff.
+
 Stopping. The swarm stops a task with the grace its service was created with
 (``stop_grace_s``, pier's ``controller.stop_grace_s``), SIGKILL after it; ``delete``
 removes the service and waits until the container has stopped.
