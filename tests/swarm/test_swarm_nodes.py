@@ -40,6 +40,8 @@ from pier.domain.specs import parse_node_spec
 from pier.runtimes import load_runtime
 
 NODE = "spread"
+PRIVATE_LABEL = "pier.test.swarm-private"
+"""The label of the images this module builds for its private registry."""
 
 
 @pytest.fixture(scope="module")
@@ -83,10 +85,23 @@ def private_echo(
     try:
         wait_for_registry(port, registry, root / "registry.log")
         swarm_cluster.forward(port)
-        yield push_private(echo, f"127.0.0.1:{port}/pier-test/private:1")
+        ref = push_private(echo, f"127.0.0.1:{port}/pier-test/private:1")
+        yield ref
     finally:
         registry.terminate()
         registry.wait(10)
+        forget_private_images()
+
+
+def forget_private_images() -> None:
+    """Remove from the host's engine the images ``push_private`` built (by their label)."""
+    client = docker.from_env()
+    try:
+        for image in client.images.list(filters={"label": PRIVATE_LABEL}):
+            with contextlib.suppress(docker.errors.APIError):
+                client.images.remove(image.id, force=True)
+    finally:
+        client.close()
 
 
 def push_private(image: str, ref: str) -> str:
@@ -94,7 +109,7 @@ def push_private(image: str, ref: str) -> str:
     content yet) pushed to the private registry as ``ref``."""
     client = docker.from_env()
     try:
-        dockerfile = f"FROM {image}\nLABEL pier.test.image={ref}\n".encode()
+        dockerfile = f"FROM {image}\nLABEL {PRIVATE_LABEL}={ref}\n".encode()
         built, _ = client.images.build(fileobj=io.BytesIO(dockerfile), rm=True)
         built.tag(ref)
         auth = {"username": USER, "password": PASSWORD}
