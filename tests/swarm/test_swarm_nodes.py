@@ -248,12 +248,12 @@ def test_an_alias_under_load_loses_only_what_was_in_flight_when_a_machine_dies(
 
     assert "Unhealthy" in statuses and statuses[-1] == "Healthy", statuses
     # in flight when it died: sent before the kill ended, answered after it began (the
-    # kill takes seconds on a busy machine); each failure is one of those, and the
-    # gateway's error names one of the worker's instances
+    # kill takes seconds on a busy machine). No more failed than those, and the gateway's
+    # error for each names one of the worker's instances. (Not "each failure is one of
+    # those": a connection to a killed task can still be reset just after the kill ends.)
     in_flight = [a for a in load.answers if a.sent_at <= died_at and a.answered_at >= died_from]
     failed = load.failures()
     assert len(failed) <= len(in_flight), (failed[:5], len(in_flight))
-    assert all(a in in_flight for a in failed), failed[:5]
     assert all(any(i in (a.error or "") for i in on_worker) for a in failed), failed[:5]
     assert len(load.sent_after(died_at)) > 0 and pier.serving(NODE)
 
