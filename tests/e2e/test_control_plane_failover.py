@@ -28,6 +28,9 @@ from tests.e2e.test_model_node_end_to_end import push_and_create
 from tests.e2e.test_postgres_store import START_S, stored_instances
 
 TAKEOVER_WAIT_S = 30.0
+READ_LIMIT_S = 15.0
+"""How long one read of the standby's API may take: it is answered while the controller
+starts beside it, slowly on a loaded machine."""
 """A bound for the wait only: the lease runs out 6 s after the last renewal, and the
 follower asks every 2 s."""
 
@@ -55,7 +58,7 @@ class ApiWatch:
         with self._pier.api() as api:
             while not self._stop.is_set():
                 try:
-                    r = api.get("/api/v1/projects/default/nodes/iris", timeout=5)
+                    r = api.get("/api/v1/projects/default/nodes/iris", timeout=READ_LIMIT_S)
                     if r.status_code != 200:
                         self.failures.append(f"{r.status_code} {r.text[:200]}")
                 except httpx.HTTPError as exc:

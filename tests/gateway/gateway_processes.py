@@ -36,6 +36,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+GATEWAY_START_S = 30.0
+"""How long a test gateway may take to listen; it ends the wait as soon as it does."""
+
+
 def wait_until(check: Callable[[], bool], timeout_s: float = 10.0, what: str = "") -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -128,7 +132,11 @@ def start_gateway(
         process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
     gateway = Gateway(port, routes_file, process, log, list(args))
     try:
-        wait_until(lambda: process.poll() is None and accepts(port), what="gateway to listen")
+        wait_until(  # a start takes under a second, but far longer on a loaded machine
+            lambda: process.poll() is None and accepts(port),
+            timeout_s=GATEWAY_START_S,
+            what="gateway to listen",
+        )
     except AssertionError:
         stop(process)
         raise AssertionError(f"gateway did not start:\n{log.read_text()}") from None
