@@ -28,11 +28,11 @@ from tests.e2e.test_model_node_end_to_end import push_and_create
 from tests.e2e.test_postgres_store import START_S, stored_instances
 
 TAKEOVER_WAIT_S = 30.0
+"""A bound for the wait only: the lease runs out 6 s after the last renewal, and the
+follower asks every 2 s."""
 READ_LIMIT_S = 15.0
 """How long one read of the standby's API may take: it is answered while the controller
 starts beside it, slowly on a loaded machine."""
-"""A bound for the wait only: the lease runs out 6 s after the last renewal, and the
-follower asks every 2 s."""
 
 
 class ApiWatch:
