@@ -12,6 +12,22 @@ from pathlib import Path
 
 from tests.conftest import IrisModel, PierProcess
 
+
+def as_from_a_terminal() -> None:
+    """Give the child the SIGINT a shell gives a foreground command (default, unblocked),
+    whatever this test process inherited or had set by the tests before it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def signal_state(pid: int) -> str:
+    """The process's blocked, ignored and caught signal masks (to tell why one was missed)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return " ".join(
+        line for line in status.splitlines() if line.startswith(("SigBlk", "SigIgn", "SigCgt"))
+    )
+
+
 TYPO = "error: node 'irs' not found in project 'default'; did you mean 'iris'?\n"
 
 
@@ -80,6 +96,7 @@ def test_the_pid_column_names_the_process_to_kill_and_events_follow(
     follower = subprocess.Popen(
         [*pier.cli_argv(), "node", "events", "iris", "--follow"],
         env=pier.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=as_from_a_terminal,
     )  # fmt: skip
     lines: list[str] = []
     failed = threading.Event()
@@ -99,6 +116,9 @@ def test_the_pid_column_names_the_process_to_kill_and_events_follow(
         assert failed.wait(60), f"no instance_failed event followed: {lines}"
     finally:
         follower.send_signal(signal.SIGINT)  # Ctrl-C
-        _, err = follower.communicate(timeout=30)
+        try:
+            _, err = follower.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"Ctrl-C did not stop it: {signal_state(follower.pid)}") from None
     assert follower.returncode == 0, err
     assert "Traceback" not in err and "Aborted" not in err
