@@ -80,6 +80,8 @@ class FakeRuntime:
     deleted: list[InstanceId] = field(default_factory=list)
     running: dict[InstanceId, Observed] = field(default_factory=dict)
     servers: dict[InstanceId, asyncio.Server] = field(default_factory=dict)
+    connections: dict[InstanceId, set[asyncio.StreamWriter]] = field(default_factory=dict)
+    """Each serving instance's open connections (a probe keeps its one open)."""
 
     async def resolve_image(
         self,
@@ -102,7 +104,9 @@ class FakeRuntime:
         self.created.append(spec.instance_id)
         endpoint = self.endpoint
         if self.serve:
-            server = await asyncio.start_server(self.handler or _hang_up, "127.0.0.1", 0)
+            server = await asyncio.start_server(
+                self._tracked(spec.instance_id, self.handler or _hang_up), "127.0.0.1", 0
+            )
             self.servers[spec.instance_id] = server
             endpoint = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
         phase = "exited" if self.exit_on_start is not None else "running"
@@ -146,10 +150,26 @@ class FakeRuntime:
     async def list(self, *, node: NodeKey | None = None) -> list[Observed]:
         return [o for o in self.running.values() if node is None or o.node == node]
 
+    def _tracked(self, instance_id: InstanceId, handler: Serve) -> Serve:
+        """``handler``, with the connections it serves kept until they end."""
+        open_now = self.connections.setdefault(instance_id, set())
+
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            open_now.add(writer)
+            try:
+                await handler(reader, writer)
+            finally:
+                open_now.discard(writer)
+
+        return serve
+
     async def _close_server(self, instance_id: InstanceId) -> None:
+        """As when the process dies: it stops listening and its connections close."""
         server = self.servers.pop(instance_id, None)
         if server is not None:
-            server.close()  # not wait_closed(): a probe's connection may be open still
+            server.close()
+        for writer in self.connections.pop(instance_id, set()):
+            writer.close()
 
 
 async def _hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -34,14 +34,17 @@ class StatsServer:
         self.url = ""
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while await reader.readline() not in (b"\r\n", b""):
-            pass
-        self.reads += 1
-        body = json.dumps({"model_stats": [{"inference_count": self.inferences}]}).encode()
-        head = f"HTTP/1.1 200 OK\r\ncontent-length: {len(body)}\r\nconnection: close\r\n\r\n"
-        writer.write(head.encode() + body)
-        await writer.drain()
-        writer.close()
+        try:
+            while await reader.readline() not in (b"\r\n", b""):
+                pass
+            self.reads += 1
+            body = json.dumps({"model_stats": [{"inference_count": self.inferences}]}).encode()
+            head = f"HTTP/1.1 200 OK\r\ncontent-length: {len(body)}\r\nconnection: close\r\n\r\n"
+            writer.write(head.encode() + body)
+            await writer.drain()
+        finally:
+            writer.close()
+            await writer.wait_closed()
 
 
 class Gateway:
@@ -69,6 +72,7 @@ async def server() -> AsyncIterator[StatsServer]:
     stats.url = f"http://127.0.0.1:{listening.sockets[0].getsockname()[1]}"
     async with listening:
         yield stats
+    await listening.wait_closed()
 
 
 async def test_an_instance_the_gateway_sent_nothing_is_not_read_again(
