@@ -14,9 +14,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from pier.domain.errors import StoreUnavailable
 from pier.domain.lease import Lease
-from pier.store.repository import STORE_FAILURES, store_failure_reason, take_write_lock
+from pier.store.repository import take_write_lock, transaction
 from pier.store.tables import LeaseRow
 
 CONTROLLER = "controller"
@@ -82,19 +81,13 @@ class Leases:
 
     @contextmanager
     def _transaction(self) -> Iterator[Session]:
-        try:
-            with self._sessions.begin() as session:
-                yield session
-        except STORE_FAILURES as exc:
-            raise StoreUnavailable(store_failure_reason(exc)) from None
+        with transaction(self._sessions) as session:
+            yield session
 
     @contextmanager
     def _locked(self) -> Iterator[Session]:
         with self._transaction() as s:
-            try:
-                take_write_lock(s)
-            except STORE_FAILURES as exc:
-                raise StoreUnavailable(store_failure_reason(exc)) from None
+            take_write_lock(s)
             yield s
 
 

@@ -117,10 +117,7 @@ class Repository:
             yield  # already inside one
             return
         with self._transaction() as session:
-            try:
-                take_write_lock(session)
-            except STORE_FAILURES as exc:
-                raise StoreUnavailable(store_failure_reason(exc)) from None
+            take_write_lock(session)
             token = self._unit.set(session)
             try:
                 yield
@@ -140,11 +137,8 @@ class Repository:
     def _transaction(self) -> Iterator[Session]:
         """One transaction; a failing store raises StoreUnavailable, named by the
         database's own reason and never by the statement or its values."""
-        try:
-            with self._sessions.begin() as session:
-                yield session
-        except STORE_FAILURES as exc:
-            raise StoreUnavailable(store_failure_reason(exc)) from None
+        with transaction(self._sessions) as session:
+            yield session
 
     @contextmanager
     def _locked(self) -> Iterator[Session]:
@@ -154,10 +148,7 @@ class Repository:
         SQLite: BEGIN IMMEDIATE; PostgreSQL: a transaction-scoped advisory lock. Waiting
         longer than the busy timeout is StoreUnavailable, as for any locked store."""
         with self._session() as s:
-            try:
-                take_write_lock(s)
-            except STORE_FAILURES as exc:
-                raise StoreUnavailable(store_failure_reason(exc)) from None
+            take_write_lock(s)
             yield s
 
     # the change counter
@@ -1036,15 +1027,30 @@ WRITE_LOCK_KEY = 0x70696572  # "pier"
 """The PostgreSQL advisory lock that stands for the store's write lock."""
 
 
+@contextmanager
+def transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    """One transaction of ``sessions``; a failing store raises StoreUnavailable, named by
+    the database's own reason and never by the statement or its values."""
+    try:
+        with sessions.begin() as session:
+            yield session
+    except STORE_FAILURES as exc:
+        raise StoreUnavailable(store_failure_reason(exc)) from None
+
+
 def take_write_lock(s: Session) -> None:
-    """Hold the store's write lock until ``s``'s transaction ends (see Repository._locked)."""
-    connection = s.connection()
-    if connection.dialect.name == "postgresql":
-        s.execute(select(func.pg_advisory_xact_lock(WRITE_LOCK_KEY)))
-    elif connection.dialect.name == "sqlite":
-        dbapi = connection.connection.dbapi_connection
-        if dbapi is not None and not dbapi.in_transaction:  # else it writes already: held
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+    """Hold the store's write lock until ``s``'s transaction ends (see Repository._locked);
+    StoreUnavailable when it cannot be had within the store's timeout."""
+    try:
+        connection = s.connection()
+        if connection.dialect.name == "postgresql":
+            s.execute(select(func.pg_advisory_xact_lock(WRITE_LOCK_KEY)))
+        elif connection.dialect.name == "sqlite":
+            dbapi = connection.connection.dbapi_connection
+            if dbapi is not None and not dbapi.in_transaction:  # else it writes already
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+    except STORE_FAILURES as exc:
+        raise StoreUnavailable(store_failure_reason(exc)) from None
 
 
 def store_failure_reason(exc: Exception) -> str:
