@@ -7,6 +7,7 @@ from fastapi import APIRouter, Query
 
 from pier.api.deps import ActorDep, ServicesDep
 from pier.api.errors import error_responses
+from pier.api.series_params import SinceParam, StepParam
 from pier.domain.errors import NotFound
 from pier.domain.requests import AliasCreate, AliasPut, AliasUpdate
 from pier.domain.views import AliasList, AliasView, SeriesMetric, SeriesView
@@ -44,13 +45,8 @@ def get_alias_series(
     name: str,
     services: ServicesDep,
     metric: Annotated[SeriesMetric, Query(description="What to answer.")],
-    since: Annotated[
-        float, Query(gt=0, le=7 * 86400, description="How many seconds back from now.")
-    ] = 300.0,
-    step: Annotated[
-        int,
-        Query(ge=5, le=86400, description="Seconds per point (rounded to 5 s, 1 min, 10 min)."),
-    ] = 5,
+    since: SinceParam = 300.0,
+    step: StepParam = 5,
 ) -> SeriesView:
     """pier's own samples of the alias's requests, as the gateway counted them: one line
     for the alias (every node added up) and one per node behind it (``node``).

@@ -9,6 +9,7 @@ from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 
 from pier.api.deps import ActorDep, ServicesDep
 from pier.api.errors import error_responses
+from pier.api.series_params import SinceParam, StepParam
 from pier.domain.errors import NotFound
 from pier.domain.names import MAX_ID
 from pier.domain.requests import NodeCreate, NodeUpdate
@@ -120,13 +121,8 @@ def get_series(
     name: str,
     services: ServicesDep,
     metric: Annotated[SeriesMetric, Query(description="What to answer.")],
-    since: Annotated[
-        float, Query(gt=0, le=7 * 86400, description="How many seconds back from now.")
-    ] = 300.0,
-    step: Annotated[
-        int,
-        Query(ge=5, le=86400, description="Seconds per point (rounded to 5 s, 1 min, 10 min)."),
-    ] = 5,
+    since: SinceParam = 300.0,
+    step: StepParam = 5,
 ) -> SeriesView:
     """pier's own samples of the node: requests/s, error rate, latency quantiles from the
     gateway's histogram buckets, requests in flight, instances, CPU and memory of local
