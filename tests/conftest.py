@@ -19,10 +19,22 @@ import httpx
 import numpy as np
 import psutil
 import pytest
+from sqlalchemy import Engine
 
 from pier.store.database import create_store_engine, migrate
 from pier.store.repository import Repository
-from tests.postgres import PostgresServer, start_postgres
+from tests.postgres import PostgresServer, shared_postgres
+
+STORES = ["sqlite", "postgresql"]
+"""The stores pier supports: every test that takes ``store_engine`` or ``repo`` runs on
+each of them (``tests/store`` is their contract)."""
+
+TEST_STORE = os.environ.get("PIER_TEST_STORE", "sqlite")
+"""The store of the `pier up` processes the tests start: ``sqlite`` (the embedded default:
+a file in the data dir) or ``postgresql`` (a database of its own on the test cluster, for
+each pier; ``make test-postgres`` runs the end-to-end tests so)."""
+if TEST_STORE not in STORES:
+    raise pytest.UsageError(f"PIER_TEST_STORE must be one of {STORES}, not {TEST_STORE!r}")
 
 UI_SCREENSHOTS = Path(__file__).resolve().parent.parent / ".test-artifacts" / "ui-screenshots"
 """Where the web UI's browser tests keep screenshots of the main pages (kept after a run)."""
@@ -92,6 +104,9 @@ class PierProcess:
 
     def __post_init__(self) -> None:
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}-pier-up.log"
+        if TEST_STORE == "postgresql" and "PIER_DATABASE_URL" not in self.extra_env:
+            # in the environment, so that the CLI's local commands find the store too
+            self.extra_env["PIER_DATABASE_URL"] = shared_postgres().database()
 
     def output(self) -> str:
         """What `pier up` wrote (stdout and stderr) since its latest start."""
@@ -297,24 +312,46 @@ def _stop_and_clean(pier: PierProcess) -> None:
     _kill_leftovers(pier.data_dir)
 
 
+@pytest.fixture(params=STORES)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of an empty store of its own: a SQLite file, or a PostgreSQL database."""
+    yield from _store(request, tmp_path, migrated=False)
+
+
+@pytest.fixture(params=STORES)
+def store_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """An engine on a migrated store of its own (PostgreSQL: a copy of a migrated
+    template, which the migrations find at the newest revision)."""
+    for url in _store(request, tmp_path, migrated=True):
+        engine = create_store_engine(url)
+        migrate(engine)
+        yield engine
+        engine.dispose()
+
+
+def _store(request: pytest.FixtureRequest, tmp_path: Path, *, migrated: bool) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'pier.db'}"
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    url = server.database(migrated=migrated)
+    yield url
+    server.drop(url)
+
+
 @pytest.fixture
-def repo(tmp_path: Path) -> Iterator[Repository]:
-    """A migrated SQLite store with its default project (modules add what they need by
-    overriding it: ``def repo(repo: Repository)``)."""
-    engine = create_store_engine(f"sqlite:///{tmp_path / 'pier.db'}")
-    migrate(engine)
-    repository = Repository(engine)
+def repo(store_engine: Engine) -> Repository:
+    """A migrated store with its default project, on each store (modules add what they
+    need by overriding it: ``def repo(repo: Repository)``)."""
+    repository = Repository(store_engine)
     repository.ensure_default_project()
-    yield repository
-    engine.dispose()
+    return repository
 
 
 @pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
+def postgres_server() -> PostgresServer:
     """The test PostgreSQL server, started once a session (scripts/start-postgres.sh)."""
-    server = start_postgres()
-    yield server
-    server.close()
+    return shared_postgres()
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@ once a session) and a fresh database per test, made from a template (fast)."""
 
 from __future__ import annotations
 
+import atexit
 import os
 import subprocess
 import uuid
@@ -67,6 +68,20 @@ class PostgresServer:
     def _execute(self, sql: str) -> None:
         with self._admin.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
             c.execute(text(sql))
+
+
+_shared: PostgresServer | None = None
+
+
+def shared_postgres() -> PostgresServer:
+    """The test cluster of this test process, started on first use (the session fixture
+    ``postgres_server`` and the pier processes of ``PIER_TEST_STORE=postgresql`` share it);
+    its databases are dropped when the process ends."""
+    global _shared
+    if _shared is None:
+        _shared = start_postgres()
+        atexit.register(_shared.close)
+    return _shared
 
 
 def start_postgres() -> PostgresServer:

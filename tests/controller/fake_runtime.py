@@ -80,7 +80,7 @@ class FakeRuntime:
     deleted: list[InstanceId] = field(default_factory=list)
     running: dict[InstanceId, Observed] = field(default_factory=dict)
     servers: dict[InstanceId, asyncio.Server] = field(default_factory=dict)
-    connections: dict[InstanceId, set[asyncio.StreamWriter]] = field(default_factory=dict)
+    connections: dict[InstanceId, Connections] = field(default_factory=dict)
     """Each serving instance's open connections (a probe keeps its one open)."""
 
     async def resolve_image(
@@ -104,8 +104,10 @@ class FakeRuntime:
         self.created.append(spec.instance_id)
         endpoint = self.endpoint
         if self.serve:
-            server = await asyncio.start_server(
-                self._tracked(spec.instance_id, self.handler or _hang_up), "127.0.0.1", 0
+            connections = self.connections.setdefault(spec.instance_id, Connections())
+            handler = self.handler or _hang_up
+            server = await asyncio.get_running_loop().create_server(
+                lambda: TrackedProtocol(handler, connections), "127.0.0.1", 0
             )
             self.servers[spec.instance_id] = server
             endpoint = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
@@ -150,26 +152,57 @@ class FakeRuntime:
     async def list(self, *, node: NodeKey | None = None) -> list[Observed]:
         return [o for o in self.running.values() if node is None or o.node == node]
 
-    def _tracked(self, instance_id: InstanceId, handler: Serve) -> Serve:
-        """``handler``, with the connections it serves kept until they end."""
-        open_now = self.connections.setdefault(instance_id, set())
-
-        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            open_now.add(writer)
-            try:
-                await handler(reader, writer)
-            finally:
-                open_now.discard(writer)
-
-        return serve
-
     async def _close_server(self, instance_id: InstanceId) -> None:
         """As when the process dies: it stops listening and its connections close."""
         server = self.servers.pop(instance_id, None)
         if server is not None:
             server.close()
-        for writer in self.connections.pop(instance_id, set()):
-            writer.close()
+        connections = self.connections.pop(instance_id, None)
+        if connections is not None:
+            connections.close()
+
+
+class Connections:
+    """One instance's connections, each from the moment it is made (before its handler
+    runs): when the instance stops, every one closes, and one made later closes at once."""
+
+    def __init__(self) -> None:
+        self._open: set[asyncio.BaseTransport] = set()
+        self._closed = False
+
+    def made(self, transport: asyncio.BaseTransport) -> None:
+        if self._closed:
+            transport.close()
+        else:
+            self._open.add(transport)
+
+    def lost(self, transport: asyncio.BaseTransport) -> None:
+        self._open.discard(transport)
+
+    def close(self) -> None:
+        self._closed = True
+        for transport in self._open:
+            transport.close()
+        self._open.clear()
+
+
+class TrackedProtocol(asyncio.StreamReaderProtocol):
+    """A stream server's protocol whose connections ``connections`` keeps."""
+
+    def __init__(self, handler: Serve, connections: Connections) -> None:
+        super().__init__(asyncio.StreamReader(), handler)
+        self._connections = connections
+        self._made: asyncio.BaseTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._made = transport
+        self._connections.made(transport)
+        super().connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._made is not None:
+            self._connections.lost(self._made)
+        super().connection_lost(exc)
 
 
 async def _hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

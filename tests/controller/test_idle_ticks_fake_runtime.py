@@ -4,12 +4,11 @@ fake runtime of fake_runtime.py, a clock that moves only when told)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import Engine, event
 from tests.controller.fake_runtime import (
     TCP_HEALTH,
     FakeClock,
@@ -25,7 +24,6 @@ from pier.domain.instance_status import InstanceStatus
 from pier.domain.names import NodeKey
 from pier.runtimes.base import Observed
 from pier.settings import ControllerSettings
-from pier.store.database import create_store_engine, migrate
 from pier.store.repository import Repository
 
 S = InstanceStatus
@@ -47,15 +45,10 @@ class Statements:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[tuple[Repository, Statements]]:
-    engine = create_store_engine(f"sqlite:///{tmp_path / 'pier.db'}")
-    migrate(engine)
-    repository = Repository(engine)
-    repository.ensure_default_project()
+def store(repo: Repository, store_engine: Engine) -> tuple[Repository, Statements]:
     statements = Statements()
-    event.listen(engine, "before_cursor_execute", statements)
-    yield repository, statements
-    engine.dispose()
+    event.listen(store_engine, "before_cursor_execute", statements)
+    return repo, statements
 
 
 def all_healthy(repo: Repository, nodes: int) -> bool:

@@ -7,7 +7,7 @@ data dir is refused, naming what it needs."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,7 +23,7 @@ from pier.domain.errors import RuntimeUnavailable
 from pier.runtimes.registry import RuntimeRegistry
 from pier.server import lock_data_dir
 from pier.settings import ControllerSettings, LeaderSettings, Settings
-from pier.store import Repository, create_store_engine, migrate
+from pier.store import Repository
 from pier.store.leases import Leases
 
 LEASE = LeaderSettings(lease_s=600.0, renew_s=300.0)
@@ -42,12 +42,9 @@ class Clocks:
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = create_store_engine(f"sqlite:///{tmp_path / 'pier.db'}")
-    migrate(engine)
-    Repository(engine).ensure_default_project()
-    yield engine
-    engine.dispose()
+def engine(store_engine: Engine) -> Engine:
+    Repository(store_engine).ensure_default_project()
+    return store_engine
 
 
 class SlowStart(Controller):

@@ -11,18 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import pytest
 from tests.controller.fake_runtime import FakeRuntime, add_image_node, controllers
 from tests.gateway.gateway_processes import Gateway, start_gateway, stop, write_routes
 
 from pier.controller.routes import RouteBoard
 from pier.domain.instance_status import InstanceStatus
-from pier.store.database import create_store_engine, migrate
 from pier.store.repository import Repository
 
 S = InstanceStatus
@@ -69,16 +67,6 @@ class Instances:
             return 503 if self.failing else 200
         self._served += 1
         return 500 if self.failing and self._served % 2 else 200
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> Iterator[Repository]:
-    engine = create_store_engine(f"sqlite:///{tmp_path / 'pier.db'}")
-    migrate(engine)
-    repository = Repository(engine)
-    repository.ensure_default_project()
-    yield repository
-    engine.dispose()
 
 
 @contextlib.asynccontextmanager
