@@ -35,6 +35,9 @@ a file in the data dir) or ``postgresql`` (a database of its own on the test clu
 each pier; ``make test-postgres`` runs the end-to-end tests so)."""
 if TEST_STORE not in STORES:
     raise pytest.UsageError(f"PIER_TEST_STORE must be one of {STORES}, not {TEST_STORE!r}")
+sqlite_only = pytest.mark.skipif(
+    TEST_STORE != "sqlite", reason="about the SQLite file of the embedded store"
+)
 
 UI_SCREENSHOTS = Path(__file__).resolve().parent.parent / ".test-artifacts" / "ui-screenshots"
 """Where the web UI's browser tests keep screenshots of the main pages (kept after a run)."""
@@ -104,9 +107,11 @@ class PierProcess:
 
     def __post_init__(self) -> None:
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}-pier-up.log"
-        if TEST_STORE == "postgresql" and "PIER_DATABASE_URL" not in self.extra_env:
-            # in the environment, so that the CLI's local commands find the store too
-            self.extra_env["PIER_DATABASE_URL"] = shared_postgres().database()
+        chosen = "PIER_DATABASE_URL" in self.extra_env or "--database-url" in self.extra_args
+        if TEST_STORE == "postgresql" and not chosen:
+            # in the environment, so that the CLI's local commands find the store too (a
+            # copy: the dict given may be a module's, shared by several pier processes)
+            self.extra_env = {**self.extra_env, "PIER_DATABASE_URL": shared_postgres().database()}
 
     def output(self) -> str:
         """What `pier up` wrote (stdout and stderr) since its latest start."""

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import json
 import stat
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
+from sqlalchemy import inspect, text
 
+from pier.store.database import create_store_engine
 from tests.conftest import PierProcess
 
 PASSWORD = "audit-test-password-9c1e"
@@ -22,6 +25,23 @@ def audit(pier: PierProcess, **params: Any) -> dict[str, Any]:
         assert response.status_code == 200, response.text
         page: dict[str, Any] = response.json()
         return page
+
+
+def store_contents(pier: PierProcess) -> Iterator[tuple[str, bytes]]:
+    """Everything the store holds, as bytes: SQLite's files, or PostgreSQL's rows as text."""
+    url = pier.extra_env.get("PIER_DATABASE_URL")
+    if url is None:
+        for path in pier.data_dir.glob("pier.db*"):
+            yield str(path), path.read_bytes()
+        return
+    engine = create_store_engine(url)
+    try:
+        with engine.connect() as connection:
+            for table in inspect(connection).get_table_names():
+                rows = connection.scalars(text(f'SELECT CAST(t AS text) FROM "{table}" t'))
+                yield table, "\n".join(rows).encode()
+    finally:
+        engine.dispose()
 
 
 def make_changes(pier: PierProcess) -> None:
@@ -86,8 +106,8 @@ def test_neither_the_store_nor_a_rotated_key_reveals_a_secret(pier: PierProcess)
     assert (rotated["sealed"], rotated["key_source"]) == (1, "file")
     assert key_file.read_text() != old_key
     pier.stop()  # the WAL is checkpointed into the store file
-    for path in pier.data_dir.glob("pier.db*"):
-        assert PASSWORD.encode() not in path.read_bytes(), path
+    for where, content in store_contents(pier):
+        assert PASSWORD.encode() not in content, where
     pier.start()  # the new key opens what the rotation sealed
     with pier.api() as api:
         secrets = api.get("/api/v1/projects/default/secrets").json()["secrets"]

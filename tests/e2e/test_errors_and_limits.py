@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from tests.conftest import IrisModel, PierProcess, running_pier
+from tests.conftest import IrisModel, PierProcess, running_pier, sqlite_only
 from tests.e2e.test_model_node_end_to_end import push_and_create
 
 MiB = 2**20
@@ -29,6 +29,7 @@ def test_admin_token_file_is_private(pier: PierProcess) -> None:
     assert mode == 0o600
 
 
+@sqlite_only
 def test_the_store_holding_secrets_is_private(pier: PierProcess) -> None:
     pier.cli("secret", "set", "regcred", "--username", "me", "--password-stdin", input="pw")
     assert stat.S_IMODE(os.stat(pier.data_dir).st_mode) == 0o700

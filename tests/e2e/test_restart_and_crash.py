@@ -90,7 +90,9 @@ def test_sigkill_of_pier_up_then_restart_adopts_instances(
     )
     wait_for_ticks(pier, "--model", "iris")  # a few ticks: nothing may be created or deleted
     assert sorted(i["id"] for i in pier.instances("iris")) == before
-    assert sorted(pier.instance_pids()) == pids
+    seen = sorted(pier.instance_pids())
+    history = [(e["kind"], e["message"]) for e in pier.events("iris")]
+    assert seen == pids, f"processes {seen}, not {pids}; events: {history}\n{pier.output()}"
     assert all(psutil.pid_exists(p) for p in pids)
 
 

@@ -73,11 +73,12 @@ def model_dir(tmp_path: Path, name: str, source: str) -> Path:
 def assert_sandboxed(facts: dict[str, object], pier: PierProcess) -> None:
     env = facts["env"]
     assert isinstance(env, list)
-    assert not set(env) & {*SECRET_ENV, "PIER_URL", "PIER_DATA_DIR"}, env
+    assert not set(env) & {*SECRET_ENV, "PIER_URL", "PIER_DATA_DIR", "PIER_DATABASE_URL"}, env
     assert facts["home"] == facts["cwd"]
     assert not str(facts["cwd"]).startswith(str(pier.data_dir.resolve()))
     if os.geteuid() == 0:
         assert facts["uid"] != 0
+        # the data dir is closed to it, whether it holds a store file (SQLite) or not
         assert facts["token"] == "PermissionError" and facts["store"] == "PermissionError"
 
 

@@ -11,8 +11,10 @@ from collections.abc import Callable, Iterator
 
 import psutil
 
-from tests.conftest import IrisModel, PierProcess
+from tests.conftest import IrisModel, PierProcess, sqlite_only
 from tests.e2e.test_model_node_end_to_end import push_and_create
+
+pytestmark = sqlite_only  # the store is locked through SQLite's own lock
 
 SHORT_BUSY_TIMEOUT = {"PIER_STORE__BUSY_TIMEOUT_S": "0.3"}
 

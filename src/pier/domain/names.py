@@ -24,9 +24,9 @@ MODEL_NAME_RULE = "use 1-63 letters, digits, '_', '-' and '.', starting with a l
 
 DEFAULT_PROJECT = ProjectName("default")
 
-MAX_ID = 2**63 - 1
-"""The largest event id or model version there can be (the store's 64-bit integers): the
-upper bound of every id or version a request may name."""
+MAX_ID = 2**31 - 1
+"""The largest id or model version there can be (the store's id columns are 32-bit
+integers on PostgreSQL): the upper bound of every id or version a request may name."""
 
 
 def validate_name(value: str, *, field: str) -> str:

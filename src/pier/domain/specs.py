@@ -21,7 +21,7 @@ from pydantic import (
 
 from pier.domain.configurations import DEFAULT_CONFIGURATION, get_configuration
 from pier.domain.errors import InvalidSpec
-from pier.domain.names import MODEL_NAME_PATTERN, MODEL_NAME_RULE, NAME_PATTERN
+from pier.domain.names import MAX_ID, MODEL_NAME_PATTERN, MODEL_NAME_RULE, NAME_PATTERN
 from pier.domain.spec_values import (
     Argv,
     FieldError,
@@ -140,7 +140,7 @@ class NodeSpec(_Spec):
 
     model: str | None = None
     """Model name in the node's project (a model node)."""
-    model_version: Annotated[int, Field(ge=1, le=2**31 - 1)] | None = None
+    model_version: Annotated[int, Field(ge=1, le=MAX_ID)] | None = None
     """Default: the newest version when the node is created (then pinned)."""
     image: ImageReference | None = None
     """Container image reference (an image node). With ``model`` too: an image that has

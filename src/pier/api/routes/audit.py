@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 from pier.api.deps import ServicesDep
 from pier.api.errors import error_responses
 from pier.domain.audit import AuditOutcome, AuditPage, AuditQuery
+from pier.domain.names import MAX_ID
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"], responses=error_responses(401, 422, 503))
 
@@ -27,7 +28,11 @@ def list_audit(
     until: Annotated[datetime | None, Query(description="Only changes before this time.")] = None,
     before: Annotated[
         int | None,
-        Query(description="Only entries older than this id: the previous page's next_before."),
+        Query(
+            ge=1,
+            le=MAX_ID,
+            description="Only entries older than this id: the previous page's next_before.",
+        ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="Entries per page.")] = 100,
 ) -> AuditPage:
