@@ -35,6 +35,7 @@ from pier.controller.adoption import Adoption
 from pier.controller.alias_figures import AliasFiguresBoard
 from pier.controller.gateway_registry import GatewayRegistry
 from pier.controller.gateway_view import GatewayView
+from pier.controller.leader_routes import LeaderRoutes
 from pier.controller.leadership import Duties, Leadership
 from pier.controller.loop import Controller
 from pier.controller.routes import RouteBoard
@@ -265,8 +266,12 @@ async def run(settings: Settings, say: Say = print) -> None:
     )  # fmt: skip
     marker.begin()
     serving: asyncio.Task[None] | None = None
+    following: asyncio.Task[None] | None = None
     try:
         adopted = await leadership.begin()
+        if settings.is_shared_store:  # another process may lead: serve its routes meanwhile
+            mirror = LeaderRoutes(board, leadership.leader_url, settings.token_path)
+            following = asyncio.create_task(mirror.run(), name="leader's routes")
         serving = asyncio.create_task(server.serve(sockets=[sock]))
         gateway_adopted = await asyncio.to_thread(gateway.ensure_running)
         _say_started(
@@ -289,6 +294,7 @@ async def run(settings: Settings, say: Say = print) -> None:
     finally:
         say("pier: stopping instances and the gateway...")
         is_clean = await _run_steps(
+            ("leader's routes", lambda: _cancel(following)),
             ("routes", board.close),
             ("API", lambda: _stop_api(server, serving)),
             ("instances", lambda: leadership.end(stop_instances=True)),
@@ -319,6 +325,13 @@ async def _stop_api(server: uvicorn.Server, serving: asyncio.Task[None] | None) 
     if serving is not None:
         with contextlib.suppress(Exception):
             await serving
+
+
+async def _cancel(task: asyncio.Task[None] | None) -> None:
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def _run_steps(*steps: tuple[str, Callable[[], Awaitable[object]]]) -> bool:

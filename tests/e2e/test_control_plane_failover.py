@@ -3,17 +3,18 @@ state is in it, so either can adopt the other's instances), started at once. The
 runs the node; writes made through the follower's API go to the store, where the
 leader's controller acts on them. Paused (SIGSTOP) past its lease, the leader is
 replaced by the follower, which adopts both instances (none is made again) while its
-API answers all along; resumed, the old leader steps down (its controller's store calls
-are refused from the moment its lease ran out by its own clock, as
-tests/controller/test_leadership.py shows). Then the new leader is killed (SIGKILL): the
-old one takes over again in the same way. (One pair of `pier up` for both: each start
-costs more than a takeover.)"""
+API answers and its gateway serves the node all along; resumed, the old leader steps
+down (its controller's store calls are refused from the moment its lease ran out by its
+own clock, as tests/controller/test_leadership.py shows). Then the new leader is killed
+(SIGKILL): the old one takes over again in the same way. (One pair of `pier up` for
+both: each start costs more than a takeover.)"""
 
 from __future__ import annotations
 
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,6 +24,7 @@ import httpx
 import pytest
 
 from tests.conftest import IrisModel, PierProcess, _stop_and_clean, free_port
+from tests.e2e.load import Load
 from tests.e2e.loop_ticks import wait_for_ticks
 from tests.e2e.test_model_node_end_to_end import push_and_create
 from tests.e2e.test_postgres_store import START_S, stored_instances
@@ -30,6 +32,10 @@ from tests.e2e.test_postgres_store import START_S, stored_instances
 TAKEOVER_WAIT_S = 30.0
 """A bound for the wait only: the lease runs out 6 s after the last renewal, and the
 follower asks every 2 s."""
+LOAD_CLIENTS = 2
+MODEL_PATH = "/default/nodes/iris/v2/models/iris"
+"""What the load asks the survivor's gateway, over and over, during a takeover: the
+model's metadata, answered by an instance."""
 READ_LIMIT_S = 15.0
 """How long one read of the standby's API may take: it is answered while the controller
 starts beside it, slowly on a loaded machine."""
@@ -99,20 +105,24 @@ def pair(tmp_path: Path, postgres_url: str) -> Iterator[tuple[PierProcess, PierP
 
 def take_over(survivor: PierProcess, leader: PierProcess, stop: Callable[[], None]) -> None:
     """Stop ``leader`` by ``stop``; ``survivor`` must become leader, with the next term,
-    adopt the node's instances as they were and serve it, its API answering all along."""
+        adopt the node's instances as they were and serve it, its API answering all along and
+    its gateway serving the node without a failed request."""
     term = controller_of(leader)["term"]
     before = sorted(i["id"] for i in survivor.instances("iris"))
     pids = sorted(survivor.instance_pids())
     said = survivor.output().count("became leader")
-    with ApiWatch(survivor) as watch:
+    with ApiWatch(survivor) as watch, Load(survivor, LOAD_CLIENTS, MODEL_PATH) as load:
         stop()
         stopped_at = time.monotonic()
         survivor.wait_for(lambda: survivor.output().count("became leader") > said,
                           timeout_s=TAKEOVER_WAIT_S, what="the standby to take over")  # fmt: skip
         took_s = time.monotonic() - stopped_at
         survivor.wait_for(lambda: survivor.serving("iris"), what="iris served by the standby")
-    print(f"took over {took_s:.1f} s after the stop; {watch.answers} API reads, all served")
+    print(f"took over {took_s:.1f} s after the stop; {watch.answers} API reads and "
+          f"{len(load.statuses)} gateway requests")  # fmt: skip
     assert watch.failures == [] and watch.answers > 0
+    failed = [status for status in load.statuses if status != 200]
+    assert load.statuses and not failed, f"of {len(load.statuses)}: {Counter(failed)} failed"
     assert "adopted 2 instances of 1 node, removed 0" in survivor.output().split(
         "became leader")[-1]  # fmt: skip
     now = controller_of(survivor)

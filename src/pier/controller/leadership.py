@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 import structlog
 
 from pier.controller.adoption import Adoption
+from pier.controller.leader_routes import leader_url
 from pier.controller.loop import Controller
 from pier.controller.sampling import Sampler
 from pier.domain.errors import StoreUnavailable
@@ -106,6 +107,14 @@ class Leadership:
     @property
     def controller(self) -> Controller | None:
         return self._controller
+
+    def leader_url(self) -> str | None:
+        """The API URL of the process that leads, while this one follows it (None while
+        this one leads, or before any lease was seen)."""
+        lease = self._seen
+        if self._term is not None or lease is None or lease.holder == self.holder:
+            return None
+        return leader_url(lease.holder)
 
     def fence(self) -> None:
         """Raise LeaseLost unless this process still holds its lease (any thread)."""
