@@ -8,6 +8,12 @@ BIN := $(VENV)/bin
 # The suite runs in two pytest workers, a test file to each: most tests wait on the
 # processes and instances they start, so two keep both cores busy.
 TEST_WORKERS ?= 2
+# End-to-end tests run a second time in `make test` with every pier on PostgreSQL (the
+# API fuzzed, projects and tokens, the audit log, merge patches); `make test-postgres`
+# runs every end-to-end and browser test so. The in-process tests of the store and the
+# controller run on both stores in the main run.
+POSTGRES_E2E := tests/e2e/test_api_fuzz.py tests/e2e/test_projects_and_tokens.py \
+	tests/e2e/test_audit_log.py tests/e2e/test_node_update_merge_patch.py
 # Every pier process (pier up, its gateway, each instance, each CLI call) imports FastAPI,
 # SQLAlchemy and pydantic: with PYTHONDONTWRITEBYTECODE set, as on some machines, each
 # compiles them from source again (about 3 s of CPU for `pier up`). The venv is
@@ -21,7 +27,7 @@ TRITON_STUB_NUMPY := numpy==1.26.4
 PERF_ANALYZER_PACKAGES := tritonclient==2.41.0 nvidia-cuda-runtime-cu12
 PERF_ANALYZER_DIR := $(VENV)/perf_analyzer
 
-.PHONY: up test lint bench install triton perf-analyzer system-packages sandbox-user clean
+.PHONY: up test test-postgres lint bench install triton perf-analyzer system-packages sandbox-user clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -72,6 +78,11 @@ test: install triton system-packages sandbox-user  ## everything: lint, then the
 	./scripts/install-system-packages.sh test
 	$(MAKE) lint
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
+	PIER_TEST_STORE=postgresql $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile $(POSTGRES_E2E)
+
+test-postgres: install triton system-packages sandbox-user  ## the end-to-end, browser and swarm tests, every pier on PostgreSQL
+	./scripts/install-system-packages.sh test
+	PIER_TEST_STORE=postgresql $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile tests/e2e tests/ui tests/swarm
 
 bench: install triton perf-analyzer  ## gateway, model-node, UI-cost and scale benchmarks (installs wrk, nginx, libb64-0d, chromium)
 	./scripts/install-system-packages.sh bench
