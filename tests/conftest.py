@@ -35,6 +35,8 @@ a file in the data dir) or ``postgresql`` (a database of its own on the test clu
 each pier; ``make test-postgres`` runs the end-to-end tests so)."""
 if TEST_STORE not in STORES:
     raise pytest.UsageError(f"PIER_TEST_STORE must be one of {STORES}, not {TEST_STORE!r}")
+_DATABASES: dict[Path, str] = {}
+"""With PIER_TEST_STORE=postgresql: the database of each data dir a pier was started on."""
 sqlite_only = pytest.mark.skipif(
     TEST_STORE != "sqlite", reason="about the SQLite file of the embedded store"
 )
@@ -110,8 +112,11 @@ class PierProcess:
         chosen = "PIER_DATABASE_URL" in self.extra_env or "--database-url" in self.extra_args
         if TEST_STORE == "postgresql" and not chosen:
             # in the environment, so that the CLI's local commands find the store too (a
-            # copy: the dict given may be a module's, shared by several pier processes)
-            self.extra_env = {**self.extra_env, "PIER_DATABASE_URL": shared_postgres().database()}
+            # copy: the dict given may be a module's, shared by several pier processes);
+            # one database per data dir, as a pier started again there finds its store
+            url = _DATABASES.get(self.data_dir) or shared_postgres().database()
+            _DATABASES[self.data_dir] = url
+            self.extra_env = {**self.extra_env, "PIER_DATABASE_URL": url}
 
     def output(self) -> str:
         """What `pier up` wrote (stdout and stderr) since its latest start."""
