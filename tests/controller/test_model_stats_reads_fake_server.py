@@ -52,16 +52,18 @@ class Gateway:
 
     def __init__(self) -> None:
         self.answered = 0
+        self.shown = True
+        """Whether its figures show the instance (a gateway shows none that it sent no
+        request)."""
 
     async def statuses(self) -> list[WorkerStatus] | None:
         return []
 
     async def metrics(self) -> list[tuple[str, str]] | None:
         labels = 'project="default",node="iris",instance="iris-1",outcome="answered"'
-        text = (
-            "# TYPE pier_gateway_instance_requests_total counter\n"
-            f"pier_gateway_instance_requests_total{{{labels}}} {self.answered}\n"
-        )
+        text = "# TYPE pier_gateway_instance_requests_total counter\n"
+        if self.shown:
+            text += f"pier_gateway_instance_requests_total{{{labels}}} {self.answered}\n"
         return [("gw/0", text)]
 
 
@@ -75,9 +77,12 @@ async def server() -> AsyncIterator[StatsServer]:
     await listening.wait_closed()
 
 
+@pytest.mark.parametrize("shown", [True, False], ids=["shown", "never-shown"])
 async def test_an_instance_the_gateway_sent_nothing_is_not_read_again(
-    repo: Repository, server: StatsServer, tmp_path: Path
+    repo: Repository, server: StatsServer, tmp_path: Path, shown: bool
 ) -> None:
+    """``never-shown``: the gateway's figures do not show the instance at all until it
+    sends it a request (as a real gateway's do)."""
     repo.add_node("default", "iris", parse_node_spec({"model": "iris"}), runtime="local")
     now = utcnow()
     repo.upsert_instance(InstanceRecord(
@@ -86,6 +91,7 @@ async def test_an_instance_the_gateway_sent_nothing_is_not_read_again(
         limits_applied=(), limits_not_applied=(), created_at=now,
     ))  # fmt: skip
     gateway = Gateway()
+    gateway.shown = shown
     clock = iter(range(1000, 2000, 5))
     store = SeriesStore(tmp_path / "series.db", retention_s=(3600, 86400, 604800), max_series=100)
     async with httpx.AsyncClient() as http:
@@ -99,7 +105,7 @@ async def test_an_instance_the_gateway_sent_nothing_is_not_read_again(
             await sampler.sample()
         assert server.reads == 1  # nothing sent to it: its statistics cannot have moved
 
-        gateway.answered, server.inferences = 4, 4
+        gateway.shown, gateway.answered, server.inferences = True, 4, 4
         await sampler.sample()
         assert server.reads == 2  # the gateway sent it requests: read again
     store.close()

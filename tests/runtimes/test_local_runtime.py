@@ -386,3 +386,44 @@ async def test_list_only_reads_and_leaves_a_big_log_alone(tmp_path: Path) -> Non
 async def test_the_local_runtime_runs_no_images(runtime: LocalRuntime) -> None:
     with pytest.raises(RuntimeUnavailable, match="the local runtime cannot pull images"):
         await runtime.resolve_image("127.0.0.1:5000/pier-test/echo:1")
+
+
+async def test_stats_count_the_whole_tree_and_look_it_up_once_a_window(
+    runtime: LocalRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The memory of a child is the instance's too; the tree is looked up (a read of every
+    process on the machine) once per TREE_REFRESH_S, not at every measure."""
+    code = (
+        "import subprocess, sys, time\n"
+        "hold = 'held = bytes(range(256)) * (80 * 2**12); import time; time.sleep(120)'\n"
+        "child = subprocess.Popen([sys.executable, '-c', hold])\n"
+        "print('child', child.pid, flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    spec = InstanceSpec(InstanceId("i-tree"), NODE, (sys.executable, "-c", code), env=UNBUFFERED)
+    created = await runtime.create(spec)
+    lines = await wait_for_log(runtime, "i-tree", "child")
+    child = psutil.Process(int(lines[-1].split()[1]))
+
+    async def allocated() -> bool:
+        return bool(child.memory_info().rss > 80 * MIB)
+
+    await wait_until(allocated)
+    lookups: list[int] = []
+    children = psutil.Process.children
+
+    def counted(self: psutil.Process, recursive: bool = False) -> list[psutil.Process]:
+        lookups.append(self.pid)
+        return children(self, recursive=recursive)
+
+    monkeypatch.setattr(psutil.Process, "children", counted)
+    first = await runtime.stats(InstanceId("i-tree"))
+    assert created.pid is not None and lookups == [created.pid]
+    assert first.memory_bytes is not None and first.memory_bytes > 80 * MIB  # the child's
+    for _ in range(3):
+        again = await runtime.stats(InstanceId("i-tree"))
+        assert again.memory_bytes is not None and again.memory_bytes > 80 * MIB
+    assert lookups == [created.pid]  # measured on the tree it knows
+    monkeypatch.setattr("pier.runtimes.local.runtime.TREE_REFRESH_S", 0.0)
+    await runtime.stats(InstanceId("i-tree"))
+    assert lookups == [created.pid, created.pid]  # the window is over: looked up again

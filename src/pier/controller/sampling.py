@@ -211,7 +211,7 @@ class Sampler:
         if self._http is None:
             return []
         http, timeout_s = self._http, self._model_stats_timeout_s
-        traffic = self._previous or Traffic()
+        traffic = self._previous
         served = {i.id: _requests_to(traffic, i) for i in instances}
         to_read = [i for i in instances if not self._is_unchanged(i.id, served[i.id])]
         read_ids = {i.id for i in to_read}
@@ -257,8 +257,14 @@ class _ModelRead:
     gateway did not show it or had requests in flight to it (they may end after the read)."""
 
 
-def _requests_to(traffic: Traffic, instance: InstanceRecord) -> float | None:
+def _requests_to(traffic: Traffic | None, instance: InstanceRecord) -> float | None:
+    """The requests the gateways sent ``instance`` so far (0 for one they show no figures
+    of: they sent it none); None when unknown (no gateway figures) or some are in flight."""
+    if traffic is None:
+        return None
     figures = traffic.instances.get((instance.project, instance.node, instance.id))
-    if figures is None or figures.in_flight:
+    if figures is None:
+        return 0.0
+    if figures.in_flight:
         return None
     return sum(figures.by_class.values())

@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import threading
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -58,6 +59,9 @@ from pier.sandbox import Sandbox, default_root
 log = structlog.get_logger("pier.runtimes.local")
 
 KILL_WAIT_S: Final = 5.0
+TREE_REFRESH_S: Final = 60.0
+"""How long an instance's measured process tree is kept before its children are looked
+up again (which reads every process on the machine: psutil's children())."""
 NOT_RUNNABLE: Final = (FileNotFoundError, PermissionError, NotADirectoryError, IsADirectoryError)
 """Why a command can never start as it is written (other OSErrors may pass: EAGAIN)."""
 """After SIGKILL, how long ``delete`` waits for the group to disappear."""
@@ -99,6 +103,8 @@ class LocalRuntime:
         self._port_lock = threading.Lock()
         self._recent_ports: deque[int] = deque(maxlen=256)
         self._cpu_probes: dict[InstanceId, dict[int, psutil.Process]] = {}
+        self._tree_read_at: dict[InstanceId, float] = {}
+        """When each instance's process tree was last looked up (time.monotonic)."""
         self._listed: dict[str, tuple[tuple[int, int, int], InstanceState]] = {}
         """By state file name: its (inode, mtime, size) when last listed, and its record.
         A state file is replaced whole (os.replace), so an unchanged stamp is an
@@ -322,6 +328,7 @@ class LocalRuntime:
             await asyncio.to_thread(self._forget, record)
             log.info("instance deleted", node=str(record.node), instance=instance_id)
         self._cpu_probes.pop(instance_id, None)
+        self._tree_read_at.pop(instance_id, None)
 
     def _forget(self, record: InstanceState) -> None:
         self._state_path(record.instance_id).unlink(missing_ok=True)
@@ -383,12 +390,21 @@ class LocalRuntime:
         return await asyncio.to_thread(self._measure, record)
 
     def _measure(self, record: InstanceState) -> InstanceStats:
-        probes = self._cpu_probes.setdefault(record.instance_id, {})
+        """The processes measured are the instance's tree as last looked up (every
+        TREE_REFRESH_S): a child started since is counted from the next look-up."""
+        instance_id = record.instance_id
+        probes = self._cpu_probes.setdefault(instance_id, {})
+        now = time.monotonic()
         try:
             leader = probes.get(record.pid) or psutil.Process(record.pid)
             if not same_process(leader, record.create_time):
                 return InstanceStats()
-            processes = [leader, *leader.children(recursive=True)]
+            read_at = self._tree_read_at.get(instance_id)
+            if record.pid in probes and read_at is not None and now - read_at < TREE_REFRESH_S:
+                processes = list(probes.values())
+            else:
+                processes = [leader, *leader.children(recursive=True)]
+                self._tree_read_at[instance_id] = now
         except psutil.Error:
             return InstanceStats()
         cpu_percent, memory_bytes = 0.0, 0
@@ -431,6 +447,7 @@ class LocalRuntime:
                 await self._log_rotator
             self._log_rotator = None
         self._cpu_probes.clear()
+        self._tree_read_at.clear()
         with contextlib.suppress(OSError):
             self._sandbox.root.rmdir()
 
