@@ -70,8 +70,10 @@ class LeaderRoutes:
         self._leader = leader
         self._token_path = token_path
         self._wait_s = wait_s
+        self._following: str | None = None
+        """The URL of the leader followed now."""
         self._version = -1
-        """The version of the leader's table last published here (-1: none yet)."""
+        """The version of its table last published here (-1: none yet)."""
         self._failing: str | None = None
         """Why the last poll failed, logged once per change of reason."""
 
@@ -82,8 +84,9 @@ class LeaderRoutes:
         async with httpx.AsyncClient(timeout=timeout, trust_env=False) as client:
             while True:
                 url = self._leader()
+                if url != self._following:  # another leader: its versions are its own
+                    self._following, self._version = url, -1
                 if url is None:
-                    self._version = -1
                     await asyncio.sleep(IDLE_S)
                     continue
                 try:
