@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from datetime import datetime
 
 import docker
+import httpx
 import pytest
 
 from tests.conftest import PierProcess
@@ -128,11 +129,18 @@ def test_failing_health_check_takes_instance_out_and_replaces_it(
             timeout_s=30,
         )
         # out of balancing as soon as the gateway has the controller's next routes
-        out = pier.wait_for(
-            lambda: (r := gw.get("/default/nodes/web/cgi-bin/echo")).status_code == 503 and r,
-            what="the gateway answering 503",
-            timeout_s=30,  # within a second alone; over 10 s once in a whole run
-        )
+        answers: list[str] = []
+
+        def unrouted() -> httpx.Response | None:
+            r = gw.get("/default/nodes/web/cgi-bin/echo")
+            answers[:] = [f"{r.status_code} {r.text[:200]!r}", *answers[:1]]
+            return r if r.status_code == 503 else None
+
+        try:  # within a second alone; over 10 s once in a whole run
+            out = pier.wait_for(unrouted, what="the gateway answering 503", timeout_s=30)
+        except AssertionError as exc:
+            now = [(i["id"], i["status"]) for i in pier.instances("web")]
+            raise AssertionError(f"{exc}\nlast answers: {answers}; instances: {now}") from None
         assert out.json()["node"] == "web"
     pier.wait_for(
         lambda: (
