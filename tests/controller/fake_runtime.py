@@ -221,6 +221,7 @@ class FakeGateway:
     """The version it serves: far ahead by default, so only ``draining`` holds a drain."""
     health_reads: int = 0
     server: asyncio.Server | None = None
+    _connections: Connections = field(default_factory=Connections)
 
     @property
     def url(self) -> str:
@@ -228,11 +229,16 @@ class FakeGateway:
         return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
 
     async def start(self) -> None:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self._connections = Connections()
+        self.server = await asyncio.get_running_loop().create_server(
+            lambda: TrackedProtocol(self._serve, self._connections), "127.0.0.1", 0
+        )
 
     async def stop(self) -> None:
+        """Stop listening and close every connection (the controller's kept-alive ones)."""
         if self.server is not None:
             self.server.close()
+        self._connections.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any, TypeVar
 
 import structlog
@@ -41,6 +42,18 @@ from pier.store.repository import utcnow
 
 log = structlog.get_logger("pier.leadership")
 _T = TypeVar("_T")
+
+
+async def _in_thread(call: Callable[[], _T]) -> _T:
+    """``call`` (a store call) in a thread. Cancelled, this waits for the thread first:
+    a store call cut off would leave its connection out while the store closes."""
+    future = asyncio.ensure_future(asyncio.to_thread(call))
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await future
+        raise
 
 
 class LeaseLost(StoreUnavailable):
@@ -143,7 +156,7 @@ class Leadership:
                 await self._task
         if term is not None:
             with contextlib.suppress(StoreUnavailable):
-                await asyncio.to_thread(self._leases.release, self.holder, term, now=self._now())
+                await _in_thread(partial(self._leases.release, self.holder, term, now=self._now()))
         return stopped
 
     def traffic(self) -> Traffic | None:
@@ -183,7 +196,7 @@ class Leadership:
         returns what the controller adopted if this round made this process the leader."""
         asked_at = self._monotonic()
         try:
-            lease = await asyncio.to_thread(self._ask)
+            lease = await _in_thread(self._ask)
         except StoreUnavailable as exc:
             if self._term is not None and self._monotonic() >= self._held_until:
                 log.error("lease not renewed: the store did not answer", reason=exc.reason)
@@ -243,8 +256,10 @@ class Leadership:
             asked_at, term = self._monotonic(), self._term
             lease_s = self._settings.lease_s
             with contextlib.suppress(StoreUnavailable):
-                renewed = await asyncio.to_thread(
-                    self._leases.renew, self.holder, term or 0, now=self._now(), lease_s=lease_s
+                renewed = await _in_thread(
+                    partial(
+                        self._leases.renew, self.holder, term or 0, now=self._now(), lease_s=lease_s
+                    )
                 )
                 if renewed is not None:
                     self._held_until = asked_at + lease_s
