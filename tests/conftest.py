@@ -336,7 +336,18 @@ def store_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Eng
         engine = create_store_engine(url)
         migrate(engine)
         yield engine
+        _wait_for_connections_back(engine)
         engine.dispose()
+
+
+def _wait_for_connections_back(engine: Engine, timeout_s: float = 10.0) -> None:
+    """Wait until the store calls still running in threads (a stopped controller's, which
+    a cancel does not stop) have given their connections back: disposing the engine (and
+    dropping a PostgreSQL database) under them leaves a connection to the garbage collector."""
+    pool: Any = engine.pool
+    deadline = time.monotonic() + timeout_s
+    while pool.checkedout() > 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def _store(request: pytest.FixtureRequest, tmp_path: Path, *, migrated: bool) -> Iterator[str]:
