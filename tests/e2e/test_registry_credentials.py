@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import time
 import urllib.error
@@ -25,10 +26,10 @@ def bcrypt_line(user: str, password: str) -> str:
     return f"{user}:{crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH))}"
 
 
-@pytest.fixture(scope="module")
-def private_image(echo_image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The echo image in a second local registry that requires a user and password."""
-    root = tmp_path_factory.mktemp("private-registry")
+@contextlib.contextmanager
+def private_registry(root: Path) -> Iterator[int]:
+    """A local registry on a free 127.0.0.1 port that needs USER and PASSWORD, its files
+    under ``root``; yields the port once it answers, and stops it after."""
     port = free_port()
     (root / "htpasswd").write_text(bcrypt_line(USER, PASSWORD) + "\n")
     (root / "config.yml").write_text(
@@ -44,6 +45,16 @@ def private_image(echo_image: str, tmp_path_factory: pytest.TempPathFactory) -> 
         )
     try:
         wait_for_registry(port, registry, root / "registry.log")
+        yield port
+    finally:
+        registry.terminate()
+        registry.wait(10)
+
+
+@pytest.fixture(scope="module")
+def private_image(echo_image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The echo image in a second local registry that requires a user and password."""
+    with private_registry(tmp_path_factory.mktemp("private-registry")) as port:
         ref = f"127.0.0.1:{port}/pier-test/private:1"
         client = docker.from_env()
         client.images.get(echo_image).tag(ref)
@@ -53,9 +64,6 @@ def private_image(echo_image: str, tmp_path_factory: pytest.TempPathFactory) -> 
                 raise AssertionError(f"push to the private registry failed: {line}")
         client.close()
         yield ref
-    finally:
-        registry.terminate()
-        registry.wait(10)
 
 
 def wait_for_registry(port: int, registry: subprocess.Popen[bytes], log: Path) -> None:

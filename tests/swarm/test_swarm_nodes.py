@@ -16,23 +16,16 @@ from __future__ import annotations
 
 import contextlib
 import io
-import subprocess
 import time
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import docker
 import pytest
-from tests.conftest import PierProcess, free_port, running_pier
+from tests.conftest import PierProcess, running_pier
 from tests.docker.images import build_and_push
 from tests.e2e.paced_load import PacedLoad
-from tests.e2e.test_registry_credentials import (
-    PASSWORD,
-    USER,
-    bcrypt_line,
-    set_secret,
-    wait_for_registry,
-)
+from tests.e2e.test_registry_credentials import PASSWORD, USER, private_registry, set_secret
 from tests.swarm.cluster import SwarmCluster
 
 from pier.domain.errors import InvalidSpec, RuntimeUnavailable
@@ -69,27 +62,11 @@ def private_echo(
 ) -> Iterator[str]:
     """The echo image in a registry that needs a login, at the same 127.0.0.1 port on
     the host and on both machines (scripts/swarm.sh forward)."""
-    root = tmp_path_factory.mktemp("swarm-registry")
-    port = free_port()
-    (root / "htpasswd").write_text(bcrypt_line(USER, PASSWORD) + "\n")
-    (root / "config.yml").write_text(
-        f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n"
-        f"auth:\n  htpasswd:\n    realm: pier-test\n    path: {root / 'htpasswd'}\n"
-    )
-    with (root / "registry.log").open("wb") as log:
-        registry = subprocess.Popen(
-            ["docker-registry", "serve", str(root / "config.yml")],
-            stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
     try:
-        wait_for_registry(port, registry, root / "registry.log")
-        swarm_cluster.forward(port)
-        ref = push_private(echo, f"127.0.0.1:{port}/pier-test/private:1")
-        yield ref
+        with private_registry(tmp_path_factory.mktemp("swarm-registry")) as port:
+            swarm_cluster.forward(port)
+            yield push_private(echo, f"127.0.0.1:{port}/pier-test/private:1")
     finally:
-        registry.terminate()
-        registry.wait(10)
         forget_private_images()
 
 
