@@ -9,8 +9,10 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -24,6 +26,7 @@ from pier.runtimes.base import Mount
 from pier.runtimes.local import LocalRuntime
 from pier.runtimes.local.limits import format_cpus, plan_limits
 from pier.runtimes.local.logs import LOG_CHUNK_BYTES, LogReader
+from pier.runtimes.local.processes import AdoptedProcesses
 from pier.sandbox import DEFAULT_USER
 
 MIB = 2**20
@@ -392,7 +395,8 @@ async def test_stats_count_the_whole_tree_and_look_it_up_once_a_window(
     runtime: LocalRuntime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The memory of a child is the instance's too; the tree is looked up (a read of every
-    process on the machine) once per TREE_REFRESH_S, not at every measure."""
+    process on the machine) once per TREE_REFRESH_S, not at every measure, and one look
+    serves every instance measured with it."""
     code = (
         "import subprocess, sys, time\n"
         "hold = 'held = bytes(range(256)) * (80 * 2**12); import time; time.sleep(120)'\n"
@@ -401,7 +405,11 @@ async def test_stats_count_the_whole_tree_and_look_it_up_once_a_window(
         "time.sleep(120)\n"
     )
     spec = InstanceSpec(InstanceId("i-tree"), NODE, (sys.executable, "-c", code), env=UNBUFFERED)
-    created = await runtime.create(spec)
+    await runtime.create(spec)
+    lone = InstanceSpec(
+        InstanceId("i-lone"), NODE, (sys.executable, "-c", "import time; time.sleep(120)")
+    )
+    await runtime.create(lone)
     lines = await wait_for_log(runtime, "i-tree", "child")
     child = psutil.Process(int(lines[-1].split()[1]))
 
@@ -410,20 +418,47 @@ async def test_stats_count_the_whole_tree_and_look_it_up_once_a_window(
 
     await wait_until(allocated)
     lookups: list[int] = []
-    children = psutil.Process.children
+    process_iter = psutil.process_iter
 
-    def counted(self: psutil.Process, recursive: bool = False) -> list[psutil.Process]:
-        lookups.append(self.pid)
-        return children(self, recursive=recursive)
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        lookups.append(1)
+        return process_iter(*args, **kwargs)
 
-    monkeypatch.setattr(psutil.Process, "children", counted)
-    first = await runtime.stats(InstanceId("i-tree"))
-    assert created.pid is not None and lookups == [created.pid]
-    assert first.memory_bytes is not None and first.memory_bytes > 80 * MIB  # the child's
+    monkeypatch.setattr(psutil, "process_iter", counted)
+    ids = [InstanceId("i-tree"), InstanceId("i-lone")]
+    first = await runtime.stats_of(ids)
+    assert len(lookups) == 1  # one look at the machine's processes for both trees
+    tree, alone = first[InstanceId("i-tree")], first[InstanceId("i-lone")]
+    assert tree.memory_bytes is not None and tree.memory_bytes > 80 * MIB  # the child's
+    assert alone.memory_bytes is not None and alone.memory_bytes < 80 * MIB
     for _ in range(3):
         again = await runtime.stats(InstanceId("i-tree"))
         assert again.memory_bytes is not None and again.memory_bytes > 80 * MIB
-    assert lookups == [created.pid]  # measured on the tree it knows
+    assert len(lookups) == 1  # measured on the tree it knows
     monkeypatch.setattr("pier.runtimes.local.runtime.TREE_REFRESH_S", 0.0)
+    monkeypatch.setattr("pier.runtimes.local.runtime.PARENTS_FRESH_S", 0.0)
     await runtime.stats(InstanceId("i-tree"))
-    assert lookups == [created.pid, created.pid]  # the window is over: looked up again
+    assert len(lookups) == 2  # the window is over: looked up again
+
+
+def test_an_adopted_process_is_known_by_its_pid_and_creation_time() -> None:
+    """A pid that another process now has (its creation time differs) is not the
+    instance's; the instance's own runs until it exits (a zombie has exited)."""
+    watch = AdoptedProcesses()
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        started = psutil.Process(sleeper.pid).create_time()
+        assert watch.is_running(sleeper.pid, started - 5.0) is False  # a stranger's pid
+        assert watch.is_running(sleeper.pid, started) is True
+        assert watch.is_running(sleeper.pid, started) is True  # from its pidfd now
+        sleeper.kill()
+        deadline = time.monotonic() + 10
+        while watch.is_running(sleeper.pid, started):  # not reaped yet: a zombie
+            assert time.monotonic() < deadline, "the killed process still counts as running"
+            time.sleep(0.01)
+        sleeper.wait(10)
+        assert watch.is_running(sleeper.pid, started) is False
+    finally:
+        sleeper.kill()
+        sleeper.wait(10)
+        watch.keep_only(set())

@@ -34,6 +34,7 @@ from pier.domain.records import InstanceRecord
 from pier.domain.traffic import Figures, InstanceUsage, Traffic
 from pier.observability.series import ALIAS_FIELD, Sample, SeriesStore
 from pier.runtimes.base import Runtime
+from pier.runtimes.local.runtime import LocalRuntime
 from pier.store.repository import Repository
 
 log = structlog.get_logger(__name__)
@@ -181,6 +182,7 @@ class Sampler:
         by_node: dict[tuple[str, str], list[InstanceRecord]] = {}
         for record in await asyncio.to_thread(self._repo.list_instances):  # one read for all
             by_node.setdefault((record.project, record.node), []).append(record)
+        measured: list[InstanceRecord] = []
         for node in nodes:
             p, n = node.key.project, node.key.node
             instances = by_node.get((p, n), [])
@@ -189,15 +191,20 @@ class Sampler:
             samples.append(Sample(p, n, "instances_healthy", float(len(healthy)), 1.0))
             if node.spec.model is not None:
                 model_instances += [i for i in healthy if i.endpoint]
-            local = self._runtimes.get("local")
-            for instance in healthy if local is not None else ():
-                stats = await local.stats(InstanceId(instance.id))  # type: ignore[union-attr]
-                usage[instance.id] = InstanceUsage(p, n, stats.cpu_percent, stats.memory_bytes)
+            measured += healthy
+        local = self._runtimes.get("local")
+        if isinstance(local, LocalRuntime) and measured:
+            ids = [InstanceId(i.id) for i in measured]
+            stats_of = await local.stats_of(ids)
+            for instance, instance_id in zip(measured, ids, strict=True):
+                stats = stats_of[instance_id]
+                proj, name, i = instance.project, instance.node, instance.id
+                usage[i] = InstanceUsage(proj, name, stats.cpu_percent, stats.memory_bytes)
                 if stats.cpu_percent is not None:
-                    samples.append(Sample(p, n, "cpu_percent", stats.cpu_percent, 1.0, instance.id))
+                    samples.append(Sample(proj, name, "cpu_percent", stats.cpu_percent, 1.0, i))
                 if stats.memory_bytes is not None:
                     mem = float(stats.memory_bytes)
-                    samples.append(Sample(p, n, "memory_bytes", mem, 1.0, instance.id))
+                    samples.append(Sample(proj, name, "memory_bytes", mem, 1.0, i))
         self._usage = usage
         return samples + await self._model_samples(model_instances, now)
 

@@ -14,8 +14,8 @@ import socket
 import subprocess
 import threading
 import time
-from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections import defaultdict, deque
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -45,6 +45,7 @@ from pier.runtimes.local.logs import (
 from pier.runtimes.local.processes import (
     Child,
     Phase,
+    adopted,
     children,
     children_lock,
     kill_group,
@@ -61,7 +62,9 @@ log = structlog.get_logger("pier.runtimes.local")
 KILL_WAIT_S: Final = 5.0
 TREE_REFRESH_S: Final = 60.0
 """How long an instance's measured process tree is kept before its children are looked
-up again (which reads every process on the machine: psutil's children())."""
+up again (which reads every process on the machine)."""
+PARENTS_FRESH_S: Final = 5.0
+"""How long one look at every process's parent serves the trees looked up meanwhile."""
 NOT_RUNNABLE: Final = (FileNotFoundError, PermissionError, NotADirectoryError, IsADirectoryError)
 """Why a command can never start as it is written (other OSErrors may pass: EAGAIN)."""
 """After SIGKILL, how long ``delete`` waits for the group to disappear."""
@@ -104,11 +107,16 @@ class LocalRuntime:
         self._recent_ports: deque[int] = deque(maxlen=256)
         self._cpu_probes: dict[InstanceId, dict[int, psutil.Process]] = {}
         self._tree_read_at: dict[InstanceId, float] = {}
+        self._parents: dict[int, builtins.list[int]] | None = None
+        """Every process's children by pid, as looked up at ``_parents_at``."""
+        self._parents_at = 0.0
         """When each instance's process tree was last looked up (time.monotonic)."""
         self._listed: dict[str, tuple[tuple[int, int, int], InstanceState]] = {}
         """By state file name: its (inode, mtime, size) when last listed, and its record.
         A state file is replaced whole (os.replace), so an unchanged stamp is an
         unchanged record: listing reads only the files that changed."""
+        self._observed: dict[str, tuple[InstanceState, Observed]] = {}
+        """By state file name: the record last listed and what was observed of it."""
 
     # -- files ---------------------------------------------------------------------------
 
@@ -260,9 +268,19 @@ class LocalRuntime:
             if record is None or (node is not None and record.node != node):
                 continue
             phase, exit_code = probe(record)
-            seen.append(_observed(record, phase, exit_code))
+            known = self._observed.get(name)
+            if (
+                known is None
+                or known[0] is not record
+                or known[1].phase != phase
+                or (known[1].exit_code != exit_code)
+            ):  # a new value only when it changed: the controller compares them each tick
+                known = self._observed[name] = (record, _observed(record, phase, exit_code))
+            seen.append(known[1])
         if node is None:
             self._listed = listed
+            self._observed = {n: o for n, o in self._observed.items() if n in listed}
+            adopted.keep_only({record.pid for _, record in listed.values()})
         return seen
 
     def _listed_record(
@@ -384,10 +402,20 @@ class LocalRuntime:
 
     async def stats(self, instance_id: InstanceId) -> InstanceStats:
         """CPU percent (since the previous call) and resident memory of the process tree."""
-        record = await asyncio.to_thread(self._read_record, instance_id)
-        if record is None:
-            return InstanceStats()
-        return await asyncio.to_thread(self._measure, record)
+        return (await self.stats_of([instance_id]))[instance_id]
+
+    async def stats_of(self, instance_ids: Sequence[InstanceId]) -> dict[InstanceId, InstanceStats]:
+        """``stats`` of each instance, in one hop to a worker thread (the sampler reads
+        every instance's at once)."""
+        return await asyncio.to_thread(self._stats_sync, instance_ids)
+
+    def _stats_sync(self, instance_ids: Sequence[InstanceId]) -> dict[InstanceId, InstanceStats]:
+        stats = {}
+        for instance_id in instance_ids:
+            listed = self._listed.get(f"{instance_id}.json")  # as of the last tick's list
+            record = listed[1] if listed is not None else self._read_record(instance_id)
+            stats[instance_id] = InstanceStats() if record is None else self._measure(record)
+        return stats
 
     def _measure(self, record: InstanceState) -> InstanceStats:
         """The processes measured are the instance's tree as last looked up (every
@@ -403,7 +431,7 @@ class LocalRuntime:
             if record.pid in probes and read_at is not None and now - read_at < TREE_REFRESH_S:
                 processes = list(probes.values())
             else:
-                processes = [leader, *leader.children(recursive=True)]
+                processes = [leader, *self._descendants(leader.pid, now)]
                 self._tree_read_at[instance_id] = now
         except psutil.Error:
             return InstanceStats()
@@ -424,6 +452,24 @@ class LocalRuntime:
         if not alive:
             return InstanceStats()
         return InstanceStats(cpu_percent=cpu_percent, memory_bytes=memory_bytes)
+
+    def _descendants(self, pid: int, now: float) -> builtins.list[psutil.Process]:
+        """The processes below ``pid``, from one look at every process's parent shared by
+        the trees looked up within PARENTS_FRESH_S (psutil's ``children`` looks at every
+        process once per tree: once per instance)."""
+        if self._parents is None or now - self._parents_at >= PARENTS_FRESH_S:
+            parents: dict[int, builtins.list[int]] = defaultdict(builtins.list)
+            for process in psutil.process_iter(["ppid"]):
+                parents[process.info["ppid"]].append(process.pid)
+            self._parents, self._parents_at = parents, now
+        found: builtins.list[psutil.Process] = []
+        below = builtins.list(self._parents.get(pid, ()))
+        while below:
+            child = below.pop()
+            with contextlib.suppress(psutil.Error):
+                found.append(psutil.Process(child))
+                below += self._parents.get(child, ())
+        return found
 
     # -- images --------------------------------------------------------------------------
 
