@@ -97,7 +97,40 @@ def test_20_nodes_for_two_hours_keep_an_hour_of_5s_points(tmp_path: Path) -> Non
         s.write(samples, now=t)
     steps = dict(s._db.execute("SELECT step, COUNT(*) FROM points GROUP BY step").fetchall())
     assert steps[5] <= 20 * 6 * (3600 // 5 + 1)
-    assert steps[60] == 20 * 6 * 120
+    assert steps[60] == 20 * 6 * 119  # the minutes closed; the open one is read from 5 s points
+    minutes = s.read("p", "node-3", "requests", since=T0, step=60, now=T0 + 2 * 3600)[""]
+    assert len(minutes) == 120 and (minutes[-1].total, minutes[-1].weight) == (12.0, 60.0)
+
+
+def test_a_coarse_point_is_written_once_when_it_closes(tmp_path: Path) -> None:
+    """Each sample writes its 5 s point; a minute's point is written when the next minute
+    begins (not once per sample), and reads answer the open one from its 5 s points."""
+    s = store(tmp_path)
+    changes = s._db.total_changes
+    write_requests(s, T0, 55, per_sample=10.0)  # 11 samples, all in the first minute
+    assert s._db.total_changes - changes == 11  # their 5 s points alone
+    (minute,) = s.read("p", "n", "requests", since=T0, step=60, now=T0 + 55)[""]
+    (ten,) = s.read("p", "n", "requests", since=T0, step=600, now=T0 + 55)[""]
+    assert (minute.total, minute.weight) == (ten.total, ten.weight) == (110.0, 55.0)
+    changes = s._db.total_changes
+    write_requests(s, T0 + 60, 5, per_sample=10.0)  # the next minute: the first one closes
+    assert s._db.total_changes - changes == 2  # a 5 s point, the minute closed
+    rows = s._db.execute("SELECT step, t, total FROM points WHERE step > 5").fetchall()
+    assert rows == [(60, T0, 110.0)]
+    (ten,) = s.read("p", "n", "requests", since=T0, step=600, now=T0 + 65)[""]
+    assert (ten.total, ten.weight) == (120.0, 60.0)  # a closed minute and an open one
+
+
+def test_a_store_not_closed_rebuilds_its_open_points_from_finer_ones(tmp_path: Path) -> None:
+    """A control plane killed in the middle of a minute wrote only its 5 s points; the
+    store opened again adds up the open minute (and ten minutes) from them."""
+    first = store(tmp_path)
+    write_requests(first, T0, 30, per_sample=10.0)  # and never closed
+    again = store(tmp_path)
+    write_requests(again, T0 + 30, 30, per_sample=10.0)
+    write_requests(again, T0 + 600, 5, per_sample=10.0)  # both points close
+    rows = again._db.execute("SELECT step, t, total, weight FROM points WHERE step > 5")
+    assert sorted(rows.fetchall()) == [(60, T0, 120.0, 60.0), (600, T0, 120.0, 60.0)]
 
 
 def test_each_tier_keeps_its_own_retention_and_adds_up_ten_minutes(tmp_path: Path) -> None:

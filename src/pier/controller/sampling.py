@@ -28,6 +28,8 @@ import structlog
 
 from pier.controller.gateway_view import GatewayView
 from pier.controller.model_stats import ModelServerCounts, read_model_stats
+from pier.controller.store_thread import StoreThread
+from pier.controller.store_view import StoreView
 from pier.domain.instance_status import InstanceStatus
 from pier.domain.names import InstanceId
 from pier.domain.records import InstanceRecord
@@ -116,6 +118,8 @@ class Sampler:
         self._model_counts: dict[str, _ModelRead] = {}
         self._usage: dict[str, InstanceUsage] = {}
         self._task: asyncio.Task[None] | None = None
+        self._store_thread = StoreThread()
+        self._nodes = StoreView(repo, self._store_thread)
 
     def traffic(self) -> Traffic | None:
         """The gateway's figures as the last sample read them (None before one did)."""
@@ -134,6 +138,7 @@ class Sampler:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await asyncio.to_thread(self._store.close)
+        self._store_thread.close()
 
     async def _run(self) -> None:
         while True:
@@ -178,7 +183,7 @@ class Sampler:
         samples: list[Sample] = []
         usage: dict[str, InstanceUsage] = {}
         model_instances: list[InstanceRecord] = []
-        nodes = await asyncio.to_thread(self._repo.list_nodes)
+        nodes = (await self._nodes.read()).nodes  # read again only where they changed
         by_node: dict[tuple[str, str], list[InstanceRecord]] = {}
         for record in await asyncio.to_thread(self._repo.list_instances):  # one read for all
             by_node.setdefault((record.project, record.node), []).append(record)

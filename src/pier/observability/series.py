@@ -5,7 +5,13 @@ written every few seconds, and keeping them out of the control store keeps those
 off its write lock and out of its migrations; losing the file loses only history.
 
 Each sample goes into three tiers at once: 5 s points (kept an hour), 1 min points (a
-day) and 10 min points (a week); retentions are settable. A point holds what adds up:
+day) and 10 min points (a week); retentions are settable. A 5 s point is written with
+its sample; a coarser one only once it closes (the first sample of the next minute, or
+ten), or when the store closes: three rows per sample would be most of the control
+plane's idle cost with a hundred nodes. Until then a read answers its open points from
+the finer tier's (a 10 min point from the minutes closed in it and the 5 s points of
+the open one), and a store opened again after a crash rebuilds its open points the same
+way. A point holds what adds up:
 ``total`` and ``weight`` (a counter's increase and the seconds it covers, or a gauge's
 sum and number of samples: ``total / weight`` is the rate or the mean either way) and,
 for a latency histogram, the increase of each bucket, so quantiles of a coarse point are
@@ -84,27 +90,26 @@ class SeriesStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
-        self._retention = dict(zip(TIER_STEPS_S, retention_s, strict=True))
+        coarser = (*TIER_STEPS_S[1:], 0)  # a tier answers its coarser one's open point
+        self._retention = {
+            step: max(keep_s, float(up))
+            for step, keep_s, up in zip(TIER_STEPS_S, retention_s, coarser, strict=True)
+        }
         self._max_series = max_series
         self._open: dict[tuple[str, str, str, str, int], Point] = {}
         self._known: set[tuple[str, str, str, str]] | None = None
         self._full_logged = False
 
-    def close(self) -> None:
-        self._db.close()
-
     def write(self, samples: Sequence[Sample], now: float) -> None:
         """Add ``samples`` taken at ``now`` (seconds) to every tier, then drop old points."""
-        rows = []
+        rows: list[tuple[object, ...]] = []
         for sample in samples:
             if not self._admit(sample):
                 continue
             for step in TIER_STEPS_S:
-                rows.append(self._accumulate(sample, step, int(now // step * step)))
+                self._accumulate(sample, step, int(now // step * step), rows)
         with self._db:
-            self._db.executemany(
-                "INSERT OR REPLACE INTO points VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
-            )
+            self._db.executemany(_WRITE, rows)
             for step, keep_s in self._retention.items():
                 self._db.execute(
                     "DELETE FROM points WHERE step = ? AND t < ?", (step, int(now - keep_s))
@@ -126,30 +131,85 @@ class SeriesStore:
         self._known.add(key)
         return True
 
-    def _accumulate(self, sample: Sample, step: int, t: int) -> tuple[object, ...]:
+    def _accumulate(
+        self, sample: Sample, step: int, t: int, rows: list[tuple[object, ...]]
+    ) -> None:
+        """Add the sample to its open point of tier ``step``; append the rows due: the
+        point itself in the finest tier, a coarser one when this sample closed it."""
         key = (sample.project, sample.node, sample.instance, sample.field, step)
         point = self._open.get(key)
         if point is None:
-            point = self._open[key] = self._stored(key, t)
+            point = self._open[key] = self._reopened(key, t)
         elif point.t != t:
+            if step != TIER_STEPS_S[0]:
+                rows.append(_row(key, point))
             point = self._open[key] = Point(t, 0.0, 0.0)
         point.add(sample.total, sample.weight, sample.buckets)
-        buckets = json.dumps(point.buckets) if point.buckets is not None else None
-        return (*key[:3], sample.field, step, t, point.total, point.weight, buckets)
+        if step == TIER_STEPS_S[0]:
+            rows.append(_row(key, point))
 
-    def _stored(self, key: tuple[str, str, str, str, int], t: int) -> Point:
+    def close(self) -> None:
+        """Write the open points of the coarser tiers (a store opened again takes them
+        up), then close the file."""
+        rows = [_row(key, point) for key, point in self._open.items() if key[4] != TIER_STEPS_S[0]]
+        with self._db:
+            self._db.executemany(_WRITE, rows)
+        self._db.close()
+
+    def _reopened(self, key: tuple[str, str, str, str, int], t: int) -> Point:
         """The point of ``key`` at ``t`` as the file holds it (empty if none): a store
         opened again, after a restart, adds to the point it had open instead of
-        replacing it."""
+        replacing it. A coarse point's row written at ``close`` is taken back (reads
+        answer open points from finer ones); one that a crash left unwritten is added up
+        from the finer tier's points."""
+        project, node, instance, field, step = key
         row = self._db.execute(
             "SELECT total, weight, buckets FROM points WHERE project = ? AND node = ? AND"
             " instance = ? AND field = ? AND step = ? AND t = ?",
             (*key, t),
         ).fetchone()
-        if row is None:
-            return Point(t, 0.0, 0.0)
-        total, weight, buckets = row
-        return Point(t, total, weight, json.loads(buckets) if buckets else None)
+        if row is not None:
+            total, weight, buckets = row
+            if step != TIER_STEPS_S[0]:
+                self._db.execute(
+                    "DELETE FROM points WHERE project = ? AND node = ? AND instance = ? AND"
+                    " field = ? AND step = ? AND t = ?",
+                    (*key, t),
+                )
+            return Point(t, total, weight, json.loads(buckets) if buckets else None)
+        point = Point(t, 0.0, 0.0)
+        if step != TIER_STEPS_S[0]:
+            finer = TIER_STEPS_S[TIER_STEPS_S.index(step) - 1]
+            for r_instance, r_t, total, weight, buckets in self._rows(
+                project, node, field, finer, since=t
+            ):
+                if r_instance == instance and r_t < t + step:
+                    point.add(total, weight, json.loads(buckets) if buckets else None)
+        return point
+
+    def _rows(
+        self, project: str, node: str, field: str, tier: int, *, since: int
+    ) -> list[tuple[str, int, float, float, str | None]]:
+        """(instance, t, total, weight, buckets) of ``tier`` from ``since`` on, the open
+        points (not written yet) answered by the finer tier's, recursively."""
+        rows: list[tuple[str, int, float, float, str | None]] = self._db.execute(
+            "SELECT instance, t, total, weight, buckets FROM points WHERE project = ? AND"
+            " node = ? AND field = ? AND step = ? AND t >= ? ORDER BY instance, t",
+            (project, node, field, tier, since),
+        ).fetchall()
+        if tier == TIER_STEPS_S[0]:
+            return rows
+        written_to: dict[str, int] = {}
+        for instance, t, *_ in rows:
+            written_to[instance] = t + tier  # in order: the end of its last point
+        start = min(written_to.values(), default=since)
+        finer = TIER_STEPS_S[TIER_STEPS_S.index(tier) - 1]
+        rows += [
+            row
+            for row in self._rows(project, node, field, finer, since=start)
+            if row[1] >= written_to.get(row[0], since)
+        ]
+        return rows
 
     def read(
         self, project: str, node: str, field: str, *, since: float, step: int, now: float
@@ -160,13 +220,9 @@ class SeriesStore:
         of ``step``."""
         tier = self._tier(since, step, now)
         step = self.step_for(since, step, now)
-        rows = self._db.execute(
-            "SELECT instance, t, total, weight, buckets FROM points WHERE project = ? AND"
-            " node = ? AND field = ? AND step = ? AND t >= ? ORDER BY instance, t",
-            (project, node, field, tier, int(since // tier * tier)),
-        )
+        rows = self._rows(project, node, field, tier, since=int(since // tier * tier))
         series: dict[str, dict[int, Point]] = {}
-        for instance, t, total, weight, buckets in rows:
+        for instance, t, total, weight, buckets in sorted(rows, key=lambda r: (r[0], r[1])):
             start = t // step * step
             points = series.setdefault(instance, {})
             point = points.setdefault(start, Point(start, 0.0, 0.0))
@@ -187,6 +243,14 @@ class SeriesStore:
         (pages,) = self._db.execute("PRAGMA page_count").fetchone()
         (page,) = self._db.execute("PRAGMA page_size").fetchone()
         return int(pages) * int(page)
+
+
+_WRITE: Final = "INSERT OR REPLACE INTO points VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+
+def _row(key: tuple[str, str, str, str, int], point: Point) -> tuple[object, ...]:
+    buckets = json.dumps(point.buckets) if point.buckets is not None else None
+    return (*key, point.t, point.total, point.weight, buckets)
 
 
 def quantile(q: float, bounds: Sequence[float], counts: Sequence[float]) -> float | None:
