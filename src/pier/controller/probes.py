@@ -114,7 +114,7 @@ class Probe:
             w, passes=w.passes + 1, failures=0, last_error=None, skipped=w.skipped + 1
         )
         self._ever_passed = True
-        return self._health.interval_s
+        return _to_next_round(self._health.interval_s)
 
     def _checked(self, ok: bool, error: str | None) -> float:
         """Record a probe's outcome; the delay before the next one: short while the
@@ -125,7 +125,7 @@ class Probe:
         self._record(ok, error)
         self._ever_passed = self._ever_passed or ok
         interval_s = self._health.interval_s
-        return interval_s if self._ever_passed else min(0.2, interval_s)
+        return _to_next_round(interval_s) if self._ever_passed else min(0.2, interval_s)
 
     def _could_not_check(self, exc: Exception) -> float:
         message = describe_failure(exc)
@@ -211,3 +211,13 @@ class Probe:
                 w, passes=0, failures=w.failures + 1, last_error=error, checks=checks,
                 unexpected_error=None,
             )  # fmt: skip
+
+
+def _to_next_round(interval_s: float) -> float:
+    """The wait until the next multiple of ``interval_s`` on the loop's clock: the probes
+    of one interval run in the same turns of the event loop, their answers read in the
+    same wake-ups (spread over the interval, each probe was two or three wake-ups of its
+    own). At least half an interval, so that a probe is never checked twice at once."""
+    now = asyncio.get_running_loop().time()
+    wait_s = interval_s - now % interval_s
+    return wait_s if wait_s >= interval_s / 2 else wait_s + interval_s
