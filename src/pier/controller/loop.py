@@ -410,13 +410,15 @@ class Controller:
     def _inputs(
         self, node: NodeRecord, seen: Mapping[InstanceId, Observed], state: NodeState
     ) -> tuple[Any, ...]:
-        """Everything a reconcile of the node decides on, but the time."""
-        instances = tuple(
-            (t.instance_id, t.status, t.exited, t.window.last_error, t.window.unexpected_error,
-             observe_status(t.status, running=not t.exited, window=t.window,
-                            health=node.spec.health))
+        """Everything a reconcile of the node decides on, but the time. Of an instance,
+        what can change its status: a node is only left alone with every instance Healthy
+        (``_settle``), and a Healthy one's status moves only on an exit or on failed
+        probes (their count; its passes no longer matter)."""
+        instances = [
+            (t.instance_id, t.status, t.exited, w.failures, w.last_error, w.unexpected_error)
             for t in state.instances.values()
-        ) if state.instances else ()  # fmt: skip
+            for w in (t.window,)
+        ]
         return (
             node, state.target, seen, instances, state.backoff.until,
             state.backoff.is_crash_looping, state.blocked, state.unavailable,
