@@ -8,6 +8,9 @@ Three echo upstreams (``_upstream.py``, a bare ASGI app on uvicorn) are nodes ``
 measures, at each concurrency, interleaved in rounds:
   * ``node``: ``e1`` called directly through the gateway (``/default/nodes/e1/...``);
   * ``alias``: an alias over ``e1`` and ``e2``, 50/50 (``/default/aliases/pair/...``);
+  * ``node x2``: one node ``e12`` whose two instances are ``e1``'s and ``e2``'s
+    upstreams: the alias's two upstreams without the alias, which tells the alias's own
+    cost from that of a second upstream process on CPU 0;
   * ``mirrored``: the same alias with ``--mirror-percent`` of its requests copied to
     ``e3`` (``/default/aliases/mirrored/...``).
 The median of the rounds is shown with the ratio to ``node``, for requests/s and for the
@@ -50,6 +53,15 @@ def _routes(ports: dict[str, int], mirror_percent: float) -> dict[str, object]:
             "instances": [{"instance_id": f"{name}-1", "endpoint": f"http://127.0.0.1:{port}"}],
         }
         for name, port in ports.items()
+    }
+    nodes["default/e12"] = {
+        "project": "default",
+        "node": "e12",
+        "access": "public",
+        "instances": [
+            {"instance_id": f"e12-{name}", "endpoint": f"http://127.0.0.1:{ports[name]}"}
+            for name in ("e1", "e2")
+        ],
     }
     pair = [{"node": "e1", "weight": 50}, {"node": "e2", "weight": 50}]
     aliases = {
@@ -104,6 +116,7 @@ def main() -> None:
             base = f"http://127.0.0.1:{port}/default"
             targets = {
                 "node": f"{base}/nodes/e1{ECHO_PATH}",
+                "node x2": f"{base}/nodes/e12{ECHO_PATH}",
                 "alias": f"{base}/aliases/pair{ECHO_PATH}",
                 "mirrored": f"{base}/aliases/mirrored{ECHO_PATH}",
             }
@@ -144,13 +157,14 @@ def _print_table(results: Runs, args: argparse.Namespace) -> None:
     )
     print(
         f"{'target':<10}{'conc':>5}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'x node':>8}"
-        f"{'gw us/req':>11}{'x node':>8}{'errors':>8}"
+        f"{'x n x2':>8}{'gw us/req':>11}{'x node':>8}{'errors':>8}"
     )
     for connections in args.concurrency:
         node_runs = results[("node", connections)]
         node = statistics.median(r.requests_per_s for r, _ in node_runs)
         node_cpu = statistics.median(c for _, c in node_runs)
-        for name in ("node", "alias", "mirrored"):
+        node2 = statistics.median(r.requests_per_s for r, _ in results[("node x2", connections)])
+        for name in ("node", "node x2", "alias", "mirrored"):
             runs = results[(name, connections)]
             rps = statistics.median(r.requests_per_s for r, _ in runs)
             p50 = statistics.median(r.p50_ms for r, _ in runs)
@@ -159,10 +173,11 @@ def _print_table(results: Runs, args: argparse.Namespace) -> None:
             errors = sum(r.errors for r, _ in runs)
             print(
                 f"{name:<10}{connections:>5}{rps:>10.0f}{p50:>9.3f}{p99:>9.3f}{rps / node:>8.2f}"
-                f"{cpu:>11.1f}{node_cpu / cpu:>8.2f}{errors:>8}"
+                f"{rps / node2:>8.2f}{cpu:>11.1f}{node_cpu / cpu:>8.2f}{errors:>8}"
             )
     print("\nx node: throughput as a share of node's (req/s), and node's gateway CPU per request")
     print("as a share of the target's (what the gateway would do on a CPU of its own).")
+    print("x n x2: throughput as a share of node x2's: the same two upstreams, no alias.")
 
 
 if __name__ == "__main__":

@@ -428,9 +428,18 @@ def _shared_socket(config: GatewayConfig) -> socket.socket:
         family, _, _, _, address = socket.getaddrinfo(
             config.host or None, config.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
         )[0]
-        sock = socket.create_server(
-            address, family=family, backlog=BACKLOG, reuse_port=config.workers > 1
-        )
+        sock = _tcp_socket(family)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if config.workers > 1:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(BACKLOG)
+        except OSError:
+            sock.close()
+            raise
     except OSError as e:
         raise SystemExit(
             f"pier gateway: cannot listen on {config.host}:{config.port}: {e.strerror or e}"
@@ -439,9 +448,16 @@ def _shared_socket(config: GatewayConfig) -> socket.socket:
     return sock
 
 
+def _tcp_socket(family: int) -> socket.socket:
+    """A TCP socket that names its protocol: asyncio turns Nagle off (TCP_NODELAY) only
+    on accepted sockets of IPPROTO_TCP, and an answer written in pieces (a streamed one)
+    would otherwise wait for the client's delayed ACK between them, 40 ms."""
+    return socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+
+
 def _own_socket() -> socket.socket:
     """A listening socket on a port the system picks, for one worker alone."""
-    sock = socket.socket(socket.AF_INET)
+    sock = _tcp_socket(socket.AF_INET)
     sock.bind((OWN_HOST, 0))
     sock.listen(512)
     sock.setblocking(False)

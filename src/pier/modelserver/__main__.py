@@ -145,7 +145,8 @@ def _positive(text: str) -> int:
 def bind_socket(host: str, port: int) -> socket.socket:
     """A listening TCP socket; bound before loading so that liveness answers early."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP named: asyncio turns Nagle off only on accepted sockets of that protocol
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.listen(2048)
