@@ -108,7 +108,7 @@ def test_a_coarse_point_is_written_once_when_it_closes(tmp_path: Path) -> None:
     s = store(tmp_path)
     changes = s._db.total_changes
     write_requests(s, T0, 55, per_sample=10.0)  # 11 samples, all in the first minute
-    assert s._db.total_changes - changes == 11  # their 5 s points alone
+    assert s._db.total_changes - changes == 1 + 11  # the series numbered, its 5 s points
     (minute,) = s.read("p", "n", "requests", since=T0, step=60, now=T0 + 55)[""]
     (ten,) = s.read("p", "n", "requests", since=T0, step=600, now=T0 + 55)[""]
     assert (minute.total, minute.weight) == (ten.total, ten.weight) == (110.0, 55.0)
@@ -168,3 +168,33 @@ def test_the_retention_delete_finds_old_points_by_index(tmp_path: Path) -> None:
         "EXPLAIN QUERY PLAN DELETE FROM points WHERE step = ? AND t < ?", (5, T0)
     ).fetchall()
     assert any("USING" in row[-1] and "points_by_age" in row[-1] for row in plan), plan
+
+
+def test_a_file_of_the_earlier_layout_keeps_its_points(tmp_path: Path) -> None:
+    """Points keyed by their series' names (the earlier layout) are moved to numbered
+    series when the file is opened, and sampling goes on from them."""
+    import sqlite3
+
+    path = tmp_path / "series.db"
+    with sqlite3.connect(path) as db:
+        db.executescript(
+            "CREATE TABLE points (project TEXT NOT NULL, node TEXT NOT NULL,"
+            " instance TEXT NOT NULL, field TEXT NOT NULL, step INTEGER NOT NULL,"
+            " t INTEGER NOT NULL, total REAL NOT NULL, weight REAL NOT NULL, buckets TEXT,"
+            " PRIMARY KEY (project, node, field, step, instance, t)) WITHOUT ROWID;"
+            " CREATE INDEX points_by_age ON points (step, t);"
+        )
+        db.executemany(
+            "INSERT INTO points VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [("p", "n", "", "requests", 5, T0 + 5 * k, 10.0, 5.0, None) for k in range(6)],
+        )
+    s = SeriesStore(path, retention_s=RETENTION, max_series=1000)
+    write_requests(s, T0 + 30, 30, per_sample=10.0)
+    (fine,) = s.read("p", "n", "requests", since=T0, step=5, now=T0 + 60).values()
+    assert [(p.t, p.total) for p in fine] == [(T0 + 5 * k, 10.0) for k in range(12)]
+    (minute,) = s.read("p", "n", "requests", since=T0, step=60, now=T0 + 60).values()
+    assert (minute[0].total, minute[0].weight) == (120.0, 60.0)
+    s.close()
+    again = SeriesStore(path, retention_s=RETENTION, max_series=1000)  # opened as it is now
+    (minute,) = again.read("p", "n", "requests", since=T0, step=60, now=T0 + 60).values()
+    assert (minute[0].total, minute[0].weight) == (120.0, 60.0)

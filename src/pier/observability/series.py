@@ -40,16 +40,38 @@ ALIAS_FIELD: Final = "alias."
 node behind it (the ``instance`` column holds the node's name)."""
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS points (
+CREATE TABLE IF NOT EXISTS series (
+    id INTEGER PRIMARY KEY,
     project TEXT NOT NULL, node TEXT NOT NULL, instance TEXT NOT NULL, field TEXT NOT NULL,
-    step INTEGER NOT NULL, t INTEGER NOT NULL,
+    UNIQUE (project, node, field, instance)
+);
+CREATE TABLE IF NOT EXISTS points (
+    series INTEGER NOT NULL, step INTEGER NOT NULL, t INTEGER NOT NULL,
     total REAL NOT NULL, weight REAL NOT NULL, buckets TEXT,
-    PRIMARY KEY (project, node, field, step, instance, t)
+    PRIMARY KEY (series, step, t)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS points_by_age ON points (step, t);
 """
-"""``points_by_age``: the retention delete of every write finds old points by tier and
-time without scanning the table."""
+"""A point names its series by number (``series.id``): its key is three integers, not
+four names, which halves what a write costs. ``points_by_age``: the retention delete of
+every write finds old points by tier and time without scanning the table."""
+
+_UPGRADE = (
+    """
+DROP INDEX IF EXISTS points_by_age;
+ALTER TABLE points RENAME TO points_by_name;
+"""
+    + _SCHEMA
+    + """
+INSERT OR IGNORE INTO series (project, node, instance, field)
+    SELECT DISTINCT project, node, instance, field FROM points_by_name;
+INSERT INTO points
+    SELECT s.id, p.step, p.t, p.total, p.weight, p.buckets
+    FROM points_by_name AS p JOIN series AS s USING (project, node, instance, field);
+DROP TABLE points_by_name;
+"""
+)
+"""A file of the earlier layout (a point keyed by its series' names) is moved over whole."""
 
 
 @dataclass(slots=True)
@@ -89,57 +111,80 @@ class SeriesStore:
         self._db = sqlite3.connect(path, check_same_thread=False, timeout=5.0)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self._db.execute("BEGIN IMMEDIATE")  # another process may be opening it too
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(points)")}
+        for statement in (_UPGRADE if "project" in columns else _SCHEMA).split(";"):
+            if statement.strip():
+                self._db.execute(statement)
+        self._db.execute("COMMIT")
         coarser = (*TIER_STEPS_S[1:], 0)  # a tier answers its coarser one's open point
         self._retention = {
             step: max(keep_s, float(up))
             for step, keep_s, up in zip(TIER_STEPS_S, retention_s, coarser, strict=True)
         }
         self._max_series = max_series
-        self._open: dict[tuple[str, str, str, str, int], Point] = {}
-        self._known: set[tuple[str, str, str, str]] | None = None
+        self._open: dict[tuple[int, int], Point] = {}
+        """By (series, step): the point each tier has open."""
+        self._ids: dict[tuple[str, str, str, str], int] | None = None
+        """The series written (project, node, instance, field) and their numbers; read
+        when the first sample comes (a store opened to read never needs them)."""
         self._full_logged = False
 
     def write(self, samples: Sequence[Sample], now: float) -> None:
         """Add ``samples`` taken at ``now`` (seconds) to every tier, then drop old points."""
         rows: list[tuple[object, ...]] = []
-        for sample in samples:
-            if not self._admit(sample):
-                continue
-            for step in TIER_STEPS_S:
-                self._accumulate(sample, step, int(now // step * step), rows)
         with self._db:
+            for sample in samples:
+                series = self._series(sample)
+                if series is None:
+                    continue
+                for step in TIER_STEPS_S:
+                    self._accumulate(series, sample, step, int(now // step * step), rows)
             self._db.executemany(_WRITE, rows)
             for step, keep_s in self._retention.items():
                 self._db.execute(
                     "DELETE FROM points WHERE step = ? AND t < ?", (step, int(now - keep_s))
                 )
 
-    def _admit(self, sample: Sample) -> bool:
-        if self._known is None:
-            self._known = set(
-                self._db.execute("SELECT DISTINCT project, node, instance, field FROM points")
+    def _series(self, sample: Sample) -> int | None:
+        """The number of the sample's series (numbered now if new); None when the store
+        holds ``max_series`` already."""
+        ids = self._ids
+        if ids is None:  # the series whose points all expired are forgotten first
+            self._db.execute(
+                "DELETE FROM series WHERE NOT EXISTS"
+                " (SELECT 1 FROM points WHERE points.series = series.id)"
             )
+            ids = self._ids = {
+                (project, node, instance, field): series
+                for series, project, node, instance, field in self._db.execute(
+                    "SELECT id, project, node, instance, field FROM series"
+                )
+            }
         key = (sample.project, sample.node, sample.instance, sample.field)
-        if key in self._known:
-            return True
-        if len(self._known) >= self._max_series:
+        series = ids.get(key)
+        if series is not None:
+            return series
+        if len(ids) >= self._max_series:
             if not self._full_logged:
                 log.warning("series store full; new series dropped", max_series=self._max_series)
                 self._full_logged = True
-            return False
-        self._known.add(key)
-        return True
+            return None
+        cursor = self._db.execute(
+            "INSERT INTO series (project, node, instance, field) VALUES (?, ?, ?, ?)", key
+        )
+        series = ids[key] = int(cursor.lastrowid or 0)
+        return series
 
     def _accumulate(
-        self, sample: Sample, step: int, t: int, rows: list[tuple[object, ...]]
+        self, series: int, sample: Sample, step: int, t: int, rows: list[tuple[object, ...]]
     ) -> None:
         """Add the sample to its open point of tier ``step``; append the rows due: the
         point itself in the finest tier, a coarser one when this sample closed it."""
-        key = (sample.project, sample.node, sample.instance, sample.field, step)
+        key = (series, step)
         point = self._open.get(key)
         if point is None:
-            point = self._open[key] = self._reopened(key, t)
+            point = self._open[key] = self._reopened(series, step, t)
         elif point.t != t:
             if step != TIER_STEPS_S[0]:
                 rows.append(_row(key, point))
@@ -151,62 +196,57 @@ class SeriesStore:
     def close(self) -> None:
         """Write the open points of the coarser tiers (a store opened again takes them
         up), then close the file."""
-        rows = [_row(key, point) for key, point in self._open.items() if key[4] != TIER_STEPS_S[0]]
+        rows = [_row(key, point) for key, point in self._open.items() if key[1] != TIER_STEPS_S[0]]
         with self._db:
             self._db.executemany(_WRITE, rows)
         self._db.close()
 
-    def _reopened(self, key: tuple[str, str, str, str, int], t: int) -> Point:
-        """The point of ``key`` at ``t`` as the file holds it (empty if none): a store
-        opened again, after a restart, adds to the point it had open instead of
-        replacing it. A coarse point's row written at ``close`` is taken back (reads
+    def _reopened(self, series: int, step: int, t: int) -> Point:
+        """The point of ``series`` in tier ``step`` at ``t`` as the file holds it (empty if
+        none): a store opened again, after a restart, adds to the point it had open instead
+        of replacing it. A coarse point's row written at ``close`` is taken back (reads
         answer open points from finer ones); one that a crash left unwritten is added up
         from the finer tier's points."""
-        project, node, instance, field, step = key
+        where = "WHERE series = ? AND step = ? AND t = ?"
         row = self._db.execute(
-            "SELECT total, weight, buckets FROM points WHERE project = ? AND node = ? AND"
-            " instance = ? AND field = ? AND step = ? AND t = ?",
-            (*key, t),
+            f"SELECT total, weight, buckets FROM points {where}", (series, step, t)
         ).fetchone()
         if row is not None:
             total, weight, buckets = row
             if step != TIER_STEPS_S[0]:
-                self._db.execute(
-                    "DELETE FROM points WHERE project = ? AND node = ? AND instance = ? AND"
-                    " field = ? AND step = ? AND t = ?",
-                    (*key, t),
-                )
+                self._db.execute(f"DELETE FROM points {where}", (series, step, t))
             return Point(t, total, weight, json.loads(buckets) if buckets else None)
         point = Point(t, 0.0, 0.0)
         if step != TIER_STEPS_S[0]:
             finer = TIER_STEPS_S[TIER_STEPS_S.index(step) - 1]
-            for r_instance, r_t, total, weight, buckets in self._rows(
-                project, node, field, finer, since=t
-            ):
-                if r_instance == instance and r_t < t + step:
+            for _, r_t, total, weight, buckets in self._rows([series], finer, since=t):
+                if r_t < t + step:
                     point.add(total, weight, json.loads(buckets) if buckets else None)
         return point
 
     def _rows(
-        self, project: str, node: str, field: str, tier: int, *, since: int
-    ) -> list[tuple[str, int, float, float, str | None]]:
-        """(instance, t, total, weight, buckets) of ``tier`` from ``since`` on, the open
+        self, series: list[int], tier: int, *, since: int
+    ) -> list[tuple[int, int, float, float, str | None]]:
+        """(series, t, total, weight, buckets) of ``tier`` from ``since`` on, the open
         points (not written yet) answered by the finer tier's, recursively."""
-        rows: list[tuple[str, int, float, float, str | None]] = self._db.execute(
-            "SELECT instance, t, total, weight, buckets FROM points WHERE project = ? AND"
-            " node = ? AND field = ? AND step = ? AND t >= ? ORDER BY instance, t",
-            (project, node, field, tier, since),
+        if not series:
+            return []
+        marks = ", ".join("?" * len(series))
+        rows: list[tuple[int, int, float, float, str | None]] = self._db.execute(
+            "SELECT series, t, total, weight, buckets FROM points"
+            f" WHERE series IN ({marks}) AND step = ? AND t >= ? ORDER BY series, t",
+            (*series, tier, since),
         ).fetchall()
         if tier == TIER_STEPS_S[0]:
             return rows
-        written_to: dict[str, int] = {}
-        for instance, t, *_ in rows:
-            written_to[instance] = t + tier  # in order: the end of its last point
+        written_to: dict[int, int] = {}
+        for number, t, *_ in rows:
+            written_to[number] = t + tier  # in order: the end of its last point
         start = min(written_to.values(), default=since)
         finer = TIER_STEPS_S[TIER_STEPS_S.index(tier) - 1]
         rows += [
             row
-            for row in self._rows(project, node, field, finer, since=start)
+            for row in self._rows(series, finer, since=start)
             if row[1] >= written_to.get(row[0], since)
         ]
         return rows
@@ -220,11 +260,17 @@ class SeriesStore:
         of ``step``."""
         tier = self._tier(since, step, now)
         step = self.step_for(since, step, now)
-        rows = self._rows(project, node, field, tier, since=int(since // tier * tier))
+        instances = dict(
+            self._db.execute(
+                "SELECT id, instance FROM series WHERE project = ? AND node = ? AND field = ?",
+                (project, node, field),
+            ).fetchall()
+        )
+        rows = self._rows(list(instances), tier, since=int(since // tier * tier))
         series: dict[str, dict[int, Point]] = {}
-        for instance, t, total, weight, buckets in sorted(rows, key=lambda r: (r[0], r[1])):
+        for number, t, total, weight, buckets in sorted(rows, key=lambda r: (r[0], r[1])):
             start = t // step * step
-            points = series.setdefault(instance, {})
+            points = series.setdefault(instances[number], {})
             point = points.setdefault(start, Point(start, 0.0, 0.0))
             point.add(total, weight, json.loads(buckets) if buckets else None)
         return {inst: list(points.values()) for inst, points in series.items()}
@@ -245,10 +291,10 @@ class SeriesStore:
         return int(pages) * int(page)
 
 
-_WRITE: Final = "INSERT OR REPLACE INTO points VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_WRITE: Final = "INSERT OR REPLACE INTO points VALUES (?, ?, ?, ?, ?, ?)"
 
 
-def _row(key: tuple[str, str, str, str, int], point: Point) -> tuple[object, ...]:
+def _row(key: tuple[int, int], point: Point) -> tuple[object, ...]:
     buckets = json.dumps(point.buckets) if point.buckets is not None else None
     return (*key, point.t, point.total, point.weight, buckets)
 
