@@ -50,8 +50,11 @@ async def test_accepted_connections_have_nagle_off(name: str) -> None:
     server = await loop.create_server(lambda: _Accepted(nodelay), sock=listener)
     try:
         _, writer = await asyncio.open_connection(*listener.getsockname()[:2])
-        assert await asyncio.wait_for(nodelay, 10) != 0
-        writer.close()
+        try:
+            assert await asyncio.wait_for(nodelay, 10) != 0
+        finally:
+            writer.close()
+            await writer.wait_closed()
     finally:
         server.close()
         await server.wait_closed()
