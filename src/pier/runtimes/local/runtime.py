@@ -43,9 +43,9 @@ from pier.runtimes.local.logs import (
     rotated_path,
 )
 from pier.runtimes.local.processes import (
+    AdoptedProcesses,
     Child,
     Phase,
-    adopted,
     children,
     children_lock,
     kill_group,
@@ -107,10 +107,12 @@ class LocalRuntime:
         self._recent_ports: deque[int] = deque(maxlen=256)
         self._cpu_probes: dict[InstanceId, dict[int, psutil.Process]] = {}
         self._tree_read_at: dict[InstanceId, float] = {}
+        """When each instance's process tree was last looked up (time.monotonic)."""
         self._parents: dict[int, builtins.list[int]] | None = None
         """Every process's children by pid, as looked up at ``_parents_at``."""
         self._parents_at = 0.0
-        """When each instance's process tree was last looked up (time.monotonic)."""
+        self._adopted = AdoptedProcesses()
+        """The processes of instances this OS process did not start, watched."""
         self._listed: dict[str, tuple[tuple[int, int, int], InstanceState]] = {}
         """By state file name: its (inode, mtime, size) when last listed, and its record.
         A state file is replaced whole (os.replace), so an unchanged stamp is an
@@ -267,20 +269,22 @@ class LocalRuntime:
             record = self._listed_record(name, entry, listed)
             if record is None or (node is not None and record.node != node):
                 continue
-            phase, exit_code = probe(record)
+            phase, exit_code = probe(record, self._adopted)
             known = self._observed.get(name)
+            # a new value only when it changed: the controller compares them each tick
             if (
                 known is None
                 or known[0] is not record
                 or known[1].phase != phase
-                or (known[1].exit_code != exit_code)
-            ):  # a new value only when it changed: the controller compares them each tick
+                or known[1].exit_code != exit_code
+            ):
                 known = self._observed[name] = (record, _observed(record, phase, exit_code))
             seen.append(known[1])
         if node is None:
             self._listed = listed
-            self._observed = {n: o for n, o in self._observed.items() if n in listed}
-            adopted.keep_only({record.pid for _, record in listed.values()})
+            kept = list(self._observed.items())  # one step: another list may be adding
+            self._observed = {n: o for n, o in kept if n in listed}
+            self._adopted.keep_only({record.pid for _, record in listed.values()})
         return seen
 
     def _listed_record(
@@ -494,6 +498,7 @@ class LocalRuntime:
             self._log_rotator = None
         self._cpu_probes.clear()
         self._tree_read_at.clear()
+        self._adopted.keep_only(set())
         with contextlib.suppress(OSError):
             self._sandbox.root.rmdir()
 
