@@ -198,3 +198,24 @@ def test_a_file_of_the_earlier_layout_keeps_its_points(tmp_path: Path) -> None:
     again = SeriesStore(path, retention_s=RETENTION, max_series=1000)  # opened as it is now
     (minute,) = again.read("p", "n", "requests", since=T0, step=60, now=T0 + 60).values()
     assert (minute[0].total, minute[0].weight) == (120.0, 60.0)
+
+
+def test_a_store_opened_to_read_takes_no_write_lock(tmp_path: Path) -> None:
+    """A chart's read opens the file while the sampler may be writing: opening and closing
+    a current file waits for no lock (a held write lock would stop it for the busy
+    timeout, then fail)."""
+    import sqlite3
+
+    s = store(tmp_path)
+    write_requests(s, T0, 10, per_sample=10.0)
+    s.close()
+    writer = sqlite3.connect(tmp_path / "series.db", isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # the sampler in the middle of a write
+    try:
+        reader = store(tmp_path)
+        (fine,) = reader.read("p", "n", "requests", since=T0, step=5, now=T0 + 10).values()
+        reader.close()
+        assert [p.total for p in fine] == [10.0, 10.0]
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()

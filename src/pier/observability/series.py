@@ -35,6 +35,7 @@ import structlog
 log = structlog.get_logger(__name__)
 
 TIER_STEPS_S: Final = (5, 60, 600)
+_FINEST: Final = TIER_STEPS_S[0]
 ALIAS_FIELD: Final = "alias."
 """Prefix of an alias's fields: its series are kept under the alias's name, one per
 node behind it (the ``instance`` column holds the node's name)."""
@@ -111,12 +112,13 @@ class SeriesStore:
         self._db = sqlite3.connect(path, check_same_thread=False, timeout=5.0)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("BEGIN IMMEDIATE")  # another process may be opening it too
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(points)")}
-        for statement in (_UPGRADE if "project" in columns else _SCHEMA).split(";"):
-            if statement.strip():
-                self._db.execute(statement)
-        self._db.execute("COMMIT")
+        if self._layout() != "current":  # a reader of a current file takes no write lock
+            self._db.execute("BEGIN IMMEDIATE")  # another process may be opening it too
+            script = _UPGRADE if self._layout() == "by name" else _SCHEMA
+            for statement in script.split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
+            self._db.execute("COMMIT")
         coarser = (*TIER_STEPS_S[1:], 0)  # a tier answers its coarser one's open point
         self._retention = {
             step: max(keep_s, float(up))
@@ -129,6 +131,13 @@ class SeriesStore:
         """The series written (project, node, instance, field) and their numbers; read
         when the first sample comes (a store opened to read never needs them)."""
         self._full_logged = False
+
+    def _layout(self) -> str:
+        """The file's layout: "current", "by name" (the earlier one) or "none" (new)."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(points)")}
+        if "series" in columns:
+            return "current"
+        return "by name" if "project" in columns else "none"
 
     def write(self, samples: Sequence[Sample], now: float) -> None:
         """Add ``samples`` taken at ``now`` (seconds) to every tier, then drop old points."""
@@ -186,19 +195,20 @@ class SeriesStore:
         if point is None:
             point = self._open[key] = self._reopened(series, step, t)
         elif point.t != t:
-            if step != TIER_STEPS_S[0]:
+            if step != _FINEST:
                 rows.append(_row(key, point))
             point = self._open[key] = Point(t, 0.0, 0.0)
         point.add(sample.total, sample.weight, sample.buckets)
-        if step == TIER_STEPS_S[0]:
+        if step == _FINEST:
             rows.append(_row(key, point))
 
     def close(self) -> None:
         """Write the open points of the coarser tiers (a store opened again takes them
         up), then close the file."""
-        rows = [_row(key, point) for key, point in self._open.items() if key[1] != TIER_STEPS_S[0]]
-        with self._db:
-            self._db.executemany(_WRITE, rows)
+        rows = [_row(key, point) for key, point in self._open.items() if key[1] != _FINEST]
+        if rows:  # a store opened to read has none
+            with self._db:
+                self._db.executemany(_WRITE, rows)
         self._db.close()
 
     def _reopened(self, series: int, step: int, t: int) -> Point:
@@ -213,13 +223,12 @@ class SeriesStore:
         ).fetchone()
         if row is not None:
             total, weight, buckets = row
-            if step != TIER_STEPS_S[0]:
+            if step != _FINEST:
                 self._db.execute(f"DELETE FROM points {where}", (series, step, t))
             return Point(t, total, weight, json.loads(buckets) if buckets else None)
         point = Point(t, 0.0, 0.0)
-        if step != TIER_STEPS_S[0]:
-            finer = TIER_STEPS_S[TIER_STEPS_S.index(step) - 1]
-            for _, r_t, total, weight, buckets in self._rows([series], finer, since=t):
+        if step != _FINEST:
+            for _, r_t, total, weight, buckets in self._rows([series], _finer(step), since=t):
                 if r_t < t + step:
                     point.add(total, weight, json.loads(buckets) if buckets else None)
         return point
@@ -237,16 +246,15 @@ class SeriesStore:
             f" WHERE series IN ({marks}) AND step = ? AND t >= ? ORDER BY series, t",
             (*series, tier, since),
         ).fetchall()
-        if tier == TIER_STEPS_S[0]:
+        if tier == _FINEST:
             return rows
         written_to: dict[int, int] = {}
         for number, t, *_ in rows:
             written_to[number] = t + tier  # in order: the end of its last point
         start = min(written_to.values(), default=since)
-        finer = TIER_STEPS_S[TIER_STEPS_S.index(tier) - 1]
         rows += [
             row
-            for row in self._rows(series, finer, since=start)
+            for row in self._rows(series, _finer(tier), since=start)
             if row[1] >= written_to.get(row[0], since)
         ]
         return rows
@@ -289,6 +297,11 @@ class SeriesStore:
         (pages,) = self._db.execute("PRAGMA page_count").fetchone()
         (page,) = self._db.execute("PRAGMA page_size").fetchone()
         return int(pages) * int(page)
+
+
+def _finer(tier: int) -> int:
+    """The tier below ``tier`` (which is not the finest)."""
+    return TIER_STEPS_S[TIER_STEPS_S.index(tier) - 1]
 
 
 _WRITE: Final = "INSERT OR REPLACE INTO points VALUES (?, ?, ?, ?, ?, ?)"

@@ -416,7 +416,7 @@ class LocalRuntime:
     def _stats_sync(self, instance_ids: Sequence[InstanceId]) -> dict[InstanceId, InstanceStats]:
         stats = {}
         for instance_id in instance_ids:
-            listed = self._listed.get(f"{instance_id}.json")  # as of the last tick's list
+            listed = self._listed.get(self._state_path(instance_id).name)  # the last list's
             record = listed[1] if listed is not None else self._read_record(instance_id)
             stats[instance_id] = InstanceStats() if record is None else self._measure(record)
         return stats
