@@ -361,7 +361,12 @@ def load_runtimes(settings: Settings, sandbox: Sandbox) -> RuntimeRegistry:
     def local() -> Runtime:
         sandbox.check_python()
         state_dir = (settings.data_dir / "instances").resolve()
-        return load_runtime("local", state_dir=state_dir, sandbox=sandbox)
+        return load_runtime(
+            "local",
+            state_dir=state_dir,
+            sandbox=sandbox,
+            fork_model_servers=settings.sandbox.fork_model_servers,
+        )
 
     def docker() -> Runtime:
         problem = probe_engine()

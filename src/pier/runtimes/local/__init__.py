@@ -22,15 +22,23 @@ the instance. The code follows the shell and Docker convention: killed by signal
 as 128 + N (SIGKILL: 137). An instance adopted from an earlier pier process was reparented
 when that process died, so its exit code is unknown (None).
 
-Limits. The configuration is applied in the child before exec: CPU affinity to
-``vcpu`` CPUs (starting CPU rotated per instance, so instances spread over the machine)
-and RLIMIT_DATA for memory. RLIMIT_AS would be stricter on paper but counts address
-space that numpy and onnxruntime reserve without using, so it breaks them well below the
-configured memory. There is no GPU isolation. What was and was not applied is reported
-in ``Observed.limits_applied`` / ``limits_not_applied``.
+Model servers. An instance whose command is pier's model server is forked from a fork
+server that has imported it already (forks.py, pier.modelserver.forkserver): the fork
+server is its parent, reaps it and reports its exit code, which the children table then
+holds as a Popen's. Everything above holds for it as for an exec'd instance (its own
+session, its directory, environment and limits; adoption after a restart).
+
+Limits. The configuration is applied in the child before exec (or, forked, before the
+model server runs): CPU affinity to ``vcpu`` CPUs (starting CPU rotated per instance, so
+instances spread over the machine) and RLIMIT_DATA for memory. RLIMIT_AS would be
+stricter on paper but counts address space that numpy and onnxruntime reserve without
+using, so it breaks them well below the configured memory. There is no GPU isolation.
+What was and was not applied is reported in ``Observed.limits_applied`` /
+``limits_not_applied``.
 
 Modules: ``runtime`` (LocalRuntime), ``state`` (the state file), ``processes`` (process
-groups and the children table), ``limits`` (CPU affinity and memory), ``logs`` (log files).
+groups and the children table), ``limits`` (CPU affinity and memory), ``logs`` (log
+files), ``forks`` (model servers forked from a fork server).
 """
 
 from __future__ import annotations

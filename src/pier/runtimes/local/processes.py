@@ -17,6 +17,7 @@ from typing import Final, Literal
 import psutil
 import structlog
 
+from pier.runtimes.local.forks import Forked
 from pier.runtimes.local.state import InstanceState
 
 log = structlog.get_logger("pier.runtimes.local")
@@ -31,7 +32,8 @@ Phase = Literal["created", "running", "exited"]
 @dataclass(frozen=True, slots=True)
 class Child:
     create_time: float
-    popen: subprocess.Popen[bytes]
+    popen: subprocess.Popen[bytes] | Forked
+    """Its own Popen when this OS process exec'd it; its fork server's report when forked."""
 
 
 children: dict[int, Child] = {}
@@ -64,7 +66,10 @@ def probe(
     child = _own_child(record)
     if child is not None:
         returncode = child.popen.poll()
-        return ("running", None) if returncode is None else ("exited", _exit_code(returncode))
+        if returncode is not None:
+            return "exited", _exit_code(returncode)
+        if not (isinstance(child.popen, Forked) and child.popen.orphaned):
+            return "running", None
     if adopted is not None:
         running = adopted.is_running(record.pid, record.create_time)
     else:
@@ -161,6 +166,14 @@ def _proc_stat(pid: int) -> tuple[str, float] | None:
     except (IndexError, ValueError):
         return None
     return state, _boot_time() + start_ticks / _CLOCK_TICKS
+
+
+def create_time_of(start_ticks: int) -> float | None:
+    """A creation time in clock ticks since boot (``/proc/PID/stat``) as psutil has it,
+    seconds since the epoch; None where there is no /proc."""
+    if _CLOCK_TICKS is None:
+        return None
+    return _boot_time() + start_ticks / _CLOCK_TICKS
 
 
 @functools.cache

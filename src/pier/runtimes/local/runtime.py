@@ -17,7 +17,7 @@ import time
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, BinaryIO, Final
 
 import psutil
 import structlog
@@ -32,6 +32,7 @@ from pier.runtimes.base import (
     Observed,
     Runtime,
 )
+from pier.runtimes.local import forks
 from pier.runtimes.local.limits import LimitPlan, available_cpus, plan_limits
 from pier.runtimes.local.logs import (
     LOG_MAX_BYTES,
@@ -48,6 +49,7 @@ from pier.runtimes.local.processes import (
     Phase,
     children,
     children_lock,
+    create_time_of,
     kill_group,
     probe,
     same_process,
@@ -87,16 +89,20 @@ class LocalRuntime:
         log_max_bytes: int = LOG_MAX_BYTES,
         log_rotate_period_s: float = LOG_ROTATE_PERIOD_S,
         sandbox: Sandbox | None = None,
+        fork_model_servers: bool = True,
     ) -> None:
         """``log_max_bytes``: an instance's log is rotated past this size, looked at every
         ``log_rotate_period_s`` by a task of the runtime's own (see logs.py).
         ``sandbox``: what instances run in (see pier.sandbox); by default one of their own
-        for this ``state_dir``, under the default sandbox root."""
+        for this ``state_dir``, under the default sandbox root. ``fork_model_servers``:
+        start pier's model server as a fork of a process that has imported it (see
+        forks.py) rather than an exec."""
         self._state_dir = Path(state_dir)
         if sandbox is None:
             key = hashlib.sha256(str(self._state_dir.resolve()).encode()).hexdigest()[:12]
             sandbox = Sandbox.prepare(default_root() / key)
         self._sandbox = sandbox
+        self._fork_model_servers = fork_model_servers
         self._log_max_bytes = log_max_bytes
         self._log_rotate_period_s = log_rotate_period_s
         self._log_rotator: asyncio.Task[None] | None = None
@@ -200,33 +206,24 @@ class LocalRuntime:
             **{f"{{port:{extra}}}": str(host) for extra, host in extra_ports.items()},
         }
         argv = [_fill(arg, fills) for arg in (*spec.command, *spec.args)]
-        env = self._sandbox.environment({**spec.env, "PIER_PORT": str(port)}, home=workdir)
+        env = {**spec.env, "PIER_PORT": str(port)}
+        is_model_server = forks.is_model_server(argv)
+        if is_model_server:
+            env = forks.with_model_server_env(env)
+        env = self._sandbox.environment(env, home=workdir)
         with open(self._log_path(spec.instance_id), "ab") as log_file:
-            try:
-                popen = subprocess.Popen(
-                    argv,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log_file,
-                    stderr=subprocess.STDOUT,
-                    env=env,
-                    preexec_fn=limits.preexec(),
-                    **self._sandbox.popen_options(workdir),
-                )
-            except (OSError, subprocess.SubprocessError) as e:
-                self._sandbox.remove_dir(workdir)
-                reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-                log_file.write(f"pier: cannot start {argv[0]}: {reason}\n".encode())
-                refused = InstanceNotRunnable if isinstance(e, NOT_RUNNABLE) else InvalidSpec
-                raise refused("command", f"cannot start {argv[0]!r}: {reason}") from e
+            forked = None
+            if is_model_server and self._fork_model_servers:
+                forked = self._fork(argv, env, workdir, log_file, limits)
+            handle, create_time = forked or self._exec(argv, env, workdir, log_file, limits)
         try:
-            create_time = psutil.Process(popen.pid).create_time()
             with children_lock:
-                children[popen.pid] = Child(create_time, popen)
+                children[handle.pid] = Child(create_time, handle)
             record = InstanceState(
                 instance_id=spec.instance_id,
                 node=spec.node,
                 generation=spec.generation,
-                pid=popen.pid,
+                pid=handle.pid,
                 create_time=create_time,
                 port=port,
                 extra_ports=extra_ports,
@@ -235,10 +232,83 @@ class LocalRuntime:
             )
             self._write_record(record)
         except BaseException:
+            kill_group(handle.pid)
+            handle.wait(KILL_WAIT_S)
+            raise
+        return record
+
+    def _exec(
+        self,
+        argv: builtins.list[str],
+        env: dict[str, str],
+        workdir: Path,
+        log_file: BinaryIO,
+        limits: LimitPlan,
+    ) -> tuple[subprocess.Popen[bytes], float]:
+        try:
+            popen = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                env=env,
+                preexec_fn=limits.preexec(),
+                **self._sandbox.popen_options(workdir),
+            )
+        except (OSError, subprocess.SubprocessError) as e:
+            self._sandbox.remove_dir(workdir)
+            reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            log_file.write(f"pier: cannot start {argv[0]}: {reason}\n".encode())
+            refused = InstanceNotRunnable if isinstance(e, NOT_RUNNABLE) else InvalidSpec
+            raise refused("command", f"cannot start {argv[0]!r}: {reason}") from e
+        try:
+            return popen, psutil.Process(popen.pid).create_time()
+        except BaseException:
             kill_group(popen.pid)
             popen.wait()
             raise
-        return record
+
+    def _fork(
+        self,
+        argv: builtins.list[str],
+        env: dict[str, str],
+        workdir: Path,
+        log_file: BinaryIO,
+        limits: LimitPlan,
+    ) -> tuple[forks.Forked, float] | None:
+        """pier's model server forked from the sandbox's fork server (see forks.py); None
+        when it must be exec'd: its environment differs where a fork would not see it, or
+        no fork server can start one now."""
+        if not forks.fork_compatible(env, self._sandbox):
+            return None
+        server = forks.fork_servers.for_sandbox(self._sandbox)
+        if server is None:
+            return None
+        try:
+            child, start_ticks = server.spawn(
+                argv[len(forks.MODEL_SERVER) :],
+                env=env,
+                cwd=workdir,
+                log_fd=log_file.fileno(),
+                cpus=limits.cpus,
+                memory_bytes=limits.memory_bytes,
+            )
+        except forks.ForkServerGone as e:
+            log.warning("model server exec'd: the fork server failed", reason=str(e))
+            return None
+        except forks.SetUpFailed as e:
+            self._sandbox.remove_dir(workdir)
+            log_file.write(f"pier: cannot start the model server: {e}\n".encode())
+            raise InvalidSpec("command", f"cannot start the model server: {e}") from e
+        create_time = None if start_ticks is None else create_time_of(start_ticks)
+        try:
+            if create_time is None:
+                create_time = psutil.Process(child.pid).create_time()
+        except BaseException:
+            kill_group(child.pid)
+            child.wait(KILL_WAIT_S)
+            raise
+        return child, create_time
 
     def _pick_port(self) -> int:
         """A free TCP port on 127.0.0.1, not one handed to a recent instance."""
