@@ -39,6 +39,8 @@ class Instances:
 
     health_checks: int = 0
     failing: bool = False
+    health_failing: bool = False
+    """Only /health answers 503; the traffic is answered 200."""
     _served: int = 0
     _open: set[asyncio.StreamWriter] = field(default_factory=set)
 
@@ -64,7 +66,7 @@ class Instances:
     def _status(self, path: bytes) -> int:
         if path == b"/health":
             self.health_checks += 1
-            return 503 if self.failing else 200
+            return 503 if self.failing or self.health_failing else 200
         self._served += 1
         return 500 if self.failing and self._served % 2 else 200
 
@@ -164,3 +166,36 @@ async def test_traffic_pauses_the_probe_and_a_failing_instance_still_goes_unheal
             await until(lambda: status_of(repo) == [S.UNHEALTHY], "the instance Unhealthy")
             assert statuses.get(500, 0) > 0 and statuses.get(200, 0) > 0
         assert tracked.view.last_error is not None and "503" in tracked.view.last_error
+
+
+async def test_a_failing_health_check_under_answered_traffic_goes_unhealthy_and_stays(
+    repo: Repository, tmp_path: Path
+) -> None:
+    instances = Instances()
+    board = RouteBoard()
+    health = {**HEALTH, "grace_s": 60}  # Unhealthy long enough to be watched
+    add_image_node(repo, "web", health=health, access="public")
+    async with (
+        contextlib.aclosing(instances),
+        routed_gateway(board, tmp_path) as gateway,
+        controllers(repo, tmp_path) as make,
+    ):
+        runtime = FakeRuntime(serve=True, handler=instances.handle)
+        controller = make(runtime, board=board, gateway=gateway, tick_s=0.1)
+        await controller.start()
+        await until(lambda: status_of(repo) == [S.HEALTHY], "a Healthy instance")
+        (tracked,) = controller._instances.values()
+        probe = tracked.probe
+        assert probe is not None
+
+        url = f"{gateway.url}/default/nodes/web/work"
+        async with traffic(url) as statuses:
+            await until(lambda: probe.window.skipped >= 1, "a round answered by traffic")
+            instances.health_failing = True  # the traffic is still answered, all of it
+            await until(lambda: status_of(repo) == [S.UNHEALTHY], "the instance Unhealthy")
+            checks = instances.health_checks
+            # rounds go on while the traffic that reached it as Healthy is still counted
+            await until(lambda: instances.health_checks >= checks + 3, "three more checks")
+            assert status_of(repo) == [S.UNHEALTHY]
+            assert statuses.get(200, 0) > 0 and statuses.get(500, 0) == 0
+        assert probe.window.failures >= 3

@@ -54,3 +54,10 @@ def test_at_most_max_skips_rounds_in_a_row_are_skipped_then_one_probes() -> None
         window.counted(InstanceTraffic(answered))
         rounds.append(window.take())
     assert rounds == [False, True, True, False, True, True]  # the first has no earlier read
+
+
+def test_a_failed_check_is_probed_again_whatever_the_traffic() -> None:
+    window = window_after(InstanceTraffic(7), InstanceTraffic(9))
+    assert not window.take(may_skip=False)  # answered, but the last check failed
+    window.counted(InstanceTraffic(12))
+    assert window.take()  # a check passed since: the traffic stands for the round again

@@ -10,8 +10,10 @@ The rule, at each of the probe's rounds (every ``interval_s``):
 * the round is skipped, and counts as a passing check, when the gateway read since the
   previous round shows answers and no failure of the instance, every read in between
   having its figures (an instance that is not Healthy, a gateway that did not answer,
-  or counts that went back, as after a gateway restart, give no figures);
-* otherwise the probe runs as ever: traffic stopped, or errors were seen.
+  or counts that went back, as after a gateway restart, give no figures), and the
+  probe's own last check did not fail;
+* otherwise the probe runs as ever: traffic stopped, errors were seen, or the health
+  check itself is failing.
 
 Counting a skipped round as a pass is honest: the instance answered real requests
 (below 500) since the last round and failed none. It only ever keeps an instance
@@ -20,9 +22,12 @@ Unhealthy) has no traffic to speak for it and gets there by its probe alone.
 
 A failing instance leaves balancing at least as fast as without passive health: a
 round is never skipped once a failure was seen, and a paused probe is woken at once by
-the first read that shows one (``woken``), instead of waiting out its interval. What
-passive health cannot see is a health endpoint that fails while the instance still
-answers its traffic below 500: the instance then stays Healthy until the traffic stops.
+the first read that shows one (``woken``), instead of waiting out its interval. A health
+check that fails while the traffic is still answered below 500 is seen at the next
+round that probes (at most ``max_skips`` rounds later): from then on every round
+probes until a check passes, so the traffic can neither mend the failing check's count
+nor, in the reads still taken while the instance was Healthy, bring an Unhealthy one
+back.
 """
 
 from __future__ import annotations
@@ -108,11 +113,13 @@ class TrafficWindow:
             if self._paused:
                 self.woken.set()
 
-    def take(self) -> bool:
+    def take(self, *, may_skip: bool = True) -> bool:
         """A probe round: whether traffic answered for the instance since the previous
-        round (answers, no failure, figures in every read); starts the next window."""
+        round (answers, no failure, figures in every read); starts the next window.
+        ``may_skip`` False (the probe's last check failed): the round probes whatever
+        the traffic says."""
         answered = self._answered > 0 and not self._is_failing and self._is_complete
-        answered = answered and self._skipped < self._max_skips
+        answered = answered and may_skip and self._skipped < self._max_skips
         self._skipped = self._skipped + 1 if answered else 0
         self._answered, self._is_failing = 0, False
         self._is_complete = self._last is not None

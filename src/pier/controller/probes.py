@@ -94,7 +94,7 @@ class Probe:
 
     async def _run(self) -> None:
         while True:
-            if self.traffic.take():
+            if self.traffic.take(may_skip=self.window.failures == 0):
                 delay_s = self._answered_by_traffic()
             else:
                 try:
