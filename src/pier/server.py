@@ -24,7 +24,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from pathlib import Path
 from typing import IO
 
-import httpx
 import structlog
 import uvicorn
 
@@ -213,14 +212,13 @@ async def run(settings: Settings, say: Say = print) -> None:
         )  # fmt: skip
 
     access = RuntimeAccess(repo, runtimes)
-    sampler_http = httpx.AsyncClient(trust_env=False)  # the model servers' statistics
 
     def make_sampler() -> Sampler:
         return Sampler(
             SeriesStore(settings.series_path, retention_s=settings.series.retention_s,
                         max_series=settings.series.max_series),
             repo, GatewayView(gateways), runtimes,
-            interval_s=settings.series.sample_s, http=sampler_http,
+            interval_s=settings.series.sample_s, model_stats=True,
             model_stats_timeout_s=settings.series.model_stats_timeout_s,
         )  # fmt: skip
 
@@ -301,7 +299,6 @@ async def run(settings: Settings, say: Say = print) -> None:
             ("routes", board.close),
             ("API", lambda: _stop_api(server, serving)),
             ("instances", lambda: leadership.end(stop_instances=True)),
-            ("series client", sampler_http.aclose),
             *((f"{name} runtime", runtime.close) for name, runtime in runtimes.items()),
             ("gateway", lambda: asyncio.to_thread(gateway.stop)),
             ("store", lambda: asyncio.to_thread(engine.dispose)),

@@ -87,7 +87,7 @@ def create_app(services: Services) -> FastAPI:
         app.include_router(router, dependencies=[Depends(authenticate)])
 
     @app.get("/healthz", include_in_schema=False)
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:  # on the loop: no worker thread to wait for
         return {"status": "ok"}
 
     install_ui(app, services)

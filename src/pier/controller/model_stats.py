@@ -5,12 +5,17 @@ the model computed, added up over every model it serves."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
+from urllib.parse import urlsplit
 
-import httpx
+from pier.controller.probe_client import BadAnswer, fetch
 
-STATS_PATH = "/v2/models/stats"
+STATS_PATH: Final = "/v2/models/stats"
+STATS_MAX_BYTES: Final = 4 << 20
+"""A statistics answer larger than this is not read (a Triton server of many models
+answers some kilobytes per model)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,13 +59,19 @@ def parse_model_stats(body: dict[str, Any]) -> ModelServerCounts:
     return ModelServerCounts(inferences, queued, queue_ns / 1e9, computed, compute_ns / 1e9)
 
 
-async def read_model_stats(
-    client: httpx.AsyncClient, endpoint: str, timeout_s: float
-) -> ModelServerCounts | None:
-    """The instance's counters; None when it did not answer them in ``timeout_s``."""
+async def read_model_stats(endpoint: str, timeout_s: float) -> ModelServerCounts | None:
+    """The instance's counters (``endpoint``: ``http://host:port``); None when it did not
+    answer them in ``timeout_s``, or not as statistics."""
+    address = urlsplit(endpoint)
+    if address.scheme != "http" or address.hostname is None:
+        return None
     try:
-        response = await client.get(endpoint.rstrip("/") + STATS_PATH, timeout=timeout_s)
-        response.raise_for_status()
-        return parse_model_stats(response.json())
-    except (httpx.HTTPError, ValueError, AttributeError, TypeError):
+        status, body = await fetch(
+            address.hostname, address.port or 80, STATS_PATH,
+            timeout_s=timeout_s, max_body_bytes=STATS_MAX_BYTES,
+        )  # fmt: skip
+        if status != 200:
+            return None
+        return parse_model_stats(json.loads(body))
+    except (OSError, TimeoutError, BadAnswer, ValueError, AttributeError, TypeError):
         return None

@@ -23,7 +23,6 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-import httpx
 import structlog
 
 from pier.controller.gateway_view import GatewayView
@@ -100,17 +99,17 @@ class Sampler:
         runtimes: Mapping[str, Runtime],
         *,
         interval_s: float,
-        http: httpx.AsyncClient | None = None,
+        model_stats: bool = False,
         model_stats_timeout_s: float = 1.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """``http``: where model servers' statistics are read (None: they are not)."""
+        """``model_stats``: whether model servers' statistics are read."""
         self._store = store
         self._repo = repo
         self._gateway = gateway
         self._runtimes = runtimes
         self._interval_s = interval_s
-        self._http = http
+        self._reads_model_stats = model_stats
         self._model_stats_timeout_s = model_stats_timeout_s
         self._clock = clock
         self._previous: Traffic | None = None
@@ -220,15 +219,15 @@ class Sampler:
         An instance the gateway sent no request since its last read is not read again:
         its statistics cannot have moved, so it gets the samples of no increase. This keeps
         the sampler's cost at idle flat in the number of nodes."""
-        if self._http is None:
+        if not self._reads_model_stats:
             return []
-        http, timeout_s = self._http, self._model_stats_timeout_s
+        timeout_s = self._model_stats_timeout_s
         traffic = self._previous
         served = {i.id: _requests_to(traffic, i) for i in instances}
         to_read = [i for i in instances if not self._is_unchanged(i.id, served[i.id])]
         read_ids = {i.id for i in to_read}
         read = await asyncio.gather(
-            *(read_model_stats(http, i.endpoint or "", timeout_s) for i in to_read)
+            *(read_model_stats(i.endpoint or "", timeout_s) for i in to_read)
         )
         counts_of: dict[str, ModelServerCounts | None] = {
             i.id: self._model_counts[i.id].counts for i in instances if i.id not in read_ids

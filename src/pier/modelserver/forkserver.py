@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import importlib
 import json
 import os
@@ -73,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as exc:  # the child meets the same error and reports it
             print(f"pier forkserver: cannot preload {name}: {exc}", file=sys.stderr)
     _set_title(["-m", "pier.modelserver.forkserver", "--fd", str(args.fd)])
+    gc.freeze()  # the children's collections leave these objects (and their pages) alone
     wake_read, wake_write = os.pipe()
     os.set_blocking(wake_read, False)
     os.set_blocking(wake_write, False)
