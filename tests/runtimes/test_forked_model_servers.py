@@ -4,9 +4,11 @@ could not honour its environment."""
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
+import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -328,3 +330,25 @@ def test_a_spawn_request_without_descriptors_is_refused(tmp_path: Path) -> None:
     finally:
         server.close()
     assert "usage: python -m pier.modelserver" in (tmp_path / "log").read_text()
+
+
+def test_a_child_that_pier_gave_up_on_never_runs(tmp_path: Path) -> None:
+    """The fork server's answer lost (pier saw it gone, and exec'd the instance instead):
+    the child it forked all the same must not serve as a second copy."""
+    server = ForkServer({"PATH": os.environ["PATH"]}, {"start_new_session": True, "cwd": "/"})
+    try:
+        mine, theirs = socket.socketpair()
+        with open(tmp_path / "log", "ab") as log_file:
+            socket.send_fds(server._control, [b'{"op": "spawn", "id": 999}'],
+                            [log_file.fileno(), theirs.fileno()])  # fmt: skip
+        theirs.close()
+        request = json.dumps({"argv": ["--name", "never", "--path", str(tmp_path)],
+                              "env": {}, "cwd": str(tmp_path)}).encode()  # fmt: skip
+        mine.sendall(len(request).to_bytes(8, "big") + request)
+        assert mine.recv(16) == b"ok\n"  # set up, and waiting for pier's word
+        [child] = psutil.Process(server.pid).children()
+        mine.close()  # no word: pier took another way
+        child.wait(10)  # it ends (its status is the fork server's to reap: 127)
+        assert (tmp_path / "log").read_bytes() == b""  # the model server never started
+    finally:
+        server.close()

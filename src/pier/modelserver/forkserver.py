@@ -19,10 +19,11 @@ Wire (the local runtime's end: pier.runtimes.local.forks). The control socket is
   (``R`` as subprocess has it: negative for a signal).
 
 The set-up socket carries what the child becomes (``{"argv", "env", "cwd", "cpus",
-"memory_bytes"}``) from pier straight to the child, after the fork: this process never
-holds an instance's environment (its secrets), so no later child inherits one in its
-copy of this process's memory. The child answers ``ok`` (or why it could not set itself
-up) on the same socket, then runs the model server's ``main``.
+"memory_bytes"}``, after its length in 8 bytes) from pier straight to the child, after
+the fork: this process never holds an instance's environment (its secrets), so no later
+child inherits one in its copy of this process's memory. The child answers ``READY``
+(or why it could not set itself up) on the same socket, and runs the model server's
+``main`` once pier answers ``GO``.
 
 This process exits when its control socket closes (`pier up` stopped or died); its
 children run on, as any instance does when pier stops.
@@ -59,6 +60,14 @@ PRELOAD: Final = (
 )
 """Imported before the first fork; a module that fails to import is left to the child,
 which then fails as an exec'd model server would."""
+SETUP_TIMEOUT_S: Final = 60.0
+"""How long a child waits on pier during its set-up before it gives up (and exits)."""
+READY: Final = b"ok\n"
+"""What a child says once it is set up; anything else it says is why it could not be."""
+GO: Final = b"go"
+"""pier's answer to READY once the fork server told it the child's pid: only then does the
+child run the model server. A child whose pier gave up on it (its fork server's answer
+never came) ends instead, so no instance runs twice."""
 SPAWN_EXIT_STATUS: Final = 127
 """A child that could not set itself up exits with this, as a shell does."""
 
@@ -166,9 +175,12 @@ class _Server:
             os.close(self._wake[1])
             os.close(self._control.detach())
             os.setsid()
+            setup.settimeout(SETUP_TIMEOUT_S)
             request = _read_request(setup)
             _become(request, log_fd, keep=setup.fileno())
-            setup.sendall(b"ok")
+            setup.sendall(READY)
+            if _read_exactly(setup, len(GO)) != GO:  # pier did not take this child
+                os._exit(SPAWN_EXIT_STATUS)
             setup.close()
         except BaseException as exc:  # reported to pier, then this child exits
             with contextlib.suppress(OSError):
@@ -200,15 +212,19 @@ def _start_ticks(pid: int) -> int | None:
 
 
 def _read_request(setup: socket.socket) -> dict[str, Any]:
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := setup.recv(65536):
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > SETUP_MAX_BYTES:
-            raise ValueError(f"set-up request over {SETUP_MAX_BYTES} bytes")
-    request: dict[str, Any] = json.loads(b"".join(chunks))
+    size = int.from_bytes(_read_exactly(setup, 8), "big")
+    if size > SETUP_MAX_BYTES:
+        raise ValueError(f"set-up request over {SETUP_MAX_BYTES} bytes")
+    request: dict[str, Any] = json.loads(_read_exactly(setup, size))
     return request
+
+
+def _read_exactly(setup: socket.socket, size: int) -> bytes:
+    """``size`` bytes, or fewer when the other end closed first."""
+    data = bytearray()
+    while len(data) < size and (chunk := setup.recv(size - len(data))):
+        data += chunk
+    return bytes(data)
 
 
 def _become(request: dict[str, Any], log_fd: int, *, keep: int) -> None:

@@ -42,6 +42,9 @@ SPAWN_TIMEOUT_S: Final = 60.0
 """How long one spawn may take, set-up of the child included."""
 MESSAGE_MAX_BYTES: Final = 4096
 """A control message's size limit (pier.modelserver.forkserver's)."""
+READY: Final = b"ok\n"
+"""A child's word that it is set up; GO: pier's that it may run (the fork server's)."""
+GO: Final = b"go"
 MODEL_SERVER_ENV: Final = {"OPENBLAS_NUM_THREADS": "1", "ORT_DISABLE_TELEMETRY": "1"}
 """The environment the fork server starts with, and every model server pier starts (forked
 or exec'd) unless its node sets them: a model server runs requests on worker threads of
@@ -192,18 +195,21 @@ class ForkServer:
             theirs.close()
             request = {"argv": list(argv), "env": dict(env), "cwd": str(cwd), "cpus": cpus,
                        "memory_bytes": memory_bytes}  # fmt: skip
-            try:
-                setup.sendall(json.dumps(request).encode())
-                setup.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass  # no child to read it: the fork failed, as the answer will say
+            data = json.dumps(request).encode()
+            with contextlib.suppress(OSError):  # no child to read it: the answer says why
+                setup.sendall(len(data).to_bytes(8, "big") + data)
             if not waiter.done.wait(SPAWN_TIMEOUT_S):
                 raise ForkServerGone(f"the fork server did not answer in {SPAWN_TIMEOUT_S:g} s")
-            if waiter.spawned is None:
+            if waiter.spawned is None:  # a child forked all the same ends on the close below
                 raise ForkServerGone(waiter.error or "the fork server is gone")
             answer = _read_answer(setup)
-            if answer != "ok":
-                raise SetUpFailed(answer or "the child exited during its set-up")
+            if answer != READY:
+                raise SetUpFailed(answer.decode(errors="replace").strip()
+                                  or "the child exited during its set-up")  # fmt: skip
+            try:
+                setup.sendall(GO)
+            except OSError as exc:
+                raise SetUpFailed(f"the child went during its set-up: {exc}") from exc
             return waiter.spawned
         finally:
             theirs.close()
@@ -271,16 +277,15 @@ class ForkServer:
             self._popen.wait()
 
 
-def _read_answer(setup: socket.socket) -> str:
-    chunks: list[bytes] = []
+def _read_answer(setup: socket.socket) -> bytes:
+    """READY, or what the child said instead before it closed (bounded)."""
+    data = bytearray()
     try:
-        while chunk := setup.recv(4096):
-            chunks.append(chunk)
-            if sum(map(len, chunks)) > 65536:
-                break
+        while data != READY and len(data) < 65536 and (chunk := setup.recv(4096)):
+            data += chunk
     except OSError as exc:
-        return f"no answer from the child: {exc}"
-    return b"".join(chunks).decode(errors="replace")
+        return f"no answer from the child: {exc}".encode()
+    return bytes(data)
 
 
 class ForkServers:
