@@ -128,6 +128,10 @@ def test_a_chart_has_points_after_load_and_log_lines_arrive(
 def test_a_new_configuration_shows_the_rolling_updates_progress(
     page: Page, up: PierProcess
 ) -> None:
+    # Three passes to turn Healthy, the second and third an interval (2 s) apart: a new
+    # instance (forked in milliseconds) would otherwise finish the update between two of
+    # the page's refreshes. The update this makes is over before the one watched starts.
+    up.cli("node", "update", "iris", "--healthy-threshold", "3", "--wait")
     page.goto(NODE)
     generation = up.node("iris")["generation"]
     page.select_option("#settings select[name=configuration]", "c1.4")
