@@ -36,6 +36,12 @@ DEFAULT_USER: Final = "pier-instance"
 ROOT_AS_ROOT: Final = Path("/var/lib/pier-instances")
 SEARCH_PATH: Final = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 CHECK_TIMEOUT_S: Final = 60.0
+MODEL_SERVER_ENV: Final = {"OPENBLAS_NUM_THREADS": "1", "ORT_DISABLE_TELEMETRY": "1"}
+"""Set for every model server pier starts (an instance, forked or exec'd, unless its node
+sets them; a model's description) and for the local runtime's fork server. A model
+server runs requests on worker threads of its own, so BLAS gets none more (and the fork
+server stays single-threaded, as a process that forks must); onnxruntime's telemetry, a
+thread and a database in the process's home sending to the internet, stays off."""
 
 
 @dataclass(frozen=True, slots=True)

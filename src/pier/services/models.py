@@ -23,6 +23,7 @@ import json
 import os
 import secrets
 import shutil
+import subprocess
 import sys
 import tarfile
 import tempfile
@@ -37,7 +38,7 @@ from pier.domain.model_files import UNPACKED, model_path
 from pier.domain.names import validate_model_name
 from pier.domain.specs import ModelFormat
 from pier.domain.views import ModelVersion
-from pier.sandbox import Sandbox
+from pier.sandbox import MODEL_SERVER_ENV, Sandbox
 from pier.services.model_examples import check_example, split_example, store_example
 from pier.services.views import model_view
 from pier.settings import ModelSettings
@@ -298,17 +299,22 @@ async def describe(path: Path, fmt: ModelFormat, sandbox: Sandbox) -> dict[str, 
 async def _run_describe(
     path: Path, fmt: ModelFormat, sandbox: Sandbox, workdir: Path
 ) -> dict[str, Any]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "pier.modelserver", "--describe", "--name", "model",
-        "--format", fmt.value, "--path", str(path),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env=sandbox.environment({}, home=workdir), **sandbox.popen_options(workdir),
-    )  # fmt: skip
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), DESCRIBE_TIMEOUT_S)
-    except TimeoutError:
-        proc.kill()
+    argv = [sys.executable, "-m", "pier.modelserver", "--describe", "--name", "model",
+            "--format", fmt.value, "--path", str(path)]  # fmt: skip
+    env = sandbox.environment(MODEL_SERVER_ENV, home=workdir)
+    options = sandbox.popen_options(workdir)
+
+    def run() -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            argv, stdin=subprocess.DEVNULL, capture_output=True, env=env,
+            timeout=DESCRIBE_TIMEOUT_S, check=False, **options,
+        )  # fmt: skip
+
+    try:  # in a thread: the sandbox's user and groups are subprocess's options, not the loop's
+        proc = await asyncio.to_thread(run)
+    except subprocess.TimeoutExpired:  # killed by subprocess.run
         raise InvalidSpec("body", f"loading the model took over {DESCRIBE_TIMEOUT_S:g} s") from None
+    out, err = proc.stdout, proc.stderr
     if proc.returncode != 0:
         lines = err.decode(errors="replace").strip().splitlines()
         reason = lines[-1] if lines else f"exit code {proc.returncode}"

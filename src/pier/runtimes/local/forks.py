@@ -30,7 +30,7 @@ from typing import Any, Final
 
 import structlog
 
-from pier.sandbox import Sandbox
+from pier.sandbox import MODEL_SERVER_ENV, Sandbox
 
 log = structlog.get_logger("pier.runtimes.local")
 
@@ -45,12 +45,6 @@ MESSAGE_MAX_BYTES: Final = 4096
 READY: Final = b"ok\n"
 """A child's word that it is set up; GO: pier's that it may run (the fork server's)."""
 GO: Final = b"go"
-MODEL_SERVER_ENV: Final = {"OPENBLAS_NUM_THREADS": "1", "ORT_DISABLE_TELEMETRY": "1"}
-"""The environment the fork server starts with, and every model server pier starts (forked
-or exec'd) unless its node sets them: a model server runs requests on worker threads of
-its own, so BLAS gets none more (and the fork server stays single-threaded, as a process
-that forks must); onnxruntime's telemetry, a thread and a database in the instance's
-home sending to the internet, stays off."""
 READ_AT_START: Final = ("PYTHON", "LD_", "OPENBLAS_", "OMP_", "MKL_", "GOTO_", "ORT_")
 """Prefixes of variables that the interpreter or a library reads when it starts: a child
 that would see other values of them than the fork server did is exec'd instead."""
