@@ -40,6 +40,8 @@ START_TIMEOUT_S: Final = 120.0
 """How long the fork server may take to import the model server (a busy machine)."""
 SPAWN_TIMEOUT_S: Final = 60.0
 """How long one spawn may take, set-up of the child included."""
+RETRY_S: Final = 60.0
+"""After a fork server failed to start, how long instances are exec'd before another try."""
 MESSAGE_MAX_BYTES: Final = 4096
 """A control message's size limit (pier.modelserver.forkserver's)."""
 READY: Final = b"ok\n"
@@ -55,10 +57,6 @@ def can_fork(env: Mapping[str, str], server_env: Mapping[str, str]) -> bool:
     fork server started with ``server_env``."""
     keys = {k for k in (*env, *server_env) if k.startswith(READ_AT_START)}
     return all(env.get(k) == server_env.get(k) for k in keys)
-
-
-RETRY_S: Final = 60.0
-"""After a fork server failed to start, how long instances are exec'd before another try."""
 
 
 class ForkServerGone(Exception):
