@@ -157,8 +157,8 @@ async def test_http_probe_keeps_one_connection_and_follows_the_status() -> None:
         await window_after(probe, lambda w: w.passes >= 5)
         assert len(connections) == 1
         answers["close"] = b"Connection: close\r\n"
-        checks = probe.window.checks
-        await window_after(probe, lambda w: w.checks >= checks + 3)
+        checks = probe.window.checks  # one more may be answered already, kept alive
+        await window_after(probe, lambda w: w.checks >= checks + 4)
         assert len(connections) >= 3 and probe.window.passes >= 3
         answers["status"] = b"503 Service Unavailable"
         failing = await window_after(probe, lambda w: w.failures >= 1)
