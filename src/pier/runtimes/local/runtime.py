@@ -215,8 +215,10 @@ class LocalRuntime:
             forked = None
             if is_model_server and self._fork_model_servers:
                 forked = self._fork(argv, env, workdir, log_file, limits)
-            handle, create_time = forked or self._exec(argv, env, workdir, log_file, limits)
+            handle, create_time = forked or (self._exec(argv, env, workdir, log_file, limits), None)
         try:
+            if create_time is None:  # an exec'd child, or a forked one /proc did not show
+                create_time = psutil.Process(handle.pid).create_time()
             with children_lock:
                 children[handle.pid] = Child(create_time, handle)
             record = InstanceState(
@@ -244,9 +246,9 @@ class LocalRuntime:
         workdir: Path,
         log_file: BinaryIO,
         limits: LimitPlan,
-    ) -> tuple[subprocess.Popen[bytes], float]:
+    ) -> subprocess.Popen[bytes]:
         try:
-            popen = subprocess.Popen(
+            return subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,
@@ -261,12 +263,6 @@ class LocalRuntime:
             log_file.write(f"pier: cannot start {argv[0]}: {reason}\n".encode())
             refused = InstanceNotRunnable if isinstance(e, NOT_RUNNABLE) else InvalidSpec
             raise refused("command", f"cannot start {argv[0]!r}: {reason}") from e
-        try:
-            return popen, psutil.Process(popen.pid).create_time()
-        except BaseException:
-            kill_group(popen.pid)
-            popen.wait()
-            raise
 
     def _fork(
         self,
@@ -275,10 +271,11 @@ class LocalRuntime:
         workdir: Path,
         log_file: BinaryIO,
         limits: LimitPlan,
-    ) -> tuple[forks.Forked, float] | None:
-        """pier's model server forked from the sandbox's fork server (see forks.py); None
-        when it must be exec'd: its environment differs where a fork would not see it, or
-        no fork server can start one now."""
+    ) -> tuple[forks.Forked, float | None] | None:
+        """pier's model server forked from the sandbox's fork server (see forks.py), and its
+        creation time as the fork server read it; None when it must be exec'd: its
+        environment differs where a fork would not see it, or no fork server can start one
+        now."""
         if not forks.fork_compatible(env, self._sandbox):
             return None
         server = forks.fork_servers.for_sandbox(self._sandbox)
@@ -300,15 +297,7 @@ class LocalRuntime:
             self._sandbox.remove_dir(workdir)
             log_file.write(f"pier: cannot start the model server: {e}\n".encode())
             raise InvalidSpec("command", f"cannot start the model server: {e}") from e
-        create_time = None if start_ticks is None else create_time_of(start_ticks)
-        try:
-            if create_time is None:
-                create_time = psutil.Process(child.pid).create_time()
-        except BaseException:
-            kill_group(child.pid)
-            child.wait(KILL_WAIT_S)
-            raise
-        return child, create_time
+        return child, None if start_ticks is None else create_time_of(start_ticks)
 
     def _pick_port(self) -> int:
         """A free TCP port on 127.0.0.1, not one handed to a recent instance."""
