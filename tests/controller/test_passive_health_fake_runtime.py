@@ -14,12 +14,14 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 from tests.controller.fake_runtime import FakeRuntime, add_image_node, controllers
 from tests.gateway.gateway_processes import Gateway, start_gateway, stop, write_routes
 
 from pier.controller.routes import RouteBoard
+from pier.controller.tracked import TrackedInstance
 from pier.domain.instance_status import InstanceStatus
 from pier.store.repository import Repository
 
@@ -127,12 +129,14 @@ def status_of(repo: Repository) -> list[S]:
     return [r.status for r in repo.list_instances("default")]
 
 
-async def test_traffic_pauses_the_probe_and_a_failing_instance_still_goes_unhealthy(
-    repo: Repository, tmp_path: Path
-) -> None:
-    instances = Instances()
+@contextlib.asynccontextmanager
+async def healthy_web(
+    repo: Repository, tmp_path: Path, instances: Instances, health: dict[str, Any]
+) -> AsyncIterator[tuple[Gateway, TrackedInstance]]:
+    """A public image node "web" of one instance answering as ``instances`` do, behind a
+    real gateway, its controller ticking every 0.1 s; yields once the instance is Healthy."""
     board = RouteBoard()
-    add_image_node(repo, "web", health=HEALTH, access="public")
+    add_image_node(repo, "web", health=health, access="public")
     async with (
         contextlib.aclosing(instances),
         routed_gateway(board, tmp_path) as gateway,
@@ -143,6 +147,14 @@ async def test_traffic_pauses_the_probe_and_a_failing_instance_still_goes_unheal
         await controller.start()
         await until(lambda: status_of(repo) == [S.HEALTHY], "a Healthy instance")
         (tracked,) = controller._instances.values()
+        yield gateway, tracked
+
+
+async def test_traffic_pauses_the_probe_and_a_failing_instance_still_goes_unhealthy(
+    repo: Repository, tmp_path: Path
+) -> None:
+    instances = Instances()
+    async with healthy_web(repo, tmp_path, instances, HEALTH) as (gateway, tracked):
         probe = tracked.probe
         assert probe is not None
         at_rest = instances.health_checks
@@ -172,19 +184,8 @@ async def test_a_failing_health_check_under_answered_traffic_goes_unhealthy_and_
     repo: Repository, tmp_path: Path
 ) -> None:
     instances = Instances()
-    board = RouteBoard()
     health = {**HEALTH, "grace_s": 60}  # Unhealthy long enough to be watched
-    add_image_node(repo, "web", health=health, access="public")
-    async with (
-        contextlib.aclosing(instances),
-        routed_gateway(board, tmp_path) as gateway,
-        controllers(repo, tmp_path) as make,
-    ):
-        runtime = FakeRuntime(serve=True, handler=instances.handle)
-        controller = make(runtime, board=board, gateway=gateway, tick_s=0.1)
-        await controller.start()
-        await until(lambda: status_of(repo) == [S.HEALTHY], "a Healthy instance")
-        (tracked,) = controller._instances.values()
+    async with healthy_web(repo, tmp_path, instances, health) as (gateway, tracked):
         probe = tracked.probe
         assert probe is not None
 
