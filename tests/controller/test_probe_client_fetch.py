@@ -26,10 +26,12 @@ async def answering() -> AsyncIterator[Start]:
 
     async def start(answer: bytes) -> int:
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            heads.append(await reader.readuntil(b"\r\n\r\n"))
-            writer.write(answer)
-            await writer.drain()
-            writer.close()
+            try:
+                heads.append(await reader.readuntil(b"\r\n\r\n"))
+                writer.write(answer)
+                await writer.drain()
+            finally:
+                writer.close()
 
         server = await asyncio.start_server(handle, "127.0.0.1", 0)
         servers.append(server)

@@ -137,9 +137,11 @@ async def test_http_probe_keeps_one_connection_and_follows_the_status() -> None:
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         connections.append(1)
-        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
-            await answer(reader, writer)
-        writer.close()
+        try:
+            with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+                await answer(reader, writer)
+        finally:  # also when the test's loop ends first and cancels this handler
+            writer.close()
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while (await reader.readuntil(b"\r\n\r\n")).startswith(b"GET /ready "):
