@@ -1,11 +1,11 @@
 """What an alias costs in pier's gateway, in one run, on one load generator.
 
-    uv run python bench/alias.py [--duration 5] [--rounds 3] [--quick] [--mirror-percent 10]
+    uv run python bench/alias.py [--duration 3] [--rounds 8] [--quick] [--mirror-percent 10]
+        [--upstream nginx|python] [--concurrency 1 32]
 
-Three echo upstreams (``_upstream.py``, a bare ASGI app on uvicorn) are nodes ``e1``,
-``e2`` and ``e3`` of one ``python -m pier.gateway`` (routes from a routes file). wrk
-(one thread, CPU 1; the gateway and upstreams on CPU 0, as in NOTES-performance.md)
-measures, at each concurrency, interleaved in rounds:
+Three echo upstreams are nodes ``e1``, ``e2`` and ``e3`` of one ``python -m pier.gateway``
+(routes from a routes file). wrk (one thread, CPU 1; the gateway and upstreams on CPU 0,
+as in NOTES-performance.md) measures, at each concurrency, interleaved in rounds:
   * ``node``: ``e1`` called directly through the gateway (``/default/nodes/e1/...``);
   * ``alias``: an alias over ``e1`` and ``e2``, 50/50 (``/default/aliases/pair/...``);
   * ``node x2``: one node ``e12`` whose two instances are ``e1``'s and ``e2``'s
@@ -13,9 +13,17 @@ measures, at each concurrency, interleaved in rounds:
     cost from that of a second upstream process on CPU 0;
   * ``mirrored``: the same alias with ``--mirror-percent`` of its requests copied to
     ``e3`` (``/default/aliases/mirrored/...``).
-The median of the rounds is shown with the ratio to ``node``, for requests/s and for the
-gateway process's CPU time per request (user + system, from /proc: steadier than
-requests/s on a shared machine, and what the gateway would do on a CPU of its own).
+The upstreams (``--upstream``) are nginx answering a fixed V2 body (the default): an upstream
+several times cheaper than the gateway, so the CPU they share with it stays small and what
+the figures show is the gateway's; or ``python``, ``_upstream.py`` (a bare ASGI app on
+uvicorn), which costs about what the gateway does, so that a second upstream process on
+CPU 0 moves the figures as much as the alias does.
+The median of the rounds is shown, and each target's ratio to ``node`` (and to ``node x2``)
+for requests/s and for the gateway process's CPU time per request (user + system, from
+/proc: what the gateway would do on a CPU of its own). A ratio is the median of each round's
+ratio: the targets of a round run seconds apart, in reverse order every other round, so
+that the machine's drift over a run (a fifth, for one target alone, on a shared machine)
+cancels out of it.
 Targets: the alias costs at most 5% of throughput, the mirror at most 15%.
 """
 
@@ -30,6 +38,7 @@ import tempfile
 from collections import defaultdict
 from pathlib import Path
 
+from _upstream import BODY
 from _wrk import (
     POST_LUA,
     WrkResult,
@@ -42,6 +51,44 @@ from _wrk import (
     wait_for_port,
 )
 from gateway import ECHO_PATH, SERVER_CPU, start_echo, worker_pid
+
+NGINX_ECHO_CONF = """\
+worker_processes 1;
+error_log {dir}/error.log warn;
+pid {dir}/nginx.pid;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    keepalive_requests 100000000;
+    keepalive_timeout 600s;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            default_type application/json;
+            return 200 '{body}';
+        }}
+    }}
+}}
+"""
+
+
+def start_upstream(kind: str, port: int, work: Path) -> subprocess.Popen[bytes]:
+    """An echo upstream on the gateway's CPU: nginx's fixed answer, or ``_upstream.py``."""
+    if kind == "python":
+        return start_echo(port)
+    nginx_dir = work / f"nginx-{port}"
+    nginx_dir.mkdir()
+    conf = nginx_dir / "nginx.conf"
+    conf.write_text(NGINX_ECHO_CONF.format(dir=nginx_dir, port=port, body=BODY.decode()))
+    argv = ["nginx", "-p", str(nginx_dir), "-c", str(conf), "-g", "daemon off;"]
+    process = subprocess.Popen(pinned(SERVER_CPU, argv))
+    wait_for_port(port, process)
+    return process
 
 
 def _routes(ports: dict[str, int], mirror_percent: float) -> dict[str, object]:
@@ -82,10 +129,13 @@ def _routes(ports: dict[str, int], mirror_percent: float) -> dict[str, object]:
     return {"version": 1, "nodes": nodes, "aliases": aliases}
 
 
-def start_gateway(port: int, routes: dict[str, object], work: Path) -> subprocess.Popen[bytes]:
+def start_gateway(
+    port: int, routes: dict[str, object], work: Path, extra: list[str] | None = None
+) -> subprocess.Popen[bytes]:
     path = work / "routes.json"
     path.write_text(json.dumps(routes))
     argv = [sys.executable, "-m", "pier.gateway", "--port", str(port), "--routes-file", str(path)]
+    argv += extra or []
     log = open(work / "gateway.log", "wb")  # noqa: SIM115 - lives as long as the process
     process = subprocess.Popen(pinned(SERVER_CPU, argv), stdout=log, stderr=subprocess.STDOUT)
     wait_for_port(port, process)
@@ -94,23 +144,40 @@ def start_gateway(port: int, routes: dict[str, object], work: Path) -> subproces
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median)")
+    parser.add_argument("--duration", type=float, default=3.0, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=8, help="interleaved rounds (median)")
     parser.add_argument("--quick", action="store_true", help="3 s runs, 1 round")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 32])
     parser.add_argument("--mirror-percent", type=float, default=10.0)
+    parser.add_argument(
+        "--mirror-batch-wait-s",
+        type=float,
+        default=0.0,
+        help="the gateway's --mirror-batch-wait-s: copies sent in bursts (0: each at once)",
+    )
+    parser.add_argument(
+        "--upstream",
+        choices=("nginx", "python"),
+        default="nginx",
+        help="the echo upstreams: nginx's fixed answer or bench/_upstream.py (uvicorn)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.duration, args.rounds = 3.0, 1
-    require_tools("wrk", "taskset")
+    require_tools("wrk", "taskset", *(["nginx"] if args.upstream == "nginx" else []))
     results: Runs = defaultdict(list)
     with tempfile.TemporaryDirectory(prefix="pier-bench-alias-") as tmp:
         processes: list[subprocess.Popen[bytes]] = []
         try:
             ports = {name: free_port() for name in ("e1", "e2", "e3")}
-            processes += [start_echo(port) for port in ports.values()]
+            processes += [start_upstream(args.upstream, p, Path(tmp)) for p in ports.values()]
             port = free_port()
-            gateway = start_gateway(port, _routes(ports, args.mirror_percent), Path(tmp))
+            gateway = start_gateway(
+                port,
+                _routes(ports, args.mirror_percent),
+                Path(tmp),
+                ["--mirror-batch-wait-s", str(args.mirror_batch_wait_s)],
+            )
             processes.append(gateway)
             gateway_pid = worker_pid(gateway)
             base = f"http://127.0.0.1:{port}/default"
@@ -121,8 +188,11 @@ def main() -> None:
                 "mirrored": f"{base}/aliases/mirrored{ECHO_PATH}",
             }
             for round_index in range(args.rounds):
+                order = list(targets.items())
+                if round_index % 2:  # ABBA: a drift within a round favours no target
+                    order.reverse()
                 for connections in args.concurrency:
-                    for name, url in targets.items():
+                    for name, url in order:
                         result, cpu_us = measure(url, connections, args.duration, gateway_pid)
                         results[(name, connections)].append((result, cpu_us))
                         print(
@@ -150,20 +220,29 @@ Runs = dict[tuple[str, int], list[tuple[WrkResult, float]]]
 """(target, connections) -> one (wrk result, gateway CPU us/request) per round."""
 
 
+def _paired(results: Runs, name: str, base: str, connections: int) -> tuple[float, float]:
+    """Medians over the rounds of ``name``'s throughput as a share of ``base``'s in the
+    same round, and of ``base``'s gateway CPU per request as a share of ``name``'s: each
+    round's pair ran seconds apart, so the machine's drift over a run (here up to a
+    fifth, for one target alone) cancels out of the ratio."""
+    pairs = list(zip(results[(name, connections)], results[(base, connections)], strict=True))
+    return (
+        statistics.median(r.requests_per_s / b.requests_per_s for (r, _), (b, _) in pairs),
+        statistics.median(b_cpu / cpu for (_, cpu), (_, b_cpu) in pairs),
+    )
+
+
 def _print_table(results: Runs, args: argparse.Namespace) -> None:
     print(
         f"\n{args.rounds} round(s) of {args.duration:g} s, wrk -t1 on CPU 1, gateway and "
-        f"upstreams on CPU {SERVER_CPU}; mirror {args.mirror_percent:g}%; median per target\n"
+        f"{args.upstream} upstreams on CPU {SERVER_CPU}; mirror {args.mirror_percent:g}%; "
+        "median per target; ratios are medians of each round's ratio\n"
     )
     print(
         f"{'target':<10}{'conc':>5}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'x node':>8}"
         f"{'x n x2':>8}{'gw us/req':>11}{'x node':>8}{'errors':>8}"
     )
     for connections in args.concurrency:
-        node_runs = results[("node", connections)]
-        node = statistics.median(r.requests_per_s for r, _ in node_runs)
-        node_cpu = statistics.median(c for _, c in node_runs)
-        node2 = statistics.median(r.requests_per_s for r, _ in results[("node x2", connections)])
         for name in ("node", "node x2", "alias", "mirrored"):
             runs = results[(name, connections)]
             rps = statistics.median(r.requests_per_s for r, _ in runs)
@@ -171,9 +250,11 @@ def _print_table(results: Runs, args: argparse.Namespace) -> None:
             p99 = statistics.median(r.p99_ms for r, _ in runs)
             cpu = statistics.median(c for _, c in runs)
             errors = sum(r.errors for r, _ in runs)
+            x_node, x_node_cpu = _paired(results, name, "node", connections)
+            x_node2, _ = _paired(results, name, "node x2", connections)
             print(
-                f"{name:<10}{connections:>5}{rps:>10.0f}{p50:>9.3f}{p99:>9.3f}{rps / node:>8.2f}"
-                f"{rps / node2:>8.2f}{cpu:>11.1f}{node_cpu / cpu:>8.2f}{errors:>8}"
+                f"{name:<10}{connections:>5}{rps:>10.0f}{p50:>9.3f}{p99:>9.3f}{x_node:>8.2f}"
+                f"{x_node2:>8.2f}{cpu:>11.1f}{x_node_cpu:>8.2f}{errors:>8}"
             )
     print("\nx node: throughput as a share of node's (req/s), and node's gateway CPU per request")
     print("as a share of the target's (what the gateway would do on a CPU of its own).")

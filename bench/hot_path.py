@@ -1,10 +1,12 @@
 """The gateway's own CPU cost per request, without sockets: what Python spends.
 
     uv run python bench/hot_path.py [--requests 200000] [--rounds 5]
-        [--targets node alias mirrored] [--mirror-percent 10] [--burst 1] [--profile]
+        [--targets node node-x2 alias mirrored] [--mirror-percent 10] [--burst 1] [--profile]
 
 A ``Gateway`` is built in this process with three nodes of one instance each (``e1``,
-``e2``, ``e3``), an alias ``pair`` over ``e1`` and ``e2`` (50/50) and an alias
+``e2``, ``e3``), a node ``e12`` whose two instances are ``e1``'s and ``e2``'s
+(``node-x2``: the alias's two upstreams without the alias), an alias ``pair`` over ``e1``
+and ``e2`` (50/50) and an alias
 ``mirrored``, the same with ``--mirror-percent`` of its requests copied to ``e3`` (as in
 ``bench/alias.py``). Client and pooled instance connections get transports that only
 count what is written. Each request is fed to the client connection as one read (a
@@ -48,6 +50,7 @@ from pier.gateway.server import ClientConnection
 BODY = b'{"inputs":[{"name":"x","datatype":"FP32","shape":[1,4],"data":[0.1,0.2,0.3,0.4]}]}'
 PATHS = {
     "node": b"/default/nodes/e1",
+    "node-x2": b"/default/nodes/e12",
     "alias": b"/default/aliases/pair",
     "mirrored": b"/default/aliases/mirrored",
 }
@@ -113,6 +116,16 @@ def routes(mirror_percent: float) -> RouteTable:
         )
         for name, port in (("e1", 9), ("e2", 10), ("e3", 11))
     }
+    nodes["default/e12"] = NodeRoute(  # the alias's two instances as one node's
+        project="default",
+        node="e12",
+        access=Access.PUBLIC,
+        idle_timeout_s=1e9,
+        instances=tuple(
+            RouteInstance(instance_id=f"e12-{port}", endpoint=f"http://127.0.0.1:{port}")
+            for port in (9, 10)
+        ),
+    )
     pair = (AliasTarget(node="e1", weight=50), AliasTarget(node="e2", weight=50))
     aliases = {
         "default/pair": AliasRoute(
@@ -129,12 +142,48 @@ def routes(mirror_percent: float) -> RouteTable:
     return RouteTable(version=1, nodes=nodes, aliases=aliases)
 
 
+class DueBursts:
+    """The mirrors' loop, as the bench drives it: ``time`` from the real loop, and the
+    burst ``call_soon`` asks for kept for the bench to run (the real loop never runs
+    here, so its handles would pile up, hundreds of thousands a round, and every
+    allocation after them would pay for the memory they hold)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.due: list[Any] = []
+
+    def time(self) -> float:
+        return self.loop.time()
+
+    def call_soon(self, callback: Any) -> asyncio.Handle:
+        self.due.append(callback)
+        return asyncio.Handle(callback, (), self.loop)
+
+    def create_task(self, coro: Any) -> asyncio.Task[Any]:
+        return self.loop.create_task(coro)
+
+    def run_due(self) -> None:
+        due, self.due = self.due, []
+        for callback in due:
+            callback()
+
+
+class MirrorsOwner:
+    """What ``Mirrors`` needs of the gateway, with ``DueBursts`` for its loop."""
+
+    def __init__(self, gateway: Gateway, loop: DueBursts) -> None:
+        self.loop = loop
+        self.deadlines = gateway.deadlines
+
+
 class Bench:
     """One gateway, one client connection, one pooled connection per instance."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, mirror_percent: float) -> None:
         self.gateway = gateway = Gateway(GatewayConfig(), loop)
         gateway.apply(routes(mirror_percent))
+        self.bursts = DueBursts(loop)
+        gateway.mirrors.owner = MirrorsOwner(gateway, self.bursts)  # type: ignore[assignment]
         self.sent: list[UpstreamConnection] = []
         self.conns = []
         for upstream in gateway.router.upstreams:
@@ -156,7 +205,7 @@ class Bench:
         data = request(PATHS[target])
         sent = self.sent
         mirrors = self.gateway.mirrors
-        send_copies = mirrors.send_burst  # what the loop calls when a burst is due
+        send_copies = self.bursts.run_due  # what the loop runs when a burst is due
         started = time.thread_time_ns()
         for index in range(requests):
             to_gateway(data)
