@@ -50,30 +50,17 @@ from _wrk import (
     stop,
     wait_for_port,
 )
-from gateway import ECHO_PATH, SERVER_CPU, start_echo, worker_pid
+from gateway import ECHO_PATH, NGINX_CONF, SERVER_CPU, start_echo, worker_pid
 
-NGINX_ECHO_CONF = """\
-worker_processes 1;
-error_log {dir}/error.log warn;
-pid {dir}/nginx.pid;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    client_body_temp_path {dir}/body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fastcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
+NGINX_ECHO_HTTP = """\
     keepalive_requests 100000000;
     keepalive_timeout 600s;
-    server {{
-        listen 127.0.0.1:{port};
+"""
+NGINX_ECHO_LOCATION = """\
         location / {{
             default_type application/json;
             return 200 '{body}';
         }}
-    }}
-}}
 """
 
 
@@ -84,7 +71,14 @@ def start_upstream(kind: str, port: int, work: Path) -> subprocess.Popen[bytes]:
     nginx_dir = work / f"nginx-{port}"
     nginx_dir.mkdir()
     conf = nginx_dir / "nginx.conf"
-    conf.write_text(NGINX_ECHO_CONF.format(dir=nginx_dir, port=port, body=BODY.decode()))
+    conf.write_text(  # bench/gateway.py's nginx, answering itself instead of proxying
+        NGINX_CONF.format(
+            dir=nginx_dir,
+            port=port,
+            upstreams=NGINX_ECHO_HTTP,
+            locations=NGINX_ECHO_LOCATION.format(body=BODY.decode()),
+        )
+    )
     argv = ["nginx", "-p", str(nginx_dir), "-c", str(conf), "-g", "daemon off;"]
     process = subprocess.Popen(pinned(SERVER_CPU, argv))
     wait_for_port(port, process)
