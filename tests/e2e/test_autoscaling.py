@@ -51,8 +51,11 @@ def test_a_node_scales_with_its_load_and_back(
     scaled = [e["message"] for e in pier.events("web") if e["kind"] == "node_scaled"]
     assert any("to 3 instances" in m and "requests in flight" in m for m in scaled), scaled
     assert any("to 1 instances" in m for m in scaled), scaled
-    shown = pier.cli("node", "get", "web").stdout
-    assert "1/1 Healthy" in shown and "1 per instance" in shown
+    # a busy CI machine may fail two of the 0.5 s health checks in a row as the surplus
+    # containers go: the instance is then briefly Unhealthy, and Healthy again
+    pier.wait_for(lambda: "1/1 Healthy" in pier.cli("node", "get", "web").stdout,
+                  what="node get showing 1/1 Healthy")  # fmt: skip
+    assert "1 per instance" in pier.cli("node", "get", "web").stdout
 
 
 def test_a_node_scales_from_zero_on_its_first_request_and_back_to_zero(
