@@ -243,12 +243,13 @@ def main() -> None:
 
 
 def profile(pid: int, window_s: float, path: Path) -> None:
-    """py-spy's samples of ``pid`` (every thread, idle ones left out), collapsed stacks."""
+    """py-spy's samples of ``pid`` taken while a thread holds the GIL (what the process
+    spends running, not waiting), collapsed stacks."""
     py_spy = shutil.which("py-spy")
     if py_spy is None:
         sys.exit("py-spy is missing: pip install py-spy (or uv run --with py-spy)")
     argv = [py_spy, "record", "--pid", str(pid), "--duration", f"{window_s:.0f}",
-            "--format", "raw", "--output", str(path), "--rate", "200"]  # fmt: skip
+            "--format", "raw", "--output", str(path), "--rate", "200", "--gil"]  # fmt: skip
     subprocess.run(argv, check=True, capture_output=True)
     print(f"profile of `pier up` written to {path}")
 

@@ -21,6 +21,7 @@ import psutil
 import pytest
 from sqlalchemy import Engine
 
+from pier.sandbox import default_root
 from pier.store.database import create_store_engine, migrate
 from pier.store.repository import Repository
 from tests.postgres import PostgresServer, shared_postgres
@@ -302,11 +303,17 @@ class PierProcess:
 
 
 def _kill_leftovers(data_dir: Path) -> list[str]:
-    """Kill whatever a test left running under data_dir; return what was found."""
+    """Kill whatever a test left running under data_dir, or under its installation's
+    sandbox directory (where local instances run from: a `pier up` a test killed leaves
+    them for the next one to adopt); return what was found."""
+    marks = [str(data_dir)]
+    installation = data_dir / "installation.id"
+    if installation.exists():
+        marks.append(str(default_root() / installation.read_text().strip()))
     found = []
     for proc in psutil.process_iter(["pid", "cmdline"]):
         cmdline = " ".join(proc.info["cmdline"] or [])
-        if str(data_dir) in cmdline and proc.pid != os.getpid():
+        if any(mark in cmdline for mark in marks) and proc.pid != os.getpid():
             found.append(cmdline)
             with contextlib.suppress(psutil.Error):
                 proc.kill()
