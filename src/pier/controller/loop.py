@@ -115,6 +115,9 @@ class Controller:
         self._clock = clock
         self._nodes: dict[NodeKey, NodeState] = {}
         """Per node, all the controller keeps of it (see node_state.py)."""
+        self._reconciled: set[NodeKey] = set()
+        """Nodes with a reconcile task whose outcome is not taken yet: a tick looks at
+        these, not at every node (most of a thousand idle ones have none)."""
         self._http = httpx.AsyncClient(trust_env=False)
         self._task: asyncio.Task[None] | None = None
         self._max_body_bytes = max_body_bytes
@@ -389,14 +392,14 @@ class Controller:
         for node in nodes:
             ceiling = quota_ceiling(node, nodes, store.limits, self._current_target)
             self._state(node.key).target = await self._scale(node, loads, now, ceiling)
-        failed = self._take_failures(nodes)  # of reconciles that outlived their tick
+        failed = self._take_failures()  # of reconciles that outlived their tick
         at = time.monotonic()
         due = [n for n in nodes if not self._still_quiet(n, seen_by_node.get(n.key, {}), at)]
         started = [self._start_reconcile(n, seen_by_node.get(n.key, {})) for n in due]
         tasks = [task for task in started if task is not None]
         if tasks:  # a slow node goes on in the background; the others are not held up
             await asyncio.wait(tasks, timeout=self._settings.tick_s)
-            failed += self._take_failures(nodes)
+            failed += self._take_failures()
         # judged now, with the failures just taken: a reconcile that ends during the
         # awaits below has a failure the next tick takes, so it proves nothing here
         complete = len(tasks) == len(started) and all(task.done() for task in tasks)
@@ -477,10 +480,18 @@ class Controller:
         read = self._alias_read
         return None if read is None else traffic_counts(read)
 
-    def _take_failures(self, nodes: list[NodeRecord]) -> list[BaseException]:
-        """What the nodes' finished reconciles raised (only StoreUnavailable gets out)."""
-        found = (self._state(n.key).take_failure() for n in nodes)
-        return [exc for exc in found if exc is not None]
+    def _take_failures(self) -> list[BaseException]:
+        """What the finished reconciles raised (only StoreUnavailable gets out)."""
+        found: list[BaseException] = []
+        for key in list(self._reconciled):
+            state = self._nodes.get(key)
+            if state is None:  # the node was removed, and all of it forgotten
+                self._reconciled.discard(key)
+            elif state.reconciling is None or state.reconciling.done():
+                self._reconciled.discard(key)
+                if (exc := state.take_failure()) is not None:
+                    found.append(exc)
+        return found
 
     def _start_reconcile(
         self, node: NodeRecord, seen: dict[InstanceId, Observed]
@@ -494,6 +505,7 @@ class Controller:
         )
         task.add_done_callback(_retrieve_store_failure)
         state.reconciling = task
+        self._reconciled.add(node.key)
         return task
 
     async def _publish_routes(self, store: StoreState | None = None) -> int:
